@@ -138,7 +138,8 @@ export interface Backend {
   /**
    * Backpropagation through time for the ROAF cell.
    * ghs (T, B, N): on entry, ∂loss/∂h_t for t = 1..T from the loss (zeros where a step has no loss term);
-   * it is used as scratch and its contents are undefined afterwards.
+   * on return, the complete ∂loss/∂h_t for t = 1..T (loss term plus what flows back from later steps),
+   * which the diagnostics read as the gradient-norm curve over time.
    * gzs (T, B, N) scratch (receives gz_t). Accumulates gW (N, N), gU (N, D), gb (N).
    * Writes gh0 (B, N) = ∂loss/∂h_0 unless null, and gxs (T, B, D) = ∂loss/∂x_t unless null.
    */
@@ -159,7 +160,7 @@ export interface Backend {
   ): void;
 
   /**
-   * ghs (T, B, N) as for roafCellBackward (scratch afterwards); gGates (T, B, 4N) scratch.
+   * ghs (T, B, N) as for roafCellBackward (complete ∂loss/∂h_t on return); gGates (T, B, 4N) scratch.
    * Accumulates gWx, gWh, gb. Writes gxs (T, B, D) unless null.
    */
   lstmBackward(

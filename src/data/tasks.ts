@@ -1,0 +1,115 @@
+// The task registry: a task name and options -> its train and test datasets.
+//
+// Options are validated here, at the boundary, and errors name the CLI flag that sets them
+// (`--task`, `--seq-len`, `--data-dir`, `--train-limit`, ...), since that is what a user typed.
+
+import { UsageError, checkChoice, checkRange } from '../util/errors.js';
+import { Random } from '../util/random.js';
+import { AddingDataset } from './adding.js';
+import { CopyDataset } from './copy.js';
+import { limitDataset, type TaskData } from './dataset.js';
+import { loadImageDataset, type ImageKind, type Split } from './mnist.js';
+import { sequentialImages } from './sequential.js';
+
+export const TASKS = ['mnist', 'fashion-mnist', 'smnist', 'psmnist', 'adding', 'copy'] as const;
+export type TaskName = (typeof TASKS)[number];
+
+/**
+ * What a task's model must output, following its `TargetSpec`:
+ * - 'classification': one class per sample ('class'): mnist, fashion-mnist, smnist, psmnist;
+ * - 'regression': real targets per sample ('regression'): adding;
+ * - 'sequence-classification': one class per step ('class-per-step'): copy.
+ */
+export type TaskKind = 'classification' | 'regression' | 'sequence-classification';
+
+export function taskKind(name: TaskName): TaskKind {
+  switch (name) {
+    case 'mnist': case 'fashion-mnist': case 'smnist': case 'psmnist': return 'classification';
+    case 'adding': return 'regression';
+    case 'copy': return 'sequence-classification';
+  }
+}
+
+/** True if the task feeds its input over many steps (a recurrent model's task); false for flat images. */
+export function isSequential(name: TaskName): boolean {
+  return name !== 'mnist' && name !== 'fashion-mnist';
+}
+
+/** Default sample counts of the generated tasks (adding, copy). */
+export const DEFAULT_TRAIN_SIZE = 10_000;
+export const DEFAULT_TEST_SIZE = 1_000;
+/** Default `seqLen`: adding T = 200; copy L = 100 blanks (T = 120). */
+export const DEFAULT_SEQ_LEN = { adding: 200, copy: 100 } as const;
+/** Largest accepted `seqLen`, only to catch typos before allocating; far beyond the T = 10,000 goal. */
+export const MAX_SEQ_LEN = 10_000_000;
+
+export interface TaskOptions {
+  /** Directory of the IDX files (mnist, fashion-mnist, smnist, psmnist); default: see `defaultImageDir`. */
+  dataDir?: string;
+  /**
+   * Sequence length of the generated tasks. adding: T, an integer >= 2 (default 200). copy: L, the
+   * number of blanks between the symbols and the marker, an integer >= 1 (default 100, so T = L + 20 = 120).
+   * Not accepted for the image tasks, whose length is fixed (784 for smnist, psmnist).
+   */
+  seqLen?: number;
+  /** Any integer; the generated tasks draw train and test samples from two seeds derived from it. */
+  seed: number;
+  /** Use only the first `trainLimit` training samples (an integer >= 1; all if larger than the split). */
+  trainLimit?: number;
+  /** Use only the first `testLimit` test samples (an integer >= 1; all if larger than the split). */
+  testLimit?: number;
+  /** Number of generated training samples (adding, copy only; default 10,000). */
+  trainSize?: number;
+  /** Number of generated test samples (adding, copy only; default 1,000). */
+  testSize?: number;
+}
+
+/** The seed of one split of a generated task: train and test never share a sample stream. */
+export function splitSeed(seed: number, split: Split): number {
+  return Random.derive(seed, split === 'train' ? 0 : 1).nextUint32();
+}
+
+/** Loads or generates task `name`; every bad option is a `UsageError` naming its flag. */
+export function loadTask(name: string, opts: TaskOptions): TaskData {
+  const task = checkChoice('--task', name, TASKS);
+  if (!Number.isInteger(opts.seed)) throw new UsageError(`--seed must be an integer, got ${String(opts.seed)}`);
+  const generated = task === 'adding' || task === 'copy';
+  if (!generated) {
+    for (const [flag, value] of [['--seq-len', opts.seqLen], ['--train-size', opts.trainSize], ['--test-size', opts.testSize]] as const) {
+      if (value !== undefined) {
+        throw new UsageError(`${flag} applies only to the generated tasks adding and copy, not to --task ${task} (got ${value})`);
+      }
+    }
+  } else if (opts.dataDir !== undefined) {
+    throw new UsageError(`--data-dir applies only to the image tasks mnist, fashion-mnist, smnist and psmnist, not to --task ${task}`);
+  }
+  const data = generated ? generateTask(task, opts) : loadImageTask(task, opts.dataDir);
+  const train = opts.trainLimit === undefined ? data.train
+    : limitDataset(data.train, checkRange('--train-limit', opts.trainLimit, 1, Infinity, { integer: true }));
+  const test = opts.testLimit === undefined ? data.test
+    : limitDataset(data.test, checkRange('--test-limit', opts.testLimit, 1, Infinity, { integer: true }));
+  return { train, test };
+}
+
+function loadImageTask(task: 'mnist' | 'fashion-mnist' | 'smnist' | 'psmnist', dataDir: string | undefined): TaskData {
+  const kind: ImageKind = task === 'fashion-mnist' ? 'fashion-mnist' : 'mnist';
+  const load = (split: Split) => {
+    const images = loadImageDataset(dataDir, { kind }, split);
+    if (task === 'mnist' || task === 'fashion-mnist') return images;
+    return sequentialImages(`${task}/${split}`, images, { permuted: task === 'psmnist' });
+  };
+  return { train: load('train'), test: load('test') };
+}
+
+function generateTask(task: 'adding' | 'copy', opts: TaskOptions): TaskData {
+  const minLen = task === 'adding' ? 2 : 1;
+  const seqLen = checkRange('--seq-len', opts.seqLen ?? DEFAULT_SEQ_LEN[task], minLen, MAX_SEQ_LEN, { integer: true });
+  const size = (split: Split): number => split === 'train'
+    ? checkRange('--train-size', opts.trainSize ?? DEFAULT_TRAIN_SIZE, 1, Infinity, { integer: true })
+    : checkRange('--test-size', opts.testSize ?? DEFAULT_TEST_SIZE, 1, Infinity, { integer: true });
+  const make = (split: Split) => {
+    const common = { name: `${task}/${split}`, count: size(split), seed: splitSeed(opts.seed, split) };
+    return task === 'adding' ? new AddingDataset({ ...common, steps: seqLen }) : new CopyDataset({ ...common, blanks: seqLen });
+  };
+  return { train: make('train'), test: make('test') };
+}

@@ -1,0 +1,62 @@
+// Model configuration: which network, its sizes and ROAF coefficients, validated at the boundary.
+
+import type { DType } from '../backend/backend.js';
+import { FILTER_KINDS, type FilterKind } from '../nn/filter.js';
+import { UsageError, checkChoice, checkRange } from '../util/errors.js';
+
+export const MODEL_KINDS = ['roaf-mlp', 'mlp', 'resmlp', 'roaf-rnn', 'rnn', 'lstm', 'gru'] as const;
+export type ModelKind = (typeof MODEL_KINDS)[number];
+
+export function isRecurrent(model: ModelKind): boolean {
+  return model === 'roaf-rnn' || model === 'rnn' || model === 'lstm' || model === 'gru';
+}
+
+export interface ModelConfig {
+  /** Which network. `mlp` is roaf-mlp with alpha = 0; `resmlp` is O = I, alpha = beta = 1; `rnn` is roaf-rnn with alpha = 0. */
+  model: ModelKind;
+  /** D: input features per sample (feed-forward) or per step (recurrent). */
+  inputDim: number;
+  /** K: classes or regression outputs. */
+  outputs: number;
+  /** Recurrent readout: from the last state only, or from every state (per-step targets). */
+  readout: 'last' | 'every';
+  /** L: number of ROAF layers (feed-forward models). */
+  depth: number;
+  /** N: width of the ROAF layers (feed-forward models). */
+  width: number;
+  /** N: units of the recurrent cell. */
+  hidden: number;
+  /** Weight of the filtered input, in [0, 1]. */
+  alpha: number;
+  /** Weight of the nonlinear branch, > 0. */
+  beta: number;
+  /** How the orthogonal filters are drawn. */
+  filter: FilterKind;
+  /** Feed-forward: one filter shared by all layers instead of one per layer. */
+  sharedFilter: boolean;
+  /** Recurrent ROAF/Elman cells: scale of the input weights U ~ N(0, inputScale²/D). */
+  inputScale: number;
+  /** Seed of every random draw of the model (weights and filters). */
+  seed: number;
+  dtype: DType;
+}
+
+/** Checks every field and returns the config; errors name the CLI option, the value and what is allowed. */
+export function validateModelConfig(config: ModelConfig): ModelConfig {
+  checkChoice('--model', config.model, MODEL_KINDS);
+  checkChoice('--filter', config.filter, FILTER_KINDS);
+  checkChoice('--dtype', config.dtype, ['float32', 'float64'] as const);
+  checkRange('--depth', config.depth, 1, 1_000_000, { integer: true });
+  checkRange('--width', config.width, 1, 65_536, { integer: true });
+  checkRange('--hidden', config.hidden, 1, 65_536, { integer: true });
+  checkRange('--alpha', config.alpha, 0, 1);
+  checkRange('--beta', config.beta, 0, 100, { minExclusive: config.model !== 'mlp' && config.model !== 'rnn' });
+  checkRange('--input-scale', config.inputScale, 0, 1e6, { minExclusive: true });
+  checkRange('--seed', config.seed, 0, 2 ** 32 - 1, { integer: true });
+  checkRange('input dimension', config.inputDim, 1, 1e9, { integer: true });
+  checkRange('outputs', config.outputs, 1, 1e9, { integer: true });
+  if (config.readout !== 'last' && config.readout !== 'every') {
+    throw new UsageError(`readout must be 'last' or 'every', got '${String(config.readout)}'`);
+  }
+  return config;
+}

@@ -1,0 +1,100 @@
+// RoafMLP (SPEC §5): a trained input projection x_0 = P u + p, L ROAF layers of width N, and a trained
+// readout V x_L + c. With alpha = 0 it is the vanilla deep tanh MLP; with O = I and alpha = beta = 1 the
+// un-normalised residual MLP: the baselines `mlp` and `resmlp` are this class with those settings.
+
+import type { Backend, FilterOperand, FloatArray } from '../backend/backend.js';
+import { makeFilters } from '../nn/filter.js';
+import { Linear, RoafLayer } from '../nn/layers.js';
+import { ParameterStore, allocateFloats } from '../nn/parameters.js';
+import { Random } from '../util/random.js';
+import type { ModelConfig } from './config.js';
+import type { GradientHook, Model } from './model.js';
+
+export class RoafMLP implements Model {
+  readonly params: ParameterStore;
+  readonly filters: readonly FilterOperand[];
+  readonly recurrent = false;
+  readonly input: Linear;
+  readonly layers: RoafLayer[] = [];
+  readonly readout: Linear;
+  private capacity = 0;
+  private xs!: FloatArray; // (L+1, B, N): layer inputs x_0..x_L
+  private as!: FloatArray; // (L, B, N): tanh activations
+  private logits!: FloatArray; // (B, K)
+  private grads!: FloatArray; // (2, B, N): ping-pong ∂loss/∂x_l
+  private gz!: FloatArray; // (B, N) scratch
+
+  constructor(readonly config: ModelConfig, readonly backend: Backend) {
+    const { depth: L, width: N, inputDim: D, outputs: K, dtype, seed } = config;
+    this.params = new ParameterStore(dtype);
+    this.filters = config.alpha === 0 ? [] : makeFilters(config.filter, N, L, config.sharedFilter, seed, dtype);
+    const identity: FilterOperand = { kind: 'identity', n: N };
+    this.input = new Linear(this.params, 'input', D, N);
+    for (let l = 0; l < L; l++) {
+      const filter = this.filters[l] ?? identity; // alpha = 0 never applies the filter
+      this.layers.push(new RoafLayer(this.params, `layers.${l}`, N, config.alpha, config.beta, filter));
+    }
+    this.readout = new Linear(this.params, 'readout', N, K);
+    this.params.allocate(new Random(seed));
+  }
+
+  outputRows(B: number): number {
+    return B;
+  }
+
+  private reserve(B: number): void {
+    if (B <= this.capacity) return;
+    const { depth: L, width: N, outputs: K, dtype } = this.config;
+    this.capacity = B;
+    this.xs = allocateFloats(dtype, (L + 1) * B * N);
+    this.as = allocateFloats(dtype, L * B * N);
+    this.logits = allocateFloats(dtype, B * K);
+    this.grads = allocateFloats(dtype, 2 * B * N);
+    this.gz = allocateFloats(dtype, B * N);
+  }
+
+  /** x_l (B, N) for the current batch size. */
+  private layerInput(l: number, B: number): FloatArray {
+    const size = B * this.config.width;
+    return this.xs.subarray(l * size, (l + 1) * size);
+  }
+
+  private activation(l: number, B: number): FloatArray {
+    const size = B * this.config.width;
+    return this.as.subarray(l * size, (l + 1) * size);
+  }
+
+  forward(B: number, _T: number, inputs: FloatArray): FloatArray {
+    this.reserve(B);
+    const backend = this.backend;
+    this.input.forward(backend, B, inputs, this.layerInput(0, B));
+    for (let l = 0; l < this.layers.length; l++) {
+      this.layers[l].forward(backend, B, this.layerInput(l, B), this.activation(l, B), this.layerInput(l + 1, B));
+    }
+    const logits = this.logits.subarray(0, B * this.config.outputs);
+    this.readout.forward(backend, B, this.layerInput(this.layers.length, B), logits);
+    return logits;
+  }
+
+  backward(B: number, _T: number, inputs: FloatArray, gOutputs: FloatArray, hook?: GradientHook): void {
+    const backend = this.backend;
+    const size = B * this.config.width;
+    const L = this.layers.length;
+    let gy = this.grads.subarray(0, size);
+    let gx = this.grads.subarray(this.capacity * this.config.width, this.capacity * this.config.width + size);
+    const gz = this.gz.subarray(0, size);
+    this.readout.backward(backend, B, this.layerInput(L, B), gOutputs, gy);
+    hook?.(L, gy);
+    for (let l = L - 1; l >= 0; l--) {
+      this.layers[l].backward(backend, B, this.layerInput(l, B), this.activation(l, B), gy, gx, gz);
+      [gy, gx] = [gx, gy];
+      hook?.(l, gy);
+    }
+    this.input.backward(backend, B, inputs, gy, null);
+  }
+
+  /** The saved layer inputs x_l of the last forward, for diagnostics: (B, N) views. */
+  savedLayerInput(l: number, B: number): FloatArray {
+    return this.layerInput(l, B);
+  }
+}
