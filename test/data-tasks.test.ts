@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AddingDataset } from '../src/data/adding.js';
 import { COPY_MARKER, CopyDataset, copyMemorylessBaseline } from '../src/data/copy.js';
-import { limitDataset } from '../src/data/dataset.js';
+import { limitDataset, type Dataset } from '../src/data/dataset.js';
 import { ImageDataset } from '../src/data/mnist.js';
 import { PSMNIST_SEED, psmnistPermutation, sequentialImages } from '../src/data/sequential.js';
 import { TASKS, isSequential, loadTask, taskKind } from '../src/data/tasks.js';
@@ -59,8 +59,10 @@ describe('sMNIST and psMNIST', () => {
   });
 
   it('keeps the psMNIST permutation fixed (golden values)', () => {
-    // Recorded once from `new Random(20251).permutation(784)` (node dist/src/data/... on 2025-11-27);
-    // if this fails, the generator or PSMNIST_SEED changed and psMNIST is no longer the same task.
+    // Recorded once with `node -e "import('./dist/src/data/sequential.js').then((m) =>
+    // console.log(m.psmnistPermutation().slice(0, 12), m.psmnistPermutation()[783]))"`, i.e. from
+    // `new Random(20251).permutation(784)`. If this fails, the generator or PSMNIST_SEED changed and
+    // psMNIST is no longer the task earlier results were measured on.
     assert.equal(PSMNIST_SEED, 20251);
     const perm = psmnistPermutation();
     assert.deepEqual(Array.from(perm.subarray(0, 12)), [278, 351, 699, 262, 124, 614, 688, 692, 276, 583, 718, 511]);
@@ -211,7 +213,7 @@ describe('loadTask', () => {
   });
 
   it('draws train and test from different seeds, both fixed by the user seed', () => {
-    const first = (ds: AddingDataset | unknown) => (ds as AddingDataset).sample(0).values[0];
+    const first = (ds: Dataset) => (ds as AddingDataset).sample(0).values[0];
     const a = loadTask('adding', { seed: 42, seqLen: 10 });
     const b = loadTask('adding', { seed: 42, seqLen: 10 });
     const c = loadTask('adding', { seed: 43, seqLen: 10 });

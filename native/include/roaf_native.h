@@ -1,0 +1,95 @@
+// Declarations shared by the addon (addon.c), the thread pool (pool.c) and the kernels (kernels.c, compiled
+// once per instruction set). Every kernel has the semantics of the method of the same name in
+// src/backend/backend.ts; sizes are checked by addon.c before a kernel is called.
+
+#ifndef ROAF_NATIVE_H
+#define ROAF_NATIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ROAF_MAX_THREADS 64
+
+// ---- thread pool (pool.c) ----
+
+/** A task run by `nthreads` threads at once; thread `tid` in [0, nthreads) does its share. */
+typedef void (*roaf_task_fn)(void *arg, int tid, int nthreads);
+
+/** Threads the pool uses (the calling thread counts as thread 0). */
+int roaf_pool_threads(void);
+/** Resizes the pool to n >= 1 threads in total. */
+void roaf_pool_set_threads(int n);
+/** Runs fn on min(nthreads, pool size) threads and returns when all have finished. */
+void roaf_pool_run(roaf_task_fn fn, void *arg, int nthreads);
+
+/**
+ * Per-thread scratch, grown only when too small and never shrunk: `slot` names one of a few independent
+ * buffers of thread `tid`. Returns 64-byte aligned memory of at least `count` floats (contents undefined),
+ * or aborts the process when out of memory.
+ */
+float *roaf_scratch(int tid, int slot, size_t count);
+enum { SCRATCH_PACK_A, SCRATCH_PACK_B, SCRATCH_WORK, SCRATCH_WORK2, SCRATCH_SHARED_B, SCRATCH_SLOTS };
+
+// ---- kernels (kernels.c) ----
+
+/** A filter operand: kind 0 dense (matrix (n, n)), 1 permutation (perm, signs), 2 identity. */
+typedef struct {
+  int kind;
+  int n;
+  const float *matrix;
+  const int32_t *perm;
+  const float *signs;
+} roaf_filter;
+enum { FILTER_DENSE = 0, FILTER_PERMUTATION = 1, FILTER_IDENTITY = 2 };
+
+typedef ptrdiff_t idx;
+
+typedef struct {
+  const char *name;
+  void (*gemm)(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda,
+               const float *B, idx ldb, float beta, float *C, idx ldc);
+  void (*add_row_vector)(idx rows, idx n, float *y, const float *bias);
+  void (*sum_rows)(idx rows, idx n, const float *x, float *out);
+  void (*tanh)(idx n, const float *x, float *out);
+  void (*tanh_backward)(idx n, const float *a, const float *gy, float *gx);
+  double (*sum_squares)(idx n, const float *x);
+  void (*scale)(idx n, float *x, float s);
+  void (*axpy)(idx n, float s, const float *x, float *y);
+  void (*apply_filter)(const roaf_filter *f, int transpose, idx B, float alpha, const float *x, float betaY,
+                       float *y);
+  void (*roaf_layer_forward)(idx B, idx N, float alpha, float beta, const roaf_filter *f, const float *x,
+                             const float *W, const float *b, float *a, float *y);
+  void (*roaf_layer_backward)(idx B, idx N, float alpha, float beta, const roaf_filter *f, const float *x,
+                              const float *a, const float *W, const float *gy, float *gx, float *gW, float *gb,
+                              float *gz);
+  void (*roaf_cell_forward)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
+                            const float *xs, const float *W, const float *U, const float *b, float *hs, float *as);
+  void (*roaf_cell_backward)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
+                             const float *xs, const float *W, const float *U, const float *hs, const float *as,
+                             float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs);
+  void (*lstm_forward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                       const float *b, float *hs, float *cs, float *gates);
+  void (*lstm_backward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                        const float *hs, const float *cs, const float *gates, float *ghs, float *gGates,
+                        float *gWx, float *gWh, float *gb, float *gxs);
+  void (*gru_forward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                      const float *bx, const float *bh, float *hs, float *gates, float *hn);
+  void (*gru_backward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                       const float *hs, const float *gates, const float *hn, float *ghs, float *gGates,
+                       float *gHn, float *gWx, float *gWh, float *gbx, float *gbh, float *gxs);
+  double (*softmax_cross_entropy)(idx B, idx K, const float *logits, const int32_t *labels, float gradScale,
+                                  float *grad, uint8_t *correct);
+  double (*squared_error)(idx B, idx K, const float *pred, const float *target, float gradScale, float *grad);
+  void (*adam_update)(idx n, float *params, const float *grads, float *m, float *v, float lr, float beta1,
+                      float beta2, float eps, float weightDecay, double t);
+  void (*sgd_update)(idx n, float *params, const float *grads, float *velocity, float lr, float momentum);
+} roaf_kernels;
+
+extern const roaf_kernels roaf_kernels_portable;
+#if defined(__x86_64__) || defined(_M_X64)
+#define ROAF_X86 1
+extern const roaf_kernels roaf_kernels_avx2;
+extern const roaf_kernels roaf_kernels_avx512;
+#endif
+
+#endif

@@ -1,0 +1,147 @@
+// The SIMD vocabulary: one small set of vector operations written once per instruction set, so every kernel
+// in kernels.c is written once. kernels.c is compiled three times, with ROAF_ISA_AVX512, ROAF_ISA_AVX2 or
+// neither defined (portable C, what other CPUs get); `ROAF_SUFFIX(name)` gives each copy its own symbols.
+//
+//   vf                  a vector of VL floats
+//   vzero, vset1        all zeros, every lane = x
+//   vload, vstore       unaligned load / store of VL floats
+//   vloadn, vstoren     the first n < VL lanes only (tails); other lanes read as 0 and are not written
+//   vadd vsub vmul vdiv vmin vmax, vfma(a, b, c) = a*b + c, vnmadd(a, b, c) = c - a*b
+//   vsum                horizontal sum of the lanes
+//   vexp, vtanh, vsigmoid   elementwise functions, float32 accurate to a few ulp
+
+#ifndef ROAF_SIMD_H
+#define ROAF_SIMD_H
+
+#include <math.h>
+#include <stdint.h>
+
+#define ROAF_CAT2(a, b) a##_##b
+#define ROAF_CAT(a, b) ROAF_CAT2(a, b)
+
+#if defined(ROAF_ISA_AVX512)
+#include <immintrin.h>
+#define ROAF_SUFFIX(name) ROAF_CAT(name, avx512)
+#define VL 16
+typedef __m512 vf;
+static inline vf vzero(void) { return _mm512_setzero_ps(); }
+static inline vf vset1(float x) { return _mm512_set1_ps(x); }
+static inline vf vload(const float *p) { return _mm512_loadu_ps(p); }
+static inline void vstore(float *p, vf v) { _mm512_storeu_ps(p, v); }
+static inline vf vloadn(const float *p, int n) { return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p); }
+static inline void vstoren(float *p, vf v, int n) { _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v); }
+static inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
+static inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+static inline vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+static inline vf vdiv(vf a, vf b) { return _mm512_div_ps(a, b); }
+static inline vf vmin(vf a, vf b) { return _mm512_min_ps(a, b); }
+static inline vf vmax(vf a, vf b) { return _mm512_max_ps(a, b); }
+static inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vf vnmadd(vf a, vf b, vf c) { return _mm512_fnmadd_ps(a, b, c); }
+static inline vf vsqrt(vf a) { return _mm512_sqrt_ps(a); }
+static inline float vsum(vf v) { return _mm512_reduce_add_ps(v); }
+static inline vf vround(vf a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline vf vpow2i(vf n) { // 2^n for integral n in [-126, 127]
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
+}
+#elif defined(ROAF_ISA_AVX2)
+#include <immintrin.h>
+#define ROAF_SUFFIX(name) ROAF_CAT(name, avx2)
+#define VL 8
+typedef __m256 vf;
+static const int32_t roaf_tail_mask[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+static inline __m256i tail_mask(int n) { return _mm256_loadu_si256((const __m256i *)(roaf_tail_mask + 8 - n)); }
+static inline vf vzero(void) { return _mm256_setzero_ps(); }
+static inline vf vset1(float x) { return _mm256_set1_ps(x); }
+static inline vf vload(const float *p) { return _mm256_loadu_ps(p); }
+static inline void vstore(float *p, vf v) { _mm256_storeu_ps(p, v); }
+static inline vf vloadn(const float *p, int n) { return _mm256_maskload_ps(p, tail_mask(n)); }
+static inline void vstoren(float *p, vf v, int n) { _mm256_maskstore_ps(p, tail_mask(n), v); }
+static inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
+static inline vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+static inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+static inline vf vdiv(vf a, vf b) { return _mm256_div_ps(a, b); }
+static inline vf vmin(vf a, vf b) { return _mm256_min_ps(a, b); }
+static inline vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
+static inline vf vfma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+static inline vf vnmadd(vf a, vf b, vf c) { return _mm256_fnmadd_ps(a, b, c); }
+static inline vf vsqrt(vf a) { return _mm256_sqrt_ps(a); }
+static inline float vsum(vf v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+static inline vf vround(vf a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline vf vpow2i(vf n) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+}
+#else
+// Portable C: a 4-lane struct; loops the compiler can vectorise on any target.
+#define ROAF_SUFFIX(name) ROAF_CAT(name, portable)
+#define ROAF_PORTABLE 1
+#define VL 4
+typedef struct { float x[VL]; } vf;
+#define VF_MAP1(expr) vf r; for (int l = 0; l < VL; l++) r.x[l] = (expr); return r
+static inline vf vzero(void) { VF_MAP1(0.0f); }
+static inline vf vset1(float s) { VF_MAP1(s); }
+static inline vf vload(const float *p) { VF_MAP1(p[l]); }
+static inline void vstore(float *p, vf v) { for (int l = 0; l < VL; l++) p[l] = v.x[l]; }
+static inline vf vloadn(const float *p, int n) { VF_MAP1(l < n ? p[l] : 0.0f); }
+static inline void vstoren(float *p, vf v, int n) { for (int l = 0; l < n; l++) p[l] = v.x[l]; }
+static inline vf vadd(vf a, vf b) { VF_MAP1(a.x[l] + b.x[l]); }
+static inline vf vsub(vf a, vf b) { VF_MAP1(a.x[l] - b.x[l]); }
+static inline vf vmul(vf a, vf b) { VF_MAP1(a.x[l] * b.x[l]); }
+static inline vf vdiv(vf a, vf b) { VF_MAP1(a.x[l] / b.x[l]); }
+static inline vf vmin(vf a, vf b) { VF_MAP1(a.x[l] < b.x[l] ? a.x[l] : b.x[l]); }
+static inline vf vmax(vf a, vf b) { VF_MAP1(a.x[l] > b.x[l] ? a.x[l] : b.x[l]); }
+static inline vf vfma(vf a, vf b, vf c) { VF_MAP1(a.x[l] * b.x[l] + c.x[l]); }
+static inline vf vnmadd(vf a, vf b, vf c) { VF_MAP1(c.x[l] - a.x[l] * b.x[l]); }
+static inline vf vsqrt(vf a) { VF_MAP1(sqrtf(a.x[l])); }
+static inline float vsum(vf v) { return (v.x[0] + v.x[2]) + (v.x[1] + v.x[3]); }
+static inline vf vexp(vf a) { VF_MAP1(expf(a.x[l])); }
+static inline vf vtanh(vf a) { VF_MAP1(tanhf(a.x[l])); }
+static inline vf vsigmoid(vf a) { VF_MAP1(1.0f / (1.0f + expf(-a.x[l]))); }
+#endif
+
+#ifndef ROAF_PORTABLE
+/** exp(x): Cody-Waite range reduction x = n ln2 + r, degree-6 polynomial for e^r (Cephes expf). */
+static inline vf vexp(vf x) {
+  x = vmin(vmax(x, vset1(-87.0f)), vset1(88.0f));
+  vf n = vround(vmul(x, vset1(1.44269504088896341f)));
+  vf r = vnmadd(n, vset1(0.693359375f), x);
+  r = vnmadd(n, vset1(-2.12194440e-4f), r);
+  vf p = vset1(1.9875691500e-4f);
+  p = vfma(p, r, vset1(1.3981999507e-3f));
+  p = vfma(p, r, vset1(8.3334519073e-3f));
+  p = vfma(p, r, vset1(4.1665795894e-2f));
+  p = vfma(p, r, vset1(1.6666665459e-1f));
+  p = vfma(p, r, vset1(5.0000001201e-1f));
+  p = vfma(p, vmul(r, r), vadd(r, vset1(1.0f)));
+  return vmul(p, vpow2i(n));
+}
+
+/** tanh(x): odd/even rational minimax approximation on [-9, 9] (as in Eigen); saturates to ±1 beyond. */
+static inline vf vtanh(vf x) {
+  x = vmin(vmax(x, vset1(-7.99881172180175781f)), vset1(7.99881172180175781f));
+  vf x2 = vmul(x, x);
+  vf p = vset1(-2.76076847742355e-16f);
+  p = vfma(p, x2, vset1(2.00018790482477e-13f));
+  p = vfma(p, x2, vset1(-8.60467152213735e-11f));
+  p = vfma(p, x2, vset1(5.12229709037114e-08f));
+  p = vfma(p, x2, vset1(1.48572235717979e-05f));
+  p = vfma(p, x2, vset1(6.37261928875436e-04f));
+  p = vfma(p, x2, vset1(4.89352455891786e-03f));
+  p = vmul(p, x);
+  vf q = vset1(1.19825839466702e-06f);
+  q = vfma(q, x2, vset1(1.18534705686654e-04f));
+  q = vfma(q, x2, vset1(2.26843463243900e-03f));
+  q = vfma(q, x2, vset1(4.89352518554385e-03f));
+  return vdiv(p, q);
+}
+
+/** sigmoid(x) = 1 / (1 + exp(-x)). */
+static inline vf vsigmoid(vf x) { return vdiv(vset1(1.0f), vadd(vset1(1.0f), vexp(vmul(x, vset1(-1.0f))))); }
+#endif
+
+#endif

@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// The `roaf` command: one subcommand per job (train, eval, info, ...). A user's mistake (UsageError or
+// a commander parse error) prints one line and exits 2, with no stack trace; anything else is a bug
+// and keeps its stack.
+
+import { Command, CommanderError } from 'commander';
+import { UsageError } from '../util/errors.js';
+import { registerInfoCommand } from './info.js';
+import { registerTrainCommands } from './train.js';
+
+function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('roaf')
+    .description('Random Orthogonal Additive Filters: train extremely deep and extremely long networks')
+    .exitOverride()
+    .configureOutput({ outputError: (message, write) => write(message.trim().split('\n')[0] + '\n') });
+  registerTrainCommands(program);
+  registerInfoCommand(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // help and version exit through here too, with exit code 0
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    if (error instanceof UsageError) {
+      process.stderr.write(`roaf: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+process.exitCode = await main(process.argv);

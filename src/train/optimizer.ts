@@ -1,0 +1,61 @@
+// Optimisers over a model's flat parameter buffer: Adam (AdamW with weight decay) and SGD with momentum,
+// plus global gradient-norm clipping. Their state is flat buffers too, saved whole in a checkpoint.
+
+import type { Backend, FloatArray } from '../backend/backend.js';
+import { allocateFloats, type ParameterStore } from '../nn/parameters.js';
+
+export const OPTIMIZER_KINDS = ['adam', 'sgd'] as const;
+export type OptimizerKind = (typeof OPTIMIZER_KINDS)[number];
+
+export interface OptimizerOptions {
+  kind: OptimizerKind;
+  /** Learning rate, > 0. */
+  lr: number;
+  /** SGD momentum in [0, 1). */
+  momentum: number;
+  /** Adam's decoupled weight decay (AdamW), >= 0. */
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+}
+
+export const DEFAULT_OPTIMIZER: OptimizerOptions = {
+  kind: 'adam', lr: 1e-3, momentum: 0.9, weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8,
+};
+
+export class Optimizer {
+  /** Updates taken so far (Adam's t). */
+  steps = 0;
+  /** Named state buffers, (P) each: Adam `m`, `v`; SGD `velocity`. */
+  readonly state: Record<string, FloatArray>;
+
+  constructor(readonly options: OptimizerOptions, private readonly store: ParameterStore, private readonly backend: Backend) {
+    const n = store.size;
+    this.state = options.kind === 'adam'
+      ? { m: allocateFloats(store.dtype, n), v: allocateFloats(store.dtype, n) }
+      : { velocity: allocateFloats(store.dtype, n) };
+  }
+
+  step(): void {
+    const { store, backend, options: o } = this;
+    this.steps += 1;
+    if (o.kind === 'adam') {
+      backend.adamUpdate(store.size, store.values, store.grads, this.state.m, this.state.v, o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, this.steps);
+    } else {
+      backend.sgdUpdate(store.size, store.values, store.grads, this.state.velocity, o.lr, o.momentum);
+    }
+  }
+}
+
+/** Global L2 norm of all gradients. */
+export function gradientNorm(store: ParameterStore, backend: Backend): number {
+  return Math.sqrt(backend.sumSquares(store.size, store.grads));
+}
+
+/** Scales the gradients so their global norm is at most `maxNorm`; returns the norm before clipping. */
+export function clipGradients(store: ParameterStore, backend: Backend, maxNorm: number): number {
+  const norm = gradientNorm(store, backend);
+  if (norm > maxNorm) backend.scale(store.size, store.grads, maxNorm / norm);
+  return norm;
+}

@@ -1,0 +1,239 @@
+// The training loop: seeded shuffling, forward, loss, hand-written backward, optional clipping, the
+// optimiser step; evaluation on the test set after every epoch (and every k steps on request), one
+// metrics record per evaluation, and checkpoints that let an interrupted run resume exactly.
+//
+// Exact resume: the order of epoch e is a permutation drawn from Random.derive(seed, e), so it is known
+// from the seed alone, and a checkpoint saves parameters, optimiser state and the position
+// (epoch, batch in epoch): training on from a checkpoint computes the very same operations.
+
+import type { FloatArray } from '../backend/backend.js';
+import type { BatchTargets, Dataset } from '../data/dataset.js';
+import { crossEntropyLoss, meanSquaredErrorLoss, type LossValue } from '../nn/losses.js';
+import { allocateFloats } from '../nn/parameters.js';
+import type { GradientHook, Model } from '../models/model.js';
+import { Random } from '../util/random.js';
+import { saveCheckpoint, type Progress, type TaskConfig, type TrainingConfig } from './checkpoint.js';
+import { MetricsLog, type MetricsRecord } from './metrics.js';
+import { Optimizer, clipGradients } from './optimizer.js';
+
+/** Buffers of one batch in the model's dtype, allocated once for the largest batch. */
+export class BatchBuffers {
+  readonly inputs: FloatArray; // (T, B, D)
+  readonly labels: Int32Array; // (B) or (T, B)
+  readonly values: FloatArray; // (B, K)
+  readonly gOutputs: FloatArray; // (rows, K)
+  readonly hits: Uint8Array; // (rows)
+
+  constructor(readonly dataset: Dataset, readonly model: Model, readonly capacity: number) {
+    const { steps: T, inputDim: D } = dataset;
+    const K = model.config.outputs;
+    const dtype = model.config.dtype;
+    this.inputs = allocateFloats(dtype, T * capacity * D);
+    this.labels = new Int32Array(T * capacity);
+    this.values = allocateFloats(dtype, capacity * K);
+    this.gOutputs = allocateFloats(dtype, model.outputRows(capacity, T) * K);
+    this.hits = new Uint8Array(model.outputRows(capacity, T));
+  }
+
+  /** Fills samples `indices` (B <= capacity); returns views of the batch's inputs and targets. */
+  fill(indices: ArrayLike<number>): { inputs: FloatArray; targets: BatchTargets } {
+    const B = indices.length;
+    const { steps: T, inputDim: D, target } = this.dataset;
+    const inputs = this.inputs.subarray(0, T * B * D);
+    const targets: BatchTargets = target.kind === 'regression'
+      ? { values: this.values.subarray(0, B * target.outputs) }
+      : { labels: this.labels.subarray(0, target.kind === 'class' ? B : T * B) };
+    this.dataset.fillBatch(indices, inputs, targets);
+    return { inputs, targets };
+  }
+}
+
+/** Forward and loss on one batch; with `withGradient`, also the loss gradient in buffers.gOutputs. */
+export function batchLoss(
+  model: Model, buffers: BatchBuffers, indices: ArrayLike<number>, withGradient: boolean,
+): { loss: LossValue; rows: number; inputs: FloatArray; gOutputs: FloatArray } {
+  const B = indices.length;
+  const T = buffers.dataset.steps;
+  const K = model.config.outputs;
+  const { inputs, targets } = buffers.fill(indices);
+  const outputs = model.forward(B, T, inputs);
+  const rows = model.outputRows(B, T);
+  const gOutputs = buffers.gOutputs.subarray(0, rows * K);
+  const grad = withGradient ? gOutputs : null;
+  const loss = targets.values
+    ? meanSquaredErrorLoss(model.backend, rows, K, outputs, targets.values, grad)
+    : crossEntropyLoss(model.backend, rows, K, outputs, targets.labels as Int32Array, grad, buffers.hits.subarray(0, rows));
+  return { loss, rows, inputs, gOutputs };
+}
+
+export interface Evaluation {
+  /** Mean loss per output row (cross-entropy) or per value (MSE). */
+  loss: number;
+  /** Classification: fraction of rows classified correctly. */
+  accuracy?: number;
+  /** Regression: mean squared error (equal to `loss`). */
+  mse?: number;
+  samples: number;
+}
+
+/** Evaluates `model` on all of `dataset`, in batches of `batchSize`. */
+export function evaluate(model: Model, dataset: Dataset, batchSize: number, buffers?: BatchBuffers): Evaluation {
+  const batchBuffers = buffers ?? new BatchBuffers(dataset, model, Math.min(batchSize, dataset.count));
+  const indices = new Int32Array(batchBuffers.capacity);
+  let lossSum = 0;
+  let correct = 0;
+  let rowsTotal = 0;
+  for (let start = 0; start < dataset.count; start += batchBuffers.capacity) {
+    const B = Math.min(batchBuffers.capacity, dataset.count - start);
+    for (let i = 0; i < B; i++) indices[i] = start + i;
+    const { loss, rows } = batchLoss(model, batchBuffers, indices.subarray(0, B), false);
+    lossSum += loss.lossSum;
+    correct += loss.correct;
+    rowsTotal += rows;
+  }
+  if (dataset.target.kind === 'regression') {
+    const mse = lossSum / (rowsTotal * dataset.target.outputs);
+    return { loss: mse, mse, samples: dataset.count };
+  }
+  return { loss: lossSum / rowsTotal, accuracy: correct / rowsTotal, samples: dataset.count };
+}
+
+/** The order of epoch `epoch`'s samples: drawn from the seed alone, so a resumed run sees the same one. */
+export function epochOrder(seed: number, epoch: number, count: number): Int32Array {
+  return Random.derive(seed, 0x5eed0000 + epoch).permutation(count);
+}
+
+export interface StepEvent {
+  step: number;
+  epoch: number;
+  batchInEpoch: number;
+  batchesPerEpoch: number;
+  /** Mean training loss since the last evaluation. */
+  loss: number;
+  samplesPerSecond: number;
+}
+
+export interface TrainerCallbacks {
+  onStep?(event: StepEvent): void;
+  onEvaluation?(record: MetricsRecord): void;
+  onCheckpoint?(dir: string): void;
+  /** Per-layer (per-step) gradient norms for `--log-gradients`: run on one training batch. */
+  gradientSummary?(model: Model, hook: (collect: GradientHook) => void): Record<string, unknown>;
+}
+
+export interface RunOptions {
+  model: Model;
+  train: Dataset;
+  test: Dataset;
+  task: TaskConfig;
+  training: TrainingConfig;
+  /** Run directory: metrics.jsonl and checkpoint/ go here. */
+  outDir: string;
+  /** Where to start (from a checkpoint) and the optimiser restored with it. */
+  progress?: Progress;
+  optimizer?: Optimizer;
+  callbacks?: TrainerCallbacks;
+}
+
+export interface RunResult {
+  final: Evaluation;
+  progress: Progress;
+  records: MetricsRecord[];
+}
+
+/** Trains until `training.epochs` epochs are complete, evaluating, logging and checkpointing on the way. */
+export function runTraining(options: RunOptions): RunResult {
+  const { model, train, test, task, training, outDir, callbacks = {} } = options;
+  const optimizer = options.optimizer ?? new Optimizer(training.optimizer, model.params, model.backend);
+  const progress: Progress = { ...(options.progress ?? { epoch: 0, batchInEpoch: 0, step: 0, seconds: 0 }) };
+  const batch = Math.min(training.batch, train.count);
+  const batchesPerEpoch = Math.ceil(train.count / batch);
+  const trainBuffers = new BatchBuffers(train, model, batch);
+  const testBuffers = new BatchBuffers(test, model, Math.min(batch, test.count));
+  const metrics = new MetricsLog(`${outDir}/metrics.jsonl`, progress.step);
+  const checkpointDir = `${outDir}/checkpoint`;
+  const records: MetricsRecord[] = [];
+  const startTime = performance.now();
+  const secondsBefore = progress.seconds;
+  const elapsed = () => secondsBefore + (performance.now() - startTime) / 1000;
+  let lossSinceEval = 0;
+  let batchesSinceEval = 0;
+  let samplesSinceRate = 0;
+  let rateStart = performance.now();
+  let samplesPerSecond = 0;
+  let final: Evaluation | null = null;
+
+  const evaluateAndLog = (): void => {
+    const evaluation = evaluate(model, test, testBuffers.capacity, testBuffers);
+    final = evaluation;
+    const record: MetricsRecord = {
+      epoch: Number((progress.epoch + progress.batchInEpoch / batchesPerEpoch).toFixed(4)),
+      step: progress.step,
+      train_loss: batchesSinceEval > 0 ? lossSinceEval / batchesSinceEval : null,
+      test_loss: evaluation.loss,
+      ...(evaluation.accuracy !== undefined ? { test_accuracy: evaluation.accuracy } : { test_mse: evaluation.mse }),
+      seconds: Number(elapsed().toFixed(3)),
+    };
+    if (training.logGradients && callbacks.gradientSummary) {
+      const order = epochOrder(training.seed, progress.epoch, train.count);
+      Object.assign(record, callbacks.gradientSummary(model, (collect) => {
+        const { gOutputs, inputs } = batchLoss(model, trainBuffers, order.subarray(0, batch), true);
+        model.params.zeroGrad();
+        model.backward(batch, train.steps, inputs, gOutputs, collect);
+      }));
+    }
+    lossSinceEval = 0;
+    batchesSinceEval = 0;
+    metrics.append(record);
+    records.push(record);
+    callbacks.onEvaluation?.(record);
+  };
+
+  const checkpoint = (): void => {
+    progress.seconds = elapsed();
+    saveCheckpoint(checkpointDir, { model, optimizer, task, training, progress });
+    callbacks.onCheckpoint?.(checkpointDir);
+  };
+
+  while (progress.epoch < training.epochs) {
+    const order = epochOrder(training.seed, progress.epoch, train.count);
+    while (progress.batchInEpoch < batchesPerEpoch) {
+      const start = progress.batchInEpoch * batch;
+      const indices = order.subarray(start, Math.min(start + batch, train.count));
+      const B = indices.length;
+      const { loss, rows, inputs, gOutputs } = batchLoss(model, trainBuffers, indices, true);
+      model.params.zeroGrad();
+      model.backward(B, train.steps, inputs, gOutputs);
+      if (training.clip > 0) clipGradients(model.params, model.backend, training.clip);
+      optimizer.step();
+      const meanLoss = train.target.kind === 'regression' ? loss.lossSum / (rows * train.target.outputs) : loss.lossSum / rows;
+      if (!Number.isFinite(meanLoss)) {
+        throw new Error(`training diverged at step ${progress.step + 1}: loss is ${meanLoss} (try a smaller --lr or --clip 1)`);
+      }
+      lossSinceEval += meanLoss;
+      batchesSinceEval += 1;
+      progress.step += 1;
+      progress.batchInEpoch += 1;
+      samplesSinceRate += B;
+      const now = performance.now();
+      if (now - rateStart > 500 || samplesPerSecond === 0) {
+        samplesPerSecond = (samplesSinceRate * 1000) / Math.max(1e-3, now - rateStart);
+        samplesSinceRate = 0;
+        rateStart = now;
+      }
+      callbacks.onStep?.({
+        step: progress.step, epoch: progress.epoch, batchInEpoch: progress.batchInEpoch, batchesPerEpoch,
+        loss: lossSinceEval / batchesSinceEval, samplesPerSecond,
+      });
+      const endOfEpoch = progress.batchInEpoch === batchesPerEpoch;
+      if (!endOfEpoch && training.evalEvery > 0 && progress.step % training.evalEvery === 0) evaluateAndLog();
+      if (!endOfEpoch && training.checkpointEvery > 0 && progress.step % training.checkpointEvery === 0) checkpoint();
+    }
+    evaluateAndLog();
+    progress.epoch += 1;
+    progress.batchInEpoch = 0;
+    checkpoint();
+  }
+  progress.seconds = elapsed();
+  return { final: final ?? evaluate(model, test, testBuffers.capacity, testBuffers), progress, records };
+}
