@@ -158,3 +158,6 @@ float *roaf_scratch(int tid, int slot, size_t count) {
   }
   return s->data;
 }
+
+/** Work (multiply-adds) below which a kernel stays on one thread; see kernels.c threads_for. */
+double roaf_min_parallel_work = 1 << 18;

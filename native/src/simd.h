@@ -22,6 +22,7 @@
 #if defined(ROAF_ISA_AVX512)
 #include <immintrin.h>
 #define ROAF_SUFFIX(name) ROAF_CAT(name, avx512)
+#define ROAF_ISA_NAME "avx512"
 #define VL 16
 typedef __m512 vf;
 static inline vf vzero(void) { return _mm512_setzero_ps(); }
@@ -47,6 +48,7 @@ static inline vf vpow2i(vf n) { // 2^n for integral n in [-126, 127]
 #elif defined(ROAF_ISA_AVX2)
 #include <immintrin.h>
 #define ROAF_SUFFIX(name) ROAF_CAT(name, avx2)
+#define ROAF_ISA_NAME "avx2"
 #define VL 8
 typedef __m256 vf;
 static const int32_t roaf_tail_mask[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -79,6 +81,7 @@ static inline vf vpow2i(vf n) {
 #else
 // Portable C: a 4-lane struct; loops the compiler can vectorise on any target.
 #define ROAF_SUFFIX(name) ROAF_CAT(name, portable)
+#define ROAF_ISA_NAME "portable"
 #define ROAF_PORTABLE 1
 #define VL 4
 typedef struct { float x[VL]; } vf;

@@ -1,0 +1,1207 @@
+// Every float32 kernel of the Backend interface (src/backend/backend.ts), written once on the SIMD vocabulary
+// of simd.h and compiled once per instruction set (AVX-512, AVX2+FMA, portable C). The reference backend
+// (src/backend/reference.ts) is the specification; test/backend-native.test.ts checks each kernel against it.
+//
+// Structure:
+// - A packed matrix product in the style of BLIS/GotoBLAS: op(B) is packed into NR-wide column panels and
+//   op(A) into MR-tall row panels, KC deep, so the register-blocked micro-kernel (MR x NR accumulators)
+//   streams both from cache. Packing handles every transpose combination, so one micro-kernel serves all four.
+// - Whole-sequence recurrent kernels (ROAF cell, LSTM, GRU) pack their recurrent weights once per call and run
+//   one product per step. Batch rows are independent in a recurrence, so threads split the batch and each
+//   runs the whole time loop on its own rows, with no synchronisation per step. Weight gradients are one large
+//   product over all T·B rows after the sweep.
+// - Nothing is allocated in a loop: packing and work buffers come from per-thread scratch (pool.c).
+
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "roaf_native.h"
+#include "simd.h"
+
+// ---- blocking parameters ----
+
+#if defined(ROAF_ISA_AVX512)
+#define MR 8
+#define NR 32  // 2 vectors: 16 accumulators
+#elif defined(ROAF_ISA_AVX2)
+#define MR 6
+#define NR 16  // 2 vectors: 12 accumulators
+#else
+#define MR 4
+#define NR 8
+#endif
+#define NV (NR / VL)
+#define KC 256
+#define MC (MR * 24)
+#define NC 4096
+
+/** Work (multiply-adds) below which a product runs on one thread: waking a worker costs a few µs. */
+extern double roaf_min_parallel_work;
+
+static inline idx min_idx(idx a, idx b) { return a < b ? a : b; }
+static inline idx max_idx(idx a, idx b) { return a > b ? a : b; }
+static inline idx round_up(idx a, idx m) { return (a + m - 1) / m * m; }
+
+/** Loads/stores w <= VL lanes (w == VL: a full vector). */
+static inline vf loadw(const float *p, int w) { return w == VL ? vload(p) : vloadn(p, w); }
+static inline void storew(float *p, vf v, int w) {
+  if (w == VL) vstore(p, v);
+  else vstoren(p, v, w);
+}
+#define FOR_LANES(j, n, w) for (idx j = 0, w = (int)min_idx(VL, (n)); j < (n); j += VL, w = (int)min_idx(VL, (n) - j))
+
+// ---- packing ----
+
+/**
+ * The A operand of a product: op(A) is (M, K). With `p2` set (no transpose only), columns k >= k1 of op(A)
+ * come from p2 (column k - k1): the concatenation [A1, A2] without copying it.
+ */
+typedef struct {
+  const float *p;
+  idx ld;
+  int trans;
+  const float *p2;
+  idx ld2;
+  idx k1;
+} a_operand;
+
+/**
+ * The B operand: op(B) is (K, N). The stored matrix (op(B) or its transpose) may be two matrices stacked
+ * vertically, rows r >= r1 from p2 (row r - r1); each part has its own scale, so [alpha O; W] packs directly.
+ */
+typedef struct {
+  const float *p;
+  idx ld;
+  int trans;
+  float scale;
+  const float *p2;
+  idx ld2;
+  idx r1;
+  float scale2;
+} b_operand;
+
+static inline const float *b_row(const b_operand *b, idx r, float *s) {
+  if (b->p2 != NULL && r >= b->r1) {
+    *s = b->scale2;
+    return b->p2 + (r - b->r1) * b->ld2;
+  }
+  *s = b->scale;
+  return b->p + r * b->ld;
+}
+
+/** Packs op(A)[i0 : i0+mc, p0 : p0+kc] as MR-row panels, each kc x MR (k-major), zero-padded to MR rows. */
+static void pack_a(const a_operand *a, idx i0, idx mc, idx p0, idx kc, float *restrict dst) {
+  for (idx ir = 0; ir < mc; ir += MR) {
+    idx mr = min_idx(MR, mc - ir);
+    float *panel = dst + ir * kc;
+    if (a->trans) {
+      for (idx k = 0; k < kc; k++) {
+        const float *src = a->p + (p0 + k) * a->ld + i0 + ir;
+        idx i = 0;
+        for (; i < mr; i++) panel[k * MR + i] = src[i];
+        for (; i < MR; i++) panel[k * MR + i] = 0.0f;
+      }
+    } else {
+      idx kEnd1 = a->p2 != NULL ? max_idx(0, min_idx(kc, a->k1 - p0)) : kc;  // columns from p, then from p2
+      for (idx i = 0; i < mr; i++) {
+        const float *src = a->p + (i0 + ir + i) * a->ld + p0;
+        for (idx k = 0; k < kEnd1; k++) panel[k * MR + i] = src[k];
+        if (kEnd1 < kc) {
+          const float *src2 = a->p2 + (i0 + ir + i) * a->ld2 + (p0 + kEnd1 - a->k1);
+          for (idx k = kEnd1; k < kc; k++) panel[k * MR + i] = src2[k - kEnd1];
+        }
+      }
+      for (idx i = mr; i < MR; i++)
+        for (idx k = 0; k < kc; k++) panel[k * MR + i] = 0.0f;
+    }
+  }
+}
+
+/** Packs op(B)[p0 : p0+kc, j0 : j0+nc] as NR-column panels, each kc x NR (k-major), zero-padded to NR. */
+static void pack_b(const b_operand *b, idx p0, idx kc, idx j0, idx nc, float *restrict dst) {
+  if (!b->trans) {
+    for (idx k = 0; k < kc; k++) {
+      float s;
+      const float *row = b_row(b, p0 + k, &s) + j0;
+      vf vs = vset1(s);
+      for (idx jr = 0; jr < nc; jr += NR) {
+        float *out = dst + jr * kc + k * NR;
+        idx nr = min_idx(NR, nc - jr);
+        for (int v = 0; v < NV; v++) {
+          idx left = nr - v * VL;
+          int w = (int)(left >= VL ? VL : left > 0 ? left : 0);
+          vf x = w == VL ? vload(row + jr + v * VL) : w > 0 ? vloadn(row + jr + v * VL, w) : vzero();
+          vstore(out + v * VL, vmul(x, vs));
+        }
+      }
+    }
+  } else {
+    for (idx jr = 0; jr < nc; jr += NR) {
+      idx nr = min_idx(NR, nc - jr);
+      float *panel = dst + jr * kc;
+      for (idx j = 0; j < nr; j++) {
+        float s;
+        const float *row = b_row(b, j0 + jr + j, &s) + p0;
+        for (idx k = 0; k < kc; k++) panel[k * NR + j] = s * row[k];
+      }
+      for (idx j = nr; j < NR; j++)
+        for (idx k = 0; k < kc; k++) panel[k * NR + j] = 0.0f;
+    }
+  }
+}
+
+// ---- micro-kernel ----
+
+/**
+ * C[0:mr, 0:nr] = alpha * (a-panel x b-panel) + beta * C (beta == 0: C is not read).
+ * a: kc x MR packed, b: kc x NR packed. The MR x NV accumulators live in registers.
+ */
+static inline void micro_kernel(idx kc, const float *restrict a, const float *restrict b, float *restrict c,
+                                idx ldc, idx mr, idx nr, float alpha, float beta) {
+  vf acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[i][v] = vzero();
+  for (idx k = 0; k < kc; k++) {
+    vf bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) bv[v] = vload(b + v * VL);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      vf ai = vset1(a[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) acc[i][v] = vfma(ai, bv[v], acc[i][v]);
+    }
+    a += MR;
+    b += NR;
+  }
+  vf va = vset1(alpha), vb = vset1(beta);
+  if (mr == MR && nr == NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) {
+        float *cp = c + i * ldc + v * VL;
+        vf r = vmul(acc[i][v], va);
+        if (beta != 0.0f) r = vfma(vload(cp), vb, r);
+        vstore(cp, r);
+      }
+    }
+  } else {
+    for (int i = 0; i < mr; i++) {
+      for (int v = 0; v < NV; v++) {
+        idx left = nr - v * VL;
+        if (left <= 0) break;
+        int w = (int)(left >= VL ? VL : left);
+        float *cp = c + i * ldc + v * VL;
+        vf r = vmul(acc[i][v], va);
+        if (beta != 0.0f) r = vfma(loadw(cp, w), vb, r);
+        storew(cp, r, w);
+      }
+    }
+  }
+}
+
+/** C[0:mc, 0:nc] (+)= packed A block (mc x kc) times packed B block (kc x nc). */
+static void macro_kernel(idx mc, idx nc, idx kc, float alpha, const float *ap, const float *bp, float beta,
+                         float *c, idx ldc) {
+  for (idx jr = 0; jr < nc; jr += NR) {
+    idx nr = min_idx(NR, nc - jr);
+    for (idx ir = 0; ir < mc; ir += MR) {
+      micro_kernel(kc, ap + ir * kc, bp + jr * kc, c + ir * ldc + jr, ldc, min_idx(MR, mc - ir), nr, alpha, beta);
+    }
+  }
+}
+
+/** C = beta * C for an (M, N) block; beta == 0 writes zeros without reading C. */
+static void scale_block(idx M, idx N, float beta, float *c, idx ldc) {
+  if (beta == 1.0f) return;
+  for (idx i = 0; i < M; i++) {
+    float *row = c + i * ldc;
+    if (beta == 0.0f) memset(row, 0, (size_t)N * sizeof(float));
+    else
+      for (idx j = 0; j < N; j++) row[j] *= beta;
+  }
+}
+
+/** The product on one thread: C = alpha op(A) op(B) + beta C, op(A) (M, K), op(B) (K, N). */
+static void gemm_serial(int tid, const a_operand *a, const b_operand *b, idx M, idx N, idx K, float alpha,
+                        float beta, float *c, idx ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) {
+    scale_block(M, N, beta, c, ldc);
+    return;
+  }
+  float *bp = roaf_scratch(tid, SCRATCH_PACK_B, (size_t)KC * round_up(min_idx(N, NC), NR));
+  float *ap = roaf_scratch(tid, SCRATCH_PACK_A, (size_t)KC * MC);
+  for (idx jc = 0; jc < N; jc += NC) {
+    idx nc = min_idx(NC, N - jc);
+    for (idx pc = 0; pc < K; pc += KC) {
+      idx kc = min_idx(KC, K - pc);
+      float betaBlock = pc == 0 ? beta : 1.0f;
+      pack_b(b, pc, kc, jc, nc, bp);
+      for (idx ic = 0; ic < M; ic += MC) {
+        idx mc = min_idx(MC, M - ic);
+        pack_a(a, ic, mc, pc, kc, ap);
+        macro_kernel(mc, nc, kc, alpha, ap, bp, betaBlock, c + ic * ldc + jc, ldc);
+      }
+    }
+  }
+}
+
+// ---- products against a matrix packed once (recurrent weights) ----
+
+typedef struct {
+  float *data;  // K x Npad, blocks of KC rows, each block NR-column panels
+  idx K, N, Npad;
+} packed_b;
+
+/** Packs all of op(B) (K, N) into `dst` (K * round_up(N, NR) floats). */
+static packed_b pack_b_full(const b_operand *b, idx K, idx N, float *dst) {
+  packed_b pb = {dst, K, N, round_up(N, NR)};
+  for (idx pc = 0; pc < K; pc += KC) pack_b(b, pc, min_idx(KC, K - pc), 0, N, dst + pc * pb.Npad);
+  return pb;
+}
+
+static size_t packed_b_size(idx K, idx N) { return (size_t)K * round_up(N, NR); }
+
+/** C = alpha op(A) B + beta C with B packed by pack_b_full; op(A) is (M, pb->K). */
+static void gemm_packed(int tid, const a_operand *a, idx M, const packed_b *pb, float alpha, float beta,
+                        float *c, idx ldc) {
+  if (M <= 0) return;
+  float *ap = roaf_scratch(tid, SCRATCH_PACK_A, (size_t)KC * MC);
+  for (idx pc = 0; pc < pb->K; pc += KC) {
+    idx kc = min_idx(KC, pb->K - pc);
+    float betaBlock = pc == 0 ? beta : 1.0f;
+    for (idx ic = 0; ic < M; ic += MC) {
+      idx mc = min_idx(MC, M - ic);
+      pack_a(a, ic, mc, pc, kc, ap);
+      macro_kernel(mc, pb->N, kc, alpha, ap, pb->data + pc * pb->Npad, betaBlock, c + ic * ldc, ldc);
+    }
+  }
+}
+
+// ---- threading helpers ----
+
+/** Rows [*r0, *r1) of `rows` for thread tid of nt, in chunks that are multiples of `align`. */
+static void split_rows(idx rows, int tid, int nt, idx align, idx *r0, idx *r1) {
+  idx chunk = round_up((rows + nt - 1) / nt, align);
+  *r0 = min_idx(rows, tid * chunk);
+  *r1 = min_idx(rows, *r0 + chunk);
+}
+
+/** Threads worth using for `work` multiply-adds that split into `units` independent pieces. */
+static int threads_for(double work, idx units) {
+  int nt = roaf_pool_threads();
+  if (nt <= 1 || work < roaf_min_parallel_work) return 1;
+  double byWork = work / roaf_min_parallel_work;
+  if (byWork < nt) nt = (int)byWork;
+  if (units < nt) nt = (int)units;
+  return nt < 1 ? 1 : nt;
+}
+
+// ---- the public product ----
+
+typedef struct {
+  a_operand a;
+  b_operand b;
+  idx M, N, K;
+  float alpha, beta;
+  float *c;
+  idx ldc;
+  int split;  // 0: rows of C, 1: columns of C, 2: the K dimension (partial sums reduced afterwards)
+  float *partial[ROAF_MAX_THREADS];
+} gemm_task;
+
+static void gemm_task_run(void *arg, int tid, int nt) {
+  gemm_task *g = arg;
+  a_operand a = g->a;
+  b_operand b = g->b;
+  idx lo, hi;
+  if (g->split == 0) {
+    split_rows(g->M, tid, nt, MR, &lo, &hi);
+    a.p += a.trans ? lo : lo * a.ld;
+    gemm_serial(tid, &a, &b, hi - lo, g->N, g->K, g->alpha, g->beta, g->c + lo * g->ldc, g->ldc);
+  } else if (g->split == 1) {
+    split_rows(g->N, tid, nt, NR, &lo, &hi);
+    b.p += b.trans ? lo * b.ld : lo;
+    gemm_serial(tid, &a, &b, g->M, hi - lo, g->K, g->alpha, g->beta, g->c + lo, g->ldc);
+  } else {
+    split_rows(g->K, tid, nt, KC, &lo, &hi);
+    a.p += a.trans ? lo * a.ld : lo;
+    b.p += b.trans ? lo : lo * b.ld;
+    if (tid == 0) {
+      gemm_serial(tid, &a, &b, g->M, g->N, hi - lo, g->alpha, g->beta, g->c, g->ldc);
+    } else {
+      float *part = roaf_scratch(tid, SCRATCH_WORK, (size_t)g->M * g->N);
+      g->partial[tid] = part;
+      gemm_serial(tid, &a, &b, g->M, g->N, hi - lo, g->alpha, 0.0f, part, g->N);
+    }
+  }
+}
+
+static void gemm_reduce_run(void *arg, int tid, int nt) {
+  gemm_task *g = arg;
+  idx lo, hi;
+  split_rows(g->M, tid, nt, 1, &lo, &hi);
+  for (int t = 1; t < ROAF_MAX_THREADS && g->partial[t] != NULL; t++) {
+    for (idx i = lo; i < hi; i++) {
+      float *row = g->c + i * g->ldc;
+      const float *p = g->partial[t] + i * g->N;
+      FOR_LANES(j, g->N, w) storew(row + j, vadd(loadw(row + j, w), loadw(p + j, w)), w);
+    }
+  }
+}
+
+/** Skinny products (op(B) one column, or op(A) one row) as matrix-vector loops: a tile would waste NR-1 lanes. */
+static int gemv_like(const a_operand *a, const b_operand *b, idx M, idx N, idx K, float alpha, float beta, float *c,
+                     idx ldc) {
+  if (N == 1) {
+    // c[i] = alpha Σ_k op(A)[i,k] op(B)[k] + beta c[i]; op(B)[k] = B[k*ldb] (no transpose) or B[k] (transpose).
+    idx strideB = b->trans ? 1 : b->ld;
+    if (!a->trans) {
+      for (idx i = 0; i < M; i++) {
+        const float *row = a->p + i * a->ld;
+        float s = 0.0f;
+        if (strideB == 1) {
+          vf acc = vzero();
+          FOR_LANES(k, K, w) acc = vfma(loadw(row + k, w), loadw(b->p + k, w), acc);
+          s = vsum(acc);
+        } else {
+          for (idx k = 0; k < K; k++) s += row[k] * b->p[k * strideB];
+        }
+        float *out = c + i * ldc;
+        *out = beta == 0.0f ? alpha * s : alpha * s + beta * *out;
+      }
+      return 1;
+    }
+    if (M > 4096) return 0;
+    // op(A) = Aᵀ: accumulate rows of A scaled by op(B)[k] into a contiguous vector (the gU product when D = 1).
+    float acc[4096];
+    memset(acc, 0, (size_t)M * sizeof(float));
+    for (idx k = 0; k < K; k++) {
+      vf bk = vset1(b->p[k * strideB]);
+      const float *row = a->p + k * a->ld;
+      FOR_LANES(i, M, w) storew(acc + i, vfma(loadw(row + i, w), bk, loadw(acc + i, w)), w);
+    }
+    for (idx i = 0; i < M; i++) c[i * ldc] = beta == 0.0f ? alpha * acc[i] : alpha * acc[i] + beta * c[i * ldc];
+    return 1;
+  }
+  if (K == 1 && !b->trans && b->p2 == NULL) {
+    // Outer product: C[i, :] = alpha op(A)[i,0] B[0, :] + beta C[i, :] (the input drive when D = 1).
+    for (idx i = 0; i < M; i++) {
+      float ai = alpha * (a->trans ? a->p[i] : a->p[i * a->ld]);
+      vf va = vset1(ai), vb = vset1(beta);
+      float *row = c + i * ldc;
+      FOR_LANES(j, N, w) {
+        vf r = vmul(va, loadw(b->p + j, w));
+        if (beta != 0.0f) r = vfma(loadw(row + j, w), vb, r);
+        storew(row + j, r, w);
+      }
+    }
+    return 1;
+  }
+  if (K == 1 && b->trans && b->p2 == NULL && b->ld == 1) {
+    b_operand flat = *b;
+    flat.trans = 0;
+    flat.ld = N;
+    return gemv_like(a, &flat, M, N, K, alpha, beta, c, ldc);
+  }
+  return 0;
+}
+
+static void gemm_general(const a_operand *a, const b_operand *b, idx M, idx N, idx K, float alpha, float beta,
+                         float *c, idx ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) {
+    scale_block(M, N, beta, c, ldc);
+    return;
+  }
+  if (b->p2 == NULL && gemv_like(a, b, M, N, K, alpha, beta, c, ldc)) return;
+  double work = (double)M * N * K;
+  gemm_task g = {.a = *a, .b = *b, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta, .c = c, .ldc = ldc};
+  int nt;
+  if (K >= 4 * (M + N) && K >= 2 * KC) {
+    g.split = 2;
+    nt = threads_for(work, K / KC);
+  } else if (M >= N) {
+    g.split = 0;
+    nt = threads_for(work, (M + MR - 1) / MR);
+  } else {
+    g.split = 1;
+    nt = threads_for(work, (N + NR - 1) / NR);
+  }
+  if (nt <= 1) {
+    gemm_serial(0, a, b, M, N, K, alpha, beta, c, ldc);
+    return;
+  }
+  roaf_pool_run(gemm_task_run, &g, nt);
+  if (g.split == 2) roaf_pool_run(gemm_reduce_run, &g, threads_for((double)M * N * 64, M));
+}
+
+static void k_gemm(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda,
+                   const float *B, idx ldb, float beta, float *C, idx ldc) {
+  a_operand a = {.p = A, .ld = lda, .trans = transA};
+  b_operand b = {.p = B, .ld = ldb, .trans = transB, .scale = 1.0f};
+  gemm_general(&a, &b, M, N, K, alpha, beta, C, ldc);
+}
+
+// ---- range-parallel elementwise kernels ----
+
+typedef void (*range_fn)(void *arg, idx lo, idx hi);
+typedef struct {
+  range_fn fn;
+  void *arg;
+  idx n;
+} range_task;
+
+static void range_task_run(void *p, int tid, int nt) {
+  range_task *r = p;
+  idx lo, hi;
+  split_rows(r->n, tid, nt, 64, &lo, &hi);
+  if (lo < hi) r->fn(r->arg, lo, hi);
+}
+
+/** Runs fn over [0, n) split between threads when n is large (a few µs of work per thread at least). */
+static void parallel_range(range_fn fn, void *arg, idx n, double costPerElement) {
+  int nt = threads_for((double)n * costPerElement, n / 4096);
+  if (nt <= 1) {
+    fn(arg, 0, n);
+    return;
+  }
+  range_task r = {fn, arg, n};
+  roaf_pool_run(range_task_run, &r, nt);
+}
+
+static void k_add_row_vector(idx rows, idx n, float *y, const float *bias) {
+  for (idx r = 0; r < rows; r++) {
+    float *row = y + r * n;
+    FOR_LANES(j, n, w) storew(row + j, vadd(loadw(row + j, w), loadw(bias + j, w)), w);
+  }
+}
+
+/** out[j] += Σ rows, summed in float per block of rows and in double across blocks. */
+static void k_sum_rows(idx rows, idx n, const float *x, float *out) {
+  double *sums = (double *)roaf_scratch(0, SCRATCH_WORK2, (size_t)2 * n);
+  float *block = roaf_scratch(0, SCRATCH_WORK, (size_t)n);
+  memset(sums, 0, (size_t)n * sizeof(double));
+  for (idx r0 = 0; r0 < rows; r0 += 64) {
+    memset(block, 0, (size_t)n * sizeof(float));
+    idx r1 = min_idx(rows, r0 + 64);
+    for (idx r = r0; r < r1; r++) {
+      const float *row = x + r * n;
+      FOR_LANES(j, n, w) storew(block + j, vadd(loadw(block + j, w), loadw(row + j, w)), w);
+    }
+    for (idx j = 0; j < n; j++) sums[j] += block[j];
+  }
+  for (idx j = 0; j < n; j++) out[j] = (float)(out[j] + sums[j]);
+}
+
+typedef struct {
+  const float *x, *a, *gy;
+  float *out;
+  float s;
+} ew_args;
+
+static void tanh_range(void *p, idx lo, idx hi) {
+  ew_args *e = p;
+  FOR_LANES(i, hi - lo, w) storew(e->out + lo + i, vtanh(loadw(e->x + lo + i, w)), w);
+}
+static void k_tanh(idx n, const float *x, float *out) {
+  ew_args e = {.x = x, .out = out};
+  parallel_range(tanh_range, &e, n, 8);
+}
+
+static void tanh_backward_range(void *p, idx lo, idx hi) {
+  ew_args *e = p;
+  vf one = vset1(1.0f);
+  FOR_LANES(i, hi - lo, w) {
+    vf a = loadw(e->a + lo + i, w);
+    storew(e->out + lo + i, vmul(loadw(e->gy + lo + i, w), vnmadd(a, a, one)), w);
+  }
+}
+static void k_tanh_backward(idx n, const float *a, const float *gy, float *gx) {
+  ew_args e = {.a = a, .gy = gy, .out = gx};
+  parallel_range(tanh_backward_range, &e, n, 2);
+}
+
+static double k_sum_squares(idx n, const float *x) {
+  double total = 0.0;
+  for (idx i0 = 0; i0 < n; i0 += 1024) {
+    idx m = min_idx(1024, n - i0);
+    vf acc = vzero();
+    FOR_LANES(i, m, w) {
+      vf v = loadw(x + i0 + i, w);
+      acc = vfma(v, v, acc);
+    }
+    total += vsum(acc);
+  }
+  return total;
+}
+
+static void scale_range(void *p, idx lo, idx hi) {
+  ew_args *e = p;
+  vf s = vset1(e->s);
+  FOR_LANES(i, hi - lo, w) storew(e->out + lo + i, vmul(loadw(e->out + lo + i, w), s), w);
+}
+static void k_scale(idx n, float *x, float s) {
+  ew_args e = {.out = x, .s = s};
+  parallel_range(scale_range, &e, n, 1);
+}
+
+static void axpy_range(void *p, idx lo, idx hi) {
+  ew_args *e = p;
+  vf s = vset1(e->s);
+  FOR_LANES(i, hi - lo, w) storew(e->out + lo + i, vfma(loadw(e->x + lo + i, w), s, loadw(e->out + lo + i, w)), w);
+}
+static void k_axpy(idx n, float s, const float *x, float *y) {
+  ew_args e = {.x = x, .out = y, .s = s};
+  parallel_range(axpy_range, &e, n, 1);
+}
+
+// ---- filters ----
+
+/**
+ * One row of y = betaY y + alpha (O x) (or Oᵀ x) for a permutation or identity filter, in O(N).
+ * betaY == 0 never reads y.
+ */
+static void filter_row(const roaf_filter *f, int transpose, idx N, float alpha, const float *x, float betaY,
+                       float *y) {
+  if (f->kind == FILTER_IDENTITY) {
+    vf va = vset1(alpha), vb = vset1(betaY);
+    FOR_LANES(j, N, w) {
+      vf r = vmul(va, loadw(x + j, w));
+      if (betaY != 0.0f) r = vfma(vb, loadw(y + j, w), r);
+      storew(y + j, r, w);
+    }
+    return;
+  }
+  const int32_t *perm = f->perm;
+  const float *s = f->signs;
+  if (!transpose) {  // (O x)[i] = s_i x[perm_i]
+    if (betaY == 0.0f)
+      for (idx i = 0; i < N; i++) y[i] = alpha * s[i] * x[perm[i]];
+    else
+      for (idx i = 0; i < N; i++) y[i] = betaY * y[i] + alpha * s[i] * x[perm[i]];
+  } else {  // (Oᵀ x)[perm_i] = s_i x[i]
+    if (betaY == 0.0f)
+      for (idx i = 0; i < N; i++) y[perm[i]] = alpha * s[i] * x[i];
+    else
+      for (idx i = 0; i < N; i++) y[perm[i]] = betaY * y[perm[i]] + alpha * s[i] * x[i];
+  }
+}
+
+static void k_apply_filter(const roaf_filter *f, int transpose, idx B, float alpha, const float *x, float betaY,
+                           float *y) {
+  idx N = f->n;
+  if (f->kind == FILTER_DENSE) {
+    // Rows are vectors: Y = X Oᵀ, and the transposed filter Y = X O.
+    k_gemm(0, !transpose, B, N, N, alpha, x, N, f->matrix, N, betaY, y, N);
+    return;
+  }
+  for (idx r = 0; r < B; r++) filter_row(f, transpose, N, alpha, x + r * N, betaY, y + r * N);
+}
+
+// ---- ROAF step: the elementwise part shared by the layer and the cell ----
+
+/**
+ * For `rows` rows: z = P[:, :N] + drive (drive: the cell's input drive, read from `a`) or + bias (the layer);
+ * a = tanh(z); h = beta a + alpha (O hPrev), where O hPrev is P[:, N:2N] for a dense filter (`dense`) or is
+ * applied here in O(N) otherwise.
+ */
+static void roaf_step_rows(idx rows, idx N, float alpha, float beta, const roaf_filter *f, int dense,
+                           const float *P, idx ldp, const float *bias, const float *hPrev, float *a, float *h) {
+  vf vbeta = vset1(beta), valpha = vset1(alpha);
+  for (idx r = 0; r < rows; r++) {
+    const float *p = P + r * ldp;
+    float *ar = a + r * N, *hr = h + r * N;
+    FOR_LANES(j, N, w) {
+      vf z = vadd(loadw(p + j, w), bias != NULL ? loadw(bias + j, w) : loadw(ar + j, w));
+      vf av = vtanh(z);
+      storew(ar + j, av, w);
+      vf hv = vmul(vbeta, av);
+      if (dense) hv = vfma(valpha, loadw(p + N + j, w), hv);
+      storew(hr + j, hv, w);
+    }
+    if (!dense && alpha != 0.0f) filter_row(f, 0, N, alpha, hPrev + r * N, 1.0f, hr);
+  }
+}
+
+/** The B operand h Wᵀ (or h [W; O]ᵀ when the filter is dense and used): op(B) is (N, N or 2N). */
+static b_operand forward_weights(const float *W, idx N, const roaf_filter *f, int dense) {
+  b_operand b = {.p = W, .ld = N, .trans = 1, .scale = 1.0f};
+  if (dense) {
+    b.p2 = f->matrix;
+    b.ld2 = N;
+    b.r1 = N;
+    b.scale2 = 1.0f;
+  }
+  return b;
+}
+
+/** The B operand of the backward product: [alpha O; W] (2N, N) for a dense filter, else W (N, N). */
+static b_operand backward_weights(const float *W, idx N, float alpha, const roaf_filter *f, int dense) {
+  if (!dense) return (b_operand){.p = W, .ld = N, .trans = 0, .scale = 1.0f};
+  return (b_operand){.p = f->matrix, .ld = N, .trans = 0, .scale = alpha, .p2 = W, .ld2 = N, .r1 = N, .scale2 = 1.0f};
+}
+
+// ---- ROAF layer ----
+
+typedef struct {
+  idx B, N;
+  float alpha, beta;
+  const roaf_filter *f;
+  int dense;
+  packed_b pb;
+  const float *x, *W, *b, *a, *gy;
+  float *aOut, *y, *gx, *gW, *gz;
+} layer_task;
+
+static void layer_forward_run(void *p, int tid, int nt) {
+  layer_task *L = p;
+  idx r0, r1;
+  split_rows(L->B, tid, nt, MR, &r0, &r1);
+  if (r0 >= r1) return;
+  idx ncols = L->pb.N;
+  float *P = roaf_scratch(tid, SCRATCH_WORK, (size_t)(r1 - r0) * ncols);
+  a_operand a = {.p = L->x + r0 * L->N, .ld = L->N};
+  gemm_packed(tid, &a, r1 - r0, &L->pb, 1.0f, 0.0f, P, ncols);
+  roaf_step_rows(r1 - r0, L->N, L->alpha, L->beta, L->f, L->dense, P, ncols, L->b, L->x + r0 * L->N,
+                 L->aOut + r0 * L->N, L->y + r0 * L->N);
+}
+
+static void k_roaf_layer_forward(idx B, idx N, float alpha, float beta, const roaf_filter *f, const float *x,
+                                 const float *W, const float *b, float *a, float *y) {
+  int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
+  idx ncols = dense ? 2 * N : N;
+  b_operand bw = forward_weights(W, N, f, dense);
+  float *buf = roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(N, ncols));
+  layer_task L = {.B = B, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense, .x = x, .b = b,
+                  .aOut = a, .y = y};
+  L.pb = pack_b_full(&bw, N, ncols, buf);
+  roaf_pool_run(layer_forward_run, &L, threads_for((double)B * N * ncols, (B + MR - 1) / MR));
+}
+
+static void layer_backward_run(void *p, int tid, int nt) {
+  layer_task *L = p;
+  idx N = L->N, r0, r1;
+  // gx rows [r0, r1) of the batch: gx = [gy, gz] [alpha O; W] (dense) or gz W + alpha Oᵀ gy.
+  split_rows(L->B, tid, nt, MR, &r0, &r1);
+  if (L->gx != NULL && r0 < r1) {
+    a_operand a = {.p = L->gy + r0 * N, .ld = N};
+    if (L->dense) {
+      a.p2 = L->gz + r0 * N;
+      a.ld2 = N;
+      a.k1 = N;
+    } else {
+      a.p = L->gz + r0 * N;
+    }
+    gemm_packed(tid, &a, r1 - r0, &L->pb, 1.0f, 0.0f, L->gx + r0 * N, N);
+    if (!L->dense && L->alpha != 0.0f)
+      for (idx r = r0; r < r1; r++) filter_row(L->f, 1, N, L->alpha, L->gy + r * N, 1.0f, L->gx + r * N);
+  }
+  // gW rows [m0, m1): gW[m0:m1, :] += gz[:, m0:m1]ᵀ x.
+  idx m0, m1;
+  split_rows(N, tid, nt, MR, &m0, &m1);
+  if (m0 < m1) {
+    a_operand a = {.p = L->gz + m0, .ld = N, .trans = 1};
+    b_operand b = {.p = L->x, .ld = N, .scale = 1.0f};
+    gemm_serial(tid, &a, &b, m1 - m0, N, L->B, 1.0f, 1.0f, L->gW + m0 * N, N);
+  }
+}
+
+static void k_roaf_layer_backward(idx B, idx N, float alpha, float beta, const roaf_filter *f, const float *x,
+                                  const float *a, const float *W, const float *gy, float *gx, float *gW, float *gb,
+                                  float *gz) {
+  vf vbeta = vset1(beta), one = vset1(1.0f);
+  FOR_LANES(i, B * N, w) {
+    vf av = loadw(a + i, w);
+    storew(gz + i, vmul(vmul(vbeta, loadw(gy + i, w)), vnmadd(av, av, one)), w);
+  }
+  k_sum_rows(B, N, gz, gb);
+  int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
+  layer_task L = {.B = B, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense, .x = x, .gy = gy,
+                  .gx = gx, .gW = gW, .gz = gz};
+  if (gx != NULL) {
+    b_operand bw = backward_weights(W, N, alpha, f, dense);
+    idx K = dense ? 2 * N : N;
+    L.pb = pack_b_full(&bw, K, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(K, N)));
+  }
+  double work = (double)B * N * N * (gx != NULL ? (dense ? 3 : 2) : 1);
+  roaf_pool_run(layer_backward_run, &L, threads_for(work, (min_idx(B, N) + MR - 1) / MR));
+}
+
+// ---- recurrent sweeps: shared pieces ----
+
+/** Threads for a sweep whose per-step product is rows x cols x K: each needs MR rows at least. */
+static int sweep_threads(idx T, idx B, idx cols, idx K) {
+  return threads_for((double)T * B * cols * K, B / MR);
+}
+
+/** Per-thread double accumulators for bias gradients (summed over the thread's rows and all steps). */
+static double *bias_accumulator(int tid, idx n) {
+  double *acc = (double *)roaf_scratch(tid, SCRATCH_WORK2, (size_t)2 * n + 2 * VL);
+  memset(acc, 0, (size_t)n * sizeof(double));
+  return acc;
+}
+
+/** acc[j] += Σ_r x[r, j] over `rows` rows of stride ld (float within the step, double across steps). */
+static void accumulate_columns(idx rows, idx n, const float *x, idx ld, double *acc, float *tmp) {
+  memset(tmp, 0, (size_t)n * sizeof(float));
+  for (idx r = 0; r < rows; r++) {
+    const float *row = x + r * ld;
+    FOR_LANES(j, n, w) storew(tmp + j, vadd(loadw(tmp + j, w), loadw(row + j, w)), w);
+  }
+  for (idx j = 0; j < n; j++) acc[j] += tmp[j];
+}
+
+typedef struct {
+  double *acc[ROAF_MAX_THREADS];
+  int threads;
+} bias_sums;
+
+static void add_bias_sums(const bias_sums *s, idx n, float *out) {
+  for (idx j = 0; j < n; j++) {
+    double total = 0.0;
+    for (int t = 0; t < s->threads; t++) total += s->acc[t][j];
+    out[j] = (float)(out[j] + total);
+  }
+}
+
+// ---- ROAF cell ----
+
+typedef struct {
+  idx T, B, D, N;
+  float alpha, beta;
+  const roaf_filter *f;
+  int dense;
+  packed_b pb;
+  const float *as_in;
+  float *hs, *as, *ghs, *gzs, *gh0;
+  bias_sums sums;
+} cell_task;
+
+static void cell_forward_run(void *p, int tid, int nt) {
+  cell_task *c = p;
+  idx N = c->N, step = c->B * N, r0, r1;
+  split_rows(c->B, tid, nt, MR, &r0, &r1);
+  if (r0 >= r1) return;
+  idx rows = r1 - r0, ncols = c->pb.N;
+  float *P = roaf_scratch(tid, SCRATCH_WORK, (size_t)rows * ncols);
+  for (idx t = 0; t < c->T; t++) {
+    const float *hPrev = c->hs + t * step + r0 * N;
+    a_operand a = {.p = hPrev, .ld = N};
+    gemm_packed(tid, &a, rows, &c->pb, 1.0f, 0.0f, P, ncols);
+    roaf_step_rows(rows, N, c->alpha, c->beta, c->f, c->dense, P, ncols, NULL, hPrev, c->as + t * step + r0 * N,
+                   c->hs + (t + 1) * step + r0 * N);
+  }
+}
+
+static void k_roaf_cell_forward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
+                                const float *xs, const float *W, const float *U, const float *b, float *hs,
+                                float *as) {
+  // The input drive of every step at once: as = xs Uᵀ + b, (T·B, N).
+  k_gemm(0, 1, T * B, N, D, 1.0f, xs, D, U, D, 0.0f, as, N);
+  k_add_row_vector(T * B, N, as, b);
+  int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
+  idx ncols = dense ? 2 * N : N;
+  b_operand bw = forward_weights(W, N, f, dense);
+  cell_task c = {.T = T, .B = B, .D = D, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense, .hs = hs,
+                 .as = as};
+  c.pb = pack_b_full(&bw, N, ncols, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(N, ncols)));
+  roaf_pool_run(cell_forward_run, &c, sweep_threads(T, B, ncols, N));
+}
+
+static void cell_backward_run(void *p, int tid, int nt) {
+  cell_task *c = p;
+  idx N = c->N, step = c->B * N, r0, r1;
+  split_rows(c->B, tid, nt, MR, &r0, &r1);
+  c->sums.acc[tid] = bias_accumulator(tid, N);
+  if (r0 >= r1) return;
+  idx rows = r1 - r0;
+  float *tmp = roaf_scratch(tid, SCRATCH_WORK, (size_t)N + VL);
+  vf vbeta = vset1(c->beta), one = vset1(1.0f);
+  for (idx t = c->T - 1; t >= 0; t--) {
+    const float *gh = c->ghs + t * step + r0 * N;  // complete ∂loss/∂h_{t+1}
+    const float *a = c->as_in + t * step + r0 * N;
+    float *gz = c->gzs + t * step + r0 * N;
+    FOR_LANES(i, rows * N, w) {
+      vf av = loadw(a + i, w);
+      storew(gz + i, vmul(vmul(vbeta, loadw(gh + i, w)), vnmadd(av, av, one)), w);
+    }
+    accumulate_columns(rows, N, gz, N, c->sums.acc[tid], tmp);
+    float *target = t > 0 ? c->ghs + (t - 1) * step + r0 * N : c->gh0 != NULL ? c->gh0 + r0 * N : NULL;
+    if (target == NULL) continue;
+    float keep = t > 0 ? 1.0f : 0.0f;
+    a_operand op = {.p = gh, .ld = N, .p2 = gz, .ld2 = N, .k1 = N};  // [gh, gz] against [alpha O; W]
+    if (!c->dense) op = (a_operand){.p = gz, .ld = N};
+    gemm_packed(tid, &op, rows, &c->pb, 1.0f, keep, target, N);
+    if (!c->dense && c->alpha != 0.0f)
+      for (idx r = 0; r < rows; r++) filter_row(c->f, 1, N, c->alpha, gh + r * N, 1.0f, target + r * N);
+  }
+}
+
+static void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
+                                 const float *xs, const float *W, const float *U, const float *hs, const float *as,
+                                 float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs) {
+  int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
+  idx K = dense ? 2 * N : N;
+  b_operand bw = backward_weights(W, N, alpha, f, dense);
+  cell_task c = {.T = T, .B = B, .D = D, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense,
+                 .as_in = as, .ghs = ghs, .gzs = gzs, .gh0 = gh0};
+  c.pb = pack_b_full(&bw, K, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(K, N)));
+  int nt = sweep_threads(T, B, N, K);
+  c.sums.threads = nt;
+  roaf_pool_run(cell_backward_run, &c, nt);
+  add_bias_sums(&c.sums, N, gb);
+  // Weight gradients as one product each over all T·B rows.
+  k_gemm(1, 0, N, N, T * B, 1.0f, gzs, N, hs, N, 1.0f, gW, N);  // Σ_t gz_tᵀ h_{t-1}
+  k_gemm(1, 0, N, D, T * B, 1.0f, gzs, N, xs, D, 1.0f, gU, D);
+  if (gxs != NULL) k_gemm(0, 0, T * B, D, N, 1.0f, gzs, N, U, D, 0.0f, gxs, D);
+}
+
+// ---- LSTM ----
+
+typedef struct {
+  idx T, B, D, N;
+  packed_b pb;
+  const float *hs_in, *cs_in, *gates_in, *hn_in, *bh;
+  float *hs, *cs, *gates, *ghs, *gGates, *gHn, *hn;
+  bias_sums sums, sums2;
+} rnn_task;
+
+static void lstm_forward_run(void *p, int tid, int nt) {
+  rnn_task *c = p;
+  idx N = c->N, G = 4 * N, r0, r1;
+  split_rows(c->B, tid, nt, MR, &r0, &r1);
+  if (r0 >= r1) return;
+  idx rows = r1 - r0;
+  for (idx t = 0; t < c->T; t++) {
+    const float *hPrev = c->hs + (t * c->B + r0) * N;
+    const float *cPrev = c->cs + (t * c->B + r0) * N;
+    float *hNext = c->hs + ((t + 1) * c->B + r0) * N;
+    float *cNext = c->cs + ((t + 1) * c->B + r0) * N;
+    float *g = c->gates + (t * c->B + r0) * G;
+    a_operand a = {.p = hPrev, .ld = N};
+    gemm_packed(tid, &a, rows, &c->pb, 1.0f, 1.0f, g, G);  // gates = drive + h Whᵀ
+    for (idx r = 0; r < rows; r++) {
+      float *gr = g + r * G;
+      FOR_LANES(j, N, w) {
+        vf i = vsigmoid(loadw(gr + j, w));
+        vf fg = vsigmoid(loadw(gr + N + j, w));
+        vf gg = vtanh(loadw(gr + 2 * N + j, w));
+        vf o = vsigmoid(loadw(gr + 3 * N + j, w));
+        storew(gr + j, i, w);
+        storew(gr + N + j, fg, w);
+        storew(gr + 2 * N + j, gg, w);
+        storew(gr + 3 * N + j, o, w);
+        vf cv = vfma(fg, loadw(cPrev + r * N + j, w), vmul(i, gg));
+        storew(cNext + r * N + j, cv, w);
+        storew(hNext + r * N + j, vmul(o, vtanh(cv)), w);
+      }
+    }
+  }
+}
+
+static void k_lstm_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                           const float *b, float *hs, float *cs, float *gates) {
+  idx G = 4 * N;
+  k_gemm(0, 1, T * B, G, D, 1.0f, xs, D, Wx, D, 0.0f, gates, G);
+  k_add_row_vector(T * B, G, gates, b);
+  b_operand bw = {.p = Wh, .ld = N, .trans = 1, .scale = 1.0f};
+  rnn_task c = {.T = T, .B = B, .D = D, .N = N, .hs = hs, .cs = cs, .gates = gates};
+  c.pb = pack_b_full(&bw, N, G, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(N, G)));
+  roaf_pool_run(lstm_forward_run, &c, sweep_threads(T, B, G, N));
+}
+
+static void lstm_backward_run(void *p, int tid, int nt) {
+  rnn_task *c = p;
+  idx N = c->N, G = 4 * N, r0, r1;
+  split_rows(c->B, tid, nt, MR, &r0, &r1);
+  c->sums.acc[tid] = bias_accumulator(tid, G);
+  if (r0 >= r1) return;
+  idx rows = r1 - r0;
+  float *gc = roaf_scratch(tid, SCRATCH_WORK, (size_t)rows * N + G + VL);  // ∂loss/∂c_{t+1}, carried back
+  float *tmp = gc + rows * N;
+  memset(gc, 0, (size_t)rows * N * sizeof(float));
+  vf one = vset1(1.0f);
+  for (idx t = c->T - 1; t >= 0; t--) {
+    const float *g = c->gates_in + (t * c->B + r0) * G;
+    float *gg = c->gGates + (t * c->B + r0) * G;
+    const float *cPrev = c->cs_in + (t * c->B + r0) * N;
+    const float *cNext = c->cs_in + ((t + 1) * c->B + r0) * N;
+    const float *gh = c->ghs + (t * c->B + r0) * N;
+    for (idx r = 0; r < rows; r++) {
+      const float *gr = g + r * G;
+      float *ggr = gg + r * G;
+      FOR_LANES(j, N, w) {
+        vf i = loadw(gr + j, w), fg = loadw(gr + N + j, w), c2 = loadw(gr + 2 * N + j, w), o = loadw(gr + 3 * N + j, w);
+        vf tc = vtanh(loadw(cNext + r * N + j, w));
+        vf ghv = loadw(gh + r * N + j, w);
+        vf gcTotal = vfma(vmul(ghv, o), vnmadd(tc, tc, one), loadw(gc + r * N + j, w));
+        storew(ggr + j, vmul(vmul(gcTotal, c2), vmul(i, vsub(one, i))), w);
+        storew(ggr + N + j, vmul(vmul(gcTotal, loadw(cPrev + r * N + j, w)), vmul(fg, vsub(one, fg))), w);
+        storew(ggr + 2 * N + j, vmul(vmul(gcTotal, i), vnmadd(c2, c2, one)), w);
+        storew(ggr + 3 * N + j, vmul(vmul(ghv, tc), vmul(o, vsub(one, o))), w);
+        storew(gc + r * N + j, vmul(gcTotal, fg), w);
+      }
+    }
+    accumulate_columns(rows, G, gg, G, c->sums.acc[tid], tmp);
+    if (t > 0) {
+      a_operand a = {.p = gg, .ld = G};
+      gemm_packed(tid, &a, rows, &c->pb, 1.0f, 1.0f, c->ghs + ((t - 1) * c->B + r0) * N, N);
+    }
+  }
+}
+
+static void k_lstm_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                            const float *hs, const float *cs, const float *gates, float *ghs, float *gGates,
+                            float *gWx, float *gWh, float *gb, float *gxs) {
+  idx G = 4 * N;
+  b_operand bw = {.p = Wh, .ld = N, .trans = 0, .scale = 1.0f};
+  rnn_task c = {.T = T, .B = B, .D = D, .N = N, .cs_in = cs, .gates_in = gates, .ghs = ghs, .gGates = gGates};
+  c.pb = pack_b_full(&bw, G, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(G, N)));
+  int nt = sweep_threads(T, B, N, G);
+  c.sums.threads = nt;
+  roaf_pool_run(lstm_backward_run, &c, nt);
+  add_bias_sums(&c.sums, G, gb);
+  k_gemm(1, 0, G, N, T * B, 1.0f, gGates, G, hs, N, 1.0f, gWh, N);
+  k_gemm(1, 0, G, D, T * B, 1.0f, gGates, G, xs, D, 1.0f, gWx, D);
+  if (gxs != NULL) k_gemm(0, 0, T * B, D, G, 1.0f, gGates, G, Wx, D, 0.0f, gxs, D);
+}
+
+// ---- GRU ----
+
+static void gru_forward_run(void *p, int tid, int nt) {
+  rnn_task *c = p;
+  idx N = c->N, G = 3 * N, r0, r1;
+  split_rows(c->B, tid, nt, MR, &r0, &r1);
+  if (r0 >= r1) return;
+  idx rows = r1 - r0;
+  float *P = roaf_scratch(tid, SCRATCH_WORK, (size_t)rows * G);
+  const float *bh = c->bh;
+  for (idx t = 0; t < c->T; t++) {
+    const float *hPrev = c->hs + (t * c->B + r0) * N;
+    float *hNext = c->hs + ((t + 1) * c->B + r0) * N;
+    float *g = c->gates + (t * c->B + r0) * G;
+    float *hn = c->hn + (t * c->B + r0) * N;
+    a_operand a = {.p = hPrev, .ld = N};
+    gemm_packed(tid, &a, rows, &c->pb, 1.0f, 0.0f, P, G);
+    for (idx r = 0; r < rows; r++) {
+      float *gr = g + r * G;
+      const float *pr = P + r * G;
+      FOR_LANES(j, N, w) {
+        vf rg = vsigmoid(vadd(loadw(gr + j, w), vadd(loadw(pr + j, w), loadw(bh + j, w))));
+        vf z = vsigmoid(vadd(loadw(gr + N + j, w), vadd(loadw(pr + N + j, w), loadw(bh + N + j, w))));
+        vf hnj = vadd(loadw(pr + 2 * N + j, w), loadw(bh + 2 * N + j, w));
+        vf n = vtanh(vfma(rg, hnj, loadw(gr + 2 * N + j, w)));
+        storew(gr + j, rg, w);
+        storew(gr + N + j, z, w);
+        storew(gr + 2 * N + j, n, w);
+        storew(hn + r * N + j, hnj, w);
+        vf hp = loadw(hPrev + r * N + j, w);
+        storew(hNext + r * N + j, vfma(z, vsub(hp, n), n), w);  // (1 - z) n + z h
+      }
+    }
+  }
+}
+
+static void k_gru_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                          const float *bx, const float *bh, float *hs, float *gates, float *hn) {
+  idx G = 3 * N;
+  k_gemm(0, 1, T * B, G, D, 1.0f, xs, D, Wx, D, 0.0f, gates, G);
+  k_add_row_vector(T * B, G, gates, bx);
+  b_operand bw = {.p = Wh, .ld = N, .trans = 1, .scale = 1.0f};
+  rnn_task c = {.T = T, .B = B, .D = D, .N = N, .hs = hs, .gates = gates, .hn = hn, .bh = bh};
+  c.pb = pack_b_full(&bw, N, G, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(N, G)));
+  roaf_pool_run(gru_forward_run, &c, sweep_threads(T, B, G, N));
+}
+
+static void gru_backward_run(void *p, int tid, int nt) {
+  rnn_task *c = p;
+  idx N = c->N, G = 3 * N, r0, r1;
+  split_rows(c->B, tid, nt, MR, &r0, &r1);
+  c->sums.acc[tid] = bias_accumulator(tid, G);
+  double *accH = (double *)roaf_scratch(tid, SCRATCH_PACK_B, (size_t)2 * G + 2 * VL);
+  memset(accH, 0, (size_t)G * sizeof(double));
+  c->sums2.acc[tid] = accH;
+  if (r0 >= r1) return;
+  idx rows = r1 - r0;
+  float *rec = roaf_scratch(tid, SCRATCH_WORK, (size_t)rows * G + G + VL);  // [gr, gz, gn ⊙ r] of one step
+  float *tmp = rec + rows * G;
+  vf one = vset1(1.0f);
+  for (idx t = c->T - 1; t >= 0; t--) {
+    const float *g = c->gates_in + (t * c->B + r0) * G;
+    float *gg = c->gGates + (t * c->B + r0) * G;
+    float *gHn = c->gHn + (t * c->B + r0) * N;
+    const float *hn = c->hn_in + (t * c->B + r0) * N;
+    const float *hPrev = c->hs_in + (t * c->B + r0) * N;
+    const float *gh = c->ghs + (t * c->B + r0) * N;
+    float *ghPrev = t > 0 ? c->ghs + ((t - 1) * c->B + r0) * N : NULL;
+    for (idx r = 0; r < rows; r++) {
+      const float *gr = g + r * G;
+      float *ggr = gg + r * G, *rr = rec + r * G;
+      FOR_LANES(j, N, w) {
+        vf rg = loadw(gr + j, w), z = loadw(gr + N + j, w), n = loadw(gr + 2 * N + j, w);
+        vf ghv = loadw(gh + r * N + j, w);
+        vf gn = vmul(vmul(ghv, vsub(one, z)), vnmadd(n, n, one));
+        vf gz = vmul(vmul(ghv, vsub(loadw(hPrev + r * N + j, w), n)), vmul(z, vsub(one, z)));
+        vf grr = vmul(vmul(gn, loadw(hn + r * N + j, w)), vmul(rg, vsub(one, rg)));
+        vf gnr = vmul(gn, rg);
+        storew(ggr + j, grr, w);
+        storew(ggr + N + j, gz, w);
+        storew(ggr + 2 * N + j, gn, w);
+        storew(gHn + r * N + j, gnr, w);
+        storew(rr + j, grr, w);
+        storew(rr + N + j, gz, w);
+        storew(rr + 2 * N + j, gnr, w);
+        if (ghPrev != NULL) storew(ghPrev + r * N + j, vfma(ghv, z, loadw(ghPrev + r * N + j, w)), w);
+      }
+    }
+    accumulate_columns(rows, G, gg, G, c->sums.acc[tid], tmp);
+    accumulate_columns(rows, G, rec, G, accH, tmp);
+    if (ghPrev != NULL) {
+      a_operand a = {.p = rec, .ld = G};
+      gemm_packed(tid, &a, rows, &c->pb, 1.0f, 1.0f, ghPrev, N);
+    }
+  }
+}
+
+static void k_gru_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                           const float *hs, const float *gates, const float *hn, float *ghs, float *gGates,
+                           float *gHn, float *gWx, float *gWh, float *gbx, float *gbh, float *gxs) {
+  idx G = 3 * N;
+  b_operand bw = {.p = Wh, .ld = N, .trans = 0, .scale = 1.0f};
+  rnn_task c = {.T = T, .B = B, .D = D, .N = N, .hs_in = hs, .gates_in = gates, .hn_in = hn, .ghs = ghs,
+                .gGates = gGates, .gHn = gHn};
+  c.pb = pack_b_full(&bw, G, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(G, N)));
+  int nt = sweep_threads(T, B, N, G);
+  c.sums.threads = c.sums2.threads = nt;
+  roaf_pool_run(gru_backward_run, &c, nt);
+  add_bias_sums(&c.sums, G, gbx);
+  add_bias_sums(&c.sums2, G, gbh);
+  // Recurrent-side pre-activation gradients [gr, gz | gn ⊙ r]: the first 2N columns of gGates, then gHn.
+  k_gemm(1, 0, 2 * N, N, T * B, 1.0f, gGates, G, hs, N, 1.0f, gWh, N);
+  k_gemm(1, 0, N, N, T * B, 1.0f, gHn, N, hs, N, 1.0f, gWh + 2 * N * N, N);
+  k_gemm(1, 0, G, D, T * B, 1.0f, gGates, G, xs, D, 1.0f, gWx, D);
+  if (gxs != NULL) k_gemm(0, 0, T * B, D, G, 1.0f, gGates, G, Wx, D, 0.0f, gxs, D);
+}
+
+// ---- losses (small: B x K; computed in double like the reference) ----
+
+static double k_softmax_cross_entropy(idx B, idx K, const float *logits, const int32_t *labels, float gradScale,
+                                      float *grad, uint8_t *correct) {
+  double total = 0.0;
+  for (idx r = 0; r < B; r++) {
+    const float *l = logits + r * K;
+    double max = -INFINITY;
+    idx argmax = 0;
+    for (idx k = 0; k < K; k++)
+      if (l[k] > max) {
+        max = l[k];
+        argmax = k;
+      }
+    double sum = 0.0;
+    for (idx k = 0; k < K; k++) sum += exp(l[k] - max);
+    int32_t label = labels[r];
+    total += log(sum) + max - l[label];
+    if (correct != NULL) correct[r] = argmax == label ? 1 : 0;
+    if (grad != NULL) {
+      for (idx k = 0; k < K; k++) {
+        double p = exp(l[k] - max) / sum;
+        grad[r * K + k] = (float)((p - (k == label ? 1.0 : 0.0)) * gradScale);
+      }
+    }
+  }
+  return total;
+}
+
+static double k_squared_error(idx B, idx K, const float *pred, const float *target, float gradScale, float *grad) {
+  double total = 0.0;
+  for (idx i = 0; i < B * K; i++) {
+    double diff = (double)pred[i] - (double)target[i];
+    total += diff * diff;
+    if (grad != NULL) grad[i] = (float)(2.0 * diff * gradScale);
+  }
+  return total;
+}
+
+// ---- optimisers ----
+
+typedef struct {
+  float *params, *m, *v;
+  const float *grads;
+  float lr, beta1, beta2, eps, wd, invC1, invC2, momentum;
+} opt_args;
+
+static void adam_range(void *p, idx lo, idx hi) {
+  opt_args *o = p;
+  vf b1 = vset1(o->beta1), b2 = vset1(o->beta2), c1 = vset1(1.0f - o->beta1), c2 = vset1(1.0f - o->beta2);
+  vf ic1 = vset1(o->invC1), ic2 = vset1(o->invC2), eps = vset1(o->eps), lr = vset1(o->lr),
+     lrwd = vset1(o->lr * o->wd);
+  float *P = o->params + lo, *M = o->m + lo, *V = o->v + lo;
+  const float *Gr = o->grads + lo;
+  FOR_LANES(i, hi - lo, w) {
+    vf g = loadw(Gr + i, w);
+    vf m = vfma(b1, loadw(M + i, w), vmul(c1, g));
+    vf v = vfma(b2, loadw(V + i, w), vmul(vmul(c2, g), g));
+    storew(M + i, m, w);
+    storew(V + i, v, w);
+    vf step = vdiv(vmul(lr, vmul(m, ic1)), vadd(vsqrt(vmul(v, ic2)), eps));
+    vf pv = loadw(P + i, w);
+    storew(P + i, vsub(pv, vfma(lrwd, pv, step)), w);
+  }
+}
+
+static void k_adam_update(idx n, float *params, const float *grads, float *m, float *v, float lr, float beta1,
+                          float beta2, float eps, float weightDecay, double t) {
+  opt_args o = {.params = params, .m = m, .v = v, .grads = grads, .lr = lr, .beta1 = beta1, .beta2 = beta2,
+                .eps = eps, .wd = weightDecay};
+  o.invC1 = (float)(1.0 / (1.0 - pow(beta1, t)));
+  o.invC2 = (float)(1.0 / (1.0 - pow(beta2, t)));
+  parallel_range(adam_range, &o, n, 12);
+}
+
+static void sgd_range(void *p, idx lo, idx hi) {
+  opt_args *o = p;
+  vf mom = vset1(o->momentum), lr = vset1(o->lr);
+  float *P = o->params + lo, *V = o->v + lo;
+  const float *Gr = o->grads + lo;
+  FOR_LANES(i, hi - lo, w) {
+    vf vel = vfma(mom, loadw(V + i, w), loadw(Gr + i, w));
+    storew(V + i, vel, w);
+    storew(P + i, vnmadd(lr, vel, loadw(P + i, w)), w);
+  }
+}
+
+static void k_sgd_update(idx n, float *params, const float *grads, float *velocity, float lr, float momentum) {
+  opt_args o = {.params = params, .v = velocity, .grads = grads, .lr = lr, .momentum = momentum};
+  parallel_range(sgd_range, &o, n, 3);
+}
+
+const roaf_kernels ROAF_SUFFIX(roaf_kernels) = {
+  .name = ROAF_ISA_NAME,
+  .gemm = k_gemm,
+  .add_row_vector = k_add_row_vector,
+  .sum_rows = k_sum_rows,
+  .tanh = k_tanh,
+  .tanh_backward = k_tanh_backward,
+  .sum_squares = k_sum_squares,
+  .scale = k_scale,
+  .axpy = k_axpy,
+  .apply_filter = k_apply_filter,
+  .roaf_layer_forward = k_roaf_layer_forward,
+  .roaf_layer_backward = k_roaf_layer_backward,
+  .roaf_cell_forward = k_roaf_cell_forward,
+  .roaf_cell_backward = k_roaf_cell_backward,
+  .lstm_forward = k_lstm_forward,
+  .lstm_backward = k_lstm_backward,
+  .gru_forward = k_gru_forward,
+  .gru_backward = k_gru_backward,
+  .softmax_cross_entropy = k_softmax_cross_entropy,
+  .squared_error = k_squared_error,
+  .adam_update = k_adam_update,
+  .sgd_update = k_sgd_update,
+};

@@ -1,0 +1,49 @@
+// The public API of roaf: an explicit list of what a user imports.
+//
+//   import { createModel, modelConfig, loadBackend, loadTask, runTraining } from 'roaf';
+
+// backends
+export type { Backend, DType, FilterOperand, FloatArray, GruSaved, LstmSaved } from './backend/backend.js';
+export { ReferenceBackend, referenceBackend } from './backend/reference.js';
+export { BACKEND_NAMES, loadBackend, requireBackend } from './backend/index.js';
+export type { BackendName } from './backend/index.js';
+export { nativeInfo, nativeLoadError, setNativeThreads } from './backend/native.js';
+
+// layers, filters, losses
+export { FILTER_KINDS, filterMatrix, makeFilter, makeFilters, orthogonalFromQr } from './nn/filter.js';
+export type { FilterKind } from './nn/filter.js';
+export { GruCell, Linear, LstmCell, RoafCell, RoafLayer } from './nn/layers.js';
+export type { SequenceCell } from './nn/layers.js';
+export { Parameter, ParameterStore } from './nn/parameters.js';
+export { crossEntropyLoss, meanSquaredErrorLoss } from './nn/losses.js';
+export type { LossValue } from './nn/losses.js';
+
+// models
+export { MODEL_KINDS, isRecurrent, validateModelConfig } from './models/config.js';
+export type { ModelConfig, ModelKind } from './models/config.js';
+export type { GradientHook, Model } from './models/model.js';
+export { RoafMLP } from './models/roaf-mlp.js';
+export { RecurrentModel, RecurrentModel as RoafRNN } from './models/recurrent.js';
+export { createModel, modelConfig, resolveBaseline } from './models/factory.js';
+export type { ModelOptions } from './models/factory.js';
+
+// training
+export { DEFAULT_OPTIMIZER, OPTIMIZER_KINDS, Optimizer, clipGradients, gradientNorm } from './train/optimizer.js';
+export type { OptimizerKind, OptimizerOptions } from './train/optimizer.js';
+export { BatchBuffers, batchLoss, epochOrder, evaluate, runTraining } from './train/trainer.js';
+export type { Evaluation, RunOptions, RunResult, StepEvent, TrainerCallbacks } from './train/trainer.js';
+export {
+  loadModelTensors, loadOptimizerState, modelTensors, readCheckpointConfig, saveCheckpoint,
+} from './train/checkpoint.js';
+export type { CheckpointConfig, Progress, TaskConfig, TrainingConfig } from './train/checkpoint.js';
+export { MetricsLog, readMetrics } from './train/metrics.js';
+export type { MetricsRecord } from './train/metrics.js';
+export { SafetensorsFile, writeSafetensors } from './train/safetensors.js';
+export { defaultCoefficients, defaultMlpBeta, runDefaults } from './train/defaults.js';
+
+// data
+export * from './data/index.js';
+
+// utilities
+export { Random } from './util/random.js';
+export { UsageError } from './util/errors.js';

@@ -1,0 +1,187 @@
+// Models as a whole: filters are orthogonal, the baselines are exact special cases of ROAF, seeds decide
+// everything, and the same suite runs on every available backend.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { FloatArray } from '../src/backend/backend.js';
+import { referenceBackend } from '../src/backend/reference.js';
+import { FILTER_KINDS, filterMatrix, makeFilter, orthogonalFromQr } from '../src/nn/filter.js';
+import { createModel } from '../src/models/factory.js';
+import type { ModelConfig, ModelKind } from '../src/models/config.js';
+import { RoafMLP } from '../src/models/roaf-mlp.js';
+import { Random } from '../src/util/random.js';
+import { availableBackends, randomArray } from './helpers.js';
+
+function config(model: ModelKind, overrides: Partial<ModelConfig> = {}): ModelConfig {
+  return {
+    model, inputDim: 6, outputs: 3, readout: 'last', depth: 5, width: 8, hidden: 8,
+    alpha: 0.7, beta: 0.4, filter: 'haar', sharedFilter: false, inputScale: 1, seed: 3, dtype: 'float32', ...overrides,
+  };
+}
+
+describe('filters', () => {
+  for (const kind of FILTER_KINDS) {
+    for (const n of [1, 7, 64]) {
+      it(`${kind} (N = ${n}) is orthogonal in float32: ||OᵀO - I||∞ < 1e-5`, () => {
+        const filter = makeFilter(kind, n, new Random(n), 'float32');
+        const o = filterMatrix(filter);
+        let worst = 0;
+        for (let i = 0; i < n; i++) {
+          for (let j = 0; j < n; j++) {
+            let dot = 0;
+            for (let k = 0; k < n; k++) dot += o[k * n + i] * o[k * n + j];
+            worst = Math.max(worst, Math.abs(dot - (i === j ? 1 : 0)));
+          }
+        }
+        assert.ok(worst < 1e-5, `||OᵀO - I||∞ = ${worst}`);
+      });
+    }
+  }
+
+  it('haar applies the sign fix: R = QᵀA has a positive diagonal', () => {
+    const n = 9;
+    const rng = new Random(4);
+    const a = Float64Array.from({ length: n * n }, () => rng.normal());
+    const q = orthogonalFromQr(Float64Array.from(a), n, true);
+    const unfixed = orthogonalFromQr(Float64Array.from(a), n, false);
+    let flipped = 0;
+    for (let j = 0; j < n; j++) {
+      let rjj = 0;
+      for (let k = 0; k < n; k++) rjj += q[k * n + j] * a[k * n + j];
+      assert.ok(rjj > 0, `R[${j}][${j}] = ${rjj} is not positive`);
+      if (Math.sign(unfixed[j]) !== Math.sign(q[j])) flipped++;
+    }
+    assert.ok(flipped > 0, 'Householder QR without the fix should differ in some column signs');
+  });
+
+  it('the same seed draws the same filter; another seed a different one', () => {
+    const one = filterMatrix(makeFilter('haar', 5, new Random(1), 'float64'));
+    const again = filterMatrix(makeFilter('haar', 5, new Random(1), 'float64'));
+    const other = filterMatrix(makeFilter('haar', 5, new Random(2), 'float64'));
+    assert.deepEqual(one, again);
+    assert.notDeepEqual(one, other);
+  });
+});
+
+/** The vanilla deep tanh MLP / residual MLP written out plainly with the model's own parameters. */
+function plainMlpForward(model: RoafMLP, B: number, u: FloatArray, residual: boolean): Float32Array {
+  const backend = referenceBackend;
+  const N = model.config.width;
+  let x = new Float32Array(B * N);
+  backend.gemm(false, true, B, N, model.config.inputDim, 1, u, model.config.inputDim, model.input.W.value, model.config.inputDim, 0, x, N);
+  backend.addRowVector(B, N, x, model.input.b.value);
+  for (const layer of model.layers) {
+    const z = new Float32Array(B * N);
+    backend.gemm(false, true, B, N, N, 1, x, N, layer.W.value, N, 0, z, N);
+    backend.addRowVector(B, N, z, layer.b.value);
+    backend.tanh(B * N, z, z);
+    if (residual) for (let i = 0; i < B * N; i++) z[i] = x[i] + z[i];
+    x = z;
+  }
+  const K = model.config.outputs;
+  const out = new Float32Array(B * K);
+  backend.gemm(false, true, B, K, N, 1, x, N, model.readout.W.value, N, 0, out, K);
+  backend.addRowVector(B, K, out, model.readout.b.value);
+  return out;
+}
+
+describe('special cases are exact', () => {
+  const B = 4;
+  const u = randomArray(B * 6, new Random(9), 1, 'float32');
+
+  it('alpha = 0 is the vanilla tanh MLP, to the last bit', () => {
+    const model = createModel(config('roaf-mlp', { alpha: 0, beta: 1 }), referenceBackend) as RoafMLP;
+    assert.deepEqual(Array.from(model.forward(B, 1, u)), Array.from(plainMlpForward(model, B, u, false)));
+    const baseline = createModel(config('mlp'), referenceBackend) as RoafMLP;
+    assert.deepEqual(Array.from(baseline.forward(B, 1, u)), Array.from(plainMlpForward(baseline, B, u, false)));
+  });
+
+  it('O = I, alpha = beta = 1 is the residual MLP, to the last bit', () => {
+    const model = createModel(config('roaf-mlp', { alpha: 1, beta: 1, filter: 'identity' }), referenceBackend) as RoafMLP;
+    assert.deepEqual(Array.from(model.forward(B, 1, u)), Array.from(plainMlpForward(model, B, u, true)));
+    const baseline = createModel(config('resmlp'), referenceBackend) as RoafMLP;
+    assert.deepEqual(Array.from(baseline.forward(B, 1, u)), Array.from(plainMlpForward(baseline, B, u, true)));
+  });
+
+  it('a ROAF MLP with a haar filter differs from both', () => {
+    const model = createModel(config('roaf-mlp'), referenceBackend) as RoafMLP;
+    assert.notDeepEqual(Array.from(model.forward(B, 1, u)), Array.from(plainMlpForward(model, B, u, false)));
+  });
+
+  it('alpha = 0 ROAF RNN equals the Elman RNN h_t = tanh(W h + U x + b), to the last bit', () => {
+    const T = 6, D = 6, N = 8;
+    const model = createModel(config('rnn'), referenceBackend);
+    const xs = randomArray(T * B * D, new Random(10), 1, 'float32');
+    const out = model.forward(B, T, xs);
+    const params = model.params;
+    const W = params.get('cell.W').value, U = params.get('cell.U').value, b = params.get('cell.b').value;
+    let h = new Float32Array(B * N);
+    for (let t = 0; t < T; t++) {
+      const z = new Float32Array(B * N);
+      referenceBackend.gemm(false, true, B, N, D, 1, xs.subarray(t * B * D), D, U, D, 0, z, N);
+      referenceBackend.addRowVector(B, N, z, b);
+      referenceBackend.gemm(false, true, B, N, N, 1, h, N, W, N, 1, z, N);
+      referenceBackend.tanh(B * N, z, z);
+      h = z;
+    }
+    const expected = new Float32Array(B * 3);
+    referenceBackend.gemm(false, true, B, 3, N, 1, h, N, params.get('readout.W').value, N, 0, expected, 3);
+    referenceBackend.addRowVector(B, 3, expected, params.get('readout.b').value);
+    assert.deepEqual(Array.from(out), Array.from(expected));
+  });
+});
+
+describe('seeds', () => {
+  for (const kind of ['roaf-mlp', 'roaf-rnn', 'lstm', 'gru'] as ModelKind[]) {
+    it(`${kind}: same seed, same weights and outputs; different seed, different weights`, () => {
+      const a = createModel(config(kind), referenceBackend);
+      const b = createModel(config(kind), referenceBackend);
+      const c = createModel(config(kind, { seed: 4 }), referenceBackend);
+      assert.deepEqual(a.params.values, b.params.values);
+      assert.notDeepEqual(a.params.values, c.params.values);
+      const T = a.recurrent ? 5 : 1;
+      const x = randomArray(T * 2 * 6, new Random(1), 1, 'float32');
+      assert.deepEqual(Array.from(a.forward(2, T, x)), Array.from(b.forward(2, T, x)));
+    });
+  }
+});
+
+describe('every backend computes what the reference computes', async () => {
+  const backends = await availableBackends();
+  it(`runs on: ${backends.map((b) => b.name).join(', ')}`, () => {
+    assert.ok(backends.length >= 1);
+  });
+  for (const { name, backend } of backends) {
+    for (const kind of ['roaf-mlp', 'roaf-rnn', 'lstm', 'gru'] as ModelKind[]) {
+      it(`${name}: ${kind} forward and gradients match the float64 reference`, () => {
+        const c32 = config(kind, { filter: kind === 'roaf-rnn' ? 'permutation' : 'haar' });
+        const model = createModel(c32, backend);
+        const exact = createModel({ ...c32, dtype: 'float64' }, referenceBackend);
+        exact.params.values.set(model.params.values);
+        if (kind === 'roaf-mlp' || kind === 'roaf-rnn') {
+          // the float64 model drew its filters in float64: use the float32 ones for an exact comparison
+          model.filters.forEach((f, l) => {
+            const g = exact.filters[l];
+            if (f.kind === 'dense' && g.kind === 'dense') g.matrix.set(f.matrix);
+          });
+        }
+        const T = model.recurrent ? 7 : 1, B = 3;
+        const x = randomArray(T * B * 6, new Random(2), 1, 'float32');
+        const out = model.forward(B, T, x);
+        const outExact = exact.forward(B, T, Float64Array.from(x));
+        for (let i = 0; i < out.length; i++) assert.ok(Math.abs(out[i] - outExact[i]) < 1e-5, `output ${i}: ${out[i]} vs ${outExact[i]}`);
+        const g = randomArray(out.length, new Random(3), 1, 'float32');
+        model.params.zeroGrad();
+        exact.params.zeroGrad();
+        model.backward(B, T, x, g);
+        exact.backward(B, T, Float64Array.from(x), Float64Array.from(g));
+        let scale = 0;
+        for (let i = 0; i < exact.params.grads.length; i++) scale = Math.max(scale, Math.abs(exact.params.grads[i]));
+        for (let i = 0; i < exact.params.grads.length; i++) {
+          assert.ok(Math.abs(model.params.grads[i] - exact.params.grads[i]) <= 1e-4 * scale,
+            `gradient ${i}: ${model.params.grads[i]} vs ${exact.params.grads[i]}`);
+        }
+      });
+    }
+  }
+});
