@@ -17,9 +17,14 @@ typedef void (*roaf_task_fn)(void *arg, int tid, int nthreads);
 
 /** Threads the pool uses (the calling thread counts as thread 0). */
 int roaf_pool_threads(void);
+/** Threads worth using now: 1 while the adaptive fallback is active (workers kept the caller waiting). */
+int roaf_pool_available_threads(void);
 /** Resizes the pool to n >= 1 threads in total. */
 void roaf_pool_set_threads(int n);
-/** Runs fn on min(nthreads, pool size) threads and returns when all have finished. */
+/**
+ * Runs fn(arg, tid, nthreads) on the caller (tid 0) and on the workers that join in time, and returns when
+ * those have finished. Work must be claimed dynamically (any subset of threads must complete it).
+ */
 void roaf_pool_run(roaf_task_fn fn, void *arg, int nthreads);
 
 /**
@@ -28,7 +33,7 @@ void roaf_pool_run(roaf_task_fn fn, void *arg, int nthreads);
  * or aborts the process when out of memory.
  */
 float *roaf_scratch(int tid, int slot, size_t count);
-enum { SCRATCH_PACK_A, SCRATCH_PACK_B, SCRATCH_WORK, SCRATCH_WORK2, SCRATCH_SHARED_B, SCRATCH_SLOTS };
+enum { SCRATCH_PACK_A, SCRATCH_PACK_B, SCRATCH_WORK, SCRATCH_WORK2, SCRATCH_SHARED_B, SCRATCH_PARTIAL, SCRATCH_SLOTS };
 
 // ---- kernels (kernels.c) ----
 

@@ -35,6 +35,10 @@
 #define KC 256
 #define MC (MR * 24)
 #define NC 4096
+#define K_SPLIT_CHUNKS 8  // chunks of K in a K-split product, whatever the thread count
+#ifndef A_IN_PLACE
+#define A_IN_PLACE 1
+#endif
 
 /** Work (multiply-adds) below which a product runs on one thread: waking a worker costs a few µs. */
 extern double roaf_min_parallel_work;
@@ -155,10 +159,12 @@ static void pack_b(const b_operand *b, idx p0, idx kc, idx j0, idx nc, float *re
 
 /**
  * C[0:mr, 0:nr] = alpha * (a-panel x b-panel) + beta * C (beta == 0: C is not read).
- * a: kc x MR packed, b: kc x NR packed. The MR x NV accumulators live in registers.
+ * Element (i, k) of the a-panel is a[k*ask + i*asi]: (MR, 1) for a packed panel, or the strides of A itself
+ * when a full panel is read in place. b: kc x NR packed. The MR x NV accumulators live in registers.
  */
-static inline void micro_kernel(idx kc, const float *restrict a, const float *restrict b, float *restrict c,
-                                idx ldc, idx mr, idx nr, float alpha, float beta) {
+static inline __attribute__((always_inline)) void micro_kernel(idx kc, const float *restrict a, idx ask, idx asi,
+                                                               const float *restrict b, float *restrict c, idx ldc,
+                                                               idx mr, idx nr, float alpha, float beta) {
   vf acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; i++)
@@ -170,11 +176,11 @@ static inline void micro_kernel(idx kc, const float *restrict a, const float *re
     for (int v = 0; v < NV; v++) bv[v] = vload(b + v * VL);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
-      vf ai = vset1(a[i]);
+      vf ai = vset1(a[i * asi]);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; v++) acc[i][v] = vfma(ai, bv[v], acc[i][v]);
     }
-    a += MR;
+    a += ask;
     b += NR;
   }
   vf va = vset1(alpha), vb = vset1(beta);
@@ -210,9 +216,49 @@ static void macro_kernel(idx mc, idx nc, idx kc, float alpha, const float *ap, c
   for (idx jr = 0; jr < nc; jr += NR) {
     idx nr = min_idx(NR, nc - jr);
     for (idx ir = 0; ir < mc; ir += MR) {
-      micro_kernel(kc, ap + ir * kc, bp + jr * kc, c + ir * ldc + jr, ldc, min_idx(MR, mc - ir), nr, alpha, beta);
+      micro_kernel(kc, ap + ir * kc, MR, 1, bp + jr * kc, c + ir * ldc + jr, ldc, min_idx(MR, mc - ir), nr, alpha,
+                   beta);
     }
   }
+}
+
+/**
+ * The same with A read in place (no packing: one operand of a per-step product is small and already in
+ * cache, and packing it would cost as much as the streaming it saves): `a` points at op(A)[0, 0] of the
+ * block, element (i, k) at a[k*ask + i*asi]. A last partial panel of rows is packed into `edge`.
+ */
+static void macro_kernel_direct(idx mc, idx nc, idx kc, float alpha, const float *a, idx ask, idx asi,
+                                const float *bp, float beta, float *c, idx ldc, float *edge) {
+  idx full = mc / MR * MR;
+  if (full < mc) {
+    idx mr = mc - full;
+    for (idx k = 0; k < kc; k++) {
+      idx i = 0;
+      for (; i < mr; i++) edge[k * MR + i] = a[k * ask + (full + i) * asi];
+      for (; i < MR; i++) edge[k * MR + i] = 0.0f;
+    }
+  }
+  for (idx jr = 0; jr < nc; jr += NR) {
+    idx nr = min_idx(NR, nc - jr);
+    for (idx ir = 0; ir < full; ir += MR) {
+      if (asi == 1) micro_kernel(kc, a + ir, ask, 1, bp + jr * kc, c + ir * ldc + jr, ldc, MR, nr, alpha, beta);
+      else micro_kernel(kc, a + ir * asi, 1, asi, bp + jr * kc, c + ir * ldc + jr, ldc, MR, nr, alpha, beta);
+    }
+    if (full < mc)
+      micro_kernel(kc, edge, MR, 1, bp + jr * kc, c + full * ldc + jr, ldc, mc - full, nr, alpha, beta);
+  }
+}
+
+/** The block of A at rows ic, columns pc of op(A), read in place: returns its strides in *ask, *asi. */
+static const float *a_block(const a_operand *a, idx ic, idx pc, idx *ask, idx *asi) {
+  if (a->trans) {
+    *ask = a->ld;
+    *asi = 1;
+    return a->p + pc * a->ld + ic;
+  }
+  *ask = 1;
+  *asi = a->ld;
+  return a->p + ic * a->ld + pc;
 }
 
 /** C = beta * C for an (M, N) block; beta == 0 writes zeros without reading C. */
@@ -244,8 +290,14 @@ static void gemm_serial(int tid, const a_operand *a, const b_operand *b, idx M, 
       pack_b(b, pc, kc, jc, nc, bp);
       for (idx ic = 0; ic < M; ic += MC) {
         idx mc = min_idx(MC, M - ic);
-        pack_a(a, ic, mc, pc, kc, ap);
-        macro_kernel(mc, nc, kc, alpha, ap, bp, betaBlock, c + ic * ldc + jc, ldc);
+        if (a->p2 == NULL && a->trans && A_IN_PLACE) {
+          idx ask, asi;
+          const float *ab = a_block(a, ic, pc, &ask, &asi);
+          macro_kernel_direct(mc, nc, kc, alpha, ab, ask, asi, bp, betaBlock, c + ic * ldc + jc, ldc, ap);
+        } else {
+          pack_a(a, ic, mc, pc, kc, ap);
+          macro_kernel(mc, nc, kc, alpha, ap, bp, betaBlock, c + ic * ldc + jc, ldc);
+        }
       }
     }
   }
@@ -277,24 +329,53 @@ static void gemm_packed(int tid, const a_operand *a, idx M, const packed_b *pb, 
     float betaBlock = pc == 0 ? beta : 1.0f;
     for (idx ic = 0; ic < M; ic += MC) {
       idx mc = min_idx(MC, M - ic);
-      pack_a(a, ic, mc, pc, kc, ap);
-      macro_kernel(mc, pb->N, kc, alpha, ap, pb->data + pc * pb->Npad, betaBlock, c + ic * ldc, ldc);
+      if (a->p2 == NULL && a->trans && A_IN_PLACE) {
+        idx ask, asi;
+        const float *ab = a_block(a, ic, pc, &ask, &asi);
+        macro_kernel_direct(mc, pb->N, kc, alpha, ab, ask, asi, pb->data + pc * pb->Npad, betaBlock, c + ic * ldc, ldc,
+                            ap);
+      } else {
+        pack_a(a, ic, mc, pc, kc, ap);
+        macro_kernel(mc, pb->N, kc, alpha, ap, pb->data + pc * pb->Npad, betaBlock, c + ic * ldc, ldc);
+      }
     }
   }
 }
 
 // ---- threading helpers ----
 
-/** Rows [*r0, *r1) of `rows` for thread tid of nt, in chunks that are multiples of `align`. */
-static void split_rows(idx rows, int tid, int nt, idx align, idx *r0, idx *r1) {
-  idx chunk = round_up((rows + nt - 1) / nt, align);
-  *r0 = min_idx(rows, tid * chunk);
-  *r1 = min_idx(rows, *r0 + chunk);
+/**
+ * A queue of work in chunks, claimed dynamically by whichever threads take part: a thread whose core is busy
+ * with another process simply claims fewer chunks, and the caller alone can complete any task.
+ */
+typedef struct {
+  atomic_long next;
+  idx total, chunk;
+} work_queue;
+
+static void queue_init(work_queue *q, idx total, idx chunk) {
+  atomic_init(&q->next, 0);
+  q->total = total;
+  q->chunk = chunk < 1 ? 1 : chunk;
+}
+
+static int queue_claim(work_queue *q, idx *lo, idx *hi) {
+  idx start = atomic_fetch_add_explicit(&q->next, q->chunk, memory_order_relaxed);
+  if (start >= q->total) return 0;
+  *lo = start;
+  *hi = min_idx(q->total, start + q->chunk);
+  return 1;
+}
+
+/** Chunks of `total` for nt threads: about `per_thread` chunks each, multiples of `align`. */
+static idx chunk_for(idx total, int nt, int per_thread, idx align) {
+  if (nt <= 1) return round_up(max_idx(total, 1), align);
+  return max_idx(align, round_up((total + (idx)nt * per_thread - 1) / ((idx)nt * per_thread), align));
 }
 
 /** Threads worth using for `work` multiply-adds that split into `units` independent pieces. */
 static int threads_for(double work, idx units) {
-  int nt = roaf_pool_threads();
+  int nt = roaf_pool_available_threads();
   if (nt <= 1 || work < roaf_min_parallel_work) return 1;
   double byWork = work / roaf_min_parallel_work;
   if (byWork < nt) nt = (int)byWork;
@@ -311,46 +392,44 @@ typedef struct {
   float alpha, beta;
   float *c;
   idx ldc;
-  int split;  // 0: rows of C, 1: columns of C, 2: the K dimension (partial sums reduced afterwards)
-  float *partial[ROAF_MAX_THREADS];
+  int split;  // 0: rows of C, 1: columns of C, 2: the K dimension (a partial sum per chunk, reduced after)
+  work_queue q;
+  float *partials;  // K split: one (M, N) partial product per chunk of K
 } gemm_task;
 
 static void gemm_task_run(void *arg, int tid, int nt) {
   gemm_task *g = arg;
-  a_operand a = g->a;
-  b_operand b = g->b;
   idx lo, hi;
-  if (g->split == 0) {
-    split_rows(g->M, tid, nt, MR, &lo, &hi);
-    a.p += a.trans ? lo : lo * a.ld;
-    gemm_serial(tid, &a, &b, hi - lo, g->N, g->K, g->alpha, g->beta, g->c + lo * g->ldc, g->ldc);
-  } else if (g->split == 1) {
-    split_rows(g->N, tid, nt, NR, &lo, &hi);
-    b.p += b.trans ? lo * b.ld : lo;
-    gemm_serial(tid, &a, &b, g->M, hi - lo, g->K, g->alpha, g->beta, g->c + lo, g->ldc);
-  } else {
-    split_rows(g->K, tid, nt, KC, &lo, &hi);
-    a.p += a.trans ? lo * a.ld : lo;
-    b.p += b.trans ? lo : lo * b.ld;
-    if (tid == 0) {
-      gemm_serial(tid, &a, &b, g->M, g->N, hi - lo, g->alpha, g->beta, g->c, g->ldc);
+  while (queue_claim(&g->q, &lo, &hi)) {
+    a_operand a = g->a;
+    b_operand b = g->b;
+    if (g->split == 0) {
+      a.p += a.trans ? lo : lo * a.ld;
+      gemm_serial(tid, &a, &b, hi - lo, g->N, g->K, g->alpha, g->beta, g->c + lo * g->ldc, g->ldc);
+    } else if (g->split == 1) {
+      b.p += b.trans ? lo * b.ld : lo;
+      gemm_serial(tid, &a, &b, g->M, hi - lo, g->K, g->alpha, g->beta, g->c + lo, g->ldc);
     } else {
-      float *part = roaf_scratch(tid, SCRATCH_WORK, (size_t)g->M * g->N);
-      g->partial[tid] = part;
-      gemm_serial(tid, &a, &b, g->M, g->N, hi - lo, g->alpha, 0.0f, part, g->N);
+      a.p += a.trans ? lo * a.ld : lo;
+      b.p += b.trans ? lo : lo * b.ld;
+      float *partial = g->partials + (size_t)(lo / g->q.chunk) * g->M * g->N;
+      gemm_serial(tid, &a, &b, g->M, g->N, hi - lo, 1.0f, 0.0f, partial, g->N);
     }
   }
 }
 
-static void gemm_reduce_run(void *arg, int tid, int nt) {
-  gemm_task *g = arg;
-  idx lo, hi;
-  split_rows(g->M, tid, nt, 1, &lo, &hi);
-  for (int t = 1; t < ROAF_MAX_THREADS && g->partial[t] != NULL; t++) {
-    for (idx i = lo; i < hi; i++) {
-      float *row = g->c + i * g->ldc;
-      const float *p = g->partial[t] + i * g->N;
-      FOR_LANES(j, g->N, w) storew(row + j, vadd(loadw(row + j, w), loadw(p + j, w)), w);
+/** C = alpha Σ partials + beta C after a K-split product, summed in chunk order (deterministic). */
+static void gemm_reduce(gemm_task *g) {
+  vf va = vset1(g->alpha), vb = vset1(g->beta);
+  idx chunks = (g->K + g->q.chunk - 1) / g->q.chunk;
+  for (idx i = 0; i < g->M; i++) {
+    float *row = g->c + i * g->ldc;
+    FOR_LANES(j, g->N, w) {
+      vf sum = vzero();
+      for (idx t = 0; t < chunks; t++) sum = vadd(sum, loadw(g->partials + (size_t)t * g->M * g->N + i * g->N + j, w));
+      vf r = vmul(va, sum);
+      if (g->beta != 0.0f) r = vfma(vb, loadw(row + j, w), r);
+      storew(row + j, r, w);
     }
   }
 }
@@ -423,22 +502,31 @@ static void gemm_general(const a_operand *a, const b_operand *b, idx M, idx N, i
   double work = (double)M * N * K;
   gemm_task g = {.a = *a, .b = *b, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta, .c = c, .ldc = ldc};
   int nt;
-  if (K >= 4 * (M + N) && K >= 2 * KC) {
+  if (K >= 4 * (M + N) && K >= 2 * KC && work >= roaf_min_parallel_work) {
+    // Long and thin (weight gradients over T·B rows): split K. The chunks and the order their partial sums
+    // are added in depend on the shape only, so the result is the same bit for bit on any number of threads.
     g.split = 2;
     nt = threads_for(work, K / KC);
+    idx chunk = round_up((K + K_SPLIT_CHUNKS - 1) / K_SPLIT_CHUNKS, KC);
+    queue_init(&g.q, K, chunk);
+    g.partials = roaf_scratch(0, SCRATCH_PARTIAL, (size_t)((K + chunk - 1) / chunk) * M * N);
+    roaf_pool_run(gemm_task_run, &g, nt);
+    gemm_reduce(&g);
+    return;
   } else if (M >= N) {
     g.split = 0;
     nt = threads_for(work, (M + MR - 1) / MR);
+    queue_init(&g.q, M, chunk_for(M, nt, 4, MR));
   } else {
     g.split = 1;
     nt = threads_for(work, (N + NR - 1) / NR);
+    queue_init(&g.q, N, chunk_for(N, nt, 4, NR));
   }
   if (nt <= 1) {
     gemm_serial(0, a, b, M, N, K, alpha, beta, c, ldc);
     return;
   }
   roaf_pool_run(gemm_task_run, &g, nt);
-  if (g.split == 2) roaf_pool_run(gemm_reduce_run, &g, threads_for((double)M * N * 64, M));
 }
 
 static void k_gemm(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda,
@@ -454,14 +542,13 @@ typedef void (*range_fn)(void *arg, idx lo, idx hi);
 typedef struct {
   range_fn fn;
   void *arg;
-  idx n;
+  work_queue q;
 } range_task;
 
 static void range_task_run(void *p, int tid, int nt) {
   range_task *r = p;
   idx lo, hi;
-  split_rows(r->n, tid, nt, 64, &lo, &hi);
-  if (lo < hi) r->fn(r->arg, lo, hi);
+  while (queue_claim(&r->q, &lo, &hi)) r->fn(r->arg, lo, hi);
 }
 
 /** Runs fn over [0, n) split between threads when n is large (a few µs of work per thread at least). */
@@ -471,7 +558,8 @@ static void parallel_range(range_fn fn, void *arg, idx n, double costPerElement)
     fn(arg, 0, n);
     return;
   }
-  range_task r = {fn, arg, n};
+  range_task r = {.fn = fn, .arg = arg};
+  queue_init(&r.q, n, chunk_for(n, nt, 4, 64));
   roaf_pool_run(range_task_run, &r, nt);
 }
 
@@ -657,19 +745,19 @@ typedef struct {
   packed_b pb;
   const float *x, *W, *b, *a, *gy;
   float *aOut, *y, *gx, *gW, *gz;
+  work_queue rows, wrows;  // batch rows; rows of gW (backward)
 } layer_task;
 
 static void layer_forward_run(void *p, int tid, int nt) {
   layer_task *L = p;
-  idx r0, r1;
-  split_rows(L->B, tid, nt, MR, &r0, &r1);
-  if (r0 >= r1) return;
-  idx ncols = L->pb.N;
-  float *P = roaf_scratch(tid, SCRATCH_WORK, (size_t)(r1 - r0) * ncols);
-  a_operand a = {.p = L->x + r0 * L->N, .ld = L->N};
-  gemm_packed(tid, &a, r1 - r0, &L->pb, 1.0f, 0.0f, P, ncols);
-  roaf_step_rows(r1 - r0, L->N, L->alpha, L->beta, L->f, L->dense, P, ncols, L->b, L->x + r0 * L->N,
-                 L->aOut + r0 * L->N, L->y + r0 * L->N);
+  idx r0, r1, ncols = L->pb.N;
+  while (queue_claim(&L->rows, &r0, &r1)) {
+    float *P = roaf_scratch(tid, SCRATCH_WORK, (size_t)(r1 - r0) * ncols);
+    a_operand a = {.p = L->x + r0 * L->N, .ld = L->N};
+    gemm_packed(tid, &a, r1 - r0, &L->pb, 1.0f, 0.0f, P, ncols);
+    roaf_step_rows(r1 - r0, L->N, L->alpha, L->beta, L->f, L->dense, P, ncols, L->b, L->x + r0 * L->N,
+                   L->aOut + r0 * L->N, L->y + r0 * L->N);
+  }
 }
 
 static void k_roaf_layer_forward(idx B, idx N, float alpha, float beta, const roaf_filter *f, const float *x,
@@ -681,15 +769,16 @@ static void k_roaf_layer_forward(idx B, idx N, float alpha, float beta, const ro
   layer_task L = {.B = B, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense, .x = x, .b = b,
                   .aOut = a, .y = y};
   L.pb = pack_b_full(&bw, N, ncols, buf);
-  roaf_pool_run(layer_forward_run, &L, threads_for((double)B * N * ncols, (B + MR - 1) / MR));
+  int nt = threads_for((double)B * N * ncols, (B + MR - 1) / MR);
+  queue_init(&L.rows, B, chunk_for(B, nt, 2, MR));
+  roaf_pool_run(layer_forward_run, &L, nt);
 }
 
 static void layer_backward_run(void *p, int tid, int nt) {
   layer_task *L = p;
   idx N = L->N, r0, r1;
   // gx rows [r0, r1) of the batch: gx = [gy, gz] [alpha O; W] (dense) or gz W + alpha Oᵀ gy.
-  split_rows(L->B, tid, nt, MR, &r0, &r1);
-  if (L->gx != NULL && r0 < r1) {
+  while (L->gx != NULL && queue_claim(&L->rows, &r0, &r1)) {
     a_operand a = {.p = L->gy + r0 * N, .ld = N};
     if (L->dense) {
       a.p2 = L->gz + r0 * N;
@@ -704,8 +793,7 @@ static void layer_backward_run(void *p, int tid, int nt) {
   }
   // gW rows [m0, m1): gW[m0:m1, :] += gz[:, m0:m1]ᵀ x.
   idx m0, m1;
-  split_rows(N, tid, nt, MR, &m0, &m1);
-  if (m0 < m1) {
+  while (queue_claim(&L->wrows, &m0, &m1)) {
     a_operand a = {.p = L->gz + m0, .ld = N, .trans = 1};
     b_operand b = {.p = L->x, .ld = N, .scale = 1.0f};
     gemm_serial(tid, &a, &b, m1 - m0, N, L->B, 1.0f, 1.0f, L->gW + m0 * N, N);
@@ -730,21 +818,28 @@ static void k_roaf_layer_backward(idx B, idx N, float alpha, float beta, const r
     L.pb = pack_b_full(&bw, K, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(K, N)));
   }
   double work = (double)B * N * N * (gx != NULL ? (dense ? 3 : 2) : 1);
-  roaf_pool_run(layer_backward_run, &L, threads_for(work, (min_idx(B, N) + MR - 1) / MR));
+  int nt = threads_for(work, (min_idx(B, N) + MR - 1) / MR);
+  queue_init(&L.rows, B, chunk_for(B, nt, 2, MR));
+  queue_init(&L.wrows, N, chunk_for(N, nt, 2, MR));
+  roaf_pool_run(layer_backward_run, &L, nt);
 }
 
 // ---- recurrent sweeps: shared pieces ----
+//
+// Batch rows are independent in a recurrence, so a sweep's work queue hands out groups of batch rows and
+// each thread runs the whole time loop on the groups it claims: no synchronisation per step at all.
 
-/** Threads for a sweep whose per-step product is rows x cols x K: each needs MR rows at least. */
-static int sweep_threads(idx T, idx B, idx cols, idx K) {
+/**
+ * Groups of batch rows in a sweep: more balance the load when a core is busy, fewer give larger products.
+ * The grouping depends on B only (not on the threads available), so bias-gradient sums, accumulated per group
+ * and added in group order, are the same bit for bit on any number of threads.
+ */
+#define SWEEP_CHUNKS 4
+
+/** Threads for a sweep whose per-step product is B x cols x K, and the work queue of its batch rows. */
+static int sweep_setup(work_queue *q, idx T, idx B, idx cols, idx K) {
+  queue_init(q, B, max_idx(MR, round_up((B + SWEEP_CHUNKS - 1) / SWEEP_CHUNKS, MR)));
   return threads_for((double)T * B * cols * K, B / MR);
-}
-
-/** Per-thread double accumulators for bias gradients (summed over the thread's rows and all steps). */
-static double *bias_accumulator(int tid, idx n) {
-  double *acc = (double *)roaf_scratch(tid, SCRATCH_WORK2, (size_t)2 * n + 2 * VL);
-  memset(acc, 0, (size_t)n * sizeof(double));
-  return acc;
 }
 
 /** acc[j] += Σ_r x[r, j] over `rows` rows of stride ld (float within the step, double across steps). */
@@ -757,15 +852,25 @@ static void accumulate_columns(idx rows, idx n, const float *x, idx ld, double *
   for (idx j = 0; j < n; j++) acc[j] += tmp[j];
 }
 
+/** Bias-gradient sums in double, one row of n per group of batch rows (see sweep_setup). */
 typedef struct {
-  double *acc[ROAF_MAX_THREADS];
-  int threads;
+  double *acc;
+  idx n, groups;
 } bias_sums;
 
-static void add_bias_sums(const bias_sums *s, idx n, float *out) {
-  for (idx j = 0; j < n; j++) {
+static bias_sums bias_sums_new(int slot, const work_queue *q, idx n) {
+  bias_sums s = {.n = n, .groups = (q->total + q->chunk - 1) / q->chunk};
+  s.acc = (double *)roaf_scratch(0, slot, (size_t)2 * s.groups * n + 2 * VL);
+  memset(s.acc, 0, (size_t)(s.groups * n) * sizeof(double));
+  return s;
+}
+
+static double *group_sums(const bias_sums *s, const work_queue *q, idx r0) { return s->acc + (r0 / q->chunk) * s->n; }
+
+static void add_bias_sums(const bias_sums *s, float *out) {
+  for (idx j = 0; j < s->n; j++) {
     double total = 0.0;
-    for (int t = 0; t < s->threads; t++) total += s->acc[t][j];
+    for (idx g = 0; g < s->groups; g++) total += s->acc[g * s->n + j];
     out[j] = (float)(out[j] + total);
   }
 }
@@ -780,15 +885,12 @@ typedef struct {
   packed_b pb;
   const float *as_in;
   float *hs, *as, *ghs, *gzs, *gh0;
+  work_queue q;
   bias_sums sums;
 } cell_task;
 
-static void cell_forward_run(void *p, int tid, int nt) {
-  cell_task *c = p;
-  idx N = c->N, step = c->B * N, r0, r1;
-  split_rows(c->B, tid, nt, MR, &r0, &r1);
-  if (r0 >= r1) return;
-  idx rows = r1 - r0, ncols = c->pb.N;
+static void cell_forward_rows(cell_task *c, int tid, idx r0, idx r1) {
+  idx N = c->N, step = c->B * N, rows = r1 - r0, ncols = c->pb.N;
   float *P = roaf_scratch(tid, SCRATCH_WORK, (size_t)rows * ncols);
   for (idx t = 0; t < c->T; t++) {
     const float *hPrev = c->hs + t * step + r0 * N;
@@ -797,6 +899,12 @@ static void cell_forward_run(void *p, int tid, int nt) {
     roaf_step_rows(rows, N, c->alpha, c->beta, c->f, c->dense, P, ncols, NULL, hPrev, c->as + t * step + r0 * N,
                    c->hs + (t + 1) * step + r0 * N);
   }
+}
+
+static void cell_forward_run(void *p, int tid, int nt) {
+  cell_task *c = p;
+  idx r0, r1;
+  while (queue_claim(&c->q, &r0, &r1)) cell_forward_rows(c, tid, r0, r1);
 }
 
 static void k_roaf_cell_forward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
@@ -811,16 +919,11 @@ static void k_roaf_cell_forward(idx T, idx B, idx D, idx N, float alpha, float b
   cell_task c = {.T = T, .B = B, .D = D, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense, .hs = hs,
                  .as = as};
   c.pb = pack_b_full(&bw, N, ncols, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(N, ncols)));
-  roaf_pool_run(cell_forward_run, &c, sweep_threads(T, B, ncols, N));
+  roaf_pool_run(cell_forward_run, &c, sweep_setup(&c.q, T, B, ncols, N));
 }
 
-static void cell_backward_run(void *p, int tid, int nt) {
-  cell_task *c = p;
-  idx N = c->N, step = c->B * N, r0, r1;
-  split_rows(c->B, tid, nt, MR, &r0, &r1);
-  c->sums.acc[tid] = bias_accumulator(tid, N);
-  if (r0 >= r1) return;
-  idx rows = r1 - r0;
+static void cell_backward_rows(cell_task *c, int tid, idx r0, idx r1) {
+  idx N = c->N, step = c->B * N, rows = r1 - r0;
   float *tmp = roaf_scratch(tid, SCRATCH_WORK, (size_t)N + VL);
   vf vbeta = vset1(c->beta), one = vset1(1.0f);
   for (idx t = c->T - 1; t >= 0; t--) {
@@ -831,7 +934,7 @@ static void cell_backward_run(void *p, int tid, int nt) {
       vf av = loadw(a + i, w);
       storew(gz + i, vmul(vmul(vbeta, loadw(gh + i, w)), vnmadd(av, av, one)), w);
     }
-    accumulate_columns(rows, N, gz, N, c->sums.acc[tid], tmp);
+    accumulate_columns(rows, N, gz, N, group_sums(&c->sums, &c->q, r0), tmp);
     float *target = t > 0 ? c->ghs + (t - 1) * step + r0 * N : c->gh0 != NULL ? c->gh0 + r0 * N : NULL;
     if (target == NULL) continue;
     float keep = t > 0 ? 1.0f : 0.0f;
@@ -843,6 +946,12 @@ static void cell_backward_run(void *p, int tid, int nt) {
   }
 }
 
+static void cell_backward_run(void *p, int tid, int nt) {
+  cell_task *c = p;
+  idx r0, r1;
+  while (queue_claim(&c->q, &r0, &r1)) cell_backward_rows(c, tid, r0, r1);
+}
+
 static void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
                                  const float *xs, const float *W, const float *U, const float *hs, const float *as,
                                  float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs) {
@@ -852,10 +961,10 @@ static void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float 
   cell_task c = {.T = T, .B = B, .D = D, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense,
                  .as_in = as, .ghs = ghs, .gzs = gzs, .gh0 = gh0};
   c.pb = pack_b_full(&bw, K, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(K, N)));
-  int nt = sweep_threads(T, B, N, K);
-  c.sums.threads = nt;
+  int nt = sweep_setup(&c.q, T, B, N, K);
+  c.sums = bias_sums_new(SCRATCH_WORK2, &c.q, N);
   roaf_pool_run(cell_backward_run, &c, nt);
-  add_bias_sums(&c.sums, N, gb);
+  add_bias_sums(&c.sums, gb);
   // Weight gradients as one product each over all T·B rows.
   k_gemm(1, 0, N, N, T * B, 1.0f, gzs, N, hs, N, 1.0f, gW, N);  // Σ_t gz_tᵀ h_{t-1}
   k_gemm(1, 0, N, D, T * B, 1.0f, gzs, N, xs, D, 1.0f, gU, D);
@@ -869,15 +978,12 @@ typedef struct {
   packed_b pb;
   const float *hs_in, *cs_in, *gates_in, *hn_in, *bh;
   float *hs, *cs, *gates, *ghs, *gGates, *gHn, *hn;
+  work_queue q;
   bias_sums sums, sums2;
 } rnn_task;
 
-static void lstm_forward_run(void *p, int tid, int nt) {
-  rnn_task *c = p;
-  idx N = c->N, G = 4 * N, r0, r1;
-  split_rows(c->B, tid, nt, MR, &r0, &r1);
-  if (r0 >= r1) return;
-  idx rows = r1 - r0;
+static void lstm_forward_rows(rnn_task *c, int tid, idx r0, idx r1) {
+  idx N = c->N, G = 4 * N, rows = r1 - r0;
   for (idx t = 0; t < c->T; t++) {
     const float *hPrev = c->hs + (t * c->B + r0) * N;
     const float *cPrev = c->cs + (t * c->B + r0) * N;
@@ -905,6 +1011,12 @@ static void lstm_forward_run(void *p, int tid, int nt) {
   }
 }
 
+static void lstm_forward_run(void *p, int tid, int nt) {
+  rnn_task *c = p;
+  idx r0, r1;
+  while (queue_claim(&c->q, &r0, &r1)) lstm_forward_rows(c, tid, r0, r1);
+}
+
 static void k_lstm_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
                            const float *b, float *hs, float *cs, float *gates) {
   idx G = 4 * N;
@@ -913,16 +1025,11 @@ static void k_lstm_forward(idx T, idx B, idx D, idx N, const float *xs, const fl
   b_operand bw = {.p = Wh, .ld = N, .trans = 1, .scale = 1.0f};
   rnn_task c = {.T = T, .B = B, .D = D, .N = N, .hs = hs, .cs = cs, .gates = gates};
   c.pb = pack_b_full(&bw, N, G, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(N, G)));
-  roaf_pool_run(lstm_forward_run, &c, sweep_threads(T, B, G, N));
+  roaf_pool_run(lstm_forward_run, &c, sweep_setup(&c.q, T, B, G, N));
 }
 
-static void lstm_backward_run(void *p, int tid, int nt) {
-  rnn_task *c = p;
-  idx N = c->N, G = 4 * N, r0, r1;
-  split_rows(c->B, tid, nt, MR, &r0, &r1);
-  c->sums.acc[tid] = bias_accumulator(tid, G);
-  if (r0 >= r1) return;
-  idx rows = r1 - r0;
+static void lstm_backward_rows(rnn_task *c, int tid, idx r0, idx r1) {
+  idx N = c->N, G = 4 * N, rows = r1 - r0;
   float *gc = roaf_scratch(tid, SCRATCH_WORK, (size_t)rows * N + G + VL);  // ∂loss/∂c_{t+1}, carried back
   float *tmp = gc + rows * N;
   memset(gc, 0, (size_t)rows * N * sizeof(float));
@@ -948,12 +1055,18 @@ static void lstm_backward_run(void *p, int tid, int nt) {
         storew(gc + r * N + j, vmul(gcTotal, fg), w);
       }
     }
-    accumulate_columns(rows, G, gg, G, c->sums.acc[tid], tmp);
+    accumulate_columns(rows, G, gg, G, group_sums(&c->sums, &c->q, r0), tmp);
     if (t > 0) {
       a_operand a = {.p = gg, .ld = G};
       gemm_packed(tid, &a, rows, &c->pb, 1.0f, 1.0f, c->ghs + ((t - 1) * c->B + r0) * N, N);
     }
   }
+}
+
+static void lstm_backward_run(void *p, int tid, int nt) {
+  rnn_task *c = p;
+  idx r0, r1;
+  while (queue_claim(&c->q, &r0, &r1)) lstm_backward_rows(c, tid, r0, r1);
 }
 
 static void k_lstm_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
@@ -963,10 +1076,10 @@ static void k_lstm_backward(idx T, idx B, idx D, idx N, const float *xs, const f
   b_operand bw = {.p = Wh, .ld = N, .trans = 0, .scale = 1.0f};
   rnn_task c = {.T = T, .B = B, .D = D, .N = N, .cs_in = cs, .gates_in = gates, .ghs = ghs, .gGates = gGates};
   c.pb = pack_b_full(&bw, G, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(G, N)));
-  int nt = sweep_threads(T, B, N, G);
-  c.sums.threads = nt;
+  int nt = sweep_setup(&c.q, T, B, N, G);
+  c.sums = bias_sums_new(SCRATCH_WORK2, &c.q, G);
   roaf_pool_run(lstm_backward_run, &c, nt);
-  add_bias_sums(&c.sums, G, gb);
+  add_bias_sums(&c.sums, gb);
   k_gemm(1, 0, G, N, T * B, 1.0f, gGates, G, hs, N, 1.0f, gWh, N);
   k_gemm(1, 0, G, D, T * B, 1.0f, gGates, G, xs, D, 1.0f, gWx, D);
   if (gxs != NULL) k_gemm(0, 0, T * B, D, G, 1.0f, gGates, G, Wx, D, 0.0f, gxs, D);
@@ -974,12 +1087,8 @@ static void k_lstm_backward(idx T, idx B, idx D, idx N, const float *xs, const f
 
 // ---- GRU ----
 
-static void gru_forward_run(void *p, int tid, int nt) {
-  rnn_task *c = p;
-  idx N = c->N, G = 3 * N, r0, r1;
-  split_rows(c->B, tid, nt, MR, &r0, &r1);
-  if (r0 >= r1) return;
-  idx rows = r1 - r0;
+static void gru_forward_rows(rnn_task *c, int tid, idx r0, idx r1) {
+  idx N = c->N, G = 3 * N, rows = r1 - r0;
   float *P = roaf_scratch(tid, SCRATCH_WORK, (size_t)rows * G);
   const float *bh = c->bh;
   for (idx t = 0; t < c->T; t++) {
@@ -1008,6 +1117,12 @@ static void gru_forward_run(void *p, int tid, int nt) {
   }
 }
 
+static void gru_forward_run(void *p, int tid, int nt) {
+  rnn_task *c = p;
+  idx r0, r1;
+  while (queue_claim(&c->q, &r0, &r1)) gru_forward_rows(c, tid, r0, r1);
+}
+
 static void k_gru_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
                           const float *bx, const float *bh, float *hs, float *gates, float *hn) {
   idx G = 3 * N;
@@ -1016,21 +1131,14 @@ static void k_gru_forward(idx T, idx B, idx D, idx N, const float *xs, const flo
   b_operand bw = {.p = Wh, .ld = N, .trans = 1, .scale = 1.0f};
   rnn_task c = {.T = T, .B = B, .D = D, .N = N, .hs = hs, .gates = gates, .hn = hn, .bh = bh};
   c.pb = pack_b_full(&bw, N, G, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(N, G)));
-  roaf_pool_run(gru_forward_run, &c, sweep_threads(T, B, G, N));
+  roaf_pool_run(gru_forward_run, &c, sweep_setup(&c.q, T, B, G, N));
 }
 
-static void gru_backward_run(void *p, int tid, int nt) {
-  rnn_task *c = p;
-  idx N = c->N, G = 3 * N, r0, r1;
-  split_rows(c->B, tid, nt, MR, &r0, &r1);
-  c->sums.acc[tid] = bias_accumulator(tid, G);
-  double *accH = (double *)roaf_scratch(tid, SCRATCH_PACK_B, (size_t)2 * G + 2 * VL);
-  memset(accH, 0, (size_t)G * sizeof(double));
-  c->sums2.acc[tid] = accH;
-  if (r0 >= r1) return;
-  idx rows = r1 - r0;
+static void gru_backward_rows(rnn_task *c, int tid, idx r0, idx r1) {
+  idx N = c->N, G = 3 * N, rows = r1 - r0;
   float *rec = roaf_scratch(tid, SCRATCH_WORK, (size_t)rows * G + G + VL);  // [gr, gz, gn ⊙ r] of one step
   float *tmp = rec + rows * G;
+  double *accX = group_sums(&c->sums, &c->q, r0), *accH = group_sums(&c->sums2, &c->q, r0);
   vf one = vset1(1.0f);
   for (idx t = c->T - 1; t >= 0; t--) {
     const float *g = c->gates_in + (t * c->B + r0) * G;
@@ -1060,13 +1168,19 @@ static void gru_backward_run(void *p, int tid, int nt) {
         if (ghPrev != NULL) storew(ghPrev + r * N + j, vfma(ghv, z, loadw(ghPrev + r * N + j, w)), w);
       }
     }
-    accumulate_columns(rows, G, gg, G, c->sums.acc[tid], tmp);
+    accumulate_columns(rows, G, gg, G, accX, tmp);
     accumulate_columns(rows, G, rec, G, accH, tmp);
     if (ghPrev != NULL) {
       a_operand a = {.p = rec, .ld = G};
       gemm_packed(tid, &a, rows, &c->pb, 1.0f, 1.0f, ghPrev, N);
     }
   }
+}
+
+static void gru_backward_run(void *p, int tid, int nt) {
+  rnn_task *c = p;
+  idx r0, r1;
+  while (queue_claim(&c->q, &r0, &r1)) gru_backward_rows(c, tid, r0, r1);
 }
 
 static void k_gru_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
@@ -1077,11 +1191,12 @@ static void k_gru_backward(idx T, idx B, idx D, idx N, const float *xs, const fl
   rnn_task c = {.T = T, .B = B, .D = D, .N = N, .hs_in = hs, .gates_in = gates, .hn_in = hn, .ghs = ghs,
                 .gGates = gGates, .gHn = gHn};
   c.pb = pack_b_full(&bw, G, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(G, N)));
-  int nt = sweep_threads(T, B, N, G);
-  c.sums.threads = c.sums2.threads = nt;
+  int nt = sweep_setup(&c.q, T, B, N, G);
+  c.sums = bias_sums_new(SCRATCH_WORK2, &c.q, G);
+  c.sums2 = bias_sums_new(SCRATCH_PARTIAL, &c.q, G);
   roaf_pool_run(gru_backward_run, &c, nt);
-  add_bias_sums(&c.sums, G, gbx);
-  add_bias_sums(&c.sums2, G, gbh);
+  add_bias_sums(&c.sums, gbx);
+  add_bias_sums(&c.sums2, gbh);
   // Recurrent-side pre-activation gradients [gr, gz | gn ⊙ r]: the first 2N columns of gGates, then gHn.
   k_gemm(1, 0, 2 * N, N, T * B, 1.0f, gGates, G, hs, N, 1.0f, gWh, N);
   k_gemm(1, 0, N, N, T * B, 1.0f, gHn, N, hs, N, 1.0f, gWh + 2 * N * N, N);

@@ -4,6 +4,11 @@
 // keeps back-to-back kernels (a training step is thousands of them) free of wake-up latency, and the block
 // keeps an idle pool from stealing a core that another process needs (a pool that spins forever turns a
 // 0.2 s step into seconds when the other core is busy). The caller of roaf_pool_run works as thread 0.
+//
+// On a shared machine a second thread must never make things slower, so (1) tasks hand out their work in
+// chunks from queues and the caller never waits for a worker that has not started (it finishes the work
+// itself), and (2) the pool measures the speedup each parallel task achieved and runs single-threaded for a
+// while (doubling pauses) when parallel runs stop paying, e.g. when the other core is busy.
 
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -18,24 +23,37 @@
 #include "roaf_native.h"
 
 #define SPIN_NS 50000
+#define CLOSED (1ull << 31)
 
+// A task is posted by storing `task` = (generation << 32); a worker joins it by incrementing the low bits
+// (a compare-and-swap that fails once the caller has set CLOSED). When the caller has done what it could, it
+// closes the task and waits only for the workers that joined: work is claimed in chunks from queues, so any
+// subset of threads completes a task, and a worker that is asleep or descheduled never delays the caller.
 typedef struct {
   pthread_mutex_t mutex;
   pthread_cond_t wake;      // workers wait here for a new task
-  pthread_cond_t finished;  // the caller waits here for the last worker
-  atomic_uint generation;   // incremented once per task
-  atomic_int pending;       // workers that have not finished the current task
+  pthread_cond_t finished;  // the caller waits here for the workers that joined
+  _Atomic unsigned long long task;
+  atomic_uint done;         // joined workers that have finished the current task
   roaf_task_fn fn;
   void *arg;
-  int task_threads;         // threads taking part in the current task
+  int task_threads;         // threads the current task asked for
   int threads;              // pool size including the caller
-  int quit;
+  atomic_int quit;
   pthread_t handles[ROAF_MAX_THREADS];
+  // Adaptive fallback: the speedup of each parallel task is measured as (the caller's time + the workers'
+  // CPU time in the task) / wall time. When it stays near 1 (the other cores are busy with other processes,
+  // so a worker's share arrives late), the pool runs single-threaded for a while, then tries again; the
+  // pause doubles while parallel runs keep failing to pay.
+  _Atomic long long worker_cpu_ns;
+  long long serial_until_ns;
+  long long backoff_ns;
+  int poor_runs;
 } pool_t;
 
 static pool_t pool = {
   .mutex = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .finished = PTHREAD_COND_INITIALIZER,
-  .threads = 1,
+  .threads = 1, .backoff_ns = 1000000,
 };
 
 static inline void cpu_relax(void) {
@@ -50,38 +68,65 @@ static inline long long now_ns(void) {
   return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+static inline long long thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static inline unsigned generation_of(unsigned long long task) { return (unsigned)(task >> 32); }
+
 static void *worker_main(void *p) {
   int tid = (int)(intptr_t)p;
-  unsigned seen = atomic_load(&pool.generation);
+  unsigned seen = generation_of(atomic_load(&pool.task));
   for (;;) {
     long long start = now_ns();
     int spins = 0;
-    while (atomic_load_explicit(&pool.generation, memory_order_acquire) == seen) {
+    while (generation_of(atomic_load_explicit(&pool.task, memory_order_acquire)) == seen && !pool.quit) {
       cpu_relax();
       if (++spins % 64 == 0 && now_ns() - start > SPIN_NS) {
         pthread_mutex_lock(&pool.mutex);
-        while (atomic_load(&pool.generation) == seen && !pool.quit) pthread_cond_wait(&pool.wake, &pool.mutex);
+        while (generation_of(atomic_load(&pool.task)) == seen && !pool.quit) pthread_cond_wait(&pool.wake, &pool.mutex);
         pthread_mutex_unlock(&pool.mutex);
         break;
       }
     }
     if (pool.quit) return NULL;
-    seen = atomic_load(&pool.generation);
-    if (tid < pool.task_threads) pool.fn(pool.arg, tid, pool.task_threads);
-    if (atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel) == 1) {
-      pthread_mutex_lock(&pool.mutex);
-      pthread_cond_signal(&pool.finished);
-      pthread_mutex_unlock(&pool.mutex);
+    unsigned long long t = atomic_load_explicit(&pool.task, memory_order_acquire);
+    seen = generation_of(t);
+    // Join unless the task is closed or asked for fewer threads.
+    int joined = 0;
+    while (!(t & CLOSED) && tid < pool.task_threads) {
+      if (atomic_compare_exchange_weak_explicit(&pool.task, &t, t + 1, memory_order_acq_rel, memory_order_acquire)) {
+        joined = 1;
+        break;
+      }
+      if (generation_of(t) != seen) break;  // a newer task: handle it on the next turn
     }
+    if (!joined) continue;
+    long long cpu = thread_cpu_ns();
+    pool.fn(pool.arg, tid, pool.task_threads);
+    atomic_fetch_add(&pool.worker_cpu_ns, thread_cpu_ns() - cpu);
+    pthread_mutex_lock(&pool.mutex);
+    atomic_fetch_add(&pool.done, 1);
+    pthread_cond_signal(&pool.finished);
+    pthread_mutex_unlock(&pool.mutex);
   }
 }
 
 int roaf_pool_threads(void) { return pool.threads; }
 
+int roaf_pool_available_threads(void) {
+  if (pool.threads > 1 && pool.serial_until_ns != 0) {
+    if (now_ns() < pool.serial_until_ns) return 1;
+    pool.serial_until_ns = 0;
+  }
+  return pool.threads;
+}
+
 static void stop_workers(void) {
   pthread_mutex_lock(&pool.mutex);
   pool.quit = 1;
-  atomic_fetch_add(&pool.generation, 1);
   pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.mutex);
   for (int i = 1; i < pool.threads; i++) pthread_join(pool.handles[i], NULL);
@@ -94,6 +139,7 @@ void roaf_pool_set_threads(int n) {
   if (n > ROAF_MAX_THREADS) n = ROAF_MAX_THREADS;
   if (n == pool.threads) return;
   stop_workers();
+  pool.serial_until_ns = 0;
   for (int i = 1; i < n; i++) {
     if (pthread_create(&pool.handles[i], NULL, worker_main, (void *)(intptr_t)i) != 0) {
       fprintf(stderr, "roaf: could not start a worker thread; using %d\n", i);
@@ -113,22 +159,39 @@ void roaf_pool_run(roaf_task_fn fn, void *arg, int nthreads) {
   pool.fn = fn;
   pool.arg = arg;
   pool.task_threads = nthreads;
-  atomic_store(&pool.pending, pool.threads - 1);
+  atomic_store(&pool.done, 0);
+  atomic_store(&pool.worker_cpu_ns, 0);
+  unsigned next = generation_of(atomic_load(&pool.task)) + 1;
   pthread_mutex_lock(&pool.mutex);
-  atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
+  atomic_store_explicit(&pool.task, (unsigned long long)next << 32, memory_order_release);
   pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.mutex);
-  fn(arg, 0, nthreads);
   long long start = now_ns();
+  fn(arg, 0, nthreads);
+  long long own = now_ns() - start;
+  unsigned joined = (unsigned)(atomic_fetch_or(&pool.task, CLOSED) & (CLOSED - 1));
+  long long waitStart = now_ns();
   int spins = 0;
-  while (atomic_load_explicit(&pool.pending, memory_order_acquire) != 0) {
+  while (atomic_load_explicit(&pool.done, memory_order_acquire) != joined) {
     cpu_relax();
-    if (++spins % 64 == 0 && now_ns() - start > SPIN_NS) {
+    if (++spins % 64 == 0 && now_ns() - waitStart > SPIN_NS) {
       pthread_mutex_lock(&pool.mutex);
-      while (atomic_load(&pool.pending) != 0) pthread_cond_wait(&pool.finished, &pool.mutex);
+      while (atomic_load(&pool.done) != joined) pthread_cond_wait(&pool.finished, &pool.mutex);
       pthread_mutex_unlock(&pool.mutex);
       break;
     }
+  }
+  long long elapsed = now_ns() - start;
+  double speedup = (double)(own + atomic_load(&pool.worker_cpu_ns)) / (double)(elapsed > 0 ? elapsed : 1);
+  if (speedup < 1.15) {
+    if (++pool.poor_runs >= 1) {
+      pool.poor_runs = 0;
+      pool.serial_until_ns = now_ns() + pool.backoff_ns;
+      if (pool.backoff_ns < 1000000000LL) pool.backoff_ns *= 2;
+    }
+  } else if (speedup > 1.3) {
+    pool.poor_runs = 0;
+    if (pool.backoff_ns > 1000000) pool.backoff_ns /= 2;
   }
 }
 
@@ -160,4 +223,4 @@ float *roaf_scratch(int tid, int slot, size_t count) {
 }
 
 /** Work (multiply-adds) below which a kernel stays on one thread; see kernels.c threads_for. */
-double roaf_min_parallel_work = 1 << 18;
+double roaf_min_parallel_work = 1 << 22;

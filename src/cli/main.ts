@@ -5,7 +5,10 @@
 
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../util/errors.js';
+import { registerBenchCommand } from './bench.js';
+import { registerDiagnoseCommand } from './diagnose.js';
 import { registerInfoCommand } from './info.js';
+import { registerReportCommand } from './report.js';
 import { registerTrainCommands } from './train.js';
 
 function buildProgram(): Command {
@@ -17,6 +20,9 @@ function buildProgram(): Command {
     .configureOutput({ outputError: (message, write) => write(message.trim().split('\n')[0] + '\n') });
   registerTrainCommands(program);
   registerInfoCommand(program);
+  registerBenchCommand(program);
+  registerDiagnoseCommand(program);
+  registerReportCommand(program);
   return program;
 }
 

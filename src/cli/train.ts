@@ -10,6 +10,7 @@ import type { TaskData } from '../data/dataset.js';
 import { MODEL_KINDS, type ModelConfig, type ModelKind } from '../models/config.js';
 import { createModel } from '../models/factory.js';
 import type { Model } from '../models/model.js';
+import { gradientSummaryCallback } from '../diagnostics/gradients.js';
 import { FILTER_KINDS, type FilterKind } from '../nn/filter.js';
 import {
   loadModelTensors, loadOptimizerState, readCheckpointConfig, resolveCheckpointDir,
@@ -60,7 +61,7 @@ interface TrainCliOptions {
 }
 
 /** The classes/outputs and input size a task gives a model, and its readout. */
-function taskShape(data: TaskData): Pick<ModelConfig, 'inputDim' | 'outputs' | 'readout'> {
+export function taskShape(data: TaskData): Pick<ModelConfig, 'inputDim' | 'outputs' | 'readout'> {
   const { train } = data;
   const outputs = train.target.kind === 'regression' ? train.target.outputs : train.target.classes;
   return { inputDim: train.inputDim, outputs, readout: train.target.kind === 'class-per-step' ? 'every' : 'last' };
@@ -187,6 +188,7 @@ async function trainCommand(options: TrainCliOptions): Promise<void> {
         `epoch ${record.epoch} step ${record.step}: train loss ${record.train_loss?.toFixed(4) ?? '-'}, ` +
         (record.test_accuracy !== undefined ? `test accuracy ${percent(record.test_accuracy)}` : `test MSE ${record.test_mse?.toExponential(3)}`) +
         `, test loss ${record.test_loss.toFixed(4)} (${record.seconds.toFixed(1)} s)`),
+      gradientSummary: gradientSummaryCallback,
     },
   });
   bar.stop();

@@ -1,0 +1,67 @@
+// GEMM micro-benchmark of the native backend: GFLOPS of C = A B (float32, row-major, no transposes) at
+// 256³, 512³ and 1024³ on 1 and 2 threads, the median of timed repeats (1- and 2-thread samples interleaved)
+// after a warm-up, each result first checked against a float64 dot product on sampled entries. Prints one
+// line per size and thread count.
+//
+//   npm run build && node dist/bench/gemm.js [--isa avx512|avx2|portable] [--repeats 15]
+
+import { parseArgs } from 'node:util';
+
+import { loadBackend, nativeInfo, nativeLoadError, setNativeThreads } from '../src/index.js';
+import { setNativeIsa, type NativeIsa } from '../src/backend/native.js';
+import { Random } from '../src/util/random.js';
+
+const { values } = parseArgs({ options: { isa: { type: 'string' }, repeats: { type: 'string', default: '15' } } });
+const backend = loadBackend('native');
+if (backend === null) {
+  console.log(`gemm benchmark skipped: native backend not built (${nativeLoadError() ?? 'unknown reason'})`);
+  process.exit(0);
+}
+if (values.isa !== undefined) setNativeIsa(values.isa as NativeIsa);
+const repeats = Number(values.repeats);
+const info = nativeInfo()!;
+const rng = new Random(1);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+console.log(`native GEMM, ${info.isa}, float32, C = A B; median of ${repeats} repeats`);
+for (const n of [256, 512, 1024]) {
+  const A = new Float32Array(n * n).map(() => rng.normal());
+  const B = new Float32Array(n * n).map(() => rng.normal());
+  const C = new Float32Array(n * n);
+  const flops = 2 * n * n * n;
+  const inner = Math.max(1, Math.round(2e9 / flops / 4)); // about 5-20 ms per timed sample
+  // Check the result on both thread counts first.
+  for (const threads of [1, 2]) {
+    setNativeThreads(threads);
+    C.fill(NaN);
+    backend.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n);
+    for (let s = 0; s < 20; s++) {
+      const i = rng.int(n);
+      const j = rng.int(n);
+      let want = 0;
+      for (let k = 0; k < n; k++) want += A[i * n + k] * B[k * n + j];
+      if (!(Math.abs(C[i * n + j] - want) <= 1e-4 * Math.sqrt(n) * 4)) throw new Error(`gemm ${n}: wrong result at (${i}, ${j})`);
+    }
+  }
+  // Samples of 1 and 2 threads alternate, so that a shared machine's load hits both alike.
+  const samples: Record<number, number[]> = { 1: [], 2: [] };
+  for (let r = 0; r < repeats + 1; r++) {
+    for (const threads of [1, 2]) {
+      setNativeThreads(threads);
+      for (let w = 0; w < Math.max(1, inner >> 2); w++) backend.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n);
+      const t0 = process.hrtime.bigint();
+      for (let w = 0; w < inner; w++) backend.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n);
+      if (r > 0) samples[threads].push(Number(process.hrtime.bigint() - t0) / 1e9 / inner);
+    }
+  }
+  for (const threads of [1, 2]) {
+    const gflops = flops / median(samples[threads]) / 1e9;
+    const best = flops / Math.min(...samples[threads]) / 1e9;
+    console.log(`gemm ${n}x${n}x${n} threads=${threads}: ${gflops.toFixed(1)} GFLOPS (best ${best.toFixed(1)})`);
+  }
+}
+setNativeThreads(info.threads);

@@ -1,0 +1,190 @@
+// `roaf bench`: the time of one training step (forward + backward + Adam) of one model configuration on
+// random data in the model's shapes — recurrent: D = 1 input per step and K = 10 classes read from the last
+// state, like psMNIST; feed-forward: D = 784, K = 10, like MNIST. Median of timed repeats after warm-up,
+// with the backend, a matrix-product FLOP estimate and the GFLOPS it achieves. The `bench/` harness runs
+// this command once per configuration and compares it with PyTorch and TensorFlow.js.
+
+import type { Command } from 'commander';
+import { BACKEND_NAMES, requireBackend, type BackendName } from '../backend/index.js';
+import type { DType } from '../backend/backend.js';
+import { nativeInfo } from '../backend/native.js';
+import { benchmarkTrainingStep } from '../bench/training-step.js';
+import { MODEL_KINDS, isRecurrent, type ModelConfig, type ModelKind } from '../models/config.js';
+import { createModel } from '../models/factory.js';
+import { FILTER_KINDS, type FilterKind } from '../nn/filter.js';
+import { defaultCoefficients } from '../train/defaults.js';
+import { UsageError, checkChoice, checkRange } from '../util/errors.js';
+import { numberOption, printJsonResult } from './options.js';
+
+interface BenchCliOptions {
+  model?: string;
+  hidden?: number;
+  depth?: number;
+  width?: number;
+  batch: number;
+  seqLen?: number;
+  inputDim?: number;
+  filter: string;
+  backend: string;
+  threads?: number;
+  dtype: string;
+  repeats: number;
+  warmup: number;
+  forward: boolean;
+  seed: number;
+  json: boolean;
+}
+
+/** The shapes of the issue's benchmarks: psMNIST for recurrent models, MNIST for feed-forward ones. */
+const RECURRENT_DEFAULTS = { hidden: 128, seqLen: 784, inputDim: 1, inputScale: 3 };
+const FEED_FORWARD_DEFAULTS = { depth: 1000, width: 64, inputDim: 784, inputScale: 1 };
+const CLASSES = 10;
+
+/** Rejects an option that the model kind does not use, naming what to use instead. */
+function rejectOption(option: string, value: number | undefined, model: ModelKind, instead: string): void {
+  if (value !== undefined) throw new UsageError(`${option} does not apply to --model ${model}; ${instead}`);
+}
+
+function modelConfigFrom(options: BenchCliOptions, model: ModelKind): { config: ModelConfig; seqLen: number } {
+  const seed = checkRange('--seed', options.seed, 0, 2 ** 32 - 1, { integer: true });
+  const dtype = checkChoice('--dtype', options.dtype, ['float32', 'float64'] as const) as DType;
+  const filter = checkChoice('--filter', options.filter, FILTER_KINDS) as FilterKind;
+  const recurrent = isRecurrent(model);
+  const feedForward = 'feed-forward models (roaf-mlp, mlp, resmlp)';
+  const recurrentModels = 'recurrent models (roaf-rnn, rnn, lstm, gru)';
+  if (recurrent) {
+    rejectOption('--depth', options.depth, model, `it sets the depth of ${feedForward}`);
+    rejectOption('--width', options.width, model, `use --hidden for the units of ${recurrentModels}`);
+  } else {
+    rejectOption('--hidden', options.hidden, model, `use --width (and --depth) for ${feedForward}`);
+    rejectOption('--seq-len', options.seqLen, model, `it sets the steps of ${recurrentModels}`);
+  }
+  const defaults = recurrent ? RECURRENT_DEFAULTS : FEED_FORWARD_DEFAULTS;
+  const depth = checkRange('--depth', options.depth ?? FEED_FORWARD_DEFAULTS.depth, 1, 1_000_000, { integer: true });
+  const config: ModelConfig = {
+    model,
+    inputDim: checkRange('--input-dim', options.inputDim ?? defaults.inputDim, 1, 1_000_000, { integer: true }),
+    outputs: CLASSES,
+    readout: 'last',
+    depth,
+    width: checkRange('--width', options.width ?? FEED_FORWARD_DEFAULTS.width, 1, 65_536, { integer: true }),
+    hidden: checkRange('--hidden', options.hidden ?? RECURRENT_DEFAULTS.hidden, 1, 65_536, { integer: true }),
+    ...defaultCoefficients(model, depth),
+    filter,
+    sharedFilter: false,
+    inputScale: defaults.inputScale,
+    seed,
+    dtype,
+  };
+  const seqLen = recurrent
+    ? checkRange('--seq-len', options.seqLen ?? RECURRENT_DEFAULTS.seqLen, 1, 10_000_000, { integer: true })
+    : 1;
+  return { config, seqLen };
+}
+
+/** Bytes of the activations a step keeps, to refuse sizes that cannot fit before allocating them. */
+function activationBytes(config: ModelConfig, B: number, T: number): number {
+  const bytes = config.dtype === 'float64' ? 8 : 4;
+  if (isRecurrent(config.model)) {
+    const perState = config.model === 'lstm' ? 7 : config.model === 'gru' ? 6 : 4; // hs, as/gates, ghs, gzs, ...
+    return bytes * (T + 1) * B * (config.hidden * perState + config.inputDim);
+  }
+  return bytes * (config.depth + 1) * B * config.width * 2 + bytes * config.depth * config.width * config.width * 6;
+}
+
+const MAX_BYTES = 16 * 2 ** 30;
+
+async function benchCommand(options: BenchCliOptions): Promise<void> {
+  if (options.model === undefined) throw new UsageError(`--model is required: one of ${MODEL_KINDS.join(', ')}`);
+  const model = checkChoice('--model', options.model, MODEL_KINDS);
+  const backendName = checkChoice('--backend', options.backend, BACKEND_NAMES) as BackendName;
+  if (options.threads !== undefined) checkRange('--threads', options.threads, 1, 256, { integer: true });
+  const batch = checkRange('--batch', options.batch, 1, 1_000_000, { integer: true });
+  const repeats = checkRange('--repeats', options.repeats, 1, 10_000, { integer: true });
+  const warmup = checkRange('--warmup', options.warmup, 1, 10_000, { integer: true });
+  const { config, seqLen } = modelConfigFrom(options, model);
+  const bytes = activationBytes(config, batch, seqLen);
+  if (bytes > MAX_BYTES) {
+    throw new UsageError(`this configuration needs about ${(bytes / 2 ** 30).toFixed(1)} GiB of activations; ` +
+      `the limit is ${MAX_BYTES / 2 ** 30} GiB (reduce --batch, --seq-len, --depth or the width)`);
+  }
+  const backend = requireBackend(backendName, config.dtype, options.threads);
+
+  const setupStart = performance.now();
+  const network = createModel(config, backend);
+  const setupSeconds = (performance.now() - setupStart) / 1000;
+  const result = benchmarkTrainingStep(network, { batch, seqLen, warmup, repeats, forward: options.forward, seed: config.seed });
+
+  const recurrent = network.recurrent;
+  const shape = recurrent
+    ? `N=${config.hidden} B=${batch} T=${seqLen} D=${config.inputDim} K=${CLASSES}`
+    : `L=${config.depth} N=${config.width} B=${batch} D=${config.inputDim} K=${CLASSES}`;
+  const threads = backend.name === 'native' ? (nativeInfo()?.threads ?? null) : 1;
+  const ms = (value: number) => `${value.toFixed(value < 10 ? 3 : 1)} ms`;
+  const lines = [
+    `${model} ${shape} (alpha ${config.alpha}, beta ${Number(config.beta.toPrecision(4))}, filter ${config.filter}), ` +
+      `${network.params.size.toLocaleString('en-US')} parameters, backend ${backend.describe()}`,
+    `training step (forward + backward + Adam): median ${ms(result.msPerBatch)}, min ${ms(result.minMs)}, ` +
+      `max ${ms(result.maxMs)} over ${repeats} repeats after ${warmup} warm-up step(s)`,
+    ...(result.forwardMsPerBatch !== null ? [`forward pass with loss (evaluation): median ${ms(result.forwardMsPerBatch)}`] : []),
+    `matrix-product FLOPs per training step: ${(result.flops.train / 1e9).toFixed(2)} G, ` +
+      `${result.gflops.toFixed(1)} GFLOPS achieved; loss ${result.firstLoss.toFixed(4)} -> ${result.lastLoss.toFixed(4)}`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+  if (!options.json) return;
+  printJsonResult({
+    model,
+    backend: backend.name,
+    description: backend.describe(),
+    threads,
+    dtype: config.dtype,
+    batch,
+    ...(recurrent ? { hidden: config.hidden, seq_len: seqLen } : { depth: config.depth, width: config.width }),
+    input_dim: config.inputDim,
+    classes: CLASSES,
+    alpha: config.alpha,
+    beta: config.beta,
+    filter: config.filter,
+    params: network.params.size,
+    warmup,
+    repeats,
+    ms_per_batch: round(result.msPerBatch),
+    min_ms: round(result.minMs),
+    median_ms: round(result.msPerBatch),
+    max_ms: round(result.maxMs),
+    samples_ms: result.samplesMs.map(round),
+    forward_ms_per_batch: result.forwardMsPerBatch === null ? null : round(result.forwardMsPerBatch),
+    flops_per_batch: result.flops.train,
+    forward_flops_per_batch: result.flops.forward,
+    gflops: round(result.gflops),
+    first_loss: result.firstLoss,
+    last_loss: result.lastLoss,
+    setup_seconds: round(setupSeconds),
+  });
+}
+
+function round(value: number): number {
+  return Number(value.toFixed(3));
+}
+
+export function registerBenchCommand(program: Command): void {
+  program.command('bench')
+    .description('time one training step (forward + backward + Adam) of a model on random data')
+    .option('--model <kind>', `model: ${MODEL_KINDS.join(', ')} (required)`)
+    .addOption(numberOption('--hidden <N>', `recurrent units (default ${RECURRENT_DEFAULTS.hidden})`))
+    .addOption(numberOption('--depth <L>', `feed-forward depth (default ${FEED_FORWARD_DEFAULTS.depth})`))
+    .addOption(numberOption('--width <N>', `feed-forward width (default ${FEED_FORWARD_DEFAULTS.width})`))
+    .addOption(numberOption('--batch <B>', 'batch size').default(128))
+    .addOption(numberOption('--seq-len <T>', `recurrent steps (default ${RECURRENT_DEFAULTS.seqLen}, like psMNIST)`))
+    .addOption(numberOption('--input-dim <D>', 'inputs per sample or step (default 1 recurrent, 784 feed-forward)'))
+    .option('--filter <kind>', `orthogonal filter: ${FILTER_KINDS.join(', ')}`, 'haar')
+    .option('--backend <name>', 'auto, native or reference', 'auto')
+    .addOption(numberOption('--threads <k>', 'native backend threads (default: all cores)'))
+    .option('--dtype <type>', 'float32 or float64 (float64: reference backend)', 'float32')
+    .addOption(numberOption('--repeats <r>', 'timed training steps; the median is reported').default(5))
+    .addOption(numberOption('--warmup <w>', 'untimed steps first').default(2))
+    .option('--forward', 'also time the forward pass alone (with the loss, as in evaluation)', false)
+    .addOption(numberOption('--seed <n>', 'seed of the weights and the random data').default(0))
+    .option('--json', 'end stdout with one JSON object of the results', false)
+    .action(benchCommand);
+}

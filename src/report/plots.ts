@@ -1,0 +1,161 @@
+// Plots as Vega-Lite specifications, rendered to SVG in Node by Vega's headless renderer (no browser, no
+// canvas) and to PNG by resvg. One function per figure; every figure can overlay several runs or models.
+//
+// Gradient norms and singular values span hundreds of decades at depth (a plain MLP's gradient at depth
+// 50,000 is ~10^-20000, far below the smallest double), so those plots draw log10 values on a linear
+// axis whose labels read as powers of ten: a log scale that cannot underflow.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Resvg } from '@resvg/resvg-js';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+
+/** Fonts: DejaVu Sans where installed (Debian's fonts-dejavu-core), the platform's sans-serif otherwise. */
+const FONT = 'DejaVu Sans, Helvetica, Arial, sans-serif';
+const WIDTH = 520;
+const HEIGHT = 280;
+/** Most points drawn per line; longer curves are thinned evenly (first and last kept). */
+const MAX_POINTS = 2000;
+
+/**
+ * A Vega-Lite axis whose values are log10 of the quantity, labelled with the quantity itself (0.0316,
+ * 1e-20), or as 1e-20000 beyond what a double holds.
+ */
+function powerOfTenAxis(title: string): Record<string, unknown> {
+  return {
+    title,
+    labelExpr: "abs(datum.value) < 300 ? format(pow(10, datum.value), '.3~g') : '1e' + (datum.value < 0 ? '-' : '') + format(abs(datum.value), 'd')",
+  };
+}
+
+const CONFIG = {
+  font: FONT,
+  background: 'white',
+  legend: { labelLimit: 260, orient: 'bottom', columns: 2 },
+  axis: { labelFontSize: 11, titleFontSize: 12 },
+  title: { fontSize: 14, anchor: 'start' as const },
+};
+
+function thin<T>(points: T[]): T[] {
+  if (points.length <= MAX_POINTS) return points;
+  const out: T[] = [];
+  for (let i = 0; i < MAX_POINTS; i++) out.push(points[Math.round((i * (points.length - 1)) / (MAX_POINTS - 1))]);
+  return out;
+}
+
+/** One gradient-norm curve: log10 norms at layer (or step) positions. */
+export interface GradientSeries {
+  label: string;
+  index: 'layer' | 'step';
+  positions: number[];
+  /** log10 ||∂loss/∂x||; null (an exact zero) is left out of the line. */
+  log10Norms: Array<number | null>;
+}
+
+export function gradientNormSpec(series: GradientSeries[], title = 'Gradient norm through the network'): TopLevelSpec {
+  const values = series.flatMap((s) => thin(s.positions.map((position, i) => ({ run: s.label, position, value: s.log10Norms[i] })))
+    .filter((p) => p.value !== null));
+  const steps = series.length > 0 && series.every((s) => s.index === 'step');
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title, width: WIDTH, height: HEIGHT, config: CONFIG,
+    data: { values },
+    mark: { type: 'line', strokeWidth: 1.5 },
+    encoding: {
+      x: { field: 'position', type: 'quantitative', title: steps ? 'time step t' : 'layer l (0 = input of the first ROAF layer)' },
+      y: { field: 'value', type: 'quantitative', scale: { zero: false }, axis: powerOfTenAxis(steps ? '||∂loss/∂h_t||' : '||∂loss/∂x_l||') },
+      color: { field: 'run', type: 'nominal', title: null },
+    },
+  } as TopLevelSpec;
+}
+
+/** One spectrum: log10 singular values, largest first. */
+export interface SpectrumSeries {
+  label: string;
+  log10SingularValues: Array<number | null>;
+}
+
+export function spectrumSpec(series: SpectrumSeries[], title = 'Singular values of the input-output Jacobian'): TopLevelSpec {
+  const values = series.flatMap((s) => s.log10SingularValues.map((value, i) => ({ run: s.label, i: i + 1, value })))
+    .filter((p) => p.value !== null);
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title, width: WIDTH, height: HEIGHT, config: CONFIG,
+    data: { values },
+    mark: { type: 'line', point: { size: 12 }, strokeWidth: 1.5 },
+    encoding: {
+      x: { field: 'i', type: 'quantitative', title: 'index i (largest first)', scale: { zero: false } },
+      y: { field: 'value', type: 'quantitative', scale: { zero: false }, axis: powerOfTenAxis('singular value σ_i') },
+      color: { field: 'run', type: 'nominal', title: null },
+    },
+  } as TopLevelSpec;
+}
+
+/** One point of a learning curve. */
+export interface CurvePoint {
+  run: string;
+  x: number;
+  value: number;
+  /** Which quantity, e.g. 'train loss' or 'test loss'. */
+  series: string;
+}
+
+/**
+ * Learning curves: `value` against `x` (epoch or step), a colour per run and a dash pattern per series.
+ * `logY` draws a log scale (losses, MSE), which needs positive values.
+ */
+export function learningCurveSpec(points: CurvePoint[], opts: { title: string; x: string; y: string; logY?: boolean }): TopLevelSpec {
+  const kinds = new Set(points.map((p) => p.series));
+  const values = opts.logY ? points.filter((p) => p.value > 0) : points;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: opts.title, width: WIDTH, height: HEIGHT, config: CONFIG,
+    data: { values },
+    mark: { type: 'line', point: values.length <= 200, strokeWidth: 1.5 },
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: opts.x },
+      y: { field: 'value', type: 'quantitative', title: opts.y, scale: opts.logY ? { type: 'log' } : { zero: false } },
+      color: { field: 'run', type: 'nominal', title: null },
+      ...(kinds.size > 1 ? { strokeDash: { field: 'series', type: 'nominal', title: null } } : {}),
+      detail: { field: 'series', type: 'nominal' },
+    },
+  } as TopLevelSpec;
+}
+
+/** Renders a Vega-Lite spec to a standalone SVG document (string). */
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** Rasterises an SVG at `scale` x its size (2: sharp on high-density screens). */
+export function svgToPng(svg: string, scale = 2): Buffer {
+  const resvg = new Resvg(svg, {
+    fitTo: { mode: 'zoom', value: scale },
+    font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' },
+    background: 'white',
+  });
+  return resvg.render().asPng();
+}
+
+/** A rendered figure: its file stem, title and SVG. */
+export interface Figure {
+  name: string;
+  title: string;
+  svg: string;
+}
+
+/** Renders a spec and writes `<dir>/<name>.svg` and `<dir>/<name>.png`. */
+export async function writeFigure(dir: string, name: string, spec: TopLevelSpec): Promise<Figure> {
+  const svg = await renderSvg(spec);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${name}.svg`), svg);
+  writeFileSync(join(dir, `${name}.png`), svgToPng(svg));
+  const title = typeof spec.title === 'string' ? spec.title : name;
+  return { name, title, svg };
+}
