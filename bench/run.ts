@@ -123,6 +123,12 @@ function lastLines(text: string, n = 3): string {
   return text.trim().split('\n').slice(-n).join(' | ');
 }
 
+/** The line of a failed command's stderr that says what went wrong (an error or roaf's one-line message). */
+function errorLine(stderr: string): string {
+  const lines = stderr.trim().split('\n');
+  return lines.find((line) => /^(\w*Error\b|roaf:)/.test(line.trim())) ?? lastLines(stderr);
+}
+
 // ---- roaf ----
 
 function roafArgs(config: BenchConfig, options: HarnessOptions, threads: number | null): string[] {
@@ -141,7 +147,7 @@ function runRoaf(config: BenchConfig, options: HarnessOptions): Outcome {
     const result = run(process.execPath, roafArgs(config, options, threads));
     const json = jsonLines(result.stdout).at(-1);
     if (result.status !== 0 || json === undefined) {
-      return { failed: `roaf bench exited ${result.status}: ${lastLines(result.stderr || result.stdout)}` };
+      return { failed: `roaf bench exited ${result.status}: ${errorLine(result.stderr || result.stdout)}` };
     }
     runs.push(json);
   }
@@ -196,7 +202,7 @@ function runTorch(config: BenchConfig, options: HarnessOptions): Outcome {
   if (config.forward) args.push('--forward');
   const result = run(options.python, args, torchEnv());
   const json = jsonLines(result.stdout).at(-1);
-  if (result.status !== 0 || json === undefined) return { failed: `torch_bench.py exited ${result.status}: ${lastLines(result.stderr)}` };
+  if (result.status !== 0 || json === undefined) return { failed: `torch_bench.py exited ${result.status}: ${errorLine(result.stderr)}` };
   const best = json.best as Record<string, number>;
   const runs = json.runs as Record<string, number>[];
   return {
@@ -227,7 +233,7 @@ function runTfjs(config: BenchConfig, options: HarnessOptions): Outcome {
   const result = run(process.execPath, args);
   const json = jsonLines(result.stdout).at(-1);
   if (result.status !== 0 || json === undefined || typeof json.error === 'string') {
-    return { failed: `tfjs-bench exited ${result.status}: ${json?.error ?? lastLines(result.stderr)}` };
+    return { failed: `tfjs-bench exited ${result.status}: ${json?.error ?? errorLine(result.stderr)}` };
   }
   const scale = json.scale as number;
   const timed = json.timed_seq_len !== null ? `T=${json.timed_seq_len}` : `L=${json.timed_depth}`;
@@ -254,7 +260,7 @@ function runPsmnistEpoch(options: HarnessOptions): { seconds: number; accuracy: 
     log(`roaf ${args.slice(1).join(' ')} (the real measure; several minutes)`);
     const result = run(process.execPath, args);
     const json = jsonLines(result.stdout).at(-1);
-    if (result.status !== 0 || json === undefined) return { failed: `roaf train exited ${result.status}: ${lastLines(result.stderr)}` };
+    if (result.status !== 0 || json === undefined) return { failed: `roaf train exited ${result.status}: ${errorLine(result.stderr)}` };
     return { seconds: json.seconds as number, accuracy: (json.test_accuracy as number | undefined) ?? null, backend: String(json.backend) };
   } finally {
     rmSync(out, { recursive: true, force: true });

@@ -7,12 +7,15 @@
 // error is meaningless where a product cancels to ~0). Tolerances:
 // - products and single-step kernels: 1e-5 (float32 accumulation over K <= 2000 terms gives ~sqrt(K)·6e-8);
 // - elementwise functions: 2e-6 (the vectorised tanh/exp are accurate to a few ulp);
-// - whole-sequence recurrences (ROAF cell, LSTM, GRU, 16-20 steps): 1e-4, because every step's rounding
-//   (~1e-7) is carried forward through the recurrence and again backward through time, each step amplified by
-//   the step Jacobian (norm up to alpha + beta·||W|| > 1 here), and backward also inherits forward's error.
+// - whole-sequence recurrences (ROAF cell, LSTM, GRU, 16-20 steps) and whole stacks of layers (ROAF MLP, up to
+//   17 layers): 1e-4, because every step's rounding (~1e-7) is carried forward through the recurrence and again
+//   backward through time, each step amplified by the step Jacobian (norm up to alpha + beta·||W|| > 1 here),
+//   and backward also inherits forward's error.
 //
 // While these tests run the parallel threshold is 0, so even these small shapes take the threaded code paths.
-// Results must also be bit-identical on 1 and 2 threads (training runs are reproducible bit for bit).
+// Results must also be bit-identical on 1 and 2 threads (training runs are reproducible bit for bit), including
+// when the row sweeps of the ROAF MLP and cell re-balance rows between threads (whichever thread computes a row,
+// it computes it the same way).
 // If the addon is not built the tests are skipped, saying so.
 
 import assert from 'node:assert/strict';
@@ -39,7 +42,7 @@ const TOL_RECURRENT = 1e-4;
 
 // ---- inputs: float32-representable random values, copied into each backend's dtype ----
 
-type Value = Float32Array | Int32Array | Uint8Array | number | boolean | null | FilterSpec;
+type Value = Float32Array | Float64Array | Int32Array | Uint8Array | number | boolean | null | FilterSpec | FilterSpec[];
 interface FilterSpec { filter: 'dense' | 'permutation' | 'identity'; n: number; matrix?: Float32Array; perm?: Int32Array; signs?: Float32Array }
 
 function randomArray(rng: Random, n: number, scale = 1): Float32Array {
@@ -81,10 +84,20 @@ function isFilterSpec(v: Value): v is FilterSpec {
   return v !== null && typeof v === 'object' && 'filter' in v;
 }
 
-/** A copy of one input in the dtype a backend runs (Float32Array for native, Float64Array for the reference). */
+/**
+ * A copy of one input in the dtype a backend runs (Float32Array for native, Float64Array for the reference).
+ * A list of filters keeps its sharing: entries that are one spec become one filter object.
+ */
 function convert(v: Value, f64: boolean): unknown {
   if (v instanceof Float32Array) return f64 ? Float64Array.from(v) : v.slice();
-  if (v instanceof Int32Array || v instanceof Uint8Array) return v.slice();
+  if (v instanceof Float64Array || v instanceof Int32Array || v instanceof Uint8Array) return v.slice();
+  if (Array.isArray(v)) {
+    const made = new Map<FilterSpec, unknown>();
+    return v.map((spec) => {
+      if (!made.has(spec)) made.set(spec, convert(spec, f64));
+      return made.get(spec);
+    });
+  }
   if (isFilterSpec(v)) {
     const make = (x: Float32Array): FloatArray => (f64 ? Float64Array.from(x) : x.slice());
     if (v.filter === 'dense') return { kind: 'dense', n: v.n, matrix: make(v.matrix!) } satisfies FilterOperand;
@@ -316,6 +329,51 @@ function cellCases(rng: Random): Case[] {
   return cases;
 }
 
+/**
+ * A whole stack of ROAF layers, forward then backward, on one backend: L = 1, 3, 17; B = 1, 5, 128;
+ * N = 1, 7, 33, 64; every filter kind, one filter per layer or one shared, alpha > 0 and alpha = 0.
+ * gradSquares is also compared as logarithms (relative error per entry), and one case makes the gradient
+ * vanish to ~1e-25, whose square underflows float32: the squares must be summed in float64.
+ */
+function mlpStackCases(rng: Random): Case[] {
+  const cases: Case[] = [];
+  const shapes: [number, number, number][] = [ // L, B, N
+    [1, 1, 1], [3, 5, 7], [17, 5, 33], [3, 128, 64], [1, 128, 33], [17, 1, 64], [3, 1, 33], [17, 128, 7],
+  ];
+  const settings: [number, number][] = [[0.9, 0.3], [0, 1]];
+  let variant = 0;
+  const stack = (L: number, B: number, N: number, kind: FilterSpec['filter'], shared: boolean, alpha: number, beta: number, squares: boolean): Case => {
+    const one = makeFilter(rng, kind, N);
+    const filters = Array.from({ length: L }, () => (shared ? one : makeFilter(rng, kind, N)));
+    const xs = new Float32Array((L + 1) * B * N).fill(NaN);
+    xs.set(randomArray(rng, B * N));
+    return {
+      name: `roafMlp ${kind} ${shared ? 'shared' : 'per-layer'} L=${L} B=${B} N=${N} alpha=${alpha} beta=${beta} gradSquares=${squares}`,
+      inputs: {
+        filters, Ws: randomArray(rng, L * N * N, 1 / Math.sqrt(N)), bs: randomArray(rng, L * N, 0.1), xs,
+        as: new Float32Array(L * B * N).fill(NaN), gy: randomArray(rng, B * N), gWs: randomArray(rng, L * N * N),
+        gbs: randomArray(rng, L * N), gradSquares: squares ? new Float64Array(L + 1).fill(NaN) : null,
+      },
+      run: (bk, v) => {
+        bk.roafMlpForward(L, B, N, alpha, beta, v.filters, v.Ws, v.bs, v.xs, v.as);
+        bk.roafMlpBackward(L, B, N, alpha, beta, v.filters, v.Ws, v.xs, v.as, v.gy, v.gWs, v.gbs, v.gradSquares);
+        if (squares) v.logGradSquares = Float64Array.from(v.gradSquares as Float64Array, Math.log);
+      },
+      outputs: ['xs', 'as', 'gy', 'gWs', 'gbs', ...(squares ? ['gradSquares', 'logGradSquares'] : [])],
+      tol: TOL_RECURRENT,
+    };
+  };
+  for (const kind of ['dense', 'permutation', 'identity'] as const) {
+    for (const [L, B, N] of shapes) {
+      for (const shared of [false, true]) {
+        for (const [alpha, beta] of settings) cases.push(stack(L, B, N, kind, shared, alpha, beta, ++variant % 2 === 0));
+      }
+    }
+  }
+  cases.push(stack(17, 5, 7, 'dense', false, 0, 0.05, true)); // ∂loss/∂x_0 ~ 0.05^17: squares ~1e-45
+  return cases;
+}
+
 function gatedCases(rng: Random): Case[] {
   const cases: Case[] = [];
   for (const [T, B, D, N] of [[12, 17, 3, 33], [6, 40, 1, 16], [2, 1, 1, 1]]) {
@@ -416,6 +474,7 @@ describe('native backend', { skip }, () => {
     ['elementwise', elementwiseCases(rng)],
     ['filters', filterCases(rng)],
     ['ROAF layer', layerCases(rng)],
+    ['ROAF MLP stack', mlpStackCases(rng)],
     ['ROAF cell', cellCases(rng)],
     ['LSTM and GRU', gatedCases(rng)],
     ['losses and optimisers', lossAndOptimiserCases(rng)],
@@ -454,7 +513,7 @@ describe('native backend', { skip }, () => {
   }
 
   it('gives bit-identical results on 1 and 2 threads (reductions do not depend on the thread count)', () => {
-    const cases = [...groups.flatMap(([, c]) => c)].filter((c) => /^(gemm 40x24x1500|gemm 7x1x2000|roafCell|lstm|gru)/.test(c.name));
+    const cases = [...groups.flatMap(([, c]) => c)].filter((c) => /^(gemm 40x24x1500|gemm 7x1x2000|roafMlp|roafCell|lstm|gru)/.test(c.name));
     assert.ok(cases.length >= 10);
     setNativeIsa(original.isa);
     for (const c of cases) {
@@ -464,6 +523,15 @@ describe('native backend', { skip }, () => {
       const two = execute(c, native!, false);
       for (const name of c.outputs) assert.deepEqual(two[name], one[name], `${c.name}: ${name} differs between 1 and 2 threads`);
     }
+  });
+
+  it('roafMlp kernels reject a filter list of the wrong length or width', () => {
+    const [L, B, N] = [2, 3, 4];
+    const identity: FilterOperand = { kind: 'identity', n: N };
+    const args = [new Float32Array(L * N * N), new Float32Array(L * N), new Float32Array((L + 1) * B * N), new Float32Array(L * B * N)] as const;
+    assert.throws(() => native!.roafMlpForward(L, B, N, 1, 0.1, [identity], ...args), /1 filters for 2 layers/);
+    assert.throws(() => native!.roafMlpForward(L, B, N, 1, 0.1, [identity, { kind: 'identity', n: 5 }], ...args), /filter is 5 wide/);
+    assert.throws(() => native!.roafMlpForward(L, B, N, 1, 0.1, [identity, identity], args[0], args[1], args[2], new Float32Array(5)), /as has 5 elements/);
   });
 
   it('describes itself and supports float32 only', () => {

@@ -20,7 +20,7 @@ function roaf(args: string[]): { status: number | null; stdout: string; stderr: 
 }
 
 /** A small, fast run on generated data (the adding problem, T = 12). */
-const SMALL = ['--task', 'adding', '--seq-len', '12', '--train-size', '96', '--test-size', '32', '--hidden', '8', '--batch', '16', '--quiet'];
+const SMALL = ['--task', 'adding', '--seq-len', '12', '--train-size', '96', '--test-size', '32', '--hidden', '8', '--batch', '16', '--quiet', '--backend', 'reference'];
 
 function lastJson(stdout: string): Record<string, unknown> {
   const lines = stdout.trim().split('\n');
@@ -43,7 +43,7 @@ describe('train, eval and checkpoints', () => {
     assert.equal(records[1].step, 12);
     for (const file of ['model.safetensors', 'optimizer.safetensors', 'config.json']) assert.ok(existsSync(join(out, 'checkpoint', file)));
 
-    const evaluated = roaf(['eval', '--checkpoint', join(out, 'checkpoint'), '--json']);
+    const evaluated = roaf(['eval', '--checkpoint', join(out, 'checkpoint'), '--json', '--backend', 'reference']);
     assert.equal(evaluated.status, 0, evaluated.stderr);
     const evalJson = lastJson(evaluated.stdout);
     assert.equal(evalJson.test_mse, json.test_mse, 'eval of the saved model reproduces the final test MSE');
@@ -54,7 +54,7 @@ describe('train, eval and checkpoints', () => {
     const resumed = join(work, 'resumed');
     assert.equal(roaf(['train', ...SMALL, '--epochs', '2', '--out', straight]).status, 0);
     assert.equal(roaf(['train', ...SMALL, '--epochs', '1', '--out', resumed]).status, 0);
-    const second = roaf(['train', '--resume', '--out', resumed, '--epochs', '2', '--quiet']);
+    const second = roaf(['train', '--resume', '--out', resumed, '--epochs', '2', '--quiet', '--backend', 'reference']);
     assert.equal(second.status, 0, second.stderr);
     assert.deepEqual(readFileSync(join(resumed, 'checkpoint', 'model.safetensors')), readFileSync(join(straight, 'checkpoint', 'model.safetensors')));
     assert.deepEqual(readFileSync(join(resumed, 'checkpoint', 'optimizer.safetensors')), readFileSync(join(straight, 'checkpoint', 'optimizer.safetensors')));
@@ -63,7 +63,7 @@ describe('train, eval and checkpoints', () => {
   it('a run killed with SIGKILL mid-training resumes from its last checkpoint to the same result', async () => {
     const straight = join(work, 'kill-straight');
     const killed = join(work, 'kill-resumed');
-    const args = [...SMALL, '--epochs', '3', '--checkpoint-every', '1', '--backend', 'reference'];
+    const args = [...SMALL, '--epochs', '3', '--checkpoint-every', '1'];
     assert.equal(roaf(['train', ...args, '--out', straight]).status, 0);
     const child = spawn(process.execPath, [CLI, 'train', ...args, '--out', killed], { stdio: 'ignore' });
     // wait for a first checkpoint, then a little more so the kill lands at an arbitrary point
@@ -84,7 +84,7 @@ describe('train, eval and checkpoints', () => {
     renameSync(join(out, 'checkpoint'), join(out, 'checkpoint.old'));
     mkdirSync(join(out, 'checkpoint.tmp'));
     writeFileSync(join(out, 'checkpoint.tmp', 'model.safetensors'), 'partial');
-    const resumed = roaf(['train', '--resume', '--out', out, '--epochs', '2', '--quiet', '--json']);
+    const resumed = roaf(['train', '--resume', '--out', out, '--epochs', '2', '--quiet', '--json', '--backend', 'reference']);
     assert.equal(resumed.status, 0, resumed.stderr);
     assert.equal(lastJson(resumed.stdout).step, 12);
   });

@@ -18,6 +18,7 @@ import { downsampleIndices, gradientSummaryCallback, measureGradientNorms, summa
 import type { ModelConfig } from '../src/models/config.js';
 import { createModel } from '../src/models/factory.js';
 import type { Model } from '../src/models/model.js';
+import { defaultMlpBeta } from '../src/train/defaults.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { DEFAULT_OPTIMIZER } from '../src/train/optimizer.js';
 import { BatchBuffers, batchLoss, runTraining } from '../src/train/trainer.js';
@@ -171,7 +172,7 @@ describe('roaf diagnose (CLI)', () => {
     assert.ok(Math.abs(d.spectrum.log10.condition - (d.spectrum.log10.max - d.spectrum.log10.min)) < 1e-8);
     assert.equal(d.bounds.applicable, true);
     assert.equal(d.bounds.inside, true);
-    assert.equal(d.config.beta, 0.3 / Math.sqrt(30));
+    assert.equal(d.config.beta, defaultMlpBeta(30)); // the depth-dependent default
     for (const file of ['diagnose.json', 'gradient-norms.svg', 'gradient-norms.png', 'spectrum.svg', 'spectrum.png']) {
       assert.ok(existsSync(join(out, file)), `missing ${file}`);
     }

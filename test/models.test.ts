@@ -146,6 +146,36 @@ describe('seeds', () => {
   }
 });
 
+describe('RoafMLP backward', async () => {
+  for (const { name, backend } of await availableBackends()) {
+    it(`${name}: with a gradient hook (layer by layer) it gives the gradients of the whole-stack kernels`, () => {
+      for (const filter of ['haar', 'permutation', 'identity'] as const) {
+        const model = createModel(config('roaf-mlp', { filter, depth: 6 }), backend);
+        const B = 5;
+        const x = randomArray(B * 6, new Random(7), 1, 'float32');
+        const g = randomArray(model.forward(B, 1, x).length, new Random(8), 1, 'float32');
+        model.params.zeroGrad();
+        model.backward(B, 1, x, g);
+        const stacked = Float32Array.from(model.params.grads);
+        model.params.zeroGrad();
+        const seen: number[] = [];
+        model.backward(B, 1, x, g, (l) => seen.push(l));
+        assert.deepEqual(seen, [6, 5, 4, 3, 2, 1, 0]);
+        let scale = 0;
+        for (const v of stacked) scale = Math.max(scale, Math.abs(v));
+        model.params.grads.forEach((v, i) => assert.ok(Math.abs(v - stacked[i]) <= 1e-5 * scale, `${filter}: gradient ${i}: ${v} vs ${stacked[i]}`));
+      }
+    });
+  }
+
+  it('stores every layer\'s W before every b, under the names layers.{l}.W and layers.{l}.b', () => {
+    const model = createModel(config('roaf-mlp', { depth: 3 }), referenceBackend) as RoafMLP;
+    const names = model.params.parameters.map((p) => p.name);
+    assert.deepEqual(names, ['input.W', 'input.b', 'layers.0.W', 'layers.1.W', 'layers.2.W', 'layers.0.b', 'layers.1.b', 'layers.2.b', 'readout.W', 'readout.b']);
+    model.layers.forEach((layer, l) => assert.equal(layer.W.offset, model.layers[0].W.offset + l * 8 * 8));
+  });
+});
+
 describe('every backend computes what the reference computes', async () => {
   const backends = await availableBackends();
   it(`runs on: ${backends.map((b) => b.name).join(', ')}`, () => {

@@ -33,7 +33,11 @@ void roaf_pool_run(roaf_task_fn fn, void *arg, int nthreads);
  * or aborts the process when out of memory.
  */
 float *roaf_scratch(int tid, int slot, size_t count);
-enum { SCRATCH_PACK_A, SCRATCH_PACK_B, SCRATCH_WORK, SCRATCH_WORK2, SCRATCH_SHARED_B, SCRATCH_PARTIAL, SCRATCH_SLOTS };
+enum {
+  SCRATCH_PACK_A, SCRATCH_PACK_B, SCRATCH_WORK, SCRATCH_WORK2, SCRATCH_SHARED_B, SCRATCH_PARTIAL,
+  SCRATCH_STACK, SCRATCH_STACK_ROWS, SCRATCH_SWEEP,  // shared by the threads of a whole-stack MLP kernel (thread 0's)
+  SCRATCH_SLOTS
+};
 
 // ---- kernels (kernels.c) ----
 
@@ -67,6 +71,12 @@ typedef struct {
   void (*roaf_layer_backward)(idx B, idx N, float alpha, float beta, const roaf_filter *f, const float *x,
                               const float *a, const float *W, const float *gy, float *gx, float *gW, float *gb,
                               float *gz);
+  /** `filters` holds L filters, one per layer (entries may repeat). */
+  void (*roaf_mlp_forward)(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters,
+                           const float *Ws, const float *bs, float *xs, float *as);
+  void (*roaf_mlp_backward)(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters,
+                            const float *Ws, const float *xs, const float *as, float *gy, float *gWs, float *gbs,
+                            double *gradSquares);
   void (*roaf_cell_forward)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
                             const float *xs, const float *W, const float *U, const float *b, float *hs, float *as);
   void (*roaf_cell_backward)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,

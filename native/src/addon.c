@@ -123,19 +123,20 @@ static int is_null(args_t *a, size_t i) {
   return t == napi_null || t == napi_undefined;
 }
 
-/** A typed array of the given type with at least `need` elements; NULL (and no error) if nullable and null. */
-static void *arg_array(args_t *a, size_t i, const char *name, napi_typedarray_type want, idx need, int nullable) {
+/** The typed array `value` of the given type with at least `need` elements (see arg_array). */
+static void *typed_array(args_t *a, napi_value value, const char *name, napi_typedarray_type want, idx need) {
   if (a->failed) return NULL;
-  if (nullable && is_null(a, i)) return NULL;
   bool isTyped = false;
-  napi_is_typedarray(a->env, a->argv[i], &isTyped);
+  napi_is_typedarray(a->env, value, &isTyped);
   napi_typedarray_type type;
   size_t length = 0;
   void *data = NULL;
-  if (!isTyped || napi_get_typedarray_info(a->env, a->argv[i], &type, &length, &data, NULL, NULL) != napi_ok ||
+  if (!isTyped || napi_get_typedarray_info(a->env, value, &type, &length, &data, NULL, NULL) != napi_ok ||
       type != want) {
-    const char *kind = want == napi_float32_array ? "a Float32Array" : want == napi_int32_array ? "an Int32Array"
-                                                                                               : "a Uint8Array";
+    const char *kind = want == napi_float32_array   ? "a Float32Array"
+                       : want == napi_float64_array ? "a Float64Array"
+                       : want == napi_int32_array   ? "an Int32Array"
+                                                    : "a Uint8Array";
     char msg[128];
     snprintf(msg, sizeof msg, "roaf native: %s must be %s", name, kind);
     napi_throw_type_error(a->env, NULL, msg);
@@ -150,6 +151,13 @@ static void *arg_array(args_t *a, size_t i, const char *name, napi_typedarray_ty
     return NULL;
   }
   return data;
+}
+
+/** A typed array of the given type with at least `need` elements; NULL (and no error) if nullable and null. */
+static void *arg_array(args_t *a, size_t i, const char *name, napi_typedarray_type want, idx need, int nullable) {
+  if (a->failed) return NULL;
+  if (nullable && is_null(a, i)) return NULL;
+  return typed_array(a, a->argv[i], name, want, need);
 }
 
 static float *arg_f32(args_t *a, size_t i, const char *name, idx need) {
@@ -185,6 +193,54 @@ static roaf_filter arg_filter(args_t *a, size_t i, idx n) {
     fail(a, "roaf native: unknown %s %g", "filter kind", kind);
   }
   return f;
+}
+
+/**
+ * Reads the L filters of a whole-stack kernel at argv[i..i+2]: kinds (Int32Array, L), datas and perms, each
+ * either one typed array shared by every layer or an array of L (matrix or signs; perm or null). The table
+ * lives in a buffer reused across calls (JavaScript calls the addon from one thread).
+ */
+static const roaf_filter *arg_filters(args_t *a, size_t i, idx L, idx n) {
+  static roaf_filter *table = NULL;
+  static idx capacity = 0;
+  const int32_t *kinds = arg_array(a, i, "filter kinds", napi_int32_array, L, 0);
+  if (a->failed) return NULL;
+  if (L > capacity) {
+    roaf_filter *grown = realloc(table, (size_t)L * sizeof *table);
+    if (grown == NULL) {
+      fail(a, "roaf native: out of memory for %s (%g layers)", "the filter table", (double)L);
+      return NULL;
+    }
+    table = grown;
+    capacity = L;
+  }
+  bool perLayer[2];
+  for (int s = 0; s < 2; s++) napi_is_array(a->env, a->argv[i + 1 + s], &perLayer[s]);
+  napi_value shared[2] = {a->argv[i + 1], a->argv[i + 2]};
+  for (idx l = 0; l < L && !a->failed; l++) {
+    napi_value parts[2];  // layer l's matrix-or-signs and perm
+    for (int s = 0; s < 2; s++) {
+      if (perLayer[s]) napi_get_element(a->env, shared[s], (uint32_t)l, &parts[s]);
+      else parts[s] = shared[s];
+    }
+    roaf_filter f = {.kind = kinds[l], .n = (int)n};
+    if (l > 0 && f.kind == table[l - 1].kind && !perLayer[0] && !perLayer[1]) {
+      table[l] = table[l - 1];
+      continue;
+    }
+    if (f.kind == FILTER_DENSE) {
+      f.matrix = typed_array(a, parts[0], "filter.matrix", napi_float32_array, n * n);
+    } else if (f.kind == FILTER_PERMUTATION) {
+      f.signs = typed_array(a, parts[0], "filter.signs", napi_float32_array, n);
+      f.perm = typed_array(a, parts[1], "filter.perm", napi_int32_array, n);
+      for (idx j = 0; !a->failed && j < n; j++)
+        if (f.perm[j] < 0 || f.perm[j] >= n) fail(a, "roaf native: %s has an entry outside [0, n): %g", "filter.perm", f.perm[j]);
+    } else if (f.kind != FILTER_IDENTITY) {
+      fail(a, "roaf native: unknown %s %g", "filter kind", f.kind);
+    }
+    table[l] = f;
+  }
+  return a->failed ? NULL : table;
 }
 
 static napi_value undefined(napi_env env) {
@@ -350,6 +406,39 @@ static napi_value js_roaf_layer_backward(napi_env env, napi_callback_info info) 
   float *gz = arg_f32(&A, 14, "gz", B * N);
   CHECKED();
   kernels->roaf_layer_backward(B, N, alpha, beta, &f, x, a, W, gy, gx, gW, gb, gz);
+  return undefined(env);
+}
+
+// roafMlpForward(L, B, N, alpha, beta, kinds, datas, perms, Ws, bs, xs, as)
+static napi_value js_roaf_mlp_forward(napi_env env, napi_callback_info info) {
+  BEGIN(12);
+  idx L = arg_size(&A, 0, "L"), B = arg_size(&A, 1, "B"), N = arg_size(&A, 2, "N");
+  float alpha = (float)arg_num(&A, 3, "alpha"), beta = (float)arg_num(&A, 4, "beta");
+  const float *Ws = arg_f32(&A, 8, "Ws", L * N * N);
+  const float *bs = arg_f32(&A, 9, "bs", L * N);
+  float *xs = arg_f32(&A, 10, "xs", (L + 1) * B * N);
+  float *as = arg_f32(&A, 11, "as", L * B * N);
+  const roaf_filter *filters = arg_filters(&A, 5, L, N);
+  CHECKED();
+  kernels->roaf_mlp_forward(L, B, N, alpha, beta, filters, Ws, bs, xs, as);
+  return undefined(env);
+}
+
+// roafMlpBackward(L, B, N, alpha, beta, kinds, datas, perms, Ws, xs, as, gy, gWs, gbs, gradSquares)
+static napi_value js_roaf_mlp_backward(napi_env env, napi_callback_info info) {
+  BEGIN(15);
+  idx L = arg_size(&A, 0, "L"), B = arg_size(&A, 1, "B"), N = arg_size(&A, 2, "N");
+  float alpha = (float)arg_num(&A, 3, "alpha"), beta = (float)arg_num(&A, 4, "beta");
+  const float *Ws = arg_f32(&A, 8, "Ws", L * N * N);
+  const float *xs = arg_f32(&A, 9, "xs", (L + 1) * B * N);
+  const float *as = arg_f32(&A, 10, "as", L * B * N);
+  float *gy = arg_f32(&A, 11, "gy", B * N);
+  float *gWs = arg_f32(&A, 12, "gWs", L * N * N);
+  float *gbs = arg_f32(&A, 13, "gbs", L * N);
+  double *gradSquares = arg_array(&A, 14, "gradSquares", napi_float64_array, L + 1, 1);
+  const roaf_filter *filters = arg_filters(&A, 5, L, N);
+  CHECKED();
+  kernels->roaf_mlp_backward(L, B, N, alpha, beta, filters, Ws, xs, as, gy, gWs, gbs, gradSquares);
   return undefined(env);
 }
 
@@ -618,6 +707,8 @@ static napi_value init(napi_env env, napi_value exports) {
     FN("applyFilter", js_apply_filter),
     FN("roafLayerForward", js_roaf_layer_forward),
     FN("roafLayerBackward", js_roaf_layer_backward),
+    FN("roafMlpForward", js_roaf_mlp_forward),
+    FN("roafMlpBackward", js_roaf_mlp_backward),
     FN("roafCellForward", js_roaf_cell_forward),
     FN("roafCellBackward", js_roaf_cell_backward),
     FN("lstmForward", js_lstm_forward),

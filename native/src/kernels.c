@@ -10,9 +10,14 @@
 //   one product per step. Batch rows are independent in a recurrence, so threads split the batch and each
 //   runs the whole time loop on its own rows, with no synchronisation per step. Weight gradients are one large
 //   product over all T·B rows after the sweep.
+// - The ROAF MLP runs its whole stack of layers in one call the same way (a layer is a time step with its own
+//   weights). ROAF steps (the MLP's layers, the cell's time steps) use small register tiles on operands read in
+//   place, with the step's elementwise work fused into the tile's epilogue, and their row sweeps re-balance
+//   between threads by stealing rows at step boundaries.
 // - Nothing is allocated in a loop: packing and work buffers come from per-thread scratch (pool.c).
 
 #include <math.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -692,12 +697,11 @@ static void k_apply_filter(const roaf_filter *f, int transpose, idx B, float alp
   for (idx r = 0; r < B; r++) filter_row(f, transpose, N, alpha, x + r * N, betaY, y + r * N);
 }
 
-// ---- ROAF step: the elementwise part shared by the layer and the cell ----
+// ---- ROAF layer: one layer per call (the per-layer path, when every ∂loss/∂x_l is observed) ----
 
 /**
- * For `rows` rows: z = P[:, :N] + drive (drive: the cell's input drive, read from `a`) or + bias (the layer);
- * a = tanh(z); h = beta a + alpha (O hPrev), where O hPrev is P[:, N:2N] for a dense filter (`dense`) or is
- * applied here in O(N) otherwise.
+ * For `rows` rows: z = P[:, :N] + bias; a = tanh(z); h = beta a + alpha (O hPrev), where O hPrev is P[:, N:2N]
+ * for a dense filter (`dense`) or is applied here in O(N) otherwise.
  */
 static void roaf_step_rows(idx rows, idx N, float alpha, float beta, const roaf_filter *f, int dense,
                            const float *P, idx ldp, const float *bias, const float *hPrev, float *a, float *h) {
@@ -706,7 +710,7 @@ static void roaf_step_rows(idx rows, idx N, float alpha, float beta, const roaf_
     const float *p = P + r * ldp;
     float *ar = a + r * N, *hr = h + r * N;
     FOR_LANES(j, N, w) {
-      vf z = vadd(loadw(p + j, w), bias != NULL ? loadw(bias + j, w) : loadw(ar + j, w));
+      vf z = vadd(loadw(p + j, w), loadw(bias + j, w));
       vf av = vtanh(z);
       storew(ar + j, av, w);
       vf hv = vmul(vbeta, av);
@@ -717,7 +721,7 @@ static void roaf_step_rows(idx rows, idx N, float alpha, float beta, const roaf_
   }
 }
 
-/** The B operand h Wᵀ (or h [W; O]ᵀ when the filter is dense and used): op(B) is (N, N or 2N). */
+/** The B operand x Wᵀ (or x [W; O]ᵀ when the filter is dense and used): op(B) is (N, N or 2N). */
 static b_operand forward_weights(const float *W, idx N, const roaf_filter *f, int dense) {
   b_operand b = {.p = W, .ld = N, .trans = 1, .scale = 1.0f};
   if (dense) {
@@ -734,8 +738,6 @@ static b_operand backward_weights(const float *W, idx N, float alpha, const roaf
   if (!dense) return (b_operand){.p = W, .ld = N, .trans = 0, .scale = 1.0f};
   return (b_operand){.p = f->matrix, .ld = N, .trans = 0, .scale = alpha, .p2 = W, .ld2 = N, .r1 = N, .scale2 = 1.0f};
 }
-
-// ---- ROAF layer ----
 
 typedef struct {
   idx B, N;
@@ -824,6 +826,659 @@ static void k_roaf_layer_backward(idx B, idx N, float alpha, float beta, const r
   roaf_pool_run(layer_backward_run, &L, nt);
 }
 
+// ---- ROAF steps on register tiles (the MLP's layers, the cell's time steps) ----
+//
+// A ROAF step's products are small (rows x N x N, N ~ 64-256), so instead of the general packed product they use
+// one register tile (MR rows x 2 vectors) on operands read in place, and the step's elementwise work is done in
+// the tile's epilogue while the results are in registers:
+// - forward: Wᵀ and Oᵀ are packed interleaved (VL columns of each per panel), so a tile holds z = x Wᵀ and O x
+//   for the same VL columns and its epilogue writes a = tanh(z + b) and y = beta a + alpha O x;
+// - backward: gx = alpha gy O + gz W reads O and W in place (their rows are the k of the product), and the
+//   epilogue writes gx and already the next step's gz = beta gx ⊙ (1 - a²);
+// - the MLP's weight gradients gzᵀ x read both operands in place.
+// Permutation filters are applied per row in O(N) after a step's tiles, identity ones inside the epilogue.
+
+#define SNR (2 * VL)  // columns of a step tile: two vectors
+
+/**
+ * dst[k * SNR + off + c] = M[(j0 + c) * N + k] for c < width (zero where j0 + c >= N), k < N: `width` columns of
+ * Mᵀ, transposed VL x VL blocks at a time in registers.
+ */
+static void pack_transposed(const float *M, idx N, idx j0, idx width, float *dst, idx off) {
+  for (idx c0 = 0; c0 < width; c0 += VL) {
+    int valid = (int)max_idx(0, min_idx(VL, N - j0 - c0));
+    for (idx k0 = 0; k0 < N; k0 += VL) {
+      int kw = (int)min_idx(VL, N - k0);
+      vf r[VL];
+      for (int c = 0; c < VL; c++) r[c] = c < valid ? loadw(M + (j0 + c0 + c) * N + k0, kw) : vzero();
+      vtranspose(r);
+      for (int k = 0; k < kw; k++) vstore(dst + (k0 + k) * SNR + off + c0, r[k]);
+    }
+  }
+}
+
+/**
+ * Packs the forward operand of a ROAF step into `dst` (N x round_up(N, VL) x 2 floats at most): with a dense
+ * filter O, panel p (N x SNR) = [Wᵀ columns p·VL.., Oᵀ columns p·VL..]; otherwise (O = NULL) panel
+ * p = Wᵀ columns p·SNR... Returns the number of panels.
+ */
+static idx roaf_pack_forward(const float *W, const float *O, idx N, float *dst) {
+  if (O != NULL) {
+    idx panels = (N + VL - 1) / VL;
+    for (idx p = 0; p < panels; p++) {
+      pack_transposed(W, N, p * VL, VL, dst + p * N * SNR, 0);
+      pack_transposed(O, N, p * VL, VL, dst + p * N * SNR, VL);
+    }
+    return panels;
+  }
+  idx panels = (N + SNR - 1) / SNR;
+  for (idx p = 0; p < panels; p++) pack_transposed(W, N, p * SNR, SNR, dst + p * N * SNR, 0);
+  return panels;
+}
+
+static size_t roaf_packed_size(idx N) { return (size_t)N * round_up(N, VL) * 2; }
+
+/**
+ * Software prefetch of what the next step (layer) will touch, one cache line every few iterations of the current
+ * step's tile loops: an MLP layer's weights and filter and every step's outputs are in no cache (the stack is
+ * far larger than L3), and waiting for them at the start of every step would cost more than the step's
+ * arithmetic at small widths. Issued in bursts instead, the prefetches would fill the miss buffers and stall
+ * the product.
+ */
+typedef struct {
+  const char *start[4];
+  idx lines[4];
+  int write[4];
+  int regions, region;
+  idx line, interval, countdown;
+} prefetch_plan;
+
+static void plan_add(prefetch_plan *pl, const void *p, idx floats, int write) {
+  if (p == NULL || floats <= 0) return;
+  uintptr_t first = (uintptr_t)p / 64, last = ((uintptr_t)p + (uintptr_t)floats * sizeof(float) - 1) / 64;
+  pl->start[pl->regions] = (const char *)(first * 64);
+  pl->lines[pl->regions] = (idx)(last - first + 1);
+  pl->write[pl->regions] = write;
+  pl->regions++;
+}
+
+/** Spreads the plan's lines evenly over `steps` steps of the tile loops. */
+static void plan_spread(prefetch_plan *pl, idx steps) {
+  idx total = 0;
+  for (int i = 0; i < pl->regions; i++) total += pl->lines[i];
+  pl->interval = pl->countdown = max_idx(1, steps / max_idx(total, 1));
+}
+
+/** Issues the plan's next prefetch (tiles call it every pl->interval steps, counting in a register). */
+static inline void plan_fire(prefetch_plan *pl) {
+  if (pl->region >= pl->regions) return;
+  const char *p = pl->start[pl->region] + pl->line * 64;
+  if (pl->write[pl->region]) __builtin_prefetch(p, 1, 3);
+  else __builtin_prefetch(p, 0, 3);
+  if (++pl->line == pl->lines[pl->region]) {
+    pl->region++;
+    pl->line = 0;
+  }
+}
+
+/** Row pointers of a tile of mr < MR rows starting at `a` with row stride `ld`; rows past mr repeat the last. */
+static inline __attribute__((always_inline)) void tile_rows(const float *ar[MR], const float *a, idx ld, idx mr) {
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) ar[i] = a + (i < mr ? i : mr - 1) * ld;
+}
+
+/**
+ * acc[i][v] += Σ_k A[i, k] b_k[v] for k < K, with A[i, k] at a[i·si + k·sk] (full tiles, `fullRows`: one base
+ * and two strides keep the registers free) or ar[i][k·sk] (edge tiles: rows past the last repeat it); b_k is
+ * two vectors at b + k·ldb, masked to w0, w1 lanes unless `fullCols`. Counts the prefetch plan's steps in a
+ * register and fires one prefetch every pl->interval steps.
+ */
+#define TILE_ACCUMULATE(fullRows, fullCols, a, ar, si, sk, K, b, ldb, w0, w1, acc, pl)                      \
+  do {                                                                                                      \
+    idx cd_ = (pl)->countdown;                                                                              \
+    const float *bk_ = (b);                                                                                 \
+    for (idx k = 0; k < (K); k++, bk_ += (ldb)) {                                                           \
+      if (--cd_ <= 0) {                                                                                     \
+        cd_ = (pl)->interval;                                                                               \
+        plan_fire(pl);                                                                                      \
+      }                                                                                                     \
+      vf b0 = (fullCols) ? vload(bk_) : loadw(bk_, (w0));                                                   \
+      vf b1 = (fullCols) ? vload(bk_ + VL) : loadw(bk_ + VL, (w1));                                         \
+      _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                               \
+        vf ai = vset1((fullRows) ? (a)[i * (si) + k * (sk)] : (ar)[i][k * (sk)]);                           \
+        acc[i][0] = vfma(ai, b0, acc[i][0]);                                                                \
+        acc[i][1] = vfma(ai, b1, acc[i][1]);                                                                \
+      }                                                                                                     \
+    }                                                                                                       \
+    (pl)->countdown = cd_;                                                                                  \
+  } while (0)
+
+/** How a forward tile combines the product with the layer's elementwise terms. */
+typedef struct {
+  idx N;
+  float alpha, beta;
+  int identity;       // add alpha x in the epilogue (an identity filter with alpha != 0)
+  const float *bias;  // (N) added to z; NULL: z += a, where a holds the cell's input drive on entry
+  const float *u;     // (N), with bias: z += xd[r] u, the input drive of a cell with one input (D = 1)
+  const float *xd;    // (rows): that input of each row
+} roaf_forward_args;
+
+/**
+ * Forward tile: rows [0, mr) of x (stride N) against one packed panel (N x SNR); writes a = tanh(z) and
+ * y = beta a + alpha O x of the panel's columns. Dense panels hold [z | O x] for columns j0..j0+VL; the others
+ * z for columns j0..j0+SNR (then O x is added here for an identity filter, after the tiles for a permutation).
+ */
+static inline __attribute__((always_inline)) void roaf_forward_tile(const roaf_forward_args *f, int dense, idx mr,
+                                                                     const float *x, const float *panel, idx j0,
+                                                                     float *a, float *y, prefetch_plan *pl) {
+  idx N = f->N;
+  const float *bias = f->bias, *u = f->u, *xd = f->xd;
+  int identity = f->identity;
+  const float *ar[MR];
+  if (mr < MR) tile_rows(ar, x, N, mr);
+  vf acc[MR][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = vzero();
+  if (mr == MR) TILE_ACCUMULATE(1, 1, x, ar, N, 1, N, panel, SNR, VL, VL, acc, pl);
+  else TILE_ACCUMULATE(0, 1, x, ar, N, 1, N, panel, SNR, VL, VL, acc, pl);
+  vf vbeta = vset1(f->beta), valpha = vset1(f->alpha);
+  for (int v = 0; v < 2; v++) {
+    idx j = j0 + v * VL;
+    if (j >= N) break;
+    int w = (int)min_idx(VL, N - j);
+    vf bv = bias != NULL ? loadw(bias + j, w) : vzero(), uv = u != NULL ? loadw(u + j, w) : vzero();
+    for (idx i = 0; i < mr; i++) {
+      vf z = vadd(acc[i][v], bias != NULL ? bv : loadw(a + i * N + j, w));
+      if (u != NULL) z = vfma(vset1(xd[i]), uv, z);
+      vf av = vtanh(z);
+      storew(a + i * N + j, av, w);
+      vf yv = vmul(vbeta, av);
+      if (dense) yv = vfma(valpha, acc[i][1], yv);
+      else if (identity) yv = vfma(valpha, loadw(x + i * N + j, w), yv);
+      storew(y + i * N + j, yv, w);
+    }
+    if (dense) break;
+  }
+}
+
+/** The tiles of one forward step over `rows` rows: x (rows, N) -> a, y; permutation filters applied after. */
+static void roaf_forward_rows(const roaf_forward_args *f, const roaf_filter *filter, int dense, idx rows,
+                              const float *packed, idx panels, const float *x, float *a, float *y,
+                              prefetch_plan *pl) {
+  idx N = f->N, width = dense ? VL : SNR;
+  plan_spread(pl, panels * ((rows + MR - 1) / MR) * N);
+  for (idx p = 0; p < panels; p++) {
+    const float *panel = packed + p * N * SNR;
+    for (idx i = 0; i < rows; i += MR) {
+      idx mr = min_idx(MR, rows - i);
+      roaf_forward_args fi = *f;
+      if (fi.xd != NULL) fi.xd += i;
+      if (dense) roaf_forward_tile(&fi, 1, mr, x + i * N, panel, p * width, a + i * N, y + i * N, pl);
+      else roaf_forward_tile(&fi, 0, mr, x + i * N, panel, p * width, a + i * N, y + i * N, pl);
+    }
+  }
+  if (filter->kind == FILTER_PERMUTATION && f->alpha != 0.0f)
+    for (idx r = 0; r < rows; r++) filter_row(filter, 0, N, f->alpha, x + r * N, 1.0f, y + r * N);
+}
+
+/** How a backward tile forms ∂loss/∂x_l (or ∂loss/∂h_{t-1}) and the next gz. */
+typedef struct {
+  idx N;
+  float alpha, beta;
+  int identity;    // add alpha gy in the epilogue (an identity filter with alpha != 0)
+  const float *O;  // a dense filter, read in place; NULL: none in the product
+  const float *W;
+  int accumulate;  // out += the result (the cell's ∂loss/∂h_{t-1} holds its loss term), else out = the result
+} roaf_backward_args;
+
+/**
+ * Backward tile: out[rows, j0..j0+SNR) (+)= alpha (gy O)[...] + (gz W)[...] for mr rows, with O and W read in
+ * place: their rows are the k of the product (`full`: all SNR columns exist, else loads are masked). The
+ * epilogue adds alpha gy for an identity filter, writes out and, when `gzNext` is set, the next gz =
+ * beta out ⊙ (1 - aNext²).
+ */
+static inline __attribute__((always_inline)) void roaf_backward_tile(const roaf_backward_args *f, int full, idx mr,
+                                                                      const float *gy, const float *gz, idx j0,
+                                                                      float *out, const float *aNext,
+                                                                      float *gzNext, prefetch_plan *pl) {
+  idx N = f->N;
+  const float *O = f->O, *W = f->W;
+  int identity = f->identity, accumulate = f->accumulate;
+  int w0 = full ? VL : (int)max_idx(0, min_idx(VL, N - j0)), w1 = full ? VL : (int)max_idx(0, min_idx(VL, N - j0 - VL));
+  const float *ar[MR];
+  vf acc[MR][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = vzero();
+  if (O != NULL) {
+    if (mr < MR) tile_rows(ar, gy, N, mr);
+    if (mr == MR) TILE_ACCUMULATE(1, full, gy, ar, N, 1, N, O + j0, N, w0, w1, acc, pl);
+    else TILE_ACCUMULATE(0, full, gy, ar, N, 1, N, O + j0, N, w0, w1, acc, pl);
+    vf valpha = vset1(f->alpha);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      acc[i][0] = vmul(acc[i][0], valpha);
+      acc[i][1] = vmul(acc[i][1], valpha);
+    }
+  }
+  if (mr < MR) tile_rows(ar, gz, N, mr);
+  if (mr == MR) TILE_ACCUMULATE(1, full, gz, ar, N, 1, N, W + j0, N, w0, w1, acc, pl);
+  else TILE_ACCUMULATE(0, full, gz, ar, N, 1, N, W + j0, N, w0, w1, acc, pl);
+  vf valpha = vset1(f->alpha), vbeta = vset1(f->beta), one = vset1(1.0f);
+  for (int v = 0; v < 2; v++) {
+    int w = v == 0 ? w0 : w1;
+    if (w <= 0) break;
+    idx j = j0 + v * VL;
+    for (idx i = 0; i < mr; i++) {
+      vf g = acc[i][v];
+      if (identity) g = vfma(valpha, loadw(gy + i * N + j, w), g);
+      if (accumulate) g = vadd(g, loadw(out + i * N + j, w));
+      storew(out + i * N + j, g, w);
+      if (gzNext != NULL) {
+        vf av = loadw(aNext + i * N + j, w);
+        storew(gzNext + i * N + j, vmul(vmul(vbeta, g), vnmadd(av, av, one)), w);
+      }
+    }
+  }
+}
+
+/** gz = beta gy ⊙ (1 - a²) for `rows` rows of N. */
+static void roaf_gz_rows(idx rows, idx N, float beta, const float *gy, const float *a, float *gz) {
+  vf vbeta = vset1(beta), one = vset1(1.0f);
+  FOR_LANES(i, rows * N, w) {
+    vf av = loadw(a + i, w);
+    storew(gz + i, vmul(vmul(vbeta, loadw(gy + i, w)), vnmadd(av, av, one)), w);
+  }
+}
+
+/** sq[r] = Σ_j g[r, j]² for `rows` rows of N, in double: the squares of gradients below 1e-19 underflow in float. */
+static void row_squares(idx rows, idx N, const float *g, double *sq) {
+  for (idx r = 0; r < rows; r++) {
+    const float *row = g + r * N;
+    double s[4] = {0.0, 0.0, 0.0, 0.0};
+    idx j = 0;
+    for (; j + 4 <= N; j += 4)
+      for (int u = 0; u < 4; u++) s[u] += (double)row[j + u] * row[j + u];
+    for (; j < N; j++) s[0] += (double)row[j] * row[j];
+    sq[r] = (s[0] + s[1]) + (s[2] + s[3]);
+  }
+}
+
+/**
+ * The tiles of one backward step over `rows` rows: gy, gz (rows, N) -> out (rows, N) and, unless gzNext is NULL,
+ * the next gz from aNext; permutation filters applied after the tiles.
+ */
+static void roaf_backward_rows(const roaf_backward_args *f, const roaf_filter *filter, idx rows, const float *gy,
+                               const float *gz, float *out, const float *aNext, float *gzNext, prefetch_plan *pl) {
+  idx N = f->N;
+  int permutation = filter->kind == FILTER_PERMUTATION && f->alpha != 0.0f;
+  plan_spread(pl, ((N + SNR - 1) / SNR) * ((rows + MR - 1) / MR) * N * (f->O != NULL ? 2 : 1));
+  for (idx j = 0; j < N; j += SNR) {
+    for (idx i = 0; i < rows; i += MR) {
+      idx mr = min_idx(MR, rows - i);
+      float *gzn = gzNext != NULL && !permutation ? gzNext + i * N : NULL;
+      const float *an = gzn != NULL ? aNext + i * N : NULL;
+      if (j + SNR <= N) roaf_backward_tile(f, 1, mr, gy + i * N, gz + i * N, j, out + i * N, an, gzn, pl);
+      else roaf_backward_tile(f, 0, mr, gy + i * N, gz + i * N, j, out + i * N, an, gzn, pl);
+    }
+  }
+  if (permutation) {
+    for (idx r = 0; r < rows; r++) filter_row(filter, 1, N, f->alpha, gy + r * N, 1.0f, out + r * N);
+    if (gzNext != NULL) roaf_gz_rows(rows, N, f->beta, out, aNext, gzNext);
+  }
+}
+
+// ---- row sweeps: rows split between threads once, re-balanced by stealing at step boundaries ----
+//
+// A sweep runs `steps` dependent steps (layers or time steps) over B independent rows. Each thread takes a slot of rows
+// and runs it through every step without synchronising with the others. A thread that runs out of work steals
+// the upper half of the rows of the slot with the most work left, from the next step on that slot's owner has
+// not begun (waiting, if the owner is inside a step, for that step to end): a thread whose core is busy with
+// another process keeps fewer rows instead of keeping the others waiting. Rows are computed the same way
+// whoever computes them, so results are identical on any number of threads.
+
+#define SWEEP_SLOTS 64
+
+typedef struct {
+  atomic_int lock;
+  idx lo, hi;         // its rows
+  idx next;           // the next step of all its rows
+  idx running;        // the step its owner is in, or -1
+  atomic_long done;   // steps done by all its rows (= next, readable without the lock)
+  int claimed;
+  int waitSlot;       // its rows are ready for step `next` once slot waitSlot has done waitFor steps (-1: ready)
+  idx waitFor;
+} sweep_slot;
+
+typedef void (*sweep_step_fn)(void *task, int tid, idx step, idx r0, idx r1);
+
+typedef struct {
+  sweep_step_fn step;
+  void *task;
+  idx steps, align;
+  int initial, count;  // slots of the initial split; slots in use
+  atomic_int lock;     // held to claim or steal (rare); an owner takes only its own slot's lock
+  sweep_slot slots[SWEEP_SLOTS];
+} row_sweep;
+
+static inline void spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+static void spin_lock(atomic_int *l) {
+  while (atomic_exchange_explicit(l, 1, memory_order_acquire)) spin_pause();
+}
+
+static void spin_unlock(atomic_int *l) { atomic_store_explicit(l, 0, memory_order_release); }
+
+/** Waits until slot w has done `steps` steps: spins briefly, then yields the core (its owner may need it). */
+static void sweep_wait(row_sweep *sw, int w, idx steps) {
+  for (long spins = 0; atomic_load_explicit(&sw->slots[w].done, memory_order_acquire) < steps; spins++) {
+    if (spins < 2000) spin_pause();
+    else sched_yield();
+  }
+}
+
+/** Runs slot k (owned by the caller) to the last step. */
+static void sweep_own(row_sweep *sw, int tid, int k) {
+  sweep_slot *s = &sw->slots[k];
+  for (;;) {
+    spin_lock(&s->lock);
+    idx step = s->next, r0 = s->lo, r1 = s->hi;
+    int w = s->waitSlot;
+    idx wf = s->waitFor;
+    if (step >= sw->steps || r0 >= r1) {
+      spin_unlock(&s->lock);
+      return;
+    }
+    s->running = step;
+    spin_unlock(&s->lock);
+    if (w >= 0) sweep_wait(sw, w, wf);
+    sw->step(sw->task, tid, step, r0, r1);
+    spin_lock(&s->lock);
+    s->next = step + 1;
+    s->running = -1;
+    s->waitSlot = -1;
+    atomic_store_explicit(&s->done, step + 1, memory_order_release);
+    spin_unlock(&s->lock);
+  }
+}
+
+/** The first step a thief could take from slot s (locked), and whether it is worth it: half its rows, >= 1 step. */
+static idx steal_start(const row_sweep *sw, const sweep_slot *s) {
+  idx start = s->running == s->next ? s->next + 1 : s->next;
+  return s->hi - s->lo >= 2 * sw->align && start < sw->steps ? start : -1;
+}
+
+/** Claims an untaken slot of the initial split, else steals; returns the slot now owned, or -1. */
+static int sweep_take(row_sweep *sw) {
+  spin_lock(&sw->lock);
+  int taken = -1;
+  for (int i = 0; i < sw->initial && taken < 0; i++) {
+    if (!sw->slots[i].claimed) {
+      sw->slots[i].claimed = 1;
+      taken = i;
+    }
+  }
+  if (taken < 0 && sw->count < SWEEP_SLOTS) {
+    int victim = -1;
+    double most = 0;
+    for (int i = 0; i < sw->count; i++) {
+      sweep_slot *s = &sw->slots[i];
+      spin_lock(&s->lock);
+      idx start = steal_start(sw, s);
+      double work = start < 0 ? 0 : (double)(s->hi - s->lo) * (double)(sw->steps - start);
+      spin_unlock(&s->lock);
+      if (work > most) {
+        most = work;
+        victim = i;
+      }
+    }
+    if (victim >= 0) {
+      sweep_slot *v = &sw->slots[victim];
+      spin_lock(&v->lock);
+      idx start = steal_start(sw, v);
+      if (start >= 0) {
+        idx mid = v->lo + round_up((v->hi - v->lo) / 2, sw->align);
+        sweep_slot *t = &sw->slots[sw->count];
+        atomic_init(&t->lock, 0);
+        t->lo = mid;
+        t->hi = v->hi;
+        t->next = start;
+        t->running = -1;
+        atomic_init(&t->done, start);
+        t->claimed = 1;
+        // The rows are ready once the victim has finished the step it is in, or when its own wait is over.
+        t->waitSlot = start > v->next ? victim : v->waitSlot;
+        t->waitFor = start > v->next ? start : v->waitFor;
+        v->hi = mid;
+        taken = sw->count++;
+      }
+      spin_unlock(&v->lock);
+    }
+  }
+  spin_unlock(&sw->lock);
+  return taken;
+}
+
+static void sweep_run(void *p, int tid, int nt) {
+  row_sweep *sw = p;
+  for (int k; (k = sweep_take(sw)) >= 0;) sweep_own(sw, tid, k);
+}
+
+/** Runs `steps` steps over B rows on up to the threads worth using for `work` multiply-adds. */
+static void row_sweep_run(sweep_step_fn step, void *task, idx steps, idx B, idx align, double work) {
+  row_sweep *sw = (row_sweep *)roaf_scratch(0, SCRATCH_SWEEP, sizeof(row_sweep) / sizeof(float) + 1);
+  int nt = threads_for(work, (B + align - 1) / align);
+  sw->step = step;
+  sw->task = task;
+  sw->steps = steps;
+  sw->align = align;
+  idx chunk = chunk_for(B, nt, 1, align);
+  sw->initial = sw->count = (int)((B + chunk - 1) / chunk);
+  atomic_init(&sw->lock, 0);
+  for (int i = 0; i < sw->initial; i++) {
+    sweep_slot *s = &sw->slots[i];
+    atomic_init(&s->lock, 0);
+    s->lo = i * chunk;
+    s->hi = min_idx(B, (i + 1) * chunk);
+    s->next = 0;
+    s->running = -1;
+    atomic_init(&s->done, 0);
+    s->claimed = 0;
+    s->waitSlot = -1;
+    s->waitFor = 0;
+  }
+  roaf_pool_run(sweep_run, sw, nt);
+}
+
+// ---- ROAF MLP: the whole stack of layers in one call ----
+//
+// x_{l+1} = alpha O_l x_l + beta tanh(W_l x_l + b_l) for l = 0..L-1, forward and backward, one call each, as row
+// sweeps over the layers: no synchronisation per layer. Only the weight gradients mix rows: the backward sweep
+// stores gz_l = ∂loss/∂z_l of every layer, and after it gW_l += gz_lᵀ x_l and gb_l += Σ gz_l are computed one
+// whole layer per task, so each is summed in the same order on any number of threads. The forward packs each
+// layer's Wᵀ and Oᵀ once per thread (a layer's weights are read once per call, as they stream from memory).
+
+typedef struct {
+  idx L, B, N;
+  float alpha, beta;
+  const roaf_filter *filters;  // (L)
+  const float *Ws, *bs;        // (L, N, N), (L, N)
+  float *xs, *as;              // (L+1, B, N), (L, B, N)
+  float *gy;                   // (B, N): ∂loss/∂x_L on entry, ∂loss/∂x_0 on return
+  float *gWs, *gbs;            // (L, N, N), (L, N), accumulated
+  float *gzs;                  // (L, B, N) scratch: gz_l of every layer
+  float *ping[2];              // (B, N) each: ∂loss/∂x_l, alternating between layers
+  double *rowSq;               // (L+1, B): ||∂loss/∂x_l[r]||², or NULL
+  work_queue layers;           // the weight-gradient pass
+} mlp_task;
+
+static inline int mlp_dense(const mlp_task *m, idx l) {
+  return m->filters[l].kind == FILTER_DENSE && m->alpha != 0.0f;
+}
+
+/** Layer l of the forward for rows [r0, r1) (a step of the forward sweep). */
+static void mlp_forward_step(void *p, int tid, idx l, idx r0, idx r1) {
+  const mlp_task *m = p;
+  idx N = m->N, step = m->B * N, rows = r1 - r0;
+  const roaf_filter *filter = &m->filters[l];
+  int dense = mlp_dense(m, l);
+  float *packed = roaf_scratch(tid, SCRATCH_PACK_B, roaf_packed_size(N));
+  idx panels = roaf_pack_forward(m->Ws + l * N * N, dense ? filter->matrix : NULL, N, packed);
+  float *a = m->as + l * step + r0 * N, *y = m->xs + (l + 1) * step + r0 * N;
+  prefetch_plan pl = {0};
+  if (l + 1 < m->L) {
+    plan_add(&pl, m->Ws + (l + 1) * N * N, N * N, 0);
+    if (mlp_dense(m, l + 1) && m->filters[l + 1].matrix != filter->matrix) plan_add(&pl, m->filters[l + 1].matrix, N * N, 0);
+    plan_add(&pl, a + step, rows * N, 1);
+    plan_add(&pl, y + step, rows * N, 1);
+  }
+  roaf_forward_args f = {.N = N, .alpha = m->alpha, .beta = m->beta, .bias = m->bs + l * N,
+                         .identity = filter->kind == FILTER_IDENTITY && m->alpha != 0.0f};
+  roaf_forward_rows(&f, filter, dense, rows, packed, panels, m->xs + l * step + r0 * N, a, y, &pl);
+}
+
+static void k_roaf_mlp_forward(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters,
+                               const float *Ws, const float *bs, float *xs, float *as) {
+  if (L <= 0 || B <= 0 || N <= 0) return;
+  mlp_task m = {.L = L, .B = B, .N = N, .alpha = alpha, .beta = beta, .filters = filters, .Ws = Ws, .bs = bs,
+                .xs = xs, .as = as};
+  row_sweep_run(mlp_forward_step, &m, L, B, MR, (double)L * B * N * N * 2);
+}
+
+/**
+ * Step s of the backward sweep for rows [r0, r1): layer l = L-1-s, from ∂loss/∂x_{l+1} (gy at s = 0, then the
+ * ping-pong buffers) to ∂loss/∂x_l, storing gz_{l-1} for the next step and the weight gradients.
+ */
+static void mlp_backward_step(void *p, int tid, idx s, idx r0, idx r1) {
+  const mlp_task *m = p;
+  idx L = m->L, N = m->N, B = m->B, step = B * N, rows = r1 - r0, l = L - 1 - s;
+  const float *gy = (s == 0 ? m->gy : m->ping[(s + 1) & 1]) + r0 * N;  // ∂loss/∂x_{l+1}
+  float *out = m->ping[s & 1] + r0 * N;                                 // ∂loss/∂x_l
+  if (s == 0) {
+    if (m->rowSq != NULL) row_squares(rows, N, gy, m->rowSq + L * B + r0);
+    roaf_gz_rows(rows, N, m->beta, gy, m->as + l * step + r0 * N, m->gzs + l * step + r0 * N);
+  }
+  const roaf_filter *filter = &m->filters[l];
+  const float *aNext = l > 0 ? m->as + (l - 1) * step + r0 * N : NULL;
+  float *gzNext = l > 0 ? m->gzs + (l - 1) * step + r0 * N : NULL;
+  prefetch_plan pl = {0};
+  if (l > 0) {
+    plan_add(&pl, m->Ws + (l - 1) * N * N, N * N, 0);
+    if (mlp_dense(m, l - 1) && m->filters[l - 1].matrix != filter->matrix) plan_add(&pl, m->filters[l - 1].matrix, N * N, 0);
+    if (l > 1) {
+      plan_add(&pl, aNext - step, rows * N, 0);
+      plan_add(&pl, gzNext - step, rows * N, 1);
+    }
+  }
+  roaf_backward_args f = {.N = N, .alpha = m->alpha, .beta = m->beta, .O = mlp_dense(m, l) ? filter->matrix : NULL,
+                          .W = m->Ws + l * N * N, .identity = filter->kind == FILTER_IDENTITY && m->alpha != 0.0f};
+  roaf_backward_rows(&f, filter, rows, gy, m->gzs + l * step + r0 * N, out, aNext, gzNext, &pl);
+  if (m->rowSq != NULL) row_squares(rows, N, out, m->rowSq + l * B + r0);
+  if (l == 0) memcpy(m->gy + r0 * N, out, (size_t)rows * N * sizeof(float));
+}
+
+/** gW[0:mr, j0..j0+SNR) += Σ_k gz[k, i0+i] x[k, j] over the B rows, gz and x read in place. */
+static inline __attribute__((always_inline)) void mlp_weight_tile(idx B, idx N, int full, idx mr, const float *gz,
+                                                                   const float *x, idx j0, float *gW,
+                                                                   prefetch_plan *pl) {
+  int w0 = full ? VL : (int)max_idx(0, min_idx(VL, N - j0)), w1 = full ? VL : (int)max_idx(0, min_idx(VL, N - j0 - VL));
+  vf acc[MR][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = vzero();
+  const float *ar[MR];
+  if (mr < MR) {
+    tile_rows(ar, gz, 1, mr);
+    TILE_ACCUMULATE(0, full, gz, ar, 1, N, B, x + j0, N, w0, w1, acc, pl);
+  } else {
+    TILE_ACCUMULATE(1, full, gz, ar, 1, N, B, x + j0, N, w0, w1, acc, pl);
+  }
+  for (idx i = 0; i < mr; i++) {
+    float *c = gW + i * N + j0;
+    if (full) {
+      vstore(c, vadd(vload(c), acc[i][0]));
+      vstore(c + VL, vadd(vload(c + VL), acc[i][1]));
+    } else {
+      if (w0 > 0) storew(c, vadd(loadw(c, w0), acc[i][0]), w0);
+      if (w1 > 0) storew(c + VL, vadd(loadw(c + VL, w1), acc[i][1]), w1);
+    }
+  }
+}
+
+/** gb[j] += Σ_r gz[r, j], in float per block of 64 rows and in double across blocks (as k_sum_rows). */
+static void mlp_bias_sum(idx B, idx N, const float *gz, float *gb) {
+  FOR_LANES(j, N, w) {
+    double total[VL] = {0};
+    float block[VL];
+    for (idx r0 = 0; r0 < B; r0 += 64) {
+      vf acc = vzero();
+      for (idx r = r0; r < min_idx(B, r0 + 64); r++) acc = vadd(acc, loadw(gz + r * N + j, w));
+      vstore(block, acc);
+      for (int c = 0; c < w; c++) total[c] += block[c];
+    }
+    for (int c = 0; c < w; c++) gb[j + c] = (float)(gb[j + c] + total[c]);
+  }
+}
+
+/** gW_l += gz_lᵀ x_l and gb_l += Σ_rows gz_l for layers [l0, l1). */
+static void mlp_weight_layers(const mlp_task *m, idx l0, idx l1) {
+  idx B = m->B, N = m->N, step = B * N;
+  for (idx l = l0; l < l1; l++) {
+    const float *gz = m->gzs + l * step, *x = m->xs + l * step;
+    float *gW = m->gWs + l * N * N;
+    prefetch_plan pl = {0};
+    if (l + 1 < l1) {
+      plan_add(&pl, gz + step, step, 0);
+      plan_add(&pl, x + step, step, 0);
+      plan_add(&pl, gW + N * N, N * N, 1);
+    }
+    plan_spread(&pl, ((N + SNR - 1) / SNR) * ((N + MR - 1) / MR) * B);
+    for (idx i = 0; i < N; i += MR) {
+      idx mr = min_idx(MR, N - i);
+      for (idx j = 0; j < N; j += SNR) {
+        if (j + SNR <= N && mr == MR) mlp_weight_tile(B, N, 1, MR, gz + i, x, j, gW + i * N, &pl);
+        else mlp_weight_tile(B, N, 0, mr, gz + i, x, j, gW + i * N, &pl);
+      }
+    }
+    mlp_bias_sum(B, N, gz, m->gbs + l * N);
+  }
+}
+
+static void mlp_weight_run(void *p, int tid, int nt) {
+  mlp_task *m = p;
+  idx l0, l1;
+  while (queue_claim(&m->layers, &l0, &l1)) mlp_weight_layers(m, l0, l1);
+}
+
+static void k_roaf_mlp_backward(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters,
+                                const float *Ws, const float *xs, const float *as, float *gy, float *gWs,
+                                float *gbs, double *gradSquares) {
+  if (N <= 0) return;
+  if (L <= 0 || B <= 0) {
+    if (gradSquares != NULL) gradSquares[0] = B > 0 ? k_sum_squares(B * N, gy) : 0.0;
+    return;
+  }
+  mlp_task m = {.L = L, .B = B, .N = N, .alpha = alpha, .beta = beta, .filters = filters, .Ws = Ws,
+                .xs = (float *)xs, .as = (float *)as, .gy = gy, .gWs = gWs, .gbs = gbs};
+  m.gzs = roaf_scratch(0, SCRATCH_STACK, (size_t)L * B * N + 2 * B * N);
+  m.ping[0] = m.gzs + L * B * N;
+  m.ping[1] = m.ping[0] + B * N;
+  if (gradSquares != NULL) m.rowSq = (double *)roaf_scratch(0, SCRATCH_STACK_ROWS, (size_t)2 * (L + 1) * B);
+  row_sweep_run(mlp_backward_step, &m, L, B, MR, (double)L * B * N * N * 2);
+  int nt = threads_for((double)L * B * N * N, L);
+  queue_init(&m.layers, L, chunk_for(L, nt, 8, 1));
+  roaf_pool_run(mlp_weight_run, &m, nt);
+  if (gradSquares != NULL) {
+    for (idx l = 0; l <= L; l++) {
+      double total = 0.0;
+      for (idx r = 0; r < B; r++) total += m.rowSq[l * B + r];
+      gradSquares[l] = total;
+    }
+  }
+}
+
 // ---- recurrent sweeps: shared pieces ----
 //
 // Batch rows are independent in a recurrence, so a sweep's work queue hands out groups of batch rows and
@@ -876,96 +1531,94 @@ static void add_bias_sums(const bias_sums *s, float *out) {
 }
 
 // ---- ROAF cell ----
+//
+// The steps of a sequence are the layers of a ROAF MLP that share W, O and whose bias is the step's input
+// drive, so the cell runs on the stack's tiles and row sweeps: [Wᵀ | Oᵀ] packed once per call for the forward,
+// W and O read in place by the backward, each step's elementwise work in the tiles' epilogues.
 
 typedef struct {
-  idx T, B, D, N;
+  idx T, B, N;
   float alpha, beta;
   const roaf_filter *f;
   int dense;
-  packed_b pb;
-  const float *as_in;
+  const float *packed;  // forward: the packed [Wᵀ | Oᵀ] (or Wᵀ) panels
+  idx panels;
+  const float *W;
+  const float *xs, *U, *b;  // forward with D = 1: the input drive is formed in the tiles (else b = U = NULL)
   float *hs, *as, *ghs, *gzs, *gh0;
-  work_queue q;
-  bias_sums sums;
 } cell_task;
 
-static void cell_forward_rows(cell_task *c, int tid, idx r0, idx r1) {
-  idx N = c->N, step = c->B * N, rows = r1 - r0, ncols = c->pb.N;
-  float *P = roaf_scratch(tid, SCRATCH_WORK, (size_t)rows * ncols);
-  for (idx t = 0; t < c->T; t++) {
-    const float *hPrev = c->hs + t * step + r0 * N;
-    a_operand a = {.p = hPrev, .ld = N};
-    gemm_packed(tid, &a, rows, &c->pb, 1.0f, 0.0f, P, ncols);
-    roaf_step_rows(rows, N, c->alpha, c->beta, c->f, c->dense, P, ncols, NULL, hPrev, c->as + t * step + r0 * N,
-                   c->hs + (t + 1) * step + r0 * N);
+/** Step t of the forward for rows [r0, r1): h_t from h_{t-1}; `as` holds the input drive on entry. */
+static void cell_forward_step(void *p, int tid, idx t, idx r0, idx r1) {
+  const cell_task *c = p;
+  idx N = c->N, step = c->B * N, rows = r1 - r0;
+  float *a = c->as + t * step + r0 * N, *h = c->hs + (t + 1) * step + r0 * N;
+  prefetch_plan pl = {0};
+  if (t + 1 < c->T) {
+    plan_add(&pl, a + step, rows * N, 1);
+    plan_add(&pl, h + step, rows * N, 1);
   }
-}
-
-static void cell_forward_run(void *p, int tid, int nt) {
-  cell_task *c = p;
-  idx r0, r1;
-  while (queue_claim(&c->q, &r0, &r1)) cell_forward_rows(c, tid, r0, r1);
+  roaf_forward_args f = {.N = N, .alpha = c->alpha, .beta = c->beta, .bias = c->b, .u = c->U,
+                         .xd = c->U != NULL ? c->xs + t * c->B + r0 : NULL,
+                         .identity = c->f->kind == FILTER_IDENTITY && c->alpha != 0.0f};
+  roaf_forward_rows(&f, c->f, c->dense, rows, c->packed, c->panels, c->hs + t * step + r0 * N, a, h, &pl);
 }
 
 static void k_roaf_cell_forward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
                                 const float *xs, const float *W, const float *U, const float *b, float *hs,
                                 float *as) {
-  // The input drive of every step at once: as = xs Uᵀ + b, (T·B, N).
-  k_gemm(0, 1, T * B, N, D, 1.0f, xs, D, U, D, 0.0f, as, N);
-  k_add_row_vector(T * B, N, as, b);
+  if (T <= 0 || B <= 0 || N <= 0) return;
   int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
-  idx ncols = dense ? 2 * N : N;
-  b_operand bw = forward_weights(W, N, f, dense);
-  cell_task c = {.T = T, .B = B, .D = D, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense, .hs = hs,
-                 .as = as};
-  c.pb = pack_b_full(&bw, N, ncols, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(N, ncols)));
-  roaf_pool_run(cell_forward_run, &c, sweep_setup(&c.q, T, B, ncols, N));
-}
-
-static void cell_backward_rows(cell_task *c, int tid, idx r0, idx r1) {
-  idx N = c->N, step = c->B * N, rows = r1 - r0;
-  float *tmp = roaf_scratch(tid, SCRATCH_WORK, (size_t)N + VL);
-  vf vbeta = vset1(c->beta), one = vset1(1.0f);
-  for (idx t = c->T - 1; t >= 0; t--) {
-    const float *gh = c->ghs + t * step + r0 * N;  // complete ∂loss/∂h_{t+1}
-    const float *a = c->as_in + t * step + r0 * N;
-    float *gz = c->gzs + t * step + r0 * N;
-    FOR_LANES(i, rows * N, w) {
-      vf av = loadw(a + i, w);
-      storew(gz + i, vmul(vmul(vbeta, loadw(gh + i, w)), vnmadd(av, av, one)), w);
-    }
-    accumulate_columns(rows, N, gz, N, group_sums(&c->sums, &c->q, r0), tmp);
-    float *target = t > 0 ? c->ghs + (t - 1) * step + r0 * N : c->gh0 != NULL ? c->gh0 + r0 * N : NULL;
-    if (target == NULL) continue;
-    float keep = t > 0 ? 1.0f : 0.0f;
-    a_operand op = {.p = gh, .ld = N, .p2 = gz, .ld2 = N, .k1 = N};  // [gh, gz] against [alpha O; W]
-    if (!c->dense) op = (a_operand){.p = gz, .ld = N};
-    gemm_packed(tid, &op, rows, &c->pb, 1.0f, keep, target, N);
-    if (!c->dense && c->alpha != 0.0f)
-      for (idx r = 0; r < rows; r++) filter_row(c->f, 1, N, c->alpha, gh + r * N, 1.0f, target + r * N);
+  float *packed = roaf_scratch(0, SCRATCH_SHARED_B, roaf_packed_size(N));
+  cell_task c = {.T = T, .B = B, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense, .packed = packed,
+                 .W = W, .hs = hs, .as = as};
+  if (D == 1) {  // x_t Uᵀ + b is one multiply-add per element: the tiles form it (psMNIST, the adding problem)
+    c.xs = xs;
+    c.U = U;
+    c.b = b;
+  } else {  // the input drive of every step at once: as = xs Uᵀ + b, (T·B, N)
+    k_gemm(0, 1, T * B, N, D, 1.0f, xs, D, U, D, 0.0f, as, N);
+    k_add_row_vector(T * B, N, as, b);
   }
+  c.panels = roaf_pack_forward(W, dense ? f->matrix : NULL, N, packed);
+  row_sweep_run(cell_forward_step, &c, T, B, MR, (double)T * B * N * N * (dense ? 2 : 1));
 }
 
-static void cell_backward_run(void *p, int tid, int nt) {
-  cell_task *c = p;
-  idx r0, r1;
-  while (queue_claim(&c->q, &r0, &r1)) cell_backward_rows(c, tid, r0, r1);
+/**
+ * Step s of backpropagation through time for rows [r0, r1), t = T-1-s: ∂loss/∂h_{t-1} += what flows back through
+ * step t (∂loss/∂h_0 = it, when asked for), and gz_{t-1} for the next step.
+ */
+static void cell_backward_step(void *p, int tid, idx s, idx r0, idx r1) {
+  const cell_task *c = p;
+  idx N = c->N, step = c->B * N, rows = r1 - r0, t = c->T - 1 - s;
+  const float *gh = c->ghs + t * step + r0 * N;  // complete ∂loss/∂h_{t+1}
+  float *gz = c->gzs + t * step + r0 * N;
+  if (s == 0) roaf_gz_rows(rows, N, c->beta, gh, c->as + t * step + r0 * N, gz);
+  float *target = t > 0 ? c->ghs + (t - 1) * step + r0 * N : c->gh0 != NULL ? c->gh0 + r0 * N : NULL;
+  if (target == NULL) return;
+  const float *aNext = t > 0 ? c->as + (t - 1) * step + r0 * N : NULL;
+  float *gzNext = t > 0 ? c->gzs + (t - 1) * step + r0 * N : NULL;
+  prefetch_plan pl = {0};
+  if (t > 1) {
+    plan_add(&pl, aNext - step, rows * N, 0);
+    plan_add(&pl, target - step, rows * N, 1);
+    plan_add(&pl, gzNext - step, rows * N, 1);
+  }
+  roaf_backward_args f = {.N = N, .alpha = c->alpha, .beta = c->beta, .O = c->dense ? c->f->matrix : NULL, .W = c->W,
+                          .identity = c->f->kind == FILTER_IDENTITY && c->alpha != 0.0f, .accumulate = t > 0};
+  roaf_backward_rows(&f, c->f, rows, gh, gz, target, aNext, gzNext, &pl);
 }
 
 static void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
                                  const float *xs, const float *W, const float *U, const float *hs, const float *as,
                                  float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs) {
+  if (T <= 0 || N <= 0) return;
   int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
-  idx K = dense ? 2 * N : N;
-  b_operand bw = backward_weights(W, N, alpha, f, dense);
-  cell_task c = {.T = T, .B = B, .D = D, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense,
-                 .as_in = as, .ghs = ghs, .gzs = gzs, .gh0 = gh0};
-  c.pb = pack_b_full(&bw, K, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(K, N)));
-  int nt = sweep_setup(&c.q, T, B, N, K);
-  c.sums = bias_sums_new(SCRATCH_WORK2, &c.q, N);
-  roaf_pool_run(cell_backward_run, &c, nt);
-  add_bias_sums(&c.sums, gb);
-  // Weight gradients as one product each over all T·B rows.
+  cell_task c = {.T = T, .B = B, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense, .W = W,
+                 .as = (float *)as, .ghs = ghs, .gzs = gzs, .gh0 = gh0};
+  if (B > 0) row_sweep_run(cell_backward_step, &c, T, B, MR, (double)T * B * N * N * (dense ? 2 : 1));
+  // The parameter gradients as one product (or sum) each over all T·B rows.
+  k_sum_rows(T * B, N, gzs, gb);
   k_gemm(1, 0, N, N, T * B, 1.0f, gzs, N, hs, N, 1.0f, gW, N);  // Σ_t gz_tᵀ h_{t-1}
   k_gemm(1, 0, N, D, T * B, 1.0f, gzs, N, xs, D, 1.0f, gU, D);
   if (gxs != NULL) k_gemm(0, 0, T * B, D, N, 1.0f, gzs, N, U, D, 0.0f, gxs, D);
@@ -1309,6 +1962,8 @@ const roaf_kernels ROAF_SUFFIX(roaf_kernels) = {
   .apply_filter = k_apply_filter,
   .roaf_layer_forward = k_roaf_layer_forward,
   .roaf_layer_backward = k_roaf_layer_backward,
+  .roaf_mlp_forward = k_roaf_mlp_forward,
+  .roaf_mlp_backward = k_roaf_mlp_backward,
   .roaf_cell_forward = k_roaf_cell_forward,
   .roaf_cell_backward = k_roaf_cell_backward,
   .lstm_forward = k_lstm_forward,

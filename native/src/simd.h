@@ -9,6 +9,7 @@
 //   vadd vsub vmul vdiv vmin vmax, vfma(a, b, c) = a*b + c, vnmadd(a, b, c) = c - a*b
 //   vsum                horizontal sum of the lanes
 //   vexp, vtanh, vsigmoid   elementwise functions, float32 accurate to a few ulp
+//   vtranspose(r)       r[0..VL) as the rows of a VL x VL block, transposed in registers
 
 #ifndef ROAF_SIMD_H
 #define ROAF_SIMD_H
@@ -45,6 +46,33 @@ static inline vf vround(vf a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEA
 static inline vf vpow2i(vf n) { // 2^n for integral n in [-126, 127]
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
 }
+static inline void vtranspose(vf r[VL]) {  // 32-bit pairs, 64-bit pairs, then 128-bit lanes twice
+  vf t[VL];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+    __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+  }
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+  }
+}
 #elif defined(ROAF_ISA_AVX2)
 #include <immintrin.h>
 #define ROAF_SUFFIX(name) ROAF_CAT(name, avx2)
@@ -78,6 +106,23 @@ static inline vf vround(vf a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_
 static inline vf vpow2i(vf n) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
 }
+static inline void vtranspose(vf r[VL]) {  // 32-bit pairs, 64-bit pairs, then 128-bit halves
+  vf t[VL], s[VL];
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; i++) {
+    s[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+  }
+}
 #else
 // Portable C: a 4-lane struct; loops the compiler can vectorise on any target.
 #define ROAF_SUFFIX(name) ROAF_CAT(name, portable)
@@ -105,6 +150,14 @@ static inline float vsum(vf v) { return (v.x[0] + v.x[2]) + (v.x[1] + v.x[3]); }
 static inline vf vexp(vf a) { VF_MAP1(expf(a.x[l])); }
 static inline vf vtanh(vf a) { VF_MAP1(tanhf(a.x[l])); }
 static inline vf vsigmoid(vf a) { VF_MAP1(1.0f / (1.0f + expf(-a.x[l]))); }
+static inline void vtranspose(vf r[VL]) {
+  for (int i = 0; i < VL; i++)
+    for (int j = i + 1; j < VL; j++) {
+      float t = r[i].x[j];
+      r[i].x[j] = r[j].x[i];
+      r[j].x[i] = t;
+    }
+}
 #endif
 
 #ifndef ROAF_PORTABLE

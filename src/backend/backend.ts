@@ -123,6 +123,38 @@ export interface Backend {
     gx: FloatArray | null, gW: FloatArray, gb: FloatArray, gz: FloatArray,
   ): void;
 
+  // ---- ROAF MLP: the whole stack of L layers, x_{l+1} = alpha O_l x_l + beta tanh(W_l x_l + b_l) ----
+  //
+  // Two calls per training step instead of 2L: a backend runs every layer of a batch row without returning, so
+  // per-layer costs (calls, thread hand-offs, packing) are paid once. Layer l's operands are slices of stacked
+  // buffers: W_l = Ws[l·N·N, (l+1)·N·N), b_l = bs[l·N, (l+1)·N), x_l = xs[l·B·N, (l+1)·B·N), a_l likewise.
+
+  /**
+   * Forward of L ROAF layers: for l = 0..L-1, a_l = tanh(x_l W_lᵀ + b_l) and x_{l+1} = alpha O_l x_l + beta a_l
+   * (the same as L calls of `roafLayerForward`).
+   * filters (L): layer l's filter O_l (entries may be the same object: one shared filter; with alpha = 0 no
+   * filter is applied); Ws (L, N, N); bs (L, N); xs (L+1, B, N) with x_0 given in xs[0], writes x_1..x_L;
+   * writes as (L, B, N).
+   */
+  roafMlpForward(
+    L: number, B: number, N: number, alpha: number, beta: number, filters: readonly FilterOperand[],
+    Ws: FloatArray, bs: FloatArray, xs: FloatArray, as: FloatArray,
+  ): void;
+
+  /**
+   * Backward of L ROAF layers after `roafMlpForward` (the same as L calls of `roafLayerBackward`, from layer L-1
+   * down to 0). Inputs: filters, Ws, xs, as as in the forward (xs, as unchanged).
+   * gy (B, N): ∂loss/∂x_L on entry, ∂loss/∂x_0 on return. Accumulates gWs (L, N, N) += Σ_batch gz_lᵀ x_l and
+   * gbs (L, N) += Σ_batch gz_l, with gz_l = beta ∂loss/∂x_{l+1} ⊙ (1 - a_l²).
+   * gradSquares (L+1), unless null: gradSquares[l] = ||∂loss/∂x_l||² (Frobenius, over the batch, summed in
+   * float64), the gradient-norm curve of the diagnostics; gradSquares[L] is that of the entry value of gy.
+   */
+  roafMlpBackward(
+    L: number, B: number, N: number, alpha: number, beta: number, filters: readonly FilterOperand[],
+    Ws: FloatArray, xs: FloatArray, as: FloatArray, gy: FloatArray,
+    gWs: FloatArray, gbs: FloatArray, gradSquares: Float64Array | null,
+  ): void;
+
   // ---- ROAF cell over a whole sequence: h_t = alpha O h_{t-1} + beta tanh(W h_{t-1} + U x_t + b) ----
 
   /**

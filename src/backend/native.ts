@@ -38,6 +38,8 @@ interface Addon {
   applyFilter(...args: unknown[]): void;
   roafLayerForward(...args: unknown[]): void;
   roafLayerBackward(...args: unknown[]): void;
+  roafMlpForward(...args: unknown[]): void;
+  roafMlpBackward(...args: unknown[]): void;
   roafCellForward(...args: unknown[]): void;
   roafCellBackward(...args: unknown[]): void;
   lstmForward(...args: unknown[]): void;
@@ -164,6 +166,40 @@ function checkFilterWidth(f: FilterOperand, N: number): void {
   if (f.n !== N) throw new RangeError(`native backend: the filter is ${f.n} wide, the layer ${N}`);
 }
 
+/**
+ * The filters of a whole stack as the addon reads them: kinds (L) and, for the matrices-or-signs and the perms,
+ * either one array shared by every layer or one per layer.
+ */
+interface FilterTable {
+  /** The filters the table was built from (a copy: the caller's array may change later). */
+  filters: FilterOperand[];
+  kinds: Int32Array;
+  datas: FloatArray | null | (FloatArray | null)[];
+  perms: Int32Array | null | (Int32Array | null)[];
+}
+
+/** Tables built once per filters array (a model passes the same array at every step), checked at every use. */
+const filterTables = new WeakMap<readonly FilterOperand[], FilterTable>();
+
+function filterTable(filters: readonly FilterOperand[], L: number, N: number): FilterTable {
+  if (filters.length !== L) throw new RangeError(`native backend: ${filters.length} filters for ${L} layers`);
+  const cached = filterTables.get(filters);
+  if (cached !== undefined && cached.filters.length === L && cached.filters.every((f, l) => f === filters[l])) {
+    return cached;
+  }
+  const kinds = new Int32Array(L);
+  filters.forEach((f, l) => {
+    checkFilterWidth(f, N);
+    kinds[l] = filterKind(f);
+  });
+  const shared = filters.every((f) => f === filters[0]);
+  const table: FilterTable = shared && L > 0
+    ? { filters: [...filters], kinds, datas: filterData(filters[0]), perms: filterPerm(filters[0]) }
+    : { filters: [...filters], kinds, datas: filters.map(filterData), perms: filters.map(filterPerm) };
+  filterTables.set(filters, table);
+  return table;
+}
+
 class NativeBackend implements Backend {
   readonly name = 'native';
 
@@ -239,6 +275,23 @@ class NativeBackend implements Backend {
     this.a.roafLayerBackward(
       B, N, alpha, beta, filterKind(filter), filterData(filter), filterPerm(filter), x, a, W, gy, gx, gW, gb, gz,
     );
+  }
+
+  roafMlpForward(
+    L: number, B: number, N: number, alpha: number, beta: number, filters: readonly FilterOperand[],
+    Ws: FloatArray, bs: FloatArray, xs: FloatArray, as: FloatArray,
+  ): void {
+    const t = filterTable(filters, L, N);
+    this.a.roafMlpForward(L, B, N, alpha, beta, t.kinds, t.datas, t.perms, Ws, bs, xs, as);
+  }
+
+  roafMlpBackward(
+    L: number, B: number, N: number, alpha: number, beta: number, filters: readonly FilterOperand[],
+    Ws: FloatArray, xs: FloatArray, as: FloatArray, gy: FloatArray,
+    gWs: FloatArray, gbs: FloatArray, gradSquares: Float64Array | null,
+  ): void {
+    const t = filterTable(filters, L, N);
+    this.a.roafMlpBackward(L, B, N, alpha, beta, t.kinds, t.datas, t.perms, Ws, xs, as, gy, gWs, gbs, gradSquares);
   }
 
   roafCellForward(

@@ -142,6 +142,43 @@ export class ReferenceBackend implements Backend {
     if (alpha !== 0) this.applyFilter(filter, true, B, alpha, gy, 1, gx);
   }
 
+  roafMlpForward(
+    L: number, B: number, N: number, alpha: number, beta: number, filters: readonly FilterOperand[],
+    Ws: FloatArray, bs: FloatArray, xs: FloatArray, as: FloatArray,
+  ): void {
+    const size = B * N;
+    for (let l = 0; l < L; l++) {
+      this.roafLayerForward(
+        B, N, alpha, beta, filters[l], xs.subarray(l * size, (l + 1) * size), Ws.subarray(l * N * N, (l + 1) * N * N),
+        bs.subarray(l * N, (l + 1) * N), as.subarray(l * size, (l + 1) * size), xs.subarray((l + 1) * size, (l + 2) * size),
+      );
+    }
+  }
+
+  roafMlpBackward(
+    L: number, B: number, N: number, alpha: number, beta: number, filters: readonly FilterOperand[],
+    Ws: FloatArray, xs: FloatArray, as: FloatArray, gy: FloatArray,
+    gWs: FloatArray, gbs: FloatArray, gradSquares: Float64Array | null,
+  ): void {
+    const size = B * N;
+    const scratch = (): FloatArray => (gy instanceof Float64Array ? new Float64Array(size) : new Float32Array(size));
+    let g = scratch(); // ∂loss/∂x_{l+1}
+    let gx = scratch(); // ∂loss/∂x_l
+    const gz = scratch();
+    g.set(gy.subarray(0, size));
+    for (let l = L - 1; l >= 0; l--) {
+      if (gradSquares !== null) gradSquares[l + 1] = this.sumSquares(size, g);
+      this.roafLayerBackward(
+        B, N, alpha, beta, filters[l], xs.subarray(l * size, (l + 1) * size), as.subarray(l * size, (l + 1) * size),
+        Ws.subarray(l * N * N, (l + 1) * N * N), g, gx, gWs.subarray(l * N * N, (l + 1) * N * N),
+        gbs.subarray(l * N, (l + 1) * N), gz,
+      );
+      [g, gx] = [gx, g];
+    }
+    gy.set(g);
+    if (gradSquares !== null) gradSquares[0] = this.sumSquares(size, gy);
+  }
+
   roafCellForward(
     T: number, B: number, D: number, N: number, alpha: number, beta: number, filter: FilterOperand,
     xs: FloatArray, W: FloatArray, U: FloatArray, b: FloatArray, hs: FloatArray, as: FloatArray,

@@ -17,7 +17,9 @@ import {
   type Progress, type TaskConfig, type TrainingConfig,
 } from '../train/checkpoint.js';
 import { defaultCoefficients, runDefaults } from '../train/defaults.js';
-import { DEFAULT_OPTIMIZER, OPTIMIZER_KINDS, Optimizer, type OptimizerKind } from '../train/optimizer.js';
+import {
+  DEFAULT_OPTIMIZER, LR_SCHEDULES, OPTIMIZER_KINDS, Optimizer, type LrSchedule, type OptimizerKind,
+} from '../train/optimizer.js';
 import { evaluate, runTraining, type Evaluation } from '../train/trainer.js';
 import { UsageError, checkChoice, checkRange } from '../util/errors.js';
 import { createProgress } from './progress.js';
@@ -38,6 +40,7 @@ interface TrainCliOptions {
   batch?: number;
   lr?: number;
   optimizer: string;
+  lrSchedule?: string;
   momentum: number;
   weightDecay: number;
   clip: number;
@@ -88,6 +91,7 @@ function freshRun(options: TrainCliOptions): { modelConfig: Omit<ModelConfig, 'i
       momentum: checkRange('--momentum', options.momentum, 0, 0.999999),
       weightDecay: checkRange('--weight-decay', options.weightDecay, 0, 1),
     },
+    lrSchedule: checkChoice('--lr-schedule', options.lrSchedule ?? defaults.lrSchedule, LR_SCHEDULES) as LrSchedule,
     clip: checkRange('--clip', options.clip, 0, Infinity),
     evalEvery: checkRange('--eval-every', options.evalEvery, 0, Infinity, { integer: true }),
     checkpointEvery: checkRange('--checkpoint-every', options.checkpointEvery, 0, Infinity, { integer: true }),
@@ -237,6 +241,7 @@ export function registerTrainCommands(program: Command): void {
     .addOption(numberOption('--batch <B>', 'batch size'))
     .addOption(numberOption('--lr <rate>', 'learning rate'))
     .option('--optimizer <kind>', 'adam or sgd', 'adam')
+    .option('--lr-schedule <kind>', 'constant, or cosine decay to 0 over the run (default: per task)')
     .addOption(numberOption('--momentum <m>', 'SGD momentum').default(0.9))
     .addOption(numberOption('--weight-decay <w>', 'AdamW decoupled weight decay').default(0))
     .addOption(numberOption('--clip <norm>', 'clip the global gradient norm (0: off)').default(0))

@@ -43,9 +43,21 @@ export class RoafLayer {
   constructor(
     store: ParameterStore, name: string, readonly width: number,
     readonly alpha: number, readonly beta: number, readonly filter: FilterOperand,
+    /** Parameters declared beforehand with declareWeight/declareBias (RoafMLP stacks all W's, then all b's). */
+    declared?: { W: Parameter; b: Parameter },
   ) {
-    this.W = store.declare(`${name}.W`, [width, width], normalInit(1 / Math.sqrt(width)));
-    this.b = store.declare(`${name}.b`, [width], zeroInit);
+    this.W = declared?.W ?? RoafLayer.declareWeight(store, name, width);
+    this.b = declared?.b ?? RoafLayer.declareBias(store, name, width);
+  }
+
+  /** Declares `${name}.W` (N, N) ~ N(0, 1/N). */
+  static declareWeight(store: ParameterStore, name: string, width: number): Parameter {
+    return store.declare(`${name}.W`, [width, width], normalInit(1 / Math.sqrt(width)));
+  }
+
+  /** Declares `${name}.b` (N) = 0. */
+  static declareBias(store: ParameterStore, name: string, width: number): Parameter {
+    return store.declare(`${name}.b`, [width], zeroInit);
   }
 
   /** x (B, N) -> a (B, N) = tanh(z), y (B, N). */

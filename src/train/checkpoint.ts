@@ -12,7 +12,7 @@ import type { FilterOperand, FloatArray } from '../backend/backend.js';
 import type { ModelConfig } from '../models/config.js';
 import type { Model } from '../models/model.js';
 import { UsageError } from '../util/errors.js';
-import type { OptimizerOptions } from './optimizer.js';
+import type { LrSchedule, OptimizerOptions } from './optimizer.js';
 import { Optimizer } from './optimizer.js';
 import { SafetensorsFile, writeSafetensors, type NamedTensor } from './safetensors.js';
 
@@ -35,6 +35,8 @@ export interface TrainingConfig {
   epochs: number;
   batch: number;
   optimizer: OptimizerOptions;
+  /** Learning-rate schedule over the whole run (all epochs). */
+  lrSchedule?: LrSchedule;
   /** Global gradient-norm clipping threshold; 0 disables it. */
   clip: number;
   /** Evaluate on the test set every k steps as well as after each epoch; 0: only after each epoch. */

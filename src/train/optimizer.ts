@@ -20,6 +20,18 @@ export interface OptimizerOptions {
   eps: number;
 }
 
+export const LR_SCHEDULES = ['constant', 'cosine'] as const;
+export type LrSchedule = (typeof LR_SCHEDULES)[number];
+
+/**
+ * The learning rate of step `step` (1-based) of `totalSteps`: constant, or cosine decay from `lr` to 0
+ * (lr · (1 + cos(π (step - 1) / totalSteps)) / 2). It depends on the step alone, so resuming is exact.
+ */
+export function scheduledLr(schedule: LrSchedule, lr: number, step: number, totalSteps: number): number {
+  if (schedule === 'constant') return lr;
+  return lr * 0.5 * (1 + Math.cos((Math.PI * (step - 1)) / Math.max(1, totalSteps)));
+}
+
 export const DEFAULT_OPTIMIZER: OptimizerOptions = {
   kind: 'adam', lr: 1e-3, momentum: 0.9, weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8,
 };
@@ -37,13 +49,14 @@ export class Optimizer {
       : { velocity: allocateFloats(store.dtype, n) };
   }
 
-  step(): void {
+  /** One update; `lr` overrides the configured rate (a schedule's value for this step). */
+  step(lr = this.options.lr): void {
     const { store, backend, options: o } = this;
     this.steps += 1;
     if (o.kind === 'adam') {
-      backend.adamUpdate(store.size, store.values, store.grads, this.state.m, this.state.v, o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, this.steps);
+      backend.adamUpdate(store.size, store.values, store.grads, this.state.m, this.state.v, lr, o.beta1, o.beta2, o.eps, o.weightDecay, this.steps);
     } else {
-      backend.sgdUpdate(store.size, store.values, store.grads, this.state.velocity, o.lr, o.momentum);
+      backend.sgdUpdate(store.size, store.values, store.grads, this.state.velocity, lr, o.momentum);
     }
   }
 }

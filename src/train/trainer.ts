@@ -14,7 +14,7 @@ import type { GradientHook, Model } from '../models/model.js';
 import { Random } from '../util/random.js';
 import { saveCheckpoint, type Progress, type TaskConfig, type TrainingConfig } from './checkpoint.js';
 import { MetricsLog, type MetricsRecord } from './metrics.js';
-import { Optimizer, clipGradients } from './optimizer.js';
+import { Optimizer, clipGradients, scheduledLr } from './optimizer.js';
 
 /** Buffers of one batch in the model's dtype, allocated once for the largest batch. */
 export class BatchBuffers {
@@ -205,7 +205,7 @@ export function runTraining(options: RunOptions): RunResult {
       model.params.zeroGrad();
       model.backward(B, train.steps, inputs, gOutputs);
       if (training.clip > 0) clipGradients(model.params, model.backend, training.clip);
-      optimizer.step();
+      optimizer.step(scheduledLr(training.lrSchedule ?? 'constant', training.optimizer.lr, progress.step + 1, batchesPerEpoch * training.epochs));
       const meanLoss = train.target.kind === 'regression' ? loss.lossSum / (rows * train.target.outputs) : loss.lossSum / rows;
       if (!Number.isFinite(meanLoss)) {
         throw new Error(`training diverged at step ${progress.step + 1}: loss is ${meanLoss} (try a smaller --lr or --clip 1)`);
