@@ -532,6 +532,10 @@ describe('native backend', { skip }, () => {
     assert.throws(() => native!.roafMlpForward(L, B, N, 1, 0.1, [identity], ...args), /1 filters for 2 layers/);
     assert.throws(() => native!.roafMlpForward(L, B, N, 1, 0.1, [identity, { kind: 'identity', n: 5 }], ...args), /filter is 5 wide/);
     assert.throws(() => native!.roafMlpForward(L, B, N, 1, 0.1, [identity, identity], args[0], args[1], args[2], new Float32Array(5)), /as has 5 elements/);
+    const filters = [identity, identity];
+    native!.roafMlpForward(L, B, N, 1, 0.1, filters, ...args);
+    const wider = [new Float32Array(L * 25), new Float32Array(L * 5), new Float32Array((L + 1) * B * 5), new Float32Array(L * B * 5)] as const;
+    assert.throws(() => native!.roafMlpForward(L, B, 5, 1, 0.1, filters, ...wider), /filter is 4 wide/);
   });
 
   it('describes itself and supports float32 only', () => {

@@ -1001,12 +1001,22 @@ static inline __attribute__((always_inline)) void roaf_forward_tile(const roaf_f
   }
 }
 
-/** The tiles of one forward step over `rows` rows: x (rows, N) -> a, y; permutation filters applied after. */
+/** Iterations of the tile loops of a forward step over `rows` rows (to spread its prefetches over). */
+static idx forward_iterations(idx N, idx panels, idx rows) { return panels * ((rows + MR - 1) / MR) * N; }
+
+/** Iterations of the tile loops of a backward step over `rows` rows, with or without a dense filter. */
+static idx backward_iterations(idx N, int dense, idx rows) {
+  return ((N + SNR - 1) / SNR) * ((rows + MR - 1) / MR) * N * (dense ? 2 : 1);
+}
+
+/**
+ * The tiles of one forward step over `rows` rows: x (rows, N) -> a, y; permutation filters applied after.
+ * `pl` was spread over the step's tile iterations (forward_iterations).
+ */
 static void roaf_forward_rows(const roaf_forward_args *f, const roaf_filter *filter, int dense, idx rows,
                               const float *packed, idx panels, const float *x, float *a, float *y,
                               prefetch_plan *pl) {
   idx N = f->N, width = dense ? VL : SNR;
-  plan_spread(pl, panels * ((rows + MR - 1) / MR) * N);
   for (idx p = 0; p < panels; p++) {
     const float *panel = packed + p * N * SNR;
     for (idx i = 0; i < rows; i += MR) {
@@ -1105,13 +1115,13 @@ static void row_squares(idx rows, idx N, const float *g, double *sq) {
 
 /**
  * The tiles of one backward step over `rows` rows: gy, gz (rows, N) -> out (rows, N) and, unless gzNext is NULL,
- * the next gz from aNext; permutation filters applied after the tiles.
+ * the next gz from aNext; permutation filters applied after the tiles. `pl` was spread over the step's tile
+ * iterations (backward_iterations).
  */
 static void roaf_backward_rows(const roaf_backward_args *f, const roaf_filter *filter, idx rows, const float *gy,
                                const float *gz, float *out, const float *aNext, float *gzNext, prefetch_plan *pl) {
   idx N = f->N;
   int permutation = filter->kind == FILTER_PERMUTATION && f->alpha != 0.0f;
-  plan_spread(pl, ((N + SNR - 1) / SNR) * ((rows + MR - 1) / MR) * N * (f->O != NULL ? 2 : 1));
   for (idx j = 0; j < N; j += SNR) {
     for (idx i = 0; i < rows; i += MR) {
       idx mr = min_idx(MR, rows - i);
@@ -1127,36 +1137,42 @@ static void roaf_backward_rows(const roaf_backward_args *f, const roaf_filter *f
   }
 }
 
-// ---- row sweeps: rows split between threads once, re-balanced by stealing at step boundaries ----
+// ---- row sweeps: rows split between threads once, re-balanced by stealing ----
 //
-// A sweep runs `steps` dependent steps (layers or time steps) over B independent rows. Each thread takes a slot of rows
-// and runs it through every step without synchronising with the others. A thread that runs out of work steals
-// the upper half of the rows of the slot with the most work left, from the next step on that slot's owner has
-// not begun (waiting, if the owner is inside a step, for that step to end): a thread whose core is busy with
-// another process keeps fewer rows instead of keeping the others waiting. Rows are computed the same way
-// whoever computes them, so results are identical on any number of threads.
+// A sweep runs `steps` dependent steps (layers or time steps) over B independent rows. Each thread takes a slot
+// of rows and runs it through every step, with no synchronisation between threads per step. Within a step, the
+// owner claims its rows a block (MR rows) at a time, so a thread that runs out of work can steal, without
+// waiting for anyone, the upper rows that another slot's owner has not begun in its current step: those rows
+// move to a new slot, from that step on. A thread whose core is busy with another process thus keeps fewer rows
+// instead of keeping the others waiting, even while it is descheduled. Rows are computed the same way whoever
+// computes them, so results are identical on any number of threads.
 
 #define SWEEP_SLOTS 64
 
 typedef struct {
   atomic_int lock;
-  idx lo, hi;         // its rows
-  idx next;           // the next step of all its rows
-  idx running;        // the step its owner is in, or -1
-  atomic_long done;   // steps done by all its rows (= next, readable without the lock)
-  int claimed;
-  int waitSlot;       // its rows are ready for step `next` once slot waitSlot has done waitFor steps (-1: ready)
-  idx waitFor;
+  int owner;   // the thread running it, or -1 (not taken yet)
+  idx lo, hi;  // its rows (hi shrinks when a thief takes the upper ones)
+  idx step;    // the step its rows are in
+  idx cursor;  // rows [lo, cursor) are claimed in that step
 } sweep_slot;
 
-typedef void (*sweep_step_fn)(void *task, int tid, idx step, idx r0, idx r1);
+/** What a thread keeps between the blocks of one step; the step function sets it up on the step's first block. */
+typedef struct {
+  idx step;  // the step set up for, or -1
+  idx panels;
+  prefetch_plan pl;
+} sweep_local;
+
+/** Runs `step` on rows [r0, r1); [lo, hi) are the rows of the slot (what the step's prefetches are for). */
+typedef void (*sweep_step_fn)(void *task, int tid, sweep_local *local, idx step, idx r0, idx r1, idx lo, idx hi);
 
 typedef struct {
-  sweep_step_fn step;
+  sweep_step_fn fn;
   void *task;
   idx steps, align;
   int initial, count;  // slots of the initial split; slots in use
-  atomic_int lock;     // held to claim or steal (rare); an owner takes only its own slot's lock
+  atomic_int lock;     // held to take a slot (rare); an owner claiming its rows takes only its slot's lock
   sweep_slot slots[SWEEP_SLOTS];
 } row_sweep;
 
@@ -1172,106 +1188,102 @@ static void spin_lock(atomic_int *l) {
 
 static void spin_unlock(atomic_int *l) { atomic_store_explicit(l, 0, memory_order_release); }
 
-/** Waits until slot w has done `steps` steps: spins briefly, then yields the core (its owner may need it). */
-static void sweep_wait(row_sweep *sw, int w, idx steps) {
-  for (long spins = 0; atomic_load_explicit(&sw->slots[w].done, memory_order_acquire) < steps; spins++) {
-    if (spins < 2000) spin_pause();
-    else sched_yield();
-  }
-}
-
-/** Runs slot k (owned by the caller) to the last step. */
-static void sweep_own(row_sweep *sw, int tid, int k) {
+/** Runs slot k, owned by thread tid, until its rows have done every step or it has been taken over. */
+static void sweep_own(row_sweep *sw, int tid, int k, sweep_local *local) {
   sweep_slot *s = &sw->slots[k];
   for (;;) {
     spin_lock(&s->lock);
-    idx step = s->next, r0 = s->lo, r1 = s->hi;
-    int w = s->waitSlot;
-    idx wf = s->waitFor;
-    if (step >= sw->steps || r0 >= r1) {
+    if (s->owner == tid && s->cursor >= s->hi) {  // the owner has done every block of this step
+      s->step++;
+      s->cursor = s->lo;
+    }
+    if (s->owner != tid || s->step >= sw->steps || s->lo >= s->hi) {
       spin_unlock(&s->lock);
       return;
     }
-    s->running = step;
+    idx step = s->step, r0 = s->cursor, r1 = min_idx(r0 + sw->align, s->hi), lo = s->lo, hi = s->hi;
+    s->cursor = r1;
     spin_unlock(&s->lock);
-    if (w >= 0) sweep_wait(sw, w, wf);
-    sw->step(sw->task, tid, step, r0, r1);
-    spin_lock(&s->lock);
-    s->next = step + 1;
-    s->running = -1;
-    s->waitSlot = -1;
-    atomic_store_explicit(&s->done, step + 1, memory_order_release);
-    spin_unlock(&s->lock);
+    sw->fn(sw->task, tid, local, step, r0, r1, lo, hi);
   }
 }
 
-/** The first step a thief could take from slot s (locked), and whether it is worth it: half its rows, >= 1 step. */
-static idx steal_start(const row_sweep *sw, const sweep_slot *s) {
-  idx start = s->running == s->next ? s->next + 1 : s->next;
-  return s->hi - s->lo >= 2 * sw->align && start < sw->steps ? start : -1;
+/** Where a thief would split slot s (locked): the upper half of its rows, or what is unclaimed of it. */
+static idx steal_split(const row_sweep *sw, const sweep_slot *s) {
+  return max_idx(s->cursor, s->lo + round_up((s->hi - s->lo) / 2, sw->align));
 }
 
-/** Claims an untaken slot of the initial split, else steals; returns the slot now owned, or -1. */
-static int sweep_take(row_sweep *sw) {
+/**
+ * Takes a slot for thread tid: an untaken one of the initial split, else rows stolen from the slot that would
+ * give the most work. Returns the slot, -1 when no work is left to take, -2 when some may be soon (a slot whose
+ * owner is in the last block of a step with steps left: its rows become claimable at the next step).
+ */
+static int sweep_take(row_sweep *sw, int tid) {
   spin_lock(&sw->lock);
-  int taken = -1;
-  for (int i = 0; i < sw->initial && taken < 0; i++) {
-    if (!sw->slots[i].claimed) {
-      sw->slots[i].claimed = 1;
+  int taken = -1, later = 0, victim = -1, spare = -1;
+  double most = 0;
+  for (int i = 0; i < sw->count && taken < 0; i++) {
+    sweep_slot *s = &sw->slots[i];
+    spin_lock(&s->lock);
+    if (s->owner < 0) {
+      s->owner = tid;
       taken = i;
-    }
-  }
-  if (taken < 0 && sw->count < SWEEP_SLOTS) {
-    int victim = -1;
-    double most = 0;
-    for (int i = 0; i < sw->count; i++) {
-      sweep_slot *s = &sw->slots[i];
-      spin_lock(&s->lock);
-      idx start = steal_start(sw, s);
-      double work = start < 0 ? 0 : (double)(s->hi - s->lo) * (double)(sw->steps - start);
-      spin_unlock(&s->lock);
+    } else if (s->step >= sw->steps || s->lo >= s->hi) {
+      if (spare < 0) spare = i;  // finished, and its owner has left it: reusable
+    } else {
+      idx mid = steal_split(sw, s);
+      double work = s->hi - mid >= sw->align ? (double)(s->hi - mid) * (double)(sw->steps - s->step) : 0;
       if (work > most) {
         most = work;
         victim = i;
       }
+      if (s->hi - s->lo >= 2 * sw->align && s->step + 1 < sw->steps) later = 1;
     }
-    if (victim >= 0) {
-      sweep_slot *v = &sw->slots[victim];
-      spin_lock(&v->lock);
-      idx start = steal_start(sw, v);
-      if (start >= 0) {
-        idx mid = v->lo + round_up((v->hi - v->lo) / 2, sw->align);
-        sweep_slot *t = &sw->slots[sw->count];
-        atomic_init(&t->lock, 0);
-        t->lo = mid;
-        t->hi = v->hi;
-        t->next = start;
-        t->running = -1;
-        atomic_init(&t->done, start);
-        t->claimed = 1;
-        // The rows are ready once the victim has finished the step it is in, or when its own wait is over.
-        t->waitSlot = start > v->next ? victim : v->waitSlot;
-        t->waitFor = start > v->next ? start : v->waitFor;
-        v->hi = mid;
-        taken = sw->count++;
-      }
-      spin_unlock(&v->lock);
+    spin_unlock(&s->lock);
+  }
+  if (taken < 0 && victim >= 0 && (spare >= 0 || sw->count < SWEEP_SLOTS)) {
+    sweep_slot *v = &sw->slots[victim], *t = &sw->slots[spare >= 0 ? spare : sw->count];
+    spin_lock(&v->lock);
+    idx mid = steal_split(sw, v);
+    if (v->step < sw->steps && v->hi - mid >= sw->align) {
+      if (spare >= 0) spin_lock(&t->lock);
+      else atomic_init(&t->lock, 1);
+      t->owner = tid;
+      t->lo = t->cursor = mid;
+      t->hi = v->hi;
+      t->step = v->step;
+      v->hi = mid;
+      spin_unlock(&t->lock);
+      taken = spare >= 0 ? spare : sw->count++;
     }
+    spin_unlock(&v->lock);
   }
   spin_unlock(&sw->lock);
-  return taken;
+  return taken >= 0 ? taken : later ? -2 : -1;
 }
 
 static void sweep_run(void *p, int tid, int nt) {
   row_sweep *sw = p;
-  for (int k; (k = sweep_take(sw)) >= 0;) sweep_own(sw, tid, k);
+  sweep_local local = {.step = -1};
+  for (long waits = 0;;) {
+    int k = sweep_take(sw, tid);
+    if (k == -1) return;
+    if (k >= 0) {
+      sweep_own(sw, tid, k, &local);
+      waits = 0;
+    } else if (++waits < 64) {
+      for (int i = 0; i < 64; i++) spin_pause();
+    } else {
+      sched_yield();
+    }
+  }
 }
 
 /** Runs `steps` steps over B rows on up to the threads worth using for `work` multiply-adds. */
-static void row_sweep_run(sweep_step_fn step, void *task, idx steps, idx B, idx align, double work) {
+static void row_sweep_run(sweep_step_fn fn, void *task, idx steps, idx B, idx align, double work) {
   row_sweep *sw = (row_sweep *)roaf_scratch(0, SCRATCH_SWEEP, sizeof(row_sweep) / sizeof(float) + 1);
   int nt = threads_for(work, (B + align - 1) / align);
-  sw->step = step;
+  sw->fn = fn;
   sw->task = task;
   sw->steps = steps;
   sw->align = align;
@@ -1281,14 +1293,10 @@ static void row_sweep_run(sweep_step_fn step, void *task, idx steps, idx B, idx 
   for (int i = 0; i < sw->initial; i++) {
     sweep_slot *s = &sw->slots[i];
     atomic_init(&s->lock, 0);
-    s->lo = i * chunk;
+    s->owner = -1;
+    s->lo = s->cursor = i * chunk;
     s->hi = min_idx(B, (i + 1) * chunk);
-    s->next = 0;
-    s->running = -1;
-    atomic_init(&s->done, 0);
-    s->claimed = 0;
-    s->waitSlot = -1;
-    s->waitFor = 0;
+    s->step = 0;
   }
   roaf_pool_run(sweep_run, sw, nt);
 }
@@ -1319,25 +1327,30 @@ static inline int mlp_dense(const mlp_task *m, idx l) {
   return m->filters[l].kind == FILTER_DENSE && m->alpha != 0.0f;
 }
 
-/** Layer l of the forward for rows [r0, r1) (a step of the forward sweep). */
-static void mlp_forward_step(void *p, int tid, idx l, idx r0, idx r1) {
+/** Layer l of the forward for rows [r0, r1) of the slot [lo, hi) (a block of a step of the forward sweep). */
+static void mlp_forward_step(void *p, int tid, sweep_local *local, idx l, idx r0, idx r1, idx lo, idx hi) {
   const mlp_task *m = p;
-  idx N = m->N, step = m->B * N, rows = r1 - r0;
+  idx N = m->N, step = m->B * N;
   const roaf_filter *filter = &m->filters[l];
   int dense = mlp_dense(m, l);
   float *packed = roaf_scratch(tid, SCRATCH_PACK_B, roaf_packed_size(N));
-  idx panels = roaf_pack_forward(m->Ws + l * N * N, dense ? filter->matrix : NULL, N, packed);
-  float *a = m->as + l * step + r0 * N, *y = m->xs + (l + 1) * step + r0 * N;
-  prefetch_plan pl = {0};
-  if (l + 1 < m->L) {
-    plan_add(&pl, m->Ws + (l + 1) * N * N, N * N, 0);
-    if (mlp_dense(m, l + 1) && m->filters[l + 1].matrix != filter->matrix) plan_add(&pl, m->filters[l + 1].matrix, N * N, 0);
-    plan_add(&pl, a + step, rows * N, 1);
-    plan_add(&pl, y + step, rows * N, 1);
+  if (local->step != l) {  // the thread's first rows of layer l: pack its weights, plan the prefetches
+    local->step = l;
+    local->panels = roaf_pack_forward(m->Ws + l * N * N, dense ? filter->matrix : NULL, N, packed);
+    local->pl = (prefetch_plan){0};
+    if (l + 1 < m->L) {
+      plan_add(&local->pl, m->Ws + (l + 1) * N * N, N * N, 0);
+      if (mlp_dense(m, l + 1) && m->filters[l + 1].matrix != filter->matrix)
+        plan_add(&local->pl, m->filters[l + 1].matrix, N * N, 0);
+      plan_add(&local->pl, m->as + (l + 1) * step + lo * N, (hi - lo) * N, 1);
+      plan_add(&local->pl, m->xs + (l + 2) * step + lo * N, (hi - lo) * N, 1);
+    }
+    plan_spread(&local->pl, forward_iterations(N, local->panels, hi - lo));
   }
   roaf_forward_args f = {.N = N, .alpha = m->alpha, .beta = m->beta, .bias = m->bs + l * N,
                          .identity = filter->kind == FILTER_IDENTITY && m->alpha != 0.0f};
-  roaf_forward_rows(&f, filter, dense, rows, packed, panels, m->xs + l * step + r0 * N, a, y, &pl);
+  roaf_forward_rows(&f, filter, dense, r1 - r0, packed, local->panels, m->xs + l * step + r0 * N,
+                    m->as + l * step + r0 * N, m->xs + (l + 1) * step + r0 * N, &local->pl);
 }
 
 static void k_roaf_mlp_forward(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters,
@@ -1349,10 +1362,10 @@ static void k_roaf_mlp_forward(idx L, idx B, idx N, float alpha, float beta, con
 }
 
 /**
- * Step s of the backward sweep for rows [r0, r1): layer l = L-1-s, from ∂loss/∂x_{l+1} (gy at s = 0, then the
- * ping-pong buffers) to ∂loss/∂x_l, storing gz_{l-1} for the next step and the weight gradients.
+ * Step s of the backward sweep for rows [r0, r1) of the slot [lo, hi): layer l = L-1-s, from ∂loss/∂x_{l+1} (gy at
+ * s = 0, then the ping-pong buffers) to ∂loss/∂x_l, storing gz_{l-1} for the next step and the weight gradients.
  */
-static void mlp_backward_step(void *p, int tid, idx s, idx r0, idx r1) {
+static void mlp_backward_step(void *p, int tid, sweep_local *local, idx s, idx r0, idx r1, idx lo, idx hi) {
   const mlp_task *m = p;
   idx L = m->L, N = m->N, B = m->B, step = B * N, rows = r1 - r0, l = L - 1 - s;
   const float *gy = (s == 0 ? m->gy : m->ping[(s + 1) & 1]) + r0 * N;  // ∂loss/∂x_{l+1}
@@ -1362,20 +1375,25 @@ static void mlp_backward_step(void *p, int tid, idx s, idx r0, idx r1) {
     roaf_gz_rows(rows, N, m->beta, gy, m->as + l * step + r0 * N, m->gzs + l * step + r0 * N);
   }
   const roaf_filter *filter = &m->filters[l];
+  if (local->step != s) {  // the thread's first rows of this layer: plan the prefetches for the next
+    local->step = s;
+    local->pl = (prefetch_plan){0};
+    if (l > 0) {
+      plan_add(&local->pl, m->Ws + (l - 1) * N * N, N * N, 0);
+      if (mlp_dense(m, l - 1) && m->filters[l - 1].matrix != filter->matrix)
+        plan_add(&local->pl, m->filters[l - 1].matrix, N * N, 0);
+      if (l > 1) {
+        plan_add(&local->pl, m->as + (l - 2) * step + lo * N, (hi - lo) * N, 0);
+        plan_add(&local->pl, m->gzs + (l - 2) * step + lo * N, (hi - lo) * N, 1);
+      }
+    }
+    plan_spread(&local->pl, backward_iterations(N, mlp_dense(m, l), hi - lo));
+  }
   const float *aNext = l > 0 ? m->as + (l - 1) * step + r0 * N : NULL;
   float *gzNext = l > 0 ? m->gzs + (l - 1) * step + r0 * N : NULL;
-  prefetch_plan pl = {0};
-  if (l > 0) {
-    plan_add(&pl, m->Ws + (l - 1) * N * N, N * N, 0);
-    if (mlp_dense(m, l - 1) && m->filters[l - 1].matrix != filter->matrix) plan_add(&pl, m->filters[l - 1].matrix, N * N, 0);
-    if (l > 1) {
-      plan_add(&pl, aNext - step, rows * N, 0);
-      plan_add(&pl, gzNext - step, rows * N, 1);
-    }
-  }
   roaf_backward_args f = {.N = N, .alpha = m->alpha, .beta = m->beta, .O = mlp_dense(m, l) ? filter->matrix : NULL,
                           .W = m->Ws + l * N * N, .identity = filter->kind == FILTER_IDENTITY && m->alpha != 0.0f};
-  roaf_backward_rows(&f, filter, rows, gy, m->gzs + l * step + r0 * N, out, aNext, gzNext, &pl);
+  roaf_backward_rows(&f, filter, rows, gy, m->gzs + l * step + r0 * N, out, aNext, gzNext, &local->pl);
   if (m->rowSq != NULL) row_squares(rows, N, out, m->rowSq + l * B + r0);
   if (l == 0) memcpy(m->gy + r0 * N, out, (size_t)rows * N * sizeof(float));
 }
@@ -1548,20 +1566,24 @@ typedef struct {
   float *hs, *as, *ghs, *gzs, *gh0;
 } cell_task;
 
-/** Step t of the forward for rows [r0, r1): h_t from h_{t-1}; `as` holds the input drive on entry. */
-static void cell_forward_step(void *p, int tid, idx t, idx r0, idx r1) {
+/** Step t of the forward for rows [r0, r1) of the slot [lo, hi): h_t from h_{t-1}. */
+static void cell_forward_step(void *p, int tid, sweep_local *local, idx t, idx r0, idx r1, idx lo, idx hi) {
   const cell_task *c = p;
-  idx N = c->N, step = c->B * N, rows = r1 - r0;
-  float *a = c->as + t * step + r0 * N, *h = c->hs + (t + 1) * step + r0 * N;
-  prefetch_plan pl = {0};
-  if (t + 1 < c->T) {
-    plan_add(&pl, a + step, rows * N, 1);
-    plan_add(&pl, h + step, rows * N, 1);
+  idx N = c->N, step = c->B * N;
+  if (local->step != t) {  // the thread's first rows of step t: plan the prefetches for the next
+    local->step = t;
+    local->pl = (prefetch_plan){0};
+    if (t + 1 < c->T) {
+      plan_add(&local->pl, c->as + (t + 1) * step + lo * N, (hi - lo) * N, 1);
+      plan_add(&local->pl, c->hs + (t + 2) * step + lo * N, (hi - lo) * N, 1);
+    }
+    plan_spread(&local->pl, forward_iterations(N, c->panels, hi - lo));
   }
   roaf_forward_args f = {.N = N, .alpha = c->alpha, .beta = c->beta, .bias = c->b, .u = c->U,
                          .xd = c->U != NULL ? c->xs + t * c->B + r0 : NULL,
                          .identity = c->f->kind == FILTER_IDENTITY && c->alpha != 0.0f};
-  roaf_forward_rows(&f, c->f, c->dense, rows, c->packed, c->panels, c->hs + t * step + r0 * N, a, h, &pl);
+  roaf_forward_rows(&f, c->f, c->dense, r1 - r0, c->packed, c->panels, c->hs + t * step + r0 * N,
+                    c->as + t * step + r0 * N, c->hs + (t + 1) * step + r0 * N, &local->pl);
 }
 
 static void k_roaf_cell_forward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
@@ -1585,10 +1607,10 @@ static void k_roaf_cell_forward(idx T, idx B, idx D, idx N, float alpha, float b
 }
 
 /**
- * Step s of backpropagation through time for rows [r0, r1), t = T-1-s: ∂loss/∂h_{t-1} += what flows back through
- * step t (∂loss/∂h_0 = it, when asked for), and gz_{t-1} for the next step.
+ * Step s of backpropagation through time for rows [r0, r1) of the slot [lo, hi), t = T-1-s: ∂loss/∂h_{t-1} += what
+ * flows back through step t (∂loss/∂h_0 = it, when asked for), and gz_{t-1} for the next step.
  */
-static void cell_backward_step(void *p, int tid, idx s, idx r0, idx r1) {
+static void cell_backward_step(void *p, int tid, sweep_local *local, idx s, idx r0, idx r1, idx lo, idx hi) {
   const cell_task *c = p;
   idx N = c->N, step = c->B * N, rows = r1 - r0, t = c->T - 1 - s;
   const float *gh = c->ghs + t * step + r0 * N;  // complete ∂loss/∂h_{t+1}
@@ -1596,17 +1618,21 @@ static void cell_backward_step(void *p, int tid, idx s, idx r0, idx r1) {
   if (s == 0) roaf_gz_rows(rows, N, c->beta, gh, c->as + t * step + r0 * N, gz);
   float *target = t > 0 ? c->ghs + (t - 1) * step + r0 * N : c->gh0 != NULL ? c->gh0 + r0 * N : NULL;
   if (target == NULL) return;
+  if (local->step != s) {  // the thread's first rows of step t: plan the prefetches for the next
+    local->step = s;
+    local->pl = (prefetch_plan){0};
+    if (t > 1) {
+      plan_add(&local->pl, c->as + (t - 2) * step + lo * N, (hi - lo) * N, 0);
+      plan_add(&local->pl, c->ghs + (t - 2) * step + lo * N, (hi - lo) * N, 1);
+      plan_add(&local->pl, c->gzs + (t - 2) * step + lo * N, (hi - lo) * N, 1);
+    }
+    plan_spread(&local->pl, backward_iterations(N, c->dense, hi - lo));
+  }
   const float *aNext = t > 0 ? c->as + (t - 1) * step + r0 * N : NULL;
   float *gzNext = t > 0 ? c->gzs + (t - 1) * step + r0 * N : NULL;
-  prefetch_plan pl = {0};
-  if (t > 1) {
-    plan_add(&pl, aNext - step, rows * N, 0);
-    plan_add(&pl, target - step, rows * N, 1);
-    plan_add(&pl, gzNext - step, rows * N, 1);
-  }
   roaf_backward_args f = {.N = N, .alpha = c->alpha, .beta = c->beta, .O = c->dense ? c->f->matrix : NULL, .W = c->W,
                           .identity = c->f->kind == FILTER_IDENTITY && c->alpha != 0.0f, .accumulate = t > 0};
-  roaf_backward_rows(&f, c->f, rows, gh, gz, target, aNext, gzNext, &pl);
+  roaf_backward_rows(&f, c->f, rows, gh, gz, target, aNext, gzNext, &local->pl);
 }
 
 static void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,

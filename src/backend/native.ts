@@ -171,8 +171,9 @@ function checkFilterWidth(f: FilterOperand, N: number): void {
  * either one array shared by every layer or one per layer.
  */
 interface FilterTable {
-  /** The filters the table was built from (a copy: the caller's array may change later). */
+  /** The filters the table was built from (a copy: the caller's array may change later), and their width. */
   filters: FilterOperand[];
+  N: number;
   kinds: Int32Array;
   datas: FloatArray | null | (FloatArray | null)[];
   perms: Int32Array | null | (Int32Array | null)[];
@@ -184,7 +185,7 @@ const filterTables = new WeakMap<readonly FilterOperand[], FilterTable>();
 function filterTable(filters: readonly FilterOperand[], L: number, N: number): FilterTable {
   if (filters.length !== L) throw new RangeError(`native backend: ${filters.length} filters for ${L} layers`);
   const cached = filterTables.get(filters);
-  if (cached !== undefined && cached.filters.length === L && cached.filters.every((f, l) => f === filters[l])) {
+  if (cached !== undefined && cached.N === N && cached.filters.length === L && cached.filters.every((f, l) => f === filters[l])) {
     return cached;
   }
   const kinds = new Int32Array(L);
@@ -194,8 +195,8 @@ function filterTable(filters: readonly FilterOperand[], L: number, N: number): F
   });
   const shared = filters.every((f) => f === filters[0]);
   const table: FilterTable = shared && L > 0
-    ? { filters: [...filters], kinds, datas: filterData(filters[0]), perms: filterPerm(filters[0]) }
-    : { filters: [...filters], kinds, datas: filters.map(filterData), perms: filters.map(filterPerm) };
+    ? { filters: [...filters], N, kinds, datas: filterData(filters[0]), perms: filterPerm(filters[0]) }
+    : { filters: [...filters], N, kinds, datas: filters.map(filterData), perms: filters.map(filterPerm) };
   filterTables.set(filters, table);
   return table;
 }

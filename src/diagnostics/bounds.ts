@@ -15,7 +15,8 @@ import { spectralNorm } from './linalg.js';
 /** ||W||₂ of an (n, n) matrix; injectable so that tests can check a broken one is caught. */
 export type SpectralNormFn = (W: ArrayLike<number>, n: number) => number;
 
-export const powerIterationNorm: SpectralNormFn = (W, n) => spectralNorm(W, n, n).norm;
+/** ||W||₂ by Lanczos on WᵀW (linalg.ts), to ~1e-10 relative. */
+export const lanczosSpectralNorm: SpectralNormFn = (W, n) => spectralNorm(W, n, n).norm;
 
 export interface TheoryBounds {
   /** Number of factors (layers or steps). */
@@ -31,7 +32,7 @@ export interface TheoryBounds {
 }
 
 /** The bounds for a ROAF model (roaf-mlp, mlp, resmlp, roaf-rnn, rnn) run for T steps; null for LSTM/GRU. */
-export function theoryBounds(model: Model, T: number, norm: SpectralNormFn = powerIterationNorm): TheoryBounds | null {
+export function theoryBounds(model: Model, T: number, norm: SpectralNormFn = lanczosSpectralNorm): TheoryBounds | null {
   if (model instanceof RoafMLP) {
     const N = model.config.width;
     const norms = new Float64Array(model.layers.length);
@@ -69,7 +70,7 @@ export interface BoundCheck {
 
 /**
  * Checks a spectrum (natural logs of singular values, any order) against the bounds. The tolerance
- * covers float64 rounding in the spectrum and the power iteration's relative error (~1e-10 per layer).
+ * covers float64 rounding in the spectrum and the Lanczos estimate's relative error (~1e-10 per layer).
  */
 export function checkSpectrum(logSingularValues: ArrayLike<number>, bounds: TheoryBounds): BoundCheck {
   let logMin = Infinity, logMax = -Infinity;

@@ -11,7 +11,7 @@
 import type { Dataset } from '../data/dataset.js';
 import type { Model } from '../models/model.js';
 import { BatchBuffers, batchLoss } from '../train/trainer.js';
-import { checkSpectrum, theoryBounds, type SpectralNormFn, powerIterationNorm } from './bounds.js';
+import { checkSpectrum, theoryBounds, type SpectralNormFn, lanczosSpectralNorm } from './bounds.js';
 import { measureGradientNorms, type CurveIndex } from './gradients.js';
 import { jacobianChain } from './jacobians.js';
 import { ProductSpectrum } from './product-spectrum.js';
@@ -152,7 +152,7 @@ export function diagnose(model: Model, dataset: Dataset, options: DiagnoseOption
 
   options.onPhase?.('spectral norms for the bounds');
   const boundsStart = performance.now();
-  const bounds = theoryBounds(model, T, options.spectralNorm ?? powerIterationNorm);
+  const bounds = theoryBounds(model, T, options.spectralNorm ?? lanczosSpectralNorm);
   const boundsSeconds = (performance.now() - boundsStart) / 1000;
 
   let spectrum: Diagnostics['spectrum'] = null;

@@ -45,10 +45,26 @@ export function measureGradientNorms(
   return { index: model.recurrent ? 'step' : 'layer', log10Norms: norms.map(Math.log10) };
 }
 
+/**
+ * ||x|| accumulated in float64 here rather than by a backend kernel: a float32 kernel may square tiny
+ * gradients (below ~1e-19) to zero, and the whole point of these curves is to see tiny gradients.
+ */
+export function frobeniusNorm(x: FloatArray): number {
+  let sum = 0;
+  for (let i = 0; i < x.length; i++) sum += x[i] * x[i];
+  if (sum > 1e-280 && sum < 1e280) return Math.sqrt(sum);
+  let max = 0;
+  for (let i = 0; i < x.length; i++) max = Math.max(max, Math.abs(x[i]));
+  if (max === 0 || !Number.isFinite(max)) return max;
+  sum = 0;
+  for (let i = 0; i < x.length; i++) sum += (x[i] / max) ** 2;
+  return max * Math.sqrt(sum);
+}
+
 /** Runs `backward` with a hook that records each ||grad||; returns the norms in layer/step order. */
 function collectNorms(model: Model, backward: (collect: GradientHook) => void): Float64Array {
   const byIndex = new Map<number, number>();
-  backward((index, grad) => byIndex.set(index, Math.sqrt(model.backend.sumSquares(grad.length, grad))));
+  backward((index, grad) => byIndex.set(index, frobeniusNorm(grad)));
   const first = model.recurrent ? 1 : 0;
   const count = byIndex.size === 0 ? 0 : Math.max(...byIndex.keys()) - first + 1;
   const norms = new Float64Array(count);
@@ -69,7 +85,7 @@ function scaledLayerBackward(model: RoafMLP, B: number, gOutputs: FloatArray): G
   const log10Norms = new Float64Array(L + 1);
   let exponent = 0; // the true gradient is gy · 2^exponent
   const record = (l: number): void => {
-    const norm = Math.sqrt(backend.sumSquares(size, gy));
+    const norm = frobeniusNorm(gy);
     log10Norms[l] = norm === 0 ? -Infinity : Math.log10(norm) + exponent * Math.log10(2);
     if (norm === 0 || !Number.isFinite(norm)) return;
     const shift = Math.round(Math.log2(norm));
@@ -115,7 +131,7 @@ function scaledCellBackward(
   for (let end = T; end > 0; end -= CHUNK) {
     const start = Math.max(0, end - CHUNK);
     const last = ghs.subarray((end - 1) * step, end * step);
-    const norm = Math.sqrt(backend.sumSquares(step, last));
+    const norm = frobeniusNorm(last);
     if (norm > 0 && Number.isFinite(norm)) {
       const shift = Math.round(Math.log2(norm));
       if (shift !== 0 && Math.abs(shift) < 1000) {
@@ -131,7 +147,7 @@ function scaledCellBackward(
       ghs.subarray(start * step, end * step), gzs.subarray(0, steps * step), gW, gU, gb, start > 0 ? gh0 : null, null,
     );
     for (let t = start; t < end; t++) {
-      const n = Math.sqrt(backend.sumSquares(step, ghs.subarray(t * step, (t + 1) * step)));
+      const n = frobeniusNorm(ghs.subarray(t * step, (t + 1) * step));
       log10Norms[t] = n === 0 ? -Infinity : Math.log10(n) + exponent * Math.log10(2);
     }
     // ∂loss/∂h_start flows into the previous chunk's last step (which has no loss term of its own).

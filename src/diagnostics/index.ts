@@ -4,7 +4,7 @@ export { diagnose, summarizeSpectrum, toLog10, type Diagnostics, type DiagnoseOp
 export { ProductSpectrum } from './product-spectrum.js';
 export { jacobianChain, type JacobianChain } from './jacobians.js';
 export {
-  boundsFromNorms, checkSpectrum, powerIterationNorm, theoryBounds,
+  boundsFromNorms, checkSpectrum, lanczosSpectralNorm, theoryBounds,
   type BoundCheck, type SpectralNormFn, type TheoryBounds,
 } from './bounds.js';
 export {

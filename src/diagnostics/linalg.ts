@@ -1,6 +1,7 @@
-// Small dense linear algebra in float64 for the diagnostics: spectral norms by power iteration and the
-// one-sided Jacobi SVD of a matrix whose columns carry their own logarithmic scale (so that columns of
-// sizes e^-50000 and e^+50000 sit side by side without underflow or overflow).
+// Small dense linear algebra in float64 for the diagnostics: spectral norms by Lanczos (power iteration
+// accelerated in its Krylov space) and the one-sided Jacobi SVD of a matrix whose columns carry their own
+// logarithmic scale (so that columns of sizes e^-50000 and e^+50000 sit side by side without underflow or
+// overflow).
 //
 // Matrices are row-major Float64Array (n, n) unless a comment says otherwise.
 

@@ -28,8 +28,8 @@ export class RoafMLP implements Model {
   private xs!: FloatArray; // (L+1, B, N): layer inputs x_0..x_L
   private as!: FloatArray; // (L, B, N): tanh activations
   private logits!: FloatArray; // (B, K)
-  private grads!: FloatArray; // (2, B, N): ping-pong ∂loss/∂x_l
-  private gz!: FloatArray; // (B, N) scratch
+  private grads!: FloatArray; // (2, B, N): ∂loss/∂x_L, and ping-pong ∂loss/∂x_l on the per-layer path
+  private gz!: FloatArray; // (B, N) scratch of the per-layer path
 
   constructor(readonly config: ModelConfig, readonly backend: Backend) {
     const { depth: L, width: N, inputDim: D, outputs: K, dtype, seed } = config;
@@ -48,7 +48,7 @@ export class RoafMLP implements Model {
     this.params.allocate(new Random(seed));
   }
 
-  /** Layer l's W, b (values or gradients) as stacked views: (L, N, N) and (L, N). */
+  /** Every layer's W and b in `buffer` (the values or the gradients) as stacked views: (L, N, N) and (L, N). */
   private stacked(buffer: FloatArray): { Ws: FloatArray; bs: FloatArray } {
     const { depth: L, width: N } = this.config;
     const W0 = this.layers[0].W.offset;

@@ -41,7 +41,7 @@ export function loggedGradientSeries(label: string, records: MetricsRecord[]): G
   if (logged.length === 0) return null;
   const summary = logged[logged.length - 1].gradients as GradientSummary;
   return {
-    label: `${label} (step ${logged[logged.length - 1].step})`,
+    label,
     index: summary.index,
     positions: summary.positions,
     log10Norms: summary.norms.map((x) => (x > 0 && Number.isFinite(x) ? Math.log10(x) : null)),

@@ -157,18 +157,19 @@ function summaryTable(runs: RunData[]): string {
 /** Renders every figure the runs have data for, writing each as SVG and PNG into `dir`. */
 async function buildFigures(runs: RunData[], dir: string): Promise<Figure[]> {
   const figures: Figure[] = [];
+  const labels = runs.map((r) => r.label);
   const withRecords = runs.filter((r) => r.records.length > 0);
   for (const metric of ['accuracy', 'mse'] as const) {
     const points = withRecords.map((r) => qualityPoints(r.label, r.records)).filter((q) => q.metric === metric).flatMap((q) => q.points);
     if (points.length === 0) continue;
     const spec = metric === 'accuracy'
-      ? learningCurveSpec(points, { title: 'Test accuracy', x: 'epoch', y: 'test accuracy' })
-      : learningCurveSpec(points, { title: 'Test mean squared error', x: 'epoch', y: 'test MSE', logY: true });
+      ? learningCurveSpec(points, { title: 'Test accuracy', x: 'epoch', y: 'test accuracy', runs: labels })
+      : learningCurveSpec(points, { title: 'Test mean squared error', x: 'epoch', y: 'test MSE', logY: true, runs: labels });
     figures.push(await writeFigure(dir, `test-${metric}`, spec));
   }
   const losses = withRecords.flatMap((r) => lossPoints(r.label, r.records));
   if (losses.length > 0) {
-    figures.push(await writeFigure(dir, 'loss', learningCurveSpec(losses, { title: 'Training and test loss', x: 'step', y: 'loss', logY: true })));
+    figures.push(await writeFigure(dir, 'loss', learningCurveSpec(losses, { title: 'Training and test loss', x: 'step', y: 'loss', logY: true, runs: labels })));
   }
   const gradientSeries: GradientSeries[] = runs.flatMap((r) => {
     if (r.diagnostics) return [diagnosticsGradientSeries(r.label, r.diagnostics)];
@@ -179,17 +180,26 @@ async function buildFigures(runs: RunData[], dir: string): Promise<Figure[]> {
     const series = gradientSeries.filter((s) => s.index === index);
     if (series.length === 0) continue;
     const title = index === 'layer' ? 'Gradient norm against layer' : 'Gradient norm against time step';
-    figures.push(await writeFigure(dir, `gradient-norms-${index}`, gradientNormSpec(series, title)));
+    const figure = await writeFigure(dir, `gradient-norms-${index}`, gradientNormSpec(series, title, labels));
+    const logged = series.filter((s) => !runs.find((r) => r.label === s.label)?.diagnostics).map((s) => s.label);
+    if (logged.length > 0) figure.note = `From the last logged evaluation (--log-gradients): ${logged.join(', ')}; the others from roaf diagnose.`;
+    figures.push(figure);
   }
   const ratios = runs.flatMap((r) => gradientRatioPoints(r.label, r.records));
   if (ratios.length > 0) {
-    figures.push(await writeFigure(dir, 'gradient-ratio', learningCurveSpec(ratios, {
-      title: 'First/last gradient-norm ratio during training', x: 'step', y: 'first / last', logY: true,
-    })));
+    const figure = await writeFigure(dir, 'gradient-ratio', learningCurveSpec(ratios, {
+      title: 'First/last gradient-norm ratio during training', x: 'step', y: 'first / last', logY: true, runs: labels,
+    }));
+    // A run whose first-layer gradient underflowed to 0 in its own (float32) backward has no point on a log scale.
+    const vanished = runs.filter((r) => r.records.some((rec) => isGradientSummary(rec.gradients)) && !ratios.some((p) => p.run === r.label));
+    if (vanished.length > 0) {
+      figure.note = `Not drawn: ${vanished.map((r) => r.label).join(', ')} (the first layer's gradient was 0 in the run's own backward pass: it underflowed).`;
+    }
+    figures.push(figure);
   }
   const spectra = runs.flatMap((r) => (r.diagnostics ? [diagnosticsSpectrumSeries(r.label, r.diagnostics)] : []))
     .filter((s): s is SpectrumSeries => s !== null);
-  if (spectra.length > 0) figures.push(await writeFigure(dir, 'spectrum', spectrumSpec(spectra)));
+  if (spectra.length > 0) figures.push(await writeFigure(dir, 'spectrum', spectrumSpec(spectra, undefined, labels)));
   return figures;
 }
 
@@ -208,6 +218,7 @@ table.kv td { padding: 2px 0; }
 .plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 16px; }
 figure.plot { margin: 0; border: 1px solid #e3e6ec; border-radius: 4px; padding: 8px; overflow-x: auto; }
 figure.plot svg { max-width: 100%; height: auto; }
+figure.plot figcaption { font-size: 12px; color: #556; margin-top: 4px; }
 .runs { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 16px; }
 .run { border: 1px solid #e3e6ec; border-radius: 4px; padding: 12px; }
 .run h4 { font-size: 13px; margin: 10px 0 4px; color: #334; }
@@ -217,7 +228,8 @@ figure.plot svg { max-width: 100%; height: auto; }
 export async function buildReport(runs: RunData[], options: ReportOptions): Promise<Report> {
   const figures = await buildFigures(runs, options.figuresDir);
   const warnings = runs.flatMap((r) => r.warnings);
-  const plots = figures.map((f) => `<figure class="plot" data-plot="${escapeHtml(f.name)}">${isolateIds(f.svg, `plot-${f.name}`)}</figure>`);
+  const plots = figures.map((f) => `<figure class="plot" data-plot="${escapeHtml(f.name)}">${isolateIds(f.svg, `plot-${f.name}`)}` +
+    `${f.note ? `<figcaption>${escapeHtml(f.note)}</figcaption>` : ''}</figure>`);
   const cards = runs.map((run) => {
     const d = run.diagnostics;
     const described = modelConfig(run);

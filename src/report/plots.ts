@@ -37,6 +37,20 @@ const CONFIG = {
   title: { fontSize: 14, anchor: 'start' as const },
 };
 
+/** Vega's default categorical palette (tableau10), so that colours can be fixed per run. */
+const PALETTE = ['#4c78a8', '#f58518', '#e45756', '#72b7b2', '#54a24b', '#eeca3b', '#b279a2', '#ff9da6', '#9d755d', '#bab0ac'];
+
+/**
+ * Colour by run. With `runs` (all runs of a report, in order), each run keeps the same colour in every
+ * figure, and a figure's legend lists only the runs it draws.
+ */
+function runColor(values: Array<{ run: string }>, runs?: string[]): Record<string, unknown> {
+  const encoding = { field: 'run', type: 'nominal', title: null };
+  if (!runs) return encoding;
+  const drawn = runs.filter((r) => values.some((v) => v.run === r));
+  return { ...encoding, scale: { domain: drawn, range: drawn.map((r) => PALETTE[runs.indexOf(r) % PALETTE.length]) } };
+}
+
 function thin<T>(points: T[]): T[] {
   if (points.length <= MAX_POINTS) return points;
   const out: T[] = [];
@@ -53,7 +67,7 @@ export interface GradientSeries {
   log10Norms: Array<number | null>;
 }
 
-export function gradientNormSpec(series: GradientSeries[], title = 'Gradient norm through the network'): TopLevelSpec {
+export function gradientNormSpec(series: GradientSeries[], title = 'Gradient norm through the network', runs?: string[]): TopLevelSpec {
   const values = series.flatMap((s) => thin(s.positions.map((position, i) => ({ run: s.label, position, value: s.log10Norms[i] })))
     .filter((p) => p.value !== null));
   const steps = series.length > 0 && series.every((s) => s.index === 'step');
@@ -65,7 +79,7 @@ export function gradientNormSpec(series: GradientSeries[], title = 'Gradient nor
     encoding: {
       x: { field: 'position', type: 'quantitative', title: steps ? 'time step t' : 'layer l (0 = input of the first ROAF layer)' },
       y: { field: 'value', type: 'quantitative', scale: { zero: false }, axis: powerOfTenAxis(steps ? '||∂loss/∂h_t||' : '||∂loss/∂x_l||') },
-      color: { field: 'run', type: 'nominal', title: null },
+      color: runColor(values, runs),
     },
   } as TopLevelSpec;
 }
@@ -76,7 +90,7 @@ export interface SpectrumSeries {
   log10SingularValues: Array<number | null>;
 }
 
-export function spectrumSpec(series: SpectrumSeries[], title = 'Singular values of the input-output Jacobian'): TopLevelSpec {
+export function spectrumSpec(series: SpectrumSeries[], title = 'Singular values of the input-output Jacobian', runs?: string[]): TopLevelSpec {
   const values = series.flatMap((s) => s.log10SingularValues.map((value, i) => ({ run: s.label, i: i + 1, value })))
     .filter((p) => p.value !== null);
   return {
@@ -87,7 +101,7 @@ export function spectrumSpec(series: SpectrumSeries[], title = 'Singular values 
     encoding: {
       x: { field: 'i', type: 'quantitative', title: 'index i (largest first)', scale: { zero: false } },
       y: { field: 'value', type: 'quantitative', scale: { zero: false }, axis: powerOfTenAxis('singular value σ_i') },
-      color: { field: 'run', type: 'nominal', title: null },
+      color: runColor(values, runs),
     },
   } as TopLevelSpec;
 }
@@ -105,7 +119,9 @@ export interface CurvePoint {
  * Learning curves: `value` against `x` (epoch or step), a colour per run and a dash pattern per series.
  * `logY` draws a log scale (losses, MSE), which needs positive values.
  */
-export function learningCurveSpec(points: CurvePoint[], opts: { title: string; x: string; y: string; logY?: boolean }): TopLevelSpec {
+export function learningCurveSpec(
+  points: CurvePoint[], opts: { title: string; x: string; y: string; logY?: boolean; runs?: string[] },
+): TopLevelSpec {
   const kinds = new Set(points.map((p) => p.series));
   const values = opts.logY ? points.filter((p) => p.value > 0) : points;
   return {
@@ -116,7 +132,7 @@ export function learningCurveSpec(points: CurvePoint[], opts: { title: string; x
     encoding: {
       x: { field: 'x', type: 'quantitative', title: opts.x },
       y: { field: 'value', type: 'quantitative', title: opts.y, scale: opts.logY ? { type: 'log' } : { zero: false } },
-      color: { field: 'run', type: 'nominal', title: null },
+      color: runColor(values, opts.runs),
       ...(kinds.size > 1 ? { strokeDash: { field: 'series', type: 'nominal', title: null } } : {}),
       detail: { field: 'series', type: 'nominal' },
     },
@@ -148,6 +164,8 @@ export interface Figure {
   name: string;
   title: string;
   svg: string;
+  /** A caption line, e.g. which runs could not be drawn. */
+  note?: string;
 }
 
 /** Renders a spec and writes `<dir>/<name>.svg` and `<dir>/<name>.png`. */
