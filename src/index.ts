@@ -40,6 +40,18 @@ export { MetricsLog, readMetrics } from './train/metrics.js';
 export type { MetricsRecord } from './train/metrics.js';
 export { SafetensorsFile, writeSafetensors } from './train/safetensors.js';
 export { defaultCoefficients, defaultMlpBeta, runDefaults } from './train/defaults.js';
+export { LR_SCHEDULES, scheduledLr } from './train/optimizer.js';
+export type { LrSchedule } from './train/optimizer.js';
+
+// diagnostics
+export * from './diagnostics/index.js';
+
+// plots and reports
+export { buildReport } from './report/html.js';
+export type { Report, ReportOptions } from './report/html.js';
+export { readRun, readRuns } from './report/runs.js';
+export type { RunData } from './report/runs.js';
+export { gradientNormSpec, learningCurveSpec, renderSvg, spectrumSpec, svgToPng, writeFigure } from './report/plots.js';
 
 // data
 export * from './data/index.js';
