@@ -505,7 +505,12 @@ function main(): number {
   out.write(`\nroaf benchmarks, ${started.toISOString()}: ms per training step (forward + backward + Adam), median of ` +
     `${options.repeats} after ${options.warmup} warm-up; ratio = peer ms / roaf ms (> 1: roaf is faster)\n`);
   const ranOn = [...results.values()].map((o) => o.roaf).find(isMeasurement);
-  if (ranOn !== undefined) header[1] = `roaf: ${String((ranOn.raw.best as Record<string, unknown>).description)}`;
+  if (ranOn !== undefined) {
+    const description = String((ranOn.raw.best as Record<string, unknown>).description);
+    header[1] = options.roafThreads === null
+      ? `roaf: ${description}`
+      : `roaf: ${description.replace(/,? \d+ threads?\)/, ')')}, threads ${options.roafThreads.join(',')} (best reported)`;
+  }
   header.forEach((line) => out.write(`  ${line}\n`));
   out.write('\n' + table(rows) + '\n\n');
   out.write('details (thr = threads; GFLOPS = matrix-product FLOPs / time):\n' + details.join('\n') + '\n');

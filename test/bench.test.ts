@@ -1,0 +1,36 @@
+// `roaf bench`: the JSON fields a benchmark harness reads, and clear errors for bad options.
+// (Timing itself is never asserted: CI machines are noisy.)
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+
+function roaf(args: string[]) {
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+}
+
+describe('roaf bench', () => {
+  for (const [model, shape] of [['roaf-rnn', ['--hidden', '8', '--seq-len', '5']], ['roaf-mlp', ['--depth', '4', '--width', '8']]] as const) {
+    it(`${model}: --json reports ms_per_batch and a finite loss`, () => {
+      const result = roaf(['bench', '--model', model, ...shape, '--batch', '4', '--repeats', '2', '--warmup', '1', '--json']);
+      assert.equal(result.status, 0, result.stderr);
+      const lines = result.stdout.trim().split('\n');
+      const json = JSON.parse(lines[lines.length - 1]) as Record<string, number | string>;
+      assert.equal(json.model, model);
+      assert.ok(typeof json.ms_per_batch === 'number' && json.ms_per_batch > 0, `ms_per_batch ${json.ms_per_batch}`);
+      assert.ok(Number.isFinite(Number(json.last_loss)), `last_loss ${json.last_loss}`);
+      assert.ok(Number(json.flops_per_batch) > 0);
+    });
+  }
+
+  it('a bad option is one line, exit code 2', () => {
+    const result = roaf(['bench', '--model', 'roaf-rnn', '--hidden', '0']);
+    assert.equal(result.status, 2);
+    assert.match(result.stderr.trim(), /^roaf: --hidden .*got 0$/m);
+    assert.doesNotMatch(result.stderr, /\n\s+at /);
+  });
+});
