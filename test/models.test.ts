@@ -182,6 +182,13 @@ describe('every backend computes what the reference computes', async () => {
     assert.ok(backends.length >= 1);
   });
   for (const { name, backend } of backends) {
+    it(`${name}: sumSquares is a float64 sum, exact for gradients far below float32's square range`, () => {
+      const tiny = Float32Array.from({ length: 1001 }, (_, i) => (i % 2 ? 3e-20 : 1e-20));
+      let expected = 0;
+      for (const v of tiny) expected += v * v;
+      const got = backend.sumSquares(tiny.length, tiny);
+      assert.ok(Math.abs(got - expected) <= 1e-6 * expected, `sumSquares ${got} vs ${expected}`);
+    });
     for (const kind of ['roaf-mlp', 'roaf-rnn', 'lstm', 'gru'] as ModelKind[]) {
       it(`${name}: ${kind} forward and gradients match the float64 reference`, () => {
         const c32 = config(kind, { filter: kind === 'roaf-rnn' ? 'permutation' : 'haar' });

@@ -17,9 +17,9 @@
 // - Nothing is allocated in a loop: packing and work buffers come from per-thread scratch (pool.c).
 
 #include <math.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "roaf_native.h"
 #include "simd.h"
@@ -620,18 +620,15 @@ static void k_tanh_backward(idx n, const float *a, const float *gy, float *gx) {
   parallel_range(tanh_backward_range, &e, n, 2);
 }
 
+/** Σ x² in float64, as the interface promises: squares of entries below ~1e-19 would vanish in float32. */
 static double k_sum_squares(idx n, const float *x) {
-  double total = 0.0;
-  for (idx i0 = 0; i0 < n; i0 += 1024) {
-    idx m = min_idx(1024, n - i0);
-    vf acc = vzero();
-    FOR_LANES(i, m, w) {
-      vf v = loadw(x + i0 + i, w);
-      acc = vfma(v, v, acc);
-    }
-    total += vsum(acc);
+  double acc[4] = {0.0, 0.0, 0.0, 0.0};
+  idx i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (int k = 0; k < 4; k++) acc[k] += (double)x[i + k] * (double)x[i + k];
   }
-  return total;
+  for (; i < n; i++) acc[0] += (double)x[i] * (double)x[i];
+  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
 static void scale_range(void *p, idx lo, idx hi) {
@@ -1150,7 +1147,7 @@ static void roaf_backward_rows(const roaf_backward_args *f, const roaf_filter *f
 #define SWEEP_SLOTS 64
 
 typedef struct {
-  atomic_int lock;
+  _Alignas(64) atomic_int lock;  // a cache line per slot: owners claim rows often, each in its own slot
   int owner;   // the thread running it, or -1 (not taken yet)
   idx lo, hi;  // its rows (hi shrinks when a thief takes the upper ones)
   idx step;    // the step its rows are in
@@ -1262,27 +1259,91 @@ static int sweep_take(row_sweep *sw, int tid) {
   return taken >= 0 ? taken : later ? -2 : -1;
 }
 
+/**
+ * A thread's part of a sweep: slots and stolen rows until none are left. When rows may become stealable soon it
+ * retries for a few µs, no longer: a slot owner that keeps its rows that long is descheduled, and the pool then
+ * sees that the thread waited (its measure of what parallel runs achieve must not count waiting as work).
+ */
 static void sweep_run(void *p, int tid, int nt) {
   row_sweep *sw = p;
   sweep_local local = {.step = -1};
-  for (long waits = 0;;) {
+  for (int retries = 0;;) {
     int k = sweep_take(sw, tid);
-    if (k == -1) return;
+    if (k == -1 || (k == -2 && ++retries > 32)) return;
     if (k >= 0) {
       sweep_own(sw, tid, k, &local);
-      waits = 0;
-    } else if (++waits < 64) {
-      for (int i = 0; i < 64; i++) spin_pause();
+      retries = 0;
     } else {
-      sched_yield();
+      for (int i = 0; i < 64; i++) spin_pause();
     }
   }
+}
+
+/**
+ * Whether a kind of long parallel task (a sweep, the MLP's weight-gradient pass) runs faster on several threads
+ * than on one, measured: on a shared machine the other core may be busy, or be given to another virtual
+ * machine, and then two threads can take longer than one while both look busy (the pool's own check, CPU time
+ * over wall time, cannot see that). Each kind keeps the time per multiply-add of its recent runs on one thread
+ * and on several, uses the faster, and runs the other every TASK_PROBE runs to notice when things change.
+ */
+#define TASK_PROBE 16
+
+typedef struct {
+  const void *kind;
+  double cost[2];  // ns per multiply-add on one thread, on several (0: not measured yet)
+  int runs;        // the first run is not measured: it touches fresh memory
+  int untilProbe;
+} task_choice;
+
+static task_choice task_choices[8];  // kernels are called from one JavaScript thread
+
+static long long task_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/** The record of tasks of this kind, or NULL when the table is full. */
+static task_choice *task_choice_for(const void *kind) {
+  for (int i = 0; i < 8; i++) {
+    if (task_choices[i].kind == kind) return &task_choices[i];
+    if (task_choices[i].kind == NULL) {
+      task_choices[i].kind = kind;
+      return &task_choices[i];
+    }
+  }
+  return NULL;
+}
+
+/** Threads for the next task of a kind that could use `available`: see task_choice. */
+static int task_threads(task_choice *c, int available) {
+  if (available <= 1 || c == NULL || roaf_min_parallel_work <= 0) return available;  // 0: tests, always split
+  if (c->runs++ < 1) return available;
+  if (c->cost[0] == 0) {  // measure one thread first: the first runs of a training loop are its warm-up
+    c->untilProbe = TASK_PROBE;
+    return 1;
+  }
+  if (c->cost[1] == 0) return available;
+  int several = c->cost[1] < c->cost[0];
+  if (--c->untilProbe <= 0) {
+    c->untilProbe = TASK_PROBE;
+    several = !several;
+  }
+  return several ? available : 1;
+}
+
+/** Records how long a task of `work` multiply-adds took on nt threads since `start`. */
+static void task_record(task_choice *c, int nt, long long start, double work) {
+  if (c == NULL || c->runs <= 1 || work <= 0) return;
+  double cost = (double)(task_now_ns() - start) / work, *old = &c->cost[nt > 1];
+  *old = *old == 0 ? cost : 0.5 * *old + 0.5 * cost;
 }
 
 /** Runs `steps` steps over B rows on up to the threads worth using for `work` multiply-adds. */
 static void row_sweep_run(sweep_step_fn fn, void *task, idx steps, idx B, idx align, double work) {
   row_sweep *sw = (row_sweep *)roaf_scratch(0, SCRATCH_SWEEP, sizeof(row_sweep) / sizeof(float) + 1);
-  int nt = threads_for(work, (B + align - 1) / align);
+  task_choice *choice = task_choice_for((const void *)fn);
+  int nt = task_threads(choice, threads_for(work, (B + align - 1) / align));
   sw->fn = fn;
   sw->task = task;
   sw->steps = steps;
@@ -1298,7 +1359,9 @@ static void row_sweep_run(sweep_step_fn fn, void *task, idx steps, idx B, idx al
     s->hi = min_idx(B, (i + 1) * chunk);
     s->step = 0;
   }
+  long long start = task_now_ns();
   roaf_pool_run(sweep_run, sw, nt);
+  task_record(choice, nt, start, work);
 }
 
 // ---- ROAF MLP: the whole stack of layers in one call ----
@@ -1485,9 +1548,12 @@ static void k_roaf_mlp_backward(idx L, idx B, idx N, float alpha, float beta, co
   m.ping[1] = m.ping[0] + B * N;
   if (gradSquares != NULL) m.rowSq = (double *)roaf_scratch(0, SCRATCH_STACK_ROWS, (size_t)2 * (L + 1) * B);
   row_sweep_run(mlp_backward_step, &m, L, B, MR, (double)L * B * N * N * 2);
-  int nt = threads_for((double)L * B * N * N, L);
-  queue_init(&m.layers, L, chunk_for(L, nt, 8, 1));
+  task_choice *choice = task_choice_for((const void *)mlp_weight_run);
+  int nt = task_threads(choice, threads_for((double)L * B * N * N, L));
+  queue_init(&m.layers, L, chunk_for(L, nt, 32, 1));
+  long long start = task_now_ns();
   roaf_pool_run(mlp_weight_run, &m, nt);
+  task_record(choice, nt, start, (double)L * B * N * N);
   if (gradSquares != NULL) {
     for (idx l = 0; l <= L; l++) {
       double total = 0.0;
