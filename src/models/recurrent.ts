@@ -20,6 +20,8 @@ export class RecurrentModel implements Model {
   private capacity = 0;
   private outputs!: FloatArray; // (rows, K)
   private ghs!: FloatArray; // (T, B, N)
+  /** The hidden states (T+1, B, N) of the last forward, which backward reads. */
+  private lastStates: FloatArray | null = null;
 
   constructor(readonly config: ModelConfig, readonly backend: Backend) {
     const { hidden: N, inputDim: D, outputs: K, dtype, seed } = config;
@@ -68,8 +70,6 @@ export class RecurrentModel implements Model {
     this.lastStates = hs;
     return out;
   }
-
-  private lastStates: FloatArray | null = null;
 
   backward(B: number, T: number, inputs: FloatArray, gOutputs: FloatArray, hook?: GradientHook): void {
     const N = this.config.hidden;

@@ -4,7 +4,7 @@
 //
 // Shapes: B batch, T steps, N width/units, D input dim, K outputs.
 
-import type { Backend, FilterOperand, FloatArray, GruSaved, LstmSaved } from '../backend/backend.js';
+import type { Backend, DType, FilterOperand, FloatArray, GruSaved, LstmSaved } from '../backend/backend.js';
 import { allocateFloats, normalInit, uniformInit, zeroInit, type Parameter, type ParameterStore } from './parameters.js';
 
 /** y = x Wᵀ + b: W (out, in), b (out). Initialised like PyTorch's nn.Linear: uniform(±1/sqrt(in)). */
@@ -90,14 +90,29 @@ export interface SequenceCell {
   backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray): void;
 }
 
-/** Holds buffers that grow to the largest (T, B) seen and are reused after that. */
-class Reserve {
-  private capacity = 0;
-  /** Returns true when buffers must be (re)allocated for `size` rows, (T + 1)·B: the largest buffer's. */
-  needs(size: number): boolean {
-    if (size <= this.capacity) return false;
-    this.capacity = size;
-    return true;
+/**
+ * A cell's saved-state buffers, by name, each `width` values per (step, sequence) row. They grow to the
+ * largest (T + 1)·B rows seen (the hidden states' count, the largest of any buffer) and are reused after
+ * that, so nothing is allocated in the step loop.
+ */
+class SequenceBuffers<Name extends string> {
+  private rows = 0;
+  private readonly buffers = {} as Record<Name, FloatArray>;
+
+  constructor(private readonly dtype: DType, private readonly widths: Record<Name, number>) {}
+
+  reserve(T: number, B: number): void {
+    const rows = (T + 1) * B;
+    if (rows <= this.rows) return;
+    this.rows = rows;
+    for (const name of Object.keys(this.widths) as Name[]) {
+      this.buffers[name] = allocateFloats(this.dtype, rows * this.widths[name]);
+    }
+  }
+
+  /** The first `rows` rows of buffer `name`. */
+  view(name: Name, rows: number): FloatArray {
+    return this.buffers[name].subarray(0, rows * this.widths[name]);
   }
 }
 
@@ -109,10 +124,8 @@ export class RoafCell implements SequenceCell {
   readonly W: Parameter;
   readonly U: Parameter;
   readonly b: Parameter;
-  private hs!: FloatArray; // (T+1, B, N)
-  private as!: FloatArray; // (T, B, N)
-  private gzs!: FloatArray; // (T, B, N)
-  private readonly reserved = new Reserve();
+  /** hs (T+1, B, N); as = tanh(z_t) and gzs (T, B, N). */
+  private readonly buffers: SequenceBuffers<'hs' | 'as' | 'gzs'>;
 
   constructor(
     store: ParameterStore, name: string, readonly inputDim: number, readonly units: number,
@@ -122,34 +135,31 @@ export class RoafCell implements SequenceCell {
     this.W = store.declare(`${name}.W`, [units, units], normalInit(recurrentScale / Math.sqrt(units)));
     this.U = store.declare(`${name}.U`, [units, inputDim], normalInit(inputScale / Math.sqrt(inputDim)));
     this.b = store.declare(`${name}.b`, [units], zeroInit);
+    this.buffers = new SequenceBuffers(store.dtype, { hs: units, as: units, gzs: units });
   }
 
   reserve(T: number, B: number): void {
-    if (!this.reserved.needs((T + 1) * B)) return;
-    const dtype = this.W.value instanceof Float64Array ? 'float64' : 'float32';
-    this.hs = allocateFloats(dtype, (T + 1) * B * this.units);
-    this.as = allocateFloats(dtype, (T + 1) * B * this.units);
-    this.gzs = allocateFloats(dtype, (T + 1) * B * this.units);
+    this.buffers.reserve(T, B);
   }
 
   forward(backend: Backend, T: number, B: number, xs: FloatArray): FloatArray {
     this.reserve(T, B);
     const N = this.units;
-    const hs = this.hs.subarray(0, (T + 1) * B * N);
+    const hs = this.buffers.view('hs', (T + 1) * B);
     hs.fill(0, 0, B * N);
     backend.roafCellForward(
       T, B, this.inputDim, N, this.alpha, this.beta, this.filter,
-      xs, this.W.value, this.U.value, this.b.value, hs, this.as.subarray(0, T * B * N),
+      xs, this.W.value, this.U.value, this.b.value, hs, this.buffers.view('as', T * B),
     );
     return hs;
   }
 
   backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray): void {
-    const N = this.units;
+    const { buffers } = this;
     backend.roafCellBackward(
-      T, B, this.inputDim, N, this.alpha, this.beta, this.filter,
-      xs, this.W.value, this.U.value, this.hs.subarray(0, (T + 1) * B * N), this.as.subarray(0, T * B * N),
-      ghs, this.gzs.subarray(0, T * B * N), this.W.grad, this.U.grad, this.b.grad, null, null,
+      T, B, this.inputDim, this.units, this.alpha, this.beta, this.filter,
+      xs, this.W.value, this.U.value, buffers.view('hs', (T + 1) * B), buffers.view('as', T * B),
+      ghs, buffers.view('gzs', T * B), this.W.grad, this.U.grad, this.b.grad, null, null,
     );
   }
 }
@@ -159,41 +169,32 @@ export class LstmCell implements SequenceCell {
   readonly Wx: Parameter;
   readonly Wh: Parameter;
   readonly b: Parameter;
-  private saved!: LstmSaved;
-  private gGates!: FloatArray;
-  private readonly reserved = new Reserve();
+  /** hs, cs (T+1, B, N); gates and gGates (T, B, 4N). */
+  private readonly buffers: SequenceBuffers<'hs' | 'cs' | 'gates' | 'gGates'>;
 
   constructor(store: ParameterStore, name: string, readonly inputDim: number, readonly units: number) {
     const bound = 1 / Math.sqrt(units);
     this.Wx = store.declare(`${name}.Wx`, [4 * units, inputDim], uniformInit(bound));
     this.Wh = store.declare(`${name}.Wh`, [4 * units, units], uniformInit(bound));
     this.b = store.declare(`${name}.b`, [4 * units], uniformInit(bound));
+    this.buffers = new SequenceBuffers(store.dtype, { hs: units, cs: units, gates: 4 * units, gGates: 4 * units });
   }
 
   reserve(T: number, B: number): void {
-    if (!this.reserved.needs((T + 1) * B)) return;
-    const dtype = this.Wx.value instanceof Float64Array ? 'float64' : 'float32';
-    const N = this.units;
-    this.saved = {
-      hs: allocateFloats(dtype, (T + 1) * B * N),
-      cs: allocateFloats(dtype, (T + 1) * B * N),
-      gates: allocateFloats(dtype, (T + 1) * B * 4 * N),
-    };
-    this.gGates = allocateFloats(dtype, (T + 1) * B * 4 * N);
+    this.buffers.reserve(T, B);
   }
 
-  private view(T: number, B: number): LstmSaved {
-    const N = this.units;
+  private saved(T: number, B: number): LstmSaved {
     return {
-      hs: this.saved.hs.subarray(0, (T + 1) * B * N),
-      cs: this.saved.cs.subarray(0, (T + 1) * B * N),
-      gates: this.saved.gates.subarray(0, T * B * 4 * N),
+      hs: this.buffers.view('hs', (T + 1) * B),
+      cs: this.buffers.view('cs', (T + 1) * B),
+      gates: this.buffers.view('gates', T * B),
     };
   }
 
   forward(backend: Backend, T: number, B: number, xs: FloatArray): FloatArray {
     this.reserve(T, B);
-    const saved = this.view(T, B);
+    const saved = this.saved(T, B);
     saved.hs.fill(0, 0, B * this.units);
     saved.cs.fill(0, 0, B * this.units);
     backend.lstmForward(T, B, this.inputDim, this.units, xs, this.Wx.value, this.Wh.value, this.b.value, saved);
@@ -202,8 +203,8 @@ export class LstmCell implements SequenceCell {
 
   backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray): void {
     backend.lstmBackward(
-      T, B, this.inputDim, this.units, xs, this.Wx.value, this.Wh.value, this.view(T, B),
-      ghs, this.gGates.subarray(0, T * B * 4 * this.units), this.Wx.grad, this.Wh.grad, this.b.grad, null,
+      T, B, this.inputDim, this.units, xs, this.Wx.value, this.Wh.value, this.saved(T, B),
+      ghs, this.buffers.view('gGates', T * B), this.Wx.grad, this.Wh.grad, this.b.grad, null,
     );
   }
 }
@@ -214,10 +215,8 @@ export class GruCell implements SequenceCell {
   readonly Wh: Parameter;
   readonly bx: Parameter;
   readonly bh: Parameter;
-  private saved!: GruSaved;
-  private gGates!: FloatArray;
-  private gHn!: FloatArray;
-  private readonly reserved = new Reserve();
+  /** hs (T+1, B, N); gates, gGates (T, B, 3N); hn, gHn (T, B, N). */
+  private readonly buffers: SequenceBuffers<'hs' | 'gates' | 'hn' | 'gGates' | 'gHn'>;
 
   constructor(store: ParameterStore, name: string, readonly inputDim: number, readonly units: number) {
     const bound = 1 / Math.sqrt(units);
@@ -225,43 +224,33 @@ export class GruCell implements SequenceCell {
     this.Wh = store.declare(`${name}.Wh`, [3 * units, units], uniformInit(bound));
     this.bx = store.declare(`${name}.bx`, [3 * units], uniformInit(bound));
     this.bh = store.declare(`${name}.bh`, [3 * units], uniformInit(bound));
+    this.buffers = new SequenceBuffers(store.dtype, { hs: units, gates: 3 * units, hn: units, gGates: 3 * units, gHn: units });
   }
 
   reserve(T: number, B: number): void {
-    if (!this.reserved.needs((T + 1) * B)) return;
-    const dtype = this.Wx.value instanceof Float64Array ? 'float64' : 'float32';
-    const N = this.units;
-    this.saved = {
-      hs: allocateFloats(dtype, (T + 1) * B * N),
-      gates: allocateFloats(dtype, (T + 1) * B * 3 * N),
-      hn: allocateFloats(dtype, (T + 1) * B * N),
-    };
-    this.gGates = allocateFloats(dtype, (T + 1) * B * 3 * N);
-    this.gHn = allocateFloats(dtype, (T + 1) * B * N);
+    this.buffers.reserve(T, B);
   }
 
-  private view(T: number, B: number): GruSaved {
-    const N = this.units;
+  private saved(T: number, B: number): GruSaved {
     return {
-      hs: this.saved.hs.subarray(0, (T + 1) * B * N),
-      gates: this.saved.gates.subarray(0, T * B * 3 * N),
-      hn: this.saved.hn.subarray(0, T * B * N),
+      hs: this.buffers.view('hs', (T + 1) * B),
+      gates: this.buffers.view('gates', T * B),
+      hn: this.buffers.view('hn', T * B),
     };
   }
 
   forward(backend: Backend, T: number, B: number, xs: FloatArray): FloatArray {
     this.reserve(T, B);
-    const saved = this.view(T, B);
+    const saved = this.saved(T, B);
     saved.hs.fill(0, 0, B * this.units);
     backend.gruForward(T, B, this.inputDim, this.units, xs, this.Wx.value, this.Wh.value, this.bx.value, this.bh.value, saved);
     return saved.hs;
   }
 
   backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray): void {
-    const N = this.units;
     backend.gruBackward(
-      T, B, this.inputDim, N, xs, this.Wx.value, this.Wh.value, this.view(T, B),
-      ghs, this.gGates.subarray(0, T * B * 3 * N), this.gHn.subarray(0, T * B * N),
+      T, B, this.inputDim, this.units, xs, this.Wx.value, this.Wh.value, this.saved(T, B),
+      ghs, this.buffers.view('gGates', T * B), this.buffers.view('gHn', T * B),
       this.Wx.grad, this.Wh.grad, this.bx.grad, this.bh.grad, null,
     );
   }
