@@ -1,14 +1,15 @@
 // GEMM micro-benchmark of the native backend: GFLOPS of C = A B (float32, row-major, no transposes) at
 // 256³, 512³ and 1024³ on 1 and 2 threads, the median of timed repeats (1- and 2-thread samples interleaved)
 // after a warm-up, each result first checked against a float64 dot product on sampled entries. Prints one
-// line per size and thread count.
+// line per size and thread count, after this CPU's measured arithmetic peak (a dependency-free FMA loop on one
+// thread, see native/src/kernels.c k_fma_peak), which bounds what any single-thread product can reach.
 //
 //   npm run build && node dist/bench/gemm.js [--isa avx512|avx2|portable] [--repeats 15]
 
 import { parseArgs } from 'node:util';
 
 import { loadBackend, nativeInfo, nativeLoadError, setNativeThreads } from '../src/index.js';
-import { setNativeIsa, type NativeIsa } from '../src/backend/native.js';
+import { nativeFmaPeak, setNativeIsa, type NativeIsa } from '../src/backend/native.js';
 import { Random } from '../src/util/random.js';
 
 const { values } = parseArgs({ options: { isa: { type: 'string' }, repeats: { type: 'string', default: '15' } } });
@@ -27,6 +28,9 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+const peaks = [0, 1, 2].map(() => nativeFmaPeak(0.3) / 1e9);
+const peak = median(peaks);
+console.log(`FMA peak, one thread, ${info.isa}: ${peak.toFixed(1)} GFLOPS (median of ${peaks.length} runs of 0.3 s)`);
 console.log(`native GEMM, ${info.isa}, float32, C = A B; median of ${repeats} repeats`);
 for (const n of [256, 512, 1024]) {
   const A = new Float32Array(n * n).map(() => rng.normal());
@@ -61,7 +65,8 @@ for (const n of [256, 512, 1024]) {
   for (const threads of [1, 2]) {
     const gflops = flops / median(samples[threads]) / 1e9;
     const best = flops / Math.min(...samples[threads]) / 1e9;
-    console.log(`gemm ${n}x${n}x${n} threads=${threads}: ${gflops.toFixed(1)} GFLOPS (best ${best.toFixed(1)})`);
+    const share = (100 * gflops) / (threads * peak);
+    console.log(`gemm ${n}x${n}x${n} threads=${threads}: ${gflops.toFixed(1)} GFLOPS (best ${best.toFixed(1)}; ${share.toFixed(0)} % of ${threads} x peak)`);
   }
 }
 setNativeThreads(info.threads);

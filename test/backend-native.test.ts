@@ -26,8 +26,8 @@ import { fileURLToPath } from 'node:url';
 
 import type { Backend, FilterOperand, FloatArray } from '../src/backend/backend.js';
 import {
-  loadNativeBackend, nativeInfo, nativeLoadError, setNativeIsa, setNativeParallelThreshold, setNativeThreads,
-  type NativeIsa,
+  loadNativeBackend, nativeFmaPeak, nativeInfo, nativeLoadError, setNativeIsa, setNativeParallelThreshold,
+  setNativeThreads, type NativeIsa,
 } from '../src/backend/native.js';
 import { referenceBackend } from '../src/backend/reference.js';
 import { Random } from '../src/util/random.js';
@@ -543,6 +543,21 @@ describe('native backend', { skip }, () => {
     assert.match(native!.describe(), /^native \((avx512|avx2|portable), \d+ threads?\)$/);
     assert.equal(native!.supports('float32'), true);
     assert.equal(native!.supports('float64'), false);
+  });
+
+  it('measures the FMA peak of every instruction set (wider vectors are not slower) and checks its duration', () => {
+    const peaks = new Map<NativeIsa, number>();
+    for (const isa of info!.available) {
+      setNativeIsa(isa);
+      const flops = nativeFmaPeak(0.02);
+      assert.ok(Number.isFinite(flops) && flops > 1e8, `${isa}: ${flops} FLOPS`);
+      peaks.set(isa, flops);
+    }
+    setNativeIsa(info!.isa);
+    // The portable path's vectors are whatever the compiler makes of 4 floats: it cannot beat AVX2's 8.
+    if (peaks.has('avx2')) assert.ok(peaks.get('portable')! < 1.5 * peaks.get('avx2')!);
+    assert.throws(() => nativeFmaPeak(0), /seconds must be a number >= 0.01 and <= 10, got 0/);
+    assert.throws(() => nativeFmaPeak(Number.NaN), /seconds/);
   });
 
   it('rejects float64 arrays, short arrays, strides below the row length and an unknown instruction set', () => {

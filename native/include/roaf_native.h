@@ -55,6 +55,8 @@ typedef ptrdiff_t idx;
 
 typedef struct {
   const char *name;
+  /** FLOPS of this thread's widest FMA in a dependency-free loop run for about `seconds`: the arithmetic peak. */
+  double (*fma_peak)(double seconds);
   void (*gemm)(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda,
                const float *B, idx ldb, float beta, float *C, idx ldc);
   void (*add_row_vector)(idx rows, idx n, float *y, const float *bias);

@@ -691,6 +691,15 @@ static napi_value js_set_parallel_threshold(napi_env env, napi_callback_info inf
   return number(env, old);
 }
 
+/** The FLOPS one thread's widest FMA sustains (the instruction set in use), measured for `seconds` (0.01-10). */
+static napi_value js_fma_peak(napi_env env, napi_callback_info info) {
+  BEGIN(1);
+  double seconds = arg_num(&A, 0, "seconds");
+  if (!A.failed && !(seconds >= 0.01 && seconds <= 10)) fail(&A, "roaf native: %s must be in [0.01, 10], got %g", "seconds", seconds);
+  CHECKED();
+  return number(env, kernels->fma_peak(seconds));
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   kernels = isa_kernels(best_isa());
   roaf_pool_set_threads(default_threads());
@@ -723,6 +732,7 @@ static napi_value init(napi_env env, napi_value exports) {
     FN("setIsa", js_set_isa),
     FN("setThreads", js_set_threads),
     FN("setParallelThreshold", js_set_parallel_threshold),
+    FN("fmaPeak", js_fma_peak),
 #undef FN
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

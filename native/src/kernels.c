@@ -830,8 +830,9 @@ static void k_roaf_layer_backward(idx B, idx N, float alpha, float beta, const r
 // the tile's epilogue while the results are in registers:
 // - forward: Wᵀ and Oᵀ are packed interleaved (VL columns of each per panel), so a tile holds z = x Wᵀ and O x
 //   for the same VL columns and its epilogue writes a = tanh(z + b) and y = beta a + alpha O x;
-// - backward: gx = alpha gy O + gz W reads O and W in place (their rows are the k of the product), and the
-//   epilogue writes gx and already the next step's gz = beta gx ⊙ (1 - a²);
+// - backward: gx = alpha gy O + gz W reads the rows of O and W (the k of the product) in place in the MLP, whose
+//   layers each read their weights once, and packed once per call in column panels in the cell; the epilogue
+//   writes gx and already the next step's gz = beta gx ⊙ (1 - a²);
 // - the MLP's weight gradients gzᵀ x read both operands in place.
 // Permutation filters are applied per row in O(N) after a step's tiles, identity ones inside the epilogue.
 
@@ -1033,10 +1034,48 @@ typedef struct {
   idx N;
   float alpha, beta;
   int identity;    // add alpha gy in the epilogue (an identity filter with alpha != 0)
-  const float *O;  // a dense filter, read in place; NULL: none in the product
+  const float *O;  // a dense filter; NULL: none in the product
   const float *W;
+  // Where a column panel's rows are: row k of columns j0..j0+SNR of O (of W) at O + (j0 / SNR)·panel + k·ld.
+  // Read in place: ld = N, panel = SNR. Packed (roaf_pack_backward): ld = SNR, panel = the packed panel's size.
+  idx ld, panel;
   int accumulate;  // out += the result (the cell's ∂loss/∂h_{t-1} holds its loss term), else out = the result
 } roaf_backward_args;
+
+/** Backward operands read in place: O (may be NULL) and W, (N, N) row-major. */
+static void backward_in_place(roaf_backward_args *f, const float *O, const float *W) {
+  f->O = O;
+  f->W = W;
+  f->ld = f->N;
+  f->panel = SNR;
+}
+
+static size_t roaf_backward_packed_size(idx N) { return (size_t)2 * N * round_up(N, SNR); }
+
+/**
+ * Packs the backward operands once per call, for operands read by every step (the cell's W and O): column panel p
+ * (columns p·SNR..) is O's rows then W's rows, SNR floats each, zero past column N, so every tile streams one
+ * contiguous block instead of N rows a matrix row apart. Points `f` at them.
+ */
+static void roaf_pack_backward(roaf_backward_args *f, const float *O, const float *W, float *dst) {
+  idx N = f->N, parts = O != NULL ? 2 : 1;
+  f->ld = SNR;
+  f->panel = parts * N * SNR;
+  for (idx j0 = 0; j0 < N; j0 += SNR) {
+    float *panel = dst + (j0 / SNR) * f->panel;
+    int w0 = (int)min_idx(VL, N - j0), w1 = (int)max_idx(0, min_idx(VL, N - j0 - VL));
+    for (idx part = 0; part < parts; part++) {
+      const float *M = part == 0 && O != NULL ? O : W;
+      float *out = panel + part * N * SNR;
+      for (idx k = 0; k < N; k++) {
+        vstore(out + k * SNR, loadw(M + k * N + j0, w0));
+        vstore(out + k * SNR + VL, w1 > 0 ? loadw(M + k * N + j0 + VL, w1) : vzero());
+      }
+    }
+  }
+  f->O = O != NULL ? dst : NULL;
+  f->W = dst + (O != NULL ? N * SNR : 0);
+}
 
 /**
  * Backward tile: out[rows, j0..j0+SNR) (+)= alpha (gy O)[...] + (gz W)[...] for mr rows, with O and W read in
@@ -1049,7 +1088,8 @@ static inline __attribute__((always_inline)) void roaf_backward_tile(const roaf_
                                                                       float *out, const float *aNext,
                                                                       float *gzNext, prefetch_plan *pl) {
   idx N = f->N;
-  const float *O = f->O, *W = f->W;
+  idx offset = (j0 / SNR) * f->panel, ld = f->ld;
+  const float *O = f->O != NULL ? f->O + offset : NULL, *W = f->W + offset;
   int identity = f->identity, accumulate = f->accumulate;
   int w0 = full ? VL : (int)max_idx(0, min_idx(VL, N - j0)), w1 = full ? VL : (int)max_idx(0, min_idx(VL, N - j0 - VL));
   const float *ar[MR];
@@ -1058,8 +1098,8 @@ static inline __attribute__((always_inline)) void roaf_backward_tile(const roaf_
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = vzero();
   if (O != NULL) {
     if (mr < MR) tile_rows(ar, gy, N, mr);
-    if (mr == MR) TILE_ACCUMULATE(1, full, gy, ar, N, 1, N, O + j0, N, w0, w1, acc, pl);
-    else TILE_ACCUMULATE(0, full, gy, ar, N, 1, N, O + j0, N, w0, w1, acc, pl);
+    if (mr == MR) TILE_ACCUMULATE(1, full, gy, ar, N, 1, N, O, ld, w0, w1, acc, pl);
+    else TILE_ACCUMULATE(0, full, gy, ar, N, 1, N, O, ld, w0, w1, acc, pl);
     vf valpha = vset1(f->alpha);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
@@ -1068,8 +1108,8 @@ static inline __attribute__((always_inline)) void roaf_backward_tile(const roaf_
     }
   }
   if (mr < MR) tile_rows(ar, gz, N, mr);
-  if (mr == MR) TILE_ACCUMULATE(1, full, gz, ar, N, 1, N, W + j0, N, w0, w1, acc, pl);
-  else TILE_ACCUMULATE(0, full, gz, ar, N, 1, N, W + j0, N, w0, w1, acc, pl);
+  if (mr == MR) TILE_ACCUMULATE(1, full, gz, ar, N, 1, N, W, ld, w0, w1, acc, pl);
+  else TILE_ACCUMULATE(0, full, gz, ar, N, 1, N, W, ld, w0, w1, acc, pl);
   vf valpha = vset1(f->alpha), vbeta = vset1(f->beta), one = vset1(1.0f);
   for (int v = 0; v < 2; v++) {
     int w = v == 0 ? w0 : w1;
@@ -1454,8 +1494,9 @@ static void mlp_backward_step(void *p, int tid, sweep_local *local, idx s, idx r
   }
   const float *aNext = l > 0 ? m->as + (l - 1) * step + r0 * N : NULL;
   float *gzNext = l > 0 ? m->gzs + (l - 1) * step + r0 * N : NULL;
-  roaf_backward_args f = {.N = N, .alpha = m->alpha, .beta = m->beta, .O = mlp_dense(m, l) ? filter->matrix : NULL,
-                          .W = m->Ws + l * N * N, .identity = filter->kind == FILTER_IDENTITY && m->alpha != 0.0f};
+  roaf_backward_args f = {.N = N, .alpha = m->alpha, .beta = m->beta,
+                          .identity = filter->kind == FILTER_IDENTITY && m->alpha != 0.0f};
+  backward_in_place(&f, mlp_dense(m, l) ? filter->matrix : NULL, m->Ws + l * N * N);
   roaf_backward_rows(&f, filter, rows, gy, m->gzs + l * step + r0 * N, out, aNext, gzNext, &local->pl);
   if (m->rowSq != NULL) row_squares(rows, N, out, m->rowSq + l * B + r0);
   if (l == 0) memcpy(m->gy + r0 * N, out, (size_t)rows * N * sizeof(float));
@@ -1630,6 +1671,7 @@ typedef struct {
   const float *W;
   const float *xs, *U, *b;  // forward with D = 1: the input drive is formed in the tiles (else b = U = NULL)
   float *hs, *as, *ghs, *gzs, *gh0;
+  roaf_backward_args backward;  // the backward's operands, packed once per call
 } cell_task;
 
 /** Step t of the forward for rows [r0, r1) of the slot [lo, hi): h_t from h_{t-1}. */
@@ -1696,8 +1738,8 @@ static void cell_backward_step(void *p, int tid, sweep_local *local, idx s, idx 
   }
   const float *aNext = t > 0 ? c->as + (t - 1) * step + r0 * N : NULL;
   float *gzNext = t > 0 ? c->gzs + (t - 1) * step + r0 * N : NULL;
-  roaf_backward_args f = {.N = N, .alpha = c->alpha, .beta = c->beta, .O = c->dense ? c->f->matrix : NULL, .W = c->W,
-                          .identity = c->f->kind == FILTER_IDENTITY && c->alpha != 0.0f, .accumulate = t > 0};
+  roaf_backward_args f = c->backward;
+  f.accumulate = t > 0;
   roaf_backward_rows(&f, c->f, rows, gh, gz, target, aNext, gzNext, &local->pl);
 }
 
@@ -1707,7 +1749,11 @@ static void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float 
   if (T <= 0 || N <= 0) return;
   int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
   cell_task c = {.T = T, .B = B, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense, .W = W,
-                 .as = (float *)as, .ghs = ghs, .gzs = gzs, .gh0 = gh0};
+                 .as = (float *)as, .ghs = ghs, .gzs = gzs, .gh0 = gh0,
+                 .backward = {.N = N, .alpha = alpha, .beta = beta,
+                              .identity = f->kind == FILTER_IDENTITY && alpha != 0.0f}};
+  roaf_pack_backward(&c.backward, dense ? f->matrix : NULL, W,
+                     roaf_scratch(0, SCRATCH_SHARED_B, roaf_backward_packed_size(N)));
   if (B > 0) row_sweep_run(cell_backward_step, &c, T, B, MR, (double)T * B * N * N * (dense ? 2 : 1));
   // The parameter gradients as one product (or sum) each over all T·B rows.
   k_sum_rows(T * B, N, gzs, gb);
@@ -2041,8 +2087,44 @@ static void k_sgd_update(idx n, float *params, const float *grads, float *veloci
   parallel_range(sgd_range, &o, n, 3);
 }
 
+// ---- the machine's arithmetic peak ----
+
+/**
+ * Float32 FLOPS that this thread's widest fused multiply-add sustains: 12 independent accumulators (more than
+ * latency x throughput on current x86 cores) updated in a loop for about `seconds`, with nothing else to do.
+ * It is the ceiling of every product here (benchmarks quote it beside their GFLOPS): a virtual machine's CPU
+ * may have narrower or fewer FMA units than its model name suggests.
+ */
+static double k_fma_peak(double seconds) {
+  enum { CHAINS = 12, INNER = 4096 };
+  vf acc[CHAINS];
+  for (int c = 0; c < CHAINS; c++) acc[c] = vset1(1.0f + 1e-3f * (float)c);
+  volatile float opaque[2] = {0.9999999f, 1e-7f};  // values the compiler cannot fold into the loop
+  vf m = vset1(opaque[0]), a = vset1(opaque[1]);
+  long long start = task_now_ns(), end = start + (long long)(seconds * 1e9), now = start;
+  double iterations = 0;
+  do {
+    for (int i = 0; i < INNER; i++) {
+#pragma GCC unroll 12
+      for (int c = 0; c < CHAINS; c++) acc[c] = vfma(acc[c], m, a);
+    }
+    iterations += INNER;
+    now = task_now_ns();
+  } while (now < end);
+  float sink = 0.0f;  // keep every lane of every accumulator alive
+  float lanes[VL];
+  for (int c = 0; c < CHAINS; c++) {
+    vstore(lanes, acc[c]);
+    for (int l = 0; l < VL; l++) sink += lanes[l];
+  }
+  volatile float keep = sink;
+  (void)keep;
+  return iterations * CHAINS * VL * 2.0 / ((double)(now - start) * 1e-9);
+}
+
 const roaf_kernels ROAF_SUFFIX(roaf_kernels) = {
   .name = ROAF_ISA_NAME,
+  .fma_peak = k_fma_peak,
   .gemm = k_gemm,
   .add_row_vector = k_add_row_vector,
   .sum_rows = k_sum_rows,

@@ -39,6 +39,7 @@ typedef struct {
   void *arg;
   int task_threads;         // threads the current task asked for
   int threads;              // pool size including the caller
+  unsigned start_generation;  // the task generation when the workers were created
   atomic_int quit;
   pthread_t handles[ROAF_MAX_THREADS];
   // Adaptive fallback: the speedup of each parallel task is measured as (the caller's time + the workers'
@@ -78,7 +79,9 @@ static inline unsigned generation_of(unsigned long long task) { return (unsigned
 
 static void *worker_main(void *p) {
   int tid = (int)(intptr_t)p;
-  unsigned seen = generation_of(atomic_load(&pool.task));
+  // The generation current when the worker was created, not when it first runs: a task posted in between
+  // must not look already seen.
+  unsigned seen = pool.start_generation;
   for (;;) {
     long long start = now_ns();
     int spins = 0;
@@ -140,6 +143,7 @@ void roaf_pool_set_threads(int n) {
   if (n == pool.threads) return;
   stop_workers();
   pool.serial_until_ns = 0;
+  pool.start_generation = generation_of(atomic_load(&pool.task));
   for (int i = 1; i < n; i++) {
     if (pthread_create(&pool.handles[i], NULL, worker_main, (void *)(intptr_t)i) != 0) {
       fprintf(stderr, "roaf: could not start a worker thread; using %d\n", i);

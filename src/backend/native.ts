@@ -27,6 +27,7 @@ interface Addon {
   setIsa(isa: string): void;
   setThreads(n: number): void;
   setParallelThreshold(work: number): number;
+  fmaPeak(seconds: number): number;
   gemm(...args: unknown[]): void;
   addRowVector(...args: unknown[]): void;
   sumRows(...args: unknown[]): void;
@@ -147,6 +148,14 @@ export function setNativeIsa(isa: NativeIsa): void {
  */
 export function setNativeParallelThreshold(work: number): number {
   return requireAddon().setParallelThreshold(work);
+}
+
+/**
+ * The float32 FLOPS that one thread's widest fused multiply-add sustains on this CPU (the instruction set in
+ * use), measured by a dependency-free FMA loop run for `seconds`: the ceiling of any single-thread product.
+ */
+export function nativeFmaPeak(seconds = 0.2): number {
+  return requireAddon().fmaPeak(checkRange('seconds', seconds, 0.01, 10));
 }
 
 const FILTER_DENSE = 0;
