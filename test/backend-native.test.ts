@@ -292,6 +292,17 @@ function layerCases(rng: Random): Case[] {
   return cases;
 }
 
+/**
+ * ∂loss/∂h_t from the loss for T steps of B x N: random at every step, or (lastStepOnly) at the last step only,
+ * with NaN before it: a backend that read those entries would spread NaN into every gradient.
+ */
+function lossGradients(rng: Random, T: number, B: number, N: number, lastStepOnly: boolean): Float32Array {
+  if (!lastStepOnly) return randomArray(rng, T * B * N, 0.1);
+  const ghs = new Float32Array(T * B * N).fill(NaN);
+  ghs.set(randomArray(rng, B * N, 0.1), (T - 1) * B * N);
+  return ghs;
+}
+
 /** Forward then backward through time on one backend: compares both passes' outputs. */
 function cellCases(rng: Random): Case[] {
   const cases: Case[] = [];
@@ -303,25 +314,28 @@ function cellCases(rng: Random): Case[] {
     ['identity', 20, 9, 1, 7, 1, 0.3],
     ['dense', 20, 17, 2, 33, 0, 1],
     ['dense', 3, 1, 1, 1, 1, 0.5],
+    ['dense', 2, 9, 1, 33, 1, 0.3],
+    ['permutation', 1, 9, 1, 7, 1, 0.3],
   ];
   for (const [kind, T, B, D, N, alpha, beta] of configs) {
-    for (const withOptional of [true, false]) {
+    for (const [withOptional, lastStepOnly] of [[true, false], [false, false], [true, true]]) {
       const filter = makeFilter(rng, kind as FilterSpec['filter'], N);
       const hs = new Float32Array((T + 1) * B * N);
       hs.set(randomArray(rng, B * N, 0.5));
       cases.push({
-        name: `roafCell ${kind} T=${T} B=${B} D=${D} N=${N} alpha=${alpha} beta=${beta} gh0/gxs=${withOptional}`,
+        name: `roafCell ${kind} T=${T} B=${B} D=${D} N=${N} alpha=${alpha} beta=${beta} gh0/gxs=${withOptional} lastStepOnly=${lastStepOnly}`,
         inputs: {
           f: filter, xs: randomArray(rng, T * B * D), W: randomArray(rng, N * N, 1 / Math.sqrt(N)), U: randomArray(rng, N * D),
-          b: randomArray(rng, N, 0.1), hs, as: new Float32Array(T * B * N).fill(NaN), ghs: randomArray(rng, T * B * N, 0.1),
+          b: randomArray(rng, N, 0.1), hs, as: new Float32Array(T * B * N).fill(NaN), ghs: lossGradients(rng, T, B, N, lastStepOnly),
           gzs: new Float32Array(T * B * N), gW: randomArray(rng, N * N), gU: randomArray(rng, N * D), gb: randomArray(rng, N),
           gh0: withOptional ? new Float32Array(B * N).fill(NaN) : null, gxs: withOptional ? new Float32Array(T * B * D).fill(NaN) : null,
         },
         run: (bk, v) => {
           bk.roafCellForward(T, B, D, N, alpha, beta, v.f, v.xs, v.W, v.U, v.b, v.hs, v.as);
-          bk.roafCellBackward(T, B, D, N, alpha, beta, v.f, v.xs, v.W, v.U, v.hs, v.as, v.ghs, v.gzs, v.gW, v.gU, v.gb, v.gh0, v.gxs);
+          bk.roafCellBackward(T, B, D, N, alpha, beta, v.f, v.xs, v.W, v.U, v.hs, v.as, v.ghs, v.gzs, v.gW, v.gU, v.gb, v.gh0, v.gxs, lastStepOnly);
         },
-        outputs: ['hs', 'as', 'gzs', 'gW', 'gU', 'gb', ...(withOptional ? ['gh0', 'gxs'] : [])],
+        // ghs holds the complete gradients on return, except with lastStepOnly (unspecified then).
+        outputs: ['hs', 'as', 'gzs', 'gW', 'gU', 'gb', ...(withOptional ? ['gh0', 'gxs'] : []), ...(lastStepOnly ? [] : ['ghs'])],
         tol: TOL_RECURRENT,
       });
     }
@@ -378,24 +392,24 @@ function gatedCases(rng: Random): Case[] {
   const cases: Case[] = [];
   for (const [T, B, D, N] of [[12, 17, 3, 33], [6, 40, 1, 16], [2, 1, 1, 1]]) {
     const scale = 1 / Math.sqrt(N);
-    for (const withGxs of [true, false]) {
+    for (const [withGxs, lastStepOnly] of [[true, false], [false, false], [false, true]]) {
       const h0 = randomArray(rng, B * N, 0.5);
       const lstmHs = new Float32Array((T + 1) * B * N);
       lstmHs.set(h0);
       const lstmCs = new Float32Array((T + 1) * B * N);
       lstmCs.set(randomArray(rng, B * N, 0.5));
       cases.push({
-        name: `lstm T=${T} B=${B} D=${D} N=${N} gxs=${withGxs}`,
+        name: `lstm T=${T} B=${B} D=${D} N=${N} gxs=${withGxs} lastStepOnly=${lastStepOnly}`,
         inputs: {
           xs: randomArray(rng, T * B * D), Wx: randomArray(rng, 4 * N * D, scale), Wh: randomArray(rng, 4 * N * N, scale),
           b: randomArray(rng, 4 * N, 0.1), hs: lstmHs, cs: lstmCs, gates: new Float32Array(T * B * 4 * N),
-          ghs: randomArray(rng, T * B * N, 0.1), gGates: new Float32Array(T * B * 4 * N), gWx: randomArray(rng, 4 * N * D),
+          ghs: lossGradients(rng, T, B, N, lastStepOnly), gGates: new Float32Array(T * B * 4 * N), gWx: randomArray(rng, 4 * N * D),
           gWh: randomArray(rng, 4 * N * N), gb: randomArray(rng, 4 * N), gxs: withGxs ? new Float32Array(T * B * D).fill(NaN) : null,
         },
         run: (bk, v) => {
           const saved = { hs: v.hs, cs: v.cs, gates: v.gates };
           bk.lstmForward(T, B, D, N, v.xs, v.Wx, v.Wh, v.b, saved);
-          bk.lstmBackward(T, B, D, N, v.xs, v.Wx, v.Wh, saved, v.ghs, v.gGates, v.gWx, v.gWh, v.gb, v.gxs);
+          bk.lstmBackward(T, B, D, N, v.xs, v.Wx, v.Wh, saved, v.ghs, v.gGates, v.gWx, v.gWh, v.gb, v.gxs, lastStepOnly);
         },
         outputs: ['hs', 'cs', 'gates', 'gGates', 'gWx', 'gWh', 'gb', ...(withGxs ? ['gxs'] : [])],
         tol: TOL_RECURRENT,
@@ -403,18 +417,18 @@ function gatedCases(rng: Random): Case[] {
       const gruHs = new Float32Array((T + 1) * B * N);
       gruHs.set(h0);
       cases.push({
-        name: `gru T=${T} B=${B} D=${D} N=${N} gxs=${withGxs}`,
+        name: `gru T=${T} B=${B} D=${D} N=${N} gxs=${withGxs} lastStepOnly=${lastStepOnly}`,
         inputs: {
           xs: randomArray(rng, T * B * D), Wx: randomArray(rng, 3 * N * D, scale), Wh: randomArray(rng, 3 * N * N, scale),
           bx: randomArray(rng, 3 * N, 0.1), bh: randomArray(rng, 3 * N, 0.1), hs: gruHs, gates: new Float32Array(T * B * 3 * N),
-          hn: new Float32Array(T * B * N), ghs: randomArray(rng, T * B * N, 0.1), gGates: new Float32Array(T * B * 3 * N),
+          hn: new Float32Array(T * B * N), ghs: lossGradients(rng, T, B, N, lastStepOnly), gGates: new Float32Array(T * B * 3 * N),
           gHn: new Float32Array(T * B * N), gWx: randomArray(rng, 3 * N * D), gWh: randomArray(rng, 3 * N * N),
           gbx: randomArray(rng, 3 * N), gbh: randomArray(rng, 3 * N), gxs: withGxs ? new Float32Array(T * B * D).fill(NaN) : null,
         },
         run: (bk, v) => {
           const saved = { hs: v.hs, gates: v.gates, hn: v.hn };
           bk.gruForward(T, B, D, N, v.xs, v.Wx, v.Wh, v.bx, v.bh, saved);
-          bk.gruBackward(T, B, D, N, v.xs, v.Wx, v.Wh, saved, v.ghs, v.gGates, v.gHn, v.gWx, v.gWh, v.gbx, v.gbh, v.gxs);
+          bk.gruBackward(T, B, D, N, v.xs, v.Wx, v.Wh, saved, v.ghs, v.gGates, v.gHn, v.gWx, v.gWh, v.gbx, v.gbh, v.gxs, lastStepOnly);
         },
         outputs: ['hs', 'gates', 'hn', 'gGates', 'gHn', 'gWx', 'gWh', 'gbx', 'gbh', ...(withGxs ? ['gxs'] : [])],
         tol: TOL_RECURRENT,

@@ -112,7 +112,7 @@ function explicitCellJacobian(cell: RoafCell, xs: Float64Array, T: number): Floa
   for (let i = 0; i < N; i++) ghs[(T - 1) * B * N + i * N + i] = 1; // ∂loss/∂h_T = identity rows
   const gh0 = new Float64Array(B * N);
   backend.roafCellBackward(T, B, D, N, cell.alpha, cell.beta, cell.filter, batch, cell.W.value, cell.U.value, hs, as, ghs,
-    new Float64Array(T * B * N), new Float64Array(N * N), new Float64Array(N * D), new Float64Array(N), gh0, null);
+    new Float64Array(T * B * N), new Float64Array(N * N), new Float64Array(N * D), new Float64Array(N), gh0, null, false);
   return gh0;
 }
 

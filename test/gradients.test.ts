@@ -18,6 +18,20 @@ function filterOf(kind: FilterKind, n: number, seed: number): FilterOperand {
   return makeFilter(kind, n, new Random(seed), 'float64');
 }
 
+/**
+ * Loss weights on the hidden states h_1..h_T (T, B, N) and the ghs a backward starts from: per-step losses, or
+ * with `lastStepOnly` a loss on h_T alone, the earlier entries of ghs NaN (the backward must not read them).
+ */
+function stateLoss(T: number, B: number, N: number, rng: Random, lastStepOnly: boolean): { c: FloatArray; ghs: Float64Array } {
+  const c = randomArray(T * B * N, rng);
+  if (!lastStepOnly) return { c, ghs: Float64Array.from(c) };
+  c.fill(0, 0, (T - 1) * B * N);
+  const ghs = Float64Array.from(c).fill(NaN, 0, (T - 1) * B * N);
+  return { c, ghs };
+}
+
+const LOSS_PLACEMENTS = [['per-step losses', false], ['a loss on the last state only', true]] as const;
+
 describe('ROAF layer backward', () => {
   for (const kind of FILTERS) {
     it(`matches finite differences with a ${kind} filter`, () => {
@@ -43,75 +57,81 @@ describe('ROAF layer backward', () => {
 
 describe('ROAF cell backward through time', () => {
   for (const kind of ['haar', 'permutation', 'identity'] as FilterKind[]) {
-    it(`matches finite differences with a ${kind} filter and per-step losses`, () => {
-      const rng = new Random(3);
-      const T = 5, B = 2, D = 3, N = 4, alpha = 0.9, beta = 0.6;
-      const filter = filterOf(kind, N, 4);
-      const xs = randomArray(T * B * D, rng), W = randomArray(N * N, rng, 0.5), U = randomArray(N * D, rng, 0.5);
-      const b = randomArray(N, rng, 0.2), h0 = randomArray(B * N, rng, 0.5);
-      const c = randomArray(T * B * N, rng);
-      const hs = new Float64Array((T + 1) * B * N), as = new Float64Array(T * B * N);
-      const loss = () => {
-        hs.set(h0);
-        backend.roafCellForward(T, B, D, N, alpha, beta, filter, xs, W, U, b, hs, as);
-        return weightedSum(hs.subarray(B * N), c);
-      };
-      loss();
-      const ghs = Float64Array.from(c), gzs = new Float64Array(T * B * N);
-      const gW = new Float64Array(N * N), gU = new Float64Array(N * D), gb = new Float64Array(N);
-      const gh0 = new Float64Array(B * N), gxs = new Float64Array(T * B * D);
-      backend.roafCellBackward(T, B, D, N, alpha, beta, filter, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs);
-      checkGradient('gW', W, gW, loss);
-      checkGradient('gU', U, gU, loss);
-      checkGradient('gb', b, gb, loss);
-      checkGradient('gh0', h0, gh0, loss);
-      checkGradient('gxs', xs, gxs, loss);
-    });
+    for (const [placement, lastStepOnly] of LOSS_PLACEMENTS) {
+      it(`matches finite differences with a ${kind} filter and ${placement}`, () => {
+        const rng = new Random(3);
+        const T = 5, B = 2, D = 3, N = 4, alpha = 0.9, beta = 0.6;
+        const filter = filterOf(kind, N, 4);
+        const xs = randomArray(T * B * D, rng), W = randomArray(N * N, rng, 0.5), U = randomArray(N * D, rng, 0.5);
+        const b = randomArray(N, rng, 0.2), h0 = randomArray(B * N, rng, 0.5);
+        const { c, ghs } = stateLoss(T, B, N, rng, lastStepOnly);
+        const hs = new Float64Array((T + 1) * B * N), as = new Float64Array(T * B * N);
+        const loss = () => {
+          hs.set(h0);
+          backend.roafCellForward(T, B, D, N, alpha, beta, filter, xs, W, U, b, hs, as);
+          return weightedSum(hs.subarray(B * N), c);
+        };
+        loss();
+        const gzs = new Float64Array(T * B * N);
+        const gW = new Float64Array(N * N), gU = new Float64Array(N * D), gb = new Float64Array(N);
+        const gh0 = new Float64Array(B * N), gxs = new Float64Array(T * B * D);
+        backend.roafCellBackward(T, B, D, N, alpha, beta, filter, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs, lastStepOnly);
+        checkGradient('gW', W, gW, loss);
+        checkGradient('gU', U, gU, loss);
+        checkGradient('gb', b, gb, loss);
+        checkGradient('gh0', h0, gh0, loss);
+        checkGradient('gxs', xs, gxs, loss);
+      });
+    }
   }
 });
 
 describe('LSTM and GRU backward through time', () => {
-  it('LSTM matches finite differences', () => {
-    const rng = new Random(5);
-    const T = 4, B = 2, D = 3, N = 3;
-    const xs = randomArray(T * B * D, rng), Wx = randomArray(4 * N * D, rng, 0.5), Wh = randomArray(4 * N * N, rng, 0.5);
-    const b = randomArray(4 * N, rng, 0.3), c = randomArray(T * B * N, rng);
-    const saved = { hs: new Float64Array((T + 1) * B * N), cs: new Float64Array((T + 1) * B * N), gates: new Float64Array(T * B * 4 * N) };
-    const loss = () => {
-      backend.lstmForward(T, B, D, N, xs, Wx, Wh, b, saved);
-      return weightedSum(saved.hs.subarray(B * N), c);
-    };
-    loss();
-    const ghs = Float64Array.from(c), gGates = new Float64Array(T * B * 4 * N);
-    const gWx = new Float64Array(4 * N * D), gWh = new Float64Array(4 * N * N), gb = new Float64Array(4 * N), gxs = new Float64Array(T * B * D);
-    backend.lstmBackward(T, B, D, N, xs, Wx, Wh, saved, ghs, gGates, gWx, gWh, gb, gxs);
-    checkGradient('gWx', Wx, gWx, loss);
-    checkGradient('gWh', Wh, gWh, loss);
-    checkGradient('gb', b, gb, loss);
-    checkGradient('gxs', xs, gxs, loss);
-  });
+  for (const [placement, lastStepOnly] of LOSS_PLACEMENTS) {
+    it(`LSTM matches finite differences with ${placement}`, () => {
+      const rng = new Random(5);
+      const T = 4, B = 2, D = 3, N = 3;
+      const xs = randomArray(T * B * D, rng), Wx = randomArray(4 * N * D, rng, 0.5), Wh = randomArray(4 * N * N, rng, 0.5);
+      const b = randomArray(4 * N, rng, 0.3);
+      const { c, ghs } = stateLoss(T, B, N, rng, lastStepOnly);
+      const saved = { hs: new Float64Array((T + 1) * B * N), cs: new Float64Array((T + 1) * B * N), gates: new Float64Array(T * B * 4 * N) };
+      const loss = () => {
+        backend.lstmForward(T, B, D, N, xs, Wx, Wh, b, saved);
+        return weightedSum(saved.hs.subarray(B * N), c);
+      };
+      loss();
+      const gGates = new Float64Array(T * B * 4 * N);
+      const gWx = new Float64Array(4 * N * D), gWh = new Float64Array(4 * N * N), gb = new Float64Array(4 * N), gxs = new Float64Array(T * B * D);
+      backend.lstmBackward(T, B, D, N, xs, Wx, Wh, saved, ghs, gGates, gWx, gWh, gb, gxs, lastStepOnly);
+      checkGradient('gWx', Wx, gWx, loss);
+      checkGradient('gWh', Wh, gWh, loss);
+      checkGradient('gb', b, gb, loss);
+      checkGradient('gxs', xs, gxs, loss);
+    });
 
-  it('GRU matches finite differences', () => {
-    const rng = new Random(6);
-    const T = 4, B = 2, D = 3, N = 3;
-    const xs = randomArray(T * B * D, rng), Wx = randomArray(3 * N * D, rng, 0.5), Wh = randomArray(3 * N * N, rng, 0.5);
-    const bx = randomArray(3 * N, rng, 0.3), bh = randomArray(3 * N, rng, 0.3), c = randomArray(T * B * N, rng);
-    const saved = { hs: new Float64Array((T + 1) * B * N), gates: new Float64Array(T * B * 3 * N), hn: new Float64Array(T * B * N) };
-    const loss = () => {
-      backend.gruForward(T, B, D, N, xs, Wx, Wh, bx, bh, saved);
-      return weightedSum(saved.hs.subarray(B * N), c);
-    };
-    loss();
-    const ghs = Float64Array.from(c), gGates = new Float64Array(T * B * 3 * N), gHn = new Float64Array(T * B * N);
-    const gWx = new Float64Array(3 * N * D), gWh = new Float64Array(3 * N * N);
-    const gbx = new Float64Array(3 * N), gbh = new Float64Array(3 * N), gxs = new Float64Array(T * B * D);
-    backend.gruBackward(T, B, D, N, xs, Wx, Wh, saved, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs);
-    checkGradient('gWx', Wx, gWx, loss);
-    checkGradient('gWh', Wh, gWh, loss);
-    checkGradient('gbx', bx, gbx, loss);
-    checkGradient('gbh', bh, gbh, loss);
-    checkGradient('gxs', xs, gxs, loss);
-  });
+    it(`GRU matches finite differences with ${placement}`, () => {
+      const rng = new Random(6);
+      const T = 4, B = 2, D = 3, N = 3;
+      const xs = randomArray(T * B * D, rng), Wx = randomArray(3 * N * D, rng, 0.5), Wh = randomArray(3 * N * N, rng, 0.5);
+      const bx = randomArray(3 * N, rng, 0.3), bh = randomArray(3 * N, rng, 0.3);
+      const { c, ghs } = stateLoss(T, B, N, rng, lastStepOnly);
+      const saved = { hs: new Float64Array((T + 1) * B * N), gates: new Float64Array(T * B * 3 * N), hn: new Float64Array(T * B * N) };
+      const loss = () => {
+        backend.gruForward(T, B, D, N, xs, Wx, Wh, bx, bh, saved);
+        return weightedSum(saved.hs.subarray(B * N), c);
+      };
+      loss();
+      const gGates = new Float64Array(T * B * 3 * N), gHn = new Float64Array(T * B * N);
+      const gWx = new Float64Array(3 * N * D), gWh = new Float64Array(3 * N * N);
+      const gbx = new Float64Array(3 * N), gbh = new Float64Array(3 * N), gxs = new Float64Array(T * B * D);
+      backend.gruBackward(T, B, D, N, xs, Wx, Wh, saved, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs, lastStepOnly);
+      checkGradient('gWx', Wx, gWx, loss);
+      checkGradient('gWh', Wh, gWh, loss);
+      checkGradient('gbx', bx, gbx, loss);
+      checkGradient('gbh', bh, gbh, loss);
+      checkGradient('gxs', xs, gxs, loss);
+    });
+  }
 });
 
 describe('losses', () => {

@@ -83,22 +83,24 @@ typedef struct {
                             const float *xs, const float *W, const float *U, const float *b, float *hs, float *as);
   void (*roaf_cell_backward)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
                              const float *xs, const float *W, const float *U, const float *hs, const float *as,
-                             float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs);
+                             float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs,
+                             int lastStepOnly);
   void (*lstm_forward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
                        const float *b, float *hs, float *cs, float *gates);
   void (*lstm_backward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
                         const float *hs, const float *cs, const float *gates, float *ghs, float *gGates,
-                        float *gWx, float *gWh, float *gb, float *gxs);
+                        float *gWx, float *gWh, float *gb, float *gxs, int lastStepOnly);
   void (*gru_forward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
                       const float *bx, const float *bh, float *hs, float *gates, float *hn);
   void (*gru_backward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
                        const float *hs, const float *gates, const float *hn, float *ghs, float *gGates,
-                       float *gHn, float *gWx, float *gWh, float *gbx, float *gbh, float *gxs);
+                       float *gHn, float *gWx, float *gWh, float *gbx, float *gbh, float *gxs, int lastStepOnly);
   double (*softmax_cross_entropy)(idx B, idx K, const float *logits, const int32_t *labels, float gradScale,
                                   float *grad, uint8_t *correct);
   double (*squared_error)(idx B, idx K, const float *pred, const float *target, float gradScale, float *grad);
-  void (*adam_update)(idx n, float *params, const float *grads, float *m, float *v, float lr, float beta1,
-                      float beta2, float eps, float weightDecay, double t);
+  /** beta1, beta2 in double: their complements 1 - beta are formed before rounding (0.999f is not 0.999). */
+  void (*adam_update)(idx n, float *params, const float *grads, float *m, float *v, float lr, double beta1,
+                      double beta2, float eps, float weightDecay, double t);
   void (*sgd_update)(idx n, float *params, const float *grads, float *velocity, float lr, float momentum);
 } roaf_kernels;
 

@@ -459,9 +459,10 @@ static napi_value js_roaf_cell_forward(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// roafCellBackward(T, B, D, N, alpha, beta, kind, fdata, fperm, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs)
+// roafCellBackward(T, B, D, N, alpha, beta, kind, fdata, fperm, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs,
+//                  lastStepOnly)
 static napi_value js_roaf_cell_backward(napi_env env, napi_callback_info info) {
-  BEGIN(21);
+  BEGIN(22);
   idx T = arg_size(&A, 0, "T"), B = arg_size(&A, 1, "B"), D = arg_size(&A, 2, "D"), N = arg_size(&A, 3, "N");
   float alpha = (float)arg_num(&A, 4, "alpha"), beta = (float)arg_num(&A, 5, "beta");
   roaf_filter f = arg_filter(&A, 6, N);
@@ -477,8 +478,10 @@ static napi_value js_roaf_cell_backward(napi_env env, napi_callback_info info) {
   float *gb = arg_f32(&A, 18, "gb", N);
   float *gh0 = arg_f32_nullable(&A, 19, "gh0", B * N);
   float *gxs = arg_f32_nullable(&A, 20, "gxs", T * B * D);
+  int lastStepOnly = arg_bool(&A, 21);
   CHECKED();
-  kernels->roaf_cell_backward(T, B, D, N, alpha, beta, &f, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs);
+  kernels->roaf_cell_backward(T, B, D, N, alpha, beta, &f, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs,
+                              lastStepOnly);
   return undefined(env);
 }
 
@@ -500,9 +503,9 @@ static napi_value js_lstm_forward(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// lstmBackward(T, B, D, N, xs, Wx, Wh, hs, cs, gates, ghs, gGates, gWx, gWh, gb, gxs)
+// lstmBackward(T, B, D, N, xs, Wx, Wh, hs, cs, gates, ghs, gGates, gWx, gWh, gb, gxs, lastStepOnly)
 static napi_value js_lstm_backward(napi_env env, napi_callback_info info) {
-  BEGIN(16);
+  BEGIN(17);
   idx T = arg_size(&A, 0, "T"), B = arg_size(&A, 1, "B"), D = arg_size(&A, 2, "D"), N = arg_size(&A, 3, "N");
   const float *xs = arg_f32(&A, 4, "xs", T * B * D);
   const float *Wx = arg_f32(&A, 5, "Wx", 4 * N * D);
@@ -516,8 +519,9 @@ static napi_value js_lstm_backward(napi_env env, napi_callback_info info) {
   float *gWh = arg_f32(&A, 13, "gWh", 4 * N * N);
   float *gb = arg_f32(&A, 14, "gb", 4 * N);
   float *gxs = arg_f32_nullable(&A, 15, "gxs", T * B * D);
+  int lastStepOnly = arg_bool(&A, 16);
   CHECKED();
-  kernels->lstm_backward(T, B, D, N, xs, Wx, Wh, hs, cs, gates, ghs, gGates, gWx, gWh, gb, gxs);
+  kernels->lstm_backward(T, B, D, N, xs, Wx, Wh, hs, cs, gates, ghs, gGates, gWx, gWh, gb, gxs, lastStepOnly);
   return undefined(env);
 }
 
@@ -538,9 +542,9 @@ static napi_value js_gru_forward(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// gruBackward(T, B, D, N, xs, Wx, Wh, hs, gates, hn, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs)
+// gruBackward(T, B, D, N, xs, Wx, Wh, hs, gates, hn, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs, lastStepOnly)
 static napi_value js_gru_backward(napi_env env, napi_callback_info info) {
-  BEGIN(18);
+  BEGIN(19);
   idx T = arg_size(&A, 0, "T"), B = arg_size(&A, 1, "B"), D = arg_size(&A, 2, "D"), N = arg_size(&A, 3, "N");
   const float *xs = arg_f32(&A, 4, "xs", T * B * D);
   const float *Wx = arg_f32(&A, 5, "Wx", 3 * N * D);
@@ -556,8 +560,10 @@ static napi_value js_gru_backward(napi_env env, napi_callback_info info) {
   float *gbx = arg_f32(&A, 15, "gbx", 3 * N);
   float *gbh = arg_f32(&A, 16, "gbh", 3 * N);
   float *gxs = arg_f32_nullable(&A, 17, "gxs", T * B * D);
+  int lastStepOnly = arg_bool(&A, 18);
   CHECKED();
-  kernels->gru_backward(T, B, D, N, xs, Wx, Wh, hs, gates, hn, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs);
+  kernels->gru_backward(T, B, D, N, xs, Wx, Wh, hs, gates, hn, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs,
+                        lastStepOnly);
   return undefined(env);
 }
 
@@ -601,8 +607,9 @@ static napi_value js_adam_update(napi_env env, napi_callback_info info) {
   const float *grads = arg_f32(&A, 2, "grads", n);
   float *m = arg_f32(&A, 3, "m", n);
   float *v = arg_f32(&A, 4, "v", n);
-  float lr = (float)arg_num(&A, 5, "lr"), beta1 = (float)arg_num(&A, 6, "beta1");
-  float beta2 = (float)arg_num(&A, 7, "beta2"), eps = (float)arg_num(&A, 8, "eps");
+  float lr = (float)arg_num(&A, 5, "lr");
+  double beta1 = arg_num(&A, 6, "beta1"), beta2 = arg_num(&A, 7, "beta2");
+  float eps = (float)arg_num(&A, 8, "eps");
   float wd = (float)arg_num(&A, 9, "weightDecay");
   double t = arg_num(&A, 10, "t");
   CHECKED();

@@ -1672,6 +1672,7 @@ typedef struct {
   const float *xs, *U, *b;  // forward with D = 1: the input drive is formed in the tiles (else b = U = NULL)
   float *hs, *as, *ghs, *gzs, *gh0;
   roaf_backward_args backward;  // the backward's operands, packed once per call
+  int lastStepOnly;             // backward: only ghs's last step is read; ghs's steps 0 and 1 serve as ping-pong rows
 } cell_task;
 
 /** Step t of the forward for rows [r0, r1) of the slot [lo, hi): h_t from h_{t-1}. */
@@ -1721,17 +1722,21 @@ static void k_roaf_cell_forward(idx T, idx B, idx D, idx N, float alpha, float b
 static void cell_backward_step(void *p, int tid, sweep_local *local, idx s, idx r0, idx r1, idx lo, idx hi) {
   const cell_task *c = p;
   idx N = c->N, step = c->B * N, rows = r1 - r0, t = c->T - 1 - s;
-  const float *gh = c->ghs + t * step + r0 * N;  // complete ∂loss/∂h_{t+1}
+  // ∂loss/∂h_t lives in ghs's step t-1, or, with lastStepOnly, alternates between ghs's steps 0 and 1 after the
+  // first step (which reads the last): T·B·N floats of gradients never go to memory, and no loss terms are read.
+  float *ping = c->lastStepOnly ? c->ghs : NULL;
+  const float *gh = (s == 0 || ping == NULL ? c->ghs + t * step : ping + ((s + 1) & 1) * step) + r0 * N;
   float *gz = c->gzs + t * step + r0 * N;
   if (s == 0) roaf_gz_rows(rows, N, c->beta, gh, c->as + t * step + r0 * N, gz);
-  float *target = t > 0 ? c->ghs + (t - 1) * step + r0 * N : c->gh0 != NULL ? c->gh0 + r0 * N : NULL;
+  float *target = t == 0 ? (c->gh0 != NULL ? c->gh0 + r0 * N : NULL)
+                  : (ping == NULL ? c->ghs + (t - 1) * step : ping + (s & 1) * step) + r0 * N;
   if (target == NULL) return;
   if (local->step != s) {  // the thread's first rows of step t: plan the prefetches for the next
     local->step = s;
     local->pl = (prefetch_plan){0};
     if (t > 1) {
       plan_add(&local->pl, c->as + (t - 2) * step + lo * N, (hi - lo) * N, 0);
-      plan_add(&local->pl, c->ghs + (t - 2) * step + lo * N, (hi - lo) * N, 1);
+      if (ping == NULL) plan_add(&local->pl, c->ghs + (t - 2) * step + lo * N, (hi - lo) * N, 1);
       plan_add(&local->pl, c->gzs + (t - 2) * step + lo * N, (hi - lo) * N, 1);
     }
     plan_spread(&local->pl, backward_iterations(N, c->dense, hi - lo));
@@ -1739,17 +1744,18 @@ static void cell_backward_step(void *p, int tid, sweep_local *local, idx s, idx 
   const float *aNext = t > 0 ? c->as + (t - 1) * step + r0 * N : NULL;
   float *gzNext = t > 0 ? c->gzs + (t - 1) * step + r0 * N : NULL;
   roaf_backward_args f = c->backward;
-  f.accumulate = t > 0;
+  f.accumulate = t > 0 && ping == NULL;  // add the loss term of h_{t-1}
   roaf_backward_rows(&f, c->f, rows, gh, gz, target, aNext, gzNext, &local->pl);
 }
 
 static void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
                                  const float *xs, const float *W, const float *U, const float *hs, const float *as,
-                                 float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs) {
+                                 float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs,
+                                 int lastStepOnly) {
   if (T <= 0 || N <= 0) return;
   int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
   cell_task c = {.T = T, .B = B, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense, .W = W,
-                 .as = (float *)as, .ghs = ghs, .gzs = gzs, .gh0 = gh0,
+                 .as = (float *)as, .ghs = ghs, .gzs = gzs, .gh0 = gh0, .lastStepOnly = lastStepOnly,
                  .backward = {.N = N, .alpha = alpha, .beta = beta,
                               .identity = f->kind == FILTER_IDENTITY && alpha != 0.0f}};
   roaf_pack_backward(&c.backward, dense ? f->matrix : NULL, W,
@@ -1771,6 +1777,7 @@ typedef struct {
   float *hs, *cs, *gates, *ghs, *gGates, *gHn, *hn;
   work_queue q;
   bias_sums sums, sums2;
+  int lastStepOnly;  // backward: ghs holds a loss term at the last step only; the others are overwritten
 } rnn_task;
 
 static void lstm_forward_rows(rnn_task *c, int tid, idx r0, idx r1) {
@@ -1849,7 +1856,7 @@ static void lstm_backward_rows(rnn_task *c, int tid, idx r0, idx r1) {
     accumulate_columns(rows, G, gg, G, group_sums(&c->sums, &c->q, r0), tmp);
     if (t > 0) {
       a_operand a = {.p = gg, .ld = G};
-      gemm_packed(tid, &a, rows, &c->pb, 1.0f, 1.0f, c->ghs + ((t - 1) * c->B + r0) * N, N);
+      gemm_packed(tid, &a, rows, &c->pb, 1.0f, c->lastStepOnly ? 0.0f : 1.0f, c->ghs + ((t - 1) * c->B + r0) * N, N);
     }
   }
 }
@@ -1862,10 +1869,11 @@ static void lstm_backward_run(void *p, int tid, int nt) {
 
 static void k_lstm_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
                             const float *hs, const float *cs, const float *gates, float *ghs, float *gGates,
-                            float *gWx, float *gWh, float *gb, float *gxs) {
+                            float *gWx, float *gWh, float *gb, float *gxs, int lastStepOnly) {
   idx G = 4 * N;
   b_operand bw = {.p = Wh, .ld = N, .trans = 0, .scale = 1.0f};
-  rnn_task c = {.T = T, .B = B, .D = D, .N = N, .cs_in = cs, .gates_in = gates, .ghs = ghs, .gGates = gGates};
+  rnn_task c = {.T = T, .B = B, .D = D, .N = N, .cs_in = cs, .gates_in = gates, .ghs = ghs, .gGates = gGates,
+                .lastStepOnly = lastStepOnly};
   c.pb = pack_b_full(&bw, G, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(G, N)));
   int nt = sweep_setup(&c.q, T, B, N, G);
   c.sums = bias_sums_new(SCRATCH_WORK2, &c.q, G);
@@ -1956,7 +1964,8 @@ static void gru_backward_rows(rnn_task *c, int tid, idx r0, idx r1) {
         storew(rr + j, grr, w);
         storew(rr + N + j, gz, w);
         storew(rr + 2 * N + j, gnr, w);
-        if (ghPrev != NULL) storew(ghPrev + r * N + j, vfma(ghv, z, loadw(ghPrev + r * N + j, w)), w);
+        if (ghPrev != NULL)
+          storew(ghPrev + r * N + j, c->lastStepOnly ? vmul(ghv, z) : vfma(ghv, z, loadw(ghPrev + r * N + j, w)), w);
       }
     }
     accumulate_columns(rows, G, gg, G, accX, tmp);
@@ -1976,11 +1985,12 @@ static void gru_backward_run(void *p, int tid, int nt) {
 
 static void k_gru_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
                            const float *hs, const float *gates, const float *hn, float *ghs, float *gGates,
-                           float *gHn, float *gWx, float *gWh, float *gbx, float *gbh, float *gxs) {
+                           float *gHn, float *gWx, float *gWh, float *gbx, float *gbh, float *gxs,
+                           int lastStepOnly) {
   idx G = 3 * N;
   b_operand bw = {.p = Wh, .ld = N, .trans = 0, .scale = 1.0f};
   rnn_task c = {.T = T, .B = B, .D = D, .N = N, .hs_in = hs, .gates_in = gates, .hn_in = hn, .ghs = ghs,
-                .gGates = gGates, .gHn = gHn};
+                .gGates = gGates, .gHn = gHn, .lastStepOnly = lastStepOnly};
   c.pb = pack_b_full(&bw, G, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(G, N)));
   int nt = sweep_setup(&c.q, T, B, N, G);
   c.sums = bias_sums_new(SCRATCH_WORK2, &c.q, G);
@@ -2040,11 +2050,12 @@ typedef struct {
   float *params, *m, *v;
   const float *grads;
   float lr, beta1, beta2, eps, wd, invC1, invC2, momentum;
+  float oneMinusBeta1, oneMinusBeta2;  // formed in double: 1 - 0.999f is 1.3e-5 away from 0.001
 } opt_args;
 
 static void adam_range(void *p, idx lo, idx hi) {
   opt_args *o = p;
-  vf b1 = vset1(o->beta1), b2 = vset1(o->beta2), c1 = vset1(1.0f - o->beta1), c2 = vset1(1.0f - o->beta2);
+  vf b1 = vset1(o->beta1), b2 = vset1(o->beta2), c1 = vset1(o->oneMinusBeta1), c2 = vset1(o->oneMinusBeta2);
   vf ic1 = vset1(o->invC1), ic2 = vset1(o->invC2), eps = vset1(o->eps), lr = vset1(o->lr),
      lrwd = vset1(o->lr * o->wd);
   float *P = o->params + lo, *M = o->m + lo, *V = o->v + lo;
@@ -2061,9 +2072,10 @@ static void adam_range(void *p, idx lo, idx hi) {
   }
 }
 
-static void k_adam_update(idx n, float *params, const float *grads, float *m, float *v, float lr, float beta1,
-                          float beta2, float eps, float weightDecay, double t) {
-  opt_args o = {.params = params, .m = m, .v = v, .grads = grads, .lr = lr, .beta1 = beta1, .beta2 = beta2,
+static void k_adam_update(idx n, float *params, const float *grads, float *m, float *v, float lr, double beta1,
+                          double beta2, float eps, float weightDecay, double t) {
+  opt_args o = {.params = params, .m = m, .v = v, .grads = grads, .lr = lr, .beta1 = (float)beta1,
+                .beta2 = (float)beta2, .oneMinusBeta1 = (float)(1.0 - beta1), .oneMinusBeta2 = (float)(1.0 - beta2),
                 .eps = eps, .wd = weightDecay};
   o.invC1 = (float)(1.0 / (1.0 - pow(beta1, t)));
   o.invC2 = (float)(1.0 / (1.0 - pow(beta2, t)));

@@ -174,12 +174,16 @@ export interface Backend {
    * which the diagnostics read as the gradient-norm curve over time.
    * gzs (T, B, N) scratch (receives gz_t). Accumulates gW (N, N), gU (N, D), gb (N).
    * Writes gh0 (B, N) = ∂loss/∂h_0 unless null, and gxs (T, B, D) = ∂loss/∂x_t unless null.
+   * `lastStepOnly`: the loss has a term at h_T only (a classifier reading the last state). Then only the last
+   * step of ghs is read; the other steps' entries need not be zero, and on return they are unspecified (a
+   * backend may use them as working rows). Models pass it when nothing reads the gradient curve: it saves
+   * clearing, reading and storing (T-1)·B·N floats per training step.
    */
   roafCellBackward(
     T: number, B: number, D: number, N: number, alpha: number, beta: number, filter: FilterOperand,
     xs: FloatArray, W: FloatArray, U: FloatArray, hs: FloatArray, as: FloatArray,
     ghs: FloatArray, gzs: FloatArray, gW: FloatArray, gU: FloatArray, gb: FloatArray,
-    gh0: FloatArray | null, gxs: FloatArray | null,
+    gh0: FloatArray | null, gxs: FloatArray | null, lastStepOnly: boolean,
   ): void;
 
   // ---- LSTM over a whole sequence (PyTorch's gate order and equations) ----
@@ -192,14 +196,14 @@ export interface Backend {
   ): void;
 
   /**
-   * ghs (T, B, N) as for roafCellBackward (complete ∂loss/∂h_t on return); gGates (T, B, 4N) scratch.
+   * ghs (T, B, N) and lastStepOnly as for roafCellBackward; gGates (T, B, 4N) scratch.
    * Accumulates gWx, gWh, gb. Writes gxs (T, B, D) unless null.
    */
   lstmBackward(
     T: number, B: number, D: number, N: number,
     xs: FloatArray, Wx: FloatArray, Wh: FloatArray, saved: LstmSaved,
     ghs: FloatArray, gGates: FloatArray, gWx: FloatArray, gWh: FloatArray, gb: FloatArray,
-    gxs: FloatArray | null,
+    gxs: FloatArray | null, lastStepOnly: boolean,
   ): void;
 
   // ---- GRU over a whole sequence (PyTorch's equations) ----
@@ -213,7 +217,7 @@ export interface Backend {
   ): void;
 
   /**
-   * ghs (T, B, N) as for roafCellBackward; gGates (T, B, 3N) and gHn (T, B, N) scratch.
+   * ghs (T, B, N) and lastStepOnly as for roafCellBackward; gGates (T, B, 3N) and gHn (T, B, N) scratch.
    * Accumulates gWx, gWh, gbx, gbh. Writes gxs unless null.
    */
   gruBackward(
@@ -221,7 +225,7 @@ export interface Backend {
     xs: FloatArray, Wx: FloatArray, Wh: FloatArray, saved: GruSaved,
     ghs: FloatArray, gGates: FloatArray, gHn: FloatArray,
     gWx: FloatArray, gWh: FloatArray, gbx: FloatArray, gbh: FloatArray,
-    gxs: FloatArray | null,
+    gxs: FloatArray | null, lastStepOnly: boolean,
   ): void;
 
   // ---- losses ----

@@ -318,12 +318,12 @@ class NativeBackend implements Backend {
     T: number, B: number, D: number, N: number, alpha: number, beta: number, filter: FilterOperand,
     xs: FloatArray, W: FloatArray, U: FloatArray, hs: FloatArray, as: FloatArray,
     ghs: FloatArray, gzs: FloatArray, gW: FloatArray, gU: FloatArray, gb: FloatArray,
-    gh0: FloatArray | null, gxs: FloatArray | null,
+    gh0: FloatArray | null, gxs: FloatArray | null, lastStepOnly: boolean,
   ): void {
     checkFilterWidth(filter, N);
     this.a.roafCellBackward(
       T, B, D, N, alpha, beta, filterKind(filter), filterData(filter), filterPerm(filter),
-      xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs,
+      xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs, lastStepOnly,
     );
   }
 
@@ -338,9 +338,11 @@ class NativeBackend implements Backend {
     T: number, B: number, D: number, N: number,
     xs: FloatArray, Wx: FloatArray, Wh: FloatArray, saved: LstmSaved,
     ghs: FloatArray, gGates: FloatArray, gWx: FloatArray, gWh: FloatArray, gb: FloatArray,
-    gxs: FloatArray | null,
+    gxs: FloatArray | null, lastStepOnly: boolean,
   ): void {
-    this.a.lstmBackward(T, B, D, N, xs, Wx, Wh, saved.hs, saved.cs, saved.gates, ghs, gGates, gWx, gWh, gb, gxs);
+    this.a.lstmBackward(
+      T, B, D, N, xs, Wx, Wh, saved.hs, saved.cs, saved.gates, ghs, gGates, gWx, gWh, gb, gxs, lastStepOnly,
+    );
   }
 
   gruForward(
@@ -355,10 +357,11 @@ class NativeBackend implements Backend {
     xs: FloatArray, Wx: FloatArray, Wh: FloatArray, saved: GruSaved,
     ghs: FloatArray, gGates: FloatArray, gHn: FloatArray,
     gWx: FloatArray, gWh: FloatArray, gbx: FloatArray, gbh: FloatArray,
-    gxs: FloatArray | null,
+    gxs: FloatArray | null, lastStepOnly: boolean,
   ): void {
     this.a.gruBackward(
       T, B, D, N, xs, Wx, Wh, saved.hs, saved.gates, saved.hn, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs,
+      lastStepOnly,
     );
   }
 

@@ -202,7 +202,7 @@ export class ReferenceBackend implements Backend {
     T: number, B: number, D: number, N: number, alpha: number, beta: number, filter: FilterOperand,
     xs: FloatArray, W: FloatArray, U: FloatArray, hs: FloatArray, as: FloatArray,
     ghs: FloatArray, gzs: FloatArray, gW: FloatArray, gU: FloatArray, gb: FloatArray,
-    gh0: FloatArray | null, gxs: FloatArray | null,
+    gh0: FloatArray | null, gxs: FloatArray | null, lastStepOnly: boolean,
   ): void {
     const step = B * N;
     for (let t = T - 1; t >= 0; t--) {
@@ -213,7 +213,7 @@ export class ReferenceBackend implements Backend {
       // ∂loss/∂h_t: the loss term already there plus what flows back through step t.
       const target = t > 0 ? ghs.subarray((t - 1) * step, t * step) : gh0;
       if (target === null) continue;
-      const keep = t > 0 ? 1 : 0;
+      const keep = t > 0 && !lastStepOnly ? 1 : 0; // with lastStepOnly the earlier entries are not read
       gemm(false, false, B, N, N, 1, gz, N, W, N, keep, target, N);
       if (alpha !== 0) this.applyFilter(filter, true, B, alpha, gh, 1, target);
     }
@@ -261,7 +261,7 @@ export class ReferenceBackend implements Backend {
     T: number, B: number, D: number, N: number,
     xs: FloatArray, Wx: FloatArray, Wh: FloatArray, saved: LstmSaved,
     ghs: FloatArray, gGates: FloatArray, gWx: FloatArray, gWh: FloatArray, gb: FloatArray,
-    gxs: FloatArray | null,
+    gxs: FloatArray | null, lastStepOnly: boolean,
   ): void {
     const { hs, cs, gates } = saved;
     const G = 4 * N;
@@ -287,7 +287,7 @@ export class ReferenceBackend implements Backend {
       }
       if (t > 0) {
         const ghPrev = ghs.subarray((t - 1) * B * N, t * B * N);
-        gemm(false, false, B, N, G, 1, gg, G, Wh, N, 1, ghPrev, N);
+        gemm(false, false, B, N, G, 1, gg, G, Wh, N, lastStepOnly ? 0 : 1, ghPrev, N);
       }
     }
     gemm(true, false, G, N, T * B, 1, gGates, G, hs, N, 1, gWh, N);
@@ -334,7 +334,7 @@ export class ReferenceBackend implements Backend {
     xs: FloatArray, Wx: FloatArray, Wh: FloatArray, saved: GruSaved,
     ghs: FloatArray, gGates: FloatArray, gHn: FloatArray,
     gWx: FloatArray, gWh: FloatArray, gbx: FloatArray, gbh: FloatArray,
-    gxs: FloatArray | null,
+    gxs: FloatArray | null, lastStepOnly: boolean,
   ): void {
     const { hs, gates, hn } = saved;
     const G = 3 * N;
@@ -364,7 +364,7 @@ export class ReferenceBackend implements Backend {
       }
       if (t > 0) {
         const ghPrev = ghs.subarray((t - 1) * B * N, t * B * N);
-        gemm(false, false, B, N, G, 1, ghRec, G, Wh, N, 1, ghPrev, N);
+        gemm(false, false, B, N, G, 1, ghRec, G, Wh, N, lastStepOnly ? 0 : 1, ghPrev, N);
         for (let r = 0; r < B; r++) {
           for (let j = 0; j < N; j++) {
             ghPrev[r * N + j] += ghs[t * B * N + r * N + j] * g[r * G + N + j];

@@ -144,7 +144,7 @@ function scaledCellBackward(
       steps, B, D, N, cell.alpha, cell.beta, cell.filter,
       inputs.subarray(start * B * D, end * B * D), cell.W.value, cell.U.value,
       hs.subarray(start * step, (end + 1) * step), as.subarray(start * step, end * step),
-      ghs.subarray(start * step, end * step), gzs.subarray(0, steps * step), gW, gU, gb, start > 0 ? gh0 : null, null,
+      ghs.subarray(start * step, end * step), gzs.subarray(0, steps * step), gW, gU, gb, start > 0 ? gh0 : null, null, false,
     );
     for (let t = start; t < end; t++) {
       const n = frobeniusNorm(ghs.subarray(t * step, (t + 1) * step));

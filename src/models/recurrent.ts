@@ -77,9 +77,12 @@ export class RecurrentModel implements Model {
     if (hs === null) throw new Error('backward called before forward');
     const ghs = this.ghs.subarray(0, T * B * N);
     const rows = this.outputRows(B, T);
-    ghs.fill(0, 0, T * B * N - rows * N);
+    // A readout of the last state puts a loss term at h_T only: unless a hook reads the gradient of every step,
+    // the cell need not be given zeros for the others nor store their gradients (T·B·N floats per step).
+    const lastStepOnly = rows === B && hook === undefined;
+    if (!lastStepOnly) ghs.fill(0, 0, T * B * N - rows * N);
     this.readout.backward(this.backend, rows, hs.subarray((T + 1) * B * N - rows * N), gOutputs, ghs.subarray(T * B * N - rows * N));
-    this.cell.backward(this.backend, T, B, inputs, ghs);
+    this.cell.backward(this.backend, T, B, inputs, ghs, lastStepOnly);
     if (hook) {
       for (let t = T; t >= 1; t--) hook(t, ghs.subarray((t - 1) * B * N, t * B * N));
     }

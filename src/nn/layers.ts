@@ -84,10 +84,11 @@ export interface SequenceCell {
   /** xs (T, B, D) -> hidden states (T+1, B, N), h_0 = 0; returns a view of hs. */
   forward(backend: Backend, T: number, B: number, xs: FloatArray): FloatArray;
   /**
-   * ghs (T, B, N): ∂loss/∂h_t from the loss on entry, the complete ∂loss/∂h_t on return.
+   * ghs (T, B, N): ∂loss/∂h_t from the loss on entry, the complete ∂loss/∂h_t on return. With `lastStepOnly`
+   * only the last step's entry is read and the others are unspecified on return (see Backend.roafCellBackward).
    * Accumulates the parameter gradients.
    */
-  backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray): void;
+  backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean): void;
 }
 
 /**
@@ -154,12 +155,12 @@ export class RoafCell implements SequenceCell {
     return hs;
   }
 
-  backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray): void {
+  backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean): void {
     const { buffers } = this;
     backend.roafCellBackward(
       T, B, this.inputDim, this.units, this.alpha, this.beta, this.filter,
       xs, this.W.value, this.U.value, buffers.view('hs', (T + 1) * B), buffers.view('as', T * B),
-      ghs, buffers.view('gzs', T * B), this.W.grad, this.U.grad, this.b.grad, null, null,
+      ghs, buffers.view('gzs', T * B), this.W.grad, this.U.grad, this.b.grad, null, null, lastStepOnly,
     );
   }
 }
@@ -201,10 +202,10 @@ export class LstmCell implements SequenceCell {
     return saved.hs;
   }
 
-  backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray): void {
+  backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean): void {
     backend.lstmBackward(
       T, B, this.inputDim, this.units, xs, this.Wx.value, this.Wh.value, this.saved(T, B),
-      ghs, this.buffers.view('gGates', T * B), this.Wx.grad, this.Wh.grad, this.b.grad, null,
+      ghs, this.buffers.view('gGates', T * B), this.Wx.grad, this.Wh.grad, this.b.grad, null, lastStepOnly,
     );
   }
 }
@@ -247,11 +248,11 @@ export class GruCell implements SequenceCell {
     return saved.hs;
   }
 
-  backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray): void {
+  backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean): void {
     backend.gruBackward(
       T, B, this.inputDim, this.units, xs, this.Wx.value, this.Wh.value, this.saved(T, B),
       ghs, this.buffers.view('gGates', T * B), this.buffers.view('gHn', T * B),
-      this.Wx.grad, this.Wh.grad, this.bx.grad, this.bh.grad, null,
+      this.Wx.grad, this.Wh.grad, this.bx.grad, this.bh.grad, null, lastStepOnly,
     );
   }
 }
