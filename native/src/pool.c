@@ -47,6 +47,7 @@ typedef struct {
   // so a worker's share arrives late), the pool runs single-threaded for a while, then tries again; the
   // pause doubles while parallel runs keep failing to pay.
   _Atomic long long worker_cpu_ns;
+  atomic_int sleepers;  // workers blocked on `wake`: a task posted to them starts a wake-up latency late
   long long serial_until_ns;
   long long backoff_ns;
   int poor_runs;
@@ -89,7 +90,9 @@ static void *worker_main(void *p) {
       cpu_relax();
       if (++spins % 64 == 0 && now_ns() - start > SPIN_NS) {
         pthread_mutex_lock(&pool.mutex);
+        atomic_fetch_add(&pool.sleepers, 1);
         while (generation_of(atomic_load(&pool.task)) == seen && !pool.quit) pthread_cond_wait(&pool.wake, &pool.mutex);
+        atomic_fetch_sub(&pool.sleepers, 1);
         pthread_mutex_unlock(&pool.mutex);
         break;
       }
@@ -142,7 +145,9 @@ void roaf_pool_set_threads(int n) {
   if (n > ROAF_MAX_THREADS) n = ROAF_MAX_THREADS;
   if (n == pool.threads) return;
   stop_workers();
-  pool.serial_until_ns = 0;
+  pool.serial_until_ns = 0;  // a new pool size starts its speedup judgement afresh
+  pool.backoff_ns = 1000000;
+  pool.poor_runs = 0;
   pool.start_generation = generation_of(atomic_load(&pool.task));
   for (int i = 1; i < n; i++) {
     if (pthread_create(&pool.handles[i], NULL, worker_main, (void *)(intptr_t)i) != 0) {
@@ -167,6 +172,11 @@ void roaf_pool_run(roaf_task_fn fn, void *arg, int nthreads) {
   atomic_store(&pool.worker_cpu_ns, 0);
   unsigned next = generation_of(atomic_load(&pool.task)) + 1;
   pthread_mutex_lock(&pool.mutex);
+  // Workers asleep now (the pool was idle or running single-threaded) join after a wake-up latency that says
+  // nothing about whether parallel runs pay: such a run is not judged. The woken workers then spin, so the
+  // next run is a fair trial. Judging it would trap the pool: serial runs let the workers fall asleep, the
+  // next trial looks poor, and the serial pause doubles.
+  int judged = atomic_load(&pool.sleepers) == 0;
   atomic_store_explicit(&pool.task, (unsigned long long)next << 32, memory_order_release);
   pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.mutex);
@@ -187,6 +197,7 @@ void roaf_pool_run(roaf_task_fn fn, void *arg, int nthreads) {
   }
   long long elapsed = now_ns() - start;
   double speedup = (double)(own + atomic_load(&pool.worker_cpu_ns)) / (double)(elapsed > 0 ? elapsed : 1);
+  if (!judged) return;
   if (speedup < 1.15) {
     if (++pool.poor_runs >= 1) {
       pool.poor_runs = 0;
