@@ -1324,15 +1324,21 @@ static void sweep_run(void *p, int tid, int nt) {
  * than on one, measured: on a shared machine the other core may be busy, or be given to another virtual
  * machine, and then two threads can take longer than one while both look busy (the pool's own check, CPU time
  * over wall time, cannot see that). Each kind keeps the time per multiply-add of its recent runs on one thread
- * and on several, uses the faster, and runs the other every TASK_PROBE runs to notice when things change.
+ * and on several and uses the faster; now and then it runs the other way to notice when things change. A probe
+ * costs a run at the slower speed, so the pause between probes starts at TASK_PROBE runs and doubles, up to
+ * TASK_PROBE_MAX, while probes keep confirming the choice by a wide margin.
  */
 #define TASK_PROBE 16
+#define TASK_PROBE_MAX 256
+#define TASK_CLEAR_MARGIN 1.3  // a probe this much slower than the choice confirms it
 
 typedef struct {
   const void *kind;
   double cost[2];  // ns per multiply-add on one thread, on several (0: not measured yet)
   int runs;        // the first run is not measured: it touches fresh memory
-  int untilProbe;
+  int untilProbe;  // runs before the next probe
+  int interval;    // runs between probes
+  int probing;     // the current run is a probe, on cost index probing - 1
 } task_choice;
 
 static task_choice task_choices[8];  // kernels are called from one JavaScript thread
@@ -1357,26 +1363,33 @@ static task_choice *task_choice_for(const void *kind) {
 
 /** Threads for the next task of a kind that could use `available`: see task_choice. */
 static int task_threads(task_choice *c, int available) {
+  if (c != NULL) c->probing = 0;
   if (available <= 1 || c == NULL || roaf_min_parallel_work <= 0) return available;  // 0: tests, always split
   if (c->runs++ < 1) return available;
   if (c->cost[0] == 0) {  // measure one thread first: the first runs of a training loop are its warm-up
-    c->untilProbe = TASK_PROBE;
+    c->untilProbe = c->interval = TASK_PROBE;
     return 1;
   }
   if (c->cost[1] == 0) return available;
   int several = c->cost[1] < c->cost[0];
   if (--c->untilProbe <= 0) {
-    c->untilProbe = TASK_PROBE;
     several = !several;
+    c->probing = 1 + several;
   }
   return several ? available : 1;
 }
 
-/** Records how long a task of `work` multiply-adds took on nt threads since `start`. */
+/** Records how long a task of `work` multiply-adds took on nt threads since `start`; schedules the next probe. */
 static void task_record(task_choice *c, int nt, long long start, double work) {
   if (c == NULL || c->runs <= 1 || work <= 0) return;
   double cost = (double)(task_now_ns() - start) / work, *old = &c->cost[nt > 1];
   *old = *old == 0 ? cost : 0.5 * *old + 0.5 * cost;
+  if (c->probing) {
+    double probed = c->cost[c->probing - 1], chosen = c->cost[2 - c->probing];
+    int clear = chosen > 0 && probed > TASK_CLEAR_MARGIN * chosen;
+    c->interval = clear ? (c->interval * 2 < TASK_PROBE_MAX ? c->interval * 2 : TASK_PROBE_MAX) : TASK_PROBE;
+    c->untilProbe = c->interval;
+  }
 }
 
 /** Runs `steps` steps over B rows on up to the threads worth using for `work` multiply-adds. */
