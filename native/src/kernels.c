@@ -1078,8 +1078,8 @@ static void roaf_pack_backward(roaf_backward_args *f, const float *O, const floa
 }
 
 /**
- * Backward tile: out[rows, j0..j0+SNR) (+)= alpha (gy O)[...] + (gz W)[...] for mr rows, with O and W read in
- * place: their rows are the k of the product (`full`: all SNR columns exist, else loads are masked). The
+ * Backward tile: out[rows, j0..j0+SNR) (+)= alpha (gy O)[...] + (gz W)[...] for mr rows; the rows of O and W are
+ * the k of the product, read where `f` says (`full`: all SNR columns exist, else loads are masked). The
  * epilogue adds alpha gy for an identity filter, writes out and, when `gzNext` is set, the next gz =
  * beta out ⊙ (1 - aNext²).
  */
@@ -1681,7 +1681,6 @@ typedef struct {
   int dense;
   const float *packed;  // forward: the packed [Wᵀ | Oᵀ] (or Wᵀ) panels
   idx panels;
-  const float *W;
   const float *xs, *U, *b;  // forward with D = 1: the input drive is formed in the tiles (else b = U = NULL)
   float *hs, *as, *ghs, *gzs, *gh0;
   roaf_backward_args backward;  // the backward's operands, packed once per call
@@ -1715,7 +1714,7 @@ static void k_roaf_cell_forward(idx T, idx B, idx D, idx N, float alpha, float b
   int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
   float *packed = roaf_scratch(0, SCRATCH_SHARED_B, roaf_packed_size(N));
   cell_task c = {.T = T, .B = B, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense, .packed = packed,
-                 .W = W, .hs = hs, .as = as};
+                 .hs = hs, .as = as};
   if (D == 1) {  // x_t Uᵀ + b is one multiply-add per element: the tiles form it (psMNIST, the adding problem)
     c.xs = xs;
     c.U = U;
@@ -1767,7 +1766,7 @@ static void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float 
                                  int lastStepOnly) {
   if (T <= 0 || N <= 0) return;
   int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
-  cell_task c = {.T = T, .B = B, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense, .W = W,
+  cell_task c = {.T = T, .B = B, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense,
                  .as = (float *)as, .ghs = ghs, .gzs = gzs, .gh0 = gh0, .lastStepOnly = lastStepOnly,
                  .backward = {.N = N, .alpha = alpha, .beta = beta,
                               .identity = f->kind == FILTER_IDENTITY && alpha != 0.0f}};
