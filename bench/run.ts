@@ -92,6 +92,8 @@ interface HarnessOptions {
   only: string[] | null;
   repeats: number;
   warmup: number;
+  /** Rounds over all configurations (roaf and PyTorch each round, TF.js in the first); medians of rounds. */
+  rounds: number;
   roafThreads: number[] | null;
   torchThreads: string;
   backend: string;
@@ -245,6 +247,23 @@ function runTfjs(config: BenchConfig, options: HarnessOptions): Outcome {
   };
 }
 
+/**
+ * One outcome from a peer's rounds: the round with the median time (the lower middle for an even count), whole,
+ * so its forward time and details stay together; a failure or skip in any round stands for them all.
+ */
+function medianRound(outcomes: Outcome[]): Outcome {
+  const bad = outcomes.find((o) => !isMeasurement(o));
+  if (bad !== undefined || outcomes.length === 1) return bad ?? outcomes[0];
+  const measured = outcomes as Measurement[];
+  const sorted = [...measured].sort((a, b) => a.ms - b.ms);
+  const pick = sorted[(sorted.length - 1) >> 1];
+  return {
+    ...pick,
+    detail: `${pick.detail}; rounds ${measured.map((m) => fmtMs(m.ms)).join(', ')}, median ${fmtMs(pick.ms)}`,
+    raw: { ...pick.raw, rounds: measured.map((m) => m.raw) },
+  };
+}
+
 // ---- psMNIST epoch ----
 
 /** Seconds of one psMNIST epoch (training + test pass) from per-batch times at B. */
@@ -312,6 +331,7 @@ function parseOptions(): HarnessOptions {
       peers: { type: 'string', default: PEERS.join(',') },
       only: { type: 'string' },
       repeats: { type: 'string', default: '5' },
+      rounds: { type: 'string', default: '1' },
       warmup: { type: 'string', default: '2' },
       threads: { type: 'string' },
       'torch-threads': { type: 'string', default: '1,2' },
@@ -333,6 +353,8 @@ function parseOptions(): HarnessOptions {
   --peers LIST         engines to run: ${PEERS.join(',')} (default all)
   --only NAMES         configurations, comma-separated (default all; see the table's first column)
   --repeats R          timed steps per measurement, median reported (default 5)
+  --rounds K           run roaf and PyTorch K times over all configurations, interleaved, and report the
+                       round with the median time for each (TF.js runs in the first round only; default 1)
   --warmup W           untimed steps first (default 2)
   --threads LIST       roaf threads, e.g. 1,2 for the best of both (default: roaf's own default)
   --torch-threads LIST PyTorch thread counts, best reported (default 1,2)
@@ -373,6 +395,7 @@ function parseOptions(): HarnessOptions {
     only: values.only === undefined ? null : list('only', values.only, names),
     repeats: quick ? 2 : integer('repeats', values.repeats!, 1),
     warmup: quick ? 1 : integer('warmup', values.warmup!, 1),
+    rounds: quick ? 1 : integer('rounds', values.rounds!, 1),
     roafThreads: values.threads === undefined ? null : list('threads', values.threads).map((k) => integer('threads', k, 1)),
     torchThreads: torchThreads.join(','),
     backend: list('backend', values.backend!, ['auto', 'native', 'reference'])[0],
@@ -424,30 +447,38 @@ function main(): number {
   }
 
   const selected = configurations(options.seqLen, options.depth).filter((c) => options.only === null || options.only.includes(c.name));
-  const results = new Map<string, Partial<Record<Peer, Outcome>>>();
+  // Every round runs every configuration in roaf then PyTorch, so a shared machine's load falls on both alike.
+  const rounds = new Map<string, Partial<Record<Peer, Outcome[]>>>(selected.map((c) => [c.name, {}]));
+  const record = (config: BenchConfig, peer: Peer, outcome: Outcome) => (rounds.get(config.name)![peer] ??= []).push(outcome);
   let roafFailed = false;
-  for (const config of selected) {
-    const outcomes: Partial<Record<Peer, Outcome>> = {};
-    results.set(config.name, outcomes);
-    if (options.peers.includes('roaf')) {
-      log(`roaf    ${config.label}`);
-      outcomes.roaf = runRoaf(config, options);
-      if ('failed' in outcomes.roaf) {
-        roafFailed = true;
-        log(`roaf FAILED: ${outcomes.roaf.failed}`);
+  for (let round = 1; round <= options.rounds && !roafFailed; round++) {
+    const tag = options.rounds > 1 ? ` (round ${round} of ${options.rounds})` : '';
+    for (const config of selected) {
+      if (options.peers.includes('roaf')) {
+        log(`roaf    ${config.label}${tag}`);
+        const outcome = runRoaf(config, options);
+        record(config, 'roaf', outcome);
+        if ('failed' in outcome) {
+          roafFailed = true;
+          log(`roaf FAILED: ${outcome.failed}`);
+          break;
+        }
+      }
+      if (options.peers.includes('pytorch')) {
+        const outcome = skipReason(torch) !== null ? { skipped: skipReason(torch)! } : (log(`pytorch ${config.label}${tag}`), runTorch(config, options));
+        if ('failed' in outcome) log(`pytorch failed: ${outcome.failed}`);
+        record(config, 'pytorch', outcome);
+      }
+      if (options.peers.includes('tfjs') && config.tfjs && round === 1) {
+        const outcome = skipReason(tfjs) !== null ? { skipped: skipReason(tfjs)! } : (log(`tfjs    ${config.label}`), runTfjs(config, options));
+        if ('failed' in outcome) log(`tfjs failed: ${outcome.failed}`);
+        record(config, 'tfjs', outcome);
       }
     }
-    if (options.peers.includes('pytorch')) {
-      const outcome = skipReason(torch) !== null ? { skipped: skipReason(torch)! } : (log(`pytorch ${config.label}`), runTorch(config, options));
-      if ('failed' in outcome) log(`pytorch failed: ${outcome.failed}`);
-      outcomes.pytorch = outcome;
-    }
-    if (options.peers.includes('tfjs') && config.tfjs) {
-      const outcome = skipReason(tfjs) !== null ? { skipped: skipReason(tfjs)! } : (log(`tfjs    ${config.label}`), runTfjs(config, options));
-      if ('failed' in outcome) log(`tfjs failed: ${outcome.failed}`);
-      outcomes.tfjs = outcome;
-    }
   }
+  const results = new Map<string, Partial<Record<Peer, Outcome>>>(
+    [...rounds].map(([name, byPeer]) => [name, Object.fromEntries(Object.entries(byPeer).map(([peer, list]) => [peer, medianRound(list)]))]),
+  );
 
   const rows: string[][] = [['configuration (train step, Adam)', 'roaf ms', 'PyTorch ms', 'PyTorch/roaf', 'TF.js ms', 'TF.js/roaf']];
   const details: string[] = [];
@@ -518,7 +549,8 @@ function main(): number {
 
   const out = process.stdout;
   out.write(`\nroaf benchmarks, ${started.toISOString()}: ms per training step (forward + backward + Adam), median of ` +
-    `${options.repeats} after ${options.warmup} warm-up; ratio = peer ms / roaf ms (> 1: roaf is faster)\n`);
+    `${options.repeats} after ${options.warmup} warm-up${options.rounds > 1 ? `, the median of ${options.rounds} rounds` : ''}; ` +
+    'ratio = peer ms / roaf ms (> 1: roaf is faster)\n');
   const ranOn = [...results.values()].map((o) => o.roaf).find(isMeasurement);
   if (ranOn !== undefined) {
     const description = String((ranOn.raw.best as Record<string, unknown>).description);
