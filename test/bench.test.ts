@@ -1,4 +1,4 @@
-// `roaf bench`: the JSON fields a benchmark harness reads, and clear errors for bad options.
+// `roaf bench` and `roaf info --peak`: the JSON fields a benchmark harness reads, and clear errors for bad options.
 // (Timing itself is never asserted: CI machines are noisy.)
 
 import assert from 'node:assert/strict';
@@ -32,5 +32,23 @@ describe('roaf bench', () => {
     assert.equal(result.status, 2);
     assert.match(result.stderr.trim(), /^roaf: --hidden .*got 0$/m);
     assert.doesNotMatch(result.stderr, /\n\s+at /);
+  });
+});
+
+describe('roaf info --peak', () => {
+  it('reports the backend, and the FMA peak per core exactly when the native backend is there to measure it', () => {
+    const result = roaf(['info', '--peak', '--json']);
+    assert.equal(result.status, 0, result.stderr);
+    const lines = result.stdout.trim().split('\n');
+    const info = JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
+    if (info.backend === 'native') {
+      const peak = info.fma_peak_gflops as number;
+      assert.ok(Number.isFinite(peak) && peak > 0.1, `fma_peak_gflops ${peak}`);
+    } else {
+      assert.equal(info.fma_peak_gflops, null);
+    }
+    const plain = roaf(['info']);
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.doesNotMatch(plain.stdout, /FMA peak/); // measured only when asked: it takes a second
   });
 });

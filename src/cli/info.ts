@@ -1,15 +1,17 @@
-// `roaf info`: which backend roaf would use here, its instruction set and thread count.
+// `roaf info`: which backend roaf would use here, its instruction set and thread count, and with --peak the
+// arithmetic peak of one core (what no single-thread product can exceed).
 
 import type { Command } from 'commander';
 import { loadBackend } from '../backend/index.js';
-import { nativeInfo, nativeLoadError } from '../backend/native.js';
+import { nativeFmaPeak, nativeInfo, nativeLoadError } from '../backend/native.js';
 import { printJsonResult } from './options.js';
 
 export function registerInfoCommand(program: Command): void {
   program.command('info')
     .description('print the backend, instruction set and thread count roaf uses on this machine')
     .option('--json', 'print one JSON object', false)
-    .action((options: { json: boolean }) => {
+    .option('--peak', "also measure one core's float32 FMA peak (about 1 s; native backend only)", false)
+    .action((options: { json: boolean; peak: boolean }) => {
       const backend = loadBackend('auto', { quiet: true });
       const native = nativeInfo();
       const info = {
@@ -19,6 +21,8 @@ export function registerInfoCommand(program: Command): void {
         threads: native?.threads ?? 1,
         native_error: native ? null : nativeLoadError(),
         node: process.version,
+        // The median of three 0.3 s runs: one run can be cut short by the other tenants of a shared machine.
+        fma_peak_gflops: options.peak && native ? [0, 1, 2].map(() => nativeFmaPeak(0.3) / 1e9).sort((a, b) => a - b)[1] : null,
       };
       if (options.json) {
         printJsonResult(info);
@@ -27,6 +31,11 @@ export function registerInfoCommand(program: Command): void {
       process.stdout.write(`backend: ${info.description}\n`);
       process.stdout.write(`instruction set: ${info.isa ?? 'n/a (reference backend)'}\n`);
       process.stdout.write(`threads: ${info.threads}\n`);
+      if (info.fma_peak_gflops !== null) {
+        process.stdout.write(`FMA peak: ${info.fma_peak_gflops.toFixed(1)} GFLOPS per core (float32, ${info.isa})\n`);
+      } else if (options.peak) {
+        process.stdout.write('FMA peak: n/a (the reference backend has no kernels to measure it with)\n');
+      }
       if (info.native_error) process.stdout.write(`native backend unavailable: ${info.native_error}\n`);
     });
 }
