@@ -21,8 +21,7 @@ export function registerInfoCommand(program: Command): void {
         threads: native?.threads ?? 1,
         native_error: native ? null : nativeLoadError(),
         node: process.version,
-        // The median of three 0.3 s runs: one run can be cut short by the other tenants of a shared machine.
-        fma_peak_gflops: options.peak && native ? [0, 1, 2].map(() => nativeFmaPeak(0.3) / 1e9).sort((a, b) => a - b)[1] : null,
+        fma_peak_gflops: options.peak && native ? nativeFmaPeak() / 1e9 : null,
       };
       if (options.json) {
         printJsonResult(info);
