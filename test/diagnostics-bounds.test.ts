@@ -1,4 +1,4 @@
-// The theory bounds of SPEC §4: every singular value of the input-output Jacobian of random ROAF models
+// The theory bounds (docs/math.md): every singular value of the input-output Jacobian of random ROAF models
 // (across alpha, beta, depth, width and filter kinds) lies in [Π max(0, alpha - beta ||W_l||₂),
 // Π (alpha + beta ||W_l||₂)]; a deliberately broken bound (spectral norms underestimated by 10 %) is
 // caught; the spectral norm itself matches the largest singular value of a full SVD.

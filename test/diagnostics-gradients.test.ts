@@ -18,7 +18,7 @@ import { downsampleIndices, gradientSummaryCallback, measureGradientNorms, summa
 import type { ModelConfig } from '../src/models/config.js';
 import { createModel } from '../src/models/factory.js';
 import type { Model } from '../src/models/model.js';
-import { defaultMlpBeta } from '../src/train/defaults.js';
+import { defaultMlpBeta } from '../src/models/defaults.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { DEFAULT_OPTIMIZER } from '../src/train/optimizer.js';
 import { BatchBuffers, batchLoss, runTraining } from '../src/train/trainer.js';

@@ -1,4 +1,4 @@
-// RoafMLP (SPEC §5): a trained input projection x_0 = P u + p, L ROAF layers of width N, and a trained
+// RoafMLP (docs/math.md): a trained input projection x_0 = P u + p, L ROAF layers of width N, and a trained
 // readout V x_L + c. With alpha = 0 it is the vanilla deep tanh MLP; with O = I and alpha = beta = 1 the
 // un-normalised residual MLP: the baselines `mlp` and `resmlp` are this class with those settings.
 //

@@ -1,5 +1,5 @@
 // Layers and cells: small classes that declare their parameters, run a forward pass that saves exactly
-// what the backward pass needs, and a hand-written backward pass (SPEC §2). All arithmetic goes through
+// what the backward pass needs, and a hand-written backward pass (docs/math.md). All arithmetic goes through
 // the Backend; the caller owns the activation buffers, so a model allocates them once per batch size.
 //
 // Shapes: B batch, T steps, N width/units, D input dim, K outputs.
@@ -35,7 +35,7 @@ export class Linear {
 
 /**
  * One ROAF layer, x_{l+1} = alpha O x_l + beta tanh(W x_l + b).
- * W ~ N(0, 1/N) (the initialisation SPEC §8 measured), b = 0; O fixed, not trained.
+ * W ~ N(0, 1/N) (the initialisation docs/defaults.md describes), b = 0; O fixed, not trained.
  */
 export class RoafLayer {
   readonly W: Parameter;
@@ -86,9 +86,12 @@ export interface SequenceCell {
   /**
    * ghs (T, B, N): ∂loss/∂h_t from the loss on entry, the complete ∂loss/∂h_t on return. With `lastStepOnly`
    * only the last step's entry is read and the others are unspecified on return (see Backend.roafCellBackward).
-   * Accumulates the parameter gradients.
+   * Accumulates the parameter gradients. When asked with a `gxs` buffer (T, B, D), writes ∂loss/∂x_t there
+   * (what a stacked model passes down to the layer below) and returns it; otherwise returns null.
    */
-  backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean): void;
+  backward(
+    backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean, gxs?: FloatArray | null,
+  ): FloatArray | null;
 }
 
 /**
@@ -155,13 +158,16 @@ export class RoafCell implements SequenceCell {
     return hs;
   }
 
-  backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean): void {
+  backward(
+    backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean, gxs: FloatArray | null = null,
+  ): FloatArray | null {
     const { buffers } = this;
     backend.roafCellBackward(
       T, B, this.inputDim, this.units, this.alpha, this.beta, this.filter,
       xs, this.W.value, this.U.value, buffers.view('hs', (T + 1) * B), buffers.view('as', T * B),
-      ghs, buffers.view('gzs', T * B), this.W.grad, this.U.grad, this.b.grad, null, null, lastStepOnly,
+      ghs, buffers.view('gzs', T * B), this.W.grad, this.U.grad, this.b.grad, null, gxs, lastStepOnly,
     );
+    return gxs;
   }
 }
 
@@ -202,11 +208,14 @@ export class LstmCell implements SequenceCell {
     return saved.hs;
   }
 
-  backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean): void {
+  backward(
+    backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean, gxs: FloatArray | null = null,
+  ): FloatArray | null {
     backend.lstmBackward(
       T, B, this.inputDim, this.units, xs, this.Wx.value, this.Wh.value, this.saved(T, B),
-      ghs, this.buffers.view('gGates', T * B), this.Wx.grad, this.Wh.grad, this.b.grad, null, lastStepOnly,
+      ghs, this.buffers.view('gGates', T * B), this.Wx.grad, this.Wh.grad, this.b.grad, gxs, lastStepOnly,
     );
+    return gxs;
   }
 }
 
@@ -248,11 +257,14 @@ export class GruCell implements SequenceCell {
     return saved.hs;
   }
 
-  backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean): void {
+  backward(
+    backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean, gxs: FloatArray | null = null,
+  ): FloatArray | null {
     backend.gruBackward(
       T, B, this.inputDim, this.units, xs, this.Wx.value, this.Wh.value, this.saved(T, B),
       ghs, this.buffers.view('gGates', T * B), this.buffers.view('gHn', T * B),
-      this.Wx.grad, this.Wh.grad, this.bx.grad, this.bh.grad, null, lastStepOnly,
+      this.Wx.grad, this.Wh.grad, this.bx.grad, this.bh.grad, gxs, lastStepOnly,
     );
+    return gxs;
   }
 }
