@@ -73,8 +73,8 @@ export interface BoundCheck {
 export function checkSpectrum(logSingularValues: ArrayLike<number>, bounds: TheoryBounds): BoundCheck {
   let logMin = Infinity, logMax = -Infinity;
   for (let i = 0; i < logSingularValues.length; i++) {
-    logMin = Math.min(logMin, logSingularValues[i]);
-    logMax = Math.max(logMax, logSingularValues[i]);
+    logMin = Math.min(logMin, logSingularValues[i]!);
+    logMax = Math.max(logMax, logSingularValues[i]!);
   }
   const tolerance = 1e-8 * (1 + bounds.count) + 1e-9 * Math.abs(bounds.logUpperProduct);
   const lowerMargin = bounds.logLowerProduct === -Infinity ? Infinity : logMin - bounds.logLowerProduct;

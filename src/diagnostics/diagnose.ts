@@ -119,8 +119,8 @@ function fromLog10(x: number): number | null {
 export function summarizeSpectrum(logs: ArrayLike<number>): SpectrumSummary {
   const sorted = Float64Array.from(logs).sort();
   const n = sorted.length;
-  const min = sorted[0] / Math.LN10, max = sorted[n - 1] / Math.LN10;
-  const median = (n % 2 === 1 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2) / Math.LN10;
+  const min = sorted[0]! / Math.LN10, max = sorted[n - 1]! / Math.LN10;
+  const median = (n % 2 === 1 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2) / Math.LN10;
   const condition = max - min;
   return {
     log10: { min: log10Round(min), max: log10Round(max), median: log10Round(median), condition: log10Round(condition) },
@@ -131,7 +131,7 @@ export function summarizeSpectrum(logs: ArrayLike<number>): SpectrumSummary {
 /** The inputs (T, D) of sample b of a time-major batch (T, B, D). */
 function sampleInputs(inputs: ArrayLike<number>, T: number, B: number, D: number, b: number): Float64Array {
   const out = new Float64Array(T * D);
-  for (let t = 0; t < T; t++) for (let k = 0; k < D; k++) out[t * D + k] = inputs[(t * B + b) * D + k];
+  for (let t = 0; t < T; t++) for (let k = 0; k < D; k++) out[t * D + k] = inputs[(t * B + b) * D + k]!;
   return out;
 }
 
@@ -150,7 +150,7 @@ export function diagnose(model: Model, dataset: Dataset, options: DiagnoseOption
   const curve = measureGradientNorms(model, B, T, inputs, gOutputs);
   model.params.zeroGrad();
   const norms = curve.log10Norms;
-  const first = norms[0], last = norms[norms.length - 1];
+  const first = norms[0] ?? NaN, last = norms[norms.length - 1] ?? NaN;
   const ratio = first - last;
   const gradientsDone = performance.now();
 
@@ -190,8 +190,8 @@ export function diagnose(model: Model, dataset: Dataset, options: DiagnoseOption
       meanLogs ??= new Float64Array(logs.length);
       meanLyapunov ??= new Float64Array(lyapunov.length);
       for (let i = 0; i < logs.length; i++) {
-        meanLogs[i] += logs[i] / S;
-        meanLyapunov[i] += lyapunov[i] / S;
+        meanLogs[i] = meanLogs[i]! + logs[i]! / S;
+        meanLyapunov[i] = meanLyapunov[i]! + lyapunov[i]! / S;
       }
       const summary = summarizeSpectrum(logs);
       let inside: boolean | null = null;

@@ -59,14 +59,15 @@ export function summarizeNorms(index: CurveIndex, norms: ArrayLike<number>, maxP
   const picked = downsampleIndices(count, maxPoints);
   let min = Infinity, max = -Infinity;
   for (let i = 0; i < count; i++) {
-    min = Math.min(min, norms[i]);
-    max = Math.max(max, norms[i]);
+    min = Math.min(min, norms[i]!);
+    max = Math.max(max, norms[i]!);
   }
-  const first = norms[0], last = norms[count - 1];
+  // A curve has at least one entry (x_0, or h_1).
+  const first = norms[0]!, last = norms[count - 1]!;
   return {
     index, count,
     positions: picked.map((i) => curvePosition(index, i)),
-    norms: picked.map((i) => norms[i]),
+    norms: picked.map((i) => norms[i]!),
     min, max, first, last,
     first_last_ratio: last === 0 ? null : first / last,
   };

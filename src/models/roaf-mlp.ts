@@ -41,7 +41,7 @@ export class RoafMLP implements Model {
     const bs = Array.from({ length: L }, (_, l) => RoafLayer.declareBias(this.params, `layers.${l}`, N));
     for (let l = 0; l < L; l++) {
       const filter = this.filters[l] ?? identity; // alpha = 0 never applies the filter
-      this.layers.push(new RoafLayer(this.params, `layers.${l}`, N, config.alpha, config.beta, filter, { W: Ws[l], b: bs[l] }));
+      this.layers.push(new RoafLayer(this.params, `layers.${l}`, N, config.alpha, config.beta, filter, { W: Ws[l]!, b: bs[l]! }));
     }
     this.layerFilters = this.layers.map((layer) => layer.filter);
     this.readout = new Linear(this.params, 'readout', N, K);
@@ -51,8 +51,8 @@ export class RoafMLP implements Model {
   /** Every layer's W and b in `buffer` (the values or the gradients) as stacked views: (L, N, N) and (L, N). */
   private stacked(buffer: FloatArray): { Ws: FloatArray; bs: FloatArray } {
     const { depth: L, width: N } = this.config;
-    const W0 = this.layers[0].W.offset;
-    const b0 = this.layers[0].b.offset;
+    const W0 = this.layers[0]!.W.offset; // L >= 1 (validated)
+    const b0 = this.layers[0]!.b.offset;
     return { Ws: buffer.subarray(W0, W0 + L * N * N), bs: buffer.subarray(b0, b0 + L * N) };
   }
 
@@ -115,7 +115,7 @@ export class RoafMLP implements Model {
     } else {
       hook(L, gy);
       for (let l = L - 1; l >= 0; l--) {
-        this.layers[l].backward(backend, B, this.layerInput(l, B), this.activation(l, B), gy, gx, gz);
+        this.layers[l]!.backward(backend, B, this.layerInput(l, B), this.activation(l, B), gy, gx, gz);
         [gy, gx] = [gx, gy];
         hook(l, gy);
       }

@@ -34,7 +34,7 @@ export function diagnosticsSpectrumSeries(label: string, d: Diagnostics): Spectr
 export function loggedGradientSeries(label: string, records: MetricsRecord[]): GradientSeries | null {
   const logged = records.filter((r) => isGradientSummary(r.gradients));
   if (logged.length === 0) return null;
-  const summary = logged[logged.length - 1].gradients as GradientSummary;
+  const summary = logged[logged.length - 1]!.gradients as GradientSummary;
   return {
     label,
     index: summary.index,

@@ -61,7 +61,7 @@ function power(log10: number | null | undefined): string {
 }
 
 function lastRecord(run: RunData): MetricsRecord | null {
-  return run.records.length > 0 ? run.records[run.records.length - 1] : null;
+  return run.records[run.records.length - 1] ?? null;
 }
 
 function modelConfig(run: RunData): Diagnostics['config'] | null {

@@ -55,7 +55,7 @@ function runColor(values: Array<{ run: string }>, runs?: string[]): Record<strin
 function thin<T>(points: T[]): T[] {
   if (points.length <= MAX_POINTS) return points;
   const out: T[] = [];
-  for (let i = 0; i < MAX_POINTS; i++) out.push(points[Math.round((i * (points.length - 1)) / (MAX_POINTS - 1))]);
+  for (let i = 0; i < MAX_POINTS; i++) out.push(points[Math.round((i * (points.length - 1)) / (MAX_POINTS - 1))]!);
   return out;
 }
 
