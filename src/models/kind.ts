@@ -11,6 +11,20 @@ import type { TaskName } from '../data/tasks.js';
 import type { ModelConfig, ModelKind } from './config.js';
 import type { Model } from './model.js';
 
+/** How a feed-forward stack keeps what its backward pass needs (see RoafMLP.setMemoryMode). */
+export type MemoryMode = 'full' | 'checkpoint';
+
+export interface ActivationMemory {
+  mode: MemoryMode;
+  /** k: layers per recomputed segment (checkpoint mode). */
+  segmentLength: number;
+}
+
+/** The segment length that minimises the stored activations L/k + 2k: about sqrt(L/2). */
+export function defaultSegmentLength(depth: number): number {
+  return Math.max(1, Math.round(Math.sqrt(depth / 2)));
+}
+
 /** What a gradient curve indexes: layers x_0..x_L (feed-forward) or steps h_1..h_T (recurrent). */
 export type CurveIndex = 'layer' | 'step';
 
@@ -169,8 +183,9 @@ export interface ModelKindSpec<M extends Model = Model> {
   /**
    * Bytes of the buffers a training step of B samples and T steps keeps (saved activations and gradient
    * scratch of the model and its layers), not counting the parameters, their gradients and optimiser state.
+   * `memory`: how a feed-forward stack keeps its activations (default: all of them); recurrent kinds ignore it.
    */
-  activationBytes(config: ModelConfig, B: number, T: number): number;
+  activationBytes(config: ModelConfig, B: number, T: number, memory?: ActivationMemory): number;
   /** Matrix-product FLOPs of a training step and of a forward pass (T = 1 for feed-forward kinds). */
   flops(config: ModelConfig, B: number, T: number): FlopEstimate;
   readonly labels: KindLabels;

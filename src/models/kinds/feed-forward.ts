@@ -57,11 +57,15 @@ export function feedForwardKind(options: FeedForwardOptions): ModelKindSpec<Roaf
       return { tensors: [...tensors, ...filters.tensors], filterNames: filters.filterNames };
     },
 
-    // RoafMLP's buffers: xs (L+1, B, N), as (L, B, N), logits (B, K), grads (2, B, N), gz (B, N).
-    activationBytes(config, B) {
+    // RoafMLP's buffers: xs (k+1, B, N), as (k, B, N), logits (B, K), grads (2, B, N), gz (B, N), with k = L
+    // when every activation is kept; with checkpointing k is the segment length, plus the segment inputs
+    // (S+1, B, N), S = ceil(L/k).
+    activationBytes(config, B, _T, memory) {
       const { depth: L, width: N, outputs: K } = config;
       const bytes = config.dtype === 'float64' ? 8 : 4;
-      return bytes * ((2 * L + 4) * B * N + B * K);
+      const k = memory?.mode === 'checkpoint' ? Math.min(L, memory.segmentLength) : L;
+      const checkpoints = memory?.mode === 'checkpoint' ? Math.ceil(L / k) + 1 : 0;
+      return bytes * ((2 * k + 4 + checkpoints) * B * N + B * K);
     },
 
     flops(config, B) {
