@@ -43,8 +43,11 @@ function figureOf(f: Figures): string {
 export function describeFigures(r: ReproResult): string {
   const parts: string[] = [];
   const epochs = r.per_epoch;
+  const seqLen = r.config.task.seqLen;
   if (r.task === 'copy' && typeof r.recall_accuracy === 'number') {
-    parts.push(`recalled symbols ${pct(r.recall_accuracy)} (chance 12.50 %)`);
+    parts.push(`${seqLen !== undefined ? `lag ${int(seqLen)}: ` : ''}recalled symbols ${pct(r.recall_accuracy)} (chance 12.50 %)`);
+  } else if (r.task === 'adding' && r.final) {
+    parts.push(`${seqLen !== undefined ? `T = ${int(seqLen)}: ` : ''}${figureOf(r.final)} after ${int(r.final.step)} steps`);
   } else if (epochs.length > 1 || (epochs.length === 1 && r.final?.test_accuracy !== undefined)) {
     const shown = epochs.length <= 3 ? epochs : [epochs[0]!, epochs[epochs.length - 1]!];
     parts.push(shown.map((f) => `epoch ${f.epoch}: ${figureOf(f)}`).join('; '));
