@@ -129,6 +129,16 @@ export function summarizeDiagnostics(d: Diagnostics): DiagnosticsSummary {
   };
 }
 
+/** A saved diagnose.json, or null if there is none or it is incomplete (a session killed while writing it). */
+export function readDiagnosticsFile(path: string): Diagnostics | null {
+  if (!existsSync(path)) return null;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Diagnostics;
+  } catch {
+    return null;
+  }
+}
+
 /** Writes result.json whole, then renames it into place: a reader never sees half a file. */
 export function writeResult(dir: string, result: ReproResult): void {
   const path = join(dir, RESULT_FILE);

@@ -10,18 +10,17 @@
 // with the claim's table is an error naming the run, the field and both values, never retrained.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BackendName } from '../backend/index.js';
-import type { Diagnostics } from '../diagnostics/diagnose.js';
 import { buildReport } from '../report/html.js';
 import { readRun, type RunData } from '../report/runs.js';
 import { readCheckpointConfig, resolveCheckpointDir } from '../train/checkpoint.js';
 import { UsageError } from '../util/errors.js';
 import { CLAIMS, CLAIM_NAMES, type ClaimDefinition, type RunDefinition } from './claims.js';
 import { configDifferences, expectedConfig, mismatchError, runSettings, trainArguments, type ExpectedConfig } from './resolve.js';
-import { RESULT_FILE, readResult, type ReproResult } from './result.js';
+import { RESULT_FILE, readDiagnosticsFile, readResult, type ReproResult } from './result.js';
 import type { WorkerJob, WorkerReport } from './worker.js';
 
 /** Where full-size results live, and where --quick results go by default (relative to the working directory). */
@@ -173,15 +172,6 @@ function runWorker(job: WorkerJob, track: (child: ChildProcess | null) => void, 
   });
 }
 
-function readDiagnostics(path: string): Diagnostics | null {
-  if (!existsSync(path)) return null;
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Diagnostics;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * Writes <root>/<claim>/report.html comparing every run of the claim that has a metrics log: learning
  * curves, and gradient norms and spectra after training and at initialisation (as '<run> at init').
@@ -190,9 +180,9 @@ export async function writeClaimReport(plan: Pick<ClaimPlan, 'claim' | 'root' | 
   const claimDir = join(plan.root, plan.claim.name);
   const dirs = plan.claim.runs.map((r) => join(claimDir, r.name)).filter((d) => existsSync(join(d, 'metrics.jsonl')));
   if (dirs.length === 0) return null;
-  const trained: RunData[] = dirs.map((dir) => ({ ...readRun(dir), diagnostics: readDiagnostics(join(dir, 'diagnose-final', 'diagnose.json')) }));
+  const trained: RunData[] = dirs.map((dir) => ({ ...readRun(dir), diagnostics: readDiagnosticsFile(join(dir, 'diagnose-final', 'diagnose.json')) }));
   const initial: RunData[] = trained.flatMap((run) => {
-    const diagnostics = readDiagnostics(join(run.dir, 'diagnose-init', 'diagnose.json'));
+    const diagnostics = readDiagnosticsFile(join(run.dir, 'diagnose-init', 'diagnose.json'));
     return diagnostics ? [{ dir: join(run.dir, 'diagnose-init'), label: `${run.label} at init`, records: [], config: run.config, diagnostics, warnings: [] }] : [];
   });
   const report = await buildReport([...trained, ...initial], {
@@ -227,6 +217,7 @@ export async function reproduceClaim(options: ReproOptions): Promise<ClaimOutcom
         outcomes.push({ run: run.definition.name, dir: run.dir, action: 'skipped', result: run.result });
         continue;
       }
+      if (interrupted) throw new RunEnded(`interrupted by ${interrupted} before run ${name} started`, interrupted, true);
       say(run.state === 'unfinished' ? `${name}: continuing from the checkpoint at step ${run.checkpointStep}` : `${name}: starting`);
       mkdirSync(run.dir, { recursive: true });
       const job: WorkerJob = {

@@ -11,7 +11,7 @@
 // Test hook: ROAF_REPRO_KILL_AT_STEP=k makes the process kill itself (SIGKILL) right after step k,
 // like a session ended mid-run.
 
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireBackend, type BackendName } from '../backend/index.js';
 import type { Backend } from '../backend/backend.js';
@@ -38,7 +38,7 @@ import { stuckAtChance, type ChanceRule } from './early-stop.js';
 import { gitCommit, machineInfo } from './machine.js';
 import type { ExpectedConfig } from './resolve.js';
 import {
-  RESULT_FORMAT, RESULT_VERSION, firstReaching, largestPeakRss, perEpochFigures, summarizeDiagnostics, toFigures, writeResult,
+  RESULT_FORMAT, RESULT_VERSION, firstReaching, readDiagnosticsFile, largestPeakRss, perEpochFigures, summarizeDiagnostics, toFigures, writeResult,
   type DiagnosticsSummary, type ReproResult, type StoppedEarly,
 } from './result.js';
 
@@ -62,10 +62,6 @@ export interface WorkerJob {
 }
 
 export interface WorkerReport {
-  /** Whether this session trained (false: the run had finished training in an earlier session). */
-  trained: boolean;
-  /** The step this session started from (0: a fresh run). */
-  fromStep: number;
   result: ReproResult;
 }
 
@@ -98,8 +94,6 @@ export function copyRecallAccuracy(model: Model, dataset: Dataset, batch: number
 }
 
 interface TrainingOutcome {
-  trained: boolean;
-  fromStep: number;
   stopped: StoppedEarly | null;
   sessionPeak: number | null;
   params: number;
@@ -114,16 +108,6 @@ function checkpointProgress(saved: CheckpointConfig): Progress {
 
 function say(job: WorkerJob, line: string): void {
   if (!job.quiet) process.stderr.write(`${job.claim}/${job.run}: ${line}\n`);
-}
-
-/** A saved diagnose.json, or null if there is none or it is incomplete (a session killed while writing it). */
-function readDiagnostics(path: string): Diagnostics | null {
-  if (!existsSync(path)) return null;
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Diagnostics;
-  } catch {
-    return null;
-  }
 }
 
 async function diagnoseInto(job: WorkerJob, model: Model, data: TaskData, dir: string): Promise<Diagnostics> {
@@ -206,7 +190,7 @@ async function trainRun(job: WorkerJob, backend: Backend, data: TaskData, config
     finalDiagnostics = summarizeDiagnostics(await diagnoseInto(job, model, data, join(dir, 'diagnose-final')));
   }
   return {
-    trained, fromStep, stopped, sessionPeak, params: model.params.size, backendDescription: backend.describe(), finalDiagnostics,
+    stopped, sessionPeak, params: model.params.size, backendDescription: backend.describe(), finalDiagnostics,
     ...(recall !== undefined ? { recall } : {}),
   };
 }
@@ -234,7 +218,7 @@ async function runJob(job: WorkerJob): Promise<WorkerReport> {
   // At initialisation: the same seed builds the same model, so this can come after training (the
   // trained model is gone by now) and is computed once.
   const initDir = join(dir, 'diagnose-init');
-  let init = readDiagnostics(join(initDir, 'diagnose.json'));
+  let init = readDiagnosticsFile(join(initDir, 'diagnose.json'));
   if (init === null) {
     say(job, 'diagnosing the model at initialisation');
     init = await diagnoseInto(job, createModel(config, backend), data, initDir);
@@ -281,7 +265,7 @@ async function runJob(job: WorkerJob): Promise<WorkerReport> {
     finished_at: new Date().toISOString(),
   };
   writeResult(dir, result);
-  return { trained: outcome.trained, fromStep: outcome.fromStep, result };
+  return { result };
 }
 
 async function main(): Promise<number> {
