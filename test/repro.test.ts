@@ -21,6 +21,7 @@ import { CHANCE_MARGIN, stuckAtChance } from '../src/repro/early-stop.js';
 import { configDifferences, expectedConfig, runSettings, trainArguments } from '../src/repro/resolve.js';
 import type { ReproResult } from '../src/repro/result.js';
 import { planClaim } from '../src/repro/runs.js';
+import type { WorkerJob, WorkerReport } from '../src/repro/worker.js';
 import { claimBlock, staleClaims, updateReadme } from '../src/repro/tables.js';
 import { readCheckpointConfig } from '../src/train/checkpoint.js';
 import { readMetrics, type MetricsRecord } from '../src/train/metrics.js';
@@ -221,6 +222,27 @@ describe('the claims table', () => {
     assert.equal(cli.status, 2);
     assert.match(cli.stderr, /claim must be one of deep-mlp, long-memory, psmnist, smnist, million-layer, got 'cifar'/);
     assert.match(roaf(['repro', 'million-layer', '--dry-run', '--out', join(work, 'million')]).stderr, /needs --memory checkpoint \(activation checkpointing\)/);
+  });
+});
+
+describe('the run worker', () => {
+  it('a run whose loss becomes non-finite is stopped, and result.json says so', () => {
+    // A learning rate of 1e36 overflows float32 within a few steps: the trainer throws DivergedError.
+    const settings = { model: 'rnn', task: 'adding', seqLen: 10, hidden: 8, trainSize: 200, testSize: 20, batch: 10, epochs: 1, lr: 1e36, checkpointEvery: 1 } as const;
+    const dir = join(work, 'diverge');
+    const job: WorkerJob = {
+      claim: 'test', run: 'diverge', dir, quick: true, baseline: true, expected: expectedConfig(settings), stopAtChance: true, goal: null,
+      backend: 'auto', threads: 1, quiet: true, command: 'roaf repro test', trainCommand: 'roaf train', diagnose: { batch: 8, samples: 1 },
+    };
+    const worker = spawnSync(process.execPath, [join(ROOT, 'dist', 'src', 'repro', 'worker.js'), JSON.stringify(job)], { encoding: 'utf8' });
+    assert.equal(worker.status, 0, worker.stderr);
+    const { result } = lastJson(worker.stdout) as unknown as WorkerReport;
+    assert.deepEqual(result, readResultFile(dir));
+    assert.equal(result.status, 'stopped-early');
+    assert.equal(result.stopped_early?.reason, 'diverged');
+    assert.match(result.stopped_early?.detail ?? '', /^training diverged at step \d+: loss is (NaN|-?Infinity)/);
+    assert.ok(result.steps < result.steps_budget);
+    assert.equal(result.steps, readCheckpointConfig(join(dir, 'checkpoint')).step, 'the last checkpoint before the divergence');
   });
 });
 
