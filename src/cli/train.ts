@@ -20,7 +20,7 @@ import { defaultCoefficients, runDefaults } from '../models/defaults.js';
 import {
   DEFAULT_OPTIMIZER, LR_SCHEDULES, OPTIMIZER_KINDS, Optimizer, type LrSchedule, type OptimizerKind,
 } from '../train/optimizer.js';
-import { evaluate, runTraining, type Evaluation } from '../train/trainer.js';
+import { evaluate, peakRssBytes, runTraining, type Evaluation } from '../train/trainer.js';
 import { UsageError, checkChoice, checkRange } from '../util/errors.js';
 import { createProgress } from './progress.js';
 import { numberOption, percent, printJsonResult } from './options.js';
@@ -200,7 +200,7 @@ async function trainCommand(options: TrainCliOptions): Promise<void> {
   bar.stop();
   const seconds = result.progress.seconds;
   process.stdout.write(`${model.config.model} on ${task.name}: ${describeEvaluation(result.final)} after ${training.epochs} epoch(s), ${seconds.toFixed(1)} s; checkpoint in ${outDir}/checkpoint\n`);
-  if (options.json) printJsonResult(summary(model, task.name, training.epochs, result.final, seconds, { step: result.progress.step, out: outDir }));
+  if (options.json) printJsonResult(summary(model, task.name, training.epochs, result.final, seconds, { step: result.progress.step, out: outDir, peak_rss_bytes: peakRssBytes() }));
 }
 
 interface EvalCliOptions {
