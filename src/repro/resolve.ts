@@ -6,7 +6,7 @@
 import type { ModelConfig } from '../models/config.js';
 import { resolveBaseline } from '../models/factory.js';
 import type { TaskConfig, TrainingConfig } from '../train/checkpoint.js';
-import { defaultCoefficients, runDefaults } from '../train/defaults.js';
+import { defaultCoefficients, runDefaults } from '../models/defaults.js';
 import { DEFAULT_OPTIMIZER } from '../train/optimizer.js';
 import { UsageError } from '../util/errors.js';
 import type { ClaimDefinition, RunDefinition, RunSettings } from './claims.js';
