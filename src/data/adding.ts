@@ -1,4 +1,4 @@
-// The adding problem (Hochreiter & Schmidhuber 1997; SPEC §6): a long-memory regression task.
+// The adding problem (Hochreiter & Schmidhuber 1997; docs/tasks.md): a long-memory regression task.
 //
 // Each step has two channels: a value uniform in [0, 1) and a marker. The marker is 1 at exactly one
 // step of the first half [0, floor(T/2)) and one step of the second half [floor(T/2), T), 0 elsewhere;

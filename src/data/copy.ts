@@ -1,4 +1,4 @@
-// The copy memory task (Hochreiter & Schmidhuber 1997, Arjovsky et al. 2016; SPEC §6).
+// The copy memory task (Hochreiter & Schmidhuber 1997, Arjovsky et al. 2016; docs/tasks.md).
 //
 // Input, T = L + 20 steps, one-hot over 10 symbols:
 //   steps 0..9          ten symbols drawn uniformly from {1..8}

@@ -1,4 +1,4 @@
-// The random orthogonal filters O of SPEC §3, drawn once from the model's seed and never trained.
+// The random orthogonal filters O (docs/math.md), drawn once from the model's seed and never trained.
 //
 // `haar` is the QR of a standard Gaussian matrix with the columns' signs fixed by sign(diag(R)), which
 // makes O exactly Haar-distributed (without the fix, QR's sign convention biases the distribution).

@@ -137,9 +137,10 @@ export function renderReadmeTable(): string {
     README_BEGIN,
     '| option | meaning | default |',
     '|---|---|---|',
+    // ranges are in docs/options.md; the README names the choices, which a reader needs to start
     ...rows.map(([, spec]) => {
-      const values = spec.type === 'choice' ? `: ${describeValues(spec)}` : spec.type === 'boolean' || spec.type === 'string' ? '' : `; ${describeRange(spec)}`;
-      return `| ${usage(spec)} | ${cell(spec.help + values)} | ${cell(describeDefault(spec))} |`;
+      const choices = spec.type === 'choice' ? `: ${describeValues(spec)}` : '';
+      return `| ${usage(spec)} | ${cell(spec.help + choices)} | ${cell(describeDefault(spec))} |`;
     }),
     README_END,
   ].join('\n');
