@@ -1,4 +1,4 @@
-// The random orthogonal filters O of SPEC §3, drawn once from the model's seed and never trained.
+// The random orthogonal filters O (docs/math.md), drawn once from the model's seed and never trained.
 //
 // `haar` is the QR of a standard Gaussian matrix with the columns' signs fixed by sign(diag(R)), which
 // makes O exactly Haar-distributed (without the fix, QR's sign convention biases the distribution).
@@ -24,36 +24,36 @@ export function orthogonalFromQr(a: Float64Array, n: number, signFix: boolean): 
   for (let k = 0; k < n; k++) {
     // Householder vector for column k below the diagonal.
     let norm = 0;
-    for (let i = k; i < n; i++) norm += a[i * n + k] * a[i * n + k];
+    for (let i = k; i < n; i++) norm += a[i * n + k]! * a[i * n + k]!;
     norm = Math.sqrt(norm);
-    const akk = a[k * n + k];
+    const akk = a[k * n + k]!;
     if (norm === 0) continue;
     const alpha = akk > 0 ? -norm : norm; // R_kk = alpha; the sign choice avoids cancellation
     rDiagSign[k] = Math.sign(alpha);
     let vNorm2 = 0;
     for (let i = k; i < n; i++) {
-      v[i] = a[i * n + k] - (i === k ? alpha : 0);
-      vNorm2 += v[i] * v[i];
+      v[i] = a[i * n + k]! - (i === k ? alpha : 0);
+      vNorm2 += v[i]! * v[i]!;
     }
     if (vNorm2 === 0) continue;
     // A <- (I - 2 v vᵀ / vᵀv) A on columns k..n-1.
     for (let j = k; j < n; j++) {
       let dot = 0;
-      for (let i = k; i < n; i++) dot += v[i] * a[i * n + j];
+      for (let i = k; i < n; i++) dot += v[i]! * a[i * n + j]!;
       const f = (2 * dot) / vNorm2;
-      for (let i = k; i < n; i++) a[i * n + j] -= f * v[i];
+      for (let i = k; i < n; i++) a[i * n + j]! -= f * v[i]!;
     }
     // Q <- Q (I - 2 v vᵀ / vᵀv), so that Q = H_0 H_1 ... H_{n-1} at the end.
     for (let i = 0; i < n; i++) {
       let dot = 0;
-      for (let j = k; j < n; j++) dot += q[i * n + j] * v[j];
+      for (let j = k; j < n; j++) dot += q[i * n + j]! * v[j]!;
       const f = (2 * dot) / vNorm2;
-      for (let j = k; j < n; j++) q[i * n + j] -= f * v[j];
+      for (let j = k; j < n; j++) q[i * n + j]! -= f * v[j]!;
     }
   }
   if (signFix) {
     for (let j = 0; j < n; j++) {
-      if (rDiagSign[j] < 0) for (let i = 0; i < n; i++) q[i * n + j] = -q[i * n + j];
+      if (rDiagSign[j]! < 0) for (let i = 0; i < n; i++) q[i * n + j] = -q[i * n + j]!;
     }
   }
   return q;
@@ -96,7 +96,7 @@ export function filterMatrix(filter: FilterOperand): Float64Array {
   } else if (filter.kind === 'identity') {
     for (let i = 0; i < n; i++) m[i * n + i] = 1;
   } else {
-    for (let i = 0; i < n; i++) m[i * n + filter.perm[i]] = filter.signs[i];
+    for (let i = 0; i < n; i++) m[i * n + filter.perm[i]!] = filter.signs[i]!;
   }
   return m;
 }

@@ -20,7 +20,7 @@ export function crossEntropyLoss(
 ): LossValue {
   const lossSum = backend.softmaxCrossEntropy(rows, K, logits, labels, 1 / rows, grad, correctScratch);
   let correct = 0;
-  for (let r = 0; r < rows; r++) correct += correctScratch[r];
+  for (let r = 0; r < rows; r++) correct += correctScratch[r]!;
   return { lossSum, correct };
 }
 

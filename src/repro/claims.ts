@@ -3,7 +3,7 @@
 // training option, as `roaf train` would take them, plus a scaled-down `quick` variant of each run
 // (what the test suite trains; the whole claim in about a minute).
 //
-// Options left out take `roaf train`'s defaults for the task and model (src/train/defaults.ts), so a
+// Options left out take `roaf train`'s defaults for the task and model (src/models/defaults.ts), so a
 // run here and `roaf train` with the same flags build the same configuration. Changing a run's options
 // after it has started makes `roaf repro` refuse to continue it (see src/repro/runs.ts): move its
 // directory away to start it again. docs/reproduce.md explains how the choices below were made.

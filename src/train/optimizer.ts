@@ -52,11 +52,13 @@ export class Optimizer {
   /** One update; `lr` overrides the configured rate (a schedule's value for this step). */
   step(lr = this.options.lr): void {
     const { store, backend, options: o } = this;
+    // the constructor made exactly the buffers of this kind
+    const { m, v, velocity } = this.state;
     this.steps += 1;
     if (o.kind === 'adam') {
-      backend.adamUpdate(store.size, store.values, store.grads, this.state.m, this.state.v, lr, o.beta1, o.beta2, o.eps, o.weightDecay, this.steps);
+      backend.adamUpdate(store.size, store.values, store.grads, m!, v!, lr, o.beta1, o.beta2, o.eps, o.weightDecay, this.steps);
     } else {
-      backend.sgdUpdate(store.size, store.values, store.grads, this.state.velocity, lr, o.momentum);
+      backend.sgdUpdate(store.size, store.values, store.grads, velocity!, lr, o.momentum);
     }
   }
 }

@@ -15,6 +15,7 @@ import { Random } from '../util/random.js';
 import { saveCheckpoint, type Progress, type TaskConfig, type TrainingConfig } from './checkpoint.js';
 import { MetricsLog, type MetricsRecord } from './metrics.js';
 import { Optimizer, clipGradients, scheduledLr } from './optimizer.js';
+import { validateTrainingConfig } from './validate.js';
 
 /** Buffers of one batch in the model's dtype, allocated once for the largest batch. */
 export class BatchBuffers {
@@ -160,6 +161,7 @@ export function peakRssBytes(): number {
 /** Trains until `training.epochs` epochs are complete, evaluating, logging and checkpointing on the way. */
 export function runTraining(options: RunOptions): RunResult {
   const { model, train, test, task, training, outDir, callbacks = {} } = options;
+  validateTrainingConfig(training);
   const optimizer = options.optimizer ?? new Optimizer(training.optimizer, model.params, model.backend);
   const progress: Progress = { ...(options.progress ?? { epoch: 0, batchInEpoch: 0, step: 0, seconds: 0 }) };
   const batch = Math.min(training.batch, train.count);
