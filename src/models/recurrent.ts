@@ -6,7 +6,7 @@
 import type { Backend, FilterOperand, FloatArray } from '../backend/backend.js';
 import { makeFilters } from '../nn/filter.js';
 import { GruCell, Linear, LstmCell, RoafCell, type SequenceCell } from '../nn/layers.js';
-import { ParameterStore, allocateFloats } from '../nn/parameters.js';
+import { ParameterStore } from '../nn/parameters.js';
 import { Random } from '../util/random.js';
 import type { ModelConfig } from './config.js';
 import type { GradientHook, Model } from './model.js';
@@ -25,7 +25,7 @@ export class RecurrentModel implements Model {
 
   constructor(readonly config: ModelConfig, readonly backend: Backend) {
     const { hidden: N, inputDim: D, outputs: K, dtype, seed } = config;
-    this.params = new ParameterStore(dtype);
+    this.params = new ParameterStore(dtype, backend);
     this.filters = [];
     switch (config.model) {
       case 'lstm':
@@ -35,7 +35,7 @@ export class RecurrentModel implements Model {
         this.cell = new GruCell(this.params, 'cell', D, N);
         break;
       default: {
-        const filters = config.alpha === 0 ? [] : makeFilters(config.filter, N, 1, true, seed, dtype);
+        const filters = config.alpha === 0 ? [] : makeFilters(config.filter, N, 1, true, seed, dtype, backend);
         this.filters = filters;
         const filter = filters[0] ?? { kind: 'identity', n: N };
         this.cell = new RoafCell(this.params, 'cell', D, N, config.alpha, config.beta, filter, {
@@ -55,8 +55,8 @@ export class RecurrentModel implements Model {
     if (T * B <= this.capacity) return;
     this.capacity = T * B;
     const { hidden: N, outputs: K, dtype } = this.config;
-    this.outputs = allocateFloats(dtype, T * B * K);
-    this.ghs = allocateFloats(dtype, T * B * N);
+    this.outputs = this.backend.allocate(dtype, T * B * K);
+    this.ghs = this.backend.allocate(dtype, T * B * N);
   }
 
   forward(B: number, T: number, inputs: FloatArray): FloatArray {

@@ -10,7 +10,7 @@
 import type { Backend, FilterOperand, FloatArray } from '../backend/backend.js';
 import { makeFilters } from '../nn/filter.js';
 import { Linear, RoafLayer } from '../nn/layers.js';
-import { ParameterStore, allocateFloats } from '../nn/parameters.js';
+import { ParameterStore } from '../nn/parameters.js';
 import { Random } from '../util/random.js';
 import type { ModelConfig } from './config.js';
 import type { GradientHook, Model } from './model.js';
@@ -33,8 +33,8 @@ export class RoafMLP implements Model {
 
   constructor(readonly config: ModelConfig, readonly backend: Backend) {
     const { depth: L, width: N, inputDim: D, outputs: K, dtype, seed } = config;
-    this.params = new ParameterStore(dtype);
-    this.filters = config.alpha === 0 ? [] : makeFilters(config.filter, N, L, config.sharedFilter, seed, dtype);
+    this.params = new ParameterStore(dtype, backend);
+    this.filters = config.alpha === 0 ? [] : makeFilters(config.filter, N, L, config.sharedFilter, seed, dtype, backend);
     const identity: FilterOperand = { kind: 'identity', n: N };
     this.input = new Linear(this.params, 'input', D, N);
     const Ws = Array.from({ length: L }, (_, l) => RoafLayer.declareWeight(this.params, `layers.${l}`, N));
@@ -63,12 +63,13 @@ export class RoafMLP implements Model {
   private reserve(B: number): void {
     if (B <= this.capacity) return;
     const { depth: L, width: N, outputs: K, dtype } = this.config;
+    const memory = this.backend;
     this.capacity = B;
-    this.xs = allocateFloats(dtype, (L + 1) * B * N);
-    this.as = allocateFloats(dtype, L * B * N);
-    this.logits = allocateFloats(dtype, B * K);
-    this.grads = allocateFloats(dtype, 2 * B * N);
-    this.gz = allocateFloats(dtype, B * N);
+    this.xs = memory.allocate(dtype, (L + 1) * B * N);
+    this.as = memory.allocate(dtype, L * B * N);
+    this.logits = memory.allocate(dtype, B * K);
+    this.grads = memory.allocate(dtype, 2 * B * N);
+    this.gz = memory.allocate(dtype, B * N);
   }
 
   /** x_l (B, N) for the current batch size. */
@@ -88,9 +89,9 @@ export class RoafMLP implements Model {
     const { depth: L, width: N, alpha, beta } = this.config;
     this.input.forward(backend, B, inputs, this.layerInput(0, B));
     const { Ws, bs } = this.stacked(this.params.values);
-    backend.roafMlpForward(
-      L, B, N, alpha, beta, this.layerFilters, Ws, bs, this.xs.subarray(0, (L + 1) * B * N), this.as.subarray(0, L * B * N),
-    );
+    backend.roafMlpForward({
+      L, B, N, alpha, beta, filters: this.layerFilters, Ws, bs, xs: this.xs.subarray(0, (L + 1) * B * N), as: this.as.subarray(0, L * B * N),
+    });
     const logits = this.logits.subarray(0, B * this.config.outputs);
     this.readout.forward(backend, B, this.layerInput(this.layers.length, B), logits);
     return logits;
@@ -108,10 +109,10 @@ export class RoafMLP implements Model {
       const { width: N, alpha, beta } = this.config;
       const { Ws } = this.stacked(this.params.values);
       const { Ws: gWs, bs: gbs } = this.stacked(this.params.grads);
-      backend.roafMlpBackward(
-        L, B, N, alpha, beta, this.layerFilters, Ws, this.xs.subarray(0, (L + 1) * size),
-        this.as.subarray(0, L * size), gy, gWs, gbs, null,
-      );
+      backend.roafMlpBackward({
+        L, B, N, alpha, beta, filters: this.layerFilters, Ws, xs: this.xs.subarray(0, (L + 1) * size),
+        as: this.as.subarray(0, L * size), gy, gWs, gbs, gradSquares: null,
+      });
     } else {
       hook(L, gy);
       for (let l = L - 1; l >= 0; l--) {
