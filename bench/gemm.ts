@@ -2,7 +2,7 @@
 // 256³, 512³ and 1024³ on 1 and 2 threads, the median of timed repeats (1- and 2-thread samples interleaved)
 // after a warm-up, each result first checked against a float64 dot product on sampled entries. Prints one
 // line per size and thread count, after this CPU's measured arithmetic peak (a dependency-free FMA loop on one
-// thread, see native/src/kernels.c k_fma_peak), which bounds what any single-thread product can reach.
+// thread: fma_peak in native/, see docs/native.md), which bounds what any single-thread product can reach.
 //
 //   npm run build && node dist/bench/gemm.js [--isa avx512|avx2|portable] [--repeats 15]
 

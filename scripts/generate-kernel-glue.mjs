@@ -85,7 +85,7 @@ function entryPoint(name, spec) {
 
 /** The whole generated file, for the table whose kernelTableId() is `id`. */
 export function renderKernelGlue(table, id) {
-  const names = Object.keys(table);
+  const names = Object.keys(table).filter((name) => table[name].native !== false);
   return [
     `// The N-API entry points of the kernels, included by addon.c. GENERATED from src/backend/kernel-table.ts by`,
     `// scripts/generate-kernel-glue.mjs: do not edit; change the table and rerun the script.`,

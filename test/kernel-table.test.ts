@@ -12,8 +12,9 @@ import { describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import type { Backend, FilterOperand } from '../src/backend/backend.js';
+import { BackendBase } from '../src/backend/backend-base.js';
 import { compileLength } from '../src/backend/kernel-checks.js';
-import { KERNEL_NAMES, KERNEL_TABLE, kernelTableId } from '../src/backend/kernel-table.js';
+import { KERNEL_NAMES, KERNEL_TABLE, kernelTableId, type KernelSpec } from '../src/backend/kernel-table.js';
 import { availableBackends } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -188,6 +189,13 @@ describe('the kernel table', () => {
         }
       }
       assert.equal(new Set(spec.args.map((a) => a.name)).size, spec.args.length, `${name}: an argument name repeats`);
+    }
+  });
+
+  it('has every core kernel in C (only a fused kernel, which has a default, may wait for its C version)', () => {
+    for (const name of KERNEL_NAMES) {
+      const spec: KernelSpec = KERNEL_TABLE[name];
+      if (spec.native === false) assert.ok(name in BackendBase.prototype, `${name} is a core kernel marked native: false`);
     }
   });
 

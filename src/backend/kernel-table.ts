@@ -49,6 +49,11 @@ export interface KernelSpec {
   /** In the order of the C kernel's parameters. */
   readonly args: readonly ArgSpec[];
   /**
+   * false: the C kernels do not have it yet; the glue leaves it out, and the native backend runs
+   * BackendBase's default (fused kernels only: every core kernel must be native).
+   */
+  readonly native?: false;
+  /**
    * A check the kinds cannot express, on the arguments by name (sizes included); returns an error message,
    * or null when the arguments are fine.
    */
