@@ -14,7 +14,7 @@
 // meant for a huge one, and the C kernels, whose index arithmetic stays below the lengths checked here,
 // cannot wrap either.
 
-import type { Backend, DType, FilterOperand, KernelName } from './backend.js';
+import { dtypeOf, type Backend, type DType, type KernelName } from './backend.js';
 import { KERNEL_NAMES, KERNEL_TABLE, type KernelSpec } from './kernel-table.js';
 
 /** The largest filter width: the C kernels keep it in an int. */
@@ -22,7 +22,8 @@ const MAX_FILTER_WIDTH = 2 ** 31 - 1;
 
 // ---- length expressions ----
 
-interface Scope {
+/** The values a length expression reads: the kernel's sizes, and its flags (for `flag ? a : b`). */
+export interface LengthScope {
   sizes: Map<string, number>;
   flags: Map<string, boolean>;
 }
@@ -31,12 +32,12 @@ interface Scope {
 export interface LengthExpression {
   readonly text: string;
   /** The length; throws a RangeError (without the kernel's name, which the caller adds) on a row stride < row length. */
-  evaluate(scope: Scope): number;
+  evaluate(scope: LengthScope): number;
   /** "T*B*N = 24 (T = 2, B = 3, N = 4)": the value with the sizes it came from (of the branch taken). */
-  explain(scope: Scope, value: number): string;
+  explain(scope: LengthScope, value: number): string;
 }
 
-type Node = (scope: Scope) => number;
+type Node = (scope: LengthScope) => number;
 
 /**
  * Parses the small language of the table's lengths: integers, size names, +, *, parentheses,
@@ -47,7 +48,7 @@ export function compileLength(text: string): LengthExpression {
   if (ternary !== null) {
     const [, flag, whenTrue, whenFalse] = ternary as unknown as [string, string, string, string];
     const branches = [compileLength(whenTrue), compileLength(whenFalse)] as const;
-    const pick = (scope: Scope): LengthExpression => branches[scope.flags.get(flag) === true ? 0 : 1];
+    const pick = (scope: LengthScope): LengthExpression => branches[scope.flags.get(flag) === true ? 0 : 1];
     return {
       text,
       evaluate: (scope) => pick(scope).evaluate(scope),
@@ -154,11 +155,6 @@ function isSize(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
-/** A float array's dtype, or null for anything else. */
-function floatDType(value: unknown): DType | null {
-  return value instanceof Float32Array ? 'float32' : value instanceof Float64Array ? 'float64' : null;
-}
-
 const FIXED_TYPES: Record<'float64s' | 'int32s' | 'uint8s', { name: TypedArrayName; is: (v: unknown) => boolean }> = {
   float64s: { name: 'Float64Array', is: (v) => v instanceof Float64Array },
   int32s: { name: 'Int32Array', is: (v) => v instanceof Int32Array },
@@ -166,14 +162,15 @@ const FIXED_TYPES: Record<'float64s' | 'int32s' | 'uint8s', { name: TypedArrayNa
 };
 
 /** Checks one call's arguments for one backend; throws a TypeError or RangeError naming kernel and argument. */
-export type ArgumentCheck = (backend: Backend, params: readonly unknown[]) => void;
+type ArgumentCheck = (backend: Backend, params: readonly unknown[]) => void;
 
 /** The check of one kernel, compiled once from its table entry. */
-export function compileCheck(kernel: string, spec: KernelSpec): ArgumentCheck {
+function compileCheck(kernel: string, spec: KernelSpec): ArgumentCheck {
   const lengths = new Map<string, LengthExpression>();
   for (const arg of spec.args) if ('length' in arg) lengths.set(arg.name, compileLength(arg.length));
   const sizeArgs = spec.args.filter((a) => a.kind === 'size');
-  const fail = (Kind: typeof TypeError | typeof RangeError, message: string): never => {
+  // Declared with its type, so that the compiler knows code after a call of it does not run.
+  const fail: (Kind: typeof TypeError | typeof RangeError, message: string) => never = (Kind, message) => {
     throw new Kind(`${kernel}: ${message}`);
   };
 
@@ -188,20 +185,20 @@ export function compileCheck(kernel: string, spec: KernelSpec): ArgumentCheck {
       spec.args.forEach((arg, i) => (byName[arg.name] = params[i]));
       values = byName;
     }
-    const scope: Scope = { sizes: new Map(), flags: new Map() };
+    const scope: LengthScope = { sizes: new Map(), flags: new Map() };
 
     // Sizes, scalars and flags first: the lengths of the arrays are expressions of them.
     for (const arg of sizeArgs) {
       const v = values[arg.name];
       if (!isSize(v)) fail(typeof v === 'number' ? RangeError : TypeError, `${arg.name} must be a non-negative integer below 2^53, got ${String(v)}`);
-      scope.sizes.set(arg.name, v as number);
+      scope.sizes.set(arg.name, v);
     }
     for (const arg of spec.args) {
       const v = values[arg.name];
       if (arg.kind === 'scalar' && typeof v !== 'number') fail(TypeError, `${arg.name} must be a number, got ${typeName(v)}`);
       if (arg.kind === 'bool') {
         if (typeof v !== 'boolean') fail(TypeError, `${arg.name} must be a boolean, got ${typeName(v)}`);
-        scope.flags.set(arg.name, v as boolean);
+        scope.flags.set(arg.name, v);
       }
     }
 
@@ -213,37 +210,34 @@ export function compileCheck(kernel: string, spec: KernelSpec): ArgumentCheck {
       return fail(RangeError, `${name} has ${length} elements, needs at least ${need}`);
     };
     const floatArray = (name: string, v: unknown, required: number, expression?: LengthExpression): void => {
-      const d = floatDType(v);
-      if (d === null) fail(TypeError, `${name} must be a Float32Array or Float64Array, got ${typeName(v)}`);
+      if (!(v instanceof Float32Array || v instanceof Float64Array)) fail(TypeError, `${name} must be a Float32Array or Float64Array, got ${typeName(v)}`);
+      const d = dtypeOf(v);
       if (dtype === null) {
-        if (!backend.supports(d!)) fail(TypeError, `${name} is a ${typeName(v)}, but the ${backend.name} backend does not support ${d!}`);
+        if (!backend.supports(d)) fail(TypeError, `${name} is a ${typeName(v)}, but the ${backend.name} backend does not support ${d}`);
         dtype = d;
         dtypeSource = name;
       } else if (d !== dtype) {
         fail(TypeError, `${name} is a ${typeName(v)}, but ${dtypeSource} is a ${dtype === 'float32' ? 'Float32Array' : 'Float64Array'} (one dtype per call)`);
       }
-      const length = (v as ArrayLike<number>).length;
+      const length = v.length;
       if (!(length >= required)) tooShort(name, length, required, expression);
     };
     const checkFilter = (label: string, f: unknown, width: string): void => {
       if (typeof f !== 'object' || f === null) fail(TypeError, `${label} must be a filter, got ${typeName(f)}`);
-      const { kind, n } = f as { kind: unknown; n: unknown };
+      const { kind, n, matrix, perm, signs } = f as Partial<Record<'kind' | 'n' | 'matrix' | 'perm' | 'signs', unknown>>;
       if (!isSize(n) || n > MAX_FILTER_WIDTH) fail(RangeError, `${label}.n must be an integer in [0, 2^31), got ${String(n)}`);
       const bound = scope.sizes.get(width);
-      if (bound === undefined) scope.sizes.set(width, n as number);
-      else if (n !== bound) fail(RangeError, `${label} is ${String(n)} wide, but ${width} = ${bound}`);
-      const filterOperand = f as FilterOperand;
+      if (bound === undefined) scope.sizes.set(width, n);
+      else if (n !== bound) fail(RangeError, `${label} is ${n} wide, but ${width} = ${bound}`);
       if (kind === 'dense') {
-        floatArray(`${label}.matrix`, filterOperand.kind === 'dense' ? filterOperand.matrix : undefined, (n as number) * (n as number));
+        floatArray(`${label}.matrix`, matrix, n * n);
       } else if (kind === 'permutation') {
-        const { perm, signs } = f as { perm: unknown; signs: unknown };
-        floatArray(`${label}.signs`, signs, n as number);
+        floatArray(`${label}.signs`, signs, n);
         if (!(perm instanceof Int32Array)) fail(TypeError, `${label}.perm must be an Int32Array, got ${typeName(perm)}`);
-        const p = perm as Int32Array;
-        if (!(p.length >= (n as number))) tooShort(`${label}.perm`, p.length, n as number);
-        for (let i = 0; i < (n as number); i++) {
-          const j = p[i]!;
-          if (j < 0 || j >= (n as number)) fail(RangeError, `${label}.perm[${i}] = ${j} is outside [0, ${String(n)})`);
+        if (!(perm.length >= n)) tooShort(`${label}.perm`, perm.length, n);
+        for (let i = 0; i < n; i++) {
+          const j = perm[i]!;
+          if (j < 0 || j >= n) fail(RangeError, `${label}.perm[${i}] = ${j} is outside [0, ${n})`);
         }
       } else if (kind !== 'identity') {
         fail(TypeError, `${label}.kind must be 'dense', 'permutation' or 'identity', got ${String(kind)}`);
@@ -256,7 +250,7 @@ export function compileCheck(kernel: string, spec: KernelSpec): ArgumentCheck {
         const list = values[arg.name];
         if (!Array.isArray(list)) fail(TypeError, `${arg.name} must be an array of filters, got ${typeName(list)}`);
         const count = scope.sizes.get(arg.count)!;
-        const filters = list as readonly unknown[];
+        const filters: readonly unknown[] = list;
         if (filters.length !== count) fail(RangeError, `${arg.name} has ${filters.length} filters, needs ${arg.count} = ${count}`);
         const seen = new Set<unknown>(); // a shared filter is checked once
         filters.forEach((f, l) => {
@@ -299,7 +293,7 @@ export function compileCheck(kernel: string, spec: KernelSpec): ArgumentCheck {
 }
 
 /** The compiled check of every kernel. */
-export const ARGUMENT_CHECKS = Object.fromEntries(
+const ARGUMENT_CHECKS = Object.fromEntries(
   KERNEL_NAMES.map((name) => [name, compileCheck(name, KERNEL_TABLE[name])]),
 ) as Record<KernelName, ArgumentCheck>;
 
