@@ -28,14 +28,26 @@ export { Parameter, ParameterStore } from './nn/parameters.js';
 export { crossEntropyLoss, meanSquaredErrorLoss } from './nn/losses.js';
 export type { LossValue } from './nn/losses.js';
 
-// models
-export { MODEL_KINDS, isRecurrent, validateModelConfig } from './models/config.js';
-export type { ModelConfig, ModelKind } from './models/config.js';
+// models and the model-kind registry
+export { validateModelConfig } from './models/config.js';
+export type { ModelConfig } from './models/config.js';
+export { MODEL_KINDS, findModelKind, isRecurrent, kindsWhere, modelKind, modelKindOf } from './models/kinds.js';
+export type { ModelKind } from './models/kinds.js';
+export { CURVE_LABELS, isNotApplicable, notApplicable } from './models/kind.js';
+export type {
+  BoundFactors, CurveLabels, FlopEstimate, KindLabels, ModelKindSpec, NotApplicable, SizeDefaults, TensorList, TensorSpec,
+} from './models/kind.js';
+export type { CellKind } from './models/kinds/recurrent.js';
+export { bindTensors, filterTensors } from './models/tensors.js';
+export type { BoundTensor } from './models/tensors.js';
 export type { GradientHook, Model } from './models/model.js';
 export { RoafMLP } from './models/roaf-mlp.js';
 export { RecurrentModel, RecurrentModel as RoafRNN } from './models/recurrent.js';
+export type { CellFactory } from './models/recurrent.js';
 export { createModel, modelConfig, resolveBaseline } from './models/factory.js';
 export type { ModelOptions } from './models/factory.js';
+export { defaultCoefficients, defaultMlpBeta, runDefaults } from './models/defaults.js';
+export type { RunDefaults } from './models/defaults.js';
 
 // training
 export { DEFAULT_OPTIMIZER, OPTIMIZER_KINDS, Optimizer, clipGradients, gradientNorm } from './train/optimizer.js';
@@ -49,7 +61,6 @@ export type { CheckpointConfig, Progress, TaskConfig, TrainingConfig } from './t
 export { MetricsLog, readMetrics } from './train/metrics.js';
 export type { MetricsRecord } from './train/metrics.js';
 export { SafetensorsFile, writeSafetensors } from './train/safetensors.js';
-export { defaultCoefficients, defaultMlpBeta, runDefaults } from './train/defaults.js';
 export { LR_SCHEDULES, scheduledLr } from './train/optimizer.js';
 export type { LrSchedule } from './train/optimizer.js';
 

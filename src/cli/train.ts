@@ -16,11 +16,11 @@ import {
   loadModelTensors, loadOptimizerState, readCheckpointConfig, resolveCheckpointDir,
   type Progress, type TaskConfig, type TrainingConfig,
 } from '../train/checkpoint.js';
-import { defaultCoefficients, runDefaults } from '../train/defaults.js';
+import { defaultCoefficients, runDefaults } from '../models/defaults.js';
 import {
   DEFAULT_OPTIMIZER, LR_SCHEDULES, OPTIMIZER_KINDS, Optimizer, type LrSchedule, type OptimizerKind,
 } from '../train/optimizer.js';
-import { evaluate, runTraining, type Evaluation } from '../train/trainer.js';
+import { evaluate, peakRssBytes, runTraining, type Evaluation } from '../train/trainer.js';
 import { UsageError, checkChoice, checkRange } from '../util/errors.js';
 import { createProgress } from './progress.js';
 import { numberOption, percent, printJsonResult } from './options.js';
@@ -31,6 +31,7 @@ interface TrainCliOptions {
   depth?: number;
   width?: number;
   hidden?: number;
+  layers?: number;
   alpha?: number;
   beta?: number;
   filter: string;
@@ -103,6 +104,7 @@ function freshRun(options: TrainCliOptions): { modelConfig: Omit<ModelConfig, 'i
     depth,
     width: checkRange('--width', options.width ?? defaults.width, 1, 65_536, { integer: true }),
     hidden: checkRange('--hidden', options.hidden ?? defaults.hidden, 1, 65_536, { integer: true }),
+    ...(options.layers !== undefined ? { layers: checkRange('--layers', options.layers, 1, 64, { integer: true }) } : {}),
     alpha: checkRange('--alpha', options.alpha ?? coefficients.alpha, 0, 1),
     beta: checkRange('--beta', options.beta ?? coefficients.beta, 0, 100, { minExclusive: true }),
     filter: checkChoice('--filter', options.filter, FILTER_KINDS) as FilterKind,
@@ -198,7 +200,7 @@ async function trainCommand(options: TrainCliOptions): Promise<void> {
   bar.stop();
   const seconds = result.progress.seconds;
   process.stdout.write(`${model.config.model} on ${task.name}: ${describeEvaluation(result.final)} after ${training.epochs} epoch(s), ${seconds.toFixed(1)} s; checkpoint in ${outDir}/checkpoint\n`);
-  if (options.json) printJsonResult(summary(model, task.name, training.epochs, result.final, seconds, { step: result.progress.step, out: outDir }));
+  if (options.json) printJsonResult(summary(model, task.name, training.epochs, result.final, seconds, { step: result.progress.step, out: outDir, peak_rss_bytes: peakRssBytes() }));
 }
 
 interface EvalCliOptions {
@@ -232,6 +234,7 @@ export function registerTrainCommands(program: Command): void {
     .addOption(numberOption('--depth <L>', 'feed-forward depth (ROAF layers)'))
     .addOption(numberOption('--width <N>', 'feed-forward width'))
     .addOption(numberOption('--hidden <N>', 'recurrent units'))
+    .addOption(numberOption('--layers <k>', 'stacked recurrent layers, 1..64 (default 1)'))
     .addOption(numberOption('--alpha <a>', 'weight of the filtered input, in [0, 1]'))
     .addOption(numberOption('--beta <b>', 'weight of the nonlinear branch, > 0'))
     .option('--filter <kind>', `orthogonal filter: ${FILTER_KINDS.join(', ')}`, 'haar')

@@ -1,18 +1,15 @@
 // Model configuration: which network, its sizes and ROAF coefficients, validated at the boundary.
+// What each kind of network is and fixes lives in the registry (kinds.ts).
 
 import type { DType } from '../backend/backend.js';
 import { FILTER_KINDS, type FilterKind } from '../nn/filter.js';
 import { UsageError, checkChoice, checkRange } from '../util/errors.js';
+import { MODEL_KINDS, type ModelKind } from './kinds.js';
 
-export const MODEL_KINDS = ['roaf-mlp', 'mlp', 'resmlp', 'roaf-rnn', 'rnn', 'lstm', 'gru'] as const;
-export type ModelKind = (typeof MODEL_KINDS)[number];
-
-export function isRecurrent(model: ModelKind): boolean {
-  return model === 'roaf-rnn' || model === 'rnn' || model === 'lstm' || model === 'gru';
-}
+export { MODEL_KINDS, type ModelKind };
 
 export interface ModelConfig {
-  /** Which network. `mlp` is roaf-mlp with alpha = 0; `resmlp` is O = I, alpha = beta = 1; `rnn` is roaf-rnn with alpha = 0. */
+  /** Which network (models/kinds.ts). `mlp` is roaf-mlp with alpha = 0; `resmlp` is O = I, alpha = beta = 1; `rnn` is roaf-rnn with alpha = 0. */
   model: ModelKind;
   /** D: input features per sample (feed-forward) or per step (recurrent). */
   inputDim: number;
@@ -24,8 +21,13 @@ export interface ModelConfig {
   depth: number;
   /** N: width of the ROAF layers (feed-forward models). */
   width: number;
-  /** N: units of the recurrent cell. */
+  /** N: units of the recurrent cell (of each layer). */
   hidden: number;
+  /**
+   * k: stacked recurrent layers (roaf-rnn, rnn, lstm, gru), 1 when absent: layer 1 reads the inputs, layer j
+   * the hidden states of layer j-1, the readout the top layer. Feed-forward kinds have `depth` instead.
+   */
+  layers?: number;
   /** Weight of the filtered input, in [0, 1]. */
   alpha: number;
   /** Weight of the nonlinear branch, > 0. */
@@ -49,6 +51,7 @@ export function validateModelConfig(config: ModelConfig): ModelConfig {
   checkRange('--depth', config.depth, 1, 1_000_000, { integer: true });
   checkRange('--width', config.width, 1, 65_536, { integer: true });
   checkRange('--hidden', config.hidden, 1, 65_536, { integer: true });
+  if (config.layers !== undefined) checkRange('--layers', config.layers, 1, 64, { integer: true });
   checkRange('--alpha', config.alpha, 0, 1);
   checkRange('--beta', config.beta, 0, 100, { minExclusive: config.model !== 'mlp' && config.model !== 'rnn' });
   checkRange('--input-scale', config.inputScale, 0, 1e6, { minExclusive: true });

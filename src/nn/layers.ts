@@ -1,5 +1,5 @@
 // Layers and cells: small classes that declare their parameters, run a forward pass that saves exactly
-// what the backward pass needs, and a hand-written backward pass (SPEC §2). All arithmetic goes through
+// what the backward pass needs, and a hand-written backward pass (docs/math.md). All arithmetic goes through
 // the Backend; the caller owns the activation buffers, so a model allocates them once per batch size.
 //
 // Shapes: B batch, T steps, N width/units, D input dim, K outputs.
@@ -37,7 +37,7 @@ export class Linear {
 
 /**
  * One ROAF layer, x_{l+1} = alpha O x_l + beta tanh(W x_l + b).
- * W ~ N(0, 1/N) (the initialisation SPEC §8 measured), b = 0; O fixed, not trained.
+ * W ~ N(0, 1/N) (the initialisation docs/defaults.md describes), b = 0; O fixed, not trained.
  */
 export class RoafLayer {
   readonly W: Parameter;
@@ -88,9 +88,12 @@ export interface SequenceCell {
   /**
    * ghs (T, B, N): ∂loss/∂h_t from the loss on entry, the complete ∂loss/∂h_t on return. With `lastStepOnly`
    * only the last step's entry is read and the others are unspecified on return (see Backend.roafCellBackward).
-   * Accumulates the parameter gradients.
+   * Accumulates the parameter gradients. When asked with a `gxs` buffer (T, B, D), writes ∂loss/∂x_t there
+   * (what a stacked model passes down to the layer below) and returns it; otherwise returns null.
    */
-  backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean): void;
+  backward(
+    backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean, gxs?: FloatArray | null,
+  ): FloatArray | null;
 }
 
 /**
@@ -157,13 +160,16 @@ export class RoafCell implements SequenceCell {
     return hs;
   }
 
-  backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean): void {
+  backward(
+    backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean, gxs: FloatArray | null = null,
+  ): FloatArray | null {
     const { buffers } = this;
     backend.roafCellBackward({
       T, B, D: this.inputDim, N: this.units, alpha: this.alpha, beta: this.beta, filter: this.filter,
       xs, W: this.W.value, U: this.U.value, hs: buffers.view('hs', (T + 1) * B), as: buffers.view('as', T * B),
-      ghs, gzs: buffers.view('gzs', T * B), gW: this.W.grad, gU: this.U.grad, gb: this.b.grad, gh0: null, gxs: null, lastStepOnly,
+      ghs, gzs: buffers.view('gzs', T * B), gW: this.W.grad, gU: this.U.grad, gb: this.b.grad, gh0: null, gxs, lastStepOnly,
     });
+    return gxs;
   }
 }
 
@@ -204,11 +210,14 @@ export class LstmCell implements SequenceCell {
     return saved.hs;
   }
 
-  backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean): void {
+  backward(
+    backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean, gxs: FloatArray | null = null,
+  ): FloatArray | null {
     backend.lstmBackward({
       T, B, D: this.inputDim, N: this.units, xs, Wx: this.Wx.value, Wh: this.Wh.value, ...this.saved(T, B),
-      ghs, gGates: this.buffers.view('gGates', T * B), gWx: this.Wx.grad, gWh: this.Wh.grad, gb: this.b.grad, gxs: null, lastStepOnly,
+      ghs, gGates: this.buffers.view('gGates', T * B), gWx: this.Wx.grad, gWh: this.Wh.grad, gb: this.b.grad, gxs, lastStepOnly,
     });
+    return gxs;
   }
 }
 
@@ -252,11 +261,14 @@ export class GruCell implements SequenceCell {
     return saved.hs;
   }
 
-  backward(backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean): void {
+  backward(
+    backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean, gxs: FloatArray | null = null,
+  ): FloatArray | null {
     backend.gruBackward({
       T, B, D: this.inputDim, N: this.units, xs, Wx: this.Wx.value, Wh: this.Wh.value, ...this.saved(T, B),
       ghs, gGates: this.buffers.view('gGates', T * B), gHn: this.buffers.view('gHn', T * B),
-      gWx: this.Wx.grad, gWh: this.Wh.grad, gbx: this.bx.grad, gbh: this.bh.grad, gxs: null, lastStepOnly,
+      gWx: this.Wx.grad, gWh: this.Wh.grad, gbx: this.bx.grad, gbh: this.bh.grad, gxs, lastStepOnly,
     });
+    return gxs;
   }
 }

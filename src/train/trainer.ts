@@ -115,7 +115,8 @@ export interface StepEvent {
 
 export interface TrainerCallbacks {
   onStep?(event: StepEvent): void;
-  onEvaluation?(record: MetricsRecord): void;
+  /** After each logged evaluation; 'stop' ends the run there, after a checkpoint (an early-stop rule). */
+  onEvaluation?(record: MetricsRecord): 'continue' | 'stop' | void;
   onCheckpoint?(dir: string): void;
   /** Per-layer (per-step) gradient norms for `--log-gradients`: run on one training batch. */
   gradientSummary?(model: Model, hook: (collect: GradientHook) => void): Record<string, unknown>;
@@ -139,6 +140,21 @@ export interface RunResult {
   final: Evaluation;
   progress: Progress;
   records: MetricsRecord[];
+  /** True when onEvaluation stopped the run before its last epoch. */
+  stopped: boolean;
+}
+
+/** A non-finite training loss: the run cannot go on (its last checkpoint is the state before). */
+export class DivergedError extends Error {
+  constructor(readonly step: number, readonly loss: number) {
+    super(`training diverged at step ${step}: loss is ${loss} (try a smaller --lr or --clip 1)`);
+    this.name = 'DivergedError';
+  }
+}
+
+/** The process's peak resident memory so far, in bytes (maxRSS is in KiB). */
+export function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
 }
 
 /** Trains until `training.epochs` epochs are complete, evaluating, logging and checkpointing on the way. */
@@ -163,7 +179,8 @@ export function runTraining(options: RunOptions): RunResult {
   let samplesPerSecond = 0;
   let final: Evaluation | null = null;
 
-  const evaluateAndLog = (): void => {
+  /** Evaluates and logs; true when the callback asks to stop. */
+  const evaluateAndLog = (): boolean => {
     const evaluation = evaluate(model, test, testBuffers.capacity, testBuffers);
     final = evaluation;
     const record: MetricsRecord = {
@@ -173,6 +190,7 @@ export function runTraining(options: RunOptions): RunResult {
       test_loss: evaluation.loss,
       ...(evaluation.accuracy !== undefined ? { test_accuracy: evaluation.accuracy } : { test_mse: evaluation.mse }),
       seconds: Number(elapsed().toFixed(3)),
+      peak_rss_bytes: peakRssBytes(),
     };
     if (training.logGradients && callbacks.gradientSummary) {
       const order = epochOrder(training.seed, progress.epoch, train.count);
@@ -186,7 +204,7 @@ export function runTraining(options: RunOptions): RunResult {
     batchesSinceEval = 0;
     metrics.append(record);
     records.push(record);
-    callbacks.onEvaluation?.(record);
+    return callbacks.onEvaluation?.(record) === 'stop';
   };
 
   const checkpoint = (): void => {
@@ -195,7 +213,8 @@ export function runTraining(options: RunOptions): RunResult {
     callbacks.onCheckpoint?.(checkpointDir);
   };
 
-  while (progress.epoch < training.epochs) {
+  let stopped = false;
+  run: while (progress.epoch < training.epochs) {
     const order = epochOrder(training.seed, progress.epoch, train.count);
     while (progress.batchInEpoch < batchesPerEpoch) {
       const start = progress.batchInEpoch * batch;
@@ -208,7 +227,7 @@ export function runTraining(options: RunOptions): RunResult {
       optimizer.step(scheduledLr(training.lrSchedule ?? 'constant', training.optimizer.lr, progress.step + 1, batchesPerEpoch * training.epochs));
       const meanLoss = train.target.kind === 'regression' ? loss.lossSum / (rows * train.target.outputs) : loss.lossSum / rows;
       if (!Number.isFinite(meanLoss)) {
-        throw new Error(`training diverged at step ${progress.step + 1}: loss is ${meanLoss} (try a smaller --lr or --clip 1)`);
+        throw new DivergedError(progress.step + 1, meanLoss);
       }
       lossSinceEval += meanLoss;
       batchesSinceEval += 1;
@@ -226,14 +245,22 @@ export function runTraining(options: RunOptions): RunResult {
         loss: lossSinceEval / batchesSinceEval, samplesPerSecond,
       });
       const endOfEpoch = progress.batchInEpoch === batchesPerEpoch;
-      if (!endOfEpoch && training.evalEvery > 0 && progress.step % training.evalEvery === 0) evaluateAndLog();
+      if (!endOfEpoch && training.evalEvery > 0 && progress.step % training.evalEvery === 0 && evaluateAndLog()) {
+        stopped = true;
+        checkpoint();
+        break run;
+      }
       if (!endOfEpoch && training.checkpointEvery > 0 && progress.step % training.checkpointEvery === 0) checkpoint();
     }
-    evaluateAndLog();
+    const stop = evaluateAndLog();
     progress.epoch += 1;
     progress.batchInEpoch = 0;
     checkpoint();
+    if (stop && progress.epoch < training.epochs) {
+      stopped = true;
+      break;
+    }
   }
   progress.seconds = elapsed();
-  return { final: final ?? evaluate(model, test, testBuffers.capacity, testBuffers), progress, records };
+  return { final: final ?? evaluate(model, test, testBuffers.capacity, testBuffers), progress, records, stopped };
 }
