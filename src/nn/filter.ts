@@ -5,9 +5,8 @@
 // `qr-uniform` is the QR of a uniform(-1, 1) matrix, as the author's reservoir code does (no sign fix).
 // `permutation` and `cycle` are signed permutations, applied in O(N) by the kernels.
 
-import type { DType, FilterOperand } from '../backend/backend.js';
+import { hostMemory, type BufferAllocator, type DType, type FilterOperand } from '../backend/backend.js';
 import { Random } from '../util/random.js';
-import { allocateFloats } from './parameters.js';
 
 export const FILTER_KINDS = ['haar', 'qr-uniform', 'permutation', 'cycle', 'identity'] as const;
 export type FilterKind = (typeof FILTER_KINDS)[number];
@@ -59,28 +58,31 @@ export function orthogonalFromQr(a: Float64Array, n: number, signFix: boolean): 
   return q;
 }
 
-/** Draws one filter of the given kind; all randomness comes from `rng`. */
-export function makeFilter(kind: FilterKind, n: number, rng: Random, dtype: DType): FilterOperand {
+/**
+ * Draws one filter of the given kind; all randomness comes from `rng`. Its arrays come from `memory` (a
+ * model passes its backend; ordinary typed arrays otherwise).
+ */
+export function makeFilter(kind: FilterKind, n: number, rng: Random, dtype: DType, memory: BufferAllocator = hostMemory): FilterOperand {
   switch (kind) {
     case 'haar':
     case 'qr-uniform': {
       const a = new Float64Array(n * n);
       for (let i = 0; i < n * n; i++) a[i] = kind === 'haar' ? rng.normal() : 2 * rng.uniform() - 1;
       const q = orthogonalFromQr(a, n, kind === 'haar');
-      const matrix = allocateFloats(dtype, n * n);
+      const matrix = memory.allocate(dtype, n * n);
       matrix.set(q);
       return { kind: 'dense', n, matrix };
     }
     case 'permutation': {
       const perm = rng.permutation(n);
-      const signs = allocateFloats(dtype, n);
+      const signs = memory.allocate(dtype, n);
       for (let i = 0; i < n; i++) signs[i] = rng.uniform() < 0.5 ? -1 : 1;
       return { kind: 'permutation', n, perm, signs };
     }
     case 'cycle': {
       const perm = new Int32Array(n);
       for (let i = 0; i < n; i++) perm[i] = (i + n - 1) % n; // (O x)[i] = x[i-1]: shift down by one
-      return { kind: 'permutation', n, perm, signs: allocateFloats(dtype, n).fill(1) };
+      return { kind: 'permutation', n, perm, signs: memory.allocate(dtype, n).fill(1) };
     }
     case 'identity':
       return { kind: 'identity', n };
@@ -108,13 +110,14 @@ export function filterMatrix(filter: FilterOperand): Float64Array {
  */
 export function makeFilters(
   kind: FilterKind, n: number, count: number, shared: boolean, seed: number, dtype: DType,
+  memory: BufferAllocator = hostMemory,
 ): FilterOperand[] {
   const filterSeed = Random.derive(seed, 0x0f17e5).nextUint32();
   if (shared || kind === 'identity' || kind === 'cycle') {
-    const one = makeFilter(kind, n, Random.derive(filterSeed, 0), dtype);
+    const one = makeFilter(kind, n, Random.derive(filterSeed, 0), dtype, memory);
     return new Array<FilterOperand>(count).fill(one);
   }
   const filters: FilterOperand[] = [];
-  for (let l = 0; l < count; l++) filters.push(makeFilter(kind, n, Random.derive(filterSeed, l), dtype));
+  for (let l = 0; l < count; l++) filters.push(makeFilter(kind, n, Random.derive(filterSeed, l), dtype, memory));
   return filters;
 }

@@ -9,7 +9,6 @@
 import type { FloatArray } from '../backend/backend.js';
 import type { BatchTargets, Dataset } from '../data/dataset.js';
 import { crossEntropyLoss, meanSquaredErrorLoss, type LossValue } from '../nn/losses.js';
-import { allocateFloats } from '../nn/parameters.js';
 import type { GradientHook, Model } from '../models/model.js';
 import { Random } from '../util/random.js';
 import { saveCheckpoint, type Progress, type TaskConfig, type TrainingConfig } from './checkpoint.js';
@@ -29,10 +28,11 @@ export class BatchBuffers {
     const { steps: T, inputDim: D } = dataset;
     const K = model.config.outputs;
     const dtype = model.config.dtype;
-    this.inputs = allocateFloats(dtype, T * capacity * D);
+    const memory = model.backend;
+    this.inputs = memory.allocate(dtype, T * capacity * D);
     this.labels = new Int32Array(T * capacity);
-    this.values = allocateFloats(dtype, capacity * K);
-    this.gOutputs = allocateFloats(dtype, model.outputRows(capacity, T) * K);
+    this.values = memory.allocate(dtype, capacity * K);
+    this.gOutputs = memory.allocate(dtype, model.outputRows(capacity, T) * K);
     this.hits = new Uint8Array(model.outputRows(capacity, T));
   }
 
