@@ -43,6 +43,8 @@ export class RoafMLP implements Model {
   private checkpoints: FloatArray | null = null;
   /** checkpoint: which segment xs/as hold now (-1: none), so diagnostics walking the layers recompute each once. */
   private materialised = -1;
+  /** checkpoint mode: each segment's slice of the filter list, made once. */
+  private filterSegments: Array<readonly FilterOperand[] | undefined> = [];
   private logits!: FloatArray; // (B, K)
   private grads!: FloatArray; // (2, B, N): ∂loss/∂x_L, and ping-pong ∂loss/∂x_l on the per-layer path
   private gz!: FloatArray; // (B, N) scratch of the per-layer path
@@ -77,6 +79,7 @@ export class RoafMLP implements Model {
     this.segmentLength = k;
     this.capacity = 0;
     this.materialised = -1;
+    this.filterSegments = [];
   }
 
   get memory(): ActivationMemory {
@@ -121,9 +124,24 @@ export class RoafMLP implements Model {
     const { width: N, alpha, beta } = this.config;
     const { Ws, bs } = this.stacked(this.params.values, first, count);
     this.backend.roafMlpForward({
-      L: count, B, N, alpha, beta, filters: this.layerFilters.slice(first, first + count), Ws, bs,
+      L: count, B, N, alpha, beta, filters: this.segmentFilters(first, count), Ws, bs,
       xs: this.xs.subarray(0, (count + 1) * B * N), as: this.as.subarray(0, count * B * N),
     });
+  }
+
+  /**
+   * The filters of layers [first, first + count): the same array object every step (the whole list in full
+   * mode, one cached list per segment otherwise), so a backend may cache what it derives from the list.
+   */
+  private segmentFilters(first: number, count: number): readonly FilterOperand[] {
+    if (first === 0 && count === this.layerFilters.length) return this.layerFilters;
+    const s = first / this.segmentLength;
+    let list = this.filterSegments[s];
+    if (list === undefined) {
+      list = this.layerFilters.slice(first, first + count);
+      this.filterSegments[s] = list;
+    }
+    return list;
   }
 
   /** checkpoint mode: the view of segment row r (x at segment start r·k, or x_L for r = S). */
@@ -202,7 +220,7 @@ export class RoafMLP implements Model {
         const { Ws } = this.stacked(this.params.values, first, count);
         const { Ws: gWs, bs: gbs } = this.stacked(this.params.grads, first, count);
         backend.roafMlpBackward({
-          L: count, B, N, alpha, beta, filters: this.layerFilters.slice(first, first + count), Ws,
+          L: count, B, N, alpha, beta, filters: this.segmentFilters(first, count), Ws,
           xs: this.xs.subarray(0, (count + 1) * size), as: this.as.subarray(0, count * size), gy, gWs, gbs, gradSquares: null,
         });
       }
