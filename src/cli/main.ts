@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { UsageError } from '../util/errors.js';
 import { registerBenchCommand } from './bench.js';
 import { registerDiagnoseCommand } from './diagnose.js';
+import { registerExportCommand } from './export.js';
 import { registerInfoCommand } from './info.js';
 import { registerReportCommand } from './report.js';
 import { registerTrainCommands } from './train.js';
@@ -23,6 +24,7 @@ function buildProgram(): Command {
   registerBenchCommand(program);
   registerDiagnoseCommand(program);
   registerReportCommand(program);
+  registerExportCommand(program);
   return program;
 }
 
