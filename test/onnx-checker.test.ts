@@ -93,8 +93,9 @@ const CASES: Record<string, { options: ModelOptions; save?: OnnxSaveOptions }> =
 function checkAll(): Record<string, FileInfo> {
   const paths: Record<string, string> = {};
   for (const [name, { options, save }] of Object.entries(CASES)) {
-    paths[name] = join(work, `${name}.onnx`);
-    saveOnnx(createModel(modelConfig(options), referenceBackend), paths[name]!, { warn: () => {}, ...save });
+    const path = join(work, `${name}.onnx`);
+    paths[name] = path;
+    saveOnnx(createModel(modelConfig(options), referenceBackend), path, { warn: () => {}, ...save });
   }
   const run = spawnSync(PYTHON, ['-c', SCRIPT, ...Object.values(paths)], { encoding: 'utf8', maxBuffer: 1 << 26 });
   assert.equal(run.status, 0, `onnx.checker.check_model failed:\n${run.stderr}`);
@@ -127,7 +128,7 @@ describe('python3-onnx: checker and structure of the exported graphs', { skip },
     assert.deepEqual(files['roaf-rnn']!.outputs, [['B', 10]]);
     assert.deepEqual(files['lstm-stack-every']!.outputs, [['T', 'B', 9]]);
     assert.equal(files['gru']!.metadata['roaf.model'], 'gru');
-    assert.equal(JSON.parse(files['gru']!.metadata['roaf.config']!).hidden, 16);
+    assert.equal((JSON.parse(files['gru']!.metadata['roaf.config']!) as { hidden: number }).hidden, 16);
   });
 
   it('a deep MLP is one Scan whose body is one layer, the same at depth 10 and 500', () => {

@@ -24,7 +24,7 @@ function firstSamples(dataset: Dataset, B: number): Float32Array {
 async function checkParity(dataset: Dataset, B: number, options: Omit<ModelOptions, 'inputDim' | 'outputs'>): Promise<void> {
   const outputs = dataset.target.kind === 'regression' ? dataset.target.outputs : dataset.target.classes;
   const readout = dataset.target.kind === 'class-per-step' ? 'every' : 'last';
-  const model = createModel(modelConfig({ inputDim: dataset.inputDim, outputs, readout, ...options } as ModelOptions), referenceBackend);
+  const model = createModel(modelConfig({ inputDim: dataset.inputDim, outputs, readout, ...options }), referenceBackend);
   const session = await onnxSession(exportOnnx(model));
   const T = dataset.steps;
   const result = await parity(model, session, B, T, firstSamples(dataset, B));

@@ -149,10 +149,10 @@ describe('external data', () => {
     const path = join(work, 'external.onnx');
     const saved = saveOnnx(model, path, { externalDataThreshold: 0 });
     assert.equal(saved.dataPath, `${path}.data`);
-    assert.ok(existsSync(saved.dataPath!));
+    assert.ok(existsSync(saved.dataPath));
     assert.ok(saved.dataBytes >= saved.weightBytes - 1024, 'the tensors of 1 kB or more are in the data file');
     assert.ok(saved.fileBytes < 8000, `the model file holds the graph only, ${saved.fileBytes} B`);
-    const session = await onnxSession(path, { path: 'external.onnx.data', data: new Uint8Array(readFileSync(saved.dataPath!)) });
+    const session = await onnxSession(path, { path: 'external.onnx.data', data: new Uint8Array(readFileSync(saved.dataPath)) });
     const result = await parity(model, session, 6, 1, randomInputs(6 * 30, 7));
     assert.ok(result.maxRelative <= 1e-5, `max relative difference ${result.maxRelative.toExponential(2)}`);
 

@@ -57,7 +57,7 @@ function loadCheckpointModel(dir: string): { model: Model; task: string } {
   return { model, task: saved.task.name };
 }
 
-async function exportCommand(options: ExportCliOptions): Promise<void> {
+function exportCommand(options: ExportCliOptions): void {
   checkChoice('--format', options.format, EXPORT_FORMATS);
   checkOutput(options.out, options.force);
   const { model, task } = loadCheckpointModel(options.checkpoint);

@@ -82,7 +82,7 @@ export class GraphBuilder {
   initializer(name: string, dims: number[], parts: readonly ArrayData[]): string {
     const size = dims.reduce((a, b) => a * b, 1);
     const length = parts.reduce((sum, part) => sum + part.length, 0);
-    if (length !== size) throw new Error(`ONNX export: initializer ${name} [${dims}] needs ${size} values, got ${length}`);
+    if (length !== size) throw new Error(`ONNX export: initializer ${name} [${dims.join(', ')}] needs ${size} values, got ${length}`);
     const ints = parts.every((part) => part instanceof Int32Array);
     if (!ints && parts.some((part) => part instanceof Int32Array)) throw new Error(`ONNX export: initializer ${name} mixes types`);
     const chunks = parts.map((part) => {
@@ -90,7 +90,7 @@ export class GraphBuilder {
         this.converted = true;
         return bytesOf(Float32Array.from(part));
       }
-      return bytesOf(part as Float32Array | Int32Array);
+      return bytesOf(part);
     });
     return this.addTensor(name, dims, ints ? ONNX_INT32 : ONNX_FLOAT, chunks);
   }

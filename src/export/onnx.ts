@@ -379,7 +379,7 @@ function buildModel(model: Model, options: OnnxExportOptions): { proto: ModelPro
   if (model instanceof RoafMLP) {
     io = feedForwardGraph(model, g, scalars);
   } else if (model instanceof RecurrentModel) {
-    io = new RecurrentGraph(model, g, scalars, scope.claim('input')).build();
+    io = new RecurrentGraph(model as RecurrentModel<SequenceCell>, g, scalars, scope.claim('input')).build();
   } else {
     throw new UsageError(`model kind ${config.model} cannot be exported to ONNX: its model class has no ONNX graph in this roaf`);
   }
