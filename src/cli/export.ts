@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { referenceBackend } from '../backend/reference.js';
 import { psmnistPermutation } from '../data/sequential.js';
-import { formatBytes, saveOnnx } from '../export/onnx.js';
+import { OPSET_VERSION, formatBytes, saveOnnx } from '../export/onnx.js';
 import { createModel } from '../models/factory.js';
 import { MODEL_KINDS, findModelKind } from '../models/kinds.js';
 import type { Model } from '../models/model.js';
@@ -68,7 +68,7 @@ function exportCommand(options: ExportCliOptions): void {
   }
   const saved = saveOnnx(model, options.out, { force: options.force, metadata });
   const input = model.recurrent ? `(T, B, ${model.config.inputDim}) time-major` : `(B, ${model.config.inputDim})`;
-  process.stdout.write(`wrote ${saved.path}: ${model.config.model}, ONNX opset 17, input 'input' ${input} -> 'logits'; ` +
+  process.stdout.write(`wrote ${saved.path}: ${model.config.model}, ONNX opset ${OPSET_VERSION}, input 'input' ${input} -> 'logits'; ` +
     `${formatBytes(saved.fileBytes)} (graph ${formatBytes(saved.graphBytes)}, weights ${formatBytes(saved.weightBytes)})` +
     (saved.dataPath ? `, external data ${saved.dataPath} ${formatBytes(saved.dataBytes)}` : '') + '\n');
   if (task === 'psmnist') {
