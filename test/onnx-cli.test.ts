@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { referenceBackend } from '../src/backend/reference.js';
+import { psmnistPermutation } from '../src/data/sequential.js';
 import { loadTask } from '../src/data/tasks.js';
 import { createModel } from '../src/models/factory.js';
 import { loadModelTensors, readCheckpointConfig } from '../src/train/checkpoint.js';
@@ -63,6 +64,22 @@ describe('roaf export', () => {
     // --force replaces it
     const again = roaf(['export', '--checkpoint', checkpoint, '--out', out, '--force']);
     assert.equal(again.status, 0, again.stderr);
+  });
+
+  it('a psMNIST model carries its input permutation in the metadata, and the export says the inputs are permuted', () => {
+    const run = join(work, 'psmnist');
+    const trained = roaf(['train', '--task', 'psmnist', '--model', 'roaf-rnn', '--hidden', '4', '--epochs', '1', '--train-limit', '16',
+      '--test-limit', '4', '--batch', '16', '--backend', 'reference', '--quiet', '--out', run]);
+    assert.equal(trained.status, 0, trained.stderr);
+    const out = join(work, 'psmnist.onnx');
+    const result = roaf(['export', '--checkpoint', join(run, 'checkpoint'), '--out', out]);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /input 'input' \(T, B, 1\) time-major/);
+    assert.match(result.stderr, /already permuted.*new Random\(20251\)\.permutation\(784\)/);
+    // metadata_props are protobuf strings: the key and the JSON list appear verbatim in the file
+    const bytes = readFileSync(out);
+    assert.ok(bytes.includes('roaf.input_permutation'));
+    assert.ok(bytes.includes(JSON.stringify([...psmnistPermutation()])));
   });
 });
 
