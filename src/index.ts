@@ -64,6 +64,10 @@ export { SafetensorsFile, writeSafetensors } from './train/safetensors.js';
 export { LR_SCHEDULES, scheduledLr } from './train/optimizer.js';
 export type { LrSchedule } from './train/optimizer.js';
 
+// export to other runtimes (ONNX)
+export { ONNX_INLINE_LIMIT, exportOnnx, saveOnnx } from './export/onnx.js';
+export type { OnnxExportOptions, OnnxSaveOptions, OnnxSaved } from './export/onnx.js';
+
 // diagnostics
 export * from './diagnostics/index.js';
 
