@@ -19,8 +19,7 @@ export default defineConfig(
     files: ['**/*.ts'],
     extends: [tseslint.configs.recommendedTypeChecked],
     languageOptions: {
-      // tsconfig.strict.json: tsconfig.json with the stricter flags the project is moving to
-      parserOptions: { project: './tsconfig.strict.json', tsconfigRootDir: import.meta.dirname },
+      parserOptions: { project: './tsconfig.json', tsconfigRootDir: import.meta.dirname },
     },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', UNUSED],

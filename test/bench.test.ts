@@ -19,7 +19,7 @@ describe('roaf bench', () => {
       const result = roaf(['bench', '--model', model, ...shape, '--batch', '4', '--repeats', '2', '--warmup', '1', '--json']);
       assert.equal(result.status, 0, result.stderr);
       const lines = result.stdout.trim().split('\n');
-      const json = JSON.parse(lines[lines.length - 1]) as Record<string, number | string>;
+      const json = JSON.parse(lines.at(-1) ?? '') as Record<string, number | string>;
       assert.equal(json.model, model);
       assert.ok(typeof json.ms_per_batch === 'number' && json.ms_per_batch > 0, `ms_per_batch ${json.ms_per_batch}`);
       assert.ok(Number.isFinite(Number(json.last_loss)), `last_loss ${json.last_loss}`);
@@ -40,7 +40,7 @@ describe('roaf info --peak', () => {
     const result = roaf(['info', '--peak', '--json']);
     assert.equal(result.status, 0, result.stderr);
     const lines = result.stdout.trim().split('\n');
-    const info = JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
+    const info = JSON.parse(lines.at(-1) ?? '') as Record<string, unknown>;
     if (info.backend === 'native') {
       const peak = info.fma_peak_gflops as number;
       assert.ok(Number.isFinite(peak) && peak > 0.1, `fma_peak_gflops ${peak}`);
