@@ -1,6 +1,6 @@
 // The SIMD vocabulary: one small set of vector operations written once per instruction set, so every kernel
-// in kernels.c is written once. kernels.c is compiled three times, with ROAF_ISA_AVX512, ROAF_ISA_AVX2 or
-// neither defined (portable C, what other CPUs get); `ROAF_SUFFIX(name)` gives each copy its own symbols.
+// is written once. Each kernel file is compiled three times, with ROAF_ISA_AVX512, ROAF_ISA_AVX2 or neither
+// defined (portable C, what other CPUs get); `ROAF_SUFFIX(name)` gives each copy its own symbols.
 //
 //   vf                  a vector of VL floats
 //   vzero, vset1        all zeros, every lane = x
