@@ -114,8 +114,8 @@ void k_axpy(idx n, float s, const float *x, float *y) {
 
 // ---- losses (small: B x K; computed in double like the reference) ----
 
-double k_softmax_cross_entropy(idx B, idx K, const float *logits, const int32_t *labels, float gradScale,
-                                      float *grad, uint8_t *correct) {
+double k_softmax_cross_entropy(idx B, idx K, const float *logits, const int32_t *labels, float gradScale, float *grad,
+                               uint8_t *correct) {
   double total = 0.0;
   for (idx r = 0; r < B; r++) {
     const float *l = logits + r * K;
@@ -150,4 +150,3 @@ double k_squared_error(idx B, idx K, const float *pred, const float *target, flo
   }
   return total;
 }
-

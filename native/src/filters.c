@@ -3,8 +3,7 @@
 
 #include "kernels_internal.h"
 
-void k_apply_filter(const roaf_filter *f, int transpose, idx B, float alpha, const float *x, float betaY,
-                           float *y) {
+void k_apply_filter(const roaf_filter *f, int transpose, idx B, float alpha, const float *x, float betaY, float *y) {
   idx N = f->n;
   if (f->kind == FILTER_DENSE) {
     // Rows are vectors: Y = X Oᵀ, and the transposed filter Y = X O.
@@ -13,4 +12,3 @@ void k_apply_filter(const roaf_filter *f, int transpose, idx B, float alpha, con
   }
   for (idx r = 0; r < B; r++) filter_row(f, transpose, N, alpha, x + r * N, betaY, y + r * N);
 }
-

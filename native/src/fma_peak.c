@@ -42,4 +42,3 @@ double k_fma_peak(double seconds) {
   (void)keep;
   return iterations * CHAINS * VL * 2.0 / ((double)(now - start) * 1e-9);
 }
-

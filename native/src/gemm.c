@@ -140,8 +140,8 @@ static inline __attribute__((always_inline)) void micro_kernel(idx kc, const flo
 }
 
 /** C[0:mc, 0:nc] (+)= packed A block (mc x kc) times packed B block (kc x nc). */
-static void macro_kernel(idx mc, idx nc, idx kc, float alpha, const float *ap, const float *bp, float beta,
-                         float *c, idx ldc) {
+static void macro_kernel(idx mc, idx nc, idx kc, float alpha, const float *ap, const float *bp, float beta, float *c,
+                         idx ldc) {
   for (idx jr = 0; jr < nc; jr += NR) {
     idx nr = min_idx(NR, nc - jr);
     for (idx ir = 0; ir < mc; ir += MR) {
@@ -156,8 +156,8 @@ static void macro_kernel(idx mc, idx nc, idx kc, float alpha, const float *ap, c
  * cache, and packing it would cost as much as the streaming it saves): `a` points at op(A)[0, 0] of the
  * block, element (i, k) at a[k*ask + i*asi]. A last partial panel of rows is packed into `edge`.
  */
-static void macro_kernel_direct(idx mc, idx nc, idx kc, float alpha, const float *a, idx ask, idx asi,
-                                const float *bp, float beta, float *c, idx ldc, float *edge) {
+static void macro_kernel_direct(idx mc, idx nc, idx kc, float alpha, const float *a, idx ask, idx asi, const float *bp,
+                                float beta, float *c, idx ldc, float *edge) {
   idx full = mc / MR * MR;
   if (full < mc) {
     idx mr = mc - full;
@@ -173,8 +173,7 @@ static void macro_kernel_direct(idx mc, idx nc, idx kc, float alpha, const float
       if (asi == 1) micro_kernel(kc, a + ir, ask, 1, bp + jr * kc, c + ir * ldc + jr, ldc, MR, nr, alpha, beta);
       else micro_kernel(kc, a + ir * asi, 1, asi, bp + jr * kc, c + ir * ldc + jr, ldc, MR, nr, alpha, beta);
     }
-    if (full < mc)
-      micro_kernel(kc, edge, MR, 1, bp + jr * kc, c + full * ldc + jr, ldc, mc - full, nr, alpha, beta);
+    if (full < mc) micro_kernel(kc, edge, MR, 1, bp + jr * kc, c + full * ldc + jr, ldc, mc - full, nr, alpha, beta);
   }
 }
 
@@ -371,8 +370,8 @@ static int gemv_like(const a_operand *a, const b_operand *b, idx M, idx N, idx K
   return 0;
 }
 
-static void gemm_general(const a_operand *a, const b_operand *b, idx M, idx N, idx K, float alpha, float beta,
-                         float *c, idx ldc) {
+static void gemm_general(const a_operand *a, const b_operand *b, idx M, idx N, idx K, float alpha, float beta, float *c,
+                         idx ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
     scale_block(M, N, beta, c, ldc);

@@ -64,7 +64,7 @@ static inline void storew(float *p, vf v, idx w) {
 }
 
 /** Loops j over [0, n) a vector at a time, w the lanes of each step (VL, fewer in the last). */
-#define FOR_LANES(j, n, w) for (idx j = 0, w = min_idx(VL, (n)); j < (n); j += VL, w = min_idx(VL, (n) - j))
+#define FOR_LANES(j, n, w) for (idx j = 0, w = min_idx(VL, (n)); j < (n); j += VL, w = min_idx(VL, (n) - (j)))
 
 /** Bytes of `count` floats (sizes are non-negative). */
 static inline size_t float_bytes(idx count) { return (size_t)count * sizeof(float); }
@@ -161,7 +161,7 @@ double k_squared_error(idx B, idx K, const float *pred, const float *target, flo
  * with that constant is part of the results (see docs/native.md, "Bit for bit").
  */
 static inline void filter_row(const roaf_filter *f, int transpose, idx N, float alpha, const float *x, float betaY,
-                       float *y) {
+                              float *y) {
   if (f->kind == FILTER_IDENTITY) {
     vf va = vset1(alpha), vb = vset1(betaY);
     FOR_LANES(j, N, w) {

@@ -102,8 +102,8 @@ static void lstm_forward_run(void *p, int tid, int nt) {
   while (queue_claim(&c->q, &r0, &r1)) lstm_forward_rows(c, tid, r0, r1);
 }
 
-void k_lstm_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
-                           const float *b, float *hs, float *cs, float *gates) {
+void k_lstm_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *b,
+                    float *hs, float *cs, float *gates) {
   idx G = 4 * N;
   k_gemm(0, 1, T * B, G, D, 1.0f, xs, D, Wx, D, 0.0f, gates, G);
   k_add_row_vector(T * B, G, gates, b);
@@ -156,12 +156,19 @@ static void lstm_backward_run(void *p, int tid, int nt) {
   while (queue_claim(&c->q, &r0, &r1)) lstm_backward_rows(c, tid, r0, r1);
 }
 
-void k_lstm_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
-                            const float *hs, const float *cs, const float *gates, float *ghs, float *gGates,
-                            float *gWx, float *gWh, float *gb, float *gxs, int lastStepOnly) {
+void k_lstm_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
+                     const float *cs, const float *gates, float *ghs, float *gGates, float *gWx, float *gWh, float *gb,
+                     float *gxs, int lastStepOnly) {
   idx G = 4 * N;
   b_operand bw = {.p = Wh, .ld = N, .trans = 0, .scale = 1.0f};
-  rnn_task c = {.T = T, .B = B, .D = D, .N = N, .cs_in = cs, .gates_in = gates, .ghs = ghs, .gGates = gGates,
+  rnn_task c = {.T = T,
+                .B = B,
+                .D = D,
+                .N = N,
+                .cs_in = cs,
+                .gates_in = gates,
+                .ghs = ghs,
+                .gGates = gGates,
                 .lastStepOnly = lastStepOnly};
   c.pb = pack_b_full(&bw, G, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(G, N)));
   roaf_plan plan = sweep_setup(&c.q, T, B, N, G);
@@ -212,8 +219,8 @@ static void gru_forward_run(void *p, int tid, int nt) {
   while (queue_claim(&c->q, &r0, &r1)) gru_forward_rows(c, tid, r0, r1);
 }
 
-void k_gru_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
-                          const float *bx, const float *bh, float *hs, float *gates, float *hn) {
+void k_gru_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *bx,
+                   const float *bh, float *hs, float *gates, float *hn) {
   idx G = 3 * N;
   k_gemm(0, 1, T * B, G, D, 1.0f, xs, D, Wx, D, 0.0f, gates, G);
   k_add_row_vector(T * B, G, gates, bx);
@@ -275,14 +282,22 @@ static void gru_backward_run(void *p, int tid, int nt) {
   while (queue_claim(&c->q, &r0, &r1)) gru_backward_rows(c, tid, r0, r1);
 }
 
-void k_gru_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
-                           const float *hs, const float *gates, const float *hn, float *ghs, float *gGates,
-                           float *gHn, float *gWx, float *gWh, float *gbx, float *gbh, float *gxs,
-                           int lastStepOnly) {
+void k_gru_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
+                    const float *gates, const float *hn, float *ghs, float *gGates, float *gHn, float *gWx, float *gWh,
+                    float *gbx, float *gbh, float *gxs, int lastStepOnly) {
   idx G = 3 * N;
   b_operand bw = {.p = Wh, .ld = N, .trans = 0, .scale = 1.0f};
-  rnn_task c = {.T = T, .B = B, .D = D, .N = N, .hs_in = hs, .gates_in = gates, .hn_in = hn, .ghs = ghs,
-                .gGates = gGates, .gHn = gHn, .lastStepOnly = lastStepOnly};
+  rnn_task c = {.T = T,
+                .B = B,
+                .D = D,
+                .N = N,
+                .hs_in = hs,
+                .gates_in = gates,
+                .hn_in = hn,
+                .ghs = ghs,
+                .gGates = gGates,
+                .gHn = gHn,
+                .lastStepOnly = lastStepOnly};
   c.pb = pack_b_full(&bw, G, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(G, N)));
   roaf_plan plan = sweep_setup(&c.q, T, B, N, G);
   c.sums = bias_sums_new(SCRATCH_WORK2, &c.q, G);
@@ -296,4 +311,3 @@ void k_gru_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx
   k_gemm(1, 0, G, D, T * B, 1.0f, gGates, G, xs, D, 1.0f, gWx, D);
   if (gxs != NULL) k_gemm(0, 0, T * B, D, G, 1.0f, gGates, G, Wx, D, 0.0f, gxs, D);
 }
-

@@ -13,8 +13,7 @@ typedef struct {
 static void adam_range(void *p, idx lo, idx hi) {
   opt_args *o = p;
   vf b1 = vset1(o->beta1), b2 = vset1(o->beta2), c1 = vset1(o->oneMinusBeta1), c2 = vset1(o->oneMinusBeta2);
-  vf ic1 = vset1(o->invC1), ic2 = vset1(o->invC2), eps = vset1(o->eps), lr = vset1(o->lr),
-     lrwd = vset1(o->lr * o->wd);
+  vf ic1 = vset1(o->invC1), ic2 = vset1(o->invC2), eps = vset1(o->eps), lr = vset1(o->lr), lrwd = vset1(o->lr * o->wd);
   float *P = o->params + lo, *M = o->m + lo, *V = o->v + lo;
   const float *Gr = o->grads + lo;
   FOR_LANES(i, hi - lo, w) {
@@ -29,11 +28,19 @@ static void adam_range(void *p, idx lo, idx hi) {
   }
 }
 
-void k_adam_update(idx n, float *params, const float *grads, float *m, float *v, float lr, double beta1,
-                          double beta2, float eps, float weightDecay, double t) {
-  opt_args o = {.params = params, .m = m, .v = v, .grads = grads, .lr = lr, .beta1 = (float)beta1,
-                .beta2 = (float)beta2, .oneMinusBeta1 = (float)(1.0 - beta1), .oneMinusBeta2 = (float)(1.0 - beta2),
-                .eps = eps, .wd = weightDecay};
+void k_adam_update(idx n, float *params, const float *grads, float *m, float *v, float lr, double beta1, double beta2,
+                   float eps, float weightDecay, double t) {
+  opt_args o = {.params = params,
+                .m = m,
+                .v = v,
+                .grads = grads,
+                .lr = lr,
+                .beta1 = (float)beta1,
+                .beta2 = (float)beta2,
+                .oneMinusBeta1 = (float)(1.0 - beta1),
+                .oneMinusBeta2 = (float)(1.0 - beta2),
+                .eps = eps,
+                .wd = weightDecay};
   o.invC1 = (float)(1.0 / (1.0 - pow(beta1, t)));
   o.invC2 = (float)(1.0 / (1.0 - pow(beta2, t)));
   parallel_range(adam_range, &o, n, 12);
@@ -55,4 +62,3 @@ void k_sgd_update(idx n, float *params, const float *grads, float *velocity, flo
   opt_args o = {.params = params, .v = velocity, .grads = grads, .lr = lr, .momentum = momentum};
   parallel_range(sgd_range, &o, n, 3);
 }
-

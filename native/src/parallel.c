@@ -56,7 +56,7 @@ static long long now_ns(void) {
 
 // ---- rule 2: the pause after poor parallel runs (state of the calling thread only) ----
 
-static long long serial_until_ns;         // while now < this, tasks run on one thread; 0: no pause
+static long long serial_until_ns;          // while now < this, tasks run on one thread; 0: no pause
 static long long pause_ns = PAUSE_MIN_NS;  // the next pause
 
 void roaf_parallel_judge(double speedup) {
@@ -143,7 +143,7 @@ static void timed_record(kind_record *c, int nt, long long start, double work) {
 
 roaf_plan roaf_parallel_plan(const void *kind, double work, idx units) {
   roaf_plan plan = {.threads = 1, .record = kind != NULL ? record_for(kind) : NULL, .work = work};
-  int nt = roaf_pool_available_threads();  // rule 2
+  int nt = roaf_pool_available_threads();      // rule 2
   if (nt > 1 && roaf_min_parallel_work > 0) {  // rule 1
     if (work < roaf_min_parallel_work) nt = 1;
     else if (work / roaf_min_parallel_work < nt) nt = (int)(work / roaf_min_parallel_work);
@@ -184,10 +184,10 @@ typedef struct {
   roaf_sweep_fn fn;
   void *task;
   idx steps, align;
-  int count;            // slots in use
-  atomic_int lock;      // held to take a slot (rare); an owner claiming its rows takes only its slot's lock
-  size_t local_size;    // bytes of each thread's local memory
-  size_t local_stride;  // the same, rounded up to a cache line
+  int count;              // slots in use
+  atomic_int lock;        // held to take a slot (rare); an owner claiming its rows takes only its slot's lock
+  size_t local_size;      // bytes of each thread's local memory
+  size_t local_stride;    // the same, rounded up to a cache line
   unsigned char *locals;  // (threads, local_stride), after the slots in the same scratch buffer
   sweep_slot slots[SWEEP_SLOTS];
 } row_sweep;

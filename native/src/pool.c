@@ -46,7 +46,7 @@ typedef struct {
   atomic_int quit;
   pthread_t handles[ROAF_MAX_THREADS];
   _Atomic long long worker_cpu_ns;  // CPU time the joined workers spent in the current task
-  atomic_int sleepers;  // workers blocked on `wake`: a task posted to them starts a wake-up latency late
+  atomic_int sleepers;              // workers blocked on `wake`: a task posted to them starts a wake-up latency late
 } pool_t;
 
 static pool_t pool = {
@@ -87,8 +87,7 @@ static void *worker_main(void *p) {
       if (++spins % 64 == 0 && now_ns() - start > SPIN_NS) {
         pthread_mutex_lock(&pool.mutex);
         atomic_fetch_add(&pool.sleepers, 1);
-        while (generation_of(atomic_load(&pool.task)) == seen && !pool.quit)
-          pthread_cond_wait(&pool.wake, &pool.mutex);
+        while (generation_of(atomic_load(&pool.task)) == seen && !pool.quit) pthread_cond_wait(&pool.wake, &pool.mutex);
         atomic_fetch_sub(&pool.sleepers, 1);
         pthread_mutex_unlock(&pool.mutex);
         break;
@@ -182,7 +181,8 @@ void roaf_pool_run(roaf_task_fn fn, void *arg, int nthreads) {
     }
   }
   long long elapsed = now_ns() - start;
-  if (judged) roaf_parallel_judge((double)(own + atomic_load(&pool.worker_cpu_ns)) / (double)(elapsed > 0 ? elapsed : 1));
+  if (judged)
+    roaf_parallel_judge((double)(own + atomic_load(&pool.worker_cpu_ns)) / (double)(elapsed > 0 ? elapsed : 1));
 }
 
 // ---- scratch ----

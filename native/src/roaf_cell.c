@@ -35,21 +35,32 @@ static void cell_forward_step(void *p, void *state, int tid, idx t, idx r0, idx 
     }
     plan_spread(&local->pl, forward_iterations(N, c->panels, hi - lo));
   }
-  roaf_forward_args f = {.N = N, .alpha = c->alpha, .beta = c->beta, .bias = c->b, .u = c->U,
+  roaf_forward_args f = {.N = N,
+                         .alpha = c->alpha,
+                         .beta = c->beta,
+                         .bias = c->b,
+                         .u = c->U,
                          .xd = c->U != NULL ? c->xs + t * c->B + r0 : NULL,
                          .identity = c->f->kind == FILTER_IDENTITY && c->alpha != 0.0f};
   roaf_forward_rows(&f, c->f, c->dense, r1 - r0, c->packed, c->panels, c->hs + t * step + r0 * N,
                     c->as + t * step + r0 * N, c->hs + (t + 1) * step + r0 * N, &local->pl);
 }
 
-void k_roaf_cell_forward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
-                                const float *xs, const float *W, const float *U, const float *b, float *hs,
-                                float *as) {
+void k_roaf_cell_forward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
+                         const float *W, const float *U, const float *b, float *hs, float *as) {
   if (T <= 0 || B <= 0 || N <= 0) return;
   int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
   float *packed = roaf_scratch(0, SCRATCH_SHARED_B, roaf_packed_size(N));
-  cell_task c = {.T = T, .B = B, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense, .packed = packed,
-                 .hs = hs, .as = as};
+  cell_task c = {.T = T,
+                 .B = B,
+                 .N = N,
+                 .alpha = alpha,
+                 .beta = beta,
+                 .f = f,
+                 .dense = dense,
+                 .packed = packed,
+                 .hs = hs,
+                 .as = as};
   if (D == 1) {  // x_t Uᵀ + b is one multiply-add per element: the tiles form it (psMNIST, the adding problem)
     c.xs = xs;
     c.U = U;
@@ -79,7 +90,7 @@ static void cell_backward_step(void *p, void *state, int tid, idx s, idx r0, idx
   float *gz = c->gzs + t * step + r0 * N;
   if (s == 0) roaf_gz_rows(rows, N, c->beta, gh, c->as + t * step + r0 * N, gz);
   float *target = t == 0 ? (c->gh0 != NULL ? c->gh0 + r0 * N : NULL)
-                  : (ping == NULL ? c->ghs + (t - 1) * step : ping + (s & 1) * step) + r0 * N;
+                         : (ping == NULL ? c->ghs + (t - 1) * step : ping + (s & 1) * step) + r0 * N;
   if (target == NULL) return;
   if (local->planned != s + 1) {  // the thread's first rows of step t: plan the prefetches for the next
     local->planned = s + 1;
@@ -98,16 +109,25 @@ static void cell_backward_step(void *p, void *state, int tid, idx s, idx r0, idx
   roaf_backward_rows(&f, c->f, rows, gh, gz, target, aNext, gzNext, &local->pl);
 }
 
-void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
-                                 const float *xs, const float *W, const float *U, const float *hs, const float *as,
-                                 float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs,
-                                 int lastStepOnly) {
+void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
+                          const float *W, const float *U, const float *hs, const float *as, float *ghs, float *gzs,
+                          float *gW, float *gU, float *gb, float *gh0, float *gxs, int lastStepOnly) {
   if (T <= 0 || N <= 0) return;
   int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
-  cell_task c = {.T = T, .B = B, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense,
-                 .as = (float *)as, .ghs = ghs, .gzs = gzs, .gh0 = gh0, .lastStepOnly = lastStepOnly,
-                 .backward = {.N = N, .alpha = alpha, .beta = beta,
-                              .identity = f->kind == FILTER_IDENTITY && alpha != 0.0f}};
+  cell_task c = {
+      .T = T,
+      .B = B,
+      .N = N,
+      .alpha = alpha,
+      .beta = beta,
+      .f = f,
+      .dense = dense,
+      .as = (float *)as,
+      .ghs = ghs,
+      .gzs = gzs,
+      .gh0 = gh0,
+      .lastStepOnly = lastStepOnly,
+      .backward = {.N = N, .alpha = alpha, .beta = beta, .identity = f->kind == FILTER_IDENTITY && alpha != 0.0f}};
   roaf_pack_backward(&c.backward, dense ? f->matrix : NULL, W,
                      roaf_scratch(0, SCRATCH_SHARED_B, roaf_backward_packed_size(N)));
   if (B > 0)
@@ -119,4 +139,3 @@ void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, c
   k_gemm(1, 0, N, D, T * B, 1.0f, gzs, N, xs, D, 1.0f, gU, D);
   if (gxs != NULL) k_gemm(0, 0, T * B, D, N, 1.0f, gzs, N, U, D, 0.0f, gxs, D);
 }
-

@@ -9,8 +9,8 @@
  * For `rows` rows: z = P[:, :N] + bias; a = tanh(z); h = beta a + alpha (O hPrev), where O hPrev is P[:, N:2N]
  * for a dense filter (`dense`) or is applied here in O(N) otherwise.
  */
-static void roaf_step_rows(idx rows, idx N, float alpha, float beta, const roaf_filter *f, int dense,
-                           const float *P, idx ldp, const float *bias, const float *hPrev, float *a, float *h) {
+static void roaf_step_rows(idx rows, idx N, float alpha, float beta, const roaf_filter *f, int dense, const float *P,
+                           idx ldp, const float *bias, const float *hPrev, float *a, float *h) {
   vf vbeta = vset1(beta), valpha = vset1(alpha);
   for (idx r = 0; r < rows; r++) {
     const float *p = P + r * ldp;
@@ -75,8 +75,8 @@ void k_roaf_layer_forward(idx B, idx N, float alpha, float beta, const roaf_filt
   idx ncols = dense ? 2 * N : N;
   b_operand bw = forward_weights(W, N, f, dense);
   float *buf = roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(N, ncols));
-  layer_task L = {.B = B, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense, .x = x, .b = b,
-                  .aOut = a, .y = y};
+  layer_task L = {
+      .B = B, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense, .x = x, .b = b, .aOut = a, .y = y};
   L.pb = pack_b_full(&bw, N, ncols, buf);
   roaf_plan plan = roaf_parallel_plan(NULL, (double)B * (double)N * (double)ncols, (B + MR - 1) / MR);
   queue_init(&L.rows, B, chunk_for(B, plan.threads, 2, MR));
@@ -119,8 +119,17 @@ void k_roaf_layer_backward(idx B, idx N, float alpha, float beta, const roaf_fil
   }
   k_sum_rows(B, N, gz, gb);
   int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
-  layer_task L = {.B = B, .N = N, .alpha = alpha, .beta = beta, .f = f, .dense = dense, .x = x, .gy = gy,
-                  .gx = gx, .gW = gW, .gz = gz};
+  layer_task L = {.B = B,
+                  .N = N,
+                  .alpha = alpha,
+                  .beta = beta,
+                  .f = f,
+                  .dense = dense,
+                  .x = x,
+                  .gy = gy,
+                  .gx = gx,
+                  .gW = gW,
+                  .gz = gz};
   if (gx != NULL) {
     b_operand bw = backward_weights(W, N, alpha, f, dense);
     idx K = dense ? 2 * N : N;
@@ -132,4 +141,3 @@ void k_roaf_layer_backward(idx B, idx N, float alpha, float beta, const roaf_fil
   queue_init(&L.wrows, N, chunk_for(N, plan.threads, 2, MR));
   roaf_parallel_run(&plan, layer_backward_run, &L);
 }
-

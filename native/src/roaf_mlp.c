@@ -21,9 +21,7 @@ typedef struct {
   work_queue layers;           // the weight-gradient pass
 } mlp_task;
 
-static inline int mlp_dense(const mlp_task *m, idx l) {
-  return m->filters[l].kind == FILTER_DENSE && m->alpha != 0.0f;
-}
+static inline int mlp_dense(const mlp_task *m, idx l) { return m->filters[l].kind == FILTER_DENSE && m->alpha != 0.0f; }
 
 /** Layer l of the forward for rows [r0, r1) of the slot [lo, hi) (a block of a step of the forward sweep). */
 static void mlp_forward_step(void *p, void *state, int tid, idx l, idx r0, idx r1, idx lo, idx hi) {
@@ -46,7 +44,10 @@ static void mlp_forward_step(void *p, void *state, int tid, idx l, idx r0, idx r
     }
     plan_spread(&local->pl, forward_iterations(N, local->panels, hi - lo));
   }
-  roaf_forward_args f = {.N = N, .alpha = m->alpha, .beta = m->beta, .bias = m->bs + l * N,
+  roaf_forward_args f = {.N = N,
+                         .alpha = m->alpha,
+                         .beta = m->beta,
+                         .bias = m->bs + l * N,
                          .identity = filter->kind == FILTER_IDENTITY && m->alpha != 0.0f};
   roaf_forward_rows(&f, filter, dense, r1 - r0, packed, local->panels, m->xs + l * step + r0 * N,
                     m->as + l * step + r0 * N, m->xs + (l + 1) * step + r0 * N, &local->pl);
@@ -55,9 +56,10 @@ static void mlp_forward_step(void *p, void *state, int tid, idx l, idx r0, idx r
 void k_roaf_mlp_forward(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
                         const float *bs, float *xs, float *as) {
   if (L <= 0 || B <= 0 || N <= 0) return;
-  mlp_task m = {.L = L, .B = B, .N = N, .alpha = alpha, .beta = beta, .filters = filters, .Ws = Ws, .bs = bs,
-                .xs = xs, .as = as};
-  roaf_row_sweep(mlp_forward_step, &m, sizeof(sweep_local), L, B, MR, (double)L * (double)B * (double)N * (double)N * 2);
+  mlp_task m = {
+      .L = L, .B = B, .N = N, .alpha = alpha, .beta = beta, .filters = filters, .Ws = Ws, .bs = bs, .xs = xs, .as = as};
+  roaf_row_sweep(mlp_forward_step, &m, sizeof(sweep_local), L, B, MR,
+                 (double)L * (double)B * (double)N * (double)N * 2);
 }
 
 /**
@@ -70,7 +72,7 @@ static void mlp_backward_step(void *p, void *state, int tid, idx s, idx r0, idx 
   sweep_local *local = state;
   idx L = m->L, N = m->N, B = m->B, step = B * N, rows = r1 - r0, l = L - 1 - s;
   const float *gy = (s == 0 ? m->gy : m->ping[(s + 1) & 1]) + r0 * N;  // ∂loss/∂x_{l+1}
-  float *out = m->ping[s & 1] + r0 * N;                                 // ∂loss/∂x_l
+  float *out = m->ping[s & 1] + r0 * N;                                // ∂loss/∂x_l
   if (s == 0) {
     if (m->rowSq != NULL) row_squares(rows, N, gy, m->rowSq + L * B + r0);
     roaf_gz_rows(rows, N, m->beta, gy, m->as + l * step + r0 * N, m->gzs + l * step + r0 * N);
@@ -92,8 +94,8 @@ static void mlp_backward_step(void *p, void *state, int tid, idx s, idx r0, idx 
   }
   const float *aNext = l > 0 ? m->as + (l - 1) * step + r0 * N : NULL;
   float *gzNext = l > 0 ? m->gzs + (l - 1) * step + r0 * N : NULL;
-  roaf_backward_args f = {.N = N, .alpha = m->alpha, .beta = m->beta,
-                          .identity = filter->kind == FILTER_IDENTITY && m->alpha != 0.0f};
+  roaf_backward_args f = {
+      .N = N, .alpha = m->alpha, .beta = m->beta, .identity = filter->kind == FILTER_IDENTITY && m->alpha != 0.0f};
   backward_in_place(&f, mlp_dense(m, l) ? filter->matrix : NULL, m->Ws + l * N * N);
   roaf_backward_rows(&f, filter, rows, gy, m->gzs + l * step + r0 * N, out, aNext, gzNext, &local->pl);
   if (m->rowSq != NULL) row_squares(rows, N, out, m->rowSq + l * B + r0);
@@ -147,8 +149,18 @@ void k_roaf_mlp_backward(idx L, idx B, idx N, float alpha, float beta, const roa
     if (gradSquares != NULL) gradSquares[0] = B > 0 ? k_sum_squares(B * N, gy) : 0.0;
     return;
   }
-  mlp_task m = {.L = L, .B = B, .N = N, .alpha = alpha, .beta = beta, .filters = filters, .Ws = Ws,
-                .xs = (float *)xs, .as = (float *)as, .gy = gy, .gWs = gWs, .gbs = gbs};
+  mlp_task m = {.L = L,
+                .B = B,
+                .N = N,
+                .alpha = alpha,
+                .beta = beta,
+                .filters = filters,
+                .Ws = Ws,
+                .xs = (float *)xs,
+                .as = (float *)as,
+                .gy = gy,
+                .gWs = gWs,
+                .gbs = gbs};
   m.gzs = roaf_scratch(0, SCRATCH_STACK, (size_t)(L * B * N + 2 * B * N));
   m.ping[0] = m.gzs + L * B * N;
   m.ping[1] = m.ping[0] + B * N;
@@ -166,4 +178,3 @@ void k_roaf_mlp_backward(idx L, idx B, idx N, float alpha, float beta, const roa
     }
   }
 }
-

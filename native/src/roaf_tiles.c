@@ -86,24 +86,24 @@ static inline __attribute__((always_inline)) void tile_rows(const float *ar[MR],
  * two vectors at b + k·ldb, masked to w0, w1 lanes unless `fullCols`. Counts the prefetch plan's steps in a
  * register and fires one prefetch every pl->interval steps.
  */
-#define TILE_ACCUMULATE(fullRows, fullCols, a, ar, si, sk, K, b, ldb, w0, w1, acc, pl)                      \
-  do {                                                                                                      \
-    idx cd_ = (pl)->countdown;                                                                              \
-    const float *bk_ = (b);                                                                                 \
-    for (idx k = 0; k < (K); k++, bk_ += (ldb)) {                                                           \
-      if (--cd_ <= 0) {                                                                                     \
-        cd_ = (pl)->interval;                                                                               \
-        plan_fire(pl);                                                                                      \
-      }                                                                                                     \
-      vf b0 = (fullCols) ? vload(bk_) : loadw(bk_, (w0));                                                   \
-      vf b1 = (fullCols) ? vload(bk_ + VL) : loadw(bk_ + VL, (w1));                                         \
-      _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                               \
-        vf ai = vset1((fullRows) ? (a)[i * (si) + k * (sk)] : (ar)[i][k * (sk)]);                           \
-        acc[i][0] = vfma(ai, b0, acc[i][0]);                                                                \
-        acc[i][1] = vfma(ai, b1, acc[i][1]);                                                                \
-      }                                                                                                     \
-    }                                                                                                       \
-    (pl)->countdown = cd_;                                                                                  \
+#define TILE_ACCUMULATE(fullRows, fullCols, a, ar, si, sk, K, b, ldb, w0, w1, acc, pl) \
+  do {                                                                                 \
+    idx cd_ = (pl)->countdown;                                                         \
+    const float *bk_ = (b);                                                            \
+    for (idx k = 0; k < (K); k++, bk_ += (ldb)) {                                      \
+      if (--cd_ <= 0) {                                                                \
+        cd_ = (pl)->interval;                                                          \
+        plan_fire(pl);                                                                 \
+      }                                                                                \
+      vf b0 = (fullCols) ? vload(bk_) : loadw(bk_, (w0));                              \
+      vf b1 = (fullCols) ? vload(bk_ + VL) : loadw(bk_ + VL, (w1));                    \
+      _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                          \
+        vf ai = vset1((fullRows) ? (a)[i * (si) + k * (sk)] : (ar)[i][k * (sk)]);      \
+        acc[i][0] = vfma(ai, b0, acc[i][0]);                                           \
+        acc[i][1] = vfma(ai, b1, acc[i][1]);                                           \
+      }                                                                                \
+    }                                                                                  \
+    (pl)->countdown = cd_;                                                             \
   } while (0)
 
 /**
@@ -112,8 +112,8 @@ static inline __attribute__((always_inline)) void tile_rows(const float *ar[MR],
  * z for columns j0..j0+SNR (then O x is added here for an identity filter, after the tiles for a permutation).
  */
 static inline __attribute__((always_inline)) void roaf_forward_tile(const roaf_forward_args *f, int dense, idx mr,
-                                                                     const float *x, const float *panel, idx j0,
-                                                                     float *a, float *y, prefetch_plan *pl) {
+                                                                    const float *x, const float *panel, idx j0,
+                                                                    float *a, float *y, prefetch_plan *pl) {
   idx N = f->N;
   const float *bias = f->bias, *u = f->u, *xd = f->xd;
   int identity = f->identity;
@@ -150,9 +150,8 @@ idx backward_iterations(idx N, int dense, idx rows) {
   return ((N + SNR - 1) / SNR) * ((rows + MR - 1) / MR) * N * (dense ? 2 : 1);
 }
 
-void roaf_forward_rows(const roaf_forward_args *f, const roaf_filter *filter, int dense, idx rows,
-                              const float *packed, idx panels, const float *x, float *a, float *y,
-                              prefetch_plan *pl) {
+void roaf_forward_rows(const roaf_forward_args *f, const roaf_filter *filter, int dense, idx rows, const float *packed,
+                       idx panels, const float *x, float *a, float *y, prefetch_plan *pl) {
   idx N = f->N, width = dense ? VL : SNR;
   for (idx p = 0; p < panels; p++) {
     const float *panel = packed + p * N * SNR;
@@ -208,9 +207,9 @@ void roaf_pack_backward(roaf_backward_args *f, const float *O, const float *W, f
  * beta out ⊙ (1 - aNext²).
  */
 static inline __attribute__((always_inline)) void roaf_backward_tile(const roaf_backward_args *f, int full, idx mr,
-                                                                      const float *gy, const float *gz, idx j0,
-                                                                      float *out, const float *aNext,
-                                                                      float *gzNext, prefetch_plan *pl) {
+                                                                     const float *gy, const float *gz, idx j0,
+                                                                     float *out, const float *aNext, float *gzNext,
+                                                                     prefetch_plan *pl) {
   idx N = f->N;
   idx offset = (j0 / SNR) * f->panel, ld = f->ld;
   const float *O = f->O != NULL ? f->O + offset : NULL, *W = f->W + offset;
@@ -273,7 +272,7 @@ void row_squares(idx rows, idx N, const float *g, double *sq) {
 }
 
 void roaf_backward_rows(const roaf_backward_args *f, const roaf_filter *filter, idx rows, const float *gy,
-                               const float *gz, float *out, const float *aNext, float *gzNext, prefetch_plan *pl) {
+                        const float *gz, float *out, const float *aNext, float *gzNext, prefetch_plan *pl) {
   idx N = f->N;
   int permutation = filter->kind == FILTER_PERMUTATION && f->alpha != 0.0f;
   for (idx j = 0; j < N; j += SNR) {
@@ -293,8 +292,7 @@ void roaf_backward_rows(const roaf_backward_args *f, const roaf_filter *filter, 
 
 /** gW[0:mr, j0..j0+SNR) += Σ_k gz[k, i0+i] x[k, j] over the B rows, gz and x read in place. */
 static inline __attribute__((always_inline)) void weight_tile(idx B, idx N, int full, idx mr, const float *gz,
-                                                                   const float *x, idx j0, float *gW,
-                                                                   prefetch_plan *pl) {
+                                                              const float *x, idx j0, float *gW, prefetch_plan *pl) {
   int w0 = full ? VL : (int)max_idx(0, min_idx(VL, N - j0)), w1 = full ? VL : (int)max_idx(0, min_idx(VL, N - j0 - VL));
   vf acc[MR][2];
 #pragma GCC unroll 16

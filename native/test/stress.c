@@ -37,7 +37,7 @@ static uint32_t next_u32(void) {  // xorshift64*
   rng_state ^= rng_state >> 12;
   rng_state ^= rng_state << 25;
   rng_state ^= rng_state >> 27;
-  return (uint32_t)((rng_state * 2685821657736338717ull) >> 32);
+  return (uint32_t)((rng_state * UINT64_C(2685821657736338717)) >> 32);
 }
 
 static float uniform(float scale) { return scale * (2.0f * (float)next_u32() / 4294967296.0f - 1.0f); }
@@ -131,7 +131,9 @@ static void keep(result *r, const char *name, const void *p, size_t bytes, int f
   r->floats[r->count] = floats;
   r->count++;
 }
-static void keepf(result *r, const char *name, const float *p, idx n) { keep(r, name, p, (size_t)n * sizeof(float), 1); }
+static void keepf(result *r, const char *name, const float *p, idx n) {
+  keep(r, name, p, (size_t)n * sizeof(float), 1);
+}
 static void keepd(result *r, const char *name, double x) { keep(r, name, &x, sizeof x, 0); }
 
 static void result_free(result *r) {
@@ -140,10 +142,10 @@ static void result_free(result *r) {
 }
 
 static uint64_t checksum(const result *r) {
-  uint64_t h = 1469598103934665603ull;
+  uint64_t h = UINT64_C(1469598103934665603);
   for (int i = 0; i < r->count; i++) {
     const unsigned char *p = r->data[i];
-    for (size_t j = 0; j < r->bytes[i]; j++) h = (h ^ p[j]) * 1099511628211ull;
+    for (size_t j = 0; j < r->bytes[i]; j++) h = (h ^ p[j]) * UINT64_C(1099511628211);
   }
   return h;
 }
@@ -369,9 +371,9 @@ static stress_case *add(case_fn run, const char *fmt, idx p0, idx p1, idx p2, id
 }
 
 static void build_cases(void) {
-  static const idx gemms[][3] = {{1, 1, 1},    {7, 33, 257},  {257, 7, 33},    {33, 257, 7},   {1, 257, 33},
-                                 {257, 1, 33}, {33, 257, 1},  {64, 96, 300},   {130, 70, 513}, {200, 200, 200},
-                                 {40, 24, 1500}, {7, 1, 2000}, {5000, 1, 3}, {3, 4200, 1}};
+  static const idx gemms[][3] = {{1, 1, 1},      {7, 33, 257}, {257, 7, 33},  {33, 257, 7},   {1, 257, 33},
+                                 {257, 1, 33},   {33, 257, 1}, {64, 96, 300}, {130, 70, 513}, {200, 200, 200},
+                                 {40, 24, 1500}, {7, 1, 2000}, {5000, 1, 3},  {3, 4200, 1}};
   int variant = 0;
   for (size_t s = 0; s < sizeof gemms / sizeof gemms[0]; s++)
     for (idx ta = 0; ta < 2; ta++)
@@ -401,12 +403,12 @@ static void build_cases(void) {
     for (size_t s = 0; s < 4; s++)
       for (size_t a = 0; a < 3; a++)
         for (idx gx = 0; gx < 2; gx++) {
-          stress_case *c = add(run_layer, "roafLayer kind=%ld B=%ld N=%ld gx=%ld setting=%ld", kind,
-                               layerShapes[s][0], layerShapes[s][1], gx, (idx)a, 0, 0);
+          stress_case *c = add(run_layer, "roafLayer kind=%ld B=%ld N=%ld gx=%ld setting=%ld", kind, layerShapes[s][0],
+                               layerShapes[s][1], gx, (idx)a, 0, 0);
           c->s[0] = settings[a][0];
           c->s[1] = settings[a][1];
         }
-    static const idx stacks[][3] = {{1, 1, 1},     {3, 5, 7},  {17, 5, 33}, {3, 128, 64},
+    static const idx stacks[][3] = {{1, 1, 1},    {3, 5, 7},   {17, 5, 33}, {3, 128, 64},
                                     {1, 128, 33}, {17, 1, 64}, {3, 1, 33},  {17, 128, 7}};
     for (size_t s = 0; s < 8; s++)
       for (idx shared = 0; shared < 2; shared++)
@@ -442,10 +444,12 @@ static void build_cases(void) {
     }
   static const idx losses[][2] = {{1, 1}, {33, 10}, {7, 257}};
   for (size_t i = 0; i < 3; i++)
-    for (idx g = 0; g < 2; g++) add(run_losses, "losses B=%ld K=%ld grad=%ld", losses[i][0], losses[i][1], g, 0, 0, 0, 0);
+    for (idx g = 0; g < 2; g++)
+      add(run_losses, "losses B=%ld K=%ld grad=%ld", losses[i][0], losses[i][1], g, 0, 0, 0, 0);
   static const idx params[] = {1, 33, 1003, 100003};
   for (size_t i = 0; i < 4; i++)
-    for (idx t = 1; t <= 7; t += 6) add(run_optimisers, "optimisers n=%ld t=%ld", params[i], t, 0, 0, 0, 0, 0)->s[0] = t == 7 ? 0.01f : 0.0f;
+    for (idx t = 1; t <= 7; t += 6)
+      add(run_optimisers, "optimisers n=%ld t=%ld", params[i], t, 0, 0, 0, 0, 0)->s[0] = t == 7 ? 0.01f : 0.0f;
 }
 
 // ---- checks ----
@@ -521,7 +525,7 @@ int main(int argc, char **argv) {
         result first = {0};
         for (int threads = 1; threads <= 4; threads++) {
           roaf_pool_set_threads(threads);
-          rng_state = 0x9E3779B97F4A7C15ull ^ (uint64_t)(ci + 1) * 0xD1B54A32D192ED03ull;
+          rng_state = UINT64_C(0x9E3779B97F4A7C15) ^ (uint64_t)(ci + 1) * UINT64_C(0xD1B54A32D192ED03);
           result r = {0};
           c->run(k, c, &r);
           free_owned();
