@@ -157,8 +157,8 @@ double k_squared_error(idx B, idx K, const float *pred, const float *target, flo
 
 /**
  * One row of y = betaY y + alpha (O x) (or Oᵀ x) for a permutation or identity filter, in O(N).
- * betaY == 0 never reads y. Inline: its callers pass betaY = 1, and the compiler's fusing of the multiply-adds
- * with that constant is part of the results (see docs/native.md, "Bit for bit").
+ * betaY == 0 never reads y. Inline: the step kernels pass betaY = 1, and how the compiler fuses the
+ * multiply-adds with that constant is part of their results (docs/native.md, "Bit for bit").
  */
 static inline void filter_row(const roaf_filter *f, int transpose, idx N, float alpha, const float *x, float betaY,
                               float *y) {
@@ -185,6 +185,7 @@ static inline void filter_row(const roaf_filter *f, int transpose, idx N, float 
       for (idx i = 0; i < N; i++) y[perm[i]] = betaY * y[perm[i]] + alpha * s[i] * x[i];
   }
 }
+
 void k_apply_filter(const roaf_filter *f, int transpose, idx B, float alpha, const float *x, float betaY, float *y);
 
 // ---- ROAF steps on register tiles (roaf_tiles.c) ----
