@@ -10,7 +10,10 @@
 //            checks that the loss is finite before it times anything.
 //   PyTorch  bench/peers/torch_bench.py with Debian's python3-torch, OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
 //            unset (they would force slower OpenBLAS kernels), ATen's AVX-512 kernels where the CPU has
-//            them; the best of torch.set_num_threads(1) and (2).
+//            them. A ROAF model is timed in every formulation the script knows (Python loops with and
+//            without a precomputed input term, in-place ops, concatenated products, torch.jit.script, a
+//            hand-written backward), each checked against the reference formulation's loss and gradients
+//            first; the peer is the fastest formulation at its best of torch.set_num_threads(1) and (2).
 //   TF.js    dist/bench/peers/tfjs-bench.js (wasm backend); the RNN is timed at T = 98 and the MLP at
 //            100 layers and scaled linearly (a full step takes many seconds).
 // A peer that is not installed is skipped with the command that installs it. The harness never fails on
@@ -49,8 +52,6 @@ interface BenchConfig {
   seq_len?: number;
   depth?: number;
   width?: number;
-  /** Which peer implementation to compare with, for the table. */
-  torchName: string;
   tfjs: boolean;
   /** Also time the forward pass alone (the psMNIST epoch estimate needs it). */
   forward: boolean;
@@ -59,22 +60,22 @@ interface BenchConfig {
 }
 
 function configurations(T: number, L: number): BenchConfig[] {
-  const rnn = (name: string, model: BenchConfig['model'], N: number, label: string, torchName: string, extra: Partial<BenchConfig>): BenchConfig => ({
-    name, label: `${label} N=${N} B=128 T=${T}`, model, batch: 128, hidden: N, seq_len: T, torchName,
+  const rnn = (name: string, model: BenchConfig['model'], N: number, label: string, extra: Partial<BenchConfig>): BenchConfig => ({
+    name, label: `${label} N=${N} B=128 T=${T}`, model, batch: 128, hidden: N, seq_len: T,
     tfjs: false, forward: false, targets: {}, ...extra,
   });
   const mlp = (N: number): BenchConfig => ({
     name: `roaf-mlp-${N}`, label: `ROAF MLP L=${L} N=${N} B=128`, model: 'roaf-mlp', batch: 128, depth: L, width: N,
-    torchName: 'Python loop', tfjs: true, forward: false, targets: { pytorch: 4 },
+    tfjs: true, forward: false, targets: { pytorch: 4 },
   });
   return [
-    rnn('roaf-rnn-128', 'roaf-rnn', 128, 'ROAF RNN', 'Python loop', { tfjs: true, targets: { pytorch: 3, tfjs: 50 } }),
-    rnn('roaf-rnn-256', 'roaf-rnn', 256, 'ROAF RNN', 'Python loop', { tfjs: true, forward: true, targets: { pytorch: 3, tfjs: 50 } }),
+    rnn('roaf-rnn-128', 'roaf-rnn', 128, 'ROAF RNN', { tfjs: true, targets: { pytorch: 3, tfjs: 50 } }),
+    rnn('roaf-rnn-256', 'roaf-rnn', 256, 'ROAF RNN', { tfjs: true, forward: true, targets: { pytorch: 3, tfjs: 50 } }),
     mlp(64),
     mlp(128),
-    rnn('lstm-128', 'lstm', 128, 'LSTM', 'nn.LSTM', { targets: { pytorch: 1 } }),
-    rnn('rnn-128', 'rnn', 128, 'Elman RNN', 'nn.RNN', {}),
-    rnn('gru-128', 'gru', 128, 'GRU', 'nn.GRU', {}),
+    rnn('lstm-128', 'lstm', 128, 'LSTM', { targets: { pytorch: 1 } }),
+    rnn('rnn-128', 'rnn', 128, 'Elman RNN', {}),
+    rnn('gru-128', 'gru', 128, 'GRU', {}),
   ];
 }
 
@@ -82,6 +83,8 @@ interface Measurement {
   ms: number;
   forwardMs: number | null;
   detail: string;
+  /** Further lines of detail, printed under the configuration's line (PyTorch: every formulation's time). */
+  more?: string[];
   raw: Record<string, unknown>;
 }
 
@@ -198,6 +201,27 @@ function torchConfig(config: BenchConfig): Record<string, unknown> {
   return config.hidden !== undefined ? { model, batch, hidden, seq_len } : { model, batch, depth, width };
 }
 
+/** One thread count's timing of a PyTorch formulation (torch_bench.py's `runs`). */
+interface TorchRun {
+  threads: number;
+  ms_per_batch?: number;
+  forward_ms_per_batch?: number;
+  abandoned?: boolean;
+  warmup_ms?: number[];
+}
+
+/** One formulation's entry in torch_bench.py's `formulations`: timed (`best`, `runs`) or `failed`. */
+interface TorchFormulation {
+  name: string;
+  failed?: string;
+  best?: TorchRun;
+  runs?: TorchRun[];
+}
+
+function describeTorchRuns(runs: TorchRun[]): string {
+  return runs.map((r) => `${r.threads} thr ${r.ms_per_batch === undefined ? `abandoned (last warm-up ${fmtMs(r.warmup_ms?.at(-1) ?? NaN)})` : fmtMs(r.ms_per_batch)}`).join(', ');
+}
+
 function runTorch(config: BenchConfig, options: HarnessOptions): Outcome {
   const args = [TORCH_SCRIPT, '--configs', JSON.stringify([torchConfig(config)]), '--threads', options.torchThreads,
     '--repeats', String(options.repeats), '--warmup', String(options.warmup)];
@@ -205,12 +229,24 @@ function runTorch(config: BenchConfig, options: HarnessOptions): Outcome {
   const result = run(options.python, args, torchEnv());
   const json = jsonLines(result.stdout).at(-1);
   if (result.status !== 0 || json === undefined) return { failed: `torch_bench.py exited ${result.status}: ${errorLine(result.stderr)}` };
-  const best = json.best as Record<string, number>;
-  const runs = json.runs as Record<string, number>[];
+  const best = json.best as TorchRun & { ms_per_batch: number; formulation: string; forward_formulation?: string };
+  const formulations = json.formulations as TorchFormulation[];
+  // A formulation that disagrees with the reference (or crashes) is not timed; say so loudly, the others stand.
+  for (const f of formulations.filter((f) => f.failed !== undefined)) log(`pytorch ${config.name}: formulation ${f.name} FAILED: ${f.failed}`);
+  const timed = formulations.filter((f) => f.best?.ms_per_batch !== undefined).sort((a, b) => a.best!.ms_per_batch! - b.best!.ms_per_batch!);
+  const forward = best.forward_formulation !== undefined && best.forward_formulation !== best.formulation
+    ? `; fastest forward ${best.forward_formulation} ${fmtMs(best.forward_ms_per_batch ?? NaN)}` : '';
+  const more = formulations.length > 1
+    ? [`PyTorch formulations, fastest first (ms, best thread count): ${[
+      ...timed.map((f) => `${f.name} ${fmtMs(f.best!.ms_per_batch!)} (${f.best!.threads} thr)`),
+      ...formulations.filter((f) => f.failed !== undefined).map((f) => `${f.name} FAILED the check`),
+    ].join(', ')}`]
+    : [];
   return {
     ms: best.ms_per_batch,
     forwardMs: best.forward_ms_per_batch ?? null,
-    detail: `best of ${runs.map((r) => `${r.threads} thr ${r.ms_per_batch === undefined ? `abandoned (last warm-up ${fmtMs((r.warmup_ms as unknown as number[]).at(-1)!)})` : fmtMs(r.ms_per_batch)}`).join(', ')}`,
+    detail: `${best.formulation}${formulations.length > 1 ? ` (fastest of ${timed.length} formulations)` : ''}, best of ${describeTorchRuns(json.runs as TorchRun[])}${forward}`,
+    more,
     raw: json,
   };
 }
@@ -253,10 +289,10 @@ function runTfjs(config: BenchConfig, options: HarnessOptions): Outcome {
  */
 function medianRound(outcomes: Outcome[]): Outcome {
   const bad = outcomes.find((o) => !isMeasurement(o));
-  if (bad !== undefined || outcomes.length === 1) return bad ?? outcomes[0];
+  if (bad !== undefined || outcomes.length === 1) return bad ?? outcomes[0]!;
   const measured = outcomes as Measurement[];
   const sorted = [...measured].sort((a, b) => a.ms - b.ms);
-  const pick = sorted[(sorted.length - 1) >> 1];
+  const pick = sorted[(sorted.length - 1) >> 1]!; // outcomes is never empty: one per round
   return {
     ...pick,
     detail: `${pick.detail}; rounds ${measured.map((m) => fmtMs(m.ms)).join(', ')}, median ${fmtMs(pick.ms)}`,
@@ -319,10 +355,12 @@ function fmtRatio(value: number | null, target: number | undefined): string {
   return `${text} (${value >= target ? 'meets' : 'misses'} >=${target}x)`;
 }
 
+/** Rows of cells (the first row the header, all rows as long) as aligned columns. */
 function table(rows: string[][]): string {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
-  const line = (row: string[]) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ');
-  return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+  const [header = [], ...body] = rows;
+  const widths = header.map((_, c) => Math.max(...rows.map((row) => row[c]?.length ?? 0)));
+  const line = (row: string[]) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
 function parseOptions(): HarnessOptions {
@@ -398,7 +436,7 @@ function parseOptions(): HarnessOptions {
     rounds: quick ? 1 : integer('rounds', values.rounds!, 1),
     roafThreads: values.threads === undefined ? null : list('threads', values.threads).map((k) => integer('threads', k, 1)),
     torchThreads: torchThreads.join(','),
-    backend: list('backend', values.backend!, ['auto', 'native', 'reference'])[0],
+    backend: list('backend', values.backend!, ['auto', 'native', 'reference'])[0]!,
     python: values.python!,
     seqLen: quick ? 28 : integer('seq-len', values['seq-len']!, 1),
     depth: quick ? 50 : integer('depth', values.depth!, 1),
@@ -428,11 +466,14 @@ function main(): number {
     skipReason(torch) !== null
       ? `PyTorch: skipped: ${skipReason(torch)}`
       : `PyTorch: ${String(torch.torch)} (${options.python}), ${String(torch.blas)}, kernel ${String(torch.blas_kernel)}, ` +
-        `ATen ${String(torch.aten_capability)}, threads ${options.torchThreads} (best reported)`,
+        `ATen ${String(torch.aten_capability)}, threads ${options.torchThreads}, every formulation (the fastest reported)`,
     skipReason(tfjs) !== null
       ? `TF.js: skipped: ${skipReason(tfjs)}`
       : `TF.js: ${String(tfjs.tfjs)}, ${String(tfjs.backend)} backend, SIMD ${String(tfjs.simd)}, threads ${String(tfjs.threads)}`,
   ];
+  // A peer on an unoptimised BLAS makes every ratio against it false: say so in the header and the notes.
+  const torchWarning = typeof torch.blas_warning === 'string' ? `WARNING: ${torch.blas_warning}` : null;
+  if (torchWarning !== null) header.push(`PyTorch: ${torchWarning}`);
   header.forEach((line) => log(line));
   if (roafInfo.backend === 'reference' || options.backend === 'reference') {
     log('roaf runs on the reference backend (plain TypeScript): full sizes take many minutes; try --quick');
@@ -495,10 +536,12 @@ function main(): number {
     // The peers compute the same products as roaf, so roaf's FLOP count gives their GFLOPS too.
     const flops = isMeasurement(o.roaf) ? ((o.roaf.raw.best as Record<string, unknown>).flops_per_batch as number) : null;
     const peerGflops = (m: Measurement, name: string) => (name === 'roaf' || flops === null ? '' : `, ${(flops / m.ms / 1e6).toFixed(1)} GFLOPS`);
-    const parts = ([['roaf', o.roaf], [`PyTorch ${config.torchName}`, o.pytorch], ['TF.js', o.tfjs]] as const)
-      .filter(([, outcome]) => isMeasurement(outcome))
-      .map(([name, outcome]) => `${name}: ${(outcome as Measurement).detail}${peerGflops(outcome as Measurement, name)}`);
-    details.push(`  ${config.name}: ${parts.join('; ')}`);
+    const measured: [string, Measurement][] = [];
+    for (const [name, outcome] of [['roaf', o.roaf], ['PyTorch', o.pytorch], ['TF.js', o.tfjs]] as const) {
+      if (isMeasurement(outcome)) measured.push([name, outcome]);
+    }
+    details.push(`  ${config.name}: ${measured.map(([name, m]) => `${name}: ${m.detail}${peerGflops(m, name)}`).join('; ')}`);
+    measured.forEach(([, m]) => m.more?.forEach((line) => details.push(`    ${line}`)));
   }
 
   // psMNIST epoch (60,000 train + 10,000 test sequences, N = 256, B = 128) from the N = 256 timings.
@@ -569,7 +612,9 @@ function main(): number {
     out.write(`  psMNIST epoch: ${realEpoch.seconds.toFixed(1)} s, test accuracy ${realEpoch.accuracy === null ? '-' : (realEpoch.accuracy * 100).toFixed(2) + ' %'}, backend ${realEpoch.backend}\n`);
   }
   const notes = [
-    'PyTorch ROAF models are Python loops with autograd (the ROAF cell has no fused PyTorch kernel); LSTM/RNN/GRU are its fused nn modules.',
+    ...(torchWarning !== null && selected.length > 0 ? [`PyTorch ${torchWarning}.`] : []),
+    'PyTorch has no fused ROAF kernel: each ROAF configuration is timed in every formulation bench/peers/torch_bench.py knows, each checked' +
+      ' against the reference formulation\'s loss and gradients first, and compared at its fastest (named in the details); LSTM/RNN/GRU are its fused nn modules.',
     ...(selected.some((c) => c.tfjs) && skipReason(tfjs) === null
       ? [`TF.js ROAF RNN is timed at T=${options.tfjsSeqLen}, its MLP at L=${options.tfjsDepth}, and scaled linearly to the full size.`]
       : []),

@@ -1,24 +1,21 @@
 // Measures, at initialisation, the ratio ||∂loss/∂x_0|| / ||∂loss/∂x_L|| of a ROAF MLP (width 64,
 // alpha = 1, beta = c / sqrt(L)) on a batch of real MNIST test images, for depths 10 .. 50,000 and a
 // few constants c, plus the convex form (alpha = 1 - beta) for comparison. The default
-// `defaultMlpBeta(L)` in src/train/defaults.ts is chosen from this table; the ratio must stay in
-// [0.1, 10] at every depth.
+// `defaultMlpBeta(L)` is chosen from this table (docs/defaults.md); the ratio must stay in [0.1, 10] at
+// every depth.
 //
 //   npm run build && node experiments/depth-defaults.mjs [--quick]   (writes experiments/depth-defaults.{json,md})
 //
 // Batch B = 16 (the first 16 MNIST test images) and one filter shared by all layers (a per-layer haar
 // filter at depth 50,000 needs 0.8 GB); rows marked `per-layer` use one filter per layer to show that
 // sharing does not change the ratio. Gradients through 50,000 layers come from the model's own layer
-// kernels with exact power-of-two rescaling (src/diagnostics/gradients.ts), so nothing underflows.
+// kernels with exact power-of-two rescaling (src/models/gradient-curve.ts), so nothing underflows.
 
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadBackend } from '../dist/src/backend/index.js';
-import { loadTask } from '../dist/src/data/tasks.js';
-import { diagnose } from '../dist/src/diagnostics/diagnose.js';
-import { createModel } from '../dist/src/models/factory.js';
-import { defaultMlpBeta } from '../dist/src/train/defaults.js';
+// the package's public API, as a user would import it (the modules behind it may move)
+import { createModel, defaultMlpBeta, diagnose, loadBackend, loadTask } from '../dist/src/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');

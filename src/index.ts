@@ -4,6 +4,16 @@
 
 // backends
 export type { Backend, DType, FilterOperand, FloatArray, GruSaved, LstmSaved } from './backend/backend.js';
+export type {
+  AdamUpdateArgs, ApplyFilterArgs, BackendCore, BufferAllocator, FusedKernels, GemmArgs, GruBackwardArgs, GruForwardArgs,
+  KernelName, LstmBackwardArgs, LstmForwardArgs, RoafCellBackwardArgs, RoafCellForwardArgs, RoafLayerBackwardArgs,
+  RoafLayerForwardArgs, RoafMlpBackwardArgs, RoafMlpForwardArgs, SgdUpdateArgs, SoftmaxCrossEntropyArgs, SquaredErrorArgs,
+} from './backend/backend.js';
+export { allocateHost, hostMemory } from './backend/backend.js';
+export { BackendBase } from './backend/backend-base.js';
+export { KERNEL_TABLE, kernelTableId } from './backend/kernel-table.js';
+export type { ArgSpec, KernelSpec } from './backend/kernel-table.js';
+export { withArgumentChecks } from './backend/kernel-checks.js';
 export { ReferenceBackend, referenceBackend } from './backend/reference.js';
 export { BACKEND_NAMES, loadBackend, requireBackend } from './backend/index.js';
 export type { BackendName } from './backend/index.js';
@@ -18,14 +28,26 @@ export { Parameter, ParameterStore } from './nn/parameters.js';
 export { crossEntropyLoss, meanSquaredErrorLoss } from './nn/losses.js';
 export type { LossValue } from './nn/losses.js';
 
-// models
-export { MODEL_KINDS, isRecurrent, validateModelConfig } from './models/config.js';
-export type { ModelConfig, ModelKind } from './models/config.js';
+// models and the model-kind registry
+export { validateModelConfig } from './models/config.js';
+export type { ModelConfig } from './models/config.js';
+export { MODEL_KINDS, findModelKind, isRecurrent, kindsWhere, modelKind, modelKindOf } from './models/kinds.js';
+export type { ModelKind } from './models/kinds.js';
+export { CURVE_LABELS, isNotApplicable, notApplicable } from './models/kind.js';
+export type {
+  BoundFactors, CurveLabels, FlopEstimate, KindLabels, ModelKindSpec, NotApplicable, SizeDefaults, TensorList, TensorSpec,
+} from './models/kind.js';
+export type { CellKind } from './models/kinds/recurrent.js';
+export { bindTensors, filterTensors } from './models/tensors.js';
+export type { BoundTensor } from './models/tensors.js';
 export type { GradientHook, Model } from './models/model.js';
 export { RoafMLP } from './models/roaf-mlp.js';
 export { RecurrentModel, RecurrentModel as RoafRNN } from './models/recurrent.js';
+export type { CellFactory } from './models/recurrent.js';
 export { createModel, modelConfig, resolveBaseline } from './models/factory.js';
 export type { ModelOptions } from './models/factory.js';
+export { defaultCoefficients, defaultMlpBeta, runDefaults } from './models/defaults.js';
+export type { RunDefaults } from './models/defaults.js';
 
 // training
 export { DEFAULT_OPTIMIZER, OPTIMIZER_KINDS, Optimizer, clipGradients, gradientNorm } from './train/optimizer.js';
@@ -39,9 +61,12 @@ export type { CheckpointConfig, Progress, TaskConfig, TrainingConfig } from './t
 export { MetricsLog, readMetrics } from './train/metrics.js';
 export type { MetricsRecord } from './train/metrics.js';
 export { SafetensorsFile, writeSafetensors } from './train/safetensors.js';
-export { defaultCoefficients, defaultMlpBeta, runDefaults } from './train/defaults.js';
 export { LR_SCHEDULES, scheduledLr } from './train/optimizer.js';
 export type { LrSchedule } from './train/optimizer.js';
+
+// export to other runtimes (ONNX)
+export { ONNX_INLINE_LIMIT, exportOnnx, saveOnnx } from './export/onnx.js';
+export type { OnnxExportOptions, OnnxSaveOptions, OnnxSaved } from './export/onnx.js';
 
 // diagnostics
 export * from './diagnostics/index.js';

@@ -1,4 +1,4 @@
-// The theory bounds of SPEC §4: every singular value of the input-output Jacobian of random ROAF models
+// The theory bounds (docs/math.md): every singular value of the input-output Jacobian of random ROAF models
 // (across alpha, beta, depth, width and filter kinds) lies in [Π max(0, alpha - beta ||W_l||₂),
 // Π (alpha + beta ||W_l||₂)]; a deliberately broken bound (spectral norms underestimated by 10 %) is
 // caught; the spectral norm itself matches the largest singular value of a full SVD.
@@ -48,8 +48,8 @@ function randomCases(): Case[] {
     for (const [alpha, beta] of coefficients) {
       for (const depth of [1, 3, 17]) {
         seed += 1;
-        const width = [8, 12, 16][seed % 3];
-        const inputScale = [0.01, 1, 5][seed % 3]; // small inputs keep D near I, where the bounds are tightest
+        const width = [8, 12, 16][seed % 3]!;
+        const inputScale = [0.01, 1, 5][seed % 3]!; // small inputs keep D near I, where the bounds are tightest
         const model = createModel(config({ depth, width, alpha, beta, filter, seed, sharedFilter: seed % 2 === 0 }), backend);
         const input = Float64Array.from({ length: 6 }, () => rng.normal() * inputScale);
         cases.push({ label: `${filter} alpha ${alpha} beta ${beta} L=${depth} N=${width}`, model, input, T: 1 });
@@ -132,11 +132,11 @@ describe('checkSpectrum', () => {
 describe('spectral norm (Lanczos on WᵀW)', () => {
   it('equals the largest singular value of a full SVD for square and rectangular matrices', () => {
     const rng = new Random(5);
-    for (const [rows, cols] of [[8, 8], [64, 64], [30, 50], [50, 30], [1, 5]]) {
+    for (const [rows, cols] of [[8, 8], [64, 64], [30, 50], [50, 30], [1, 5]] as const) {
       const W = Float64Array.from({ length: rows * cols }, () => rng.normal() / Math.sqrt(cols));
       const estimate = spectralNorm(W, rows, cols);
       // σ_max of W = σ_max of Wᵀ: its rows are the columns of Wᵀ for the Jacobi SVD.
-      const exact = Math.exp(logSingularValuesScaledColumns(Float64Array.from(W), new Float64Array(rows), rows, cols)[0]);
+      const exact = Math.exp(logSingularValuesScaledColumns(Float64Array.from(W), new Float64Array(rows), rows, cols)[0]!);
       assert.ok(estimate.converged, `${rows}x${cols} did not converge`);
       assert.ok(Math.abs(estimate.norm - exact) <= 1e-9 * exact, `${rows}x${cols}: ${estimate.norm} vs ${exact}`);
     }

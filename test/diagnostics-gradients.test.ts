@@ -18,7 +18,7 @@ import { downsampleIndices, gradientSummaryCallback, measureGradientNorms, summa
 import type { ModelConfig } from '../src/models/config.js';
 import { createModel } from '../src/models/factory.js';
 import type { Model } from '../src/models/model.js';
-import { defaultMlpBeta } from '../src/train/defaults.js';
+import { defaultMlpBeta } from '../src/models/defaults.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { DEFAULT_OPTIMIZER } from '../src/train/optimizer.js';
 import { BatchBuffers, batchLoss, runTraining } from '../src/train/trainer.js';
@@ -64,10 +64,10 @@ describe('gradient norms of diagnose equal those of the model\'s own backward pa
       assert.equal(result.gradients.log10_norms.length, expected.length);
       assert.equal(result.gradients.index, c.dataset.steps > 1 ? 'step' : 'layer');
       result.gradients.log10_norms.forEach((log10, i) => {
-        assert.ok(log10 !== null && Math.abs(log10 - Math.log10(expected[i])) < 1e-8,
+        assert.ok(log10 !== null && Math.abs(log10 - Math.log10(expected[i]!)) < 1e-8,
           `${c.label}: entry ${i}: diagnose 10^${log10} vs backward ${expected[i]}`);
       });
-      const ratio = expected[0] / expected[expected.length - 1];
+      const ratio = expected[0]! / expected[expected.length - 1]!;
       assert.ok(Math.abs((result.gradients.first_last_ratio as number) / ratio - 1) < 1e-7);
     });
   }
@@ -81,18 +81,18 @@ describe('gradient norms of diagnose equal those of the model\'s own backward pa
     const { inputs, gOutputs } = batchLoss(model, buffers, [0, 1, 2, 3], true);
     const curve = measureGradientNorms(model, B, 1, inputs, gOutputs);
     assert.equal(plain[0], 0, 'expected the plain backward to underflow at the first layer');
-    assert.ok(Number.isFinite(curve.log10Norms[0]) && curve.log10Norms[0] < -45, `log10 ||g_0|| = ${curve.log10Norms[0]}`);
+    assert.ok(Number.isFinite(curve.log10Norms[0]) && curve.log10Norms[0]! < -45, `log10 ||g_0|| = ${curve.log10Norms[0]}`);
     // Where float32 still holds the plain norm to full precision (above its normal range), they agree.
     let compared = 0;
     for (let l = 0; l <= 3000; l++) {
-      if (plain[l] > 1e-30) {
+      if (plain[l]! > 1e-30) {
         compared++;
-        assert.ok(Math.abs(curve.log10Norms[l] - Math.log10(plain[l])) < 1e-6, `layer ${l}`);
+        assert.ok(Math.abs(curve.log10Norms[l]! - Math.log10(plain[l]!)) < 1e-6, `layer ${l}`);
       }
     }
     assert.ok(compared > 10);
     // The curve decreases towards the input on the whole (vanishing gradients).
-    assert.ok(curve.log10Norms[0] < curve.log10Norms[1500] && curve.log10Norms[1500] < curve.log10Norms[3000]);
+    assert.ok(curve.log10Norms[0]! < curve.log10Norms[1500]! && curve.log10Norms[1500]! < curve.log10Norms[3000]!);
   });
 
   it('goes on where float32 underflows through time too (Elman RNN, T = 2000)', () => {
@@ -102,7 +102,7 @@ describe('gradient norms of diagnose equal those of the model\'s own backward pa
     const result = diagnose(make(), long, { batch: 4, samples: 0 });
     const curve = result.gradients.log10_norms;
     assert.equal(plain[0], 0, 'expected the plain backward through time to underflow at h_1');
-    assert.ok(curve[0] !== null && curve[0] < -45, `log10 ||∂loss/∂h_1|| = ${curve[0]}`);
+    assert.ok(curve[0] !== null && curve[0]! < -45, `log10 ||∂loss/∂h_1|| = ${curve[0]}`);
     let compared = 0;
     plain.forEach((norm, t) => {
       if (norm > 1e-30) {
@@ -121,7 +121,7 @@ describe('--log-gradients summaries', () => {
     assert.equal(picked.length, 64);
     assert.equal(picked[0], 0);
     assert.equal(picked[63], 50_000);
-    for (let i = 1; i < picked.length; i++) assert.ok(picked[i] > picked[i - 1]);
+    for (let i = 1; i < picked.length; i++) assert.ok(picked[i]! > picked[i - 1]!);
     const summary = summarizeNorms('step', Float64Array.from({ length: 100 }, (_, i) => i + 1));
     assert.equal(summary.positions[0], 1);
     assert.equal(summary.positions[63], 100);
@@ -165,7 +165,7 @@ describe('roaf diagnose (CLI)', () => {
     assert.equal(result.status, 0, result.stderr);
     const lines = result.stdout.trim().split('\n');
     assert.equal(lines.length, 1);
-    const d = JSON.parse(lines[0]);
+    const d = JSON.parse(lines[0]!);
     assert.equal(d.gradients.log10_norms.length, 31);
     assert.equal(d.spectrum.log10_singular_values.length, 16);
     assert.ok(d.spectrum.log10.min <= d.spectrum.log10.median && d.spectrum.log10.median <= d.spectrum.log10.max);
@@ -191,7 +191,7 @@ describe('roaf diagnose (CLI)', () => {
       assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
       const lines = result.stderr.trim().split('\n').filter((l) => !l.includes('using the reference backend'));
       assert.equal(lines.length, 1, result.stderr);
-      assert.match(lines[0], pattern);
+      assert.match(lines[0]!, pattern);
     }
   });
 });

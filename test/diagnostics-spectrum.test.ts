@@ -36,16 +36,16 @@ function randomInput(n: number, seed: number, scale = 1): Float64Array {
 /** Singular values of a row-major (n, n) matrix by cyclic one-sided Jacobi, textbook form, descending. */
 function jacobiSingularValues(matrix: ArrayLike<number>, n: number): number[] {
   // Columns of A as rows of `c`.
-  const c = Array.from({ length: n }, (_, j) => Float64Array.from({ length: n }, (_, i) => matrix[i * n + j]));
+  const c = Array.from({ length: n }, (_, j) => Float64Array.from({ length: n }, (_, i) => matrix[i * n + j]!));
   for (let sweep = 0; sweep < 80; sweep++) {
     let off = 0;
     for (let p = 0; p < n - 1; p++) {
       for (let q = p + 1; q < n; q++) {
         let a = 0, b = 0, g = 0;
         for (let k = 0; k < n; k++) {
-          a += c[p][k] * c[p][k];
-          b += c[q][k] * c[q][k];
-          g += c[p][k] * c[q][k];
+          a += c[p]![k]! * c[p]![k]!;
+          b += c[q]![k]! * c[q]![k]!;
+          g += c[p]![k]! * c[q]![k]!;
         }
         if (g === 0 || Math.abs(g) <= 1e-16 * Math.sqrt(a * b)) continue;
         off = Math.max(off, Math.abs(g) / Math.sqrt(a * b));
@@ -53,9 +53,9 @@ function jacobiSingularValues(matrix: ArrayLike<number>, n: number): number[] {
         const t = (zeta >= 0 ? 1 : -1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
         const cs = 1 / Math.sqrt(1 + t * t), sn = cs * t;
         for (let k = 0; k < n; k++) {
-          const x = c[p][k], y = c[q][k];
-          c[p][k] = cs * x - sn * y;
-          c[q][k] = sn * x + cs * y;
+          const x = c[p]![k]!, y = c[q]![k]!;
+          c[p]![k] = cs * x - sn * y;
+          c[q]![k] = sn * x + cs * y;
         }
       }
     }
@@ -70,13 +70,13 @@ function logAbsDet(matrix: ArrayLike<number>, n: number): number {
   let sum = 0;
   for (let k = 0; k < n; k++) {
     let pivot = k;
-    for (let i = k + 1; i < n; i++) if (Math.abs(a[i * n + k]) > Math.abs(a[pivot * n + k])) pivot = i;
-    if (pivot !== k) for (let j = 0; j < n; j++) [a[k * n + j], a[pivot * n + j]] = [a[pivot * n + j], a[k * n + j]];
-    const d = a[k * n + k];
+    for (let i = k + 1; i < n; i++) if (Math.abs(a[i * n + k]!) > Math.abs(a[pivot * n + k]!)) pivot = i;
+    if (pivot !== k) for (let j = 0; j < n; j++) [a[k * n + j], a[pivot * n + j]] = [a[pivot * n + j]!, a[k * n + j]!];
+    const d = a[k * n + k]!;
     sum += Math.log(Math.abs(d));
     for (let i = k + 1; i < n; i++) {
-      const f = a[i * n + k] / d;
-      for (let j = k; j < n; j++) a[i * n + j] -= f * a[k * n + j];
+      const f = a[i * n + k]! / d;
+      for (let j = k; j < n; j++) a[i * n + j]! -= f * a[k * n + j]!;
     }
   }
   return sum;
@@ -94,8 +94,8 @@ function explicitMlpJacobian(model: RoafMLP, input: Float64Array): Float64Array 
   const a = new Float64Array(N * N), y = new Float64Array(N * N), gz = new Float64Array(N * N);
   for (let l = model.layers.length - 1; l >= 0; l--) {
     const x = model.savedLayerInput(l, N);
-    model.layers[l].forward(backend, N, x, a, y);
-    model.layers[l].backward(backend, N, x, a, g, next, gz); // rows: next = g J_l
+    model.layers[l]!.forward(backend, N, x, a, y);
+    model.layers[l]!.backward(backend, N, x, a, g, next, gz); // rows: next = g J_l
     [g, next] = [next, g];
   }
   return g as Float64Array;
@@ -105,14 +105,18 @@ function explicitMlpJacobian(model: RoafMLP, input: Float64Array): Float64Array 
 function explicitCellJacobian(cell: RoafCell, xs: Float64Array, T: number): Float64Array {
   const N = cell.units, D = cell.inputDim, B = N;
   const batch = new Float64Array(T * B * D);
-  for (let t = 0; t < T; t++) for (let r = 0; r < B; r++) for (let k = 0; k < D; k++) batch[(t * B + r) * D + k] = xs[t * D + k];
+  for (let t = 0; t < T; t++) for (let r = 0; r < B; r++) for (let k = 0; k < D; k++) batch[(t * B + r) * D + k] = xs[t * D + k]!;
   const hs = new Float64Array((T + 1) * B * N), as = new Float64Array(T * B * N);
-  backend.roafCellForward(T, B, D, N, cell.alpha, cell.beta, cell.filter, batch, cell.W.value, cell.U.value, cell.b.value, hs, as);
+  const { alpha, beta, filter } = cell;
+  backend.roafCellForward({ T, B, D, N, alpha, beta, filter, xs: batch, W: cell.W.value, U: cell.U.value, b: cell.b.value, hs, as });
   const ghs = new Float64Array(T * B * N);
   for (let i = 0; i < N; i++) ghs[(T - 1) * B * N + i * N + i] = 1; // ∂loss/∂h_T = identity rows
   const gh0 = new Float64Array(B * N);
-  backend.roafCellBackward(T, B, D, N, cell.alpha, cell.beta, cell.filter, batch, cell.W.value, cell.U.value, hs, as, ghs,
-    new Float64Array(T * B * N), new Float64Array(N * N), new Float64Array(N * D), new Float64Array(N), gh0, null, false);
+  backend.roafCellBackward({
+    T, B, D, N, alpha, beta, filter, xs: batch, W: cell.W.value, U: cell.U.value, hs, as, ghs,
+    gzs: new Float64Array(T * B * N), gW: new Float64Array(N * N), gU: new Float64Array(N * D), gb: new Float64Array(N), gh0, gxs: null,
+    lastStepOnly: false,
+  });
   return gh0;
 }
 
@@ -139,19 +143,19 @@ function qrSpectrum(model: Parameters<typeof jacobianChain>[0], input: Float64Ar
 function assertSameSpectrum(label: string, { logs, logDet }: QrResult, explicit: Float64Array, n: number): void {
   const direct = jacobiSingularValues(explicit, n);
   const mine = Array.from(logs, Math.exp);
-  const max = direct[0];
+  const max = direct[0]!;
   for (let i = 0; i < n; i++) {
-    const absolute = Math.abs(mine[i] - direct[i]) / max;
+    const absolute = Math.abs(mine[i]! - direct[i]!) / max;
     assert.ok(absolute < 1e-12, `${label}: σ_${i} = ${mine[i]} vs direct ${direct[i]} (|Δ|/σ_max = ${absolute.toExponential(2)})`);
-    if (direct[i] > 1e-6 * max) {
-      const relative = Math.abs(logs[i] - Math.log(direct[i]));
-      assert.ok(relative < 1e-9, `${label}: ln σ_${i} = ${logs[i]} vs direct ${Math.log(direct[i])}`);
+    if (direct[i]! > 1e-6 * max) {
+      const relative = Math.abs(logs[i]! - Math.log(direct[i]!));
+      assert.ok(relative < 1e-9, `${label}: ln σ_${i} = ${logs[i]} vs direct ${Math.log(direct[i]!)}`);
     }
   }
   // Invariants: Σ σ² = ||A||_F²; Σ ln σ = ln|det A| = Σ_l ln|det J_l|, exact however ill-conditioned A is
   // (the explicit A has lost its small singular values to rounding once σ_min/σ_max < 1e-16).
   let frobenius = 0;
-  for (let i = 0; i < n * n; i++) frobenius += explicit[i] * explicit[i];
+  for (let i = 0; i < n * n; i++) frobenius += explicit[i]! * explicit[i]!;
   const sumSquares = mine.reduce((s, x) => s + x * x, 0);
   assert.ok(Math.abs(sumSquares - frobenius) <= 1e-11 * frobenius, `${label}: Σσ² ${sumSquares} vs ||A||_F² ${frobenius}`);
   const sumLogs = logs.reduce((s, x) => s + x, 0);
@@ -195,7 +199,7 @@ describe('Jacobian spectrum by QR propagation equals a direct SVD of the explici
     const model = createModel(config({ depth: 6, width: 8 }), backend) as RoafMLP;
     const input = randomInput(12, 4);
     const explicit = explicitMlpJacobian(model, input);
-    explicit[3] += 1e-6;
+    explicit[3]! += 1e-6;
     assert.throws(() => assertSameSpectrum('perturbed', qrSpectrum(model, input, 1), explicit, 8));
   });
 });
@@ -206,10 +210,10 @@ describe('Jacobian spectrum at depths that under- or overflow a double', () => {
       const model = createModel(config({ model: kind, depth: 3000, width: 8, alpha: 1, beta: 0.05 }), backend);
       const { logs, logDet } = qrSpectrum(model, randomInput(12, 3, 1), 1);
       assert.ok(logs.every(Number.isFinite), `non-finite log singular values: ${Array.from(logs)}`);
-      for (let i = 1; i < logs.length; i++) assert.ok(logs[i] <= logs[i - 1]);
+      for (let i = 1; i < logs.length; i++) assert.ok(logs[i]! <= logs[i - 1]!);
       const sum = logs.reduce((s, x) => s + x, 0);
       assert.ok(Math.abs(sum - logDet) <= 1e-9 * Math.abs(logDet) + 1e-8, `Σ ln σ ${sum} vs Σ ln|det| ${logDet}`);
-      if (kind === 'mlp') assert.ok(logs[logs.length - 1] < -745, `σ_min = e^${logs[logs.length - 1]}: beyond the double range`);
+      if (kind === 'mlp') assert.ok(logs[logs.length - 1]! < -745, `σ_min = e^${logs[logs.length - 1]}: beyond the double range`);
     });
   }
 });
@@ -224,8 +228,10 @@ describe('GRU and LSTM step Jacobians match finite differences of the forward ke
     const run = (h0: Float64Array): Float64Array => {
       const hs = new Float64Array((T + 1) * N);
       hs.set(h0);
-      backend.gruForward(T, 1, D, N, xs, cell.Wx.value, cell.Wh.value, cell.bx.value, cell.bh.value,
-        { hs, gates: new Float64Array(T * 3 * N), hn: new Float64Array(T * N) });
+      backend.gruForward({
+        T, B: 1, D, N, xs, Wx: cell.Wx.value, Wh: cell.Wh.value, bx: cell.bx.value, bh: cell.bh.value,
+        hs, gates: new Float64Array(T * 3 * N), hn: new Float64Array(T * N),
+      });
       return hs.subarray(T * N);
     };
     const analytic = explicitFromChain(model, xs, T, N);
@@ -234,7 +240,7 @@ describe('GRU and LSTM step Jacobians match finite differences of the forward ke
       plus[k] = h;
       minus[k] = -h;
       const hp = run(plus), hm = run(minus);
-      for (let i = 0; i < N; i++) assert.ok(Math.abs((hp[i] - hm[i]) / (2 * h) - analytic[i * N + k]) < 1e-7, `GRU J[${i},${k}]`);
+      for (let i = 0; i < N; i++) assert.ok(Math.abs((hp[i]! - hm[i]!) / (2 * h) - analytic[i * N + k]!) < 1e-7, `GRU J[${i},${k}]`);
     }
   });
 
@@ -245,7 +251,7 @@ describe('GRU and LSTM step Jacobians match finite differences of the forward ke
       const hs = new Float64Array((T + 1) * N), cs = new Float64Array((T + 1) * N);
       hs.set(state.subarray(0, N));
       cs.set(state.subarray(N));
-      backend.lstmForward(T, 1, D, N, xs, cell.Wx.value, cell.Wh.value, cell.b.value, { hs, cs, gates: new Float64Array(T * 4 * N) });
+      backend.lstmForward({ T, B: 1, D, N, xs, Wx: cell.Wx.value, Wh: cell.Wh.value, b: cell.b.value, hs, cs, gates: new Float64Array(T * 4 * N) });
       return Float64Array.of(...hs.subarray(T * N), ...cs.subarray(T * N));
     };
     const S = 2 * N;
@@ -255,7 +261,7 @@ describe('GRU and LSTM step Jacobians match finite differences of the forward ke
       plus[k] = h;
       minus[k] = -h;
       const sp = run(plus), sm = run(minus);
-      for (let i = 0; i < S; i++) assert.ok(Math.abs((sp[i] - sm[i]) / (2 * h) - analytic[i * S + k]) < 1e-7, `LSTM J[${i},${k}]`);
+      for (let i = 0; i < S; i++) assert.ok(Math.abs((sp[i]! - sm[i]!) / (2 * h) - analytic[i * S + k]!) < 1e-7, `LSTM J[${i},${k}]`);
     }
   });
 
@@ -265,7 +271,7 @@ describe('GRU and LSTM step Jacobians match finite differences of the forward ke
     for (let i = 0; i < size; i++) product[i * size + i] = 1;
     jacobianChain(model, inputs, steps).run((_, J) => {
       const next = new Float64Array(size * size);
-      for (let i = 0; i < size; i++) for (let k = 0; k < size; k++) for (let j = 0; j < size; j++) next[i * size + j] += J[i * size + k] * product[k * size + j];
+      for (let i = 0; i < size; i++) for (let k = 0; k < size; k++) for (let j = 0; j < size; j++) next[i * size + j]! += J[i * size + k]! * product[k * size + j]!;
       product = next;
     });
     return product;

@@ -29,7 +29,7 @@ describe('filters', () => {
         for (let i = 0; i < n; i++) {
           for (let j = 0; j < n; j++) {
             let dot = 0;
-            for (let k = 0; k < n; k++) dot += o[k * n + i] * o[k * n + j];
+            for (let k = 0; k < n; k++) dot += o[k * n + i]! * o[k * n + j]!;
             worst = Math.max(worst, Math.abs(dot - (i === j ? 1 : 0)));
           }
         }
@@ -47,9 +47,9 @@ describe('filters', () => {
     let flipped = 0;
     for (let j = 0; j < n; j++) {
       let rjj = 0;
-      for (let k = 0; k < n; k++) rjj += q[k * n + j] * a[k * n + j];
+      for (let k = 0; k < n; k++) rjj += q[k * n + j]! * a[k * n + j]!;
       assert.ok(rjj > 0, `R[${j}][${j}] = ${rjj} is not positive`);
-      if (Math.sign(unfixed[j]) !== Math.sign(q[j])) flipped++;
+      if (Math.sign(unfixed[j]!) !== Math.sign(q[j]!)) flipped++;
     }
     assert.ok(flipped > 0, 'Householder QR without the fix should differ in some column signs');
   });
@@ -68,19 +68,20 @@ function plainMlpForward(model: RoafMLP, B: number, u: FloatArray, residual: boo
   const backend = referenceBackend;
   const N = model.config.width;
   let x = new Float32Array(B * N);
-  backend.gemm(false, true, B, N, model.config.inputDim, 1, u, model.config.inputDim, model.input.W.value, model.config.inputDim, 0, x, N);
+  const D = model.config.inputDim;
+  backend.gemm({ transA: false, transB: true, M: B, N, K: D, alpha: 1, A: u, lda: D, B: model.input.W.value, ldb: D, beta: 0, C: x, ldc: N });
   backend.addRowVector(B, N, x, model.input.b.value);
   for (const layer of model.layers) {
     const z = new Float32Array(B * N);
-    backend.gemm(false, true, B, N, N, 1, x, N, layer.W.value, N, 0, z, N);
+    backend.gemm({ transA: false, transB: true, M: B, N, K: N, alpha: 1, A: x, lda: N, B: layer.W.value, ldb: N, beta: 0, C: z, ldc: N });
     backend.addRowVector(B, N, z, layer.b.value);
     backend.tanh(B * N, z, z);
-    if (residual) for (let i = 0; i < B * N; i++) z[i] = x[i] + z[i];
+    if (residual) for (let i = 0; i < B * N; i++) z[i] = x[i]! + z[i]!;
     x = z;
   }
   const K = model.config.outputs;
   const out = new Float32Array(B * K);
-  backend.gemm(false, true, B, K, N, 1, x, N, model.readout.W.value, N, 0, out, K);
+  backend.gemm({ transA: false, transB: true, M: B, N: K, K: N, alpha: 1, A: x, lda: N, B: model.readout.W.value, ldb: N, beta: 0, C: out, ldc: K });
   backend.addRowVector(B, K, out, model.readout.b.value);
   return out;
 }
@@ -118,14 +119,14 @@ describe('special cases are exact', () => {
     let h = new Float32Array(B * N);
     for (let t = 0; t < T; t++) {
       const z = new Float32Array(B * N);
-      referenceBackend.gemm(false, true, B, N, D, 1, xs.subarray(t * B * D), D, U, D, 0, z, N);
+      referenceBackend.gemm({ transA: false, transB: true, M: B, N, K: D, alpha: 1, A: xs.subarray(t * B * D), lda: D, B: U, ldb: D, beta: 0, C: z, ldc: N });
       referenceBackend.addRowVector(B, N, z, b);
-      referenceBackend.gemm(false, true, B, N, N, 1, h, N, W, N, 1, z, N);
+      referenceBackend.gemm({ transA: false, transB: true, M: B, N, K: N, alpha: 1, A: h, lda: N, B: W, ldb: N, beta: 1, C: z, ldc: N });
       referenceBackend.tanh(B * N, z, z);
       h = z;
     }
     const expected = new Float32Array(B * 3);
-    referenceBackend.gemm(false, true, B, 3, N, 1, h, N, params.get('readout.W').value, N, 0, expected, 3);
+    referenceBackend.gemm({ transA: false, transB: true, M: B, N: 3, K: N, alpha: 1, A: h, lda: N, B: params.get('readout.W').value, ldb: N, beta: 0, C: expected, ldc: 3 });
     referenceBackend.addRowVector(B, 3, expected, params.get('readout.b').value);
     assert.deepEqual(Array.from(out), Array.from(expected));
   });
@@ -163,7 +164,7 @@ describe('RoafMLP backward', async () => {
         assert.deepEqual(seen, [6, 5, 4, 3, 2, 1, 0]);
         let scale = 0;
         for (const v of stacked) scale = Math.max(scale, Math.abs(v));
-        model.params.grads.forEach((v, i) => assert.ok(Math.abs(v - stacked[i]) <= 1e-5 * scale, `${filter}: gradient ${i}: ${v} vs ${stacked[i]}`));
+        model.params.grads.forEach((v, i) => assert.ok(Math.abs(v - stacked[i]!) <= 1e-5 * scale, `${filter}: gradient ${i}: ${v} vs ${stacked[i]}`));
       }
     });
   }
@@ -172,7 +173,7 @@ describe('RoafMLP backward', async () => {
     const model = createModel(config('roaf-mlp', { depth: 3 }), referenceBackend) as RoafMLP;
     const names = model.params.parameters.map((p) => p.name);
     assert.deepEqual(names, ['input.W', 'input.b', 'layers.0.W', 'layers.1.W', 'layers.2.W', 'layers.0.b', 'layers.1.b', 'layers.2.b', 'readout.W', 'readout.b']);
-    model.layers.forEach((layer, l) => assert.equal(layer.W.offset, model.layers[0].W.offset + l * 8 * 8));
+    model.layers.forEach((layer, l) => assert.equal(layer.W.offset, model.layers[0]!.W.offset + l * 8 * 8));
   });
 });
 
@@ -199,23 +200,23 @@ describe('every backend computes what the reference computes', async () => {
           // the float64 model drew its filters in float64: use the float32 ones for an exact comparison
           model.filters.forEach((f, l) => {
             const g = exact.filters[l];
-            if (f.kind === 'dense' && g.kind === 'dense') g.matrix.set(f.matrix);
+            if (f.kind === 'dense' && g?.kind === 'dense') g.matrix.set(f.matrix);
           });
         }
         const T = model.recurrent ? 7 : 1, B = 3;
         const x = randomArray(T * B * 6, new Random(2), 1, 'float32');
         const out = model.forward(B, T, x);
         const outExact = exact.forward(B, T, Float64Array.from(x));
-        for (let i = 0; i < out.length; i++) assert.ok(Math.abs(out[i] - outExact[i]) < 1e-5, `output ${i}: ${out[i]} vs ${outExact[i]}`);
+        for (let i = 0; i < out.length; i++) assert.ok(Math.abs(out[i]! - outExact[i]!) < 1e-5, `output ${i}: ${out[i]} vs ${outExact[i]}`);
         const g = randomArray(out.length, new Random(3), 1, 'float32');
         model.params.zeroGrad();
         exact.params.zeroGrad();
         model.backward(B, T, x, g);
         exact.backward(B, T, Float64Array.from(x), Float64Array.from(g));
         let scale = 0;
-        for (let i = 0; i < exact.params.grads.length; i++) scale = Math.max(scale, Math.abs(exact.params.grads[i]));
+        for (let i = 0; i < exact.params.grads.length; i++) scale = Math.max(scale, Math.abs(exact.params.grads[i]!));
         for (let i = 0; i < exact.params.grads.length; i++) {
-          assert.ok(Math.abs(model.params.grads[i] - exact.params.grads[i]) <= 1e-4 * scale,
+          assert.ok(Math.abs(model.params.grads[i]! - exact.params.grads[i]!) <= 1e-4 * scale,
             `gradient ${i}: ${model.params.grads[i]} vs ${exact.params.grads[i]}`);
         }
       });

@@ -77,7 +77,7 @@ describe('roaf report', () => {
     for (const name of names) {
       const figure = html.match(new RegExp(`<figure class="plot" data-plot="${name}"><svg[^>]*>(.*?)</svg>(<figcaption>[^<]*</figcaption>)?</figure>`, 's'));
       assert.ok(figure, `figure ${name} is not inline SVG`);
-      assert.match(figure[1], /<path/);
+      assert.match(figure[1]!, /<path/);
       assert.match(readFileSync(join(figuresDir, `${name}.svg`), 'utf8'), /^<svg/);
       assert.deepEqual([...readFileSync(join(figuresDir, `${name}.png`)).subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
     }
@@ -101,14 +101,14 @@ describe('roaf report', () => {
 
   it('reports a run killed mid-write: the truncated last line is skipped with a warning naming it', async () => {
     const killed = join(root, 'killed');
-    cpSync(runs[0], killed, { recursive: true });
+    cpSync(runs[0]!, killed, { recursive: true });
     const metrics = join(killed, 'metrics.jsonl');
     const complete = readFileSync(metrics, 'utf8').trim().split('\n').length;
     appendFileSync(metrics, '{"epoch":2,"step":7,"train_loss":0.9,"test_lo');
     const run = readRun(killed);
     assert.equal(run.records.length, complete);
     assert.equal(run.warnings.length, 1);
-    assert.match(run.warnings[0], new RegExp(`metrics\\.jsonl: skipped line ${complete + 1}: truncated or not JSON .*reporting the ${complete} readable records`));
+    assert.match(run.warnings[0]!, new RegExp(`metrics\\.jsonl: skipped line ${complete + 1}: truncated or not JSON .*reporting the ${complete} readable records`));
     const built = await buildReport([run], { title: 't', figuresDir: join(root, 'killed-figures'), generated: 'test' });
     assert.match(built.html, /<ul class="warnings" id="warnings"><li>.*skipped line/);
     assert.ok(built.figures.some((f) => f.name === 'test-accuracy'));
@@ -134,7 +134,7 @@ describe('roaf report', () => {
     assert.throws(() => readRun(empty), (e: unknown) => e instanceof UsageError && /empty: no metrics\.jsonl/.test(e.message));
     for (const [args, pattern] of [
       [[empty], /^roaf: .*empty: no metrics\.jsonl \(nor diagnose\.json\)/],
-      [[runs[0], join(root, 'missing')], /^roaf: .*missing: no such run directory$/],
+      [[runs[0]!, join(root, 'missing')], /^roaf: .*missing: no such run directory$/],
       [[], /missing required argument/],
     ] as const) {
       const result = report(...args, '--out', join(root, 'never.html'));

@@ -5,10 +5,11 @@
 // Sizes: B batch, T steps (1 for feed-forward models), N width/units, L depth, D input dim, K classes.
 
 import type { FloatArray } from '../backend/backend.js';
-import { isRecurrent, type ModelConfig } from '../models/config.js';
+import type { ModelConfig } from '../models/config.js';
+import type { FlopEstimate } from '../models/kind.js';
+import { modelKind } from '../models/kinds.js';
 import type { Model } from '../models/model.js';
 import { crossEntropyLoss } from '../nn/losses.js';
-import { allocateFloats } from '../nn/parameters.js';
 import { DEFAULT_OPTIMIZER, Optimizer } from '../train/optimizer.js';
 import { Random } from '../util/random.js';
 
@@ -27,13 +28,7 @@ export interface StepBenchOptions {
   seed: number;
 }
 
-/** Matrix-product FLOPs (2·M·N·K per product) of one batch; elementwise work is not counted. */
-export interface FlopEstimate {
-  /** Forward + backward (the optimiser update is elementwise). */
-  train: number;
-  /** Forward alone. */
-  forward: number;
-}
+export type { FlopEstimate };
 
 export interface StepBenchResult {
   /** Median wall time of one training step, ms. */
@@ -54,45 +49,15 @@ export interface StepBenchResult {
   steps: number;
 }
 
-/** Matrix-product FLOPs of one batch of `model` at batch B and T steps (see FlopEstimate). */
-export function estimateFlops(config: ModelConfig, denseFilter: boolean, B: number, T: number): FlopEstimate {
-  const { inputDim: D, outputs: K } = config;
-  if (isRecurrent(config.model)) {
-    const N = config.hidden;
-    // Recurrent products, in N x N blocks: forward h_{t-1} [W; O]ᵀ at every step; backward the weight
-    // gradient at every step and ∂loss/∂h_{t-1} at all steps but the first (∂loss/∂h_0 is not needed).
-    // The ROAF cell without a dense filter (alpha = 0 or an O(N) filter) has no O block.
-    const gates = config.model === 'lstm' ? 4 : config.model === 'gru' ? 3 : 1;
-    const filter = gates === 1 && denseFilter ? 1 : 0;
-    const block = 2 * B * N * N;
-    const input = 2 * B * D * N * gates; // per step: x_t Uᵀ forward, gU backward (no gradient for the data)
-    const rows = config.readout === 'every' ? T * B : B;
-    const readout = 2 * rows * N * K;
-    const forward = T * (block * (gates + filter) + input) + readout;
-    const backward = (T - 1) * block * (gates + filter) + T * (block * gates + input) + 2 * readout;
-    return { forward, train: forward + backward };
-  }
-  const { width: N, depth: L } = config;
-  const filter = denseFilter ? 1 : 0;
-  const layerForward = 2 * B * N * N * (1 + filter); // W x, O x
-  const layerBackward = 2 * B * N * N * (2 + filter); // Wᵀ gz, gW, Oᵀ gy
-  const input = 2 * B * D * N; // forward P u; backward gP only (no gradient for the data)
-  const readout = 2 * B * N * K;
-  return {
-    forward: input + L * layerForward + readout,
-    train: 2 * input + L * (layerForward + layerBackward) + 3 * readout,
-  };
-}
-
-/** True when the model applies a dense filter (a matrix product per layer or step). */
-export function hasDenseFilter(model: Model): boolean {
-  return model.config.alpha !== 0 && model.filters.some((filter) => filter.kind === 'dense');
+/** Matrix-product FLOPs of one batch of a (resolved) model config at batch B and T steps, as its kind counts them. */
+export function estimateFlops(config: ModelConfig, B: number, T: number): FlopEstimate {
+  return modelKind(config.model).flops(config, B, T);
 }
 
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /**
@@ -105,12 +70,12 @@ export function benchmarkTrainingStep(model: Model, options: StepBenchOptions): 
   const T = model.recurrent ? options.seqLen : 1;
   const { inputDim: D, outputs: K, dtype } = model.config;
   const rng = new Random(options.seed);
-  const inputs: FloatArray = allocateFloats(dtype, T * B * D); // (T, B, D)
+  const inputs: FloatArray = model.backend.allocate(dtype, T * B * D); // (T, B, D)
   for (let i = 0; i < inputs.length; i++) inputs[i] = rng.uniform();
   const rows = model.outputRows(B, T);
   const labels = new Int32Array(rows); // (rows)
   for (let i = 0; i < rows; i++) labels[i] = rng.int(K);
-  const gOutputs = allocateFloats(dtype, rows * K); // (rows, K)
+  const gOutputs = model.backend.allocate(dtype, rows * K); // (rows, K)
   const hits = new Uint8Array(rows);
   const optimizer = new Optimizer({ ...DEFAULT_OPTIMIZER, kind: 'adam' }, model.params, model.backend);
 
@@ -154,7 +119,7 @@ export function benchmarkTrainingStep(model: Model, options: StepBenchOptions): 
     forwardMsPerBatch = median(forwardMs);
   }
   const msPerBatch = median(samplesMs);
-  const flops = estimateFlops(model.config, hasDenseFilter(model), B, T);
+  const flops = estimateFlops(model.config, B, T);
   return {
     msPerBatch,
     minMs: Math.min(...samplesMs),

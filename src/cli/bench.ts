@@ -4,21 +4,27 @@
 // with the backend, a matrix-product FLOP estimate and the GFLOPS it achieves. The `bench/` harness runs
 // this command once per configuration and compares it with PyTorch and TensorFlow.js.
 
+import { totalmem } from 'node:os';
 import type { Command } from 'commander';
 import { BACKEND_NAMES, requireBackend, type BackendName } from '../backend/index.js';
 import type { DType } from '../backend/backend.js';
 import { nativeInfo } from '../backend/native.js';
 import { benchmarkTrainingStep } from '../bench/training-step.js';
-import { MODEL_KINDS, isRecurrent, type ModelConfig, type ModelKind } from '../models/config.js';
-import { createModel } from '../models/factory.js';
+import type { ModelConfig } from '../models/config.js';
+import { createModel, resolveBaseline } from '../models/factory.js';
+import { defaultSegmentLength, type ActivationMemory } from '../models/kind.js';
+import { applyMemoryOption, chooseMemoryMode } from '../models/memory.js';
+import { OPTIONS, checkOptionChoice } from '../options/table.js';
+import { MODEL_KINDS, kindsWhere, modelKind, type ModelKind } from '../models/kinds.js';
 import { FILTER_KINDS, type FilterKind } from '../nn/filter.js';
-import { defaultCoefficients } from '../train/defaults.js';
 import { UsageError, checkChoice, checkRange } from '../util/errors.js';
-import { numberOption, printJsonResult } from './options.js';
+import { numberOption, printJsonResult, tableOption } from './options.js';
 
 interface BenchCliOptions {
+  memory: string;
   model?: string;
   hidden?: number;
+  layers?: number;
   depth?: number;
   width?: number;
   batch: number;
@@ -49,15 +55,17 @@ function modelConfigFrom(options: BenchCliOptions, model: ModelKind): { config: 
   const seed = checkRange('--seed', options.seed, 0, 2 ** 32 - 1, { integer: true });
   const dtype = checkChoice('--dtype', options.dtype, ['float32', 'float64'] as const) as DType;
   const filter = checkChoice('--filter', options.filter, FILTER_KINDS) as FilterKind;
-  const recurrent = isRecurrent(model);
-  const feedForward = 'feed-forward models (roaf-mlp, mlp, resmlp)';
-  const recurrentModels = 'recurrent models (roaf-rnn, rnn, lstm, gru)';
+  const kind = modelKind(model);
+  const recurrent = kind.recurrent;
+  const feedForward = `feed-forward models (${kindsWhere((k) => !k.recurrent).join(', ')})`;
+  const recurrentModels = `recurrent models (${kindsWhere((k) => k.recurrent).join(', ')})`;
   if (recurrent) {
     rejectOption('--depth', options.depth, model, `it sets the depth of ${feedForward}`);
     rejectOption('--width', options.width, model, `use --hidden for the units of ${recurrentModels}`);
   } else {
     rejectOption('--hidden', options.hidden, model, `use --width (and --depth) for ${feedForward}`);
     rejectOption('--seq-len', options.seqLen, model, `it sets the steps of ${recurrentModels}`);
+    rejectOption('--layers', options.layers, model, `it stacks ${recurrentModels}; use --depth`);
   }
   const defaults = recurrent ? RECURRENT_DEFAULTS : FEED_FORWARD_DEFAULTS;
   const depth = checkRange('--depth', options.depth ?? FEED_FORWARD_DEFAULTS.depth, 1, 1_000_000, { integer: true });
@@ -69,7 +77,8 @@ function modelConfigFrom(options: BenchCliOptions, model: ModelKind): { config: 
     depth,
     width: checkRange('--width', options.width ?? FEED_FORWARD_DEFAULTS.width, 1, 65_536, { integer: true }),
     hidden: checkRange('--hidden', options.hidden ?? RECURRENT_DEFAULTS.hidden, 1, 65_536, { integer: true }),
-    ...defaultCoefficients(model, depth),
+    ...(options.layers !== undefined ? { layers: checkRange('--layers', options.layers, 1, 64, { integer: true }) } : {}),
+    ...kind.defaultCoefficients(depth),
     filter,
     sharedFilter: false,
     inputScale: defaults.inputScale,
@@ -82,14 +91,18 @@ function modelConfigFrom(options: BenchCliOptions, model: ModelKind): { config: 
   return { config, seqLen };
 }
 
-/** Bytes of the activations a step keeps, to refuse sizes that cannot fit before allocating them. */
-function activationBytes(config: ModelConfig, B: number, T: number): number {
-  const bytes = config.dtype === 'float64' ? 8 : 4;
-  if (isRecurrent(config.model)) {
-    const perState = config.model === 'lstm' ? 7 : config.model === 'gru' ? 6 : 4; // hs, as/gates, ghs, gzs, ...
-    return bytes * (T + 1) * B * (config.hidden * perState + config.inputDim);
+/**
+ * Bytes a training step needs, to refuse sizes that cannot fit before allocating them: the activations the
+ * kind keeps, and every tensor of the model with, for its parameters, their gradients and Adam's two moments.
+ */
+function trainingBytes(config: ModelConfig, B: number, T: number, memory: ActivationMemory): number {
+  const kind = modelKind(config.model);
+  let tensorBytes = 0;
+  for (const tensor of kind.tensors(config).tensors) {
+    const bytes = tensor.dtype === 'F64' ? 8 : 4;
+    tensorBytes += bytes * tensor.shape.reduce((a, b) => a * b, 1) * (tensor.source.kind === 'parameter' ? 4 : 1);
   }
-  return bytes * (config.depth + 1) * B * config.width * 2 + bytes * config.depth * config.width * config.width * 6;
+  return kind.activationBytes(config, B, T, memory) + tensorBytes;
 }
 
 const MAX_BYTES = 16 * 2 ** 30;
@@ -103,22 +116,28 @@ async function benchCommand(options: BenchCliOptions): Promise<void> {
   const repeats = checkRange('--repeats', options.repeats, 1, 10_000, { integer: true });
   const warmup = checkRange('--warmup', options.warmup, 1, 10_000, { integer: true });
   const { config, seqLen } = modelConfigFrom(options, model);
-  const bytes = activationBytes(config, batch, seqLen);
+  const resolved = resolveBaseline(config);
+  const mode = modelKind(model).recurrent ? 'full' : chooseMemoryMode(resolved, batch, checkOptionChoice(OPTIONS.memory, options.memory), totalmem());
+  const memory: ActivationMemory = { mode, segmentLength: mode === 'checkpoint' ? defaultSegmentLength(config.depth) : config.depth };
+  if (modelKind(model).recurrent && options.memory === 'checkpoint') {
+    throw new UsageError(`--memory checkpoint: activation checkpointing is for feed-forward models (roaf-mlp, mlp, resmlp), not ${model}`);
+  }
+  const bytes = trainingBytes(resolved, batch, seqLen, memory);
   if (bytes > MAX_BYTES) {
-    throw new UsageError(`this configuration needs about ${(bytes / 2 ** 30).toFixed(1)} GiB of activations; ` +
-      `the limit is ${MAX_BYTES / 2 ** 30} GiB (reduce --batch, --seq-len, --depth or the width)`);
+    throw new UsageError(`this configuration needs about ${(bytes / 2 ** 30).toFixed(1)} GiB of activations, parameters ` +
+      `and optimiser state; the limit is ${MAX_BYTES / 2 ** 30} GiB (reduce --batch, --seq-len, --depth, --layers or the width)`);
   }
   const backend = requireBackend(backendName, config.dtype, options.threads);
 
   const setupStart = performance.now();
   const network = createModel(config, backend);
+  applyMemoryOption(network, batch, mode, totalmem());
   const setupSeconds = (performance.now() - setupStart) / 1000;
   const result = benchmarkTrainingStep(network, { batch, seqLen, warmup, repeats, forward: options.forward, seed: config.seed });
 
   const recurrent = network.recurrent;
-  const shape = recurrent
-    ? `N=${config.hidden} B=${batch} T=${seqLen} D=${config.inputDim} K=${CLASSES}`
-    : `L=${config.depth} N=${config.width} B=${batch} D=${config.inputDim} K=${CLASSES}`;
+  const shape = `${modelKind(model).labels.size(network.config, String)} B=${batch}${recurrent ? ` T=${seqLen}` : ''} ` +
+    `D=${config.inputDim} K=${CLASSES}`;
   const threads = backend.name === 'native' ? (nativeInfo()?.threads ?? null) : 1;
   const ms = (value: number) => `${value.toFixed(value < 10 ? 3 : 1)} ms`;
   const lines = [
@@ -139,7 +158,7 @@ async function benchCommand(options: BenchCliOptions): Promise<void> {
     threads,
     dtype: config.dtype,
     batch,
-    ...(recurrent ? { hidden: config.hidden, seq_len: seqLen } : { depth: config.depth, width: config.width }),
+    ...(recurrent ? { hidden: config.hidden, layers: config.layers ?? 1, seq_len: seqLen } : { depth: config.depth, width: config.width, memory: mode }),
     input_dim: config.inputDim,
     classes: CLASSES,
     alpha: config.alpha,
@@ -172,12 +191,14 @@ export function registerBenchCommand(program: Command): void {
     .description('time one training step (forward + backward + Adam) of a model on random data')
     .option('--model <kind>', `model: ${MODEL_KINDS.join(', ')} (required)`)
     .addOption(numberOption('--hidden <N>', `recurrent units (default ${RECURRENT_DEFAULTS.hidden})`))
+    .addOption(numberOption('--layers <k>', 'stacked recurrent layers, 1..64 (default 1)'))
     .addOption(numberOption('--depth <L>', `feed-forward depth (default ${FEED_FORWARD_DEFAULTS.depth})`))
     .addOption(numberOption('--width <N>', `feed-forward width (default ${FEED_FORWARD_DEFAULTS.width})`))
     .addOption(numberOption('--batch <B>', 'batch size').default(128))
     .addOption(numberOption('--seq-len <T>', `recurrent steps (default ${RECURRENT_DEFAULTS.seqLen}, like psMNIST)`))
     .addOption(numberOption('--input-dim <D>', 'inputs per sample or step (default 1 recurrent, 784 feed-forward)'))
     .option('--filter <kind>', `orthogonal filter: ${FILTER_KINDS.join(', ')}`, 'haar')
+    .addOption(tableOption(OPTIONS.memory))
     .option('--backend <name>', 'auto, native or reference', 'auto')
     .addOption(numberOption('--threads <k>', 'native backend threads (default: all cores)'))
     .option('--dtype <type>', 'float32 or float64 (float64: reference backend)', 'float32')

@@ -1,29 +1,36 @@
 // `roaf diagnose`: gradient norms at every layer (step), the input-output Jacobian's singular spectrum
 // and the theory bounds, for a model at initialisation or a saved one, on a batch of its task's data.
 
+import { totalmem } from 'node:os';
 import type { Command } from 'commander';
 import { BACKEND_NAMES, requireBackend, type BackendName } from '../backend/index.js';
 import type { DType } from '../backend/backend.js';
 import type { Dataset } from '../data/dataset.js';
 import { TASKS, isSequential, loadTask, type TaskName } from '../data/tasks.js';
 import { diagnose, type Diagnostics } from '../diagnostics/diagnose.js';
-import { MODEL_KINDS, isRecurrent, type ModelConfig, type ModelKind } from '../models/config.js';
+import type { ModelConfig } from '../models/config.js';
+import { runDefaults } from '../models/defaults.js';
 import { createModel } from '../models/factory.js';
+import { applyMemoryOption } from '../models/memory.js';
+import { CURVE_LABELS } from '../models/kind.js';
+import { MODEL_KINDS, modelKind, type ModelKind } from '../models/kinds.js';
 import type { Model } from '../models/model.js';
 import { FILTER_KINDS, type FilterKind } from '../nn/filter.js';
 import { describeModel, writeDiagnosticsOutputs } from '../report/figures.js';
 import { loadModelTensors, readCheckpointConfig } from '../train/checkpoint.js';
-import { defaultCoefficients, runDefaults } from '../train/defaults.js';
 import { UsageError, checkChoice, checkRange } from '../util/errors.js';
-import { numberOption, printJsonResult } from './options.js';
+import { OPTIONS, checkOptionChoice } from '../options/table.js';
+import { numberOption, printJsonResult, tableOption } from './options.js';
 import { taskShape } from './train.js';
 
 interface DiagnoseCliOptions {
+  memory: string;
   model?: string;
   task?: string;
   depth?: number;
   width?: number;
   hidden?: number;
+  layers?: number;
   seqLen?: number;
   alpha?: number;
   beta?: number;
@@ -47,7 +54,7 @@ interface DiagnoseCliOptions {
 /** Options that define the model, so they cannot be combined with --checkpoint. */
 const MODEL_OPTIONS = [
   ['model', '--model'], ['task', '--task'], ['depth', '--depth'], ['width', '--width'], ['hidden', '--hidden'],
-  ['seqLen', '--seq-len'], ['alpha', '--alpha'], ['beta', '--beta'], ['filter', '--filter'],
+  ['layers', '--layers'], ['seqLen', '--seq-len'], ['alpha', '--alpha'], ['beta', '--beta'], ['filter', '--filter'],
   ['sharedFilter', '--shared-filter'], ['inputScale', '--input-scale'],
 ] as const;
 
@@ -73,7 +80,7 @@ function fromCheckpoint(options: DiagnoseCliOptions, backendName: BackendName): 
 function atInitialisation(options: DiagnoseCliOptions, backendName: BackendName): Setup {
   if (options.model === undefined) throw new UsageError('diagnose needs --model KIND (a model at initialisation) or --checkpoint DIR (a saved one)');
   const kind = checkChoice('--model', options.model, MODEL_KINDS) as ModelKind;
-  const recurrent = isRecurrent(kind);
+  const recurrent = modelKind(kind).recurrent;
   const taskName = checkChoice('--task', options.task ?? (recurrent ? 'adding' : 'mnist'), TASKS) as TaskName;
   if (!recurrent && isSequential(taskName)) {
     throw new UsageError(`--model ${kind} is feed-forward: it needs a flat task (mnist, fashion-mnist), got --task ${taskName}`);
@@ -81,7 +88,7 @@ function atInitialisation(options: DiagnoseCliOptions, backendName: BackendName)
   const seed = checkRange('--seed', options.seed, 0, 2 ** 32 - 1, { integer: true });
   const defaults = runDefaults(taskName, kind);
   const depth = checkRange('--depth', options.depth ?? defaults.depth, 1, 1_000_000, { integer: true });
-  const coefficients = defaultCoefficients(kind, depth);
+  const coefficients = modelKind(kind).defaultCoefficients(depth);
   const dtype = checkChoice('--dtype', options.dtype, ['float32', 'float64'] as const) as DType;
   const backend = requireBackend(backendName, dtype, options.threads);
   const data = loadTask(taskName, { seed, seqLen: options.seqLen, dataDir: options.dataDir, testLimit: options.batch });
@@ -90,6 +97,7 @@ function atInitialisation(options: DiagnoseCliOptions, backendName: BackendName)
     depth,
     width: checkRange('--width', options.width ?? defaults.width, 1, 65_536, { integer: true }),
     hidden: checkRange('--hidden', options.hidden ?? defaults.hidden, 1, 65_536, { integer: true }),
+    ...(options.layers !== undefined ? { layers: checkRange('--layers', options.layers, 1, 64, { integer: true }) } : {}),
     alpha: checkRange('--alpha', options.alpha ?? coefficients.alpha, 0, 1),
     beta: checkRange('--beta', options.beta ?? coefficients.beta, 0, 100, { minExclusive: true }),
     filter: checkChoice('--filter', options.filter ?? 'haar', FILTER_KINDS) as FilterKind,
@@ -112,12 +120,10 @@ function power(log10: number | null): string {
 function humanSummary(d: Diagnostics, taskName: string): string {
   const lines: string[] = [];
   const g = d.gradients;
-  const what = g.index === 'layer' ? 'x' : 'h';
+  const curve = CURVE_LABELS[g.index];
   lines.push(`${describeModel(d.config)} (filter ${d.config.filter}${d.config.sharedFilter ? ', shared' : ''}), ` +
     `${taskName} batch of ${d.data.batch} test samples, loss ${d.loss.toFixed(4)}; backend ${d.backend}`);
-  const lastName = g.index === 'layer' ? `${what}_L` : `${what}_T`;
-  const firstName = g.index === 'layer' ? `${what}_0` : `${what}_1`;
-  lines.push(`gradient norm ||∂loss/∂${what}||: ${firstName} ${power(g.log10_first)}, ${lastName} ${power(g.log10_last)}, ` +
+  lines.push(`gradient norm ||∂loss/∂${curve.symbol}||: ${curve.first} ${power(g.log10_first)}, ${curve.last} ${power(g.log10_last)}, ` +
     `first/last ratio ${power(g.log10_first_last_ratio)}; range ${power(g.log10_min)} .. ${power(g.log10_max)}`);
   if (d.spectrum) {
     const s = d.spectrum;
@@ -125,6 +131,8 @@ function humanSummary(d: Diagnostics, taskName: string): string {
     lines.push(`Jacobian ${s.jacobian} (${s.size}x${s.size}, ${s.factors} factors, ${samples}): singular values ` +
       `${power(s.log10.min)} .. ${power(s.log10.max)}, median ${power(s.log10.median)}, ` +
       `condition number ${power(s.log10.condition)} (log10 min ${s.log10.min?.toFixed(3) ?? '-inf'}, max ${s.log10.max?.toFixed(3) ?? '-inf'})`);
+  } else if (d.spectrum_note !== undefined) {
+    lines.push(`Jacobian spectrum: ${d.spectrum_note}`);
   }
   const b = d.bounds;
   if (b.applicable) {
@@ -144,7 +152,9 @@ async function diagnoseCommand(options: DiagnoseCliOptions): Promise<void> {
   checkRange('--batch', options.batch, 1, 1_000_000, { integer: true });
   checkRange('--samples', options.samples, 1, options.batch, { integer: true });
   if (options.threads !== undefined) checkRange('--threads', options.threads, 1, 256, { integer: true });
+  const memory = checkOptionChoice(OPTIONS.memory, options.memory);
   const setup = options.checkpoint !== undefined ? fromCheckpoint(options, backendName) : atInitialisation(options, backendName);
+  applyMemoryOption(setup.model, options.batch, memory, totalmem());
   let lastReport = performance.now();
   const diagnostics = diagnose(setup.model, setup.dataset, {
     batch: options.batch,
@@ -180,6 +190,7 @@ export function registerDiagnoseCommand(program: Command): void {
     .addOption(numberOption('--depth <L>', 'feed-forward depth'))
     .addOption(numberOption('--width <N>', 'feed-forward width'))
     .addOption(numberOption('--hidden <N>', 'recurrent units'))
+    .addOption(numberOption('--layers <k>', 'stacked recurrent layers, 1..64 (default 1)'))
     .addOption(numberOption('--seq-len <T>', 'adding: sequence length T; copy: blanks L'))
     .addOption(numberOption('--alpha <a>', 'weight of the filtered input (default: the model\'s default at this depth)'))
     .addOption(numberOption('--beta <b>', 'weight of the nonlinear branch (default: the model\'s default at this depth)'))
@@ -193,6 +204,7 @@ export function registerDiagnoseCommand(program: Command): void {
     .addOption(numberOption('--batch <B>', 'test samples in the batch (the first B)').default(32))
     .addOption(numberOption('--samples <S>', 'samples whose Jacobian spectrum is computed (mean log-spectrum)').default(1))
     .option('--no-spectrum', 'skip the Jacobian spectrum (gradient norms and bounds only)')
+    .addOption(tableOption(OPTIONS.memory))
     .option('--backend <name>', 'auto, native or reference', 'auto')
     .addOption(numberOption('--threads <n>', 'native backend threads'))
     .option('--out <dir>', 'write diagnose.json and the plots (SVG and PNG) here')

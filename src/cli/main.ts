@@ -7,8 +7,10 @@ import { Command, CommanderError } from 'commander';
 import { UsageError } from '../util/errors.js';
 import { registerBenchCommand } from './bench.js';
 import { registerDiagnoseCommand } from './diagnose.js';
+import { registerExportCommand } from './export.js';
 import { registerInfoCommand } from './info.js';
 import { registerReportCommand } from './report.js';
+import { registerReproCommand } from './repro.js';
 import { registerTrainCommands } from './train.js';
 
 function buildProgram(): Command {
@@ -23,6 +25,8 @@ function buildProgram(): Command {
   registerBenchCommand(program);
   registerDiagnoseCommand(program);
   registerReportCommand(program);
+  registerReproCommand(program);
+  registerExportCommand(program);
   return program;
 }
 

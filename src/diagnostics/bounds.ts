@@ -1,15 +1,15 @@
-// The theory bounds of SPEC §4 and the check that a measured spectrum lies inside them.
+// The theory bounds (docs/math.md) and the check that a measured spectrum lies inside them.
 //
 // A ROAF layer's Jacobian is J_l = alpha O_l + beta D_l W_l with O_l orthogonal and 0 <= D_l <= I, so
 //     max(0, alpha - beta ||W_l||₂)  <=  σ_min(J_l)  <=  σ_max(J_l)  <=  alpha + beta ||W_l||₂,
 // and since σ_min(AB) >= σ_min(A) σ_min(B) and σ_max(AB) <= σ_max(A) σ_max(B), every singular value of
 // the whole input-output Jacobian lies between the products of these (kept as sums of logs). The same
-// holds for the ROAF/Elman cell with one W for all T steps. LSTM and GRU have no such bound.
+// holds for the ROAF/Elman cell with one W for all T steps. Which W's a model's bound is made of, or why
+// it has none (LSTM, GRU, stacked recurrent layers), its kind declares (models/kinds/).
 
+import { isNotApplicable, type NotApplicable } from '../models/kind.js';
+import { modelKindOf } from '../models/kinds.js';
 import type { Model } from '../models/model.js';
-import { RecurrentModel } from '../models/recurrent.js';
-import { RoafMLP } from '../models/roaf-mlp.js';
-import { RoafCell } from '../nn/layers.js';
 import { spectralNorm } from './linalg.js';
 
 /** ||W||₂ of an (n, n) matrix; injectable so that tests can check a broken one is caught. */
@@ -31,20 +31,18 @@ export interface TheoryBounds {
   logUpperProduct: number;
 }
 
-/** The bounds for a ROAF model (roaf-mlp, mlp, resmlp, roaf-rnn, rnn) run for T steps; null for LSTM/GRU. */
+/** The bounds for a model run for T steps, or why there are none (the kind's reason). */
+export function theoryBoundsOrReason(model: Model, T: number, norm: SpectralNormFn = lanczosSpectralNorm): TheoryBounds | NotApplicable {
+  const factors = modelKindOf(model).boundFactors(model, T);
+  if (isNotApplicable(factors)) return factors;
+  const norms = Float64Array.from(factors.weights, (W) => norm(W, factors.n));
+  return boundsFromNorms(factors.alpha, factors.beta, norms, factors.repeat);
+}
+
+/** The bounds for a ROAF model (roaf-mlp, mlp, resmlp, single-layer roaf-rnn and rnn) run for T steps; null for the others. */
 export function theoryBounds(model: Model, T: number, norm: SpectralNormFn = lanczosSpectralNorm): TheoryBounds | null {
-  if (model instanceof RoafMLP) {
-    const N = model.config.width;
-    const norms = new Float64Array(model.layers.length);
-    model.layers.forEach((layer, l) => { norms[l] = norm(layer.W.value, N); });
-    const { alpha, beta } = model.layers[0] ?? { alpha: model.config.alpha, beta: model.config.beta };
-    return boundsFromNorms(alpha, beta, norms, 1);
-  }
-  if (model instanceof RecurrentModel && model.cell instanceof RoafCell) {
-    const cell = model.cell;
-    return boundsFromNorms(cell.alpha, cell.beta, Float64Array.of(norm(cell.W.value, cell.units)), T);
-  }
-  return null;
+  const bounds = theoryBoundsOrReason(model, T, norm);
+  return isNotApplicable(bounds) ? null : bounds;
 }
 
 /** Bounds from per-factor spectral norms, each used `repeat` times (T for a recurrent cell). */
@@ -75,8 +73,8 @@ export interface BoundCheck {
 export function checkSpectrum(logSingularValues: ArrayLike<number>, bounds: TheoryBounds): BoundCheck {
   let logMin = Infinity, logMax = -Infinity;
   for (let i = 0; i < logSingularValues.length; i++) {
-    logMin = Math.min(logMin, logSingularValues[i]);
-    logMax = Math.max(logMax, logSingularValues[i]);
+    logMin = Math.min(logMin, logSingularValues[i]!);
+    logMax = Math.max(logMax, logSingularValues[i]!);
   }
   const tolerance = 1e-8 * (1 + bounds.count) + 1e-9 * Math.abs(bounds.logUpperProduct);
   const lowerMargin = bounds.logLowerProduct === -Infinity ? Infinity : logMin - bounds.logLowerProduct;

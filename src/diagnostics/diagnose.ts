@@ -9,11 +9,12 @@
 // against the bounds.
 
 import type { Dataset } from '../data/dataset.js';
+import { isNotApplicable, type CurveIndex } from '../models/kind.js';
+import { modelKindOf } from '../models/kinds.js';
 import type { Model } from '../models/model.js';
 import { BatchBuffers, batchLoss } from '../train/trainer.js';
-import { checkSpectrum, theoryBounds, type SpectralNormFn, lanczosSpectralNorm } from './bounds.js';
-import { measureGradientNorms, type CurveIndex } from './gradients.js';
-import { jacobianChain } from './jacobians.js';
+import { checkSpectrum, theoryBoundsOrReason, type SpectralNormFn, lanczosSpectralNorm } from './bounds.js';
+import { measureGradientNorms } from './gradients.js';
 import { ProductSpectrum } from './product-spectrum.js';
 
 export interface DiagnoseOptions {
@@ -71,6 +72,8 @@ export interface Diagnostics {
     lyapunov_log10_per_factor: Log10[];
     method: string;
   }) | null;
+  /** Why there is no spectrum although one was asked for: the model's kind has no Jacobian chain for it. */
+  spectrum_note?: string;
   bounds: {
     applicable: boolean;
     alpha?: number;
@@ -116,8 +119,8 @@ function fromLog10(x: number): number | null {
 export function summarizeSpectrum(logs: ArrayLike<number>): SpectrumSummary {
   const sorted = Float64Array.from(logs).sort();
   const n = sorted.length;
-  const min = sorted[0] / Math.LN10, max = sorted[n - 1] / Math.LN10;
-  const median = (n % 2 === 1 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2) / Math.LN10;
+  const min = sorted[0]! / Math.LN10, max = sorted[n - 1]! / Math.LN10;
+  const median = (n % 2 === 1 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2) / Math.LN10;
   const condition = max - min;
   return {
     log10: { min: log10Round(min), max: log10Round(max), median: log10Round(median), condition: log10Round(condition) },
@@ -128,7 +131,7 @@ export function summarizeSpectrum(logs: ArrayLike<number>): SpectrumSummary {
 /** The inputs (T, D) of sample b of a time-major batch (T, B, D). */
 function sampleInputs(inputs: ArrayLike<number>, T: number, B: number, D: number, b: number): Float64Array {
   const out = new Float64Array(T * D);
-  for (let t = 0; t < T; t++) for (let k = 0; k < D; k++) out[t * D + k] = inputs[(t * B + b) * D + k];
+  for (let t = 0; t < T; t++) for (let k = 0; k < D; k++) out[t * D + k] = inputs[(t * B + b) * D + k]!;
   return out;
 }
 
@@ -137,7 +140,8 @@ export function diagnose(model: Model, dataset: Dataset, options: DiagnoseOption
   const B = Math.min(options.batch, dataset.count);
   const S = Math.min(options.samples, B);
   const T = dataset.steps;
-  const what = model.recurrent ? `${T} steps` : `${model.config.depth.toLocaleString('en-US')} layers`;
+  const kind = modelKindOf(model);
+  const what = kind.labels.extent(model.config, T);
   options.onPhase?.(`gradient norms over ${what}, batch of ${B}`);
   const indices = Int32Array.from({ length: B }, (_, i) => i);
   const buffers = new BatchBuffers(dataset, model, B);
@@ -146,26 +150,34 @@ export function diagnose(model: Model, dataset: Dataset, options: DiagnoseOption
   const curve = measureGradientNorms(model, B, T, inputs, gOutputs);
   model.params.zeroGrad();
   const norms = curve.log10Norms;
-  const first = norms[0], last = norms[norms.length - 1];
+  const first = norms[0] ?? NaN, last = norms[norms.length - 1] ?? NaN;
   const ratio = first - last;
   const gradientsDone = performance.now();
 
   options.onPhase?.('spectral norms for the bounds');
   const boundsStart = performance.now();
-  const bounds = theoryBounds(model, T, options.spectralNorm ?? lanczosSpectralNorm);
+  const boundsOrReason = theoryBoundsOrReason(model, T, options.spectralNorm ?? lanczosSpectralNorm);
+  const bounds = isNotApplicable(boundsOrReason) ? null : boundsOrReason;
   const boundsSeconds = (performance.now() - boundsStart) / 1000;
 
   let spectrum: Diagnostics['spectrum'] = null;
+  let spectrumNote: string | undefined;
   let worstLower = Infinity, worstUpper = Infinity, allInside: boolean | null = null;
   const spectrumStart = performance.now();
-  if (S > 0) {
+  const chainOf = (b: number) => kind.jacobianChain(model, sampleInputs(inputs, T, B, dataset.inputDim, b), T);
+  const firstChain = S > 0 ? chainOf(0) : null;
+  if (firstChain !== null && isNotApplicable(firstChain)) {
+    spectrumNote = `no Jacobian spectrum for ${model.config.model}: ${firstChain.notApplicable}`;
+  }
+  if (firstChain !== null && !isNotApplicable(firstChain)) {
     const perSample: NonNullable<Diagnostics['spectrum']>['per_sample'] = [];
     let meanLogs: Float64Array | null = null;
     let meanLyapunov: Float64Array | null = null;
     let chainInfo = { description: '', size: 0, count: 0 };
     for (let b = 0; b < S; b++) {
       options.onPhase?.(`Jacobian spectrum of sample ${b}`);
-      const chain = jacobianChain(model, sampleInputs(inputs, T, B, dataset.inputDim, b), T);
+      const chain = b === 0 ? firstChain : chainOf(b);
+      if (isNotApplicable(chain)) throw new Error(`${model.config.model}: a Jacobian chain for sample 0 but not for sample ${b}`);
       chainInfo = chain;
       const product = new ProductSpectrum(chain.size);
       const every = Math.max(1, Math.floor(chain.count / 100));
@@ -178,8 +190,8 @@ export function diagnose(model: Model, dataset: Dataset, options: DiagnoseOption
       meanLogs ??= new Float64Array(logs.length);
       meanLyapunov ??= new Float64Array(lyapunov.length);
       for (let i = 0; i < logs.length; i++) {
-        meanLogs[i] += logs[i] / S;
-        meanLyapunov[i] += lyapunov[i] / S;
+        meanLogs[i] = meanLogs[i]! + logs[i]! / S;
+        meanLyapunov[i] = meanLyapunov[i]! + lyapunov[i]! / S;
       }
       const summary = summarizeSpectrum(logs);
       let inside: boolean | null = null;
@@ -208,7 +220,7 @@ export function diagnose(model: Model, dataset: Dataset, options: DiagnoseOption
   const spectrumSeconds = (performance.now() - spectrumStart) / 1000;
 
   const boundsReport: Diagnostics['bounds'] = bounds === null
-    ? { applicable: false, note: `no theory bound for ${model.config.model} (SPEC §4 covers ROAF layers and cells)` }
+    ? { applicable: false, note: isNotApplicable(boundsOrReason) ? boundsOrReason.notApplicable : '' }
     : {
       applicable: true,
       alpha: bounds.alpha,
@@ -243,6 +255,7 @@ export function diagnose(model: Model, dataset: Dataset, options: DiagnoseOption
       log10_first_last_ratio: log10Round(ratio),
     },
     spectrum,
+    ...(spectrumNote !== undefined ? { spectrum_note: spectrumNote } : {}),
     bounds: boundsReport,
     seconds: {
       gradients: round3((gradientsDone - start) / 1000),

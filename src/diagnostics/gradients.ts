@@ -1,34 +1,20 @@
 // Gradient norms ||∂loss/∂x_l|| at every layer (||∂loss/∂h_t|| at every step) on one batch, and the
 // compact summaries that `roaf train --log-gradients` adds to metrics.jsonl.
 //
-// Feed-forward models: the model's own layer kernels run backwards through the layers, and after each
-// layer the gradient is rescaled by a power of two (exact in floating point) with the exponent kept on
-// the side. The curve therefore equals the one from `model.backward` wherever that one is representable,
-// and goes on where it would underflow to 0 or overflow (a plain MLP at depth 50,000 vanishes like
-// 10^-20000): it is returned as log10 norms. ROAF and Elman cells with a last-state readout get the same
-// treatment: the model's backward-through-time kernel runs over chunks of steps, rescaling between them.
-// LSTM, GRU and per-step readouts: `model.backward` with its gradient hook; an underflow is -Infinity.
+// How a model's curve is measured its kind declares (models/kinds/): feed-forward models and single-layer
+// ROAF/Elman cells read at the last state run their backward piecewise with exact power-of-two rescaling,
+// so the curve goes on where float32 (or float64) would underflow, and is returned as log10 norms; the
+// others (LSTM, GRU, per-step readouts, stacked layers: the top layer's ∂loss/∂h_t) use `model.backward`
+// with its gradient hook, where an underflow is -Infinity (models/gradient-curve.ts).
 
 import type { FloatArray } from '../backend/backend.js';
+import { collectNorms } from '../models/gradient-curve.js';
+import { curvePosition, type CurveIndex, type GradientCurve } from '../models/kind.js';
+import { modelKindOf } from '../models/kinds.js';
 import type { GradientHook, Model } from '../models/model.js';
-import { RecurrentModel } from '../models/recurrent.js';
-import { RoafMLP } from '../models/roaf-mlp.js';
-import { RoafCell } from '../nn/layers.js';
-import { allocateFloats } from '../nn/parameters.js';
 
-export type CurveIndex = 'layer' | 'step';
-
-export interface GradientCurve {
-  /** 'layer': entry i is x_i, i = 0..L; 'step': entry i is h_{i+1}, i = 0..T-1. */
-  index: CurveIndex;
-  /** log10 ||∂loss/∂x_l|| (Frobenius norm over the batch), -Infinity for an exact zero. */
-  log10Norms: Float64Array;
-}
-
-/** The layer (or step) number of entry i of a curve. */
-export function curvePosition(index: CurveIndex, i: number): number {
-  return index === 'layer' ? i : i + 1;
-}
+export { frobeniusNorm } from '../models/gradient-curve.js';
+export { curvePosition, type CurveIndex, type GradientCurve };
 
 /**
  * The gradient-norm curve of `model` for a batch it has just run forward on (B samples, T steps),
@@ -37,123 +23,7 @@ export function curvePosition(index: CurveIndex, i: number): number {
 export function measureGradientNorms(
   model: Model, B: number, T: number, inputs: FloatArray, gOutputs: FloatArray,
 ): GradientCurve {
-  if (model instanceof RoafMLP) return scaledLayerBackward(model, B, gOutputs);
-  if (model instanceof RecurrentModel && model.cell instanceof RoafCell && model.config.readout === 'last') {
-    return scaledCellBackward(model, model.cell, B, T, inputs, gOutputs);
-  }
-  const norms = collectNorms(model, (collect) => model.backward(B, T, inputs, gOutputs, collect));
-  return { index: model.recurrent ? 'step' : 'layer', log10Norms: norms.map(Math.log10) };
-}
-
-/**
- * ||x|| accumulated in float64 here rather than by a backend kernel: a float32 kernel may square tiny
- * gradients (below ~1e-19) to zero, and the whole point of these curves is to see tiny gradients.
- */
-export function frobeniusNorm(x: FloatArray): number {
-  let sum = 0;
-  for (let i = 0; i < x.length; i++) sum += x[i] * x[i];
-  if (sum > 1e-280 && sum < 1e280) return Math.sqrt(sum);
-  let max = 0;
-  for (let i = 0; i < x.length; i++) max = Math.max(max, Math.abs(x[i]));
-  if (max === 0 || !Number.isFinite(max)) return max;
-  sum = 0;
-  for (let i = 0; i < x.length; i++) sum += (x[i] / max) ** 2;
-  return max * Math.sqrt(sum);
-}
-
-/** Runs `backward` with a hook that records each ||grad||; returns the norms in layer/step order. */
-function collectNorms(model: Model, backward: (collect: GradientHook) => void): Float64Array {
-  const byIndex = new Map<number, number>();
-  backward((index, grad) => byIndex.set(index, frobeniusNorm(grad)));
-  const first = model.recurrent ? 1 : 0;
-  const count = byIndex.size === 0 ? 0 : Math.max(...byIndex.keys()) - first + 1;
-  const norms = new Float64Array(count);
-  for (const [index, norm] of byIndex) norms[index - first] = norm;
-  return norms;
-}
-
-function scaledLayerBackward(model: RoafMLP, B: number, gOutputs: FloatArray): GradientCurve {
-  const { width: N, dtype } = model.config;
-  const backend = model.backend;
-  const L = model.layers.length;
-  const size = B * N;
-  let gy = allocateFloats(dtype, size);
-  let gx = allocateFloats(dtype, size);
-  const gz = allocateFloats(dtype, size);
-  const a = allocateFloats(dtype, size);
-  const y = allocateFloats(dtype, size);
-  const log10Norms = new Float64Array(L + 1);
-  let exponent = 0; // the true gradient is gy · 2^exponent
-  const record = (l: number): void => {
-    const norm = frobeniusNorm(gy);
-    log10Norms[l] = norm === 0 ? -Infinity : Math.log10(norm) + exponent * Math.log10(2);
-    if (norm === 0 || !Number.isFinite(norm)) return;
-    const shift = Math.round(Math.log2(norm));
-    if (shift !== 0 && Math.abs(shift) < 1000) {
-      backend.scale(size, gy, 2 ** -shift);
-      exponent += shift;
-    }
-  };
-  model.readout.backward(backend, B, model.savedLayerInput(L, B), gOutputs, gy);
-  record(L);
-  for (let l = L - 1; l >= 0; l--) {
-    const x = model.savedLayerInput(l, B);
-    // The forward kept the activations in a private buffer; the same kernel recomputes them bit for bit.
-    model.layers[l].forward(backend, B, x, a, y);
-    model.layers[l].backward(backend, B, x, a, gy, gx, gz);
-    [gy, gx] = [gx, gy];
-    record(l);
-  }
-  return { index: 'layer', log10Norms };
-}
-
-/** Steps per backward-through-time chunk: no plausible cell shrinks or grows a gradient by 2^±100 in 16 steps. */
-const CHUNK = 16;
-
-function scaledCellBackward(
-  model: RecurrentModel, cell: RoafCell, B: number, T: number, inputs: FloatArray, gOutputs: FloatArray,
-): GradientCurve {
-  const { hidden: N, dtype } = model.config;
-  const D = cell.inputDim;
-  const backend = model.backend;
-  const step = B * N;
-  // The states again, by the same kernel on the same inputs (the cell keeps its own copy private).
-  const hs = allocateFloats(dtype, (T + 1) * step);
-  const as = allocateFloats(dtype, T * step);
-  backend.roafCellForward(T, B, D, N, cell.alpha, cell.beta, cell.filter, inputs, cell.W.value, cell.U.value, cell.b.value, hs, as);
-  const ghs = allocateFloats(dtype, T * step); // ∂loss/∂h_t, t = 1..T, as stored · 2^exponent
-  model.readout.backward(backend, B, hs.subarray(T * step), gOutputs, ghs.subarray((T - 1) * step));
-  const gzs = allocateFloats(dtype, CHUNK * step);
-  const gW = allocateFloats(dtype, N * N), gU = allocateFloats(dtype, N * D), gb = allocateFloats(dtype, N);
-  const gh0 = allocateFloats(dtype, step);
-  const log10Norms = new Float64Array(T);
-  let exponent = 0;
-  for (let end = T; end > 0; end -= CHUNK) {
-    const start = Math.max(0, end - CHUNK);
-    const last = ghs.subarray((end - 1) * step, end * step);
-    const norm = frobeniusNorm(last);
-    if (norm > 0 && Number.isFinite(norm)) {
-      const shift = Math.round(Math.log2(norm));
-      if (shift !== 0 && Math.abs(shift) < 1000) {
-        backend.scale(step, last, 2 ** -shift);
-        exponent += shift;
-      }
-    }
-    const steps = end - start;
-    backend.roafCellBackward(
-      steps, B, D, N, cell.alpha, cell.beta, cell.filter,
-      inputs.subarray(start * B * D, end * B * D), cell.W.value, cell.U.value,
-      hs.subarray(start * step, (end + 1) * step), as.subarray(start * step, end * step),
-      ghs.subarray(start * step, end * step), gzs.subarray(0, steps * step), gW, gU, gb, start > 0 ? gh0 : null, null, false,
-    );
-    for (let t = start; t < end; t++) {
-      const n = frobeniusNorm(ghs.subarray(t * step, (t + 1) * step));
-      log10Norms[t] = n === 0 ? -Infinity : Math.log10(n) + exponent * Math.log10(2);
-    }
-    // ∂loss/∂h_start flows into the previous chunk's last step (which has no loss term of its own).
-    if (start > 0) ghs.subarray((start - 1) * step, start * step).set(gh0);
-  }
-  return { index: 'step', log10Norms };
+  return modelKindOf(model).gradientCurve(model, B, T, inputs, gOutputs);
 }
 
 /** What `--log-gradients` writes into a metrics record, under the key `gradients`. */
@@ -189,14 +59,15 @@ export function summarizeNorms(index: CurveIndex, norms: ArrayLike<number>, maxP
   const picked = downsampleIndices(count, maxPoints);
   let min = Infinity, max = -Infinity;
   for (let i = 0; i < count; i++) {
-    min = Math.min(min, norms[i]);
-    max = Math.max(max, norms[i]);
+    min = Math.min(min, norms[i]!);
+    max = Math.max(max, norms[i]!);
   }
-  const first = norms[0], last = norms[count - 1];
+  // A curve has at least one entry (x_0, or h_1).
+  const first = norms[0]!, last = norms[count - 1]!;
   return {
     index, count,
     positions: picked.map((i) => curvePosition(index, i)),
-    norms: picked.map((i) => norms[i]),
+    norms: picked.map((i) => norms[i]!),
     min, max, first, last,
     first_last_ratio: last === 0 ? null : first / last,
   };
@@ -207,7 +78,8 @@ export function summarizeNorms(index: CurveIndex, norms: ArrayLike<number>, maxP
  * training batch through `run` and returns `{ gradients: GradientSummary }` for the metrics record.
  */
 export function gradientSummaryCallback(model: Model, run: (collect: GradientHook) => void): Record<string, unknown> {
-  const norms = collectNorms(model, run);
+  const index = modelKindOf(model).labels.curve;
+  const norms = collectNorms(index, run);
   model.params.zeroGrad();
-  return { gradients: summarizeNorms(model.recurrent ? 'step' : 'layer', norms) };
+  return { gradients: summarizeNorms(index, norms) };
 }

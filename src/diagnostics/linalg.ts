@@ -8,14 +8,14 @@
 /** Euclidean norm of x[offset .. offset + n), with a rescaling pass only when the plain sum over/underflows. */
 export function vectorNorm(x: Float64Array, offset: number, n: number): number {
   let sum = 0;
-  for (let i = 0; i < n; i++) sum += x[offset + i] * x[offset + i];
+  for (let i = 0; i < n; i++) sum += x[offset + i]! * x[offset + i]!;
   if (sum > 1e-290 && sum < 1e290) return Math.sqrt(sum);
   let max = 0;
-  for (let i = 0; i < n; i++) max = Math.max(max, Math.abs(x[offset + i]));
+  for (let i = 0; i < n; i++) max = Math.max(max, Math.abs(x[offset + i]!));
   if (max === 0 || !Number.isFinite(max)) return max;
   sum = 0;
   for (let i = 0; i < n; i++) {
-    const v = x[offset + i] / max;
+    const v = x[offset + i]! / max;
     sum += v * v;
   }
   return max * Math.sqrt(sum);
@@ -54,29 +54,29 @@ export function spectralNorm(
   let stable = 0;
   for (let k = 0; k < steps; k++) {
     const vk = k * n;
-    for (let j = 0; j < n; j++) basis[vk + j] = w[j] / norm;
+    for (let j = 0; j < n; j++) basis[vk + j] = w[j]! / norm;
     // w = Wᵀ (W v_k)
     for (let i = 0; i < rows; i++) {
       let sum = 0;
       const offset = i * cols;
-      for (let j = 0; j < n; j++) sum += W[offset + j] * basis[vk + j];
+      for (let j = 0; j < n; j++) sum += W[offset + j]! * basis[vk + j]!;
       u[i] = sum;
     }
     w.fill(0);
     for (let i = 0; i < rows; i++) {
-      const ui = u[i];
+      const ui = u[i]!;
       const offset = i * cols;
-      for (let j = 0; j < n; j++) w[j] += W[offset + j] * ui;
+      for (let j = 0; j < n; j++) w[j]! += W[offset + j]! * ui;
     }
     let alpha = 0;
-    for (let j = 0; j < n; j++) alpha += w[j] * basis[vk + j];
+    for (let j = 0; j < n; j++) alpha += w[j]! * basis[vk + j]!;
     diagonal[k] = alpha;
     // Full reorthogonalisation (twice is enough) against v_1..v_k replaces the three-term recurrence.
     for (let pass = 0; pass < 2; pass++) {
       for (let m = 0; m <= k; m++) {
         let dot = 0;
-        for (let j = 0; j < n; j++) dot += w[j] * basis[m * n + j];
-        for (let j = 0; j < n; j++) w[j] -= dot * basis[m * n + j];
+        for (let j = 0; j < n; j++) dot += w[j]! * basis[m * n + j]!;
+        for (let j = 0; j < n; j++) w[j]! -= dot * basis[m * n + j]!;
       }
     }
     const next = largestTridiagonalEigenvalue(diagonal, offDiagonal, k + 1);
@@ -98,17 +98,17 @@ export function spectralNorm(
 function largestTridiagonalEigenvalue(d: Float64Array, e: Float64Array, k: number): number {
   let lo = Infinity, hi = -Infinity;
   for (let j = 0; j < k; j++) {
-    const radius = (j > 0 ? Math.abs(e[j - 1]) : 0) + (j < k - 1 ? Math.abs(e[j]) : 0);
-    lo = Math.min(lo, d[j] - radius);
-    hi = Math.max(hi, d[j] + radius);
+    const radius = (j > 0 ? Math.abs(e[j - 1]!) : 0) + (j < k - 1 ? Math.abs(e[j]!) : 0);
+    lo = Math.min(lo, d[j]! - radius);
+    hi = Math.max(hi, d[j]! + radius);
   }
   // countBelow(x): the number of eigenvalues below x (negative pivots of T - x I = L D Lᵀ).
   const countBelow = (x: number): number => {
     let count = 0;
     let q = 1;
     for (let j = 0; j < k; j++) {
-      const coupling = j > 0 ? (e[j - 1] * e[j - 1]) / q : 0;
-      q = d[j] - x - coupling;
+      const coupling = j > 0 ? (e[j - 1]! * e[j - 1]!) / q : 0;
+      q = d[j]! - x - coupling;
       if (q === 0) q = -1e-300;
       if (q < 0) count++;
     }
@@ -146,8 +146,8 @@ export function logSingularValuesScaledColumns(
       scale[i] = -Infinity;
       continue;
     }
-    scale[i] += Math.log(norm);
-    for (let k = 0; k < m; k++) u[i * m + k] /= norm;
+    scale[i]! += Math.log(norm);
+    for (let k = 0; k < m; k++) u[i * m + k]! /= norm;
   }
   for (let sweep = 0; sweep < maxSweeps; sweep++) {
     let rotated = false;
@@ -157,12 +157,12 @@ export function logSingularValuesScaledColumns(
         if (scale[q] === -Infinity) continue;
         const op = p * m, oq = q * m;
         let gamma = 0; // cosine of the angle between u_p and u_q (both unit vectors)
-        for (let k = 0; k < m; k++) gamma += u[op + k] * u[oq + k];
+        for (let k = 0; k < m; k++) gamma += u[op + k]! * u[oq + k]!;
         if (Math.abs(gamma) <= tolerance) continue;
         rotated = true;
-        const [i, j] = scale[p] >= scale[q] ? [p, q] : [q, p];
+        const [i, j] = scale[p]! >= scale[q]! ? [p, q] : [q, p];
         const oi = i * m, oj = j * m;
-        const r = Math.exp(scale[j] - scale[i]); // in [0, 1]
+        const r = Math.exp(scale[j]! - scale[i]!); // in [0, 1]
         // With a = |col_i|², b = |col_j|² = r² a, c = col_i·col_j = γ r a, the rotation tangent is
         // t = sign(ζ) / (|ζ| + sqrt(1 + ζ²)), ζ = (b - a) / 2c; tau = t / r stays finite as r -> 0.
         const A = (1 - r * r) / (2 * Math.abs(gamma));
@@ -172,7 +172,7 @@ export function logSingularValuesScaledColumns(
         const tr = tau * r * r;
         let normI = 0, normJ = 0;
         for (let k = 0; k < m; k++) {
-          const ui = u[oi + k], uj = u[oj + k];
+          const ui = u[oi + k]!, uj = u[oj + k]!;
           const vi = ui - tr * uj; // col_i' = e^{t_i} cos (u_i - t r u_j)
           const vj = tau * ui + uj; // col_j' = e^{t_j} cos (t/r u_i + u_j)
           u[oi + k] = vi;
@@ -197,6 +197,6 @@ function renormalize(u: Float64Array, scale: Float64Array, i: number, m: number,
     u.fill(0, i * m, (i + 1) * m);
     return;
   }
-  scale[i] += Math.log(cos * norm);
-  for (let k = 0; k < m; k++) u[i * m + k] /= norm;
+  scale[i]! += Math.log(cos * norm);
+  for (let k = 0; k < m; k++) u[i * m + k]! /= norm;
 }

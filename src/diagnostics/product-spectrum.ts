@@ -57,7 +57,7 @@ export class ProductSpectrum {
     if (this.steps > 0) this.applyFrame(J);
     // zt = (J Q_{l-1})ᵀ: the columns to factor become contiguous rows.
     const zt = this.zt;
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) zt[j * n + i] = J[i * n + j];
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) zt[j * n + i] = J[i * n + j]!;
     this.factor();
     if (this.steps === 0) this.startProduct();
     else this.multiplyProduct();
@@ -69,14 +69,14 @@ export class ProductSpectrum {
     const n = this.n;
     const V = this.reflectors;
     for (let k = 0; k < n; k++) {
-      const tau = this.tau[k];
+      const tau = this.tau[k]!;
       if (tau === 0) continue;
       const vk = k * n;
       for (let i = 0; i < n; i++) {
         const ji = i * n;
         const f = tau * dot(J, ji + k, V, vk + k, n - k);
         if (f === 0) continue;
-        for (let c = k; c < n; c++) J[ji + c] -= f * V[vk + c];
+        for (let c = k; c < n; c++) J[ji + c]! -= f * V[vk + c]!;
       }
     }
   }
@@ -89,22 +89,22 @@ export class ProductSpectrum {
     for (let k = 0; k < n; k++) {
       const zk = k * n;
       let norm2 = 0;
-      for (let c = k; c < n; c++) norm2 += zt[zk + c] * zt[zk + c];
+      for (let c = k; c < n; c++) norm2 += zt[zk + c]! * zt[zk + c]!;
       let norm = Math.sqrt(norm2);
       if (norm2 < 1e-290 || norm2 > 1e290) {
         let max = 0;
-        for (let c = k; c < n; c++) max = Math.max(max, Math.abs(zt[zk + c]));
+        for (let c = k; c < n; c++) max = Math.max(max, Math.abs(zt[zk + c]!));
         norm = 0;
         if (max > 0) {
-          for (let c = k; c < n; c++) norm += (zt[zk + c] / max) ** 2;
+          for (let c = k; c < n; c++) norm += (zt[zk + c]! / max) ** 2;
           norm = max * Math.sqrt(norm);
         }
       }
-      const x0 = zt[zk + k];
+      const x0 = zt[zk + k]!;
       const diag = x0 > 0 ? -norm : norm; // R_kk; the sign avoids cancellation in v_k
       let vNorm2 = 0;
       for (let c = k; c < n; c++) {
-        const v = c === k ? x0 - diag : zt[zk + c];
+        const v = c === k ? x0 - diag : zt[zk + c]!;
         V[k * n + c] = v;
         vNorm2 += v * v;
       }
@@ -115,11 +115,11 @@ export class ProductSpectrum {
         const zj = j * n;
         if (tau !== 0) {
           const f = tau * dot(V, k * n + k, zt, zj + k, n - k);
-          for (let c = k; c < n; c++) zt[zj + c] -= f * V[k * n + c];
+          for (let c = k; c < n; c++) zt[zj + c]! -= f * V[k * n + c]!;
         }
-        R[k * n + j] = zt[zj + k];
+        R[k * n + j] = zt[zj + k]!;
       }
-      this.lyapunovSums[k] += Math.log(Math.abs(diag));
+      this.lyapunovSums[k]! += Math.log(Math.abs(diag));
     }
   }
 
@@ -136,12 +136,12 @@ export class ProductSpectrum {
     const n = this.n;
     const R = this.r, logR = this.logR, M = this.m, s = this.s, row = this.row;
     for (let i = 0; i < n; i++) {
-      for (let k = i; k < n; k++) logR[i * n + k] = Math.log(Math.abs(R[i * n + k]));
+      for (let k = i; k < n; k++) logR[i * n + k] = Math.log(Math.abs(R[i * n + k]!));
     }
     // Row i of the new P only needs rows k >= i of the old one, so rows can be replaced in order.
     for (let i = 0; i < n; i++) {
       let c = -Infinity;
-      for (let k = i; k < n; k++) c = Math.max(c, logR[i * n + k] + s[k]);
+      for (let k = i; k < n; k++) c = Math.max(c, logR[i * n + k]! + s[k]!);
       if (c === -Infinity) {
         M.fill(0, i * n, (i + 1) * n);
         s[i] = -Infinity;
@@ -149,13 +149,13 @@ export class ProductSpectrum {
       }
       row.fill(0);
       for (let k = i; k < n; k++) {
-        const e = logR[i * n + k] + s[k] - c;
+        const e = logR[i * n + k]! + s[k]! - c;
         if (e === -Infinity || e < -745) continue; // e^e underflows: negligible against the row's scale
-        const coefficient = Math.sign(R[i * n + k]) * Math.exp(e);
+        const coefficient = Math.sign(R[i * n + k]!) * Math.exp(e);
         const mk = k * n;
-        for (let j = k; j < n; j++) row[j] += coefficient * M[mk + j];
+        for (let j = k; j < n; j++) row[j]! += coefficient * M[mk + j]!;
       }
-      for (let j = i; j < n; j++) M[i * n + j] = row[j];
+      for (let j = i; j < n; j++) M[i * n + j] = row[j]!;
       s[i] = normalizeRow(M, i * n, i, n, c);
     }
   }
@@ -177,9 +177,9 @@ export class ProductSpectrum {
 /** Scales row entries [from, n) of M at `offset` to max-norm 1; returns the row's new log-scale. */
 function normalizeRow(M: Float64Array, offset: number, from: number, n: number, logScale: number): number {
   let max = 0;
-  for (let j = from; j < n; j++) max = Math.max(max, Math.abs(M[offset + j]));
+  for (let j = from; j < n; j++) max = Math.max(max, Math.abs(M[offset + j]!));
   if (max === 0) return -Infinity;
-  for (let j = from; j < n; j++) M[offset + j] /= max;
+  for (let j = from; j < n; j++) M[offset + j]! /= max;
   return logScale + Math.log(max);
 }
 
@@ -188,11 +188,11 @@ function dot(a: Float64Array, ia: number, b: Float64Array, ib: number, count: nu
   let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   let c = 0;
   for (; c + 3 < count; c += 4) {
-    s0 += a[ia + c] * b[ib + c];
-    s1 += a[ia + c + 1] * b[ib + c + 1];
-    s2 += a[ia + c + 2] * b[ib + c + 2];
-    s3 += a[ia + c + 3] * b[ib + c + 3];
+    s0 += a[ia + c]! * b[ib + c]!;
+    s1 += a[ia + c + 1]! * b[ib + c + 1]!;
+    s2 += a[ia + c + 2]! * b[ib + c + 2]!;
+    s3 += a[ia + c + 3]! * b[ib + c + 3]!;
   }
-  for (; c < count; c++) s0 += a[ia + c] * b[ib + c];
+  for (; c < count; c++) s0 += a[ia + c]! * b[ib + c]!;
   return (s0 + s1) + (s2 + s3);
 }

@@ -1,18 +1,16 @@
 // Model configuration: which network, its sizes and ROAF coefficients, validated at the boundary.
+// What each kind of network is and fixes lives in the registry (kinds.ts).
 
 import type { DType } from '../backend/backend.js';
-import { FILTER_KINDS, type FilterKind } from '../nn/filter.js';
-import { UsageError, checkChoice, checkRange } from '../util/errors.js';
+import type { FilterKind } from '../nn/filter.js';
+import { OPTIONS, checkOption, checkOptionChoice } from '../options/table.js';
+import { UsageError, checkRange } from '../util/errors.js';
+import { MODEL_KINDS, type ModelKind } from './kinds.js';
 
-export const MODEL_KINDS = ['roaf-mlp', 'mlp', 'resmlp', 'roaf-rnn', 'rnn', 'lstm', 'gru'] as const;
-export type ModelKind = (typeof MODEL_KINDS)[number];
-
-export function isRecurrent(model: ModelKind): boolean {
-  return model === 'roaf-rnn' || model === 'rnn' || model === 'lstm' || model === 'gru';
-}
+export { MODEL_KINDS, type ModelKind };
 
 export interface ModelConfig {
-  /** Which network. `mlp` is roaf-mlp with alpha = 0; `resmlp` is O = I, alpha = beta = 1; `rnn` is roaf-rnn with alpha = 0. */
+  /** Which network (models/kinds.ts). `mlp` is roaf-mlp with alpha = 0; `resmlp` is O = I, alpha = beta = 1; `rnn` is roaf-rnn with alpha = 0. */
   model: ModelKind;
   /** D: input features per sample (feed-forward) or per step (recurrent). */
   inputDim: number;
@@ -24,8 +22,13 @@ export interface ModelConfig {
   depth: number;
   /** N: width of the ROAF layers (feed-forward models). */
   width: number;
-  /** N: units of the recurrent cell. */
+  /** N: units of the recurrent cell (of each layer). */
   hidden: number;
+  /**
+   * k: stacked recurrent layers (roaf-rnn, rnn, lstm, gru), 1 when absent: layer 1 reads the inputs, layer j
+   * the hidden states of layer j-1, the readout the top layer. Feed-forward kinds have `depth` instead.
+   */
+  layers?: number;
   /** Weight of the filtered input, in [0, 1]. */
   alpha: number;
   /** Weight of the nonlinear branch, > 0. */
@@ -41,18 +44,23 @@ export interface ModelConfig {
   dtype: DType;
 }
 
-/** Checks every field and returns the config; errors name the CLI option, the value and what is allowed. */
+/**
+ * Checks every field and returns the config; errors name the CLI option, the value and the allowed range,
+ * which come from the options table (src/options/table.ts).
+ */
 export function validateModelConfig(config: ModelConfig): ModelConfig {
-  checkChoice('--model', config.model, MODEL_KINDS);
-  checkChoice('--filter', config.filter, FILTER_KINDS);
-  checkChoice('--dtype', config.dtype, ['float32', 'float64'] as const);
-  checkRange('--depth', config.depth, 1, 1_000_000, { integer: true });
-  checkRange('--width', config.width, 1, 65_536, { integer: true });
-  checkRange('--hidden', config.hidden, 1, 65_536, { integer: true });
-  checkRange('--alpha', config.alpha, 0, 1);
-  checkRange('--beta', config.beta, 0, 100, { minExclusive: config.model !== 'mlp' && config.model !== 'rnn' });
-  checkRange('--input-scale', config.inputScale, 0, 1e6, { minExclusive: true });
-  checkRange('--seed', config.seed, 0, 2 ** 32 - 1, { integer: true });
+  checkOptionChoice(OPTIONS.model, config.model);
+  checkOptionChoice(OPTIONS.filter, config.filter);
+  checkOptionChoice(OPTIONS.dtype, config.dtype);
+  checkOption(OPTIONS.depth, config.depth);
+  checkOption(OPTIONS.width, config.width);
+  checkOption(OPTIONS.hidden, config.hidden);
+  if (config.layers !== undefined) checkOption(OPTIONS.layers, config.layers);
+  checkOption(OPTIONS.alpha, config.alpha);
+  // mlp and rnn fix beta = 1 and ignore the value given, so 0 passes for them
+  checkOption(OPTIONS.beta, config.beta, { minExclusive: config.model !== 'mlp' && config.model !== 'rnn' });
+  checkOption(OPTIONS.inputScale, config.inputScale);
+  checkOption(OPTIONS.seed, config.seed);
   checkRange('input dimension', config.inputDim, 1, 1e9, { integer: true });
   checkRange('outputs', config.outputs, 1, 1e9, { integer: true });
   if (config.readout !== 'last' && config.readout !== 'every') {

@@ -5,28 +5,23 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Diagnostics } from '../diagnostics/diagnose.js';
 import type { GradientSummary } from '../diagnostics/gradients.js';
+import { curvePosition } from '../models/kind.js';
+import { findModelKind } from '../models/kinds.js';
 import type { MetricsRecord } from '../train/metrics.js';
 import {
   gradientNormSpec, spectrumSpec, writeFigure,
   type CurvePoint, type Figure, type GradientSeries, type SpectrumSeries,
 } from './plots.js';
 
-/** A short description of a model configuration, e.g. 'roaf-mlp L=1000 N=64 α=1 β=0.0095'. */
+/** A short description of a model configuration, e.g. 'roaf-mlp L=1000 N=64 α=1 β=0.0316' (its kind's). */
 export function describeModel(config: Diagnostics['config']): string {
-  const coefficients = `α=${config.alpha} β=${Number(config.beta.toPrecision(3))}`;
-  switch (config.model) {
-    case 'roaf-mlp': return `roaf-mlp L=${config.depth} N=${config.width} ${coefficients}`;
-    case 'mlp': case 'resmlp': return `${config.model} L=${config.depth} N=${config.width}`;
-    case 'roaf-rnn': return `roaf-rnn N=${config.hidden} ${coefficients}`;
-    default: return `${config.model} N=${config.hidden}`;
-  }
+  return findModelKind(config.model)?.labels.describe(config) ?? String(config.model);
 }
 
 export function diagnosticsGradientSeries(label: string, d: Diagnostics): GradientSeries {
-  const first = d.gradients.index === 'layer' ? 0 : 1;
   return {
     label, index: d.gradients.index,
-    positions: d.gradients.log10_norms.map((_, i) => i + first),
+    positions: d.gradients.log10_norms.map((_, i) => curvePosition(d.gradients.index, i)),
     log10Norms: d.gradients.log10_norms,
   };
 }
@@ -39,7 +34,7 @@ export function diagnosticsSpectrumSeries(label: string, d: Diagnostics): Spectr
 export function loggedGradientSeries(label: string, records: MetricsRecord[]): GradientSeries | null {
   const logged = records.filter((r) => isGradientSummary(r.gradients));
   if (logged.length === 0) return null;
-  const summary = logged[logged.length - 1].gradients as GradientSummary;
+  const summary = logged[logged.length - 1]!.gradients as GradientSummary;
   return {
     label,
     index: summary.index,

@@ -3,6 +3,8 @@
 // table, overlaid plots, and for each run its configuration, final figures and warnings.
 
 import type { Diagnostics } from '../diagnostics/diagnose.js';
+import { CURVE_LABELS } from '../models/kind.js';
+import { findModelKind } from '../models/kinds.js';
 import type { MetricsRecord } from '../train/metrics.js';
 import {
   describeModel, diagnosticsGradientSeries, diagnosticsSpectrumSeries, gradientRatioPoints,
@@ -59,7 +61,7 @@ function power(log10: number | null | undefined): string {
 }
 
 function lastRecord(run: RunData): MetricsRecord | null {
-  return run.records.length > 0 ? run.records[run.records.length - 1] : null;
+  return run.records[run.records.length - 1] ?? null;
 }
 
 function modelConfig(run: RunData): Diagnostics['config'] | null {
@@ -105,11 +107,7 @@ function configuration(run: RunData): Array<[string, string]> {
   const m = modelConfig(run);
   if (m) {
     rows.push(['model', escapeHtml(m.model)]);
-    if (m.model === 'roaf-mlp' || m.model === 'mlp' || m.model === 'resmlp') {
-      rows.push(['depth L × width N', `${formatNumber(m.depth)} × ${formatNumber(m.width)}`]);
-    } else {
-      rows.push(['hidden units N', formatNumber(m.hidden)]);
-    }
+    rows.push(...(findModelKind(m.model)?.labels.configRows(m, (n) => formatNumber(n)) ?? []));
     rows.push(['alpha, beta', `${formatNumber(m.alpha, 6)}, ${formatNumber(m.beta, 6)}`]);
     rows.push(['filter', `${escapeHtml(m.filter)}${m.sharedFilter ? ' (shared)' : ''}`]);
     rows.push(['input dim, outputs', `${formatNumber(m.inputDim)}, ${formatNumber(m.outputs)}`]);
@@ -142,7 +140,7 @@ function summaryTable(runs: RunData[]): string {
   const body = runs.map((run) => {
     const m = modelConfig(run);
     const last = lastRecord(run);
-    const size = !m ? '–' : ['roaf-mlp', 'mlp', 'resmlp'].includes(m.model) ? `L=${formatNumber(m.depth)} N=${m.width}` : `N=${m.hidden}`;
+    const size = (m && findModelKind(m.model)?.labels.size(m, (n) => formatNumber(n))) ?? '–';
     const quality = !last ? '–' : typeof last.test_accuracy === 'number' ? percent(last.test_accuracy) : `MSE ${formatNumber(last.test_mse)}`;
     const ratio = run.diagnostics ? power(run.diagnostics.gradients.log10_first_last_ratio)
       : last && isGradientSummary(last.gradients) ? formatNumber(last.gradients.first_last_ratio) : '–';
@@ -179,7 +177,7 @@ async function buildFigures(runs: RunData[], dir: string): Promise<Figure[]> {
   for (const index of ['layer', 'step'] as const) {
     const series = gradientSeries.filter((s) => s.index === index);
     if (series.length === 0) continue;
-    const title = index === 'layer' ? 'Gradient norm against layer' : 'Gradient norm against time step';
+    const title = CURVE_LABELS[index].title;
     const figure = await writeFigure(dir, `gradient-norms-${index}`, gradientNormSpec(series, title, labels));
     const logged = series.filter((s) => !runs.find((r) => r.label === s.label)?.diagnostics).map((s) => s.label);
     if (logged.length > 0) figure.note = `From the last logged evaluation (--log-gradients): ${logged.join(', ')}; the others from roaf diagnose.`;

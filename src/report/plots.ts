@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import { CURVE_LABELS, type CurveIndex } from '../models/kind.js';
 
 /** Fonts: DejaVu Sans where installed (Debian's fonts-dejavu-core), the platform's sans-serif otherwise. */
 const FONT = 'DejaVu Sans, Helvetica, Arial, sans-serif';
@@ -54,14 +55,14 @@ function runColor(values: Array<{ run: string }>, runs?: string[]): Record<strin
 function thin<T>(points: T[]): T[] {
   if (points.length <= MAX_POINTS) return points;
   const out: T[] = [];
-  for (let i = 0; i < MAX_POINTS; i++) out.push(points[Math.round((i * (points.length - 1)) / (MAX_POINTS - 1))]);
+  for (let i = 0; i < MAX_POINTS; i++) out.push(points[Math.round((i * (points.length - 1)) / (MAX_POINTS - 1))]!);
   return out;
 }
 
 /** One gradient-norm curve: log10 norms at layer (or step) positions. */
 export interface GradientSeries {
   label: string;
-  index: 'layer' | 'step';
+  index: CurveIndex;
   positions: number[];
   /** log10 ||∂loss/∂x||; null (an exact zero) is left out of the line. */
   log10Norms: Array<number | null>;
@@ -70,15 +71,16 @@ export interface GradientSeries {
 export function gradientNormSpec(series: GradientSeries[], title = 'Gradient norm through the network', runs?: string[]): TopLevelSpec {
   const values = series.flatMap((s) => thin(s.positions.map((position, i) => ({ run: s.label, position, value: s.log10Norms[i] })))
     .filter((p) => p.value !== null));
-  const steps = series.length > 0 && series.every((s) => s.index === 'step');
+  // One index names the axes; a mix (which reports do not draw in one figure) reads as layers.
+  const labels = CURVE_LABELS[series.length > 0 && series.every((s) => s.index === 'step') ? 'step' : 'layer'];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title, width: WIDTH, height: HEIGHT, config: CONFIG,
     data: { values },
     mark: { type: 'line', strokeWidth: 1.5 },
     encoding: {
-      x: { field: 'position', type: 'quantitative', title: steps ? 'time step t' : 'layer l (0 = input of the first ROAF layer)' },
-      y: { field: 'value', type: 'quantitative', scale: { zero: false }, axis: powerOfTenAxis(steps ? '||∂loss/∂h_t||' : '||∂loss/∂x_l||') },
+      x: { field: 'position', type: 'quantitative', title: labels.axis },
+      y: { field: 'value', type: 'quantitative', scale: { zero: false }, axis: powerOfTenAxis(labels.quantity) },
       color: runColor(values, runs),
     },
   } as TopLevelSpec;

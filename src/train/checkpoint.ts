@@ -8,9 +8,11 @@
 
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FilterOperand, FloatArray } from '../backend/backend.js';
+import type { FloatArray } from '../backend/backend.js';
 import type { ModelConfig } from '../models/config.js';
+import { modelKindOf } from '../models/kinds.js';
 import type { Model } from '../models/model.js';
+import { bindTensors } from '../models/tensors.js';
 import { UsageError } from '../util/errors.js';
 import type { LrSchedule, OptimizerOptions } from './optimizer.js';
 import { Optimizer } from './optimizer.js';
@@ -75,29 +77,13 @@ export interface CheckpointConfig {
   filters: string[];
 }
 
-/** The tensors of a model as safetensors entries: parameters under their names, then the filters. */
+/**
+ * The tensors of a model as safetensors entries, as its kind lists them (parameters under their names,
+ * then the filters), each a view of the model's own buffer; and each layer's filter tensor name.
+ */
 export function modelTensors(model: Model): { tensors: NamedTensor[]; filterNames: string[] } {
-  const tensors: NamedTensor[] = model.params.parameters.map((p) => ({ name: p.name, shape: [...p.shape], data: p.value }));
-  const filterNames: string[] = [];
-  const seen = new Map<FilterOperand, string>();
-  const shared = model.filters.length > 1 && model.filters.every((f) => f === model.filters[0]);
-  model.filters.forEach((filter, l) => {
-    const known = seen.get(filter);
-    if (known) {
-      filterNames.push(known);
-      return;
-    }
-    const name = shared || model.filters.length === 1 ? 'filter' : `filters.${l}`;
-    seen.set(filter, name);
-    filterNames.push(name);
-    const N = filter.n;
-    if (filter.kind === 'dense') tensors.push({ name, shape: [N, N], data: filter.matrix });
-    if (filter.kind === 'permutation') {
-      tensors.push({ name: `${name}.perm`, shape: [N], data: filter.perm });
-      tensors.push({ name: `${name}.signs`, shape: [N], data: filter.signs });
-    }
-  });
-  return { tensors, filterNames };
+  const list = modelKindOf(model).tensors(model.config);
+  return { tensors: bindTensors(model, list), filterNames: list.filterNames };
 }
 
 export interface CheckpointContents {
@@ -165,19 +151,7 @@ export function readCheckpointConfig(dir: string): CheckpointConfig {
 export function loadModelTensors(dir: string, model: Model): void {
   const resolved = resolveCheckpointDir(dir) ?? dir;
   const file = new SafetensorsFile(join(resolved, 'model.safetensors'));
-  for (const p of model.params.parameters) file.readInto(p.name, p.value, p.shape);
-  const { filterNames } = modelTensors(model);
-  const loaded = new Set<FilterOperand>();
-  model.filters.forEach((filter, l) => {
-    if (loaded.has(filter)) return;
-    loaded.add(filter);
-    const name = filterNames[l];
-    if (filter.kind === 'dense') file.readInto(name, filter.matrix, [filter.n, filter.n]);
-    if (filter.kind === 'permutation') {
-      file.readInto(`${name}.perm`, filter.perm, [filter.n]);
-      file.readInto(`${name}.signs`, filter.signs, [filter.n]);
-    }
-  });
+  for (const tensor of modelTensors(model).tensors) file.readInto(tensor.name, tensor.data, tensor.shape);
 }
 
 /** Loads the optimiser state saved next to the model. */
