@@ -9,11 +9,11 @@
 #   1. native/test/stress.c, linked against the sanitized kernel libraries: every kernel of every instruction
 #      set on 1 to 4 threads (with tsan, the list twice), checking that results do not depend on the thread
 #      count. Fully instrumented, this is where races in the pool and the row sweeps show.
-#   2. The Node tests that use the native backend (backend-native, models, trajectory, bench) on the
-#      sanitized addon (ROAF_NATIVE_PATH), with the sanitizer's runtime preloaded into node. Node itself is not
-#      instrumented: leak detection is off there (Node does not free everything at exit), and ThreadSanitizer
-#      is told to ignore races inside V8's own threads, whose synchronisation it cannot see
-#      (native/test/tsan-node.supp).
+#   2. The Node tests that use the native backend (backend-native, kernel-table, models, stacked, memory,
+#      trajectory, bench) on the sanitized addon (ROAF_NATIVE_PATH), with the sanitizer's runtime preloaded
+#      into node. Node itself is not instrumented: leak detection is off there (Node does not free everything
+#      at exit), and ThreadSanitizer is told to ignore races inside V8's own threads, whose synchronisation it
+#      cannot see (native/test/tsan-node.supp).
 # A finding aborts the process that made it, so the script exits non-zero on any finding or failed test.
 # docs/native.md explains how to read a report.
 #
@@ -84,7 +84,9 @@ repeat=1
 if [ "${SANITIZE_SKIP_NODE:-}" != 1 ]; then
   [ -f dist/test/backend-native.test.js ] || npm run build
   echo "sanitize: [$(elapsed)] Node tests on the native backend"
-  tests=(dist/test/backend-native.test.js dist/test/models.test.js dist/test/trajectory.test.js dist/test/bench.test.js)
+  tests=(backend-native kernel-table models stacked memory trajectory bench)
+  tests=("${tests[@]/#/dist/test/}")
+  tests=("${tests[@]/%/.test.js}")
   env "${node_env[@]}" LD_PRELOAD="$runtime" \
     ROAF_NATIVE_PATH="$root/$release/roaf_native.node" node --test "${tests[@]}" >"$out/node-tests.log" 2>&1 || {
     grep -E -B2 -A30 "Sanitizer|runtime error|^not ok" "$out/node-tests.log" | head -120 >&2 || true
