@@ -1,7 +1,8 @@
-// Declarations shared by the addon (addon.c), the thread pool (pool.c) and the kernels (kernels.c, compiled
-// once per instruction set). Every kernel has the semantics of the method of the same name in
-// src/backend/backend.ts, its parameters in the order of src/backend/kernel-table.ts; its arguments are
-// checked by that table (src/backend/kernel-checks.ts) before the addon calls it.
+// Declarations shared by the addon (addon.c), the thread pool (pool.c, parallel.c) and the kernels (the files
+// listed in native/src/kernels_internal.h, compiled once per instruction set). Every kernel has the semantics
+// of the method of the same name in src/backend/backend.ts, its parameters in the order of
+// src/backend/kernel-table.ts; its arguments are checked by that table (src/backend/kernel-checks.ts) before
+// the addon calls it.
 
 #ifndef ROAF_NATIVE_H
 #define ROAF_NATIVE_H
@@ -40,7 +41,7 @@ enum {
   SCRATCH_SLOTS
 };
 
-// ---- kernels (kernels.c) ----
+// ---- kernels (one table per instruction set: native/src/kernels.c) ----
 
 /** A filter operand: kind 0 dense (matrix (n, n)), 1 permutation (perm, signs), 2 identity. */
 typedef struct {

@@ -1,61 +1,59 @@
-// The persistent thread pool and per-thread scratch memory.
+// The persistent thread pool and per-thread scratch memory: the mechanism that runs a task on several threads.
+// How many threads a task should get is decided elsewhere (parallel.c, the policy); the pool only measures
+// what each parallel run achieved and reports it there.
 //
 // Workers wait for a task by spinning for about 50 µs and then blocking on a condition variable: the spin
 // keeps back-to-back kernels (a training step is thousands of them) free of wake-up latency, and the block
 // keeps an idle pool from stealing a core that another process needs (a pool that spins forever turns a
 // 0.2 s step into seconds when the other core is busy). The caller of roaf_pool_run works as thread 0.
 //
-// On a shared machine a second thread must never make things slower, so (1) tasks hand out their work in
-// chunks from queues and the caller never waits for a worker that has not started (it finishes the work
-// itself), and (2) the pool measures the speedup each parallel task achieved and runs single-threaded for a
-// while (doubling pauses) when parallel runs stop paying, e.g. when the other core is busy.
+// On a shared machine a second thread must never make things slower, so tasks hand out their work in chunks
+// from queues and the caller never waits for a worker that has not started: it finishes the work itself.
 
 #define _GNU_SOURCE
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "parallel.h"
 #include "roaf_native.h"
 
 #define SPIN_NS 50000
-#define CLOSED (1ull << 31)
 
-// A task is posted by storing `task` = (generation << 32); a worker joins it by incrementing the low bits
-// (a compare-and-swap that fails once the caller has set CLOSED). When the caller has done what it could, it
-// closes the task and waits only for the workers that joined: work is claimed in chunks from queues, so any
-// subset of threads completes a task, and a worker that is asleep or descheduled never delays the caller.
+// The task word, one atomic 64-bit value: generation << 32 | CLOSED | threads << 16 | joined. A task is
+// posted by storing a new generation with the thread count it asks for; a worker joins it by incrementing
+// `joined` (a compare-and-swap that fails once the caller has set CLOSED, or once a newer task is posted).
+// When the caller has done what it could, it closes the task and waits only for the workers that joined: work
+// is claimed in chunks from queues, so any subset of threads completes a task, and a worker that is asleep or
+// descheduled never delays the caller. Everything a worker decides on comes from one load of this word.
+#define CLOSED (1ull << 31)
+#define THREADS_SHIFT 16
+#define JOINED_MASK 0xffffull
+
 typedef struct {
   pthread_mutex_t mutex;
   pthread_cond_t wake;      // workers wait here for a new task
   pthread_cond_t finished;  // the caller waits here for the workers that joined
   _Atomic unsigned long long task;
-  atomic_uint done;         // joined workers that have finished the current task
-  roaf_task_fn fn;
+  atomic_uint done;  // joined workers that have finished the current task
+  roaf_task_fn fn;   // the current task: written before it is posted, read by workers that joined it
   void *arg;
-  int task_threads;         // threads the current task asked for
-  int threads;              // pool size including the caller
+  int threads;                // pool size including the caller
   unsigned start_generation;  // the task generation when the workers were created
   atomic_int quit;
   pthread_t handles[ROAF_MAX_THREADS];
-  // Adaptive fallback: the speedup of each parallel task is measured as (the caller's time + the workers'
-  // CPU time in the task) / wall time. When it stays near 1 (the other cores are busy with other processes,
-  // so a worker's share arrives late), the pool runs single-threaded for a while, then tries again; the
-  // pause doubles while parallel runs keep failing to pay.
-  _Atomic long long worker_cpu_ns;
-  atomic_int sleepers;  // workers blocked on `wake`: a task posted to them starts a wake-up latency late
-  long long serial_until_ns;
-  long long backoff_ns;
-  int poor_runs;
+  _Atomic long long worker_cpu_ns;  // CPU time the joined workers spent in the current task
+  atomic_int sleepers;              // workers blocked on `wake`: a task posted to them starts a wake-up latency late
 } pool_t;
 
 static pool_t pool = {
-  .mutex = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .finished = PTHREAD_COND_INITIALIZER,
-  .threads = 1, .backoff_ns = 1000000,
+    .mutex = PTHREAD_MUTEX_INITIALIZER,
+    .wake = PTHREAD_COND_INITIALIZER,
+    .finished = PTHREAD_COND_INITIALIZER,
+    .threads = 1,
 };
 
 static inline void cpu_relax(void) {
@@ -64,19 +62,17 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-static inline long long now_ns(void) {
+static inline long long clock_ns(clockid_t clock) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(clock, &ts);
   return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static inline long long thread_cpu_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+static inline long long now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 
 static inline unsigned generation_of(unsigned long long task) { return (unsigned)(task >> 32); }
+
+static inline int threads_of(unsigned long long task) { return (int)((task >> THREADS_SHIFT) & 0xff); }
 
 static void *worker_main(void *p) {
   int tid = (int)(intptr_t)p;
@@ -102,7 +98,7 @@ static void *worker_main(void *p) {
     seen = generation_of(t);
     // Join unless the task is closed or asked for fewer threads.
     int joined = 0;
-    while (!(t & CLOSED) && tid < pool.task_threads) {
+    while (!(t & CLOSED) && tid < threads_of(t)) {
       if (atomic_compare_exchange_weak_explicit(&pool.task, &t, t + 1, memory_order_acq_rel, memory_order_acquire)) {
         joined = 1;
         break;
@@ -110,9 +106,9 @@ static void *worker_main(void *p) {
       if (generation_of(t) != seen) break;  // a newer task: handle it on the next turn
     }
     if (!joined) continue;
-    long long cpu = thread_cpu_ns();
-    pool.fn(pool.arg, tid, pool.task_threads);
-    atomic_fetch_add(&pool.worker_cpu_ns, thread_cpu_ns() - cpu);
+    long long cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    pool.fn(pool.arg, tid, threads_of(t));
+    atomic_fetch_add(&pool.worker_cpu_ns, clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu);
     pthread_mutex_lock(&pool.mutex);
     atomic_fetch_add(&pool.done, 1);
     pthread_cond_signal(&pool.finished);
@@ -121,14 +117,6 @@ static void *worker_main(void *p) {
 }
 
 int roaf_pool_threads(void) { return pool.threads; }
-
-int roaf_pool_available_threads(void) {
-  if (pool.threads > 1 && pool.serial_until_ns != 0) {
-    if (now_ns() < pool.serial_until_ns) return 1;
-    pool.serial_until_ns = 0;
-  }
-  return pool.threads;
-}
 
 static void stop_workers(void) {
   pthread_mutex_lock(&pool.mutex);
@@ -145,9 +133,7 @@ void roaf_pool_set_threads(int n) {
   if (n > ROAF_MAX_THREADS) n = ROAF_MAX_THREADS;
   if (n == pool.threads) return;
   stop_workers();
-  pool.serial_until_ns = 0;  // a new pool size starts its speedup judgement afresh
-  pool.backoff_ns = 1000000;
-  pool.poor_runs = 0;
+  roaf_parallel_reset();  // a new pool size starts its speedup judgement afresh
   pool.start_generation = generation_of(atomic_load(&pool.task));
   for (int i = 1; i < n; i++) {
     if (pthread_create(&pool.handles[i], NULL, worker_main, (void *)(intptr_t)i) != 0) {
@@ -167,23 +153,22 @@ void roaf_pool_run(roaf_task_fn fn, void *arg, int nthreads) {
   }
   pool.fn = fn;
   pool.arg = arg;
-  pool.task_threads = nthreads;
   atomic_store(&pool.done, 0);
   atomic_store(&pool.worker_cpu_ns, 0);
-  unsigned next = generation_of(atomic_load(&pool.task)) + 1;
+  unsigned long long next = (unsigned long long)(generation_of(atomic_load(&pool.task)) + 1) << 32;
   pthread_mutex_lock(&pool.mutex);
   // Workers asleep now (the pool was idle or running single-threaded) join after a wake-up latency that says
   // nothing about whether parallel runs pay: such a run is not judged. The woken workers then spin, so the
   // next run is a fair trial. Judging it would trap the pool: serial runs let the workers fall asleep, the
   // next trial looks poor, and the serial pause doubles.
   int judged = atomic_load(&pool.sleepers) == 0;
-  atomic_store_explicit(&pool.task, (unsigned long long)next << 32, memory_order_release);
+  atomic_store_explicit(&pool.task, next | (unsigned long long)nthreads << THREADS_SHIFT, memory_order_release);
   pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.mutex);
   long long start = now_ns();
   fn(arg, 0, nthreads);
   long long own = now_ns() - start;
-  unsigned joined = (unsigned)(atomic_fetch_or(&pool.task, CLOSED) & (CLOSED - 1));
+  unsigned joined = (unsigned)(atomic_fetch_or(&pool.task, CLOSED) & JOINED_MASK);
   long long waitStart = now_ns();
   int spins = 0;
   while (atomic_load_explicit(&pool.done, memory_order_acquire) != joined) {
@@ -196,18 +181,8 @@ void roaf_pool_run(roaf_task_fn fn, void *arg, int nthreads) {
     }
   }
   long long elapsed = now_ns() - start;
-  double speedup = (double)(own + atomic_load(&pool.worker_cpu_ns)) / (double)(elapsed > 0 ? elapsed : 1);
-  if (!judged) return;
-  if (speedup < 1.15) {
-    if (++pool.poor_runs >= 1) {
-      pool.poor_runs = 0;
-      pool.serial_until_ns = now_ns() + pool.backoff_ns;
-      if (pool.backoff_ns < 1000000000LL) pool.backoff_ns *= 2;
-    }
-  } else if (speedup > 1.3) {
-    pool.poor_runs = 0;
-    if (pool.backoff_ns > 1000000) pool.backoff_ns /= 2;
-  }
+  if (judged)
+    roaf_parallel_judge((double)(own + atomic_load(&pool.worker_cpu_ns)) / (double)(elapsed > 0 ? elapsed : 1));
 }
 
 // ---- scratch ----
@@ -236,6 +211,3 @@ float *roaf_scratch(int tid, int slot, size_t count) {
   }
   return s->data;
 }
-
-/** Work (multiply-adds) below which a kernel stays on one thread; see kernels.c threads_for. */
-double roaf_min_parallel_work = 1 << 22;

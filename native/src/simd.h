@@ -1,6 +1,6 @@
 // The SIMD vocabulary: one small set of vector operations written once per instruction set, so every kernel
-// in kernels.c is written once. kernels.c is compiled three times, with ROAF_ISA_AVX512, ROAF_ISA_AVX2 or
-// neither defined (portable C, what other CPUs get); `ROAF_SUFFIX(name)` gives each copy its own symbols.
+// is written once. Each kernel file is compiled three times, with ROAF_ISA_AVX512, ROAF_ISA_AVX2 or neither
+// defined (portable C, what other CPUs get); `ROAF_SUFFIX(name)` gives each copy its own symbols.
 //
 //   vf                  a vector of VL floats
 //   vzero, vset1        all zeros, every lane = x
@@ -43,7 +43,7 @@ static inline vf vnmadd(vf a, vf b, vf c) { return _mm512_fnmadd_ps(a, b, c); }
 static inline vf vsqrt(vf a) { return _mm512_sqrt_ps(a); }
 static inline float vsum(vf v) { return _mm512_reduce_add_ps(v); }
 static inline vf vround(vf a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-static inline vf vpow2i(vf n) { // 2^n for integral n in [-126, 127]
+static inline vf vpow2i(vf n) {  // 2^n for integral n in [-126, 127]
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
 }
 static inline void vtranspose(vf r[VL]) {  // 32-bit pairs, 64-bit pairs, then 128-bit lanes twice
@@ -129,14 +129,23 @@ static inline void vtranspose(vf r[VL]) {  // 32-bit pairs, 64-bit pairs, then 1
 #define ROAF_ISA_NAME "portable"
 #define ROAF_PORTABLE 1
 #define VL 4
-typedef struct { float x[VL]; } vf;
-#define VF_MAP1(expr) vf r; for (int l = 0; l < VL; l++) r.x[l] = (expr); return r
+typedef struct {
+  float x[VL];
+} vf;
+#define VF_MAP1(expr)                           \
+  vf r;                                         \
+  for (int l = 0; l < VL; l++) r.x[l] = (expr); \
+  return r
 static inline vf vzero(void) { VF_MAP1(0.0f); }
 static inline vf vset1(float s) { VF_MAP1(s); }
 static inline vf vload(const float *p) { VF_MAP1(p[l]); }
-static inline void vstore(float *p, vf v) { for (int l = 0; l < VL; l++) p[l] = v.x[l]; }
+static inline void vstore(float *p, vf v) {
+  for (int l = 0; l < VL; l++) p[l] = v.x[l];
+}
 static inline vf vloadn(const float *p, int n) { VF_MAP1(l < n ? p[l] : 0.0f); }
-static inline void vstoren(float *p, vf v, int n) { for (int l = 0; l < n; l++) p[l] = v.x[l]; }
+static inline void vstoren(float *p, vf v, int n) {
+  for (int l = 0; l < n; l++) p[l] = v.x[l];
+}
 static inline vf vadd(vf a, vf b) { VF_MAP1(a.x[l] + b.x[l]); }
 static inline vf vsub(vf a, vf b) { VF_MAP1(a.x[l] - b.x[l]); }
 static inline vf vmul(vf a, vf b) { VF_MAP1(a.x[l] * b.x[l]); }

@@ -1,0 +1,348 @@
+// What the kernel files share: blocking parameters, lane helpers, the operands of the matrix product, the ROAF
+// step tiles' arguments, and every function one kernel file calls in another.
+//
+// Each kernel file is compiled three times, once per instruction set (binding.gyp: AVX-512, AVX2+FMA, portable
+// C, selected by ROAF_ISA_* and simd.h), and the three copies are linked into one addon. So every function
+// shared between kernel files is given its instruction set's suffix below (gemm_serial is gemm_serial_avx2 in
+// the AVX2 copy), and is hidden from the addon's exported symbols.
+//
+// The kernel files, by concern:
+//   gemm.c         the packed matrix product: packing, micro-kernels, the threaded driver
+//   elementwise.c  row-vector sums, tanh, scale, axpy, sum of squares, losses
+//   filters.c      applying a dense, permutation or identity filter
+//   roaf_layer.c   one ROAF layer per call (forward, backward)
+//   roaf_tiles.c   ROAF steps on register tiles: what the MLP stack and the cell run on
+//   roaf_mlp.c     the whole ROAF MLP stack in one call, as row sweeps over its layers
+//   roaf_cell.c    the ROAF recurrent cell over a whole sequence, as row sweeps over its steps
+//   lstm_gru.c     the LSTM and GRU cells over a whole sequence
+//   optimizers.c   Adam(W) and SGD updates
+//   fma_peak.c     the measured arithmetic peak
+//   kernels.c      the table of one instruction set's kernels (roaf_kernels_<isa>)
+
+#ifndef ROAF_KERNELS_INTERNAL_H
+#define ROAF_KERNELS_INTERNAL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "parallel.h"
+#include "roaf_native.h"
+#include "simd.h"
+
+#pragma GCC visibility push(hidden)
+
+// ---- blocking parameters ----
+
+#if defined(ROAF_ISA_AVX512)
+#define MR 8
+#define NR 32  // 2 vectors: 16 accumulators
+#elif defined(ROAF_ISA_AVX2)
+#define MR 6
+#define NR 16  // 2 vectors: 12 accumulators
+#else
+#define MR 4
+#define NR 8
+#endif
+#define NV (NR / VL)
+#define KC 256
+#define MC (MR * 24)
+#define NC 4096
+#define SNR (2 * VL)  // columns of a ROAF step tile: two vectors
+
+// ---- index and lane helpers ----
+
+static inline idx min_idx(idx a, idx b) { return a < b ? a : b; }
+static inline idx max_idx(idx a, idx b) { return a > b ? a : b; }
+static inline idx round_up(idx a, idx m) { return (a + m - 1) / m * m; }
+
+/** Loads/stores w <= VL lanes (w == VL: a full vector). */
+static inline vf loadw(const float *p, idx w) { return w == VL ? vload(p) : vloadn(p, (int)w); }
+static inline void storew(float *p, vf v, idx w) {
+  if (w == VL) vstore(p, v);
+  else vstoren(p, v, (int)w);
+}
+
+/** Loops j over [0, n) a vector at a time, w the lanes of each step (VL, fewer in the last). */
+#define FOR_LANES(j, n, w) for (idx j = 0, w = min_idx(VL, (n)); j < (n); j += VL, w = min_idx(VL, (n) - (j)))
+
+/** Bytes of `count` floats (sizes are non-negative). */
+static inline size_t float_bytes(idx count) { return (size_t)count * sizeof(float); }
+
+// ---- the matrix product (gemm.c) ----
+
+/**
+ * The A operand of a product: op(A) is (M, K). With `p2` set (no transpose only), columns k >= k1 of op(A)
+ * come from p2 (column k - k1): the concatenation [A1, A2] without copying it.
+ */
+typedef struct {
+  const float *p;
+  idx ld;
+  int trans;
+  const float *p2;
+  idx ld2;
+  idx k1;
+} a_operand;
+
+/**
+ * The B operand: op(B) is (K, N). The stored matrix (op(B) or its transpose) may be two matrices stacked
+ * vertically, rows r >= r1 from p2 (row r - r1); each part has its own scale, so [alpha O; W] packs directly.
+ */
+typedef struct {
+  const float *p;
+  idx ld;
+  int trans;
+  float scale;
+  const float *p2;
+  idx ld2;
+  idx r1;
+  float scale2;
+} b_operand;
+
+/** op(B) packed once (by pack_b_full) for many products: recurrent weights. */
+typedef struct {
+  float *data;  // K x Npad, blocks of KC rows, each block NR-column panels
+  idx K, N, Npad;
+} packed_b;
+
+#define gemm_serial ROAF_SUFFIX(gemm_serial)
+#define pack_b_full ROAF_SUFFIX(pack_b_full)
+#define packed_b_size ROAF_SUFFIX(packed_b_size)
+#define gemm_packed ROAF_SUFFIX(gemm_packed)
+#define k_gemm ROAF_SUFFIX(k_gemm)
+
+/** The product on one thread (tid's scratch): C = alpha op(A) op(B) + beta C, op(A) (M, K), op(B) (K, N). */
+void gemm_serial(int tid, const a_operand *a, const b_operand *b, idx M, idx N, idx K, float alpha, float beta,
+                 float *c, idx ldc);
+/** Packs all of op(B) (K, N) into `dst` (packed_b_size(K, N) floats). */
+packed_b pack_b_full(const b_operand *b, idx K, idx N, float *dst);
+size_t packed_b_size(idx K, idx N);
+/** C = alpha op(A) B + beta C on one thread, with B packed by pack_b_full; op(A) is (M, pb->K). */
+void gemm_packed(int tid, const a_operand *a, idx M, const packed_b *pb, float alpha, float beta, float *c, idx ldc);
+void k_gemm(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda, const float *B, idx ldb,
+            float beta, float *C, idx ldc);
+
+// ---- elementwise kernels and losses (elementwise.c) ----
+
+/** The elementwise body of a range task: elements [lo, hi). */
+typedef void (*range_fn)(void *arg, idx lo, idx hi);
+
+#define parallel_range ROAF_SUFFIX(parallel_range)
+#define k_add_row_vector ROAF_SUFFIX(k_add_row_vector)
+#define k_sum_rows ROAF_SUFFIX(k_sum_rows)
+#define k_tanh ROAF_SUFFIX(k_tanh)
+#define k_tanh_backward ROAF_SUFFIX(k_tanh_backward)
+#define k_sum_squares ROAF_SUFFIX(k_sum_squares)
+#define k_scale ROAF_SUFFIX(k_scale)
+#define k_axpy ROAF_SUFFIX(k_axpy)
+#define k_softmax_cross_entropy ROAF_SUFFIX(k_softmax_cross_entropy)
+#define k_squared_error ROAF_SUFFIX(k_squared_error)
+
+/** Runs fn over [0, n) split between threads when n is large (a few µs of work per thread at least). */
+void parallel_range(range_fn fn, void *arg, idx n, double costPerElement);
+void k_add_row_vector(idx rows, idx n, float *y, const float *bias);
+void k_sum_rows(idx rows, idx n, const float *x, float *out);
+void k_tanh(idx n, const float *x, float *out);
+void k_tanh_backward(idx n, const float *a, const float *gy, float *gx);
+double k_sum_squares(idx n, const float *x);
+void k_scale(idx n, float *x, float s);
+void k_axpy(idx n, float s, const float *x, float *y);
+double k_softmax_cross_entropy(idx B, idx K, const float *logits, const int32_t *labels, float gradScale, float *grad,
+                               uint8_t *correct);
+double k_squared_error(idx B, idx K, const float *pred, const float *target, float gradScale, float *grad);
+
+// ---- filters (filters.c) ----
+
+#define k_apply_filter ROAF_SUFFIX(k_apply_filter)
+
+/**
+ * One row of y = betaY y + alpha (O x) (or Oᵀ x) for a permutation or identity filter, in O(N).
+ * betaY == 0 never reads y. Inline: the step kernels pass betaY = 1, and how the compiler fuses the
+ * multiply-adds with that constant is part of their results (docs/native.md, "Bit for bit").
+ */
+static inline void filter_row(const roaf_filter *f, int transpose, idx N, float alpha, const float *x, float betaY,
+                              float *y) {
+  if (f->kind == FILTER_IDENTITY) {
+    vf va = vset1(alpha), vb = vset1(betaY);
+    FOR_LANES(j, N, w) {
+      vf r = vmul(va, loadw(x + j, w));
+      if (betaY != 0.0f) r = vfma(vb, loadw(y + j, w), r);
+      storew(y + j, r, w);
+    }
+    return;
+  }
+  const int32_t *perm = f->perm;
+  const float *s = f->signs;
+  if (!transpose) {  // (O x)[i] = s_i x[perm_i]
+    if (betaY == 0.0f)
+      for (idx i = 0; i < N; i++) y[i] = alpha * s[i] * x[perm[i]];
+    else
+      for (idx i = 0; i < N; i++) y[i] = betaY * y[i] + alpha * s[i] * x[perm[i]];
+  } else {  // (Oᵀ x)[perm_i] = s_i x[i]
+    if (betaY == 0.0f)
+      for (idx i = 0; i < N; i++) y[perm[i]] = alpha * s[i] * x[i];
+    else
+      for (idx i = 0; i < N; i++) y[perm[i]] = betaY * y[perm[i]] + alpha * s[i] * x[i];
+  }
+}
+
+void k_apply_filter(const roaf_filter *f, int transpose, idx B, float alpha, const float *x, float betaY, float *y);
+
+// ---- ROAF steps on register tiles (roaf_tiles.c) ----
+
+/**
+ * Software prefetch of what the next step (layer) will touch, one cache line every few iterations of the
+ * current step's tile loops: an MLP layer's weights and filter and every step's outputs are in no cache (the
+ * stack is far larger than L3), and waiting for them at the start of every step would cost more than the
+ * step's arithmetic at small widths. Issued in bursts instead, the prefetches would fill the miss buffers and
+ * stall the product.
+ */
+typedef struct {
+  const char *start[4];
+  idx lines[4];
+  int write[4];
+  int regions, region;
+  idx line, interval, countdown;
+} prefetch_plan;
+
+/** How a forward tile combines the product with the layer's elementwise terms. */
+typedef struct {
+  idx N;
+  float alpha, beta;
+  int identity;       // add alpha x in the epilogue (an identity filter with alpha != 0)
+  const float *bias;  // (N) added to z; NULL: z += a, where a holds the cell's input drive on entry
+  const float *u;     // (N), with bias: z += xd[r] u, the input drive of a cell with one input (D = 1)
+  const float *xd;    // (rows): that input of each row
+} roaf_forward_args;
+
+/** How a backward tile forms ∂loss/∂x_l (or ∂loss/∂h_{t-1}) and the next gz. */
+typedef struct {
+  idx N;
+  float alpha, beta;
+  int identity;    // add alpha gy in the epilogue (an identity filter with alpha != 0)
+  const float *O;  // a dense filter; NULL: none in the product
+  const float *W;
+  // Where a column panel's rows are: row k of columns j0..j0+SNR of O (of W) at O + (j0 / SNR)·panel + k·ld.
+  // Read in place: ld = N, panel = SNR. Packed (roaf_pack_backward): ld = SNR, panel = the packed panel's size.
+  idx ld, panel;
+  int accumulate;  // out += the result (the cell's ∂loss/∂h_{t-1} holds its loss term), else out = the result
+} roaf_backward_args;
+
+/** What a thread of a ROAF row sweep keeps between the blocks of one step (roaf_row_sweep's `local`). */
+typedef struct {
+  idx planned;  // 1 + the step whose prefetches are planned (and, in the MLP, whose weights are packed); 0: none
+  idx panels;
+  prefetch_plan pl;
+} sweep_local;
+
+#define plan_add ROAF_SUFFIX(plan_add)
+#define plan_spread ROAF_SUFFIX(plan_spread)
+#define roaf_pack_forward ROAF_SUFFIX(roaf_pack_forward)
+#define roaf_packed_size ROAF_SUFFIX(roaf_packed_size)
+#define forward_iterations ROAF_SUFFIX(forward_iterations)
+#define backward_iterations ROAF_SUFFIX(backward_iterations)
+#define roaf_forward_rows ROAF_SUFFIX(roaf_forward_rows)
+#define backward_in_place ROAF_SUFFIX(backward_in_place)
+#define roaf_backward_packed_size ROAF_SUFFIX(roaf_backward_packed_size)
+#define roaf_pack_backward ROAF_SUFFIX(roaf_pack_backward)
+#define roaf_backward_rows ROAF_SUFFIX(roaf_backward_rows)
+#define roaf_gz_rows ROAF_SUFFIX(roaf_gz_rows)
+#define row_squares ROAF_SUFFIX(row_squares)
+#define roaf_weight_tiles ROAF_SUFFIX(roaf_weight_tiles)
+
+/** Adds `floats` floats from p to the plan (write: they will be written). */
+void plan_add(prefetch_plan *pl, const void *p, idx floats, int write);
+/** Spreads the plan's lines evenly over `steps` iterations of the tile loops. */
+void plan_spread(prefetch_plan *pl, idx steps);
+/**
+ * Packs the forward operand of a ROAF step into `dst` (roaf_packed_size(N) floats): with a dense filter O,
+ * panel p (N x SNR) = [Wᵀ columns p·VL.., Oᵀ columns p·VL..]; otherwise (O = NULL) panel p = Wᵀ columns
+ * p·SNR... Returns the number of panels.
+ */
+idx roaf_pack_forward(const float *W, const float *O, idx N, float *dst);
+size_t roaf_packed_size(idx N);
+/** Iterations of the tile loops of a forward step over `rows` rows (to spread its prefetches over). */
+idx forward_iterations(idx N, idx panels, idx rows);
+/** Iterations of the tile loops of a backward step over `rows` rows, with or without a dense filter. */
+idx backward_iterations(idx N, int dense, idx rows);
+/**
+ * The tiles of one forward step over `rows` rows: x (rows, N) -> a, y; permutation filters applied after.
+ * `pl` was spread over the step's tile iterations (forward_iterations).
+ */
+void roaf_forward_rows(const roaf_forward_args *f, const roaf_filter *filter, int dense, idx rows, const float *packed,
+                       idx panels, const float *x, float *a, float *y, prefetch_plan *pl);
+/** Backward operands read in place: O (may be NULL) and W, (N, N) row-major. */
+void backward_in_place(roaf_backward_args *f, const float *O, const float *W);
+size_t roaf_backward_packed_size(idx N);
+/**
+ * Packs the backward operands once per call, for operands read by every step (the cell's W and O), into
+ * `dst` (roaf_backward_packed_size(N) floats), and points `f` at them.
+ */
+void roaf_pack_backward(roaf_backward_args *f, const float *O, const float *W, float *dst);
+/**
+ * The tiles of one backward step over `rows` rows: gy, gz (rows, N) -> out (rows, N) and, unless gzNext is
+ * NULL, the next gz from aNext; permutation filters applied after the tiles. `pl` was spread over the step's
+ * tile iterations (backward_iterations).
+ */
+void roaf_backward_rows(const roaf_backward_args *f, const roaf_filter *filter, idx rows, const float *gy,
+                        const float *gz, float *out, const float *aNext, float *gzNext, prefetch_plan *pl);
+/** gz = beta gy ⊙ (1 - a²) for `rows` rows of N. */
+void roaf_gz_rows(idx rows, idx N, float beta, const float *gy, const float *a, float *gz);
+/** sq[r] = Σ_j g[r, j]² for `rows` rows of N, in double: the squares of gradients below 1e-19 underflow in float. */
+void row_squares(idx rows, idx N, const float *g, double *sq);
+/** gW (N, N) += gzᵀ x over B rows, gz and x (B, N) read in place, on tiles; `pl` spread over B·N²/(MR·SNR). */
+void roaf_weight_tiles(idx B, idx N, const float *gz, const float *x, float *gW, prefetch_plan *pl);
+
+// ---- the kernels of the table (kernels.c), by file ----
+
+#define k_roaf_layer_forward ROAF_SUFFIX(k_roaf_layer_forward)
+#define k_roaf_layer_backward ROAF_SUFFIX(k_roaf_layer_backward)
+#define k_roaf_mlp_forward ROAF_SUFFIX(k_roaf_mlp_forward)
+#define k_roaf_mlp_backward ROAF_SUFFIX(k_roaf_mlp_backward)
+#define k_roaf_cell_forward ROAF_SUFFIX(k_roaf_cell_forward)
+#define k_roaf_cell_backward ROAF_SUFFIX(k_roaf_cell_backward)
+#define k_lstm_forward ROAF_SUFFIX(k_lstm_forward)
+#define k_lstm_backward ROAF_SUFFIX(k_lstm_backward)
+#define k_gru_forward ROAF_SUFFIX(k_gru_forward)
+#define k_gru_backward ROAF_SUFFIX(k_gru_backward)
+#define k_adam_update ROAF_SUFFIX(k_adam_update)
+#define k_sgd_update ROAF_SUFFIX(k_sgd_update)
+#define k_fma_peak ROAF_SUFFIX(k_fma_peak)
+
+// roaf_layer.c
+void k_roaf_layer_forward(idx B, idx N, float alpha, float beta, const roaf_filter *f, const float *x, const float *W,
+                          const float *b, float *a, float *y);
+void k_roaf_layer_backward(idx B, idx N, float alpha, float beta, const roaf_filter *f, const float *x, const float *a,
+                           const float *W, const float *gy, float *gx, float *gW, float *gb, float *gz);
+// roaf_mlp.c
+void k_roaf_mlp_forward(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
+                        const float *bs, float *xs, float *as);
+void k_roaf_mlp_backward(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
+                         const float *xs, const float *as, float *gy, float *gWs, float *gbs, double *gradSquares);
+// roaf_cell.c
+void k_roaf_cell_forward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
+                         const float *W, const float *U, const float *b, float *hs, float *as);
+void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
+                          const float *W, const float *U, const float *hs, const float *as, float *ghs, float *gzs,
+                          float *gW, float *gU, float *gb, float *gh0, float *gxs, int lastStepOnly);
+// lstm_gru.c
+void k_lstm_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *b,
+                    float *hs, float *cs, float *gates);
+void k_lstm_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
+                     const float *cs, const float *gates, float *ghs, float *gGates, float *gWx, float *gWh, float *gb,
+                     float *gxs, int lastStepOnly);
+void k_gru_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *bx,
+                   const float *bh, float *hs, float *gates, float *hn);
+void k_gru_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
+                    const float *gates, const float *hn, float *ghs, float *gGates, float *gHn, float *gWx, float *gWh,
+                    float *gbx, float *gbh, float *gxs, int lastStepOnly);
+// optimizers.c
+void k_adam_update(idx n, float *params, const float *grads, float *m, float *v, float lr, double beta1, double beta2,
+                   float eps, float weightDecay, double t);
+void k_sgd_update(idx n, float *params, const float *grads, float *velocity, float lr, float momentum);
+// fma_peak.c
+double k_fma_peak(double seconds);
+
+#pragma GCC visibility pop
+
+#endif

@@ -1,0 +1,141 @@
+// The ROAF recurrent cell over a whole sequence, h_t = alpha O h_{t-1} + beta tanh(W h_{t-1} + U x_t + b),
+// forward and backward through time, one call each.
+//
+// The steps of a sequence are the layers of a ROAF MLP that share W, O and whose bias is the step's input
+// drive, so the cell runs on the stack's tiles and row sweeps: [Wᵀ | Oᵀ] packed once per call for the forward,
+// W and O read in place by the backward, each step's elementwise work in the tiles' epilogues.
+
+#include "kernels_internal.h"
+
+typedef struct {
+  idx T, B, N;
+  float alpha, beta;
+  const roaf_filter *f;
+  int dense;
+  const float *packed;  // forward: the packed [Wᵀ | Oᵀ] (or Wᵀ) panels
+  idx panels;
+  const float *xs, *U, *b;  // forward with D = 1: the input drive is formed in the tiles (else b = U = NULL)
+  float *hs, *as, *ghs, *gzs, *gh0;
+  roaf_backward_args backward;  // the backward's operands, packed once per call
+  int lastStepOnly;             // backward: only ghs's last step is read; ghs's steps 0 and 1 serve as ping-pong rows
+} cell_task;
+
+/** Step t of the forward for rows [r0, r1) of the slot [lo, hi): h_t from h_{t-1}. */
+static void cell_forward_step(void *p, void *state, int tid, idx t, idx r0, idx r1, idx lo, idx hi) {
+  (void)tid;
+  const cell_task *c = p;
+  sweep_local *local = state;
+  idx N = c->N, step = c->B * N;
+  if (local->planned != t + 1) {  // the thread's first rows of step t: plan the prefetches for the next
+    local->planned = t + 1;
+    local->pl = (prefetch_plan){0};
+    if (t + 1 < c->T) {
+      plan_add(&local->pl, c->as + (t + 1) * step + lo * N, (hi - lo) * N, 1);
+      plan_add(&local->pl, c->hs + (t + 2) * step + lo * N, (hi - lo) * N, 1);
+    }
+    plan_spread(&local->pl, forward_iterations(N, c->panels, hi - lo));
+  }
+  roaf_forward_args f = {.N = N,
+                         .alpha = c->alpha,
+                         .beta = c->beta,
+                         .bias = c->b,
+                         .u = c->U,
+                         .xd = c->U != NULL ? c->xs + t * c->B + r0 : NULL,
+                         .identity = c->f->kind == FILTER_IDENTITY && c->alpha != 0.0f};
+  roaf_forward_rows(&f, c->f, c->dense, r1 - r0, c->packed, c->panels, c->hs + t * step + r0 * N,
+                    c->as + t * step + r0 * N, c->hs + (t + 1) * step + r0 * N, &local->pl);
+}
+
+void k_roaf_cell_forward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
+                         const float *W, const float *U, const float *b, float *hs, float *as) {
+  if (T <= 0 || B <= 0 || N <= 0) return;
+  int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
+  float *packed = roaf_scratch(0, SCRATCH_SHARED_B, roaf_packed_size(N));
+  cell_task c = {.T = T,
+                 .B = B,
+                 .N = N,
+                 .alpha = alpha,
+                 .beta = beta,
+                 .f = f,
+                 .dense = dense,
+                 .packed = packed,
+                 .hs = hs,
+                 .as = as};
+  if (D == 1) {  // x_t Uᵀ + b is one multiply-add per element: the tiles form it (psMNIST, the adding problem)
+    c.xs = xs;
+    c.U = U;
+    c.b = b;
+  } else {  // the input drive of every step at once: as = xs Uᵀ + b, (T·B, N)
+    k_gemm(0, 1, T * B, N, D, 1.0f, xs, D, U, D, 0.0f, as, N);
+    k_add_row_vector(T * B, N, as, b);
+  }
+  c.panels = roaf_pack_forward(W, dense ? f->matrix : NULL, N, packed);
+  roaf_row_sweep(cell_forward_step, &c, sizeof(sweep_local), T, B, MR,
+                 (double)T * (double)B * (double)N * (double)N * (dense ? 2 : 1));
+}
+
+/**
+ * Step s of backpropagation through time for rows [r0, r1) of the slot [lo, hi), t = T-1-s: ∂loss/∂h_{t-1} += what
+ * flows back through step t (∂loss/∂h_0 = it, when asked for), and gz_{t-1} for the next step.
+ */
+static void cell_backward_step(void *p, void *state, int tid, idx s, idx r0, idx r1, idx lo, idx hi) {
+  (void)tid;
+  const cell_task *c = p;
+  sweep_local *local = state;
+  idx N = c->N, step = c->B * N, rows = r1 - r0, t = c->T - 1 - s;
+  // ∂loss/∂h_t lives in ghs's step t-1, or, with lastStepOnly, alternates between ghs's steps 0 and 1 after the
+  // first step (which reads the last): T·B·N floats of gradients never go to memory, and no loss terms are read.
+  float *ping = c->lastStepOnly ? c->ghs : NULL;
+  const float *gh = (s == 0 || ping == NULL ? c->ghs + t * step : ping + ((s + 1) & 1) * step) + r0 * N;
+  float *gz = c->gzs + t * step + r0 * N;
+  if (s == 0) roaf_gz_rows(rows, N, c->beta, gh, c->as + t * step + r0 * N, gz);
+  float *target = t == 0 ? (c->gh0 != NULL ? c->gh0 + r0 * N : NULL)
+                         : (ping == NULL ? c->ghs + (t - 1) * step : ping + (s & 1) * step) + r0 * N;
+  if (target == NULL) return;
+  if (local->planned != s + 1) {  // the thread's first rows of step t: plan the prefetches for the next
+    local->planned = s + 1;
+    local->pl = (prefetch_plan){0};
+    if (t > 1) {
+      plan_add(&local->pl, c->as + (t - 2) * step + lo * N, (hi - lo) * N, 0);
+      if (ping == NULL) plan_add(&local->pl, c->ghs + (t - 2) * step + lo * N, (hi - lo) * N, 1);
+      plan_add(&local->pl, c->gzs + (t - 2) * step + lo * N, (hi - lo) * N, 1);
+    }
+    plan_spread(&local->pl, backward_iterations(N, c->dense, hi - lo));
+  }
+  const float *aNext = t > 0 ? c->as + (t - 1) * step + r0 * N : NULL;
+  float *gzNext = t > 0 ? c->gzs + (t - 1) * step + r0 * N : NULL;
+  roaf_backward_args f = c->backward;
+  f.accumulate = t > 0 && ping == NULL;  // add the loss term of h_{t-1}
+  roaf_backward_rows(&f, c->f, rows, gh, gz, target, aNext, gzNext, &local->pl);
+}
+
+void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
+                          const float *W, const float *U, const float *hs, const float *as, float *ghs, float *gzs,
+                          float *gW, float *gU, float *gb, float *gh0, float *gxs, int lastStepOnly) {
+  if (T <= 0 || N <= 0) return;
+  int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
+  cell_task c = {
+      .T = T,
+      .B = B,
+      .N = N,
+      .alpha = alpha,
+      .beta = beta,
+      .f = f,
+      .dense = dense,
+      .as = (float *)as,
+      .ghs = ghs,
+      .gzs = gzs,
+      .gh0 = gh0,
+      .lastStepOnly = lastStepOnly,
+      .backward = {.N = N, .alpha = alpha, .beta = beta, .identity = f->kind == FILTER_IDENTITY && alpha != 0.0f}};
+  roaf_pack_backward(&c.backward, dense ? f->matrix : NULL, W,
+                     roaf_scratch(0, SCRATCH_SHARED_B, roaf_backward_packed_size(N)));
+  if (B > 0)
+    roaf_row_sweep(cell_backward_step, &c, sizeof(sweep_local), T, B, MR,
+                   (double)T * (double)B * (double)N * (double)N * (dense ? 2 : 1));
+  // The parameter gradients as one product (or sum) each over all T·B rows.
+  k_sum_rows(T * B, N, gzs, gb);
+  k_gemm(1, 0, N, N, T * B, 1.0f, gzs, N, hs, N, 1.0f, gW, N);  // Σ_t gz_tᵀ h_{t-1}
+  k_gemm(1, 0, N, D, T * B, 1.0f, gzs, N, xs, D, 1.0f, gU, D);
+  if (gxs != NULL) k_gemm(0, 0, T * B, D, N, 1.0f, gzs, N, U, D, 0.0f, gxs, D);
+}
