@@ -8,7 +8,7 @@ import type { DType } from '../backend/backend.js';
 import { TASKS, loadTask, type TaskName } from '../data/tasks.js';
 import type { TaskData } from '../data/dataset.js';
 import { MODEL_KINDS, type ModelConfig, type ModelKind } from '../models/config.js';
-import { createModel } from '../models/factory.js';
+import { createModel, taskShape } from '../models/factory.js';
 import type { Model } from '../models/model.js';
 import { gradientSummaryCallback } from '../diagnostics/gradients.js';
 import { FILTER_KINDS, type FilterKind } from '../nn/filter.js';
@@ -17,9 +17,8 @@ import {
   type Progress, type TaskConfig, type TrainingConfig,
 } from '../train/checkpoint.js';
 import { defaultCoefficients, runDefaults } from '../models/defaults.js';
-import {
-  DEFAULT_OPTIMIZER, LR_SCHEDULES, OPTIMIZER_KINDS, Optimizer, type LrSchedule, type OptimizerKind,
-} from '../train/optimizer.js';
+import { Optimizer, type LrSchedule, type OptimizerKind } from '../train/optimizer.js';
+import { defaultRunDir, trainingConfig } from '../train/run-options.js';
 import { evaluate, runTraining, type Evaluation } from '../train/trainer.js';
 import { UsageError, checkChoice, checkRange } from '../util/errors.js';
 import { createProgress } from './progress.js';
@@ -64,16 +63,8 @@ interface TrainCliOptions {
   quiet: boolean;
 }
 
-/** The classes/outputs and input size a task gives a model, and its readout. */
-export function taskShape(data: TaskData): Pick<ModelConfig, 'inputDim' | 'outputs' | 'readout'> {
-  const { train } = data;
-  const outputs = train.target.kind === 'regression' ? train.target.outputs : train.target.classes;
-  return { inputDim: train.inputDim, outputs, readout: train.target.kind === 'class-per-step' ? 'every' : 'last' };
-}
-
-function timestamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-}
+/** The input size, outputs and readout a task gives a model (diagnose uses it too). */
+export { taskShape };
 
 /** Reads the options of a fresh run into model, task and training configs, validating each. */
 function freshRun(options: TrainCliOptions): { modelConfig: Omit<ModelConfig, 'inputDim' | 'outputs' | 'readout'>; task: TaskConfig; training: TrainingConfig } {
@@ -82,23 +73,17 @@ function freshRun(options: TrainCliOptions): { modelConfig: Omit<ModelConfig, 'i
   const defaults = runDefaults(taskName, modelKind);
   const depth = checkRange('--depth', options.depth ?? defaults.depth, 1, 1_000_000, { integer: true });
   const coefficients = defaultCoefficients(defaults.model, depth);
-  const training: TrainingConfig = {
-    epochs: checkRange('--epochs', options.epochs ?? defaults.epochs, 1, 1_000_000, { integer: true }),
-    batch: checkRange('--batch', options.batch ?? defaults.batch, 1, 1_000_000, { integer: true }),
-    optimizer: {
-      ...DEFAULT_OPTIMIZER,
-      kind: checkChoice('--optimizer', options.optimizer, OPTIMIZER_KINDS) as OptimizerKind,
-      lr: checkRange('--lr', options.lr ?? defaults.lr, 0, 10, { minExclusive: true }),
-      momentum: checkRange('--momentum', options.momentum, 0, 0.999999),
-      weightDecay: checkRange('--weight-decay', options.weightDecay, 0, 1),
-    },
-    lrSchedule: checkChoice('--lr-schedule', options.lrSchedule ?? defaults.lrSchedule, LR_SCHEDULES) as LrSchedule,
-    clip: checkRange('--clip', options.clip, 0, Infinity),
-    evalEvery: checkRange('--eval-every', options.evalEvery, 0, Infinity, { integer: true }),
-    checkpointEvery: checkRange('--checkpoint-every', options.checkpointEvery, 0, Infinity, { integer: true }),
+  const training = trainingConfig(taskName, defaults.model, {
+    epochs: options.epochs,
+    batch: options.batch,
+    optimizer: { kind: options.optimizer as OptimizerKind, lr: options.lr, momentum: options.momentum, weightDecay: options.weightDecay },
+    lrSchedule: options.lrSchedule as LrSchedule | undefined,
+    clip: options.clip,
+    evalEvery: options.evalEvery,
+    checkpointEvery: options.checkpointEvery,
     logGradients: options.logGradients,
-    seed: checkRange('--seed', options.seed, 0, 2 ** 32 - 1, { integer: true }),
-  };
+    seed: options.seed,
+  });
   const modelConfig = {
     model: defaults.model,
     depth,
@@ -160,12 +145,13 @@ async function trainCommand(options: TrainCliOptions): Promise<void> {
     const saved = readCheckpointConfig(checkpointDir);
     modelConfigBase = saved.model;
     task = saved.task;
-    training = { ...saved.training };
+    // A checkpoint from before schedules trained at a constant rate (not the task's default schedule).
+    training = { ...saved.training, lrSchedule: saved.training.lrSchedule ?? 'constant' };
     if (options.epochs !== undefined) training.epochs = checkRange('--epochs', options.epochs, 1, 1_000_000, { integer: true });
     progress = { epoch: saved.epoch, batchInEpoch: saved.batch_in_epoch, step: saved.step, seconds: saved.seconds };
   } else {
     ({ modelConfig: modelConfigBase, task, training } = freshRun(options));
-    outDir = options.out ?? `runs/${modelConfigBase.model}-${task.name}-${timestamp()}`;
+    outDir = options.out ?? defaultRunDir(modelConfigBase.model, task.name);
   }
   const backend = requireBackend(backendName, modelConfigBase.dtype, options.threads);
   const data = loadTaskData(task, training.seed);

@@ -30,6 +30,8 @@ export interface TaskConfig {
   testLimit?: number;
   trainSize?: number;
   testSize?: number;
+  /** psMNIST: the pixel read at each step, so the data can be rebuilt without roaf (docs/data-generators.md). */
+  permutation?: number[];
 }
 
 /** Hyperparameters of the training loop. */
