@@ -9,6 +9,8 @@ The manifest (written by the test) lists checkpoints and what roaf computed on t
   and ``loss``), in float32 or float64; PyTorch's autograd computes the same loss and gradients.
 - ``roundtrip``: load_roaf then save_roaf into another directory, with the optimiser state carried over
   (``optimizer: "roaf"``) or fresh (``"fresh"``), for roaf to evaluate and resume.
+- ``fresh``: modules built fresh by roaf_torch (build_model) and saved with save_roaf, for roaf to load;
+  their logits on test samples and statistics of their initialisation.
 - ``data``: the permutation and the adding/copy samples as roaf_torch generates them, for roaf to compare.
 
 Every difference is relative to the scale of the tensor: max |torch - roaf| / max |roaf|.
@@ -80,6 +82,44 @@ def roundtrip(entry):
     return {'out': entry['out']}
 
 
+def fresh(entry):
+    """A fresh module saved for roaf, its logits, and how its draws compare with roaf's initialisation rules."""
+    config = entry['config']
+    module = rt.build_model(config, generator=torch.Generator().manual_seed(1))
+    rt.save_roaf(module, entry['out'], config={'task': entry['task'], 'training': entry['training']})
+    inputs, _ = batch({'task': entry['task'], 'training': entry['training']}, 'test', entry['indices'], torch.float64)
+    with torch.no_grad():
+        logits = module(inputs)
+    if logits.dim() == 3:
+        logits = logits.transpose(0, 1)
+    rt.write_safetensors(entry['logits'], [('logits', logits.contiguous())])
+    params = dict(module.named_parameters())
+    # Each weight's standard deviation over the one its rule prescribes: W ~ N(0, 1/N); U ~ N(0, s²/D) on the
+    # first layer, N(0, 1/N) above; uniform(±1/sqrt(fan_in)) has std 1/sqrt(3 fan_in) (fan_in N for LSTM, GRU).
+    # And the filters: dense ones orthogonal, signed permutations a permutation with signs ±1.
+    n = config['width'] if config['model'] in rt.FEED_FORWARD else config['hidden']
+    rules = {}
+    for name, p in params.items():
+        if p.numel() < 200:  # too few draws to measure a standard deviation to a few per cent
+            continue
+        if name.endswith('.W') and (name.startswith('layers.') or name.startswith('cell')):
+            rules[name] = p.std().item() * n ** 0.5
+        elif name.endswith('.U'):
+            rules[name] = p.std().item() * p.shape[1] ** 0.5 / (config['inputScale'] if name.startswith('cell.') or name.startswith('cells.0.') else 1)
+        elif name.endswith('.W') or name.endswith('Wx') or name.endswith('Wh'):
+            rules[name] = p.std().item() * (3 * (n if name.endswith(('Wx', 'Wh')) else p.shape[1])) ** 0.5
+    orthogonality, permutations = 0.0, []
+    for name, tensor in module.state_dict().items():
+        if name.startswith('filter') and tensor.dim() == 2:
+            identity = torch.eye(n, dtype=tensor.dtype)
+            orthogonality = max(orthogonality, (tensor.t() @ tensor - identity).abs().max().item())
+        elif name.endswith('.perm'):
+            permutations.append(sorted(tensor.tolist()) == list(range(n)))
+        elif name.endswith('.signs'):
+            permutations.append(bool((tensor.abs() == 1).all()))
+    return {'std_over_rule': rules, 'orthogonality': orthogonality, 'permutations': permutations}
+
+
 def data(entry):
     """roaf_torch's own generation of the data roaf generates: the permutation, adding and copy samples."""
     x, y = rt.adding_batch(rt.split_seed(entry['seed'], 'test'), entry['indices'], entry['addingSteps'], torch.float64)
@@ -100,6 +140,7 @@ def main(path):
         'logits': {name: check_logits(entry) for name, entry in manifest.get('logits', {}).items()},
         'gradients': {name: check_gradients(entry) for name, entry in manifest.get('gradients', {}).items()},
         'roundtrip': {name: roundtrip(entry) for name, entry in manifest.get('roundtrip', {}).items()},
+        'fresh': {name: fresh(entry) for name, entry in manifest.get('fresh', {}).items()},
         'data': data(manifest['data']) if 'data' in manifest else None,
     }
     json.dump(results, sys.stdout)

@@ -405,7 +405,7 @@ def _register_buffer(root, dotted, tensor):
 
 
 def _draw_filter(kind, n, generator, dtype):
-    """A fresh filter as roaf draws it (not bit-identical: PyTorch's generator), as (kind, tensors)."""
+    """A fresh filter drawn as roaf draws it (from PyTorch's generator): {'': dense (N, N)} or {'perm', 'signs'}."""
     if kind in ('haar', 'qr-uniform'):
         a = torch.randn(n, n, generator=generator, dtype=torch.float64) if kind == 'haar' else \
             torch.rand(n, n, generator=generator, dtype=torch.float64) * 2 - 1

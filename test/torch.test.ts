@@ -1,8 +1,9 @@
 // roaf and its PyTorch twin (python/roaf_torch.py) agree: logits of every kind on real data (float64:
 // ≤ 1e-5 relative), every parameter's gradient on one batch (PyTorch autograd against roaf's hand-written
 // backward, float32: ≤ 1e-4 relative, on each backend), the round trip roaf → PyTorch → roaf (roaf eval
-// gives the same figures; --resume continues, bit for bit when the optimiser state is carried over), and
-// the data roaf_torch rebuilds (psMNIST permutation, epoch order, adding and copy samples).
+// gives the same figures; --resume continues, bit for bit when the optimiser state is carried over), modules
+// PyTorch builds fresh (roaf's initialisation rules; saved, roaf loads and computes them alike), and the
+// data roaf_torch rebuilds (psMNIST permutation, epoch order, adding and copy samples).
 //
 // Runs Debian's python3-torch (/usr/bin/python3): skipped, saying why, where it or torch is missing.
 
@@ -20,11 +21,13 @@ import { limitDataset, type Dataset, type TaskData } from '../src/data/dataset.j
 import { psmnistPermutation } from '../src/data/sequential.js';
 import { loadTask, type TaskName, type TaskOptions } from '../src/data/tasks.js';
 import type { ModelConfig, ModelKind } from '../src/models/config.js';
-import { createModel } from '../src/models/factory.js';
+import { createModel, modelConfig, resolveBaseline } from '../src/models/factory.js';
+import { loadCheckpoint } from '../src/serve/checkpoint.js';
 import type { Model } from '../src/models/model.js';
 import { predict } from '../src/serve/predict.js';
 import type { TaskConfig } from '../src/train/checkpoint.js';
-import { writeSafetensors, type NamedTensor } from '../src/train/safetensors.js';
+import { trainingConfig } from '../src/train/run-options.js';
+import { SafetensorsFile, writeSafetensors, type NamedTensor } from '../src/train/safetensors.js';
 import { BatchBuffers, batchLoss, epochOrder, runTraining } from '../src/train/trainer.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -123,6 +126,7 @@ interface Results {
   logits: Record<string, { relative: number; shape: number[] }>;
   gradients: Record<string, { loss: number; parameters: Record<string, number>; worst: number; worst_parameter: string }>;
   roundtrip: Record<string, { out: string }>;
+  fresh: Record<string, { std_over_rule: Record<string, number>; orthogonality: number; permutations: boolean[] }>;
   data: { permutation: number[]; epochOrder: number[]; adding: { inputs: number[]; targets: number[] }; copy: { inputs: number[]; labels: number[] } };
 }
 
@@ -136,6 +140,14 @@ describe('PyTorch (python/roaf_torch.py) against roaf', { skip: missing ?? false
   const parameterNames = new Map<string, string[]>();
   const ROUNDTRIP = [CASES[0]!, MORE_CASES[2]!];
   const DATA = { seed: 7, indices: [0, 3, 11], addingSteps: 9, copyBlanks: 4 };
+  /** Modules PyTorch builds fresh and saves for roaf. */
+  const FRESH: Case[] = [
+    { name: 'fresh roaf-mlp', model: 'roaf-mlp', task: 'mnist', config: { depth: 4, width: 16 }, samples: 50 },
+    { name: 'fresh roaf-rnn, 2 layers, permutation filters', model: 'roaf-rnn', task: 'psmnist', config: { hidden: 16, layers: 2, filter: 'permutation' }, samples: 6 },
+    { name: 'fresh lstm', model: 'lstm', task: 'adding', config: { hidden: 32 }, samples: 12 },
+  ];
+  const freshDir = (c: Case) => join(work, slug(c.name));
+  const freshLogits = (c: Case) => join(work, `${slug(c.name)}-logits.safetensors`);
 
   before(() => {
     const manifest: Record<string, Record<string, unknown>> = { logits: {}, gradients: {}, roundtrip: {}, data: DATA };
@@ -171,6 +183,14 @@ describe('PyTorch (python/roaf_torch.py) against roaf', { skip: missing ?? false
         };
       }
     }
+    manifest.fresh = Object.fromEntries(FRESH.map((c) => {
+      const { seed: _seed, ...task } = taskOf(c);
+      const config = modelConfig({ model: c.model, data: dataOf(c), dtype: 'float64', ...c.config });
+      return [c.name, {
+        config: resolveBaseline(config), task, training: trainingConfig(c.task, c.model, { epochs: 1 }), out: join(freshDir(c), 'checkpoint'),
+        indices: Array.from({ length: c.samples }, (_, i) => i), logits: freshLogits(c),
+      }];
+    }));
     const manifestPath = join(work, 'manifest.json');
     writeFileSync(manifestPath, JSON.stringify(manifest));
     const python = spawnSync(PYTHON, [join(root, 'python', 'parity_check.py'), manifestPath], { encoding: 'utf8', maxBuffer: 1 << 28 });
@@ -225,6 +245,30 @@ describe('PyTorch (python/roaf_torch.py) against roaf', { skip: missing ?? false
         assert.notDeepEqual(readFileSync(join(fresh, 'checkpoint', 'model.safetensors')), readFileSync(join(copy, 'checkpoint', 'model.safetensors')),
           'a fresh optimiser state restarts Adam');
       }
+    });
+  }
+
+  for (const c of FRESH) {
+    it(`${c.name}: built by PyTorch with roaf's initialisation rules, saved, and computed alike by roaf`, (t) => {
+      const fresh = results.fresh[c.name]!;
+      assert.ok(Object.keys(fresh.std_over_rule).length >= 2, 'weights large enough to measure');
+      for (const [name, ratio] of Object.entries(fresh.std_over_rule)) {
+        assert.ok(ratio > 0.85 && ratio < 1.15, `${name}: standard deviation ${ratio} times its rule's`);
+      }
+      assert.ok(fresh.orthogonality < 1e-12, `filters orthogonal to ${fresh.orthogonality}`);
+      if (c.config.filter === 'permutation') assert.deepEqual(fresh.permutations, [true, true, true, true], 'two signed permutations');
+      const net = loadCheckpoint(join(freshDir(c), 'checkpoint'), { backend: 'reference' });
+      const { logits } = net.predict(net.taskData().test);
+      const expected = new SafetensorsFile(freshLogits(c));
+      const torchLogits = new Float64Array(logits.length);
+      expected.readInto('logits', torchLogits, expected.entries.get('logits')!.shape);
+      let worst = 0, scale = 0;
+      for (let i = 0; i < logits.length; i++) {
+        worst = Math.max(worst, Math.abs(logits[i]! - torchLogits[i]!));
+        scale = Math.max(scale, Math.abs(torchLogits[i]!));
+      }
+      t.diagnostic(`roaf's logits of the PyTorch-built model: max relative difference ${(worst / scale).toExponential(2)}`);
+      assert.ok(worst <= 1e-10 * scale, `logits differ by ${worst / scale}`);
     });
   }
 
