@@ -154,11 +154,11 @@ function runRoaf(config: BenchConfig, options: HarnessOptions): Outcome {
     runs.push(json);
   }
   const best = runs.reduce((a, b) => ((b.ms_per_batch as number) < (a.ms_per_batch as number) ? b : a));
-  const byThreads = runs.length > 1 ? ` (${runs.map((r) => `${r.threads} thr ${fmtMs(r.ms_per_batch as number)}`).join(', ')})` : '';
+  const byThreads = runs.length > 1 ? ` (${runs.map((r) => `${String(r.threads)} thr ${fmtMs(r.ms_per_batch as number)}`).join(', ')})` : '';
   return {
     ms: best.ms_per_batch as number,
     forwardMs: (best.forward_ms_per_batch as number | null) ?? null,
-    detail: `${best.threads ?? '?'} thr, ${Number(best.gflops).toFixed(0)} GFLOPS${byThreads}`,
+    detail: `${typeof best.threads === 'number' ? best.threads : '?'} thr, ${Number(best.gflops).toFixed(0)} GFLOPS${byThreads}`,
     raw: { best, runs },
   };
 }
@@ -207,6 +207,7 @@ function runTorch(config: BenchConfig, options: HarnessOptions): Outcome {
   if (result.status !== 0 || json === undefined) return { failed: `torch_bench.py exited ${result.status}: ${errorLine(result.stderr)}` };
   const best = json.best as Record<string, number>;
   const runs = json.runs as Record<string, number>[];
+  if (best.ms_per_batch === undefined) return { failed: `torch_bench.py gave no time: ${JSON.stringify(json).slice(0, 200)}` };
   return {
     ms: best.ms_per_batch,
     forwardMs: best.forward_ms_per_batch ?? null,
@@ -235,10 +236,10 @@ function runTfjs(config: BenchConfig, options: HarnessOptions): Outcome {
   const result = run(process.execPath, args);
   const json = jsonLines(result.stdout).at(-1);
   if (result.status !== 0 || json === undefined || typeof json.error === 'string') {
-    return { failed: `tfjs-bench exited ${result.status}: ${json?.error ?? errorLine(result.stderr)}` };
+    return { failed: `tfjs-bench exited ${result.status}: ${typeof json?.error === 'string' ? json.error : errorLine(result.stderr)}` };
   }
   const scale = json.scale as number;
-  const timed = json.timed_seq_len !== null ? `T=${json.timed_seq_len}` : `L=${json.timed_depth}`;
+  const timed = json.timed_seq_len !== null ? `T=${Number(json.timed_seq_len)}` : `L=${Number(json.timed_depth)}`;
   return {
     ms: json.ms_per_batch as number,
     forwardMs: (json.forward_ms_per_batch as number | null) ?? null,
@@ -253,10 +254,10 @@ function runTfjs(config: BenchConfig, options: HarnessOptions): Outcome {
  */
 function medianRound(outcomes: Outcome[]): Outcome {
   const bad = outcomes.find((o) => !isMeasurement(o));
-  if (bad !== undefined || outcomes.length === 1) return bad ?? outcomes[0];
+  if (bad !== undefined || outcomes.length === 1) return bad ?? outcomes[0]!;
   const measured = outcomes as Measurement[];
   const sorted = [...measured].sort((a, b) => a.ms - b.ms);
-  const pick = sorted[(sorted.length - 1) >> 1];
+  const pick = sorted[(sorted.length - 1) >> 1]!; // outcomes is never empty
   return {
     ...pick,
     detail: `${pick.detail}; rounds ${measured.map((m) => fmtMs(m.ms)).join(', ')}, median ${fmtMs(pick.ms)}`,
@@ -320,9 +321,11 @@ function fmtRatio(value: number | null, target: number | undefined): string {
 }
 
 function table(rows: string[][]): string {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
-  const line = (row: string[]) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ');
-  return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+  const [header, ...body] = rows;
+  if (header === undefined) return '';
+  const widths = header.map((_, c) => Math.max(...rows.map((row) => row[c]?.length ?? 0)));
+  const line = (row: string[]) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
 function parseOptions(): HarnessOptions {
@@ -387,23 +390,23 @@ function parseOptions(): HarnessOptions {
     return items;
   };
   const quick = values.quick ?? false;
-  const torchThreads = list('torch-threads', values['torch-threads']!);
+  const torchThreads = list('torch-threads', values['torch-threads']);
   torchThreads.forEach((k) => integer('torch-threads', k, 1));
   const names = configurations(1, 1).map((c) => c.name);
   return {
-    peers: list('peers', values.peers!, PEERS) as Peer[],
+    peers: list('peers', values.peers, PEERS) as Peer[],
     only: values.only === undefined ? null : list('only', values.only, names),
-    repeats: quick ? 2 : integer('repeats', values.repeats!, 1),
-    warmup: quick ? 1 : integer('warmup', values.warmup!, 1),
-    rounds: quick ? 1 : integer('rounds', values.rounds!, 1),
+    repeats: quick ? 2 : integer('repeats', values.repeats, 1),
+    warmup: quick ? 1 : integer('warmup', values.warmup, 1),
+    rounds: quick ? 1 : integer('rounds', values.rounds, 1),
     roafThreads: values.threads === undefined ? null : list('threads', values.threads).map((k) => integer('threads', k, 1)),
     torchThreads: torchThreads.join(','),
-    backend: list('backend', values.backend!, ['auto', 'native', 'reference'])[0],
-    python: values.python!,
-    seqLen: quick ? 28 : integer('seq-len', values['seq-len']!, 1),
-    depth: quick ? 50 : integer('depth', values.depth!, 1),
-    tfjsSeqLen: quick ? 14 : integer('tfjs-seq-len', values['tfjs-seq-len']!, 1),
-    tfjsDepth: quick ? 10 : integer('tfjs-depth', values['tfjs-depth']!, 1),
+    backend: list('backend', values.backend, ['auto', 'native', 'reference'])[0]!, // list() never returns []
+    python: values.python,
+    seqLen: quick ? 28 : integer('seq-len', values['seq-len'], 1),
+    depth: quick ? 50 : integer('depth', values.depth, 1),
+    tfjsSeqLen: quick ? 14 : integer('tfjs-seq-len', values['tfjs-seq-len'], 1),
+    tfjsDepth: quick ? 10 : integer('tfjs-depth', values['tfjs-depth'], 1),
     psmnistEpoch: values['psmnist-epoch'] ?? false,
     gemm: !(values['skip-gemm'] ?? false) && !quick,
     json: values.json ?? null,
@@ -424,7 +427,7 @@ function main(): number {
   const tfjs: Record<string, unknown> = options.peers.includes('tfjs') ? tfjsInfo() : { skipped: 'not requested (--peers)' };
   const header = [
     `machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, load average ${load} at start; node ${process.version}`,
-    `roaf: ${String(roafInfo.description ?? 'unknown backend')} (roaf info)${options.backend !== 'auto' ? `, run with --backend ${options.backend}` : ''}`,
+    `roaf: ${typeof roafInfo.description === 'string' ? roafInfo.description : 'unknown backend'} (roaf info)${options.backend !== 'auto' ? `, run with --backend ${options.backend}` : ''}`,
     skipReason(torch) !== null
       ? `PyTorch: skipped: ${skipReason(torch)}`
       : `PyTorch: ${String(torch.torch)} (${options.python}), ${String(torch.blas)}, kernel ${String(torch.blas_kernel)}, ` +
@@ -510,8 +513,8 @@ function main(): number {
       const m = o[peer];
       if (isMeasurement(m) && m.forwardMs !== null) epochs[peer] = epochEstimate(m.ms, m.forwardMs, epochSource.batch);
     }
-    const s = (peer: Peer) => (epochs[peer] === undefined ? '-' : `${epochs[peer]!.toFixed(0)} s`);
-    const r = (peer: Peer) => (epochs[peer] === undefined || epochs.roaf === undefined ? null : epochs[peer]! / epochs.roaf);
+    const s = (peer: Peer) => (epochs[peer] === undefined ? '-' : `${epochs[peer].toFixed(0)} s`);
+    const r = (peer: Peer) => (epochs[peer] === undefined || epochs.roaf === undefined ? null : epochs[peer] / epochs.roaf);
     rows.push([
       'psMNIST epoch N=256 (estimate: 469 train + 79 test batches)',
       epochs.roaf === undefined ? '-' : `${s('roaf')} (${epochs.roaf <= 100 ? 'meets' : 'misses'} <=100 s)`,

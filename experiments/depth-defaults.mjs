@@ -1,8 +1,8 @@
 // Measures, at initialisation, the ratio ||∂loss/∂x_0|| / ||∂loss/∂x_L|| of a ROAF MLP (width 64,
 // alpha = 1, beta = c / sqrt(L)) on a batch of real MNIST test images, for depths 10 .. 50,000 and a
 // few constants c, plus the convex form (alpha = 1 - beta) for comparison. The default
-// `defaultMlpBeta(L)` in src/models/kinds/feed-forward.ts is chosen from this table; the ratio must stay in
-// [0.1, 10] at every depth.
+// `defaultMlpBeta(L)` is chosen from this table (docs/defaults.md); the ratio must stay in [0.1, 10] at
+// every depth.
 //
 //   npm run build && node experiments/depth-defaults.mjs [--quick]   (writes experiments/depth-defaults.{json,md})
 //
@@ -14,11 +14,8 @@
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadBackend } from '../dist/src/backend/index.js';
-import { loadTask } from '../dist/src/data/tasks.js';
-import { diagnose } from '../dist/src/diagnostics/diagnose.js';
-import { createModel } from '../dist/src/models/factory.js';
-import { defaultMlpBeta } from '../dist/src/models/defaults.js';
+// the package's public API, as a user would import it (the modules behind it may move)
+import { createModel, defaultMlpBeta, diagnose, loadBackend, loadTask } from '../dist/src/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');

@@ -15,7 +15,7 @@ One file; needs only ``torch`` (Debian: ``apt-get install python3-torch``). docs
 - The data as roaf feeds it: ``load_mnist`` reads the IDX files (plain or gzip), ``task_inputs`` turns
   images into a model's inputs (flat, sequential, or psMNIST with the run's pixel permutation), and
   ``RoafRandom`` re-implements roaf's generator, so the psMNIST permutation, the adding and copy
-  problems and the per-epoch data order are rebuilt exactly (docs/data-generators.md).
+  problems and the per-epoch data order are rebuilt exactly (docs/tasks.md).
 
 Shapes: B batch, T steps, D inputs, N width/units, L depth, K outputs, k stacked layers.
 """

@@ -4,6 +4,16 @@
 
 // backends
 export type { Backend, DType, FilterOperand, FloatArray, GruSaved, LstmSaved } from './backend/backend.js';
+export type {
+  AdamUpdateArgs, ApplyFilterArgs, BackendCore, BufferAllocator, FusedKernels, GemmArgs, GruBackwardArgs, GruForwardArgs,
+  KernelName, LstmBackwardArgs, LstmForwardArgs, RoafCellBackwardArgs, RoafCellForwardArgs, RoafLayerBackwardArgs,
+  RoafLayerForwardArgs, RoafMlpBackwardArgs, RoafMlpForwardArgs, SgdUpdateArgs, SoftmaxCrossEntropyArgs, SquaredErrorArgs,
+} from './backend/backend.js';
+export { allocateHost, hostMemory } from './backend/backend.js';
+export { BackendBase } from './backend/backend-base.js';
+export { KERNEL_TABLE, kernelTableId } from './backend/kernel-table.js';
+export type { ArgSpec, KernelSpec } from './backend/kernel-table.js';
+export { withArgumentChecks } from './backend/kernel-checks.js';
 export { ReferenceBackend, referenceBackend } from './backend/reference.js';
 export { BACKEND_NAMES, loadBackend, requireBackend } from './backend/index.js';
 export type { BackendName } from './backend/index.js';

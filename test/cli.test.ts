@@ -23,8 +23,8 @@ function roaf(args: string[]): { status: number | null; stdout: string; stderr: 
 const SMALL = ['--task', 'adding', '--seq-len', '12', '--train-size', '96', '--test-size', '32', '--hidden', '8', '--batch', '16', '--quiet', '--backend', 'reference'];
 
 function lastJson(stdout: string): Record<string, unknown> {
-  const lines = stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
+  const last = stdout.trim().split('\n').at(-1) ?? '';
+  return JSON.parse(last) as Record<string, unknown>;
 }
 
 describe('train, eval and checkpoints', () => {
@@ -37,10 +37,10 @@ describe('train, eval and checkpoints', () => {
       assert.ok(key in json, `missing ${key}`);
     }
     assert.equal(json.model, 'roaf-rnn');
-    const records = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const records = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(records.length, 2);
-    for (const key of ['epoch', 'step', 'train_loss', 'test_loss', 'test_mse', 'seconds']) assert.ok(key in records[0], `metrics lack ${key}`);
-    assert.equal(records[1].step, 12);
+    for (const key of ['epoch', 'step', 'train_loss', 'test_loss', 'test_mse', 'seconds']) assert.ok(key in records[0]!, `metrics lack ${key}`);
+    assert.equal(records[1]!.step, 12);
     for (const file of ['model.safetensors', 'optimizer.safetensors', 'config.json']) assert.ok(existsSync(join(out, 'checkpoint', file)));
 
     const evaluated = roaf(['eval', '--checkpoint', join(out, 'checkpoint'), '--json', '--backend', 'reference']);
@@ -138,7 +138,7 @@ describe('bad input: one clear line, exit code 2, no stack trace, nothing writte
       assert.equal(result.status, 2, `exit code (stderr: ${result.stderr})`);
       const lines = result.stderr.trim().split('\n').filter((l) => !l.startsWith('roaf: using the reference backend'));
       assert.equal(lines.length, 1, `one line expected, got:\n${result.stderr}`);
-      assert.match(lines[0], message);
+      assert.match(lines[0] ?? '', message);
       assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
       if (!args.includes('--resume')) assert.ok(!existsSync(out), 'nothing written');
     });

@@ -196,7 +196,7 @@ describe('real data sets', () => {
     assert.equal(train.inputDim, 784);
     assert.equal(train.labels[0], 9); // an ankle boot
     const counts = new Array<number>(10).fill(0);
-    for (const label of test.labels) counts[label]++;
+    for (const label of test.labels) counts[label]! += 1;
     assert.deepEqual(counts, new Array<number>(10).fill(1000));
   });
 });

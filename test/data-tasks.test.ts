@@ -38,8 +38,8 @@ describe('sMNIST and psMNIST', () => {
     ds.fillBatch([3, 7], inputs, { labels });
     assert.deepEqual(Array.from(labels), [3, 7]);
     for (let p = 0; p < 784; p++) {
-      assert.equal(inputs[p * 2], images.pixels[3 * 784 + p] / 255);
-      assert.equal(inputs[p * 2 + 1], images.pixels[7 * 784 + p] / 255);
+      assert.equal(inputs[p * 2], images.pixels[3 * 784 + p]! / 255);
+      assert.equal(inputs[p * 2 + 1], images.pixels[7 * 784 + p]! / 255);
     }
   });
 
@@ -53,7 +53,7 @@ describe('sMNIST and psMNIST', () => {
     plain.fillBatch([3, 7], a, { labels: new Int32Array(2) });
     permuted.fillBatch([3, 7], b, { labels: new Int32Array(2) });
     for (let t = 0; t < 784; t++) {
-      for (let s = 0; s < 2; s++) assert.equal(b[t * 2 + s], a[perm[t] * 2 + s]);
+      for (let s = 0; s < 2; s++) assert.equal(b[t * 2 + s], a[perm[t]! * 2 + s]);
     }
     assert.notDeepEqual(Array.from(a), Array.from(b));
   });
@@ -103,14 +103,15 @@ describe('adding problem', () => {
         const marked: number[] = [];
         let sum = 0;
         for (let t = 0; t < T; t++) {
-          const value = inputs[(t * B + b) * 2];
-          const marker = inputs[(t * B + b) * 2 + 1];
+          const value = inputs[(t * B + b) * 2]!;
+          const marker = inputs[(t * B + b) * 2 + 1]!;
           assert.ok(value >= 0 && value < 1);
           assert.ok(marker === 0 || marker === 1);
           if (marker === 1) { marked.push(t); sum += value; }
         }
         assert.equal(marked.length, 2);
-        assert.ok(marked[0] < half && marked[1] >= half, `markers ${marked} for halves split at ${half}`);
+        const [first = -1, second = -1] = marked;
+        assert.ok(first < half && second >= half, `markers ${marked.join(', ')} for halves split at ${half}`);
         assert.equal(values[b], sum);
       }
     });

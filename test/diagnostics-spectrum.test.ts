@@ -107,12 +107,16 @@ function explicitCellJacobian(cell: RoafCell, xs: Float64Array, T: number): Floa
   const batch = new Float64Array(T * B * D);
   for (let t = 0; t < T; t++) for (let r = 0; r < B; r++) for (let k = 0; k < D; k++) batch[(t * B + r) * D + k] = xs[t * D + k]!;
   const hs = new Float64Array((T + 1) * B * N), as = new Float64Array(T * B * N);
-  backend.roafCellForward(T, B, D, N, cell.alpha, cell.beta, cell.filter, batch, cell.W.value, cell.U.value, cell.b.value, hs, as);
+  const { alpha, beta, filter } = cell;
+  backend.roafCellForward({ T, B, D, N, alpha, beta, filter, xs: batch, W: cell.W.value, U: cell.U.value, b: cell.b.value, hs, as });
   const ghs = new Float64Array(T * B * N);
   for (let i = 0; i < N; i++) ghs[(T - 1) * B * N + i * N + i] = 1; // ∂loss/∂h_T = identity rows
   const gh0 = new Float64Array(B * N);
-  backend.roafCellBackward(T, B, D, N, cell.alpha, cell.beta, cell.filter, batch, cell.W.value, cell.U.value, hs, as, ghs,
-    new Float64Array(T * B * N), new Float64Array(N * N), new Float64Array(N * D), new Float64Array(N), gh0, null, false);
+  backend.roafCellBackward({
+    T, B, D, N, alpha, beta, filter, xs: batch, W: cell.W.value, U: cell.U.value, hs, as, ghs,
+    gzs: new Float64Array(T * B * N), gW: new Float64Array(N * N), gU: new Float64Array(N * D), gb: new Float64Array(N), gh0, gxs: null,
+    lastStepOnly: false,
+  });
   return gh0;
 }
 
@@ -224,8 +228,10 @@ describe('GRU and LSTM step Jacobians match finite differences of the forward ke
     const run = (h0: Float64Array): Float64Array => {
       const hs = new Float64Array((T + 1) * N);
       hs.set(h0);
-      backend.gruForward(T, 1, D, N, xs, cell.Wx.value, cell.Wh.value, cell.bx.value, cell.bh.value,
-        { hs, gates: new Float64Array(T * 3 * N), hn: new Float64Array(T * N) });
+      backend.gruForward({
+        T, B: 1, D, N, xs, Wx: cell.Wx.value, Wh: cell.Wh.value, bx: cell.bx.value, bh: cell.bh.value,
+        hs, gates: new Float64Array(T * 3 * N), hn: new Float64Array(T * N),
+      });
       return hs.subarray(T * N);
     };
     const analytic = explicitFromChain(model, xs, T, N);
@@ -245,7 +251,7 @@ describe('GRU and LSTM step Jacobians match finite differences of the forward ke
       const hs = new Float64Array((T + 1) * N), cs = new Float64Array((T + 1) * N);
       hs.set(state.subarray(0, N));
       cs.set(state.subarray(N));
-      backend.lstmForward(T, 1, D, N, xs, cell.Wx.value, cell.Wh.value, cell.b.value, { hs, cs, gates: new Float64Array(T * 4 * N) });
+      backend.lstmForward({ T, B: 1, D, N, xs, Wx: cell.Wx.value, Wh: cell.Wh.value, b: cell.b.value, hs, cs, gates: new Float64Array(T * 4 * N) });
       return Float64Array.of(...hs.subarray(T * N), ...cs.subarray(T * N));
     };
     const S = 2 * N;

@@ -42,12 +42,12 @@ describe('ROAF layer backward', () => {
       const c = randomArray(B * N, rng);
       const a = new Float64Array(B * N), y = new Float64Array(B * N);
       const loss = () => {
-        backend.roafLayerForward(B, N, alpha, beta, filter, x, W, b, a, y);
+        backend.roafLayerForward({ B, N, alpha, beta, filter, x, W, b, a, y });
         return weightedSum(y, c);
       };
       loss();
       const gx = new Float64Array(B * N), gW = new Float64Array(N * N), gb = new Float64Array(N), gz = new Float64Array(B * N);
-      backend.roafLayerBackward(B, N, alpha, beta, filter, x, a, W, c, gx, gW, gb, gz);
+      backend.roafLayerBackward({ B, N, alpha, beta, filter, x, a, W, gy: c, gx, gW, gb, gz });
       checkGradient('gx', x, gx, loss);
       checkGradient('gW', W, gW, loss);
       checkGradient('gb', b, gb, loss);
@@ -68,14 +68,14 @@ describe('ROAF cell backward through time', () => {
         const hs = new Float64Array((T + 1) * B * N), as = new Float64Array(T * B * N);
         const loss = () => {
           hs.set(h0);
-          backend.roafCellForward(T, B, D, N, alpha, beta, filter, xs, W, U, b, hs, as);
+          backend.roafCellForward({ T, B, D, N, alpha, beta, filter, xs, W, U, b, hs, as });
           return weightedSum(hs.subarray(B * N), c);
         };
         loss();
         const gzs = new Float64Array(T * B * N);
         const gW = new Float64Array(N * N), gU = new Float64Array(N * D), gb = new Float64Array(N);
         const gh0 = new Float64Array(B * N), gxs = new Float64Array(T * B * D);
-        backend.roafCellBackward(T, B, D, N, alpha, beta, filter, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs, lastStepOnly);
+        backend.roafCellBackward({ T, B, D, N, alpha, beta, filter, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs, lastStepOnly });
         checkGradient('gW', W, gW, loss);
         checkGradient('gU', U, gU, loss);
         checkGradient('gb', b, gb, loss);
@@ -96,13 +96,13 @@ describe('LSTM and GRU backward through time', () => {
       const { c, ghs } = stateLoss(T, B, N, rng, lastStepOnly);
       const saved = { hs: new Float64Array((T + 1) * B * N), cs: new Float64Array((T + 1) * B * N), gates: new Float64Array(T * B * 4 * N) };
       const loss = () => {
-        backend.lstmForward(T, B, D, N, xs, Wx, Wh, b, saved);
+        backend.lstmForward({ T, B, D, N, xs, Wx, Wh, b, ...saved });
         return weightedSum(saved.hs.subarray(B * N), c);
       };
       loss();
       const gGates = new Float64Array(T * B * 4 * N);
       const gWx = new Float64Array(4 * N * D), gWh = new Float64Array(4 * N * N), gb = new Float64Array(4 * N), gxs = new Float64Array(T * B * D);
-      backend.lstmBackward(T, B, D, N, xs, Wx, Wh, saved, ghs, gGates, gWx, gWh, gb, gxs, lastStepOnly);
+      backend.lstmBackward({ T, B, D, N, xs, Wx, Wh, ...saved, ghs, gGates, gWx, gWh, gb, gxs, lastStepOnly });
       checkGradient('gWx', Wx, gWx, loss);
       checkGradient('gWh', Wh, gWh, loss);
       checkGradient('gb', b, gb, loss);
@@ -117,14 +117,14 @@ describe('LSTM and GRU backward through time', () => {
       const { c, ghs } = stateLoss(T, B, N, rng, lastStepOnly);
       const saved = { hs: new Float64Array((T + 1) * B * N), gates: new Float64Array(T * B * 3 * N), hn: new Float64Array(T * B * N) };
       const loss = () => {
-        backend.gruForward(T, B, D, N, xs, Wx, Wh, bx, bh, saved);
+        backend.gruForward({ T, B, D, N, xs, Wx, Wh, bx, bh, ...saved });
         return weightedSum(saved.hs.subarray(B * N), c);
       };
       loss();
       const gGates = new Float64Array(T * B * 3 * N), gHn = new Float64Array(T * B * N);
       const gWx = new Float64Array(3 * N * D), gWh = new Float64Array(3 * N * N);
       const gbx = new Float64Array(3 * N), gbh = new Float64Array(3 * N), gxs = new Float64Array(T * B * D);
-      backend.gruBackward(T, B, D, N, xs, Wx, Wh, saved, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs, lastStepOnly);
+      backend.gruBackward({ T, B, D, N, xs, Wx, Wh, ...saved, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs, lastStepOnly });
       checkGradient('gWx', Wx, gWx, loss);
       checkGradient('gWh', Wh, gWh, loss);
       checkGradient('gbx', bx, gbx, loss);

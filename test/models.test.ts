@@ -68,11 +68,12 @@ function plainMlpForward(model: RoafMLP, B: number, u: FloatArray, residual: boo
   const backend = referenceBackend;
   const N = model.config.width;
   let x = new Float32Array(B * N);
-  backend.gemm(false, true, B, N, model.config.inputDim, 1, u, model.config.inputDim, model.input.W.value, model.config.inputDim, 0, x, N);
+  const D = model.config.inputDim;
+  backend.gemm({ transA: false, transB: true, M: B, N, K: D, alpha: 1, A: u, lda: D, B: model.input.W.value, ldb: D, beta: 0, C: x, ldc: N });
   backend.addRowVector(B, N, x, model.input.b.value);
   for (const layer of model.layers) {
     const z = new Float32Array(B * N);
-    backend.gemm(false, true, B, N, N, 1, x, N, layer.W.value, N, 0, z, N);
+    backend.gemm({ transA: false, transB: true, M: B, N, K: N, alpha: 1, A: x, lda: N, B: layer.W.value, ldb: N, beta: 0, C: z, ldc: N });
     backend.addRowVector(B, N, z, layer.b.value);
     backend.tanh(B * N, z, z);
     if (residual) for (let i = 0; i < B * N; i++) z[i] = x[i]! + z[i]!;
@@ -80,7 +81,7 @@ function plainMlpForward(model: RoafMLP, B: number, u: FloatArray, residual: boo
   }
   const K = model.config.outputs;
   const out = new Float32Array(B * K);
-  backend.gemm(false, true, B, K, N, 1, x, N, model.readout.W.value, N, 0, out, K);
+  backend.gemm({ transA: false, transB: true, M: B, N: K, K: N, alpha: 1, A: x, lda: N, B: model.readout.W.value, ldb: N, beta: 0, C: out, ldc: K });
   backend.addRowVector(B, K, out, model.readout.b.value);
   return out;
 }
@@ -118,14 +119,14 @@ describe('special cases are exact', () => {
     let h = new Float32Array(B * N);
     for (let t = 0; t < T; t++) {
       const z = new Float32Array(B * N);
-      referenceBackend.gemm(false, true, B, N, D, 1, xs.subarray(t * B * D), D, U, D, 0, z, N);
+      referenceBackend.gemm({ transA: false, transB: true, M: B, N, K: D, alpha: 1, A: xs.subarray(t * B * D), lda: D, B: U, ldb: D, beta: 0, C: z, ldc: N });
       referenceBackend.addRowVector(B, N, z, b);
-      referenceBackend.gemm(false, true, B, N, N, 1, h, N, W, N, 1, z, N);
+      referenceBackend.gemm({ transA: false, transB: true, M: B, N, K: N, alpha: 1, A: h, lda: N, B: W, ldb: N, beta: 1, C: z, ldc: N });
       referenceBackend.tanh(B * N, z, z);
       h = z;
     }
     const expected = new Float32Array(B * 3);
-    referenceBackend.gemm(false, true, B, 3, N, 1, h, N, params.get('readout.W').value, N, 0, expected, 3);
+    referenceBackend.gemm({ transA: false, transB: true, M: B, N: 3, K: N, alpha: 1, A: h, lda: N, B: params.get('readout.W').value, ldb: N, beta: 0, C: expected, ldc: 3 });
     referenceBackend.addRowVector(B, 3, expected, params.get('readout.b').value);
     assert.deepEqual(Array.from(out), Array.from(expected));
   });

@@ -55,11 +55,12 @@ describe('20-step training trajectories match the reference on every backend', a
       it(`${name}: ${kind} ${JSON.stringify(extra)}`, () => {
         const expected = trajectory(referenceBackend, kind, data, extra);
         const actual = trajectory(backend, kind, data, extra);
-        assert.ok(expected[STEPS - 1] < expected[0], 'the reference trajectory should make progress');
-        for (let i = 0; i < STEPS; i++) {
-          const relative = Math.abs(actual[i] - expected[i]) / Math.abs(expected[i]);
-          assert.ok(relative < 1e-3, `step ${i + 1}: loss ${actual[i]} vs reference ${expected[i]} (relative ${relative.toExponential(2)})`);
-        }
+        assert.ok(expected[STEPS - 1]! < expected[0]!, 'the reference trajectory should make progress');
+        expected.forEach((want, i) => {
+          const got = actual[i]!;
+          const relative = Math.abs(got - want) / Math.abs(want);
+          assert.ok(relative < 1e-3, `step ${i + 1}: loss ${got} vs reference ${want} (relative ${relative.toExponential(2)})`);
+        });
       });
     }
   }

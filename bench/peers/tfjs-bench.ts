@@ -40,7 +40,7 @@ const K = 10;
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /** Float32 (rows, cols) from a seeded normal generator, times `scale`. */
@@ -91,18 +91,18 @@ function buildModel(tf: Tf, config: PeerConfig, T: number, L: number): { loss: (
     const loss = (): Scalar => {
       let h: Tensor2D = tf.zeros([B, N]);
       for (let t = 0; t < T; t++) {
-        const a = tf.tanh(tf.add(tf.add(tf.matMul(h, W), tf.matMul(xs[t], U)), b));
+        const a = tf.tanh(tf.add(tf.add(tf.matMul(h, W), tf.matMul(xs[t]!, U)), b));
         const filtered = tf.matMul(h, O);
         h = tf.add(alpha === 1 ? filtered : tf.mul(filtered, alpha), tf.mul(a, beta));
       }
-      return tf.losses.softmaxCrossEntropy(onehot, tf.add(tf.matMul(h, V), c)) as Scalar;
+      return tf.losses.softmaxCrossEntropy<Tensor, Scalar>(onehot, tf.add(tf.matMul(h, V), c));
     };
     return { loss, variables: [W, U, b, V, c], dispose: () => [...kept, W, U, b, V, c].forEach((x) => x.dispose()) };
   }
 
   const N = config.width ?? 64;
   const D = 784;
-  const [alpha, beta] = [1, Math.min(0.5, 0.3 / Math.sqrt(config.depth ?? L))]; // beta of the full depth
+  const [alpha, beta] = [1, Math.min(0.5, 1 / Math.sqrt(config.depth ?? L))]; // roaf's default beta at the full depth
   const P = variable(normal(rng, D, N, 1 / Math.sqrt(D)), [D, N]);
   const p = variable(new Float32Array(N), [N]);
   const Ws = Array.from({ length: L }, () => variable(normal(rng, N, N, 1 / Math.sqrt(N)), [N, N]));
@@ -117,11 +117,11 @@ function buildModel(tf: Tf, config: PeerConfig, T: number, L: number): { loss: (
   const loss = (): Scalar => {
     let x: Tensor2D = tf.add(tf.matMul(u, P), p);
     for (let l = 0; l < L; l++) {
-      const a = tf.tanh(tf.add(tf.matMul(x, Ws[l]), bs[l]));
-      const filtered = tf.matMul(x, Os[l]);
+      const a = tf.tanh(tf.add(tf.matMul(x, Ws[l]!), bs[l]!));
+      const filtered = tf.matMul(x, Os[l]!);
       x = tf.add(alpha === 1 ? filtered : tf.mul(filtered, alpha), tf.mul(a, beta));
     }
-    return tf.losses.softmaxCrossEntropy(onehot, tf.add(tf.matMul(x, V), c)) as Scalar;
+    return tf.losses.softmaxCrossEntropy<Tensor, Scalar>(onehot, tf.add(tf.matMul(x, V), c));
   };
   const variables = [P, p, ...Ws, ...bs, V, c];
   return { loss, variables, dispose: () => [...kept, ...variables].forEach((x) => x.dispose()) };
@@ -138,7 +138,7 @@ function bench(tf: Tf, config: PeerConfig, warmup: number, repeats: number, forw
   const optimizer = tf.train.adam(1e-3);
   const trainStep = (): number => {
     const cost = optimizer.minimize(model.loss, true, model.variables);
-    const value = cost!.dataSync()[0];
+    const value = cost!.dataSync()[0]!;
     cost!.dispose();
     return value;
   };

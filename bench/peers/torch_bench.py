@@ -14,7 +14,7 @@ step over T steps and classify from the last state, like psMNIST; feed-forward m
   mlp       the same with alpha = 0
 
 Same coefficients and initialisation scales as roaf: ROAF RNN alpha = 1, beta = 0.1, W ~ N(0, 1/N),
-U ~ N(0, 9/D); ROAF MLP alpha = 1, beta = 0.3 / sqrt(L); O Haar-distributed (QR with sign fix).
+U ~ N(0, 9/D); ROAF MLP alpha = 1, beta = min(0.5, 1 / sqrt(L)) (roaf's default); O Haar-distributed (QR with sign fix).
 
 Each configuration is timed with torch.set_num_threads(k) (and OpenBLAS's own thread count set to k) for
 every k in --threads: median of --repeats timed steps after --warmup untimed ones. A thread count whose
@@ -146,7 +146,7 @@ def build(config, generator):
         return TorchRNN(kind, 1, config['hidden'], K)
     if kind in ('roaf-mlp', 'mlp'):
         L = config['depth']
-        alpha, beta = (1.0, min(0.5, 0.3 / math.sqrt(L))) if kind == 'roaf-mlp' else (0.0, 1.0)
+        alpha, beta = (1.0, min(0.5, 1.0 / math.sqrt(L))) if kind == 'roaf-mlp' else (0.0, 1.0)
         return RoafMLP(784, config['width'], K, L, alpha, beta, generator)
     raise SystemExit(f'torch_bench.py: unknown model {kind!r}')
 

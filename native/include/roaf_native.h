@@ -1,6 +1,7 @@
 // Declarations shared by the addon (addon.c), the thread pool (pool.c) and the kernels (kernels.c, compiled
 // once per instruction set). Every kernel has the semantics of the method of the same name in
-// src/backend/backend.ts; sizes are checked by addon.c before a kernel is called.
+// src/backend/backend.ts, its parameters in the order of src/backend/kernel-table.ts; its arguments are
+// checked by that table (src/backend/kernel-checks.ts) before the addon calls it.
 
 #ifndef ROAF_NATIVE_H
 #define ROAF_NATIVE_H

@@ -15,47 +15,32 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { UsageError, checkRange } from '../util/errors.js';
-import type { Backend, DType, FilterOperand, FloatArray, GruSaved, LstmSaved } from './backend.js';
+import type { Backend, BackendCore, DType, FilterOperand, FloatArray, KernelName } from './backend.js';
+import { allocateHost } from './backend.js';
+import { BackendBase } from './backend-base.js';
+import { withArgumentChecks } from './kernel-checks.js';
+import { KERNEL_NAMES, KERNEL_TABLE, kernelTableId, type KernelSpec } from './kernel-table.js';
 
 /** Instruction-set paths of the native kernels, fastest first. */
 export const NATIVE_ISAS = ['avx512', 'avx2', 'portable'] as const;
 export type NativeIsa = (typeof NATIVE_ISAS)[number];
 
-/** What the addon exports (native/src/addon.c); arrays must be Float32Array except where typed otherwise. */
-interface Addon {
-  info(): { isa: NativeIsa; threads: number; cores: number; available: NativeIsa[] };
+/**
+ * What the addon exports (native/src/addon.c): control functions, and one function per kernel of the kernel
+ * table taking its arguments positionally in table order, float arrays as Float32Array, a filter as the four
+ * values (kind, n, matrix-or-signs, perm) and a filter list as (kinds, n, datas, perms) (see FilterList).
+ */
+type Addon = {
+  info(): { isa: NativeIsa; threads: number; cores: number; available: NativeIsa[]; kernelTableId: string };
   setIsa(isa: string): void;
   setThreads(n: number): void;
   setParallelThreshold(work: number): number;
   fmaPeak(seconds: number): number;
-  gemm(...args: unknown[]): void;
-  addRowVector(...args: unknown[]): void;
-  sumRows(...args: unknown[]): void;
-  tanh(...args: unknown[]): void;
-  tanhBackward(...args: unknown[]): void;
-  sumSquares(...args: unknown[]): number;
-  scale(...args: unknown[]): void;
-  axpy(...args: unknown[]): void;
-  applyFilter(...args: unknown[]): void;
-  roafLayerForward(...args: unknown[]): void;
-  roafLayerBackward(...args: unknown[]): void;
-  roafMlpForward(...args: unknown[]): void;
-  roafMlpBackward(...args: unknown[]): void;
-  roafCellForward(...args: unknown[]): void;
-  roafCellBackward(...args: unknown[]): void;
-  lstmForward(...args: unknown[]): void;
-  lstmBackward(...args: unknown[]): void;
-  gruForward(...args: unknown[]): void;
-  gruBackward(...args: unknown[]): void;
-  softmaxCrossEntropy(...args: unknown[]): number;
-  squaredError(...args: unknown[]): number;
-  adamUpdate(...args: unknown[]): void;
-  sgdUpdate(...args: unknown[]): void;
-}
+} & Partial<Record<KernelName, (...args: unknown[]) => unknown>>;
 
 let addon: Addon | null | undefined;
 let loadError: string | null = null;
-let backend: NativeBackend | null = null;
+let backend: Backend | null = null;
 
 /** Where the addon may be: dist/src/backend/ and src/backend/ both sit below the package root. */
 function addonCandidates(): string[] {
@@ -80,6 +65,13 @@ function loadAddon(): Addon | null {
     addon = createRequire(import.meta.url)(path) as Addon;
   } catch (error) {
     loadError = `the addon ${path} failed to load: ${(error as Error).message}`;
+    addon = null;
+    return null;
+  }
+  // The addon's entry points read their arguments in the order of the kernel table it was generated from.
+  const built = addon.info().kernelTableId;
+  if (built !== kernelTableId()) {
+    loadError = `the addon ${path} was built from another kernel table (${String(built)}, not ${kernelTableId()}): rebuild it with \`npm install\``;
     addon = null;
     return null;
   }
@@ -113,7 +105,7 @@ export function loadNativeBackend(): Backend | null {
   if (backend !== null) return backend;
   const a = loadAddon();
   if (a === null) return null;
-  backend = new NativeBackend(a);
+  backend = withArgumentChecks(new NativeBackend(a));
   return backend;
 }
 
@@ -159,8 +151,10 @@ export function nativeFmaPeak(seconds = 0.3): number {
   const a = requireAddon();
   checkRange('seconds', seconds, 0.01, 10);
   const runs = [0, 1, 2].map(() => a.fmaPeak(seconds)).sort((x, y) => x - y);
-  return runs[1];
+  return runs[1]!;
 }
+
+// ---- marshalling: argument objects into the addon's positional arguments, driven by the kernel table ----
 
 const FILTER_DENSE = 0;
 const FILTER_PERMUTATION = 1;
@@ -175,52 +169,104 @@ function filterData(f: FilterOperand): FloatArray | null {
 function filterPerm(f: FilterOperand): Int32Array | null {
   return f.kind === 'permutation' ? f.perm : null;
 }
-function checkFilterWidth(f: FilterOperand, N: number): void {
-  if (f.n !== N) throw new RangeError(`native backend: the filter is ${f.n} wide, the layer ${N}`);
-}
 
 /**
  * The filters of a whole stack as the addon reads them: kinds (L) and, for the matrices-or-signs and the perms,
  * either one array shared by every layer or one per layer.
  */
-interface FilterTable {
-  /** The filters the table was built from (a copy: the caller's array may change later), and their width. */
+interface FilterList {
+  /** The filters the list was built from (a copy: the caller's array may change later). */
   filters: FilterOperand[];
-  N: number;
   kinds: Int32Array;
   datas: FloatArray | null | (FloatArray | null)[];
   perms: Int32Array | null | (Int32Array | null)[];
 }
 
-/** Tables built once per filters array (a model passes the same array at every step), checked at every use. */
-const filterTables = new WeakMap<readonly FilterOperand[], FilterTable>();
+/** Lists built once per filters array (a model passes the same array at every step), rebuilt when it changed. */
+const filterLists = new WeakMap<readonly FilterOperand[], FilterList>();
 
-function filterTable(filters: readonly FilterOperand[], L: number, N: number): FilterTable {
-  if (filters.length !== L) throw new RangeError(`native backend: ${filters.length} filters for ${L} layers`);
-  const cached = filterTables.get(filters);
-  if (cached !== undefined && cached.N === N && cached.filters.length === L && cached.filters.every((f, l) => f === filters[l])) {
+function filterList(filters: readonly FilterOperand[]): FilterList {
+  const cached = filterLists.get(filters);
+  if (cached !== undefined && cached.filters.length === filters.length && cached.filters.every((f, l) => f === filters[l])) {
     return cached;
   }
-  const kinds = new Int32Array(L);
-  filters.forEach((f, l) => {
-    checkFilterWidth(f, N);
-    kinds[l] = filterKind(f);
-  });
-  const shared = filters.every((f) => f === filters[0]);
-  const table: FilterTable = shared && L > 0
-    ? { filters: [...filters], N, kinds, datas: filterData(filters[0]), perms: filterPerm(filters[0]) }
-    : { filters: [...filters], N, kinds, datas: filters.map(filterData), perms: filters.map(filterPerm) };
-  filterTables.set(filters, table);
-  return table;
+  const first = filters[0];
+  const shared = first !== undefined && filters.every((f) => f === first);
+  const list: FilterList = {
+    filters: [...filters],
+    kinds: Int32Array.from(filters, filterKind),
+    datas: shared ? filterData(first) : filters.map(filterData),
+    perms: shared ? filterPerm(first) : filters.map(filterPerm),
+  };
+  filterLists.set(filters, list);
+  return list;
 }
 
-class NativeBackend implements Backend {
-  readonly name = 'native';
+/**
+ * The addon function of one kernel as a Backend method. Positional kernels without filters take their
+ * arguments as they are; the others are spread from the argument object in table order.
+ */
+function bindKernel(fn: (...args: unknown[]) => unknown, spec: KernelSpec): (...params: unknown[]) => unknown {
+  const filterArgs = spec.args.some((arg) => arg.kind === 'filter' || arg.kind === 'filters');
+  if (!spec.object && !filterArgs) return fn;
+  return (...params: unknown[]): unknown => {
+    const values = (spec.object ? params[0] : Object.fromEntries(spec.args.map((arg, i) => [arg.name, params[i]]))) as Record<string, unknown>;
+    const list: unknown[] = [];
+    for (const arg of spec.args) {
+      const value = values[arg.name];
+      if (arg.kind === 'filter') {
+        const f = value as FilterOperand;
+        list.push(filterKind(f), f.n, filterData(f), filterPerm(f));
+      } else if (arg.kind === 'filters') {
+        const l = filterList(value as readonly FilterOperand[]);
+        list.push(l.kinds, values[arg.width], l.datas, l.perms);
+      } else {
+        list.push(value);
+      }
+    }
+    return fn(...list);
+  };
+}
 
-  constructor(private readonly a: Addon) {}
+/** Every kernel the addon has, as Backend methods. */
+function bindNativeKernels(addon: Addon): Partial<Backend> {
+  const kernels: Record<string, unknown> = {};
+  for (const name of KERNEL_NAMES) {
+    const fn = addon[name];
+    if (fn !== undefined) kernels[name] = bindKernel(fn, KERNEL_TABLE[name]);
+  }
+  return kernels as Partial<Backend>;
+}
+
+/**
+ * The native backend: every kernel the addon has (all of the table's), installed from the kernel table as own
+ * properties in place of BackendBase's abstract core and default fused kernels. Arguments are checked before
+ * (loadNativeBackend wraps it with the table's checks); the addon itself only reads them.
+ */
+class NativeBackend extends BackendBase {
+  readonly name = 'native';
+  // The core: the addon's kernels, installed by the constructor (the addon has every kernel of its table).
+  declare gemm: BackendCore['gemm'];
+  declare addRowVector: BackendCore['addRowVector'];
+  declare sumRows: BackendCore['sumRows'];
+  declare tanh: BackendCore['tanh'];
+  declare tanhBackward: BackendCore['tanhBackward'];
+  declare sumSquares: BackendCore['sumSquares'];
+  declare scale: BackendCore['scale'];
+  declare axpy: BackendCore['axpy'];
+  declare applyFilter: BackendCore['applyFilter'];
+  declare softmaxCrossEntropy: BackendCore['softmaxCrossEntropy'];
+  declare squaredError: BackendCore['squaredError'];
+  declare adamUpdate: BackendCore['adamUpdate'];
+  declare sgdUpdate: BackendCore['sgdUpdate'];
+
+  constructor(private readonly addon: Addon) {
+    super();
+    Object.assign(this, bindNativeKernels(addon));
+  }
 
   describe(): string {
-    const { isa, threads } = this.a.info();
+    const { isa, threads } = this.addon.info();
     return `native (${isa}, ${threads} thread${threads === 1 ? '' : 's'})`;
   }
 
@@ -228,170 +274,7 @@ class NativeBackend implements Backend {
     return dtype === 'float32';
   }
 
-  gemm(
-    transA: boolean, transB: boolean, M: number, N: number, K: number,
-    alpha: number, A: FloatArray, lda: number, B: FloatArray, ldb: number,
-    beta: number, C: FloatArray, ldc: number,
-  ): void {
-    this.a.gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  }
-
-  addRowVector(rows: number, n: number, y: FloatArray, bias: FloatArray): void {
-    this.a.addRowVector(rows, n, y, bias);
-  }
-
-  sumRows(rows: number, n: number, x: FloatArray, out: FloatArray): void {
-    this.a.sumRows(rows, n, x, out);
-  }
-
-  tanh(n: number, x: FloatArray, out: FloatArray): void {
-    this.a.tanh(n, x, out);
-  }
-
-  tanhBackward(n: number, a: FloatArray, gy: FloatArray, gx: FloatArray): void {
-    this.a.tanhBackward(n, a, gy, gx);
-  }
-
-  sumSquares(n: number, x: FloatArray): number {
-    return this.a.sumSquares(n, x);
-  }
-
-  scale(n: number, x: FloatArray, s: number): void {
-    this.a.scale(n, x, s);
-  }
-
-  axpy(n: number, s: number, x: FloatArray, y: FloatArray): void {
-    this.a.axpy(n, s, x, y);
-  }
-
-  applyFilter(
-    filter: FilterOperand, transpose: boolean, B: number,
-    alpha: number, x: FloatArray, betaY: number, y: FloatArray,
-  ): void {
-    if (x === y) throw new RangeError('native backend: applyFilter: x and y must not alias');
-    this.a.applyFilter(filterKind(filter), filterData(filter), filterPerm(filter), filter.n, transpose, B, alpha, x, betaY, y);
-  }
-
-  roafLayerForward(
-    B: number, N: number, alpha: number, beta: number, filter: FilterOperand,
-    x: FloatArray, W: FloatArray, b: FloatArray, a: FloatArray, y: FloatArray,
-  ): void {
-    checkFilterWidth(filter, N);
-    this.a.roafLayerForward(B, N, alpha, beta, filterKind(filter), filterData(filter), filterPerm(filter), x, W, b, a, y);
-  }
-
-  roafLayerBackward(
-    B: number, N: number, alpha: number, beta: number, filter: FilterOperand,
-    x: FloatArray, a: FloatArray, W: FloatArray, gy: FloatArray,
-    gx: FloatArray | null, gW: FloatArray, gb: FloatArray, gz: FloatArray,
-  ): void {
-    checkFilterWidth(filter, N);
-    this.a.roafLayerBackward(
-      B, N, alpha, beta, filterKind(filter), filterData(filter), filterPerm(filter), x, a, W, gy, gx, gW, gb, gz,
-    );
-  }
-
-  roafMlpForward(
-    L: number, B: number, N: number, alpha: number, beta: number, filters: readonly FilterOperand[],
-    Ws: FloatArray, bs: FloatArray, xs: FloatArray, as: FloatArray,
-  ): void {
-    const t = filterTable(filters, L, N);
-    this.a.roafMlpForward(L, B, N, alpha, beta, t.kinds, t.datas, t.perms, Ws, bs, xs, as);
-  }
-
-  roafMlpBackward(
-    L: number, B: number, N: number, alpha: number, beta: number, filters: readonly FilterOperand[],
-    Ws: FloatArray, xs: FloatArray, as: FloatArray, gy: FloatArray,
-    gWs: FloatArray, gbs: FloatArray, gradSquares: Float64Array | null,
-  ): void {
-    const t = filterTable(filters, L, N);
-    this.a.roafMlpBackward(L, B, N, alpha, beta, t.kinds, t.datas, t.perms, Ws, xs, as, gy, gWs, gbs, gradSquares);
-  }
-
-  roafCellForward(
-    T: number, B: number, D: number, N: number, alpha: number, beta: number, filter: FilterOperand,
-    xs: FloatArray, W: FloatArray, U: FloatArray, b: FloatArray, hs: FloatArray, as: FloatArray,
-  ): void {
-    checkFilterWidth(filter, N);
-    this.a.roafCellForward(
-      T, B, D, N, alpha, beta, filterKind(filter), filterData(filter), filterPerm(filter), xs, W, U, b, hs, as,
-    );
-  }
-
-  roafCellBackward(
-    T: number, B: number, D: number, N: number, alpha: number, beta: number, filter: FilterOperand,
-    xs: FloatArray, W: FloatArray, U: FloatArray, hs: FloatArray, as: FloatArray,
-    ghs: FloatArray, gzs: FloatArray, gW: FloatArray, gU: FloatArray, gb: FloatArray,
-    gh0: FloatArray | null, gxs: FloatArray | null, lastStepOnly: boolean,
-  ): void {
-    checkFilterWidth(filter, N);
-    this.a.roafCellBackward(
-      T, B, D, N, alpha, beta, filterKind(filter), filterData(filter), filterPerm(filter),
-      xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs, lastStepOnly,
-    );
-  }
-
-  lstmForward(
-    T: number, B: number, D: number, N: number,
-    xs: FloatArray, Wx: FloatArray, Wh: FloatArray, b: FloatArray, saved: LstmSaved,
-  ): void {
-    this.a.lstmForward(T, B, D, N, xs, Wx, Wh, b, saved.hs, saved.cs, saved.gates);
-  }
-
-  lstmBackward(
-    T: number, B: number, D: number, N: number,
-    xs: FloatArray, Wx: FloatArray, Wh: FloatArray, saved: LstmSaved,
-    ghs: FloatArray, gGates: FloatArray, gWx: FloatArray, gWh: FloatArray, gb: FloatArray,
-    gxs: FloatArray | null, lastStepOnly: boolean,
-  ): void {
-    this.a.lstmBackward(
-      T, B, D, N, xs, Wx, Wh, saved.hs, saved.cs, saved.gates, ghs, gGates, gWx, gWh, gb, gxs, lastStepOnly,
-    );
-  }
-
-  gruForward(
-    T: number, B: number, D: number, N: number,
-    xs: FloatArray, Wx: FloatArray, Wh: FloatArray, bx: FloatArray, bh: FloatArray, saved: GruSaved,
-  ): void {
-    this.a.gruForward(T, B, D, N, xs, Wx, Wh, bx, bh, saved.hs, saved.gates, saved.hn);
-  }
-
-  gruBackward(
-    T: number, B: number, D: number, N: number,
-    xs: FloatArray, Wx: FloatArray, Wh: FloatArray, saved: GruSaved,
-    ghs: FloatArray, gGates: FloatArray, gHn: FloatArray,
-    gWx: FloatArray, gWh: FloatArray, gbx: FloatArray, gbh: FloatArray,
-    gxs: FloatArray | null, lastStepOnly: boolean,
-  ): void {
-    this.a.gruBackward(
-      T, B, D, N, xs, Wx, Wh, saved.hs, saved.gates, saved.hn, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs,
-      lastStepOnly,
-    );
-  }
-
-  softmaxCrossEntropy(
-    B: number, K: number, logits: FloatArray, labels: Int32Array, gradScale: number,
-    grad: FloatArray | null, correct: Uint8Array | null,
-  ): number {
-    return this.a.softmaxCrossEntropy(B, K, logits, labels, gradScale, grad, correct);
-  }
-
-  squaredError(
-    B: number, K: number, pred: FloatArray, target: FloatArray, gradScale: number, grad: FloatArray | null,
-  ): number {
-    return this.a.squaredError(B, K, pred, target, gradScale, grad);
-  }
-
-  adamUpdate(
-    n: number, params: FloatArray, grads: FloatArray, m: FloatArray, v: FloatArray,
-    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, t: number,
-  ): void {
-    this.a.adamUpdate(n, params, grads, m, v, lr, beta1, beta2, eps, weightDecay, t);
-  }
-
-  sgdUpdate(
-    n: number, params: FloatArray, grads: FloatArray, velocity: FloatArray, lr: number, momentum: number,
-  ): void {
-    this.a.sgdUpdate(n, params, grads, velocity, lr, momentum);
+  allocate(dtype: DType, length: number): FloatArray {
+    return allocateHost(dtype, length);
   }
 }

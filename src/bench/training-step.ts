@@ -10,7 +10,6 @@ import type { FlopEstimate } from '../models/kind.js';
 import { modelKind } from '../models/kinds.js';
 import type { Model } from '../models/model.js';
 import { crossEntropyLoss } from '../nn/losses.js';
-import { allocateFloats } from '../nn/parameters.js';
 import { DEFAULT_OPTIMIZER, Optimizer } from '../train/optimizer.js';
 import { Random } from '../util/random.js';
 
@@ -71,12 +70,12 @@ export function benchmarkTrainingStep(model: Model, options: StepBenchOptions): 
   const T = model.recurrent ? options.seqLen : 1;
   const { inputDim: D, outputs: K, dtype } = model.config;
   const rng = new Random(options.seed);
-  const inputs: FloatArray = allocateFloats(dtype, T * B * D); // (T, B, D)
+  const inputs: FloatArray = model.backend.allocate(dtype, T * B * D); // (T, B, D)
   for (let i = 0; i < inputs.length; i++) inputs[i] = rng.uniform();
   const rows = model.outputRows(B, T);
   const labels = new Int32Array(rows); // (rows)
   for (let i = 0; i < rows; i++) labels[i] = rng.int(K);
-  const gOutputs = allocateFloats(dtype, rows * K); // (rows, K)
+  const gOutputs = model.backend.allocate(dtype, rows * K); // (rows, K)
   const hits = new Uint8Array(rows);
   const optimizer = new Optimizer({ ...DEFAULT_OPTIMIZER, kind: 'adam' }, model.params, model.backend);
 

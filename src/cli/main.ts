@@ -9,6 +9,7 @@ import { registerBenchCommand } from './bench.js';
 import { registerDiagnoseCommand } from './diagnose.js';
 import { registerInfoCommand } from './info.js';
 import { registerReportCommand } from './report.js';
+import { registerReproCommand } from './repro.js';
 import { registerTrainCommands } from './train.js';
 
 function buildProgram(): Command {
@@ -23,6 +24,7 @@ function buildProgram(): Command {
   registerBenchCommand(program);
   registerDiagnoseCommand(program);
   registerReportCommand(program);
+  registerReproCommand(program);
   return program;
 }
 

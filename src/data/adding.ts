@@ -1,4 +1,4 @@
-// The adding problem (Hochreiter & Schmidhuber 1997; SPEC §6): a long-memory regression task.
+// The adding problem (Hochreiter & Schmidhuber 1997; docs/tasks.md): a long-memory regression task.
 //
 // Each step has two channels: a value uniform in [0, 1) and a marker. The marker is 1 at exactly one
 // step of the first half [0, floor(T/2)) and one step of the second half [floor(T/2), T), 0 elsewhere;
@@ -58,7 +58,7 @@ export class AddingDataset implements Dataset {
   sample(index: number): AddingSample {
     const values = new Float64Array(this.steps);
     const markers = this.draw(index, values);
-    return { values, markers, target: values[markers[0]] + values[markers[1]] };
+    return { values, markers, target: values[markers[0]]! + values[markers[1]]! };
   }
 
   fillBatch(indices: ArrayLike<number>, inputs: FloatArray, targets: BatchTargets): void {
@@ -68,14 +68,14 @@ export class AddingDataset implements Dataset {
     const values = this.scratch;
     const out = targets.values!;
     for (let b = 0; b < B; b++) {
-      const [first, second] = this.draw(indices[b], values);
+      const [first, second] = this.draw(indices[b]!, values);
       // inputs (T, B, 2): value at ((t * B + b) * 2), marker at +1.
       for (let t = 0; t < T; t++) {
         const at = (t * B + b) * 2;
-        inputs[at] = values[t];
+        inputs[at] = values[t]!;
         inputs[at + 1] = t === first || t === second ? 1 : 0;
       }
-      out[b] = values[first] + values[second];
+      out[b] = values[first]! + values[second]!;
     }
   }
 

@@ -1,4 +1,4 @@
-// The copy memory task (Hochreiter & Schmidhuber 1997, Arjovsky et al. 2016; SPEC §6).
+// The copy memory task (Hochreiter & Schmidhuber 1997, Arjovsky et al. 2016; docs/tasks.md).
 //
 // Input, T = L + 20 steps, one-hot over 10 symbols:
 //   steps 0..9          ten symbols drawn uniformly from {1..8}
@@ -69,7 +69,7 @@ export class CopyDataset implements Dataset {
 
   /** The input symbol (0..9) of a sample at step t, given its ten symbols. */
   private inputAt(t: number, symbols: Int32Array): number {
-    if (t < COPY_SYMBOLS) return symbols[t];
+    if (t < COPY_SYMBOLS) return symbols[t]!;
     return t === this.blanks + COPY_SYMBOLS ? COPY_MARKER : COPY_BLANK;
   }
 
@@ -83,11 +83,11 @@ export class CopyDataset implements Dataset {
     const symbols = this.scratch;
     inputs.fill(0);
     for (let b = 0; b < B; b++) {
-      this.draw(indices[b], symbols);
+      this.draw(indices[b]!, symbols);
       for (let t = 0; t < T; t++) {
         // inputs (T, B, 10) one-hot; labels (T, B).
         inputs[(t * B + b) * D + this.inputAt(t, symbols)] = 1;
-        labels[t * B + b] = t < firstOutput ? COPY_BLANK : symbols[t - firstOutput];
+        labels[t * B + b] = t < firstOutput ? COPY_BLANK : symbols[t - firstOutput]!;
       }
     }
   }

@@ -58,7 +58,7 @@ export function checkBatch(ds: Dataset, indices: ArrayLike<number>, inputs: Floa
     throw new Error(`${ds.name}: inputs must have T*B*D = ${ds.steps}*${B}*${ds.inputDim} = ${expectedInputs} elements, got ${inputs.length}`);
   }
   for (let b = 0; b < B; b++) {
-    const index = indices[b];
+    const index = indices[b]!;
     if (!Number.isInteger(index) || index < 0 || index >= ds.count) {
       throw new Error(`${ds.name}: sample index ${index} out of range [0, ${ds.count})`);
     }
@@ -89,7 +89,7 @@ export function limitDataset(ds: Dataset, n: number): Dataset {
     target: ds.target,
     fillBatch(indices: ArrayLike<number>, inputs: FloatArray, targets: BatchTargets): void {
       for (let b = 0; b < indices.length; b++) {
-        const index = indices[b];
+        const index = indices[b]!;
         if (!Number.isInteger(index) || index < 0 || index >= n) {
           throw new Error(`${ds.name}: sample index ${index} out of range [0, ${n})`);
         }

@@ -63,12 +63,13 @@ export function parseIdx(bytes: Uint8Array, path: string): IdxFile {
   if (bytes[0] !== 0 || bytes[1] !== 0) {
     throw new UsageError(`IDX file '${path}' has wrong magic number ${found}: expected 0x00 0x00 <type code> <number of dims> (not an IDX file?)`);
   }
-  const info = TYPES.find((t) => t.code === bytes[2]);
+  const typeCode = bytes[2]!; // the length was checked above
+  const ndims = bytes[3]!;
+  const info = TYPES.find((t) => t.code === typeCode);
   if (!info) {
     const known = TYPES.map((t) => `${hex(t.code)} ${t.type}`).join(', ');
-    throw new UsageError(`IDX file '${path}' has unknown type code ${hex(bytes[2])} (magic ${found}): expected one of ${known}`);
+    throw new UsageError(`IDX file '${path}' has unknown type code ${hex(typeCode)} (magic ${found}): expected one of ${known}`);
   }
-  const ndims = bytes[3];
   const headerBytes = 4 + 4 * ndims;
   if (bytes.length < headerBytes) {
     throw new UsageError(`IDX file '${path}' is truncated: header needs ${headerBytes} bytes for ${ndims} dims, found ${bytes.length}`);
@@ -147,7 +148,7 @@ export function encodeIdx(dims: readonly number[], data: IdxData): Uint8Array {
   dims.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
   for (let i = 0; i < count; i++) {
     const at = headerBytes + i * info.bytes;
-    const x = data[i];
+    const x = data[i]!;
     switch (info.type) {
       case 'ubyte': view.setUint8(at, x); break;
       case 'byte': view.setInt8(at, x); break;

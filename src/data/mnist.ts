@@ -71,10 +71,11 @@ export class ImageDataset implements Dataset {
     const P = this.inputDim;
     const labels = targets.labels!;
     for (let b = 0; b < indices.length; b++) {
-      const src = indices[b] * P;
+      const index = indices[b]!;
+      const src = index * P;
       const dst = b * P;
-      for (let p = 0; p < P; p++) inputs[dst + p] = this.pixels[src + p] / 255;
-      labels[b] = this.labels[indices[b]];
+      for (let p = 0; p < P; p++) inputs[dst + p] = this.pixels[src + p]! / 255;
+      labels[b] = this.labels[index]!;
     }
   }
 }
@@ -106,7 +107,7 @@ export function loadImageDataset(dir: string | undefined, { kind }: { kind: Imag
     const type = images.data instanceof Uint8Array ? labels.type : images.type;
     throw new UsageError(`IDX file '${path}' has element type ${type}: expected ubyte (0x08)`);
   }
-  const [count, rows, cols] = images.dims;
+  const [count, rows, cols] = images.dims as [number, number, number]; // 3 dims, checked above
   if (labels.dims[0] !== count) {
     throw new UsageError(`image and label counts disagree: '${imagesPath}' has ${count} images, '${labelsPath}' has ${labels.dims[0]} labels`);
   }

@@ -49,10 +49,11 @@ export class SequentialImageDataset implements Dataset {
     const { pixels, labels } = this.images;
     const out = targets.labels!;
     for (let b = 0; b < B; b++) {
-      const src = indices[b] * P;
+      const index = indices[b]!;
+      const src = index * P;
       // inputs (T, B, 1): step t of sample b at t * B + b.
-      for (let t = 0; t < P; t++) inputs[t * B + b] = pixels[src + this.order[t]] / 255;
-      out[b] = labels[indices[b]];
+      for (let t = 0; t < P; t++) inputs[t * B + b] = pixels[src + this.order[t]!]! / 255;
+      out[b] = labels[index]!;
     }
   }
 }

@@ -1,9 +1,11 @@
 // The task registry: a task name and options -> its train and test datasets.
 //
-// Options are validated here, at the boundary, and errors name the CLI flag that sets them
-// (`--task`, `--seq-len`, `--data-dir`, `--train-limit`, ...), since that is what a user typed.
+// Options are validated here, at the boundary, against the ranges of the options table, and errors name
+// the CLI flag that sets them (`--task`, `--seq-len`, `--data-dir`, `--train-limit`, ...), since that is
+// what a user typed.
 
-import { UsageError, checkChoice, checkRange } from '../util/errors.js';
+import { OPTIONS, checkOption, checkOptionChoice } from '../options/table.js';
+import { UsageError } from '../util/errors.js';
 import { Random } from '../util/random.js';
 import { AddingDataset } from './adding.js';
 import { CopyDataset } from './copy.js';
@@ -42,6 +44,8 @@ export const DEFAULT_TEST_SIZE = 1_000;
 export const DEFAULT_SEQ_LEN = { adding: 200, copy: 100 } as const;
 /** Largest accepted `seqLen`, only to catch typos before allocating; far beyond the T = 10,000 goal. */
 export const MAX_SEQ_LEN = 10_000_000;
+/** Smallest `seqLen`: the adding problem needs a step in each half; copy needs one blank. */
+const MIN_SEQ_LEN = { adding: 2, copy: 1 } as const;
 
 export interface TaskOptions {
   /** Directory of the IDX files (mnist, fashion-mnist, smnist, psmnist); default: see `defaultImageDir`. */
@@ -71,7 +75,7 @@ export function splitSeed(seed: number, split: Split): number {
 
 /** Loads or generates task `name`; every bad option is a `UsageError` naming its flag. */
 export function loadTask(name: string, opts: TaskOptions): TaskData {
-  const task = checkChoice('--task', name, TASKS);
+  const task = checkOptionChoice(OPTIONS.task, name);
   if (!Number.isInteger(opts.seed)) throw new UsageError(`--seed must be an integer, got ${String(opts.seed)}`);
   const generated = task === 'adding' || task === 'copy';
   if (!generated) {
@@ -85,9 +89,9 @@ export function loadTask(name: string, opts: TaskOptions): TaskData {
   }
   const data = generated ? generateTask(task, opts) : loadImageTask(task, opts.dataDir);
   const train = opts.trainLimit === undefined ? data.train
-    : limitDataset(data.train, checkRange('--train-limit', opts.trainLimit, 1, Infinity, { integer: true }));
+    : limitDataset(data.train, checkOption(OPTIONS.trainLimit, opts.trainLimit));
   const test = opts.testLimit === undefined ? data.test
-    : limitDataset(data.test, checkRange('--test-limit', opts.testLimit, 1, Infinity, { integer: true }));
+    : limitDataset(data.test, checkOption(OPTIONS.testLimit, opts.testLimit));
   return { train, test };
 }
 
@@ -102,11 +106,10 @@ function loadImageTask(task: 'mnist' | 'fashion-mnist' | 'smnist' | 'psmnist', d
 }
 
 function generateTask(task: 'adding' | 'copy', opts: TaskOptions): TaskData {
-  const minLen = task === 'adding' ? 2 : 1;
-  const seqLen = checkRange('--seq-len', opts.seqLen ?? DEFAULT_SEQ_LEN[task], minLen, MAX_SEQ_LEN, { integer: true });
+  const seqLen = checkOption(OPTIONS.seqLen, opts.seqLen ?? DEFAULT_SEQ_LEN[task], { min: MIN_SEQ_LEN[task] });
   const size = (split: Split): number => split === 'train'
-    ? checkRange('--train-size', opts.trainSize ?? DEFAULT_TRAIN_SIZE, 1, Infinity, { integer: true })
-    : checkRange('--test-size', opts.testSize ?? DEFAULT_TEST_SIZE, 1, Infinity, { integer: true });
+    ? checkOption(OPTIONS.trainSize, opts.trainSize ?? DEFAULT_TRAIN_SIZE)
+    : checkOption(OPTIONS.testSize, opts.testSize ?? DEFAULT_TEST_SIZE);
   const make = (split: Split) => {
     const common = { name: `${task}/${split}`, count: size(split), seed: splitSeed(opts.seed, split) };
     return task === 'adding' ? new AddingDataset({ ...common, steps: seqLen }) : new CopyDataset({ ...common, blanks: seqLen });

@@ -2,8 +2,9 @@
 // What each kind of network is and fixes lives in the registry (kinds.ts).
 
 import type { DType } from '../backend/backend.js';
-import { FILTER_KINDS, type FilterKind } from '../nn/filter.js';
-import { UsageError, checkChoice, checkRange } from '../util/errors.js';
+import type { FilterKind } from '../nn/filter.js';
+import { OPTIONS, checkOption, checkOptionChoice } from '../options/table.js';
+import { UsageError, checkRange } from '../util/errors.js';
 import { MODEL_KINDS, type ModelKind } from './kinds.js';
 
 export { MODEL_KINDS, type ModelKind };
@@ -43,19 +44,23 @@ export interface ModelConfig {
   dtype: DType;
 }
 
-/** Checks every field and returns the config; errors name the CLI option, the value and what is allowed. */
+/**
+ * Checks every field and returns the config; errors name the CLI option, the value and the allowed range,
+ * which come from the options table (src/options/table.ts).
+ */
 export function validateModelConfig(config: ModelConfig): ModelConfig {
-  checkChoice('--model', config.model, MODEL_KINDS);
-  checkChoice('--filter', config.filter, FILTER_KINDS);
-  checkChoice('--dtype', config.dtype, ['float32', 'float64'] as const);
-  checkRange('--depth', config.depth, 1, 1_000_000, { integer: true });
-  checkRange('--width', config.width, 1, 65_536, { integer: true });
-  checkRange('--hidden', config.hidden, 1, 65_536, { integer: true });
-  if (config.layers !== undefined) checkRange('--layers', config.layers, 1, 64, { integer: true });
-  checkRange('--alpha', config.alpha, 0, 1);
-  checkRange('--beta', config.beta, 0, 100, { minExclusive: config.model !== 'mlp' && config.model !== 'rnn' });
-  checkRange('--input-scale', config.inputScale, 0, 1e6, { minExclusive: true });
-  checkRange('--seed', config.seed, 0, 2 ** 32 - 1, { integer: true });
+  checkOptionChoice(OPTIONS.model, config.model);
+  checkOptionChoice(OPTIONS.filter, config.filter);
+  checkOptionChoice(OPTIONS.dtype, config.dtype);
+  checkOption(OPTIONS.depth, config.depth);
+  checkOption(OPTIONS.width, config.width);
+  checkOption(OPTIONS.hidden, config.hidden);
+  if (config.layers !== undefined) checkOption(OPTIONS.layers, config.layers);
+  checkOption(OPTIONS.alpha, config.alpha);
+  // mlp and rnn fix beta = 1 and ignore the value given, so 0 passes for them
+  checkOption(OPTIONS.beta, config.beta, { minExclusive: config.model !== 'mlp' && config.model !== 'rnn' });
+  checkOption(OPTIONS.inputScale, config.inputScale);
+  checkOption(OPTIONS.seed, config.seed);
   checkRange('input dimension', config.inputDim, 1, 1e9, { integer: true });
   checkRange('outputs', config.outputs, 1, 1e9, { integer: true });
   if (config.readout !== 'last' && config.readout !== 'every') {

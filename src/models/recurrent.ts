@@ -9,7 +9,7 @@
 import type { Backend, FilterOperand, FloatArray } from '../backend/backend.js';
 import { makeFilters } from '../nn/filter.js';
 import { Linear, type SequenceCell } from '../nn/layers.js';
-import { ParameterStore, allocateFloats } from '../nn/parameters.js';
+import { ParameterStore } from '../nn/parameters.js';
 import { Random } from '../util/random.js';
 import type { ModelConfig } from './config.js';
 import type { GradientHook, Model } from './model.js';
@@ -47,8 +47,8 @@ export class RecurrentModel<C extends SequenceCell = SequenceCell> implements Mo
   constructor(readonly config: ModelConfig, readonly backend: Backend, cellFactory: CellFactory<C>) {
     const { hidden: N, inputDim: D, outputs: K, dtype, seed } = config;
     const k = config.layers ?? 1;
-    this.params = new ParameterStore(dtype);
-    this.filters = cellFactory.filtered(config) ? makeFilters(config.filter, N, k, config.sharedFilter, seed, dtype) : [];
+    this.params = new ParameterStore(dtype, backend);
+    this.filters = cellFactory.filtered(config) ? makeFilters(config.filter, N, k, config.sharedFilter, seed, dtype, backend) : [];
     const identity: FilterOperand = { kind: 'identity', n: N };
     this.cells = Array.from({ length: k }, (_, j) =>
       cellFactory.create(this.params, cellName(j, k), j === 0 ? D : N, config, j, this.filters[j] ?? identity));
@@ -69,9 +69,9 @@ export class RecurrentModel<C extends SequenceCell = SequenceCell> implements Mo
     if (T * B <= this.capacity) return;
     this.capacity = T * B;
     const { hidden: N, outputs: K, dtype } = this.config;
-    this.outputs = allocateFloats(dtype, T * B * K);
-    this.ghs = allocateFloats(dtype, T * B * N);
-    if (this.cells.length > 1) this.gInputs = allocateFloats(dtype, T * B * N);
+    this.outputs = this.backend.allocate(dtype, T * B * K);
+    this.ghs = this.backend.allocate(dtype, T * B * N);
+    if (this.cells.length > 1) this.gInputs = this.backend.allocate(dtype, T * B * N);
   }
 
   forward(B: number, T: number, inputs: FloatArray): FloatArray {

@@ -16,7 +16,7 @@
 import type { Backend, FilterOperand, FloatArray } from '../backend/backend.js';
 import { makeFilters } from '../nn/filter.js';
 import { Linear, RoafLayer } from '../nn/layers.js';
-import { ParameterStore, allocateFloats } from '../nn/parameters.js';
+import { ParameterStore } from '../nn/parameters.js';
 import { Random } from '../util/random.js';
 import type { ModelConfig } from './config.js';
 import type { GradientHook, Model } from './model.js';
@@ -43,14 +43,16 @@ export class RoafMLP implements Model {
   private checkpoints: FloatArray | null = null;
   /** checkpoint: which segment xs/as hold now (-1: none), so diagnostics walking the layers recompute each once. */
   private materialised = -1;
+  /** checkpoint mode: each segment's slice of the filter list, made once. */
+  private filterSegments: Array<readonly FilterOperand[] | undefined> = [];
   private logits!: FloatArray; // (B, K)
   private grads!: FloatArray; // (2, B, N): ∂loss/∂x_L, and ping-pong ∂loss/∂x_l on the per-layer path
   private gz!: FloatArray; // (B, N) scratch of the per-layer path
 
   constructor(readonly config: ModelConfig, readonly backend: Backend) {
     const { depth: L, width: N, inputDim: D, outputs: K, dtype, seed } = config;
-    this.params = new ParameterStore(dtype);
-    this.filters = config.alpha === 0 ? [] : makeFilters(config.filter, N, L, config.sharedFilter, seed, dtype);
+    this.params = new ParameterStore(dtype, backend);
+    this.filters = config.alpha === 0 ? [] : makeFilters(config.filter, N, L, config.sharedFilter, seed, dtype, backend);
     const identity: FilterOperand = { kind: 'identity', n: N };
     this.input = new Linear(this.params, 'input', D, N);
     const Ws = Array.from({ length: L }, (_, l) => RoafLayer.declareWeight(this.params, `layers.${l}`, N));
@@ -77,6 +79,7 @@ export class RoafMLP implements Model {
     this.segmentLength = k;
     this.capacity = 0;
     this.materialised = -1;
+    this.filterSegments = [];
   }
 
   get memory(): ActivationMemory {
@@ -100,13 +103,14 @@ export class RoafMLP implements Model {
     const { depth: L, width: N, outputs: K, dtype } = this.config;
     this.capacity = B;
     const k = this.segmentLength;
-    this.xs = allocateFloats(dtype, (k + 1) * B * N);
-    this.as = allocateFloats(dtype, k * B * N);
-    this.checkpoints = this.memoryMode === 'full' ? null : allocateFloats(dtype, (Math.ceil(L / k) + 1) * B * N);
+    const memory = this.backend;
+    this.xs = memory.allocate(dtype, (k + 1) * B * N);
+    this.as = memory.allocate(dtype, k * B * N);
+    this.checkpoints = this.memoryMode === 'full' ? null : memory.allocate(dtype, (Math.ceil(L / k) + 1) * B * N);
     this.materialised = -1;
-    this.logits = allocateFloats(dtype, B * K);
-    this.grads = allocateFloats(dtype, 2 * B * N);
-    this.gz = allocateFloats(dtype, B * N);
+    this.logits = memory.allocate(dtype, B * K);
+    this.grads = memory.allocate(dtype, 2 * B * N);
+    this.gz = memory.allocate(dtype, B * N);
   }
 
   /** Layers [first, first + count) of segment s. */
@@ -119,10 +123,25 @@ export class RoafMLP implements Model {
   private stackForward(B: number, first: number, count: number): void {
     const { width: N, alpha, beta } = this.config;
     const { Ws, bs } = this.stacked(this.params.values, first, count);
-    this.backend.roafMlpForward(
-      count, B, N, alpha, beta, this.layerFilters.slice(first, first + count), Ws, bs,
-      this.xs.subarray(0, (count + 1) * B * N), this.as.subarray(0, count * B * N),
-    );
+    this.backend.roafMlpForward({
+      L: count, B, N, alpha, beta, filters: this.segmentFilters(first, count), Ws, bs,
+      xs: this.xs.subarray(0, (count + 1) * B * N), as: this.as.subarray(0, count * B * N),
+    });
+  }
+
+  /**
+   * The filters of layers [first, first + count): the same array object every step (the whole list in full
+   * mode, one cached list per segment otherwise), so a backend may cache what it derives from the list.
+   */
+  private segmentFilters(first: number, count: number): readonly FilterOperand[] {
+    if (first === 0 && count === this.layerFilters.length) return this.layerFilters;
+    const s = first / this.segmentLength;
+    let list = this.filterSegments[s];
+    if (list === undefined) {
+      list = this.layerFilters.slice(first, first + count);
+      this.filterSegments[s] = list;
+    }
+    return list;
   }
 
   /** checkpoint mode: the view of segment row r (x at segment start r·k, or x_L for r = S). */
@@ -200,10 +219,10 @@ export class RoafMLP implements Model {
         const { width: N, alpha, beta } = this.config;
         const { Ws } = this.stacked(this.params.values, first, count);
         const { Ws: gWs, bs: gbs } = this.stacked(this.params.grads, first, count);
-        backend.roafMlpBackward(
-          count, B, N, alpha, beta, this.layerFilters.slice(first, first + count), Ws,
-          this.xs.subarray(0, (count + 1) * size), this.as.subarray(0, count * size), gy, gWs, gbs, null,
-        );
+        backend.roafMlpBackward({
+          L: count, B, N, alpha, beta, filters: this.segmentFilters(first, count), Ws,
+          xs: this.xs.subarray(0, (count + 1) * size), as: this.as.subarray(0, count * size), gy, gWs, gbs, gradSquares: null,
+        });
       }
     } else {
       hook(L, gy);

@@ -1,13 +1,12 @@
-// The random orthogonal filters O of SPEC §3, drawn once from the model's seed and never trained.
+// The random orthogonal filters O (docs/math.md), drawn once from the model's seed and never trained.
 //
 // `haar` is the QR of a standard Gaussian matrix with the columns' signs fixed by sign(diag(R)), which
 // makes O exactly Haar-distributed (without the fix, QR's sign convention biases the distribution).
 // `qr-uniform` is the QR of a uniform(-1, 1) matrix, as the author's reservoir code does (no sign fix).
 // `permutation` and `cycle` are signed permutations, applied in O(N) by the kernels.
 
-import type { DType, FilterOperand } from '../backend/backend.js';
+import { hostMemory, type BufferAllocator, type DType, type FilterOperand } from '../backend/backend.js';
 import { Random } from '../util/random.js';
-import { allocateFloats } from './parameters.js';
 
 export const FILTER_KINDS = ['haar', 'qr-uniform', 'permutation', 'cycle', 'identity'] as const;
 export type FilterKind = (typeof FILTER_KINDS)[number];
@@ -24,63 +23,66 @@ export function orthogonalFromQr(a: Float64Array, n: number, signFix: boolean): 
   for (let k = 0; k < n; k++) {
     // Householder vector for column k below the diagonal.
     let norm = 0;
-    for (let i = k; i < n; i++) norm += a[i * n + k] * a[i * n + k];
+    for (let i = k; i < n; i++) norm += a[i * n + k]! * a[i * n + k]!;
     norm = Math.sqrt(norm);
-    const akk = a[k * n + k];
+    const akk = a[k * n + k]!;
     if (norm === 0) continue;
     const alpha = akk > 0 ? -norm : norm; // R_kk = alpha; the sign choice avoids cancellation
     rDiagSign[k] = Math.sign(alpha);
     let vNorm2 = 0;
     for (let i = k; i < n; i++) {
-      v[i] = a[i * n + k] - (i === k ? alpha : 0);
-      vNorm2 += v[i] * v[i];
+      v[i] = a[i * n + k]! - (i === k ? alpha : 0);
+      vNorm2 += v[i]! * v[i]!;
     }
     if (vNorm2 === 0) continue;
     // A <- (I - 2 v vᵀ / vᵀv) A on columns k..n-1.
     for (let j = k; j < n; j++) {
       let dot = 0;
-      for (let i = k; i < n; i++) dot += v[i] * a[i * n + j];
+      for (let i = k; i < n; i++) dot += v[i]! * a[i * n + j]!;
       const f = (2 * dot) / vNorm2;
-      for (let i = k; i < n; i++) a[i * n + j] -= f * v[i];
+      for (let i = k; i < n; i++) a[i * n + j]! -= f * v[i]!;
     }
     // Q <- Q (I - 2 v vᵀ / vᵀv), so that Q = H_0 H_1 ... H_{n-1} at the end.
     for (let i = 0; i < n; i++) {
       let dot = 0;
-      for (let j = k; j < n; j++) dot += q[i * n + j] * v[j];
+      for (let j = k; j < n; j++) dot += q[i * n + j]! * v[j]!;
       const f = (2 * dot) / vNorm2;
-      for (let j = k; j < n; j++) q[i * n + j] -= f * v[j];
+      for (let j = k; j < n; j++) q[i * n + j]! -= f * v[j]!;
     }
   }
   if (signFix) {
     for (let j = 0; j < n; j++) {
-      if (rDiagSign[j] < 0) for (let i = 0; i < n; i++) q[i * n + j] = -q[i * n + j];
+      if (rDiagSign[j]! < 0) for (let i = 0; i < n; i++) q[i * n + j] = -q[i * n + j]!;
     }
   }
   return q;
 }
 
-/** Draws one filter of the given kind; all randomness comes from `rng`. */
-export function makeFilter(kind: FilterKind, n: number, rng: Random, dtype: DType): FilterOperand {
+/**
+ * Draws one filter of the given kind; all randomness comes from `rng`. Its arrays come from `memory` (a
+ * model passes its backend; ordinary typed arrays otherwise).
+ */
+export function makeFilter(kind: FilterKind, n: number, rng: Random, dtype: DType, memory: BufferAllocator = hostMemory): FilterOperand {
   switch (kind) {
     case 'haar':
     case 'qr-uniform': {
       const a = new Float64Array(n * n);
       for (let i = 0; i < n * n; i++) a[i] = kind === 'haar' ? rng.normal() : 2 * rng.uniform() - 1;
       const q = orthogonalFromQr(a, n, kind === 'haar');
-      const matrix = allocateFloats(dtype, n * n);
+      const matrix = memory.allocate(dtype, n * n);
       matrix.set(q);
       return { kind: 'dense', n, matrix };
     }
     case 'permutation': {
       const perm = rng.permutation(n);
-      const signs = allocateFloats(dtype, n);
+      const signs = memory.allocate(dtype, n);
       for (let i = 0; i < n; i++) signs[i] = rng.uniform() < 0.5 ? -1 : 1;
       return { kind: 'permutation', n, perm, signs };
     }
     case 'cycle': {
       const perm = new Int32Array(n);
       for (let i = 0; i < n; i++) perm[i] = (i + n - 1) % n; // (O x)[i] = x[i-1]: shift down by one
-      return { kind: 'permutation', n, perm, signs: allocateFloats(dtype, n).fill(1) };
+      return { kind: 'permutation', n, perm, signs: memory.allocate(dtype, n).fill(1) };
     }
     case 'identity':
       return { kind: 'identity', n };
@@ -96,7 +98,7 @@ export function filterMatrix(filter: FilterOperand): Float64Array {
   } else if (filter.kind === 'identity') {
     for (let i = 0; i < n; i++) m[i * n + i] = 1;
   } else {
-    for (let i = 0; i < n; i++) m[i * n + filter.perm[i]] = filter.signs[i];
+    for (let i = 0; i < n; i++) m[i * n + filter.perm[i]!] = filter.signs[i]!;
   }
   return m;
 }
@@ -108,13 +110,14 @@ export function filterMatrix(filter: FilterOperand): Float64Array {
  */
 export function makeFilters(
   kind: FilterKind, n: number, count: number, shared: boolean, seed: number, dtype: DType,
+  memory: BufferAllocator = hostMemory,
 ): FilterOperand[] {
   const filterSeed = Random.derive(seed, 0x0f17e5).nextUint32();
   if (shared || kind === 'identity' || kind === 'cycle') {
-    const one = makeFilter(kind, n, Random.derive(filterSeed, 0), dtype);
+    const one = makeFilter(kind, n, Random.derive(filterSeed, 0), dtype, memory);
     return new Array<FilterOperand>(count).fill(one);
   }
   const filters: FilterOperand[] = [];
-  for (let l = 0; l < count; l++) filters.push(makeFilter(kind, n, Random.derive(filterSeed, l), dtype));
+  for (let l = 0; l < count; l++) filters.push(makeFilter(kind, n, Random.derive(filterSeed, l), dtype, memory));
   return filters;
 }

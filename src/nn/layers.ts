@@ -4,8 +4,8 @@
 //
 // Shapes: B batch, T steps, N width/units, D input dim, K outputs.
 
-import type { Backend, DType, FilterOperand, FloatArray, GruSaved, LstmSaved } from '../backend/backend.js';
-import { allocateFloats, normalInit, uniformInit, zeroInit, type Parameter, type ParameterStore } from './parameters.js';
+import type { Backend, FilterOperand, FloatArray, GruSaved, LstmSaved } from '../backend/backend.js';
+import { normalInit, uniformInit, zeroInit, type Parameter, type ParameterStore } from './parameters.js';
 
 /** y = x Wᵀ + b: W (out, in), b (out). Initialised like PyTorch's nn.Linear: uniform(±1/sqrt(in)). */
 export class Linear {
@@ -19,16 +19,18 @@ export class Linear {
 
   /** x (rows, in) -> y (rows, out). */
   forward(backend: Backend, rows: number, x: FloatArray, y: FloatArray): void {
-    backend.gemm(false, true, rows, this.outputs, this.inputs, 1, x, this.inputs, this.W.value, this.inputs, 0, y, this.outputs);
+    const { inputs, outputs } = this;
+    backend.gemm({ transA: false, transB: true, M: rows, N: outputs, K: inputs, alpha: 1, A: x, lda: inputs, B: this.W.value, ldb: inputs, beta: 0, C: y, ldc: outputs });
     backend.addRowVector(rows, this.outputs, y, this.b.value);
   }
 
   /** Accumulates gW += gyᵀ x, gb += Σ gy; writes gx = gy W unless null. */
   backward(backend: Backend, rows: number, x: FloatArray, gy: FloatArray, gx: FloatArray | null): void {
-    backend.gemm(true, false, this.outputs, this.inputs, rows, 1, gy, this.outputs, x, this.inputs, 1, this.W.grad, this.inputs);
-    backend.sumRows(rows, this.outputs, gy, this.b.grad);
+    const { inputs, outputs } = this;
+    backend.gemm({ transA: true, transB: false, M: outputs, N: inputs, K: rows, alpha: 1, A: gy, lda: outputs, B: x, ldb: inputs, beta: 1, C: this.W.grad, ldc: inputs });
+    backend.sumRows(rows, outputs, gy, this.b.grad);
     if (gx !== null) {
-      backend.gemm(false, false, rows, this.inputs, this.outputs, 1, gy, this.outputs, this.W.value, this.inputs, 0, gx, this.inputs);
+      backend.gemm({ transA: false, transB: false, M: rows, N: inputs, K: outputs, alpha: 1, A: gy, lda: outputs, B: this.W.value, ldb: inputs, beta: 0, C: gx, ldc: inputs });
     }
   }
 }
@@ -62,16 +64,16 @@ export class RoafLayer {
 
   /** x (B, N) -> a (B, N) = tanh(z), y (B, N). */
   forward(backend: Backend, B: number, x: FloatArray, a: FloatArray, y: FloatArray): void {
-    backend.roafLayerForward(B, this.width, this.alpha, this.beta, this.filter, x, this.W.value, this.b.value, a, y);
+    const { width: N, alpha, beta, filter } = this;
+    backend.roafLayerForward({ B, N, alpha, beta, filter, x, W: this.W.value, b: this.b.value, a, y });
   }
 
   /** gy (B, N) -> gx (B, N) unless null; accumulates gW, gb. gz (B, N) is scratch. */
   backward(
     backend: Backend, B: number, x: FloatArray, a: FloatArray, gy: FloatArray, gx: FloatArray | null, gz: FloatArray,
   ): void {
-    backend.roafLayerBackward(
-      B, this.width, this.alpha, this.beta, this.filter, x, a, this.W.value, gy, gx, this.W.grad, this.b.grad, gz,
-    );
+    const { width: N, alpha, beta, filter } = this;
+    backend.roafLayerBackward({ B, N, alpha, beta, filter, x, a, W: this.W.value, gy, gx, gW: this.W.grad, gb: this.b.grad, gz });
   }
 }
 
@@ -103,14 +105,14 @@ class SequenceBuffers<Name extends string> {
   private rows = 0;
   private readonly buffers = {} as Record<Name, FloatArray>;
 
-  constructor(private readonly dtype: DType, private readonly widths: Record<Name, number>) {}
+  constructor(private readonly store: ParameterStore, private readonly widths: Record<Name, number>) {}
 
   reserve(T: number, B: number): void {
     const rows = (T + 1) * B;
     if (rows <= this.rows) return;
     this.rows = rows;
     for (const name of Object.keys(this.widths) as Name[]) {
-      this.buffers[name] = allocateFloats(this.dtype, rows * this.widths[name]);
+      this.buffers[name] = this.store.memory.allocate(this.store.dtype, rows * this.widths[name]);
     }
   }
 
@@ -139,7 +141,7 @@ export class RoafCell implements SequenceCell {
     this.W = store.declare(`${name}.W`, [units, units], normalInit(recurrentScale / Math.sqrt(units)));
     this.U = store.declare(`${name}.U`, [units, inputDim], normalInit(inputScale / Math.sqrt(inputDim)));
     this.b = store.declare(`${name}.b`, [units], zeroInit);
-    this.buffers = new SequenceBuffers(store.dtype, { hs: units, as: units, gzs: units });
+    this.buffers = new SequenceBuffers(store, { hs: units, as: units, gzs: units });
   }
 
   reserve(T: number, B: number): void {
@@ -151,10 +153,10 @@ export class RoafCell implements SequenceCell {
     const N = this.units;
     const hs = this.buffers.view('hs', (T + 1) * B);
     hs.fill(0, 0, B * N);
-    backend.roafCellForward(
-      T, B, this.inputDim, N, this.alpha, this.beta, this.filter,
-      xs, this.W.value, this.U.value, this.b.value, hs, this.buffers.view('as', T * B),
-    );
+    backend.roafCellForward({
+      T, B, D: this.inputDim, N, alpha: this.alpha, beta: this.beta, filter: this.filter,
+      xs, W: this.W.value, U: this.U.value, b: this.b.value, hs, as: this.buffers.view('as', T * B),
+    });
     return hs;
   }
 
@@ -162,11 +164,11 @@ export class RoafCell implements SequenceCell {
     backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean, gxs: FloatArray | null = null,
   ): FloatArray | null {
     const { buffers } = this;
-    backend.roafCellBackward(
-      T, B, this.inputDim, this.units, this.alpha, this.beta, this.filter,
-      xs, this.W.value, this.U.value, buffers.view('hs', (T + 1) * B), buffers.view('as', T * B),
-      ghs, buffers.view('gzs', T * B), this.W.grad, this.U.grad, this.b.grad, null, gxs, lastStepOnly,
-    );
+    backend.roafCellBackward({
+      T, B, D: this.inputDim, N: this.units, alpha: this.alpha, beta: this.beta, filter: this.filter,
+      xs, W: this.W.value, U: this.U.value, hs: buffers.view('hs', (T + 1) * B), as: buffers.view('as', T * B),
+      ghs, gzs: buffers.view('gzs', T * B), gW: this.W.grad, gU: this.U.grad, gb: this.b.grad, gh0: null, gxs, lastStepOnly,
+    });
     return gxs;
   }
 }
@@ -184,7 +186,7 @@ export class LstmCell implements SequenceCell {
     this.Wx = store.declare(`${name}.Wx`, [4 * units, inputDim], uniformInit(bound));
     this.Wh = store.declare(`${name}.Wh`, [4 * units, units], uniformInit(bound));
     this.b = store.declare(`${name}.b`, [4 * units], uniformInit(bound));
-    this.buffers = new SequenceBuffers(store.dtype, { hs: units, cs: units, gates: 4 * units, gGates: 4 * units });
+    this.buffers = new SequenceBuffers(store, { hs: units, cs: units, gates: 4 * units, gGates: 4 * units });
   }
 
   reserve(T: number, B: number): void {
@@ -204,17 +206,17 @@ export class LstmCell implements SequenceCell {
     const saved = this.saved(T, B);
     saved.hs.fill(0, 0, B * this.units);
     saved.cs.fill(0, 0, B * this.units);
-    backend.lstmForward(T, B, this.inputDim, this.units, xs, this.Wx.value, this.Wh.value, this.b.value, saved);
+    backend.lstmForward({ T, B, D: this.inputDim, N: this.units, xs, Wx: this.Wx.value, Wh: this.Wh.value, b: this.b.value, ...saved });
     return saved.hs;
   }
 
   backward(
     backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean, gxs: FloatArray | null = null,
   ): FloatArray | null {
-    backend.lstmBackward(
-      T, B, this.inputDim, this.units, xs, this.Wx.value, this.Wh.value, this.saved(T, B),
-      ghs, this.buffers.view('gGates', T * B), this.Wx.grad, this.Wh.grad, this.b.grad, gxs, lastStepOnly,
-    );
+    backend.lstmBackward({
+      T, B, D: this.inputDim, N: this.units, xs, Wx: this.Wx.value, Wh: this.Wh.value, ...this.saved(T, B),
+      ghs, gGates: this.buffers.view('gGates', T * B), gWx: this.Wx.grad, gWh: this.Wh.grad, gb: this.b.grad, gxs, lastStepOnly,
+    });
     return gxs;
   }
 }
@@ -234,7 +236,7 @@ export class GruCell implements SequenceCell {
     this.Wh = store.declare(`${name}.Wh`, [3 * units, units], uniformInit(bound));
     this.bx = store.declare(`${name}.bx`, [3 * units], uniformInit(bound));
     this.bh = store.declare(`${name}.bh`, [3 * units], uniformInit(bound));
-    this.buffers = new SequenceBuffers(store.dtype, { hs: units, gates: 3 * units, hn: units, gGates: 3 * units, gHn: units });
+    this.buffers = new SequenceBuffers(store, { hs: units, gates: 3 * units, hn: units, gGates: 3 * units, gHn: units });
   }
 
   reserve(T: number, B: number): void {
@@ -253,18 +255,20 @@ export class GruCell implements SequenceCell {
     this.reserve(T, B);
     const saved = this.saved(T, B);
     saved.hs.fill(0, 0, B * this.units);
-    backend.gruForward(T, B, this.inputDim, this.units, xs, this.Wx.value, this.Wh.value, this.bx.value, this.bh.value, saved);
+    backend.gruForward({
+      T, B, D: this.inputDim, N: this.units, xs, Wx: this.Wx.value, Wh: this.Wh.value, bx: this.bx.value, bh: this.bh.value, ...saved,
+    });
     return saved.hs;
   }
 
   backward(
     backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean, gxs: FloatArray | null = null,
   ): FloatArray | null {
-    backend.gruBackward(
-      T, B, this.inputDim, this.units, xs, this.Wx.value, this.Wh.value, this.saved(T, B),
-      ghs, this.buffers.view('gGates', T * B), this.buffers.view('gHn', T * B),
-      this.Wx.grad, this.Wh.grad, this.bx.grad, this.bh.grad, gxs, lastStepOnly,
-    );
+    backend.gruBackward({
+      T, B, D: this.inputDim, N: this.units, xs, Wx: this.Wx.value, Wh: this.Wh.value, ...this.saved(T, B),
+      ghs, gGates: this.buffers.view('gGates', T * B), gHn: this.buffers.view('gHn', T * B),
+      gWx: this.Wx.grad, gWh: this.Wh.grad, gbx: this.bx.grad, gbh: this.bh.grad, gxs, lastStepOnly,
+    });
     return gxs;
   }
 }

@@ -18,9 +18,9 @@ export function crossEntropyLoss(
   backend: Backend, rows: number, K: number, logits: FloatArray, labels: Int32Array,
   grad: FloatArray | null, correctScratch: Uint8Array,
 ): LossValue {
-  const lossSum = backend.softmaxCrossEntropy(rows, K, logits, labels, 1 / rows, grad, correctScratch);
+  const lossSum = backend.softmaxCrossEntropy({ B: rows, K, logits, labels, gradScale: 1 / rows, grad, correct: correctScratch });
   let correct = 0;
-  for (let r = 0; r < rows; r++) correct += correctScratch[r];
+  for (let r = 0; r < rows; r++) correct += correctScratch[r]!;
   return { lossSum, correct };
 }
 
@@ -28,6 +28,6 @@ export function crossEntropyLoss(
 export function meanSquaredErrorLoss(
   backend: Backend, rows: number, K: number, pred: FloatArray, target: FloatArray, grad: FloatArray | null,
 ): LossValue {
-  const lossSum = backend.squaredError(rows, K, pred, target, 1 / (rows * K), grad);
+  const lossSum = backend.squaredError({ B: rows, K, pred, target, gradScale: 1 / (rows * K), grad });
   return { lossSum, correct: 0 };
 }

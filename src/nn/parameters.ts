@@ -3,9 +3,10 @@
 //
 // Two phases: layers `declare` their tensors (name, shape, initialiser) while the model is built, then
 // the store `allocate`s the flat buffers, hands each Parameter its views and runs the initialisers in
-// declaration order with the model's seeded generator — so the same seed gives the same weights.
+// declaration order with the model's seeded generator — so the same seed gives the same weights. The
+// buffers come from the backend (`memory`), which owns the memory its kernels read.
 
-import type { DType, FloatArray } from '../backend/backend.js';
+import type { BufferAllocator, DType, FloatArray } from '../backend/backend.js';
 import type { Random } from '../util/random.js';
 
 /** Fills a parameter's values at initialisation. */
@@ -29,17 +30,17 @@ export class Parameter {
   }
 }
 
-export function allocateFloats(dtype: DType, n: number): FloatArray {
-  return dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
-}
-
 export class ParameterStore {
   readonly parameters: Parameter[] = [];
   values!: FloatArray;
   grads!: FloatArray;
   private total = 0;
 
-  constructor(readonly dtype: DType) {}
+  constructor(
+    readonly dtype: DType,
+    /** Where the flat buffers, and the model's other buffers, are allocated: the model's backend. */
+    readonly memory: BufferAllocator,
+  ) {}
 
   declare(name: string, shape: readonly number[], init: Initializer): Parameter {
     if (this.parameters.some((p) => p.name === name)) throw new Error(`parameter ${name} declared twice`);
@@ -55,8 +56,8 @@ export class ParameterStore {
   }
 
   allocate(rng: Random): void {
-    this.values = allocateFloats(this.dtype, this.total);
-    this.grads = allocateFloats(this.dtype, this.total);
+    this.values = this.memory.allocate(this.dtype, this.total);
+    this.grads = this.memory.allocate(this.dtype, this.total);
     for (const p of this.parameters) {
       p.value = this.values.subarray(p.offset, p.offset + p.size);
       p.grad = this.grads.subarray(p.offset, p.offset + p.size);

@@ -4,10 +4,9 @@
 //
 // Shapes: B samples, T steps, D inputs per step, K outputs.
 
-import type { FloatArray } from '../backend/backend.js';
+import { allocateHost, type FloatArray } from '../backend/backend.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Model } from '../models/model.js';
-import { allocateFloats } from '../nn/parameters.js';
 import { BatchBuffers } from '../train/trainer.js';
 import { UsageError, checkRange } from '../util/errors.js';
 
@@ -56,16 +55,17 @@ export function predict(model: Model, inputs: PredictInput, options: PredictOpti
   const K = model.config.outputs;
   const D = model.config.inputDim;
   const count = isDataset(inputs) ? inputs.count : inputs.length;
-  if (count === 0) return { logits: allocateFloats(model.config.dtype, 0), shape: [0, K] };
+  if (count === 0) return { logits: allocateHost(model.config.dtype, 0), shape: [0, K] };
   if (isDataset(inputs) && inputs.inputDim !== D) {
     throw new UsageError(`predict: dataset ${inputs.name} has ${inputs.inputDim} inputs per step; the model reads ${D}`);
   }
   const T = isDataset(inputs) ? inputs.steps : stepsOf(model, inputs);
   const capacity = Math.min(batch, count);
   const every = model.recurrent && model.config.readout === 'every'; // one output row per step
-  const logits = allocateFloats(model.config.dtype, count * (every ? T : 1) * K);
+  const logits = allocateHost(model.config.dtype, count * (every ? T : 1) * K); // the caller's: ordinary memory
   const datasetBuffers = isDataset(inputs) ? new BatchBuffers(inputs, model, capacity) : null;
-  const arrayBuffer = datasetBuffers === null ? allocateFloats(model.config.dtype, T * capacity * D) : null;
+  // The inputs the model reads live in its backend's memory (BatchBuffers allocates there too).
+  const arrayBuffer = datasetBuffers === null ? model.backend.allocate(model.config.dtype, T * capacity * D) : null;
   const indices = new Int32Array(capacity);
   for (let start = 0; start < count; start += capacity) {
     const B = Math.min(capacity, count - start);

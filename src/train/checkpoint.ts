@@ -30,7 +30,7 @@ export interface TaskConfig {
   testLimit?: number;
   trainSize?: number;
   testSize?: number;
-  /** psMNIST: the pixel read at each step, so the data can be rebuilt without roaf (docs/data-generators.md). */
+  /** psMNIST: the pixel read at each step, so the data can be rebuilt without roaf (docs/tasks.md). */
   permutation?: number[];
 }
 

@@ -16,6 +16,8 @@ export interface MetricsRecord {
   test_mse?: number;
   /** Wall-clock seconds of the run so far. */
   seconds: number;
+  /** Peak resident memory of the training process so far, in bytes (absent in logs of older runs). */
+  peak_rss_bytes?: number;
   [extra: string]: unknown;
 }
 

@@ -2,7 +2,7 @@
 // plus global gradient-norm clipping. Their state is flat buffers too, saved whole in a checkpoint.
 
 import type { Backend, FloatArray } from '../backend/backend.js';
-import { allocateFloats, type ParameterStore } from '../nn/parameters.js';
+import type { ParameterStore } from '../nn/parameters.js';
 
 export const OPTIMIZER_KINDS = ['adam', 'sgd'] as const;
 export type OptimizerKind = (typeof OPTIMIZER_KINDS)[number];
@@ -45,18 +45,23 @@ export class Optimizer {
   constructor(readonly options: OptimizerOptions, private readonly store: ParameterStore, private readonly backend: Backend) {
     const n = store.size;
     this.state = options.kind === 'adam'
-      ? { m: allocateFloats(store.dtype, n), v: allocateFloats(store.dtype, n) }
-      : { velocity: allocateFloats(store.dtype, n) };
+      ? { m: backend.allocate(store.dtype, n), v: backend.allocate(store.dtype, n) }
+      : { velocity: backend.allocate(store.dtype, n) };
   }
 
   /** One update; `lr` overrides the configured rate (a schedule's value for this step). */
   step(lr = this.options.lr): void {
     const { store, backend, options: o } = this;
+    // the constructor made exactly the buffers of this kind
+    const { m, v, velocity } = this.state;
     this.steps += 1;
     if (o.kind === 'adam') {
-      backend.adamUpdate(store.size, store.values, store.grads, this.state.m, this.state.v, lr, o.beta1, o.beta2, o.eps, o.weightDecay, this.steps);
+      backend.adamUpdate({
+        n: store.size, params: store.values, grads: store.grads, m: m!, v: v!,
+        lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, t: this.steps,
+      });
     } else {
-      backend.sgdUpdate(store.size, store.values, store.grads, this.state.velocity, lr, o.momentum);
+      backend.sgdUpdate({ n: store.size, params: store.values, grads: store.grads, velocity: velocity!, lr, momentum: o.momentum });
     }
   }
 }

@@ -3,7 +3,7 @@
 // clipping, evaluation and checkpoints after each epoch), so `runTraining({ model, train, test, epochs: 1 })`
 // trains like `roaf train --epochs 1`. `roaf train` fills its TrainingConfig here too, so the library and
 // the CLI cannot drift apart. Also the files a run directory gets besides metrics and checkpoints (the
-// psMNIST permutation, so others can rebuild the data: docs/data-generators.md).
+// psMNIST permutation, so others can rebuild the data: docs/tasks.md).
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,10 +14,12 @@ import { TASKS, type TaskName } from '../data/tasks.js';
 import { runDefaults, type RunDefaults } from '../models/defaults.js';
 import { datasetTask } from '../models/factory.js';
 import type { ModelKind } from '../models/kinds.js';
-import { UsageError, checkChoice, checkRange } from '../util/errors.js';
+import { OPTIONS, checkOptionChoice } from '../options/table.js';
+import { UsageError, checkRange } from '../util/errors.js';
 import type { TaskConfig, TrainingConfig } from './checkpoint.js';
-import { DEFAULT_OPTIMIZER, LR_SCHEDULES, OPTIMIZER_KINDS, type OptimizerOptions } from './optimizer.js';
+import { DEFAULT_OPTIMIZER, type OptimizerOptions } from './optimizer.js';
 import type { RunOptions } from './trainer.js';
+import { validateTrainingConfig } from './validate.js';
 
 /** A TrainingConfig of which any field may be left out (the optimiser's too); a complete one is returned as it is. */
 export type TrainingOptions = Partial<Omit<TrainingConfig, 'optimizer'>> & { optimizer?: Partial<OptimizerOptions> };
@@ -29,9 +31,10 @@ function defined<T extends object>(value: T | undefined): Partial<T> {
 
 /**
  * The complete, validated training configuration of a run of `model` on `task`: the given fields, and the
- * CLI's defaults for the others (epochs, batch, lr and schedule from the task's recipe; Adam with
- * DEFAULT_OPTIMIZER's settings; no clipping; evaluation and checkpoints after each epoch only; seed 0).
- * Errors name the CLI option, the value and what is allowed.
+ * CLI's defaults for the others: epochs, batch, lr and schedule from the task's recipe (`runDefaults`), the
+ * rest from the options table (Adam, momentum 0.9, no weight decay, no clipping, evaluation and checkpoints
+ * after each epoch only, seed 0) and DEFAULT_OPTIMIZER (Adam's betas and eps). Errors name the CLI option,
+ * the value and what is allowed.
  */
 export function trainingConfig(task: string, model: ModelKind, options: TrainingOptions = {}): TrainingConfig {
   // A task roaf does not know (a user's own dataset) has no recipe: then its fields must be given.
@@ -41,27 +44,27 @@ export function trainingConfig(task: string, model: ModelKind, options: Training
     return runDefaults(task as TaskName, model)[field];
   };
   const given = defined(options);
-  const optimizer = defined(options.optimizer);
-  const o: OptimizerOptions = { ...DEFAULT_OPTIMIZER, ...optimizer, lr: optimizer.lr ?? recipe('lr') };
-  return {
-    epochs: checkRange('--epochs', given.epochs ?? recipe('epochs'), 1, 1_000_000, { integer: true }),
-    batch: checkRange('--batch', given.batch ?? recipe('batch'), 1, 1_000_000, { integer: true }),
+  const o = defined(options.optimizer);
+  const config: TrainingConfig = {
+    epochs: given.epochs ?? recipe('epochs'),
+    batch: given.batch ?? recipe('batch'),
     optimizer: {
-      kind: checkChoice('--optimizer', o.kind, OPTIMIZER_KINDS),
-      lr: checkRange('--lr', o.lr, 0, 10, { minExclusive: true }),
-      momentum: checkRange('--momentum', o.momentum, 0, 0.999999),
-      weightDecay: checkRange('--weight-decay', o.weightDecay, 0, 1),
-      beta1: checkRange('optimizer.beta1', o.beta1, 0, 0.999999),
-      beta2: checkRange('optimizer.beta2', o.beta2, 0, 0.999999),
-      eps: checkRange('optimizer.eps', o.eps, 0, 1, { minExclusive: true }),
+      kind: checkOptionChoice(OPTIONS.optimizer, o.kind ?? OPTIONS.optimizer.default),
+      lr: o.lr ?? recipe('lr'),
+      momentum: o.momentum ?? OPTIONS.momentum.default,
+      weightDecay: o.weightDecay ?? OPTIONS.weightDecay.default,
+      beta1: checkRange('optimizer.beta1', o.beta1 ?? DEFAULT_OPTIMIZER.beta1, 0, 0.999999),
+      beta2: checkRange('optimizer.beta2', o.beta2 ?? DEFAULT_OPTIMIZER.beta2, 0, 0.999999),
+      eps: checkRange('optimizer.eps', o.eps ?? DEFAULT_OPTIMIZER.eps, 0, 1, { minExclusive: true }),
     },
-    lrSchedule: checkChoice('--lr-schedule', given.lrSchedule ?? recipe('lrSchedule'), LR_SCHEDULES),
-    clip: checkRange('--clip', given.clip ?? 0, 0, Infinity),
-    evalEvery: checkRange('--eval-every', given.evalEvery ?? 0, 0, Infinity, { integer: true }),
-    checkpointEvery: checkRange('--checkpoint-every', given.checkpointEvery ?? 0, 0, Infinity, { integer: true }),
-    logGradients: given.logGradients ?? false,
-    seed: checkRange('--seed', given.seed ?? 0, 0, 2 ** 32 - 1, { integer: true }),
+    lrSchedule: checkOptionChoice(OPTIONS.lrSchedule, given.lrSchedule ?? recipe('lrSchedule')),
+    clip: given.clip ?? OPTIONS.clip.default,
+    evalEvery: given.evalEvery ?? OPTIONS.evalEvery.default,
+    checkpointEvery: given.checkpointEvery ?? OPTIONS.checkpointEvery.default,
+    logGradients: given.logGradients ?? OPTIONS.logGradients.default,
+    seed: given.seed ?? OPTIONS.seed.default,
   };
+  return validateTrainingConfig(config);
 }
 
 /**
@@ -128,7 +131,7 @@ export function resolveRunOptions(options: RunOptions): ResolvedRunOptions {
   return { ...options, task, training, outDir: options.outDir ?? defaultRunDir(model.config.model, task.name) };
 }
 
-/** Writes the run directory's description of its data: `permutation.json` for psMNIST (docs/data-generators.md). */
+/** Writes the run directory's description of its data: `permutation.json` for psMNIST (docs/tasks.md). */
 export function writeTaskFiles(outDir: string, task: TaskConfig): void {
   if (task.permutation === undefined) return;
   mkdirSync(outDir, { recursive: true });

@@ -32,7 +32,7 @@ export function writeSafetensors(path: string, tensors: NamedTensor[], metadata:
   let offset = 0;
   for (const t of tensors) {
     const size = t.shape.reduce((a, b) => a * b, 1);
-    if (size !== t.data.length) throw new Error(`tensor ${t.name}: shape [${t.shape}] has ${size} elements, data ${t.data.length}`);
+    if (size !== t.data.length) throw new Error(`tensor ${t.name}: shape [${t.shape.join(',')}] has ${size} elements, data ${t.data.length}`);
     header[t.name] = { dtype: DTYPE_OF[t.data.constructor.name], shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
   }
@@ -101,7 +101,7 @@ export class SafetensorsFile {
         }
         const [begin, end] = entry.data_offsets;
         const expected = entry.shape.reduce((a, b) => a * b, 1) * bytes;
-        if (end - begin !== expected) throw new UsageError(`${path}: tensor ${name} has ${end - begin} bytes for shape [${entry.shape}] (${expected} expected)`);
+        if (end - begin !== expected) throw new UsageError(`${path}: tensor ${name} has ${end - begin} bytes for shape [${entry.shape.join(',')}] (${expected} expected)`);
         if (this.dataStart + end > fileSize) {
           throw new UsageError(`${path}: tensor ${name} ends at byte ${this.dataStart + end} but the file has ${fileSize} bytes (truncated)`);
         }
@@ -123,7 +123,7 @@ export class SafetensorsFile {
     const dtype = DTYPE_OF[out.constructor.name];
     if (entry.dtype !== dtype) throw new UsageError(`${this.path}: tensor ${name} is ${entry.dtype}, expected ${dtype}`);
     if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
-      throw new UsageError(`${this.path}: tensor ${name} has shape [${entry.shape}], expected [${shape}]`);
+      throw new UsageError(`${this.path}: tensor ${name} has shape [${entry.shape.join(',')}], expected [${shape.join(',')}]`);
     }
     const fd = openSync(this.path, 'r');
     try {

@@ -9,7 +9,6 @@
 import type { FloatArray } from '../backend/backend.js';
 import type { BatchTargets, Dataset } from '../data/dataset.js';
 import { crossEntropyLoss, meanSquaredErrorLoss, type LossValue } from '../nn/losses.js';
-import { allocateFloats } from '../nn/parameters.js';
 import type { GradientHook, Model } from '../models/model.js';
 import { Random } from '../util/random.js';
 import { saveCheckpoint, type Progress, type TaskConfig } from './checkpoint.js';
@@ -29,10 +28,11 @@ export class BatchBuffers {
     const { steps: T, inputDim: D } = dataset;
     const K = model.config.outputs;
     const dtype = model.config.dtype;
-    this.inputs = allocateFloats(dtype, T * capacity * D);
+    const memory = model.backend;
+    this.inputs = memory.allocate(dtype, T * capacity * D);
     this.labels = new Int32Array(T * capacity);
-    this.values = allocateFloats(dtype, capacity * K);
-    this.gOutputs = allocateFloats(dtype, model.outputRows(capacity, T) * K);
+    this.values = memory.allocate(dtype, capacity * K);
+    this.gOutputs = memory.allocate(dtype, model.outputRows(capacity, T) * K);
     this.hits = new Uint8Array(model.outputRows(capacity, T));
   }
 
@@ -116,7 +116,8 @@ export interface StepEvent {
 
 export interface TrainerCallbacks {
   onStep?(event: StepEvent): void;
-  onEvaluation?(record: MetricsRecord): void;
+  /** After each logged evaluation; 'stop' ends the run there, after a checkpoint (an early-stop rule). */
+  onEvaluation?(record: MetricsRecord): 'continue' | 'stop' | void;
   onCheckpoint?(dir: string): void;
   /** Per-layer (per-step) gradient norms for `--log-gradients`: run on one training batch. */
   gradientSummary?(model: Model, hook: (collect: GradientHook) => void): Record<string, unknown>;
@@ -147,6 +148,21 @@ export interface RunResult {
   final: Evaluation;
   progress: Progress;
   records: MetricsRecord[];
+  /** True when onEvaluation stopped the run before its last epoch. */
+  stopped: boolean;
+}
+
+/** A non-finite training loss: the run cannot go on (its last checkpoint is the state before). */
+export class DivergedError extends Error {
+  constructor(readonly step: number, readonly loss: number) {
+    super(`training diverged at step ${step}: loss is ${loss} (try a smaller --lr or --clip 1)`);
+    this.name = 'DivergedError';
+  }
+}
+
+/** The process's peak resident memory so far, in bytes (maxRSS is in KiB). */
+export function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
 }
 
 /** Trains until `training.epochs` epochs are complete, evaluating, logging and checkpointing on the way. */
@@ -173,7 +189,8 @@ export function runTraining(request: RunOptions): RunResult {
   let samplesPerSecond = 0;
   let final: Evaluation | null = null;
 
-  const evaluateAndLog = (): void => {
+  /** Evaluates and logs; true when the callback asks to stop. */
+  const evaluateAndLog = (): boolean => {
     const evaluation = evaluate(model, test, testBuffers.capacity, testBuffers);
     final = evaluation;
     const record: MetricsRecord = {
@@ -183,6 +200,7 @@ export function runTraining(request: RunOptions): RunResult {
       test_loss: evaluation.loss,
       ...(evaluation.accuracy !== undefined ? { test_accuracy: evaluation.accuracy } : { test_mse: evaluation.mse }),
       seconds: Number(elapsed().toFixed(3)),
+      peak_rss_bytes: peakRssBytes(),
     };
     if (training.logGradients && callbacks.gradientSummary) {
       const order = epochOrder(training.seed, progress.epoch, train.count);
@@ -196,7 +214,7 @@ export function runTraining(request: RunOptions): RunResult {
     batchesSinceEval = 0;
     metrics.append(record);
     records.push(record);
-    callbacks.onEvaluation?.(record);
+    return callbacks.onEvaluation?.(record) === 'stop';
   };
 
   const checkpoint = (): void => {
@@ -205,7 +223,8 @@ export function runTraining(request: RunOptions): RunResult {
     callbacks.onCheckpoint?.(checkpointDir);
   };
 
-  while (progress.epoch < training.epochs) {
+  let stopped = false;
+  run: while (progress.epoch < training.epochs) {
     const order = epochOrder(training.seed, progress.epoch, train.count);
     while (progress.batchInEpoch < batchesPerEpoch) {
       const start = progress.batchInEpoch * batch;
@@ -218,7 +237,7 @@ export function runTraining(request: RunOptions): RunResult {
       optimizer.step(scheduledLr(training.lrSchedule ?? 'constant', training.optimizer.lr, progress.step + 1, batchesPerEpoch * training.epochs));
       const meanLoss = train.target.kind === 'regression' ? loss.lossSum / (rows * train.target.outputs) : loss.lossSum / rows;
       if (!Number.isFinite(meanLoss)) {
-        throw new Error(`training diverged at step ${progress.step + 1}: loss is ${meanLoss} (try a smaller --lr or --clip 1)`);
+        throw new DivergedError(progress.step + 1, meanLoss);
       }
       lossSinceEval += meanLoss;
       batchesSinceEval += 1;
@@ -236,14 +255,22 @@ export function runTraining(request: RunOptions): RunResult {
         loss: lossSinceEval / batchesSinceEval, samplesPerSecond,
       });
       const endOfEpoch = progress.batchInEpoch === batchesPerEpoch;
-      if (!endOfEpoch && training.evalEvery > 0 && progress.step % training.evalEvery === 0) evaluateAndLog();
+      if (!endOfEpoch && training.evalEvery > 0 && progress.step % training.evalEvery === 0 && evaluateAndLog()) {
+        stopped = true;
+        checkpoint();
+        break run;
+      }
       if (!endOfEpoch && training.checkpointEvery > 0 && progress.step % training.checkpointEvery === 0) checkpoint();
     }
-    evaluateAndLog();
+    const stop = evaluateAndLog();
     progress.epoch += 1;
     progress.batchInEpoch = 0;
     checkpoint();
+    if (stop && progress.epoch < training.epochs) {
+      stopped = true;
+      break;
+    }
   }
   progress.seconds = elapsed();
-  return { final: final ?? evaluate(model, test, testBuffers.capacity, testBuffers), progress, records };
+  return { final: final ?? evaluate(model, test, testBuffers.capacity, testBuffers), progress, records, stopped };
 }

@@ -83,8 +83,9 @@ export class Random {
 
   setState(state: readonly number[]): void {
     if (state.length !== 5) throw new Error(`random state must have 5 numbers, got ${state.length}`);
-    [this.a, this.b, this.c, this.d] = state.map((x) => x >>> 0);
-    this.spareNormal = Number.isNaN(state[4]) ? null : state[4];
+    const [a, b, c, d, spare] = state as readonly [number, number, number, number, number];
+    [this.a, this.b, this.c, this.d] = [a >>> 0, b >>> 0, c >>> 0, d >>> 0];
+    this.spareNormal = Number.isNaN(spare) ? null : spare;
   }
 
   /** A uniformly random permutation of 0..n-1 (Fisher-Yates, from the end). */
@@ -99,8 +100,8 @@ export class Random {
   shuffle(values: Int32Array | number[]): void {
     for (let i = values.length - 1; i > 0; i--) {
       const j = this.int(i + 1);
-      const tmp = values[i];
-      values[i] = values[j];
+      const tmp = values[i]!;
+      values[i] = values[j]!;
       values[j] = tmp;
     }
   }

@@ -4,7 +4,6 @@
 // Shapes: B batch, L depth, N width, D input dim, K outputs.
 
 import type { Backend, FloatArray } from '../../backend/backend.js';
-import { allocateFloats } from '../../nn/parameters.js';
 import type { ModelConfig, ModelKind } from '../config.js';
 import { PowerOfTwoScale } from '../gradient-curve.js';
 import type { GradientCurve, JacobianChain, ModelKindSpec, SizeDefaults } from '../kind.js';
@@ -136,11 +135,11 @@ function scaledLayerBackward(model: RoafMLP, B: number, gOutputs: FloatArray): G
   const backend = model.backend;
   const L = model.layers.length;
   const size = B * N;
-  let gy = allocateFloats(dtype, size);
-  let gx = allocateFloats(dtype, size);
-  const gz = allocateFloats(dtype, size);
-  const a = allocateFloats(dtype, size);
-  const y = allocateFloats(dtype, size);
+  let gy = backend.allocate(dtype, size);
+  let gx = backend.allocate(dtype, size);
+  const gz = backend.allocate(dtype, size);
+  const a = backend.allocate(dtype, size);
+  const y = backend.allocate(dtype, size);
   const log10Norms = new Float64Array(L + 1);
   const scale = new PowerOfTwoScale((values, factor) => backend.scale(values.length, values, factor));
   model.readout.backward(backend, B, model.savedLayerInput(L, B), gOutputs, gy);

@@ -7,7 +7,6 @@
 import type { FloatArray } from '../../backend/backend.js';
 import { filterMatrix } from '../../nn/filter.js';
 import { RoafCell } from '../../nn/layers.js';
-import { allocateFloats } from '../../nn/parameters.js';
 import { PowerOfTwoScale } from '../gradient-curve.js';
 import type { GradientCurve, JacobianChain } from '../kind.js';
 import type { RecurrentModel } from '../recurrent.js';
@@ -72,26 +71,28 @@ function scaledCellBackward(
   const backend = model.backend;
   const step = B * N;
   // The states again, by the same kernel on the same inputs (the cell keeps its own copy private).
-  const hs = allocateFloats(dtype, (T + 1) * step);
-  const as = allocateFloats(dtype, T * step);
-  backend.roafCellForward(T, B, D, N, cell.alpha, cell.beta, cell.filter, inputs, cell.W.value, cell.U.value, cell.b.value, hs, as);
-  const ghs = allocateFloats(dtype, T * step); // ∂loss/∂h_t, t = 1..T, as stored · 2^exponent
+  const hs = backend.allocate(dtype, (T + 1) * step);
+  const as = backend.allocate(dtype, T * step);
+  const { alpha, beta, filter } = cell;
+  backend.roafCellForward({ T, B, D, N, alpha, beta, filter, xs: inputs, W: cell.W.value, U: cell.U.value, b: cell.b.value, hs, as });
+  const ghs = backend.allocate(dtype, T * step); // ∂loss/∂h_t, t = 1..T, as stored · 2^exponent
   model.readout.backward(backend, B, hs.subarray(T * step), gOutputs, ghs.subarray((T - 1) * step));
-  const gzs = allocateFloats(dtype, CHUNK * step);
-  const gW = allocateFloats(dtype, N * N), gU = allocateFloats(dtype, N * D), gb = allocateFloats(dtype, N);
-  const gh0 = allocateFloats(dtype, step);
+  const gzs = backend.allocate(dtype, CHUNK * step);
+  const gW = backend.allocate(dtype, N * N), gU = backend.allocate(dtype, N * D), gb = backend.allocate(dtype, N);
+  const gh0 = backend.allocate(dtype, step);
   const log10Norms = new Float64Array(T);
   const scale = new PowerOfTwoScale((values, factor) => backend.scale(values.length, values, factor));
   for (let end = T; end > 0; end -= CHUNK) {
     const start = Math.max(0, end - CHUNK);
     scale.rescale(ghs.subarray((end - 1) * step, end * step));
     const steps = end - start;
-    backend.roafCellBackward(
-      steps, B, D, N, cell.alpha, cell.beta, cell.filter,
-      inputs.subarray(start * B * D, end * B * D), cell.W.value, cell.U.value,
-      hs.subarray(start * step, (end + 1) * step), as.subarray(start * step, end * step),
-      ghs.subarray(start * step, end * step), gzs.subarray(0, steps * step), gW, gU, gb, start > 0 ? gh0 : null, null, false,
-    );
+    backend.roafCellBackward({
+      T: steps, B, D, N, alpha, beta, filter,
+      xs: inputs.subarray(start * B * D, end * B * D), W: cell.W.value, U: cell.U.value,
+      hs: hs.subarray(start * step, (end + 1) * step), as: as.subarray(start * step, end * step),
+      ghs: ghs.subarray(start * step, end * step), gzs: gzs.subarray(0, steps * step), gW, gU, gb,
+      gh0: start > 0 ? gh0 : null, gxs: null, lastStepOnly: false,
+    });
     for (let t = start; t < end; t++) log10Norms[t] = scale.log10Norm(ghs.subarray(t * step, (t + 1) * step));
     // ∂loss/∂h_start flows into the previous chunk's last step (which has no loss term of its own).
     if (start > 0) ghs.subarray((start - 1) * step, start * step).set(gh0);

@@ -1,0 +1,328 @@
+// BackendBase: the fused kernels (ROAF layer, ROAF MLP stack, ROAF cell, LSTM, GRU) written once on the
+// backend core through `this`. A backend extends it, implements the core (gemm, row and elementwise ops,
+// applyFilter, losses, optimiser updates, allocate) and inherits every fused kernel: a backend whose only
+// fast kernel is `gemm` is fast wherever the fused kernels spend their time. It overrides a fused kernel when
+// it has a better one (the native backend overrides all of them with C).
+//
+// These defaults are also the specification of the fused kernels: the reference backend is the plain
+// TypeScript core plus exactly this code (docs/math.md derives the gradients). The pointwise parts (the
+// gates of the LSTM and GRU, beta · a) are loops over the buffers, which every backend's buffers allow
+// (typed arrays, or views of a WebAssembly memory); everything a product costs goes through the core.
+
+import type {
+  AdamUpdateArgs, ApplyFilterArgs, Backend, DType, FloatArray, GemmArgs, GruBackwardArgs, GruForwardArgs, LstmBackwardArgs, LstmForwardArgs,
+  RoafCellBackwardArgs, RoafCellForwardArgs, RoafLayerBackwardArgs, RoafLayerForwardArgs, RoafMlpBackwardArgs,
+  RoafMlpForwardArgs, SgdUpdateArgs, SoftmaxCrossEntropyArgs, SquaredErrorArgs,
+} from './backend.js';
+import { dtypeOf } from './backend.js';
+
+function sigmoid(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+
+export abstract class BackendBase implements Backend {
+  abstract readonly name: string;
+  abstract describe(): string;
+  abstract supports(dtype: DType): boolean;
+  abstract allocate(dtype: DType, length: number): FloatArray;
+  abstract gemm(args: GemmArgs): void;
+  abstract addRowVector(rows: number, n: number, y: FloatArray, bias: FloatArray): void;
+  abstract sumRows(rows: number, n: number, x: FloatArray, out: FloatArray): void;
+  abstract tanh(n: number, x: FloatArray, out: FloatArray): void;
+  abstract tanhBackward(n: number, a: FloatArray, gy: FloatArray, gx: FloatArray): void;
+  abstract sumSquares(n: number, x: FloatArray): number;
+  abstract scale(n: number, x: FloatArray, s: number): void;
+  abstract axpy(n: number, s: number, x: FloatArray, y: FloatArray): void;
+  abstract applyFilter(args: ApplyFilterArgs): void;
+  abstract softmaxCrossEntropy(args: SoftmaxCrossEntropyArgs): number;
+  abstract squaredError(args: SquaredErrorArgs): number;
+  abstract adamUpdate(args: AdamUpdateArgs): void;
+  abstract sgdUpdate(args: SgdUpdateArgs): void;
+
+  /** Work buffers of the defaults, by slot and dtype: grown when too small, never shrunk, never freed. */
+  private readonly workBuffers = new Map<string, FloatArray>();
+
+  /**
+   * The dtype the defaults keep their own intermediates in (the GRU's recurrent projections and gradient rows,
+   * the LSTM's carried cell gradient) for a model of `dtype`: the model's dtype here; the reference says
+   * float64, as it computes in doubles and rounds only on storing into a caller's buffer.
+   */
+  protected workDType(dtype: DType): DType {
+    return dtype;
+  }
+
+  /**
+   * A work buffer of `length` values for a default kernel, contents unspecified. Reused from call to call, so a
+   * backend that owns its memory (which nothing frees behind its back, unlike JavaScript's) does not leak it.
+   * `slot` names the buffer; one kernel never asks for the same slot twice.
+   */
+  protected scratch(slot: string, dtype: DType, length: number): FloatArray {
+    const key = `${slot}:${dtype}`;
+    let buffer = this.workBuffers.get(key);
+    if (buffer === undefined || buffer.length < length) {
+      buffer = this.allocate(dtype, length);
+      this.workBuffers.set(key, buffer);
+    }
+    return buffer.subarray(0, length);
+  }
+
+  // ---- ROAF layer: y = alpha O x + beta tanh(W x + b) ----
+
+  roafLayerForward({ B, N, alpha, beta, filter, x, W, b, a, y }: RoafLayerForwardArgs): void {
+    // z = x Wᵀ + b, written into a and activated there.
+    this.gemm({ transA: false, transB: true, M: B, N, K: N, alpha: 1, A: x, lda: N, B: W, ldb: N, beta: 0, C: a, ldc: N });
+    this.addRowVector(B, N, a, b);
+    this.tanh(B * N, a, a);
+    for (let i = 0; i < B * N; i++) y[i] = beta * a[i]!;
+    if (alpha !== 0) this.applyFilter({ filter, transpose: false, B, alpha, x, betaY: 1, y });
+  }
+
+  roafLayerBackward({ B, N, alpha, beta, filter, x, a, W, gy, gx, gW, gb, gz }: RoafLayerBackwardArgs): void {
+    for (let i = 0; i < B * N; i++) gz[i] = beta * gy[i]! * (1 - a[i]! * a[i]!);
+    // gW += gzᵀ x
+    this.gemm({ transA: true, transB: false, M: N, N, K: B, alpha: 1, A: gz, lda: N, B: x, ldb: N, beta: 1, C: gW, ldc: N });
+    this.sumRows(B, N, gz, gb);
+    if (gx === null) return;
+    // gx = gz W + alpha Oᵀ gy
+    this.gemm({ transA: false, transB: false, M: B, N, K: N, alpha: 1, A: gz, lda: N, B: W, ldb: N, beta: 0, C: gx, ldc: N });
+    if (alpha !== 0) this.applyFilter({ filter, transpose: true, B, alpha, x: gy, betaY: 1, y: gx });
+  }
+
+  // ---- ROAF MLP: the L layers of a stack, one after the other ----
+
+  roafMlpForward({ L, B, N, alpha, beta, filters, Ws, bs, xs, as }: RoafMlpForwardArgs): void {
+    const size = B * N;
+    for (let l = 0; l < L; l++) {
+      this.roafLayerForward({
+        B, N, alpha, beta, filter: filters[l]!,
+        x: xs.subarray(l * size, (l + 1) * size), W: Ws.subarray(l * N * N, (l + 1) * N * N), b: bs.subarray(l * N, (l + 1) * N),
+        a: as.subarray(l * size, (l + 1) * size), y: xs.subarray((l + 1) * size, (l + 2) * size),
+      });
+    }
+  }
+
+  roafMlpBackward({ L, B, N, alpha, beta, filters, Ws, xs, as, gy, gWs, gbs, gradSquares }: RoafMlpBackwardArgs): void {
+    const size = B * N;
+    // Two buffers of the model's dtype take turns as ∂loss/∂x_{l+1} and ∂loss/∂x_l, as the per-layer path does.
+    const dtype = dtypeOf(gy);
+    let g = this.scratch('roafMlpBackward.g', dtype, size);
+    let gx = this.scratch('roafMlpBackward.gx', dtype, size);
+    const gz = this.scratch('roafMlpBackward.gz', dtype, size);
+    g.set(gy.subarray(0, size));
+    for (let l = L - 1; l >= 0; l--) {
+      if (gradSquares !== null) gradSquares[l + 1] = this.sumSquares(size, g);
+      this.roafLayerBackward({
+        B, N, alpha, beta, filter: filters[l]!,
+        x: xs.subarray(l * size, (l + 1) * size), a: as.subarray(l * size, (l + 1) * size), W: Ws.subarray(l * N * N, (l + 1) * N * N),
+        gy: g, gx, gW: gWs.subarray(l * N * N, (l + 1) * N * N), gb: gbs.subarray(l * N, (l + 1) * N), gz,
+      });
+      [g, gx] = [gx, g];
+    }
+    gy.set(g);
+    if (gradSquares !== null) gradSquares[0] = this.sumSquares(size, gy);
+  }
+
+  // ---- ROAF cell over a whole sequence: h_t = alpha O h_{t-1} + beta tanh(W h_{t-1} + U x_t + b) ----
+
+  roafCellForward({ T, B, D, N, alpha, beta, filter, xs, W, U, b, hs, as }: RoafCellForwardArgs): void {
+    const step = B * N;
+    // The input drive of every step at once: as_t = x_t Uᵀ + b, (T·B, N).
+    this.gemm({ transA: false, transB: true, M: T * B, N, K: D, alpha: 1, A: xs, lda: D, B: U, ldb: D, beta: 0, C: as, ldc: N });
+    this.addRowVector(T * B, N, as, b);
+    for (let t = 0; t < T; t++) {
+      const hPrev = hs.subarray(t * step, (t + 1) * step);
+      const hNext = hs.subarray((t + 1) * step, (t + 2) * step);
+      const a = as.subarray(t * step, (t + 1) * step);
+      // z_t = h_{t-1} Wᵀ + drive
+      this.gemm({ transA: false, transB: true, M: B, N, K: N, alpha: 1, A: hPrev, lda: N, B: W, ldb: N, beta: 1, C: a, ldc: N });
+      this.tanh(step, a, a);
+      for (let i = 0; i < step; i++) hNext[i] = beta * a[i]!;
+      if (alpha !== 0) this.applyFilter({ filter, transpose: false, B, alpha, x: hPrev, betaY: 1, y: hNext });
+    }
+  }
+
+  roafCellBackward({
+    T, B, D, N, alpha, beta, filter, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs, lastStepOnly,
+  }: RoafCellBackwardArgs): void {
+    const step = B * N;
+    for (let t = T - 1; t >= 0; t--) {
+      const gh = ghs.subarray(t * step, (t + 1) * step); // complete ∂loss/∂h_{t+1}
+      const a = as.subarray(t * step, (t + 1) * step);
+      const gz = gzs.subarray(t * step, (t + 1) * step);
+      for (let i = 0; i < step; i++) gz[i] = beta * gh[i]! * (1 - a[i]! * a[i]!);
+      // ∂loss/∂h_t: the loss term already there plus what flows back through step t.
+      const target = t > 0 ? ghs.subarray((t - 1) * step, t * step) : gh0;
+      if (target === null) continue;
+      const keep = t > 0 && !lastStepOnly ? 1 : 0; // with lastStepOnly the earlier entries are not read
+      this.gemm({ transA: false, transB: false, M: B, N, K: N, alpha: 1, A: gz, lda: N, B: W, ldb: N, beta: keep, C: target, ldc: N });
+      if (alpha !== 0) this.applyFilter({ filter, transpose: true, B, alpha, x: gh, betaY: 1, y: target });
+    }
+    // Weight gradients as one product each over all T·B rows: gW += Σ_t gz_tᵀ h_{t-1}, gU += Σ_t gz_tᵀ x_t.
+    const rows = T * B;
+    this.gemm({ transA: true, transB: false, M: N, N, K: rows, alpha: 1, A: gzs, lda: N, B: hs, ldb: N, beta: 1, C: gW, ldc: N });
+    this.gemm({ transA: true, transB: false, M: N, N: D, K: rows, alpha: 1, A: gzs, lda: N, B: xs, ldb: D, beta: 1, C: gU, ldc: D });
+    this.sumRows(rows, N, gzs, gb);
+    if (gxs !== null) {
+      this.gemm({ transA: false, transB: false, M: rows, N: D, K: N, alpha: 1, A: gzs, lda: N, B: U, ldb: D, beta: 0, C: gxs, ldc: D });
+    }
+  }
+
+  // ---- LSTM over a whole sequence ----
+
+  lstmForward({ T, B, D, N, xs, Wx, Wh, b, hs, cs, gates }: LstmForwardArgs): void {
+    const G = 4 * N;
+    // The input side of every step at once: gates = xs Wxᵀ + b, (T·B, 4N).
+    this.gemm({ transA: false, transB: true, M: T * B, N: G, K: D, alpha: 1, A: xs, lda: D, B: Wx, ldb: D, beta: 0, C: gates, ldc: G });
+    this.addRowVector(T * B, G, gates, b);
+    for (let t = 0; t < T; t++) {
+      const hPrev = hs.subarray(t * B * N, (t + 1) * B * N);
+      const g = gates.subarray(t * B * G, (t + 1) * B * G);
+      this.gemm({ transA: false, transB: true, M: B, N: G, K: N, alpha: 1, A: hPrev, lda: N, B: Wh, ldb: N, beta: 1, C: g, ldc: G });
+      for (let r = 0; r < B; r++) {
+        const go = r * G;
+        const prev = t * B * N + r * N;
+        const next = (t + 1) * B * N + r * N;
+        for (let j = 0; j < N; j++) {
+          const i = sigmoid(g[go + j]!);
+          const f = sigmoid(g[go + N + j]!);
+          const gg = Math.tanh(g[go + 2 * N + j]!);
+          const o = sigmoid(g[go + 3 * N + j]!);
+          g[go + j] = i;
+          g[go + N + j] = f;
+          g[go + 2 * N + j] = gg;
+          g[go + 3 * N + j] = o;
+          const c = f * cs[prev + j]! + i * gg;
+          cs[next + j] = c;
+          hs[next + j] = o * Math.tanh(c);
+        }
+      }
+    }
+  }
+
+  lstmBackward({
+    T, B, D, N, xs, Wx, Wh, hs, cs, gates, ghs, gGates, gWx, gWh, gb, gxs, lastStepOnly,
+  }: LstmBackwardArgs): void {
+    const G = 4 * N;
+    const gc = this.scratch('lstmBackward.gc', this.workDType(dtypeOf(xs)), B * N); // ∂loss/∂c_{t+1}, carried backwards
+    gc.fill(0);
+    for (let t = T - 1; t >= 0; t--) {
+      const g = gates.subarray(t * B * G, (t + 1) * B * G);
+      const gg = gGates.subarray(t * B * G, (t + 1) * B * G);
+      for (let r = 0; r < B; r++) {
+        const go = r * G;
+        const prev = t * B * N + r * N;
+        const next = (t + 1) * B * N + r * N;
+        for (let j = 0; j < N; j++) {
+          const i = g[go + j]!, f = g[go + N + j]!, c2 = g[go + 2 * N + j]!, o = g[go + 3 * N + j]!;
+          const tc = Math.tanh(cs[next + j]!);
+          const gh = ghs[t * B * N + r * N + j]!;
+          const gcTotal = gc[r * N + j]! + gh * o * (1 - tc * tc);
+          gg[go + j] = gcTotal * c2 * i * (1 - i);
+          gg[go + N + j] = gcTotal * cs[prev + j]! * f * (1 - f);
+          gg[go + 2 * N + j] = gcTotal * i * (1 - c2 * c2);
+          gg[go + 3 * N + j] = gh * tc * o * (1 - o);
+          gc[r * N + j] = gcTotal * f;
+        }
+      }
+      if (t > 0) {
+        const ghPrev = ghs.subarray((t - 1) * B * N, t * B * N);
+        const keep = lastStepOnly ? 0 : 1;
+        this.gemm({ transA: false, transB: false, M: B, N, K: G, alpha: 1, A: gg, lda: G, B: Wh, ldb: N, beta: keep, C: ghPrev, ldc: N });
+      }
+    }
+    const rows = T * B;
+    this.gemm({ transA: true, transB: false, M: G, N, K: rows, alpha: 1, A: gGates, lda: G, B: hs, ldb: N, beta: 1, C: gWh, ldc: N });
+    this.gemm({ transA: true, transB: false, M: G, N: D, K: rows, alpha: 1, A: gGates, lda: G, B: xs, ldb: D, beta: 1, C: gWx, ldc: D });
+    this.sumRows(rows, G, gGates, gb);
+    if (gxs !== null) {
+      this.gemm({ transA: false, transB: false, M: rows, N: D, K: G, alpha: 1, A: gGates, lda: G, B: Wx, ldb: D, beta: 0, C: gxs, ldc: D });
+    }
+  }
+
+  // ---- GRU over a whole sequence ----
+
+  gruForward({ T, B, D, N, xs, Wx, Wh, bx, bh, hs, gates, hn }: GruForwardArgs): void {
+    const G = 3 * N;
+    this.gemm({ transA: false, transB: true, M: T * B, N: G, K: D, alpha: 1, A: xs, lda: D, B: Wx, ldb: D, beta: 0, C: gates, ldc: G });
+    this.addRowVector(T * B, G, gates, bx);
+    // h_{t-1} Whᵀ of one step, (B, 3N): kept apart from the input side because r multiplies its n part.
+    const hproj = this.scratch('gruForward.hproj', this.workDType(dtypeOf(xs)), B * G);
+    for (let t = 0; t < T; t++) {
+      const hPrev = hs.subarray(t * B * N, (t + 1) * B * N);
+      const g = gates.subarray(t * B * G, (t + 1) * B * G);
+      this.gemm({ transA: false, transB: true, M: B, N: G, K: N, alpha: 1, A: hPrev, lda: N, B: Wh, ldb: N, beta: 0, C: hproj, ldc: G });
+      for (let r = 0; r < B; r++) {
+        const go = r * G;
+        const prev = t * B * N + r * N;
+        const next = (t + 1) * B * N + r * N;
+        for (let j = 0; j < N; j++) {
+          const rg = sigmoid(g[go + j]! + hproj[go + j]! + bh[j]!);
+          const z = sigmoid(g[go + N + j]! + hproj[go + N + j]! + bh[N + j]!);
+          const hnj = hproj[go + 2 * N + j]! + bh[2 * N + j]!;
+          const n = Math.tanh(g[go + 2 * N + j]! + rg * hnj);
+          g[go + j] = rg;
+          g[go + N + j] = z;
+          g[go + 2 * N + j] = n;
+          hn[t * B * N + r * N + j] = hnj;
+          hs[next + j] = (1 - z) * n + z * hs[prev + j]!;
+        }
+      }
+    }
+  }
+
+  gruBackward({
+    T, B, D, N, xs, Wx, Wh, hs, gates, hn, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs, lastStepOnly,
+  }: GruBackwardArgs): void {
+    const G = 3 * N;
+    const work = this.workDType(dtypeOf(xs));
+    // gGates holds the gradients of the input-side pre-activations [r, z, n]; the recurrent side differs
+    // only in the candidate: ∂/∂(W_hn h + b_hn) = gn ⊙ r, so one step's recurrent rows are kept in ghRec.
+    const ghRec = this.scratch('gruBackward.ghRec', work, B * G);
+    for (let t = T - 1; t >= 0; t--) {
+      const g = gates.subarray(t * B * G, (t + 1) * B * G);
+      const gg = gGates.subarray(t * B * G, (t + 1) * B * G);
+      for (let r = 0; r < B; r++) {
+        const go = r * G;
+        const prev = t * B * N + r * N;
+        for (let j = 0; j < N; j++) {
+          const rg = g[go + j]!, z = g[go + N + j]!, n = g[go + 2 * N + j]!;
+          const gh = ghs[t * B * N + r * N + j]!;
+          const gn = gh * (1 - z) * (1 - n * n);
+          const gz = gh * (hs[prev + j]! - n) * z * (1 - z);
+          const gr = gn * hn[t * B * N + r * N + j]! * rg * (1 - rg);
+          gg[go + j] = gr;
+          gg[go + N + j] = gz;
+          gg[go + 2 * N + j] = gn;
+          gHn[t * B * N + r * N + j] = gn * rg;
+          ghRec[go + j] = gr;
+          ghRec[go + N + j] = gz;
+          ghRec[go + 2 * N + j] = gn * rg;
+        }
+      }
+      if (t > 0) {
+        const ghPrev = ghs.subarray((t - 1) * B * N, t * B * N);
+        const keep = lastStepOnly ? 0 : 1;
+        this.gemm({ transA: false, transB: false, M: B, N, K: G, alpha: 1, A: ghRec, lda: G, B: Wh, ldb: N, beta: keep, C: ghPrev, ldc: N });
+        for (let r = 0; r < B; r++) {
+          for (let j = 0; j < N; j++) {
+            ghPrev[r * N + j] = ghPrev[r * N + j]! + ghs[t * B * N + r * N + j]! * g[r * G + N + j]!;
+          }
+        }
+      }
+    }
+    // Recurrent-side pre-activation gradients of every step, [gr, gz, gn ⊙ r], for one product over all rows.
+    const rows = T * B;
+    const recurrent = this.scratch('gruBackward.recurrent', work, rows * G);
+    for (let i = 0; i < rows; i++) {
+      for (let j = 0; j < 2 * N; j++) recurrent[i * G + j] = gGates[i * G + j]!;
+      for (let j = 0; j < N; j++) recurrent[i * G + 2 * N + j] = gHn[i * N + j]!;
+    }
+    this.gemm({ transA: true, transB: false, M: G, N, K: rows, alpha: 1, A: recurrent, lda: G, B: hs, ldb: N, beta: 1, C: gWh, ldc: N });
+    this.sumRows(rows, G, recurrent, gbh);
+    this.gemm({ transA: true, transB: false, M: G, N: D, K: rows, alpha: 1, A: gGates, lda: G, B: xs, ldb: D, beta: 1, C: gWx, ldc: D });
+    this.sumRows(rows, G, gGates, gbx);
+    if (gxs !== null) {
+      this.gemm({ transA: false, transB: false, M: rows, N: D, K: G, alpha: 1, A: gGates, lda: G, B: Wx, ldb: D, beta: 0, C: gxs, ldc: D });
+    }
+  }
+}

@@ -1,0 +1,45 @@
+// What a result was measured on, for result.json: the CPU, its cores and measured FMA peak (what the
+// timings scale by on another machine), total memory, Node's version, and the git commit of the roaf
+// that ran (null outside a git checkout).
+
+import { spawnSync } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { Backend } from '../backend/backend.js';
+import { nativeFmaPeak, nativeInfo } from '../backend/native.js';
+
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  /** One core's float32 FMA peak, measured (roaf info --peak); null on the reference backend. */
+  fma_peak_gflops: number | null;
+  /** The native kernels' instruction set; null on the reference backend. */
+  isa: string | null;
+  total_memory_bytes: number;
+  node: string;
+  platform: string;
+}
+
+export function machineInfo(backend: Backend): MachineInfo {
+  const list = cpus();
+  const native = backend.name === 'native' ? nativeInfo() : null;
+  return {
+    cpu: list[0]?.model.trim() ?? 'unknown',
+    cores: list.length,
+    fma_peak_gflops: native ? Number((nativeFmaPeak() / 1e9).toFixed(1)) : null,
+    isa: native?.isa ?? null,
+    total_memory_bytes: totalmem(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+  };
+}
+
+/** The directory of the roaf package (this file is dist/src/repro/machine.js). */
+export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** `git rev-parse HEAD` of the roaf checkout that runs, or null (no git, not a checkout). */
+export function gitCommit(dir = PACKAGE_ROOT): string | null {
+  const result = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: dir, encoding: 'utf8' });
+  const commit = result.status === 0 ? result.stdout.trim() : '';
+  return /^[0-9a-f]{40}$/.test(commit) ? commit : null;
+}

@@ -1,0 +1,141 @@
+// The README's results: one block per claim between `<!-- results:<claim> -->` and
+// `<!-- /results:<claim> -->`, generated from experiments/results/<claim>/*/result.json alone: the
+// paper's figure, then a table of the runs (model, parameters, epochs, test figures, wall time, peak
+// memory, the command), the machine they ran on, and the claim's main plot. `node
+// scripts/results-tables.mjs` rewrites the blocks; a test fails when the README and the files disagree.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ModelConfig } from '../models/config.js';
+import { describeModel } from '../report/figures.js';
+import { UsageError } from '../util/errors.js';
+import { CLAIMS, type ClaimDefinition } from './claims.js';
+import { readResult, type Figures, type ReproResult } from './result.js';
+
+/** The report plots shown under each claim's table, when they exist. */
+const MAIN_PLOTS: Record<string, string[]> = {
+  'deep-mlp': ['test-accuracy', 'gradient-norms-layer'],
+  'long-memory': ['test-mse'],
+  psmnist: ['test-accuracy'],
+  smnist: ['test-accuracy'],
+  'million-layer': ['test-accuracy'],
+};
+
+export function formatSeconds(seconds: number): string {
+  if (seconds < 120) return `${seconds.toFixed(0)} s`;
+  if (seconds < 7200) return `${(seconds / 60).toFixed(1)} min`;
+  return `${(seconds / 3600).toFixed(2)} h`;
+}
+
+export function formatBytes(bytes: number | null): string {
+  if (bytes === null) return '–';
+  return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : `${(bytes / 1e6).toFixed(0)} MB`;
+}
+
+const int = (x: number) => x.toLocaleString('en-US');
+const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
+
+function figureOf(f: Figures): string {
+  return typeof f.test_accuracy === 'number' ? pct(f.test_accuracy) : `MSE ${f.test_mse?.toExponential(2) ?? '–'}`;
+}
+
+/** The test figures of a run, in a few words: per epoch, or the final MSE, recall, goal and early stop. */
+export function describeFigures(r: ReproResult): string {
+  const parts: string[] = [];
+  const epochs = r.per_epoch;
+  const seqLen = r.config.task.seqLen;
+  if (r.task === 'copy' && typeof r.recall_accuracy === 'number') {
+    parts.push(`${seqLen !== undefined ? `lag ${int(seqLen)}: ` : ''}recalled symbols ${pct(r.recall_accuracy)} (chance 12.50 %)`);
+  } else if (r.task === 'adding' && r.final) {
+    parts.push(`${seqLen !== undefined ? `T = ${int(seqLen)}: ` : ''}${figureOf(r.final)} after ${int(r.final.step)} steps`);
+  } else if (epochs.length > 1 || (epochs.length === 1 && r.final?.test_accuracy !== undefined)) {
+    const shown = epochs.length <= 3 ? epochs : [epochs[0]!, epochs[epochs.length - 1]!];
+    parts.push(shown.map((f) => `epoch ${f.epoch}: ${figureOf(f)}`).join('; '));
+  } else if (r.final) {
+    parts.push(`${figureOf(r.final)} after ${int(r.final.step)} steps`);
+  }
+  if (r.goal) {
+    const threshold = `${r.goal.op} ${r.goal.value}`;
+    parts.push(r.goal.reached ? `${threshold} from step ${int(r.goal.reached.step)} (${formatSeconds(r.goal.reached.seconds)})` : `never ${threshold}`);
+  }
+  if (r.stopped_early) {
+    const last = r.final ? `, last ${figureOf(r.final)}` : '';
+    parts.push(`stopped early at step ${int(r.stopped_early.step)}: ${r.stopped_early.reason === 'chance' ? 'at chance' : 'diverged'}${last}`);
+  }
+  return parts.join('; ') || '–';
+}
+
+function epochsCell(r: ReproResult): string {
+  if (r.status === 'finished') return String(r.epochs_done);
+  const reached = r.final?.epoch ?? r.stopped_early?.epoch ?? 0;
+  return `${Number(reached.toFixed(2))} of ${r.epochs}`;
+}
+
+/** The results of a claim's runs, in the table's order (runs without result.json left out). */
+export function claimResults(claim: ClaimDefinition, root: string): ReproResult[] {
+  return claim.runs.flatMap((run) => {
+    const result = readResult(join(root, claim.name, run.name));
+    return result && !result.quick ? [result] : [];
+  });
+}
+
+/** One claim's README block. `root`: the results directory on disk; `link`: the same, as the README links it. */
+export function claimBlock(claim: ClaimDefinition, root: string, link = 'experiments/results'): string {
+  const lines = [claim.paper !== null ? `**Paper:** ${claim.paper}. **Target:** ${claim.target}.` : `**Beyond the paper:** ${claim.target}.`, ''];
+  const results = claimResults(claim, root);
+  if (results.length === 0) {
+    lines.push(`No results yet: \`roaf repro ${claim.name}\` writes them to \`${link}/${claim.name}/\`.`);
+    return lines.join('\n');
+  }
+  lines.push('| run | model | parameters | epochs | test figures | wall time | peak memory | command |');
+  lines.push('|---|---|---:|---:|---|---:|---:|---|');
+  for (const r of results) {
+    const cells = [r.run, describeModel(r.config.model as ModelConfig),
+      int(r.params), epochsCell(r), describeFigures(r), formatSeconds(r.wall_seconds), formatBytes(r.peak_rss_bytes), `\`${r.command}\``];
+    lines.push(`| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`);
+  }
+  const machines = [...new Set(results.map((r) => {
+    const m = r.machine;
+    return `${m.cpu} (${m.cores} cores${m.fma_peak_gflops !== null ? `, measured FMA peak ${m.fma_peak_gflops} GFLOPS per core` : ''}), Node ${m.node}`;
+  }))];
+  const commits = [...new Set(results.map((r) => (r.git_commit ? r.git_commit.slice(0, 7) : 'unknown')))];
+  lines.push('');
+  lines.push(`Measured on ${machines.join('; ')}; roaf commit ${commits.join(', ')}. ` +
+    `Curves, gradient norms and spectra of every run: \`${link}/${claim.name}/report.html\`.`);
+  for (const plot of MAIN_PLOTS[claim.name] ?? []) {
+    if (existsSync(join(root, claim.name, 'report-plots', `${plot}.png`))) {
+      lines.push('', `![${claim.name}: ${plot}](${link}/${claim.name}/report-plots/${plot}.png)`);
+    }
+  }
+  return lines.join('\n');
+}
+
+const open = (claim: string) => `<!-- results:${claim} -->`;
+const close = (claim: string) => `<!-- /results:${claim} -->`;
+
+/** The current text between a claim's markers, or null when the README lacks them. */
+function currentBlock(readme: string, claim: string): { start: number; end: number } | null {
+  const start = readme.indexOf(open(claim));
+  const end = readme.indexOf(close(claim));
+  if (start < 0 || end < start) return null;
+  return { start: start + open(claim).length, end };
+}
+
+/** The README with every claim's block regenerated from `root`. */
+export function updateReadme(readme: string, root: string, link?: string): string {
+  let text = readme;
+  for (const claim of CLAIMS) {
+    const at = currentBlock(text, claim.name);
+    if (at === null) throw new UsageError(`README.md: the markers ${open(claim.name)} … ${close(claim.name)} are missing`);
+    text = `${text.slice(0, at.start)}\n${claimBlock(claim, root, link)}\n${text.slice(at.end)}`;
+  }
+  return text;
+}
+
+/** Claims whose README block differs from what the files in `root` give (empty: the README is current). */
+export function staleClaims(readme: string, root: string, link?: string): string[] {
+  return CLAIMS.filter((claim) => {
+    const at = currentBlock(readme, claim.name);
+    return at === null || readme.slice(at.start, at.end) !== `\n${claimBlock(claim, root, link)}\n`;
+  }).map((c) => c.name);
+}
