@@ -3,7 +3,12 @@
 // for bit, on every backend, for any segment length (also one that does not divide the depth).
 
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { FloatArray } from '../src/backend/backend.js';
 import { referenceBackend } from '../src/backend/reference.js';
 import { createModel } from '../src/models/factory.js';
@@ -87,5 +92,53 @@ describe('activation checkpointing equals full memory, bit for bit', async () =>
     model.forward(B, 1, new Float32Array(B * config.inputDim));
     assert.equal(checkpointed, 4 * ((11 + 10 + 21 + 2 + 1) * B * 8 + B * 3));
     assert.throws(() => model.setMemoryMode('checkpoint', 0), /segment length/);
+  });
+});
+
+describe('roaf train/bench/diagnose --memory', () => {
+  const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+  const work = mkdtempSync(join(tmpdir(), 'roaf-memory-'));
+  after(() => rmSync(work, { recursive: true, force: true }));
+  const roaf = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  const SMALL = ['--task', 'mnist', '--model', 'roaf-mlp', '--depth', '23', '--width', '8', '--train-limit', '256', '--test-limit', '64',
+    '--batch', '32', '--epochs', '1', '--quiet', '--json'];
+
+  it('train: a checkpointed run saves the same model, bit for bit, and says which mode it used', () => {
+    const runs: Record<string, Buffer> = {};
+    for (const mode of ['full', 'checkpoint'] as const) {
+      const out = join(work, mode);
+      const result = roaf(['train', ...SMALL, '--memory', mode, '--out', out]);
+      assert.equal(result.status, 0, result.stderr);
+      const json = JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '') as Record<string, unknown>;
+      assert.equal(json.memory, mode);
+      assert.ok(typeof json.peak_rss_bytes === 'number' && json.peak_rss_bytes > 0);
+      runs[mode] = readFileSync(join(out, 'checkpoint', 'model.safetensors'));
+    }
+    assert.deepEqual(runs.checkpoint, runs.full);
+  });
+
+  it('auto keeps everything for a small model', () => {
+    const result = roaf(['train', ...SMALL, '--out', join(work, 'auto')]);
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal((JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '') as Record<string, unknown>).memory, 'full');
+  });
+
+  it('bench and diagnose take it too', () => {
+    const bench = roaf(['bench', '--model', 'roaf-mlp', '--depth', '30', '--width', '8', '--batch', '8', '--repeats', '1', '--warmup', '1', '--memory', 'checkpoint', '--json']);
+    assert.equal(bench.status, 0, bench.stderr);
+    assert.equal((JSON.parse(bench.stdout.trim().split('\n').at(-1) ?? '') as Record<string, unknown>).memory, 'checkpoint');
+    const diagnosed = roaf(['diagnose', '--model', 'roaf-mlp', '--depth', '30', '--width', '8', '--batch', '4', '--no-spectrum', '--memory', 'checkpoint', '--json', '--quiet']);
+    assert.equal(diagnosed.status, 0, diagnosed.stderr);
+  });
+
+  it('bad values: one line naming the option, exit code 2', () => {
+    const wrong = roaf(['train', ...SMALL, '--memory', 'sometimes', '--out', join(work, 'wrong')]);
+    assert.equal(wrong.status, 2);
+    assert.match(wrong.stderr, /--memory must be one of auto, full, checkpoint, got 'sometimes'/);
+    assert.equal(existsSync(join(work, 'wrong')), false, 'nothing written');
+    const recurrent = roaf(['train', '--task', 'adding', '--seq-len', '8', '--train-size', '32', '--test-size', '8', '--hidden', '4',
+      '--memory', 'checkpoint', '--quiet', '--out', join(work, 'recurrent')]);
+    assert.equal(recurrent.status, 2);
+    assert.match(recurrent.stderr, /--memory checkpoint: .*feed-forward/);
   });
 });

@@ -4,6 +4,7 @@
 // with the backend, a matrix-product FLOP estimate and the GFLOPS it achieves. The `bench/` harness runs
 // this command once per configuration and compares it with PyTorch and TensorFlow.js.
 
+import { totalmem } from 'node:os';
 import type { Command } from 'commander';
 import { BACKEND_NAMES, requireBackend, type BackendName } from '../backend/index.js';
 import type { DType } from '../backend/backend.js';
@@ -11,12 +12,16 @@ import { nativeInfo } from '../backend/native.js';
 import { benchmarkTrainingStep } from '../bench/training-step.js';
 import type { ModelConfig } from '../models/config.js';
 import { createModel, resolveBaseline } from '../models/factory.js';
+import { defaultSegmentLength, type ActivationMemory } from '../models/kind.js';
+import { applyMemoryOption, chooseMemoryMode } from '../models/memory.js';
+import { OPTIONS, checkOptionChoice } from '../options/table.js';
 import { MODEL_KINDS, kindsWhere, modelKind, type ModelKind } from '../models/kinds.js';
 import { FILTER_KINDS, type FilterKind } from '../nn/filter.js';
 import { UsageError, checkChoice, checkRange } from '../util/errors.js';
-import { numberOption, printJsonResult } from './options.js';
+import { numberOption, printJsonResult, tableOption } from './options.js';
 
 interface BenchCliOptions {
+  memory: string;
   model?: string;
   hidden?: number;
   layers?: number;
@@ -90,14 +95,14 @@ function modelConfigFrom(options: BenchCliOptions, model: ModelKind): { config: 
  * Bytes a training step needs, to refuse sizes that cannot fit before allocating them: the activations the
  * kind keeps, and every tensor of the model with, for its parameters, their gradients and Adam's two moments.
  */
-function trainingBytes(config: ModelConfig, B: number, T: number): number {
+function trainingBytes(config: ModelConfig, B: number, T: number, memory: ActivationMemory): number {
   const kind = modelKind(config.model);
   let tensorBytes = 0;
   for (const tensor of kind.tensors(config).tensors) {
     const bytes = tensor.dtype === 'F64' ? 8 : 4;
     tensorBytes += bytes * tensor.shape.reduce((a, b) => a * b, 1) * (tensor.source.kind === 'parameter' ? 4 : 1);
   }
-  return kind.activationBytes(config, B, T) + tensorBytes;
+  return kind.activationBytes(config, B, T, memory) + tensorBytes;
 }
 
 const MAX_BYTES = 16 * 2 ** 30;
@@ -111,7 +116,13 @@ async function benchCommand(options: BenchCliOptions): Promise<void> {
   const repeats = checkRange('--repeats', options.repeats, 1, 10_000, { integer: true });
   const warmup = checkRange('--warmup', options.warmup, 1, 10_000, { integer: true });
   const { config, seqLen } = modelConfigFrom(options, model);
-  const bytes = trainingBytes(resolveBaseline(config), batch, seqLen);
+  const resolved = resolveBaseline(config);
+  const mode = modelKind(model).recurrent ? 'full' : chooseMemoryMode(resolved, batch, checkOptionChoice(OPTIONS.memory, options.memory), totalmem());
+  const memory: ActivationMemory = { mode, segmentLength: mode === 'checkpoint' ? defaultSegmentLength(config.depth) : config.depth };
+  if (modelKind(model).recurrent && options.memory === 'checkpoint') {
+    throw new UsageError(`--memory checkpoint: activation checkpointing is for feed-forward models (roaf-mlp, mlp, resmlp), not ${model}`);
+  }
+  const bytes = trainingBytes(resolved, batch, seqLen, memory);
   if (bytes > MAX_BYTES) {
     throw new UsageError(`this configuration needs about ${(bytes / 2 ** 30).toFixed(1)} GiB of activations, parameters ` +
       `and optimiser state; the limit is ${MAX_BYTES / 2 ** 30} GiB (reduce --batch, --seq-len, --depth, --layers or the width)`);
@@ -120,6 +131,7 @@ async function benchCommand(options: BenchCliOptions): Promise<void> {
 
   const setupStart = performance.now();
   const network = createModel(config, backend);
+  applyMemoryOption(network, batch, mode, totalmem());
   const setupSeconds = (performance.now() - setupStart) / 1000;
   const result = benchmarkTrainingStep(network, { batch, seqLen, warmup, repeats, forward: options.forward, seed: config.seed });
 
@@ -146,7 +158,7 @@ async function benchCommand(options: BenchCliOptions): Promise<void> {
     threads,
     dtype: config.dtype,
     batch,
-    ...(recurrent ? { hidden: config.hidden, layers: config.layers ?? 1, seq_len: seqLen } : { depth: config.depth, width: config.width }),
+    ...(recurrent ? { hidden: config.hidden, layers: config.layers ?? 1, seq_len: seqLen } : { depth: config.depth, width: config.width, memory: mode }),
     input_dim: config.inputDim,
     classes: CLASSES,
     alpha: config.alpha,
@@ -186,6 +198,7 @@ export function registerBenchCommand(program: Command): void {
     .addOption(numberOption('--seq-len <T>', `recurrent steps (default ${RECURRENT_DEFAULTS.seqLen}, like psMNIST)`))
     .addOption(numberOption('--input-dim <D>', 'inputs per sample or step (default 1 recurrent, 784 feed-forward)'))
     .option('--filter <kind>', `orthogonal filter: ${FILTER_KINDS.join(', ')}`, 'haar')
+    .addOption(tableOption(OPTIONS.memory))
     .option('--backend <name>', 'auto, native or reference', 'auto')
     .addOption(numberOption('--threads <k>', 'native backend threads (default: all cores)'))
     .option('--dtype <type>', 'float32 or float64 (float64: reference backend)', 'float32')

@@ -1,6 +1,7 @@
 // `roaf diagnose`: gradient norms at every layer (step), the input-output Jacobian's singular spectrum
 // and the theory bounds, for a model at initialisation or a saved one, on a batch of its task's data.
 
+import { totalmem } from 'node:os';
 import type { Command } from 'commander';
 import { BACKEND_NAMES, requireBackend, type BackendName } from '../backend/index.js';
 import type { DType } from '../backend/backend.js';
@@ -10,6 +11,7 @@ import { diagnose, type Diagnostics } from '../diagnostics/diagnose.js';
 import type { ModelConfig } from '../models/config.js';
 import { runDefaults } from '../models/defaults.js';
 import { createModel } from '../models/factory.js';
+import { applyMemoryOption } from '../models/memory.js';
 import { CURVE_LABELS } from '../models/kind.js';
 import { MODEL_KINDS, modelKind, type ModelKind } from '../models/kinds.js';
 import type { Model } from '../models/model.js';
@@ -17,10 +19,12 @@ import { FILTER_KINDS, type FilterKind } from '../nn/filter.js';
 import { describeModel, writeDiagnosticsOutputs } from '../report/figures.js';
 import { loadModelTensors, readCheckpointConfig } from '../train/checkpoint.js';
 import { UsageError, checkChoice, checkRange } from '../util/errors.js';
-import { numberOption, printJsonResult } from './options.js';
+import { OPTIONS, checkOptionChoice } from '../options/table.js';
+import { numberOption, printJsonResult, tableOption } from './options.js';
 import { taskShape } from './train.js';
 
 interface DiagnoseCliOptions {
+  memory: string;
   model?: string;
   task?: string;
   depth?: number;
@@ -148,7 +152,9 @@ async function diagnoseCommand(options: DiagnoseCliOptions): Promise<void> {
   checkRange('--batch', options.batch, 1, 1_000_000, { integer: true });
   checkRange('--samples', options.samples, 1, options.batch, { integer: true });
   if (options.threads !== undefined) checkRange('--threads', options.threads, 1, 256, { integer: true });
+  const memory = checkOptionChoice(OPTIONS.memory, options.memory);
   const setup = options.checkpoint !== undefined ? fromCheckpoint(options, backendName) : atInitialisation(options, backendName);
+  applyMemoryOption(setup.model, options.batch, memory, totalmem());
   let lastReport = performance.now();
   const diagnostics = diagnose(setup.model, setup.dataset, {
     batch: options.batch,
@@ -198,6 +204,7 @@ export function registerDiagnoseCommand(program: Command): void {
     .addOption(numberOption('--batch <B>', 'test samples in the batch (the first B)').default(32))
     .addOption(numberOption('--samples <S>', 'samples whose Jacobian spectrum is computed (mean log-spectrum)').default(1))
     .option('--no-spectrum', 'skip the Jacobian spectrum (gradient norms and bounds only)')
+    .addOption(tableOption(OPTIONS.memory))
     .option('--backend <name>', 'auto, native or reference', 'auto')
     .addOption(numberOption('--threads <n>', 'native backend threads'))
     .option('--out <dir>', 'write diagnose.json and the plots (SVG and PNG) here')

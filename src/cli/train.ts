@@ -2,12 +2,14 @@
 // checkpoint it, resume it, evaluate a saved one. Every option is validated before anything is written.
 
 import { mkdirSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import type { Command } from 'commander';
 import { requireBackend } from '../backend/index.js';
 import { loadTask } from '../data/tasks.js';
 import type { TaskData } from '../data/dataset.js';
 import type { ModelConfig } from '../models/config.js';
 import { createModel, taskShape } from '../models/factory.js';
+import { applyMemoryOption } from '../models/memory.js';
 import type { Model } from '../models/model.js';
 import { gradientSummaryCallback } from '../diagnostics/gradients.js';
 import { OPTIONS, checkOption, checkOptionChoice, type OptionValues } from '../options/table.js';
@@ -120,6 +122,7 @@ function trainCommand(options: TrainCliOptions): void {
   const backend = requireBackend(backendName, modelConfigBase.dtype, options.threads);
   const data = loadTaskData(task, training.seed);
   const model = createModel({ ...modelConfigBase, ...taskShape(data) }, backend);
+  const memory = applyMemoryOption(model, training.batch, checkOptionChoice(OPTIONS.memory, options.memory), totalmem());
   const optimizer = new Optimizer(training.optimizer, model.params, backend);
   if (options.resume) {
     loadModelTensors(`${outDir}/checkpoint`, model);
@@ -132,7 +135,8 @@ function trainCommand(options: TrainCliOptions): void {
   const quiet = options.quiet;
   const say = (line: string) => { if (!quiet) process.stderr.write(line + '\n'); };
   say(`roaf: ${model.config.model} on ${task.name}: ${model.params.size.toLocaleString('en-US')} parameters, ` +
-    `${data.train.count} train / ${data.test.count} test samples, backend ${backend.describe()}, run directory ${outDir}` +
+    `${data.train.count} train / ${data.test.count} test samples, backend ${backend.describe()}, ` +
+    (memory?.mode === 'checkpoint' ? `activation checkpointing every ${memory.segmentLength} layers, ` : '') + `run directory ${outDir}` +
     (progress ? ` (resuming at step ${progress.step})` : ''));
   const bar = createProgress(totalSteps, 'train', { quiet });
   bar.update(progress?.step ?? 0, { loss: NaN, rate: 0, epoch: progress?.epoch ?? 0 });
@@ -150,7 +154,7 @@ function trainCommand(options: TrainCliOptions): void {
   bar.stop();
   const seconds = result.progress.seconds;
   process.stdout.write(`${model.config.model} on ${task.name}: ${describeEvaluation(result.final)} after ${training.epochs} epoch(s), ${seconds.toFixed(1)} s; checkpoint in ${outDir}/checkpoint\n`);
-  if (options.json) printJsonResult(summary(model, task.name, training.epochs, result.final, seconds, { step: result.progress.step, out: outDir, peak_rss_bytes: peakRssBytes() }));
+  if (options.json) printJsonResult(summary(model, task.name, training.epochs, result.final, seconds, { step: result.progress.step, out: outDir, memory: memory?.mode ?? 'full', peak_rss_bytes: peakRssBytes() }));
 }
 
 function evalCommand(options: EvalCliOptions): void {

@@ -15,6 +15,7 @@
 import { BACKEND_NAMES } from '../backend/index.js';
 import { MAX_SEQ_LEN, TASKS } from '../data/tasks.js';
 import { MODEL_KINDS } from '../models/config.js';
+import { MEMORY_OPTIONS } from '../models/memory.js';
 import { FILTER_KINDS } from '../nn/filter.js';
 import { LR_SCHEDULES, OPTIMIZER_KINDS } from '../train/optimizer.js';
 import { checkChoice, checkRange } from '../util/errors.js';
@@ -208,6 +209,11 @@ export const OPTIONS = {
   threads: {
     type: 'integer', flag: '--threads', placeholder: 'n', commands: BOTH, readme: true,
     min: 1, max: 256, help: 'native backend threads', defaultText: 'all cores',
+  },
+  memory: {
+    type: 'choice', flag: '--memory', placeholder: 'mode', commands: TRAIN, readme: true, default: 'auto',
+    help: 'activations of a feed-forward stack: full, checkpoint (keep every k-th layer\'s input, k ≈ √(L/2), recompute the rest; same results), or auto (checkpoint when full would take over a quarter of the memory)',
+    get choices() { return MEMORY_OPTIONS; },
   },
   dtype: {
     type: 'choice', flag: '--dtype', placeholder: 'type', commands: TRAIN, default: 'float32',

@@ -135,6 +135,7 @@ function copyRun(model: 'roaf-rnn' | 'lstm', checkpointEvery: number): RunDefini
 // evaluated every half epoch, the baselines every quarter epoch (for the early-stop rule).
 const DEEP_MLP_COMMON = {
   task: 'mnist', depth: 50_000, width: 64, epochs: 2, batch: 125, lr: 1e-3, lrSchedule: 'cosine', clip: 1, seed: 0, checkpointEvery: 120,
+  memory: 'checkpoint',
 } as const;
 const DEEP_MLP_QUICK: Partial<RunSettings> = {
   depth: 300, width: 16, trainLimit: 2000, testLimit: 500, batch: 50, lr: 2e-3, evalEvery: 10, checkpointEvery: 20,
@@ -191,7 +192,7 @@ export const CLAIMS: readonly ClaimDefinition[] = [
       {
         name: 'roaf-mlp', baseline: false, model: 'roaf-mlp', task: 'mnist', depth: 1_000_000, width: 16, filter: 'permutation',
         epochs: 1, batch: 125, lr: 1e-3, lrSchedule: 'cosine', clip: 1, seed: 0, evalEvery: 120, checkpointEvery: 20, memory: 'checkpoint',
-        quick: { depth: 5000, trainLimit: 1000, testLimit: 200, batch: 50, evalEvery: 0, checkpointEvery: 10, memory: undefined },
+        quick: { depth: 5000, trainLimit: 1000, testLimit: 200, batch: 50, evalEvery: 0, checkpointEvery: 10 },
       },
     ],
   },

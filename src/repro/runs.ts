@@ -51,6 +51,8 @@ export interface PlannedRun {
   checkpointStep?: number;
   result?: ReproResult;
   trainArgs: string[];
+  /** How a feed-forward stack keeps its activations (`roaf train --memory`); auto when the table says nothing. */
+  memory?: 'full' | 'checkpoint';
 }
 
 export interface ClaimPlan {
@@ -120,13 +122,9 @@ export function planClaim(options: ReproOptions): ClaimPlan {
   const selected = claim.runs.filter((r) => options.only === undefined || options.only.includes(r.name));
   const runs = selected.map((definition): PlannedRun => {
     const settings = runSettings(definition, options.quick);
-    if (settings.memory !== undefined) {
-      throw new UsageError(`run ${claim.name}/${definition.name} needs --memory ${settings.memory} (activation checkpointing), ` +
-        'which this roaf does not have yet');
-    }
     const expected = expectedConfig(settings);
     const dir = join(root, claim.name, definition.name);
-    const planned = { definition, expected, dir, trainArgs: trainArguments(settings) };
+    const planned = { definition, expected, dir, trainArgs: trainArguments(settings), memory: settings.memory };
     const result = readResult(dir);
     if (result !== null) {
       const differences = configDifferences(expected, result.config);
@@ -227,6 +225,7 @@ export async function reproduceClaim(options: ReproOptions): Promise<ClaimOutcom
         command: reproCommand(plan.claim.name, run.definition.name, plan.quick, options.out),
         trainCommand: ['roaf train', ...run.trainArgs, '--out', run.dir].join(' '),
         diagnose: DIAGNOSE,
+        ...(run.memory !== undefined ? { memory: run.memory } : {}),
       };
       const report = await runWorker(job, (child) => { current = child; }, () => interrupted);
       outcomes.push({ run: run.definition.name, dir: run.dir, action: run.state === 'unfinished' ? 'continued' : 'trained', result: report.result });

@@ -22,7 +22,9 @@ import { COPY_SYMBOLS } from '../data/copy.js';
 import { loadTask } from '../data/tasks.js';
 import { diagnose, type Diagnostics } from '../diagnostics/diagnose.js';
 import type { ModelConfig } from '../models/config.js';
+import { totalmem } from 'node:os';
 import { createModel } from '../models/factory.js';
+import { applyMemoryOption } from '../models/memory.js';
 import type { Model } from '../models/model.js';
 import { lossPoints, qualityPoints, writeDiagnosticsOutputs } from '../report/figures.js';
 import { learningCurveSpec, writeFigure } from '../report/plots.js';
@@ -59,6 +61,8 @@ export interface WorkerJob {
   trainCommand: string;
   /** Diagnostics: the first `batch` test samples; the Jacobian spectrum of the first `samples`. */
   diagnose: { batch: number; samples: number };
+  /** `roaf train --memory` of the run (default auto). */
+  memory?: 'full' | 'checkpoint';
 }
 
 export interface WorkerReport {
@@ -110,6 +114,12 @@ function say(job: WorkerJob, line: string): void {
   if (!job.quiet) process.stderr.write(`${job.claim}/${job.run}: ${line}\n`);
 }
 
+/** Applies the run's activation-memory mode to `model` for batches of B (the diagnostics' models too). */
+function withMemory<M extends Model>(job: WorkerJob, model: M, B: number): M {
+  applyMemoryOption(model, B, job.memory ?? 'auto', totalmem());
+  return model;
+}
+
 async function diagnoseInto(job: WorkerJob, model: Model, data: TaskData, dir: string): Promise<Diagnostics> {
   const d = diagnose(model, data.test, { batch: job.diagnose.batch, samples: job.diagnose.samples });
   await writeDiagnosticsOutputs(dir, d);
@@ -123,6 +133,7 @@ async function trainRun(job: WorkerJob, backend: Backend, data: TaskData, config
   const checkpointDir = join(dir, 'checkpoint');
   const saved = resolveCheckpointDir(checkpointDir) !== null ? readCheckpointConfig(checkpointDir) : null;
   const model = createModel(config, backend);
+  withMemory(job, model, training.batch);
   const optimizer = new Optimizer(training.optimizer, model.params, backend);
   if (saved) {
     loadModelTensors(checkpointDir, model);
@@ -221,7 +232,7 @@ async function runJob(job: WorkerJob): Promise<WorkerReport> {
   let init = readDiagnosticsFile(join(initDir, 'diagnose.json'));
   if (init === null) {
     say(job, 'diagnosing the model at initialisation');
-    init = await diagnoseInto(job, createModel(config, backend), data, initDir);
+    init = await diagnoseInto(job, withMemory(job, createModel(config, backend), job.diagnose.batch), data, initDir);
   }
   const initDiagnostics = summarizeDiagnostics(init);
 
