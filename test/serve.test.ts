@@ -20,6 +20,7 @@ import type { Model } from '../src/models/model.js';
 import { loadCheckpoint } from '../src/serve/checkpoint.js';
 import { classify, predict } from '../src/serve/predict.js';
 import { BatchBuffers, evaluate, runTraining } from '../src/train/trainer.js';
+import type { CheckpointConfig } from '../src/train/checkpoint.js';
 import { trainingConfig } from '../src/train/run-options.js';
 import { UsageError } from '../src/util/errors.js';
 
@@ -27,6 +28,10 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
 const work = mkdtempSync(join(tmpdir(), 'roaf-serve-'));
 after(() => rmSync(work, { recursive: true, force: true }));
+
+function readJson<T>(path: string): T {
+  return JSON.parse(readFileSync(path, 'utf8')) as T;
+}
 
 function roaf(args: string[], cwd = root) {
   return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', cwd });
@@ -56,7 +61,7 @@ describe('training from partial options', () => {
     const outDir = join(work, 'library-mlp');
     const run = runTraining({ model, train: data.train, test: data.test, epochs: 1, outDir, task: { name: 'mnist', trainLimit: 160, testLimit: 64 } });
 
-    const saved = (dir: string) => JSON.parse(readFileSync(join(dir, 'checkpoint', 'config.json'), 'utf8'));
+    const saved = (dir: string) => readJson<CheckpointConfig>(join(dir, 'checkpoint', 'config.json'));
     assert.deepEqual(saved(outDir).training, saved(cliRun).training, 'the same training configuration');
     assert.deepEqual(saved(outDir).model, saved(cliRun).model, 'the same model configuration');
     assert.deepEqual(saved(outDir).training, trainingConfig('mnist', 'roaf-mlp', { epochs: 1 }));
@@ -80,7 +85,7 @@ describe('training from partial options', () => {
       const runs = readdirSync(join(work, 'runs'));
       assert.equal(runs.length, 1);
       assert.match(runs[0]!, /^roaf-rnn-adding-\d{8}-\d{6}$/);
-      const config = JSON.parse(readFileSync(join(work, 'runs', runs[0]!, 'checkpoint', 'config.json'), 'utf8'));
+      const config = readJson<CheckpointConfig>(join(work, 'runs', runs[0]!, 'checkpoint', 'config.json'));
       assert.deepEqual(config.task, { name: 'adding', seqLen: 6, trainSize: 20, testSize: 10 }, 'the task config the data tells');
       assert.equal(config.training.seed, 3);
       assert.equal(config.training.optimizer.lr, runDefaults('adding').lr);
@@ -139,7 +144,7 @@ describe('serving: loadCheckpoint and predict', () => {
       assert.deepEqual(predict(net.model, samples, { batch: 6 }).logits, whole.logits, 'arrays (sample-major) give the dataset\'s logits');
 
       const evaluation = evaluate(net.model, test, 16);
-      const json = JSON.parse(trained.stdout.trim().split('\n').pop()!);
+      const json = JSON.parse(trained.stdout.trim().split('\n').pop()!) as { test_accuracy?: number; test_mse?: number };
       if (evaluation.accuracy !== undefined) {
         // The classes reproduce the accuracy the trainer reported: predict is the trainer's forward pass.
         const classes = classify(net.model, test);
@@ -176,17 +181,17 @@ describe('psMNIST: the permutation travels with the run', () => {
       '--backend', 'reference', '--quiet', '--out', out]);
     assert.equal(result.status, 0, result.stderr);
     const expected = Array.from(psmnistPermutation());
-    const file = JSON.parse(readFileSync(join(out, 'permutation.json'), 'utf8'));
+    const file = readJson<{ permutation: number[]; generator: string }>(join(out, 'permutation.json'));
     assert.deepEqual(file.permutation, expected);
     assert.match(file.generator, /new Random\(20251\)\.permutation\(784\)/);
     const configPath = join(out, 'checkpoint', 'config.json');
-    const config = JSON.parse(readFileSync(configPath, 'utf8'));
+    const config = readJson<CheckpointConfig>(configPath);
     assert.deepEqual(config.task.permutation, expected);
     // predict on the task's data uses the permuted sequences the model was trained on
     const net = loadCheckpoint(join(out, 'checkpoint'), { backend: 'reference' });
     assert.equal(net.predict(net.taskData().test).shape[0], 4);
 
-    config.task.permutation = [...expected.slice(1), expected[0]];
+    config.task.permutation = [...expected.slice(1), expected[0]!];
     writeFileSync(configPath, JSON.stringify(config));
     const resumed = roaf(['train', '--resume', '--out', out, '--epochs', '2', '--backend', 'reference', '--quiet']);
     assert.equal(resumed.status, 2);
