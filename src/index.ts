@@ -72,6 +72,10 @@ export type { LoadOptions, LoadedModel } from './serve/checkpoint.js';
 export { classify, predict } from './serve/predict.js';
 export type { PredictInput, PredictOptions, Prediction } from './serve/predict.js';
 
+// export to other runtimes (ONNX)
+export { ONNX_INLINE_LIMIT, exportOnnx, saveOnnx } from './export/onnx.js';
+export type { OnnxExportOptions, OnnxSaveOptions, OnnxSaved } from './export/onnx.js';
+
 // diagnostics
 export * from './diagnostics/index.js';
 

@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { UsageError } from '../util/errors.js';
 import { registerBenchCommand } from './bench.js';
 import { registerDiagnoseCommand } from './diagnose.js';
+import { registerExportCommand } from './export.js';
 import { registerInfoCommand } from './info.js';
 import { registerReportCommand } from './report.js';
 import { registerReproCommand } from './repro.js';
@@ -25,6 +26,7 @@ function buildProgram(): Command {
   registerDiagnoseCommand(program);
   registerReportCommand(program);
   registerReproCommand(program);
+  registerExportCommand(program);
   return program;
 }
 
