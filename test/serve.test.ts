@@ -17,6 +17,7 @@ import { loadTask } from '../src/data/tasks.js';
 import { runDefaults } from '../src/models/defaults.js';
 import { createModel, modelConfig } from '../src/models/factory.js';
 import type { Model } from '../src/models/model.js';
+import { configDifferences } from '../src/repro/resolve.js';
 import { loadCheckpoint } from '../src/serve/checkpoint.js';
 import { classify, predict } from '../src/serve/predict.js';
 import { BatchBuffers, evaluate, runTraining } from '../src/train/trainer.js';
@@ -190,6 +191,10 @@ describe('psMNIST: the permutation travels with the run', () => {
     // predict on the task's data uses the permuted sequences the model was trained on
     const net = loadCheckpoint(join(out, 'checkpoint'), { backend: 'reference' });
     assert.equal(net.predict(net.taskData().test).shape[0], 4);
+
+    // roaf repro compares a run directory with its claim: the recorded permutation is no difference.
+    const { permutation: _permutation, ...claimTask } = config.task;
+    assert.deepEqual(configDifferences({ model: config.model, task: claimTask, training: config.training }, config), []);
 
     config.task.permutation = [...expected.slice(1), expected[0]!];
     writeFileSync(configPath, JSON.stringify(config));
