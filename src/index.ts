@@ -1,6 +1,6 @@
 // The public API of roaf: an explicit list of what a user imports.
 //
-//   import { createModel, modelConfig, loadBackend, loadTask, runTraining } from 'roaf';
+//   import { createModel, loadCheckpoint, loadTask, runTraining } from 'roaf';
 
 // backends
 export type { Backend, DType, FilterOperand, FloatArray, GruSaved, LstmSaved } from './backend/backend.js';
@@ -44,7 +44,7 @@ export type { GradientHook, Model } from './models/model.js';
 export { RoafMLP } from './models/roaf-mlp.js';
 export { RecurrentModel, RecurrentModel as RoafRNN } from './models/recurrent.js';
 export type { CellFactory } from './models/recurrent.js';
-export { createModel, modelConfig, resolveBaseline } from './models/factory.js';
+export { createModel, datasetShape, datasetTask, modelConfig, resolveBaseline, taskShape } from './models/factory.js';
 export type { ModelOptions } from './models/factory.js';
 export { defaultCoefficients, defaultMlpBeta, runDefaults } from './models/defaults.js';
 export type { RunDefaults } from './models/defaults.js';
@@ -63,6 +63,14 @@ export type { MetricsRecord } from './train/metrics.js';
 export { SafetensorsFile, writeSafetensors } from './train/safetensors.js';
 export { LR_SCHEDULES, scheduledLr } from './train/optimizer.js';
 export type { LrSchedule } from './train/optimizer.js';
+export { defaultRunDir, trainingConfig } from './train/run-options.js';
+export type { TrainingOptions } from './train/run-options.js';
+
+// serving a trained model
+export { loadCheckpoint } from './serve/checkpoint.js';
+export type { LoadOptions, LoadedModel } from './serve/checkpoint.js';
+export { classify, predict } from './serve/predict.js';
+export type { PredictInput, PredictOptions, Prediction } from './serve/predict.js';
 
 // export to other runtimes (ONNX)
 export { ONNX_INLINE_LIMIT, exportOnnx, saveOnnx } from './export/onnx.js';

@@ -8,7 +8,7 @@ import { requireBackend } from '../backend/index.js';
 import { loadTask } from '../data/tasks.js';
 import type { TaskData } from '../data/dataset.js';
 import type { ModelConfig } from '../models/config.js';
-import { createModel } from '../models/factory.js';
+import { createModel, taskShape } from '../models/factory.js';
 import { applyMemoryOption } from '../models/memory.js';
 import type { Model } from '../models/model.js';
 import { gradientSummaryCallback } from '../diagnostics/gradients.js';
@@ -18,9 +18,9 @@ import {
   type Progress, type TaskConfig, type TrainingConfig,
 } from '../train/checkpoint.js';
 import { defaultCoefficients, runDefaults } from '../models/defaults.js';
-import { DEFAULT_OPTIMIZER, Optimizer } from '../train/optimizer.js';
+import { Optimizer, type LrSchedule, type OptimizerKind } from '../train/optimizer.js';
+import { defaultRunDir, trainingConfig } from '../train/run-options.js';
 import { evaluate, peakRssBytes, runTraining, type Evaluation } from '../train/trainer.js';
-import { validateTrainingConfig } from '../train/validate.js';
 import { UsageError } from '../util/errors.js';
 import { createProgress } from './progress.js';
 import { addTableOptions, percent, printJsonResult } from './options.js';
@@ -29,16 +29,8 @@ import { addTableOptions, percent, printJsonResult } from './options.js';
 type TrainCliOptions = OptionValues<'train'>;
 type EvalCliOptions = OptionValues<'eval'>;
 
-/** The classes/outputs and input size a task gives a model, and its readout. */
-export function taskShape(data: TaskData): Pick<ModelConfig, 'inputDim' | 'outputs' | 'readout'> {
-  const { train } = data;
-  const outputs = train.target.kind === 'regression' ? train.target.outputs : train.target.classes;
-  return { inputDim: train.inputDim, outputs, readout: train.target.kind === 'class-per-step' ? 'every' : 'last' };
-}
-
-function timestamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-}
+/** The input size, outputs and readout a task gives a model (diagnose uses it too). */
+export { taskShape };
 
 /** Reads the options of a fresh run into model, task and training configs, validating each. */
 function freshRun(options: TrainCliOptions): { modelConfig: Omit<ModelConfig, 'inputDim' | 'outputs' | 'readout'>; task: TaskConfig; training: TrainingConfig } {
@@ -47,17 +39,11 @@ function freshRun(options: TrainCliOptions): { modelConfig: Omit<ModelConfig, 'i
   const defaults = runDefaults(taskName, modelKind);
   const depth = checkOption(OPTIONS.depth, options.depth ?? defaults.depth);
   const coefficients = defaultCoefficients(defaults.model, depth);
-  const training = validateTrainingConfig({
-    epochs: options.epochs ?? defaults.epochs,
-    batch: options.batch ?? defaults.batch,
-    optimizer: {
-      ...DEFAULT_OPTIMIZER,
-      kind: checkOptionChoice(OPTIONS.optimizer, options.optimizer),
-      lr: options.lr ?? defaults.lr,
-      momentum: options.momentum,
-      weightDecay: options.weightDecay,
-    },
-    lrSchedule: checkOptionChoice(OPTIONS.lrSchedule, options.lrSchedule ?? defaults.lrSchedule),
+  const training = trainingConfig(taskName, defaults.model, {
+    epochs: options.epochs,
+    batch: options.batch,
+    optimizer: { kind: options.optimizer as OptimizerKind, lr: options.lr, momentum: options.momentum, weightDecay: options.weightDecay },
+    lrSchedule: options.lrSchedule as LrSchedule | undefined,
     clip: options.clip,
     evalEvery: options.evalEvery,
     checkpointEvery: options.checkpointEvery,
@@ -125,12 +111,13 @@ function trainCommand(options: TrainCliOptions): void {
     const saved = readCheckpointConfig(checkpointDir);
     modelConfigBase = saved.model;
     task = saved.task;
-    training = { ...saved.training };
+    // A checkpoint from before schedules trained at a constant rate (not the task's default schedule).
+    training = { ...saved.training, lrSchedule: saved.training.lrSchedule ?? 'constant' };
     if (options.epochs !== undefined) training.epochs = checkOption(OPTIONS.epochs, options.epochs);
     progress = { epoch: saved.epoch, batchInEpoch: saved.batch_in_epoch, step: saved.step, seconds: saved.seconds };
   } else {
     ({ modelConfig: modelConfigBase, task, training } = freshRun(options));
-    outDir = options.out ?? `runs/${modelConfigBase.model}-${task.name}-${timestamp()}`;
+    outDir = options.out ?? defaultRunDir(modelConfigBase.model, task.name);
   }
   const backend = requireBackend(backendName, modelConfigBase.dtype, options.threads);
   const data = loadTaskData(task, training.seed);

@@ -105,8 +105,8 @@ export interface ConfigDifference {
   expected: unknown;
 }
 
-/** Fields the task's data decides, not the table (compared through the task's name). */
-const DERIVED = new Set(['model.inputDim', 'model.outputs', 'model.readout']);
+/** Fields the task's data decides, not the table (compared through the task's name; psMNIST's permutation is roaf's, checked when the run resumes). */
+const DERIVED = new Set(['model.inputDim', 'model.outputs', 'model.readout', 'task.permutation']);
 
 /** Every field of `expected` and `saved` (model, task, training) whose values differ; absent equals undefined. */
 export function configDifferences(expected: ExpectedConfig, saved: { model: unknown; task: unknown; training: unknown }): ConfigDifference[] {

@@ -11,10 +11,10 @@ import type { BatchTargets, Dataset } from '../data/dataset.js';
 import { crossEntropyLoss, meanSquaredErrorLoss, type LossValue } from '../nn/losses.js';
 import type { GradientHook, Model } from '../models/model.js';
 import { Random } from '../util/random.js';
-import { saveCheckpoint, type Progress, type TaskConfig, type TrainingConfig } from './checkpoint.js';
+import { saveCheckpoint, type Progress, type TaskConfig } from './checkpoint.js';
 import { MetricsLog, type MetricsRecord } from './metrics.js';
 import { Optimizer, clipGradients, scheduledLr } from './optimizer.js';
-import { validateTrainingConfig } from './validate.js';
+import { resolveRunOptions, writeTaskFiles, type TrainingOptions } from './run-options.js';
 
 /** Buffers of one batch in the model's dtype, allocated once for the largest batch. */
 export class BatchBuffers {
@@ -123,14 +123,21 @@ export interface TrainerCallbacks {
   gradientSummary?(model: Model, hook: (collect: GradientHook) => void): Record<string, unknown>;
 }
 
+/** What to train and how; everything but the model and the data has the CLI's default for the task (run-options.ts). */
 export interface RunOptions {
   model: Model;
   train: Dataset;
   test: Dataset;
-  task: TaskConfig;
-  training: TrainingConfig;
-  /** Run directory: metrics.jsonl and checkpoint/ go here. */
-  outDir: string;
+  /** What the data is, saved in checkpoints so `eval` and `--resume` rebuild it; default: the task loadTask named `train` after. */
+  task?: TaskConfig;
+  /** The training loop's settings; each one left out takes the CLI's default for the task (the seed: the model's). */
+  training?: TrainingOptions;
+  /** Shorthands for training.epochs, training.batch and training.optimizer.lr. */
+  epochs?: number;
+  batch?: number;
+  lr?: number;
+  /** Run directory: metrics.jsonl and checkpoint/ go here; default runs/<model>-<task>-<time>. */
+  outDir?: string;
   /** Where to start (from a checkpoint) and the optimiser restored with it. */
   progress?: Progress;
   optimizer?: Optimizer;
@@ -159,9 +166,10 @@ export function peakRssBytes(): number {
 }
 
 /** Trains until `training.epochs` epochs are complete, evaluating, logging and checkpointing on the way. */
-export function runTraining(options: RunOptions): RunResult {
+export function runTraining(request: RunOptions): RunResult {
+  const options = resolveRunOptions(request);
   const { model, train, test, task, training, outDir, callbacks = {} } = options;
-  validateTrainingConfig(training);
+  writeTaskFiles(outDir, task);
   const optimizer = options.optimizer ?? new Optimizer(training.optimizer, model.params, model.backend);
   const progress: Progress = { ...(options.progress ?? { epoch: 0, batchInEpoch: 0, step: 0, seconds: 0 }) };
   const batch = Math.min(training.batch, train.count);
