@@ -36,8 +36,15 @@ void roaf_pool_run(roaf_task_fn fn, void *arg, int nthreads);
  */
 float *roaf_scratch(int tid, int slot, size_t count);
 enum {
-  SCRATCH_PACK_A, SCRATCH_PACK_B, SCRATCH_WORK, SCRATCH_WORK2, SCRATCH_SHARED_B, SCRATCH_PARTIAL,
-  SCRATCH_STACK, SCRATCH_STACK_ROWS, SCRATCH_SWEEP,  // shared by the threads of a whole-stack MLP kernel (thread 0's)
+  SCRATCH_PACK_A,
+  SCRATCH_PACK_B,
+  SCRATCH_WORK,
+  SCRATCH_WORK2,
+  SCRATCH_SHARED_B,
+  SCRATCH_PARTIAL,
+  SCRATCH_STACK,
+  SCRATCH_STACK_ROWS,
+  SCRATCH_SWEEP,  // shared by the threads of a whole-stack MLP kernel (thread 0's)
   SCRATCH_SLOTS
 };
 
@@ -59,8 +66,8 @@ typedef struct {
   const char *name;
   /** FLOPS of this thread's widest FMA in a dependency-free loop run for about `seconds`: the arithmetic peak. */
   double (*fma_peak)(double seconds);
-  void (*gemm)(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda,
-               const float *B, idx ldb, float beta, float *C, idx ldc);
+  void (*gemm)(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda, const float *B,
+               idx ldb, float beta, float *C, idx ldc);
   void (*add_row_vector)(idx rows, idx n, float *y, const float *bias);
   void (*sum_rows)(idx rows, idx n, const float *x, float *out);
   void (*tanh)(idx n, const float *x, float *out);
@@ -68,35 +75,32 @@ typedef struct {
   double (*sum_squares)(idx n, const float *x);
   void (*scale)(idx n, float *x, float s);
   void (*axpy)(idx n, float s, const float *x, float *y);
-  void (*apply_filter)(const roaf_filter *f, int transpose, idx B, float alpha, const float *x, float betaY,
-                       float *y);
+  void (*apply_filter)(const roaf_filter *f, int transpose, idx B, float alpha, const float *x, float betaY, float *y);
   void (*roaf_layer_forward)(idx B, idx N, float alpha, float beta, const roaf_filter *f, const float *x,
                              const float *W, const float *b, float *a, float *y);
   void (*roaf_layer_backward)(idx B, idx N, float alpha, float beta, const roaf_filter *f, const float *x,
                               const float *a, const float *W, const float *gy, float *gx, float *gW, float *gb,
                               float *gz);
   /** `filters` holds L filters, one per layer (entries may repeat). */
-  void (*roaf_mlp_forward)(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters,
-                           const float *Ws, const float *bs, float *xs, float *as);
-  void (*roaf_mlp_backward)(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters,
-                            const float *Ws, const float *xs, const float *as, float *gy, float *gWs, float *gbs,
-                            double *gradSquares);
-  void (*roaf_cell_forward)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
-                            const float *xs, const float *W, const float *U, const float *b, float *hs, float *as);
-  void (*roaf_cell_backward)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
-                             const float *xs, const float *W, const float *U, const float *hs, const float *as,
-                             float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs,
-                             int lastStepOnly);
-  void (*lstm_forward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
-                       const float *b, float *hs, float *cs, float *gates);
-  void (*lstm_backward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
-                        const float *hs, const float *cs, const float *gates, float *ghs, float *gGates,
-                        float *gWx, float *gWh, float *gb, float *gxs, int lastStepOnly);
-  void (*gru_forward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
-                      const float *bx, const float *bh, float *hs, float *gates, float *hn);
-  void (*gru_backward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
-                       const float *hs, const float *gates, const float *hn, float *ghs, float *gGates,
-                       float *gHn, float *gWx, float *gWh, float *gbx, float *gbh, float *gxs, int lastStepOnly);
+  void (*roaf_mlp_forward)(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
+                           const float *bs, float *xs, float *as);
+  void (*roaf_mlp_backward)(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
+                            const float *xs, const float *as, float *gy, float *gWs, float *gbs, double *gradSquares);
+  void (*roaf_cell_forward)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
+                            const float *W, const float *U, const float *b, float *hs, float *as);
+  void (*roaf_cell_backward)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
+                             const float *W, const float *U, const float *hs, const float *as, float *ghs, float *gzs,
+                             float *gW, float *gU, float *gb, float *gh0, float *gxs, int lastStepOnly);
+  void (*lstm_forward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *b,
+                       float *hs, float *cs, float *gates);
+  void (*lstm_backward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
+                        const float *cs, const float *gates, float *ghs, float *gGates, float *gWx, float *gWh,
+                        float *gb, float *gxs, int lastStepOnly);
+  void (*gru_forward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *bx,
+                      const float *bh, float *hs, float *gates, float *hn);
+  void (*gru_backward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
+                       const float *gates, const float *hn, float *ghs, float *gGates, float *gHn, float *gWx,
+                       float *gWh, float *gbx, float *gbh, float *gxs, int lastStepOnly);
   double (*softmax_cross_entropy)(idx B, idx K, const float *logits, const int32_t *labels, float gradScale,
                                   float *grad, uint8_t *correct);
   double (*squared_error)(idx B, idx K, const float *pred, const float *target, float gradScale, float *grad);

@@ -111,7 +111,8 @@ static double arg_number(args_t *a, size_t i, const char *name) {
 /** A size: an integer in [0, 2^53), the range in which the conversion to idx is exact and defined. */
 static idx arg_idx(args_t *a, size_t i, const char *name) {
   double x = arg_number(a, i, name);
-  if (!a->failed && !(x >= 0 && x <= 9007199254740991.0 && x == (double)(int64_t)x)) fail(a, name, "must be a non-negative integer below 2^53");
+  if (!a->failed && !(x >= 0 && x <= 9007199254740991.0 && x == (double)(int64_t)x))
+    fail(a, name, "must be a non-negative integer below 2^53");
   return a->failed ? 0 : (idx)x;
 }
 
@@ -136,11 +137,13 @@ static void *typed_array(args_t *a, napi_value value, const char *name, napi_typ
   size_t length = 0;
   void *data = NULL;
   napi_is_typedarray(a->env, value, &isTyped);
-  if (!isTyped || napi_get_typedarray_info(a->env, value, &type, &length, &data, NULL, NULL) != napi_ok || type != want) {
-    fail(a, name, want == napi_float32_array   ? "must be a Float32Array"
-                  : want == napi_float64_array ? "must be a Float64Array"
-                  : want == napi_int32_array   ? "must be an Int32Array"
-                                               : "must be a Uint8Array");
+  if (!isTyped || napi_get_typedarray_info(a->env, value, &type, &length, &data, NULL, NULL) != napi_ok ||
+      type != want) {
+    fail(a, name,
+         want == napi_float32_array   ? "must be a Float32Array"
+         : want == napi_float64_array ? "must be a Float64Array"
+         : want == napi_int32_array   ? "must be an Int32Array"
+                                      : "must be a Uint8Array");
     return NULL;
   }
   return data;
@@ -268,8 +271,8 @@ static napi_value js_set_isa(napi_env env, napi_callback_info info) {
   if (k == NULL || !isa_supported(name)) {
     char msg[160];
     snprintf(msg, sizeof msg, "%s instruction set '%s' (this CPU supports up to %s)",
-             k == NULL && strcmp(name, "avx2") != 0 && strcmp(name, "avx512") != 0 ? "unknown" : "unsupported",
-             name, best_isa());
+             k == NULL && strcmp(name, "avx2") != 0 && strcmp(name, "avx512") != 0 ? "unknown" : "unsupported", name,
+             best_isa());
     napi_throw_error(env, "ROAF_ISA", msg);
     return NULL;
   }
@@ -313,13 +316,13 @@ static napi_value init(napi_env env, napi_value exports) {
   kernels = isa_kernels(best_isa());
   roaf_pool_set_threads(default_threads());
   napi_property_descriptor props[] = {
-    ROAF_KERNEL_PROPERTIES,
+      ROAF_KERNEL_PROPERTIES,
 #define FN(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_default, NULL}
-    FN("info", js_info),
-    FN("setIsa", js_set_isa),
-    FN("setThreads", js_set_threads),
-    FN("setParallelThreshold", js_set_parallel_threshold),
-    FN("fmaPeak", js_fma_peak),
+      FN("info", js_info),
+      FN("setIsa", js_set_isa),
+      FN("setThreads", js_set_threads),
+      FN("setParallelThreshold", js_set_parallel_threshold),
+      FN("fmaPeak", js_fma_peak),
 #undef FN
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
