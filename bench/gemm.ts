@@ -35,7 +35,21 @@ for (const n of [256, 512, 1024]) {
   const A = backend.allocate('float32', n * n).map(() => rng.normal());
   const B = backend.allocate('float32', n * n).map(() => rng.normal());
   const C = backend.allocate('float32', n * n);
-  const product = { transA: false, transB: false, M: n, N: n, K: n, alpha: 1, A, lda: n, B, ldb: n, beta: 0, C, ldc: n };
+  const product = {
+    transA: false,
+    transB: false,
+    M: n,
+    N: n,
+    K: n,
+    alpha: 1,
+    A,
+    lda: n,
+    B,
+    ldb: n,
+    beta: 0,
+    C,
+    ldc: n,
+  };
   const flops = 2 * n * n * n;
   const inner = Math.max(1, Math.round(2e9 / flops / 4)); // about 5-20 ms per timed sample
   // Check the result on both thread counts first.
@@ -48,7 +62,8 @@ for (const n of [256, 512, 1024]) {
       const j = rng.int(n);
       let want = 0;
       for (let k = 0; k < n; k++) want += A[i * n + k]! * B[k * n + j]!;
-      if (!(Math.abs(C[i * n + j]! - want) <= 1e-4 * Math.sqrt(n) * 4)) throw new Error(`gemm ${n}: wrong result at (${i}, ${j})`);
+      if (!(Math.abs(C[i * n + j]! - want) <= 1e-4 * Math.sqrt(n) * 4))
+        throw new Error(`gemm ${n}: wrong result at (${i}, ${j})`);
     }
   }
   // Samples of 1 and 2 threads alternate, so that a shared machine's load hits both alike.
@@ -67,7 +82,9 @@ for (const n of [256, 512, 1024]) {
     const gflops = flops / median(samplesOf(threads)) / 1e9;
     const best = flops / Math.min(...samplesOf(threads)) / 1e9;
     const share = (100 * gflops) / (threads * peak);
-    console.log(`gemm ${n}x${n}x${n} threads=${threads}: ${gflops.toFixed(1)} GFLOPS (best ${best.toFixed(1)}; ${share.toFixed(0)} % of ${threads} x peak)`);
+    console.log(
+      `gemm ${n}x${n}x${n} threads=${threads}: ${gflops.toFixed(1)} GFLOPS (best ${best.toFixed(1)}; ${share.toFixed(0)} % of ${threads} x peak)`,
+    );
   }
 }
 setNativeThreads(info.threads);

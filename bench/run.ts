@@ -60,13 +60,34 @@ interface BenchConfig {
 }
 
 function configurations(T: number, L: number): BenchConfig[] {
-  const rnn = (name: string, model: BenchConfig['model'], N: number, label: string, extra: Partial<BenchConfig>): BenchConfig => ({
-    name, label: `${label} N=${N} B=128 T=${T}`, model, batch: 128, hidden: N, seq_len: T,
-    tfjs: false, forward: false, targets: {}, ...extra,
+  const rnn = (
+    name: string,
+    model: BenchConfig['model'],
+    N: number,
+    label: string,
+    extra: Partial<BenchConfig>,
+  ): BenchConfig => ({
+    name,
+    label: `${label} N=${N} B=128 T=${T}`,
+    model,
+    batch: 128,
+    hidden: N,
+    seq_len: T,
+    tfjs: false,
+    forward: false,
+    targets: {},
+    ...extra,
   });
   const mlp = (N: number): BenchConfig => ({
-    name: `roaf-mlp-${N}`, label: `ROAF MLP L=${L} N=${N} B=128`, model: 'roaf-mlp', batch: 128, depth: L, width: N,
-    tfjs: true, forward: false, targets: { pytorch: 4 },
+    name: `roaf-mlp-${N}`,
+    label: `ROAF MLP L=${L} N=${N} B=128`,
+    model: 'roaf-mlp',
+    batch: 128,
+    depth: L,
+    width: N,
+    tfjs: true,
+    forward: false,
+    targets: { pytorch: 4 },
   });
   return [
     rnn('roaf-rnn-128', 'roaf-rnn', 128, 'ROAF RNN', { tfjs: true, targets: { pytorch: 3, tfjs: 50 } }),
@@ -116,11 +137,23 @@ function log(line: string): void {
 
 /** The JSON objects a command printed, one per line (other lines are ignored). */
 function jsonLines(stdout: string): Record<string, unknown>[] {
-  return stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  return stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): { status: number | null; stdout: string; stderr: string; error?: Error } {
-  const result = spawnSync(command, args, { encoding: 'utf8', env, maxBuffer: 256 * 2 ** 20, stdio: ['ignore', 'pipe', 'pipe'] });
+function run(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { status: number | null; stdout: string; stderr: string; error?: Error } {
+  const result = spawnSync(command, args, {
+    encoding: 'utf8',
+    env,
+    maxBuffer: 256 * 2 ** 20,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return { status: result.status, stdout: result.stdout ?? '', stderr: result.stderr ?? '', error: result.error };
 }
 
@@ -137,8 +170,21 @@ function errorLine(stderr: string): string {
 // ---- roaf ----
 
 function roafArgs(config: BenchConfig, options: HarnessOptions, threads: number | null): string[] {
-  const args = [ROAF_CLI, 'bench', '--model', config.model, '--batch', String(config.batch),
-    '--repeats', String(options.repeats), '--warmup', String(options.warmup), '--backend', options.backend, '--json'];
+  const args = [
+    ROAF_CLI,
+    'bench',
+    '--model',
+    config.model,
+    '--batch',
+    String(config.batch),
+    '--repeats',
+    String(options.repeats),
+    '--warmup',
+    String(options.warmup),
+    '--backend',
+    options.backend,
+    '--json',
+  ];
   if (config.hidden !== undefined) args.push('--hidden', String(config.hidden), '--seq-len', String(config.seq_len));
   if (config.depth !== undefined) args.push('--depth', String(config.depth), '--width', String(config.width));
   if (config.forward) args.push('--forward');
@@ -157,7 +203,8 @@ function runRoaf(config: BenchConfig, options: HarnessOptions): Outcome {
     runs.push(json);
   }
   const best = runs.reduce((a, b) => ((b.ms_per_batch as number) < (a.ms_per_batch as number) ? b : a));
-  const byThreads = runs.length > 1 ? ` (${runs.map((r) => `${r.threads} thr ${fmtMs(r.ms_per_batch as number)}`).join(', ')})` : '';
+  const byThreads =
+    runs.length > 1 ? ` (${runs.map((r) => `${r.threads} thr ${fmtMs(r.ms_per_batch as number)}`).join(', ')})` : '';
   return {
     ms: best.ms_per_batch as number,
     forwardMs: (best.forward_ms_per_batch as number | null) ?? null,
@@ -219,29 +266,52 @@ interface TorchFormulation {
 }
 
 function describeTorchRuns(runs: TorchRun[]): string {
-  return runs.map((r) => `${r.threads} thr ${r.ms_per_batch === undefined ? `abandoned (last warm-up ${fmtMs(r.warmup_ms?.at(-1) ?? NaN)})` : fmtMs(r.ms_per_batch)}`).join(', ');
+  return runs
+    .map(
+      (r) =>
+        `${r.threads} thr ${r.ms_per_batch === undefined ? `abandoned (last warm-up ${fmtMs(r.warmup_ms?.at(-1) ?? NaN)})` : fmtMs(r.ms_per_batch)}`,
+    )
+    .join(', ');
 }
 
 function runTorch(config: BenchConfig, options: HarnessOptions): Outcome {
-  const args = [TORCH_SCRIPT, '--configs', JSON.stringify([torchConfig(config)]), '--threads', options.torchThreads,
-    '--repeats', String(options.repeats), '--warmup', String(options.warmup)];
+  const args = [
+    TORCH_SCRIPT,
+    '--configs',
+    JSON.stringify([torchConfig(config)]),
+    '--threads',
+    options.torchThreads,
+    '--repeats',
+    String(options.repeats),
+    '--warmup',
+    String(options.warmup),
+  ];
   if (config.forward) args.push('--forward');
   const result = run(options.python, args, torchEnv());
   const json = jsonLines(result.stdout).at(-1);
-  if (result.status !== 0 || json === undefined) return { failed: `torch_bench.py exited ${result.status}: ${errorLine(result.stderr)}` };
+  if (result.status !== 0 || json === undefined)
+    return { failed: `torch_bench.py exited ${result.status}: ${errorLine(result.stderr)}` };
   const best = json.best as TorchRun & { ms_per_batch: number; formulation: string; forward_formulation?: string };
   const formulations = json.formulations as TorchFormulation[];
   // A formulation that disagrees with the reference (or crashes) is not timed; say so loudly, the others stand.
-  for (const f of formulations.filter((f) => f.failed !== undefined)) log(`pytorch ${config.name}: formulation ${f.name} FAILED: ${f.failed}`);
-  const timed = formulations.filter((f) => f.best?.ms_per_batch !== undefined).sort((a, b) => a.best!.ms_per_batch! - b.best!.ms_per_batch!);
-  const forward = best.forward_formulation !== undefined && best.forward_formulation !== best.formulation
-    ? `; fastest forward ${best.forward_formulation} ${fmtMs(best.forward_ms_per_batch ?? NaN)}` : '';
-  const more = formulations.length > 1
-    ? [`PyTorch formulations, fastest first (ms, best thread count): ${[
-      ...timed.map((f) => `${f.name} ${fmtMs(f.best!.ms_per_batch!)} (${f.best!.threads} thr)`),
-      ...formulations.filter((f) => f.failed !== undefined).map((f) => `${f.name} FAILED the check`),
-    ].join(', ')}`]
-    : [];
+  for (const f of formulations.filter((f) => f.failed !== undefined))
+    log(`pytorch ${config.name}: formulation ${f.name} FAILED: ${f.failed}`);
+  const timed = formulations
+    .filter((f) => f.best?.ms_per_batch !== undefined)
+    .sort((a, b) => a.best!.ms_per_batch! - b.best!.ms_per_batch!);
+  const forward =
+    best.forward_formulation !== undefined && best.forward_formulation !== best.formulation
+      ? `; fastest forward ${best.forward_formulation} ${fmtMs(best.forward_ms_per_batch ?? NaN)}`
+      : '';
+  const more =
+    formulations.length > 1
+      ? [
+          `PyTorch formulations, fastest first (ms, best thread count): ${[
+            ...timed.map((f) => `${f.name} ${fmtMs(f.best!.ms_per_batch!)} (${f.best!.threads} thr)`),
+            ...formulations.filter((f) => f.failed !== undefined).map((f) => `${f.name} FAILED the check`),
+          ].join(', ')}`,
+        ]
+      : [];
   return {
     ms: best.ms_per_batch,
     forwardMs: best.forward_ms_per_batch ?? null,
@@ -256,17 +326,27 @@ function runTorch(config: BenchConfig, options: HarnessOptions): Outcome {
 function tfjsInfo(): Record<string, unknown> {
   const result = run(process.execPath, [TFJS_SCRIPT, '--info']);
   const info = jsonLines(result.stdout).at(-1);
-  if (result.status !== 0 || info === undefined) return { skipped: `the TF.js peer did not start: ${lastLines(result.stderr)}` };
+  if (result.status !== 0 || info === undefined)
+    return { skipped: `the TF.js peer did not start: ${lastLines(result.stderr)}` };
   if (typeof info.error === 'string') return { skipped: `${info.error}; install it with: ${TFJS_INSTALL}` };
   return info;
 }
 
 function runTfjs(config: BenchConfig, options: HarnessOptions): Outcome {
-  const peerConfig = config.hidden !== undefined
-    ? { ...torchConfig(config), timed_seq_len: options.tfjsSeqLen }
-    : { ...torchConfig(config), timed_depth: options.tfjsDepth };
+  const peerConfig =
+    config.hidden !== undefined
+      ? { ...torchConfig(config), timed_seq_len: options.tfjsSeqLen }
+      : { ...torchConfig(config), timed_depth: options.tfjsDepth };
   // TF.js steps take seconds: fewer repeats, one warm-up.
-  const args = [TFJS_SCRIPT, '--configs', JSON.stringify([peerConfig]), '--repeats', String(Math.min(3, options.repeats)), '--warmup', '1'];
+  const args = [
+    TFJS_SCRIPT,
+    '--configs',
+    JSON.stringify([peerConfig]),
+    '--repeats',
+    String(Math.min(3, options.repeats)),
+    '--warmup',
+    '1',
+  ];
   if (config.forward) args.push('--forward');
   const result = run(process.execPath, args);
   const json = jsonLines(result.stdout).at(-1);
@@ -307,16 +387,39 @@ function epochEstimate(trainMs: number, forwardMs: number, B: number): number {
   return ((PSMNIST_TRAIN / B) * trainMs + (PSMNIST_TEST / B) * forwardMs) / 1000;
 }
 
-function runPsmnistEpoch(options: HarnessOptions): { seconds: number; accuracy: number | null; backend: string } | { failed: string } {
+function runPsmnistEpoch(
+  options: HarnessOptions,
+): { seconds: number; accuracy: number | null; backend: string } | { failed: string } {
   const out = mkdtempSync(join(tmpdir(), 'roaf-bench-psmnist-'));
   try {
-    const args = [ROAF_CLI, 'train', '--task', 'psmnist', '--epochs', '1', '--hidden', '256', '--batch', '128',
-      '--backend', options.backend, '--out', out, '--quiet', '--json'];
+    const args = [
+      ROAF_CLI,
+      'train',
+      '--task',
+      'psmnist',
+      '--epochs',
+      '1',
+      '--hidden',
+      '256',
+      '--batch',
+      '128',
+      '--backend',
+      options.backend,
+      '--out',
+      out,
+      '--quiet',
+      '--json',
+    ];
     log(`roaf ${args.slice(1).join(' ')} (the real measure; several minutes)`);
     const result = run(process.execPath, args);
     const json = jsonLines(result.stdout).at(-1);
-    if (result.status !== 0 || json === undefined) return { failed: `roaf train exited ${result.status}: ${errorLine(result.stderr)}` };
-    return { seconds: json.seconds as number, accuracy: (json.test_accuracy as number | undefined) ?? null, backend: String(json.backend) };
+    if (result.status !== 0 || json === undefined)
+      return { failed: `roaf train exited ${result.status}: ${errorLine(result.stderr)}` };
+    return {
+      seconds: json.seconds as number,
+      accuracy: (json.test_accuracy as number | undefined) ?? null,
+      backend: String(json.backend),
+    };
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
@@ -359,7 +462,8 @@ function fmtRatio(value: number | null, target: number | undefined): string {
 function table(rows: string[][]): string {
   const [header = [], ...body] = rows;
   const widths = header.map((_, c) => Math.max(...rows.map((row) => row[c]?.length ?? 0)));
-  const line = (row: string[]) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  ');
+  const line = (row: string[]) =>
+    row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
@@ -416,10 +520,15 @@ function parseOptions(): HarnessOptions {
     return parsed;
   };
   const list = (name: string, value: string, allowed?: readonly string[]): string[] => {
-    const items = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    const items = value
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
     const bad = allowed ? items.filter((item) => !allowed.includes(item)) : [];
     if (items.length === 0 || bad.length > 0) {
-      process.stderr.write(`bench: --${name} must be a comma-separated list${allowed ? ` of ${allowed.join(', ')}` : ''}, got '${value}'\n`);
+      process.stderr.write(
+        `bench: --${name} must be a comma-separated list${allowed ? ` of ${allowed.join(', ')}` : ''}, got '${value}'\n`,
+      );
       process.exit(2);
     }
     return items;
@@ -434,7 +543,8 @@ function parseOptions(): HarnessOptions {
     repeats: quick ? 2 : integer('repeats', values.repeats!, 1),
     warmup: quick ? 1 : integer('warmup', values.warmup!, 1),
     rounds: quick ? 1 : integer('rounds', values.rounds!, 1),
-    roafThreads: values.threads === undefined ? null : list('threads', values.threads).map((k) => integer('threads', k, 1)),
+    roafThreads:
+      values.threads === undefined ? null : list('threads', values.threads).map((k) => integer('threads', k, 1)),
     torchThreads: torchThreads.join(','),
     backend: list('backend', values.backend!, ['auto', 'native', 'reference'])[0]!,
     python: values.python!,
@@ -455,11 +565,17 @@ function main(): number {
     return 2;
   }
   const started = new Date();
-  const load = loadavg().map((x) => x.toFixed(2)).join(' ');
+  const load = loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
   const info = run(process.execPath, [ROAF_CLI, 'info', '--json']);
   const roafInfo = jsonLines(info.stdout).at(-1) ?? {};
-  const torch: Record<string, unknown> = options.peers.includes('pytorch') ? torchInfo(options) : { skipped: 'not requested (--peers)' };
-  const tfjs: Record<string, unknown> = options.peers.includes('tfjs') ? tfjsInfo() : { skipped: 'not requested (--peers)' };
+  const torch: Record<string, unknown> = options.peers.includes('pytorch')
+    ? torchInfo(options)
+    : { skipped: 'not requested (--peers)' };
+  const tfjs: Record<string, unknown> = options.peers.includes('tfjs')
+    ? tfjsInfo()
+    : { skipped: 'not requested (--peers)' };
   const header = [
     `machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, load average ${load} at start; node ${process.version}`,
     `roaf: ${String(roafInfo.description ?? 'unknown backend')} (roaf info)${options.backend !== 'auto' ? `, run with --backend ${options.backend}` : ''}`,
@@ -484,13 +600,18 @@ function main(): number {
   if (options.gemm && options.peers.includes('roaf') && existsSync(GEMM_SCRIPT)) {
     log('roaf    matrix product (dist/bench/gemm.js)');
     const result = run(process.execPath, [GEMM_SCRIPT]);
-    gemmLines = (result.status === 0 ? result.stdout : `gemm.js exited ${result.status}: ${lastLines(result.stderr)}`).trim().split('\n');
+    gemmLines = (result.status === 0 ? result.stdout : `gemm.js exited ${result.status}: ${lastLines(result.stderr)}`)
+      .trim()
+      .split('\n');
   }
 
-  const selected = configurations(options.seqLen, options.depth).filter((c) => options.only === null || options.only.includes(c.name));
+  const selected = configurations(options.seqLen, options.depth).filter(
+    (c) => options.only === null || options.only.includes(c.name),
+  );
   // Every round runs every configuration in roaf then PyTorch, so a shared machine's load falls on both alike.
   const rounds = new Map<string, Partial<Record<Peer, Outcome[]>>>(selected.map((c) => [c.name, {}]));
-  const record = (config: BenchConfig, peer: Peer, outcome: Outcome) => (rounds.get(config.name)![peer] ??= []).push(outcome);
+  const record = (config: BenchConfig, peer: Peer, outcome: Outcome) =>
+    (rounds.get(config.name)![peer] ??= []).push(outcome);
   let roafFailed = false;
   for (let round = 1; round <= options.rounds && !roafFailed; round++) {
     const tag = options.rounds > 1 ? ` (round ${round} of ${options.rounds})` : '';
@@ -506,22 +627,33 @@ function main(): number {
         }
       }
       if (options.peers.includes('pytorch')) {
-        const outcome = skipReason(torch) !== null ? { skipped: skipReason(torch)! } : (log(`pytorch ${config.label}${tag}`), runTorch(config, options));
+        const outcome =
+          skipReason(torch) !== null
+            ? { skipped: skipReason(torch)! }
+            : (log(`pytorch ${config.label}${tag}`), runTorch(config, options));
         if ('failed' in outcome) log(`pytorch failed: ${outcome.failed}`);
         record(config, 'pytorch', outcome);
       }
       if (options.peers.includes('tfjs') && config.tfjs && round === 1) {
-        const outcome = skipReason(tfjs) !== null ? { skipped: skipReason(tfjs)! } : (log(`tfjs    ${config.label}`), runTfjs(config, options));
+        const outcome =
+          skipReason(tfjs) !== null
+            ? { skipped: skipReason(tfjs)! }
+            : (log(`tfjs    ${config.label}`), runTfjs(config, options));
         if ('failed' in outcome) log(`tfjs failed: ${outcome.failed}`);
         record(config, 'tfjs', outcome);
       }
     }
   }
   const results = new Map<string, Partial<Record<Peer, Outcome>>>(
-    [...rounds].map(([name, byPeer]) => [name, Object.fromEntries(Object.entries(byPeer).map(([peer, list]) => [peer, medianRound(list)]))]),
+    [...rounds].map(([name, byPeer]) => [
+      name,
+      Object.fromEntries(Object.entries(byPeer).map(([peer, list]) => [peer, medianRound(list)])),
+    ]),
   );
 
-  const rows: string[][] = [['configuration (train step, Adam)', 'roaf ms', 'PyTorch ms', 'PyTorch/roaf', 'TF.js ms', 'TF.js/roaf']];
+  const rows: string[][] = [
+    ['configuration (train step, Adam)', 'roaf ms', 'PyTorch ms', 'PyTorch/roaf', 'TF.js ms', 'TF.js/roaf'],
+  ];
   const details: string[] = [];
   for (const config of selected) {
     const o = results.get(config.name)!;
@@ -534,13 +666,22 @@ function main(): number {
       config.tfjs ? fmtRatio(ratio(o.tfjs, o.roaf), config.targets.tfjs) : '-',
     ]);
     // The peers compute the same products as roaf, so roaf's FLOP count gives their GFLOPS too.
-    const flops = isMeasurement(o.roaf) ? ((o.roaf.raw.best as Record<string, unknown>).flops_per_batch as number) : null;
-    const peerGflops = (m: Measurement, name: string) => (name === 'roaf' || flops === null ? '' : `, ${(flops / m.ms / 1e6).toFixed(1)} GFLOPS`);
+    const flops = isMeasurement(o.roaf)
+      ? ((o.roaf.raw.best as Record<string, unknown>).flops_per_batch as number)
+      : null;
+    const peerGflops = (m: Measurement, name: string) =>
+      name === 'roaf' || flops === null ? '' : `, ${(flops / m.ms / 1e6).toFixed(1)} GFLOPS`;
     const measured: [string, Measurement][] = [];
-    for (const [name, outcome] of [['roaf', o.roaf], ['PyTorch', o.pytorch], ['TF.js', o.tfjs]] as const) {
+    for (const [name, outcome] of [
+      ['roaf', o.roaf],
+      ['PyTorch', o.pytorch],
+      ['TF.js', o.tfjs],
+    ] as const) {
       if (isMeasurement(outcome)) measured.push([name, outcome]);
     }
-    details.push(`  ${config.name}: ${measured.map(([name, m]) => `${name}: ${m.detail}${peerGflops(m, name)}`).join('; ')}`);
+    details.push(
+      `  ${config.name}: ${measured.map(([name, m]) => `${name}: ${m.detail}${peerGflops(m, name)}`).join('; ')}`,
+    );
     measured.forEach(([, m]) => m.more?.forEach((line) => details.push(`    ${line}`)));
   }
 
@@ -554,11 +695,15 @@ function main(): number {
       if (isMeasurement(m) && m.forwardMs !== null) epochs[peer] = epochEstimate(m.ms, m.forwardMs, epochSource.batch);
     }
     const s = (peer: Peer) => (epochs[peer] === undefined ? '-' : `${epochs[peer]!.toFixed(0)} s`);
-    const r = (peer: Peer) => (epochs[peer] === undefined || epochs.roaf === undefined ? null : epochs[peer]! / epochs.roaf);
+    const r = (peer: Peer) =>
+      epochs[peer] === undefined || epochs.roaf === undefined ? null : epochs[peer]! / epochs.roaf;
     rows.push([
       'psMNIST epoch N=256 (estimate: 469 train + 79 test batches)',
       epochs.roaf === undefined ? '-' : `${s('roaf')} (${epochs.roaf <= 100 ? 'meets' : 'misses'} <=100 s)`,
-      s('pytorch'), fmtRatio(r('pytorch'), undefined), s('tfjs'), fmtRatio(r('tfjs'), undefined),
+      s('pytorch'),
+      fmtRatio(r('pytorch'), undefined),
+      s('tfjs'),
+      fmtRatio(r('tfjs'), undefined),
     ]);
   }
   // The least time the epoch's products could take: gemm.js measured one thread's FMA peak.
@@ -569,10 +714,13 @@ function main(): number {
     if (isMeasurement(m)) {
       const best = m.raw.best as Record<string, unknown>;
       const B = epochSource.batch;
-      const flops = (PSMNIST_TRAIN / B) * (best.flops_per_batch as number) + (PSMNIST_TEST / B) * (best.forward_flops_per_batch as number);
+      const flops =
+        (PSMNIST_TRAIN / B) * (best.flops_per_batch as number) +
+        (PSMNIST_TEST / B) * (best.forward_flops_per_batch as number);
       const peak = Number(peakMatch[1]) * 1e9;
       const cores = cpus().length;
-      epochFloor = `psMNIST epoch N=256: ${(flops / 1e12).toFixed(1)} TFLOP of matrix products, so at least ` +
+      epochFloor =
+        `psMNIST epoch N=256: ${(flops / 1e12).toFixed(1)} TFLOP of matrix products, so at least ` +
         `${(flops / (cores * peak)).toFixed(0)} s at ${cores} x the measured FMA peak (${(peak / 1e9).toFixed(1)} GFLOPS per thread).`;
     }
   }
@@ -585,38 +733,51 @@ function main(): number {
     } else {
       rows.push([
         'psMNIST epoch N=256, measured (roaf train --epochs 1)',
-        `${realEpoch.seconds.toFixed(0)} s (${realEpoch.seconds <= 100 ? 'meets' : 'misses'} <=100 s)`, '-', '-', '-', '-',
+        `${realEpoch.seconds.toFixed(0)} s (${realEpoch.seconds <= 100 ? 'meets' : 'misses'} <=100 s)`,
+        '-',
+        '-',
+        '-',
+        '-',
       ]);
     }
   }
 
   const out = process.stdout;
-  out.write(`\nroaf benchmarks, ${started.toISOString()}: ms per training step (forward + backward + Adam), median of ` +
-    `${options.repeats} after ${options.warmup} warm-up${options.rounds > 1 ? `, the median of ${options.rounds} rounds` : ''}; ` +
-    'ratio = peer ms / roaf ms (> 1: roaf is faster)\n');
+  out.write(
+    `\nroaf benchmarks, ${started.toISOString()}: ms per training step (forward + backward + Adam), median of ` +
+      `${options.repeats} after ${options.warmup} warm-up${options.rounds > 1 ? `, the median of ${options.rounds} rounds` : ''}; ` +
+      'ratio = peer ms / roaf ms (> 1: roaf is faster)\n',
+  );
   const ranOn = [...results.values()].map((o) => o.roaf).find(isMeasurement);
   if (ranOn !== undefined) {
     const description = String((ranOn.raw.best as Record<string, unknown>).description);
-    header[1] = options.roafThreads === null
-      ? `roaf: ${description}`
-      : `roaf: ${description.replace(/,? \d+ threads?\)/, ')')}, threads ${options.roafThreads.join(',')} (best reported)`;
+    header[1] =
+      options.roafThreads === null
+        ? `roaf: ${description}`
+        : `roaf: ${description.replace(/,? \d+ threads?\)/, ')')}, threads ${options.roafThreads.join(',')} (best reported)`;
   }
   header.forEach((line) => out.write(`  ${line}\n`));
   out.write('\n' + table(rows) + '\n\n');
   out.write('details (thr = threads; GFLOPS = matrix-product FLOPs / time):\n' + details.join('\n') + '\n');
   if (gemmLines.length > 0) {
-    out.write('matrix product, native backend (dist/bench/gemm.js; issue 3: >= 200 GFLOPS at 256^3 on one thread, which the FMA peak bounds):\n');
+    out.write(
+      'matrix product, native backend (dist/bench/gemm.js; issue 3: >= 200 GFLOPS at 256^3 on one thread, which the FMA peak bounds):\n',
+    );
     gemmLines.forEach((line) => out.write(`  ${line}\n`));
   }
   if (realEpoch !== null && !('failed' in realEpoch)) {
-    out.write(`  psMNIST epoch: ${realEpoch.seconds.toFixed(1)} s, test accuracy ${realEpoch.accuracy === null ? '-' : (realEpoch.accuracy * 100).toFixed(2) + ' %'}, backend ${realEpoch.backend}\n`);
+    out.write(
+      `  psMNIST epoch: ${realEpoch.seconds.toFixed(1)} s, test accuracy ${realEpoch.accuracy === null ? '-' : (realEpoch.accuracy * 100).toFixed(2) + ' %'}, backend ${realEpoch.backend}\n`,
+    );
   }
   const notes = [
     ...(torchWarning !== null && selected.length > 0 ? [`PyTorch ${torchWarning}.`] : []),
     'PyTorch has no fused ROAF kernel: each ROAF configuration is timed in every formulation bench/peers/torch_bench.py knows, each checked' +
-      ' against the reference formulation\'s loss and gradients first, and compared at its fastest (named in the details); LSTM/RNN/GRU are its fused nn modules.',
+      " against the reference formulation's loss and gradients first, and compared at its fastest (named in the details); LSTM/RNN/GRU are its fused nn modules.",
     ...(selected.some((c) => c.tfjs) && skipReason(tfjs) === null
-      ? [`TF.js ROAF RNN is timed at T=${options.tfjsSeqLen}, its MLP at L=${options.tfjsDepth}, and scaled linearly to the full size.`]
+      ? [
+          `TF.js ROAF RNN is timed at T=${options.tfjsSeqLen}, its MLP at L=${options.tfjsDepth}, and scaled linearly to the full size.`,
+        ]
       : []),
     'The psMNIST estimate is 60,000/B training steps + 10,000/B forward passes at the measured medians (data loading excluded);' +
       ' `npm run bench -- --psmnist-epoch --only roaf-rnn-256` measures a real epoch.',
@@ -627,8 +788,25 @@ function main(): number {
 
   if (options.json !== null) {
     const record = {
-      started: started.toISOString(), load_average_at_start: loadavg(), options, roaf: roafInfo, pytorch: torch, tfjs,
-      results: Object.fromEntries([...results].map(([name, o]) => [name, Object.fromEntries(Object.entries(o).map(([peer, outcome]) => [peer, isMeasurement(outcome) ? { ms_per_batch: outcome.ms, forward_ms_per_batch: outcome.forwardMs, ...outcome.raw } : outcome]))])),
+      started: started.toISOString(),
+      load_average_at_start: loadavg(),
+      options,
+      roaf: roafInfo,
+      pytorch: torch,
+      tfjs,
+      results: Object.fromEntries(
+        [...results].map(([name, o]) => [
+          name,
+          Object.fromEntries(
+            Object.entries(o).map(([peer, outcome]) => [
+              peer,
+              isMeasurement(outcome)
+                ? { ms_per_batch: outcome.ms, forward_ms_per_batch: outcome.forwardMs, ...outcome.raw }
+                : outcome,
+            ]),
+          ),
+        ]),
+      ),
       psmnist_epoch_estimate_seconds: epochs,
       psmnist_epoch_measured: realEpoch,
       psmnist_epoch_floor: epochFloor,

@@ -26,12 +26,31 @@ const backend = loadBackend('auto', { quiet: true });
 const data = loadTask('mnist', { seed: 0, testLimit: B });
 
 function measure(depth, alpha, beta, { sharedFilter = true, seed = 0 } = {}) {
-  const model = createModel({
-    model: 'roaf-mlp', inputDim: 784, outputs: 10, readout: 'last', depth, width: 64, hidden: 64,
-    alpha, beta, filter: 'haar', sharedFilter, inputScale: 1, seed, dtype: 'float32',
-  }, backend);
+  const model = createModel(
+    {
+      model: 'roaf-mlp',
+      inputDim: 784,
+      outputs: 10,
+      readout: 'last',
+      depth,
+      width: 64,
+      hidden: 64,
+      alpha,
+      beta,
+      filter: 'haar',
+      sharedFilter,
+      inputScale: 1,
+      seed,
+      dtype: 'float32',
+    },
+    backend,
+  );
   const d = diagnose(model, data.test, { batch: B, samples: 0 });
-  return { ratio: d.gradients.first_last_ratio, log10Ratio: d.gradients.log10_first_last_ratio, seconds: d.seconds.total };
+  return {
+    ratio: d.gradients.first_last_ratio,
+    log10Ratio: d.gradients.log10_first_last_ratio,
+    seconds: d.seconds.total,
+  };
 }
 
 const rows = [];
@@ -42,12 +61,15 @@ for (const depth of DEPTHS) {
     { label: 'default (defaultMlpBeta)', alpha: 1, beta: defaultMlpBeta(depth) },
     { label: 'convex, beta 1/L', alpha: 1 - 1 / depth, beta: 1 / depth },
   ];
-  if (depth <= 3000) settings.push({ label: 'default, per-layer filters', alpha: 1, beta: defaultMlpBeta(depth), sharedFilter: false });
+  if (depth <= 3000)
+    settings.push({ label: 'default, per-layer filters', alpha: 1, beta: defaultMlpBeta(depth), sharedFilter: false });
   if (depth <= 10000) settings.push({ label: 'default, seed 1', alpha: 1, beta: defaultMlpBeta(depth), seed: 1 });
   for (const s of settings) {
     const m = measure(depth, s.alpha, s.beta, s);
     rows.push({ depth, setting: s.label, alpha: s.alpha, beta: s.beta, ...m });
-    process.stderr.write(`L=${depth} ${s.label}: beta ${s.beta.toPrecision(3)}, ratio ${m.ratio?.toPrecision(4) ?? `10^${m.log10Ratio}`} (${m.seconds.toFixed(1)} s)\n`);
+    process.stderr.write(
+      `L=${depth} ${s.label}: beta ${s.beta.toPrecision(3)}, ratio ${m.ratio?.toPrecision(4) ?? `10^${m.log10Ratio}`} (${m.seconds.toFixed(1)} s)\n`,
+    );
   }
 }
 
@@ -57,21 +79,27 @@ const lines = [
   '# First/last gradient-norm ratio of a ROAF MLP at initialisation',
   '',
   `Produced by \`node experiments/depth-defaults.mjs\` (${new Date().toISOString().slice(0, 10)}, backend: ${backend.describe()}, ` +
-  `${((performance.now() - started) / 1000).toFixed(0)} s). Width 64, MNIST test batch B = ${B}, float32, seed 0, ` +
-  'one shared haar filter unless marked per-layer. Ratio = ||∂loss/∂x_0|| / ||∂loss/∂x_L||; the target is [0.1, 10].',
+    `${((performance.now() - started) / 1000).toFixed(0)} s). Width 64, MNIST test batch B = ${B}, float32, seed 0, ` +
+    'one shared haar filter unless marked per-layer. Ratio = ||∂loss/∂x_0|| / ||∂loss/∂x_L||; the target is [0.1, 10].',
   '',
   `| setting | ${DEPTHS.map((d) => `L = ${d.toLocaleString('en-US')}`).join(' | ')} |`,
   `|---|${DEPTHS.map(() => '---:').join('|')}|`,
-  ...settingsOrder.map((setting) => `| ${setting} | ${DEPTHS.map((d) => {
-    const r = rows.find((x) => x.depth === d && x.setting === setting);
-    return r ? fmt(r) : '';
-  }).join(' | ')} |`),
+  ...settingsOrder.map(
+    (setting) =>
+      `| ${setting} | ${DEPTHS.map((d) => {
+        const r = rows.find((x) => x.depth === d && x.setting === setting);
+        return r ? fmt(r) : '';
+      }).join(' | ')} |`,
+  ),
   '',
   `Default beta: ${DEPTHS.map((d) => `L=${d}: ${defaultMlpBeta(d).toPrecision(3)}`).join(', ')}.`,
   '',
 ];
 if (!quick) {
-  writeFileSync(join(here, 'depth-defaults.json'), JSON.stringify({ batch: B, width: 64, backend: backend.describe(), rows }, null, 1) + '\n');
+  writeFileSync(
+    join(here, 'depth-defaults.json'),
+    JSON.stringify({ batch: B, width: 64, backend: backend.describe(), rows }, null, 1) + '\n',
+  );
   writeFileSync(join(here, 'depth-defaults.md'), lines.join('\n'));
 }
 process.stdout.write(lines.join('\n'));

@@ -15,7 +15,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-web';
 import {
-  createModel, loadBackend, loadModelTensors, loadTask, modelConfig, readCheckpointConfig, saveOnnx,
+  createModel,
+  loadBackend,
+  loadModelTensors,
+  loadTask,
+  modelConfig,
+  readCheckpointConfig,
+  saveOnnx,
 } from '../dist/src/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -29,7 +35,11 @@ const only = arg('--only')?.split(',');
 ort.env.wasm.numThreads = 1;
 
 const CASES = [
-  { name: 'mlp-1000', task: 'mnist', train: ['--model', 'roaf-mlp', '--depth', '1000', '--width', '64', '--train-limit', '12800'] },
+  {
+    name: 'mlp-1000',
+    task: 'mnist',
+    train: ['--model', 'roaf-mlp', '--depth', '1000', '--width', '64', '--train-limit', '12800'],
+  },
   { name: 'roaf-rnn', task: 'psmnist', train: ['--model', 'roaf-rnn', '--train-limit', '6400'] },
   { name: 'lstm', task: 'psmnist', train: ['--model', 'lstm', '--hidden', '128', '--train-limit', '6400'] },
   { name: 'gru', task: 'psmnist', train: ['--model', 'gru', '--hidden', '128', '--train-limit', '6400'] },
@@ -45,9 +55,13 @@ function roaf(args) {
 function compare(roafLogits, onnxLogits, K, stats) {
   const rows = roafLogits.length / K;
   for (let r = 0; r < rows; r++) {
-    let scale = 0, diff = 0, bestA = 0, bestB = 0;
+    let scale = 0,
+      diff = 0,
+      bestA = 0,
+      bestB = 0;
     for (let k = 0; k < K; k++) {
-      const a = roafLogits[r * K + k], b = onnxLogits[r * K + k];
+      const a = roafLogits[r * K + k],
+        b = onnxLogits[r * K + k];
       scale = Math.max(scale, Math.abs(a));
       diff = Math.max(diff, Math.abs(a - b));
       if (a > roafLogits[r * K + bestA]) bestA = k;
@@ -84,15 +98,27 @@ try {
       const B = Math.min(batch, test.count - start);
       const inputs = new Float32Array(T * B * D);
       const labels = new Int32Array(test.target.kind === 'class-per-step' ? T * B : B);
-      test.fillBatch(Int32Array.from({ length: B }, (_, i) => start + i), inputs, { labels });
+      test.fillBatch(
+        Int32Array.from({ length: B }, (_, i) => start + i),
+        inputs,
+        { labels },
+      );
       const roafLogits = Float64Array.from(model.forward(B, T, inputs));
       const dims = model.recurrent ? [T, B, D] : [B, D];
       const out = await session.run({ input: new ort.Tensor('float32', inputs, dims) });
       compare(roafLogits, out.logits.data, K, stats);
     }
     const row = {
-      case: c.name, task: c.task, samples: test.count, rows: stats.rows, maxRelative: stats.maxRelative, sameClass: stats.same / stats.rows,
-      commands: [`roaf ${trainCommand.join(' ').replace(run, 'RUN')}`, `roaf ${exportCommand.join(' ').replace(run, 'RUN').replace(onnxPath, `${c.name}.onnx`)}`],
+      case: c.name,
+      task: c.task,
+      samples: test.count,
+      rows: stats.rows,
+      maxRelative: stats.maxRelative,
+      sameClass: stats.same / stats.rows,
+      commands: [
+        `roaf ${trainCommand.join(' ').replace(run, 'RUN')}`,
+        `roaf ${exportCommand.join(' ').replace(run, 'RUN').replace(onnxPath, `${c.name}.onnx`)}`,
+      ],
       seconds: (performance.now() - started) / 1000,
     };
     rows.push(row);
@@ -103,21 +129,38 @@ try {
   if (!process.argv.includes('--skip-deep')) {
     // 50,000 layers of width 64, one shared permutation filter (a per-layer haar filter changes only the weights' size)
     const started = performance.now();
-    const model = createModel(modelConfig({
-      model: 'roaf-mlp', inputDim: 784, outputs: 10, depth: 50_000, width: 64, filter: 'permutation', sharedFilter: true,
-    }), loadBackend('auto', { quiet: true }));
+    const model = createModel(
+      modelConfig({
+        model: 'roaf-mlp',
+        inputDim: 784,
+        outputs: 10,
+        depth: 50_000,
+        width: 64,
+        filter: 'permutation',
+        sharedFilter: true,
+      }),
+      loadBackend('auto', { quiet: true }),
+    );
     const path = join(work, 'mlp-50000.onnx');
     const saved = saveOnnx(model, path);
     const parameterBytes = model.params.size * 4;
     const deep = {
-      case: 'mlp-50000 (shared permutation filter)', fileBytes: saved.fileBytes, graphBytes: saved.graphBytes, weightBytes: saved.weightBytes,
-      parameterBytes, seconds: (performance.now() - started) / 1000,
+      case: 'mlp-50000 (shared permutation filter)',
+      fileBytes: saved.fileBytes,
+      graphBytes: saved.graphBytes,
+      weightBytes: saved.weightBytes,
+      parameterBytes,
+      seconds: (performance.now() - started) / 1000,
     };
     // and it runs: 16 MNIST test images through 50,000 layers in onnxruntime and in roaf
     try {
       const { test } = loadTask('mnist', { seed: 0, testLimit: 16 });
       const inputs = new Float32Array(16 * 784);
-      test.fillBatch(Int32Array.from({ length: 16 }, (_, i) => i), inputs, { labels: new Int32Array(16) });
+      test.fillBatch(
+        Int32Array.from({ length: 16 }, (_, i) => i),
+        inputs,
+        { labels: new Int32Array(16) },
+      );
       const session = await ort.InferenceSession.create(path);
       const out = await session.run({ input: new ort.Tensor('float32', inputs, [16, 784]) });
       const stats = { maxRelative: 0, same: 0, rows: 0 };
@@ -136,10 +179,16 @@ try {
 console.log('| model | task | samples | max relative difference | same class |');
 console.log('|---|---|---:|---:|---:|');
 for (const row of rows.filter((r) => r.rows !== undefined)) {
-  console.log(`| ${row.case} | ${row.task} | ${row.samples} (${row.rows} rows) | ${row.maxRelative.toExponential(2)} | ${(100 * row.sameClass).toFixed(1)} % |`);
+  console.log(
+    `| ${row.case} | ${row.task} | ${row.samples} (${row.rows} rows) | ${row.maxRelative.toExponential(2)} | ${(100 * row.sameClass).toFixed(1)} % |`,
+  );
 }
 for (const row of rows.filter((r) => r.rows === undefined)) {
-  console.log(`\n${row.case}: file ${row.fileBytes} B, graph ${row.graphBytes} B, weights ${row.weightBytes} B (parameters ${row.parameterBytes} B)` +
-    (row.maxRelative !== undefined ? `; 16 images: max relative difference ${row.maxRelative.toExponential(2)}, same class ${(100 * row.sameClass).toFixed(1)} %` : `; run: ${row.runError}`));
+  console.log(
+    `\n${row.case}: file ${row.fileBytes} B, graph ${row.graphBytes} B, weights ${row.weightBytes} B (parameters ${row.parameterBytes} B)` +
+      (row.maxRelative !== undefined
+        ? `; 16 images: max relative difference ${row.maxRelative.toExponential(2)}, same class ${(100 * row.sameClass).toFixed(1)} %`
+        : `; run: ${row.runError}`),
+  );
 }
 console.log(JSON.stringify(rows));

@@ -36,7 +36,17 @@ function failed(reason) {
 function findNodeGyp() {
   const candidates = [
     process.env.npm_config_node_gyp,
-    join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+    join(
+      dirname(process.execPath),
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
     join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
   ];
   return candidates.find((p) => p !== undefined && p !== '' && existsSync(p)) ?? null;
@@ -57,7 +67,11 @@ const nodeDir = localNodeDir();
 if (nodeDir !== null) args.push(`--nodedir=${nodeDir}`);
 
 function runNodeGyp(extra) {
-  const result = spawnSync(process.execPath, [...args, ...extra], { cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const result = spawnSync(process.execPath, [...args, ...extra], {
+    cwd: root,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
   return { result, log: `${result.stdout ?? ''}\n${result.stderr ?? ''}` };
 }
 
@@ -72,7 +86,9 @@ if (!result.error && result.status !== 0 && !strict) {
   const retry = runNodeGyp(['--', '-Dwerror=0']);
   log = `${log}\n---- retried without -Werror ----\n${retry.log}`;
   if (!retry.result.error && retry.result.status === 0) {
-    console.warn(`roaf: the native build failed with warnings as errors${strictError ? ` (${strictError.trim()})` : ''}; built without -Werror`);
+    console.warn(
+      `roaf: the native build failed with warnings as errors${strictError ? ` (${strictError.trim()})` : ''}; built without -Werror`,
+    );
   }
   result = retry.result;
 }

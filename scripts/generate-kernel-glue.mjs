@@ -42,18 +42,32 @@ function readArgument(arg, at) {
     case 'filter':
       return { lines: [`roaf_filter ${arg.name} = arg_filter(&in, ${at}, ${q});`], slots: 4, pass: `&${arg.name}` };
     case 'filters':
-      return { lines: [`const roaf_filter *${arg.name} = arg_filters(&in, ${at}, ${arg.count}, ${q});`], slots: 4, pass: arg.name };
+      return {
+        lines: [`const roaf_filter *${arg.name} = arg_filters(&in, ${at}, ${arg.count}, ${q});`],
+        slots: 4,
+        pass: arg.name,
+      };
     default: {
       const [ctype, napiType] = ARRAY_TYPES[arg.kind];
       const nullable = arg.nullable ? 1 : 0;
-      return { lines: [`${ctype} *${arg.name} = arg_array(&in, ${at}, ${q}, ${napiType}, ${nullable});`], slots: 1, pass: arg.name };
+      return {
+        lines: [`${ctype} *${arg.name} = arg_array(&in, ${at}, ${q}, ${napiType}, ${nullable});`],
+        slots: 1,
+        pass: arg.name,
+      };
     }
   }
 }
 
 /** The `addRowVector(rows, n, y, bias)` comment line of a kernel. */
 function signature(name, spec) {
-  const names = spec.args.map((a) => (a.kind === 'filter' ? `${a.name}: kind, n, data, perm` : a.kind === 'filters' ? `${a.name}: kinds, n, datas, perms` : a.name));
+  const names = spec.args.map((a) =>
+    a.kind === 'filter'
+      ? `${a.name}: kind, n, data, perm`
+      : a.kind === 'filters'
+        ? `${a.name}: kinds, n, datas, perms`
+        : a.name,
+  );
   return `${name}(${names.join(', ')})`;
 }
 
@@ -99,7 +113,10 @@ export function renderKernelGlue(table, id) {
     ``,
     ...names.map((name) => `${entryPoint(name, table[name])}\n`),
     `#define ROAF_KERNEL_PROPERTIES \\`,
-    ...names.map((name, i) => `  {${JSON.stringify(name)}, NULL, js_${snakeCase(name)}, NULL, NULL, NULL, napi_default, NULL}${i + 1 < names.length ? ', \\' : ''}`),
+    ...names.map(
+      (name, i) =>
+        `  {${JSON.stringify(name)}, NULL, js_${snakeCase(name)}, NULL, NULL, NULL, napi_default, NULL}${i + 1 < names.length ? ', \\' : ''}`,
+    ),
     ``,
   ].join('\n');
 }

@@ -17,11 +17,17 @@ const stale = staleClaims(readme, results);
 
 if (process.argv.includes('--check')) {
   if (stale.length > 0) {
-    console.error(`README.md: the results of ${stale.join(', ')} disagree with experiments/results; run node scripts/results-tables.mjs`);
+    console.error(
+      `README.md: the results of ${stale.join(', ')} disagree with experiments/results; run node scripts/results-tables.mjs`,
+    );
     process.exit(1);
   }
   console.log('README.md: results tables are up to date');
 } else {
   writeFileSync(readmePath, updateReadme(readme, results));
-  console.log(stale.length > 0 ? `README.md: regenerated the results of ${stale.join(', ')}` : 'README.md: results tables were already up to date');
+  console.log(
+    stale.length > 0
+      ? `README.md: regenerated the results of ${stale.join(', ')}`
+      : 'README.md: results tables were already up to date',
+  );
 }

@@ -5,9 +5,26 @@
 // backends
 export type { Backend, DType, FilterOperand, FloatArray, GruSaved, LstmSaved } from './backend/backend.js';
 export type {
-  AdamUpdateArgs, ApplyFilterArgs, BackendCore, BufferAllocator, FusedKernels, GemmArgs, GruBackwardArgs, GruForwardArgs,
-  KernelName, LstmBackwardArgs, LstmForwardArgs, RoafCellBackwardArgs, RoafCellForwardArgs, RoafLayerBackwardArgs,
-  RoafLayerForwardArgs, RoafMlpBackwardArgs, RoafMlpForwardArgs, SgdUpdateArgs, SoftmaxCrossEntropyArgs, SquaredErrorArgs,
+  AdamUpdateArgs,
+  ApplyFilterArgs,
+  BackendCore,
+  BufferAllocator,
+  FusedKernels,
+  GemmArgs,
+  GruBackwardArgs,
+  GruForwardArgs,
+  KernelName,
+  LstmBackwardArgs,
+  LstmForwardArgs,
+  RoafCellBackwardArgs,
+  RoafCellForwardArgs,
+  RoafLayerBackwardArgs,
+  RoafLayerForwardArgs,
+  RoafMlpBackwardArgs,
+  RoafMlpForwardArgs,
+  SgdUpdateArgs,
+  SoftmaxCrossEntropyArgs,
+  SquaredErrorArgs,
 } from './backend/backend.js';
 export { allocateHost, hostMemory } from './backend/backend.js';
 export { BackendBase } from './backend/backend-base.js';
@@ -35,7 +52,15 @@ export { MODEL_KINDS, findModelKind, isRecurrent, kindsWhere, modelKind, modelKi
 export type { ModelKind } from './models/kinds.js';
 export { CURVE_LABELS, isNotApplicable, notApplicable } from './models/kind.js';
 export type {
-  BoundFactors, CurveLabels, FlopEstimate, KindLabels, ModelKindSpec, NotApplicable, SizeDefaults, TensorList, TensorSpec,
+  BoundFactors,
+  CurveLabels,
+  FlopEstimate,
+  KindLabels,
+  ModelKindSpec,
+  NotApplicable,
+  SizeDefaults,
+  TensorList,
+  TensorSpec,
 } from './models/kind.js';
 export type { CellKind } from './models/kinds/recurrent.js';
 export { bindTensors, filterTensors } from './models/tensors.js';
@@ -55,7 +80,11 @@ export type { OptimizerKind, OptimizerOptions } from './train/optimizer.js';
 export { BatchBuffers, batchLoss, epochOrder, evaluate, runTraining } from './train/trainer.js';
 export type { Evaluation, RunOptions, RunResult, StepEvent, TrainerCallbacks } from './train/trainer.js';
 export {
-  loadModelTensors, loadOptimizerState, modelTensors, readCheckpointConfig, saveCheckpoint,
+  loadModelTensors,
+  loadOptimizerState,
+  modelTensors,
+  readCheckpointConfig,
+  saveCheckpoint,
 } from './train/checkpoint.js';
 export type { CheckpointConfig, Progress, TaskConfig, TrainingConfig } from './train/checkpoint.js';
 export { MetricsLog, readMetrics } from './train/metrics.js';

@@ -16,11 +16,15 @@ import { CoreOnlyBackend } from './helpers.js';
 import { caseGroups, execute } from './kernel-cases.js';
 
 /** The fused kernels: those BackendBase has a default for. */
-const FUSED = KERNEL_NAMES.filter((name) => typeof (BackendBase.prototype as unknown as Record<string, unknown>)[name] === 'function');
+const FUSED = KERNEL_NAMES.filter(
+  (name) => typeof (BackendBase.prototype as unknown as Record<string, unknown>)[name] === 'function',
+);
 
 /** The cases of the conformance suite that call fused kernels. */
 function fusedCases() {
-  return caseGroups(new Random(7)).filter(([group]) => /ROAF layer|ROAF MLP|ROAF cell|LSTM/.test(group)).flatMap(([, cases]) => cases);
+  return caseGroups(new Random(7))
+    .filter(([group]) => /ROAF layer|ROAF MLP|ROAF cell|LSTM/.test(group))
+    .flatMap(([, cases]) => cases);
 }
 
 /** A CoreOnlyBackend over the reference core whose fused kernels record how many gemm calls each made. */
@@ -43,7 +47,8 @@ function instrumented(): { core: CoreOnlyBackend; gemmsBy: Map<string, number> }
 describe('fused kernels on the core through `this`', () => {
   it('the reference backend is its core plus BackendBase: it defines no fused kernel of its own', () => {
     assert.equal(FUSED.length, 10);
-    for (const name of FUSED) assert.ok(!Object.hasOwn(ReferenceBackend.prototype, name), `ReferenceBackend overrides ${name}`);
+    for (const name of FUSED)
+      assert.ok(!Object.hasOwn(ReferenceBackend.prototype, name), `ReferenceBackend overrides ${name}`);
   });
 
   for (const dtype of ['float32', 'float64'] as const) {

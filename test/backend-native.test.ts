@@ -22,8 +22,14 @@ import { fileURLToPath } from 'node:url';
 import type { Backend } from '../src/backend/backend.js';
 import { withArgumentChecks } from '../src/backend/kernel-checks.js';
 import {
-  loadNativeBackend, nativeFmaPeak, nativeInfo, nativeLoadError, setNativeIsa, setNativeParallelThreshold,
-  setNativeThreads, type NativeIsa,
+  loadNativeBackend,
+  nativeFmaPeak,
+  nativeInfo,
+  nativeLoadError,
+  setNativeIsa,
+  setNativeParallelThreshold,
+  setNativeThreads,
+  type NativeIsa,
 } from '../src/backend/native.js';
 import { referenceBackend } from '../src/backend/reference.js';
 import { Random } from '../src/util/random.js';
@@ -91,7 +97,8 @@ describe('every backend matches the float64 reference', () => {
           for (const [group, cases] of groups) {
             it(`${group} (${cases.length} cases)`, () => {
               configuration.setup?.();
-              for (const c of cases) checkCase(c, execute(c, subject.backend!, false), want(c), `[${subject.name}, ${configuration.label}]`);
+              for (const c of cases)
+                checkCase(c, execute(c, subject.backend!, false), want(c), `[${subject.name}, ${configuration.label}]`);
             });
           }
         });
@@ -110,7 +117,8 @@ describe('native backend', { skip: nativeSkip }, () => {
   it('gives bit-identical results on 1 and 2 threads (reductions do not depend on the thread count)', () => {
     const old = setNativeParallelThreshold(0);
     try {
-      const cases = caseGroups(new Random(20251127)).flatMap(([, c]) => c)
+      const cases = caseGroups(new Random(20251127))
+        .flatMap(([, c]) => c)
         .filter((c) => /^(gemm 40x24x1500|gemm 7x1x2000|roafMlp|roafCell|lstm|gru)/.test(c.name));
       assert.ok(cases.length >= 10);
       setNativeIsa(info!.isa);
@@ -119,7 +127,8 @@ describe('native backend', { skip: nativeSkip }, () => {
         const one = execute(c, native!, false);
         setNativeThreads(2);
         const two = execute(c, native!, false);
-        for (const name of c.outputs) assert.deepEqual(two[name], one[name], `${c.name}: ${name} differs between 1 and 2 threads`);
+        for (const name of c.outputs)
+          assert.deepEqual(two[name], one[name], `${c.name}: ${name} differs between 1 and 2 threads`);
       }
     } finally {
       setNativeParallelThreshold(old);
@@ -155,7 +164,8 @@ describe('native backend', { skip: nativeSkip }, () => {
   it('obeys ROAF_ISA and ROAF_THREADS in a fresh process, and refuses an unknown ROAF_ISA', () => {
     const module = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'backend', 'native.js');
     const script = `import(${JSON.stringify(module)}).then((m) => { const b = m.loadNativeBackend(); console.log(b === null ? 'null' : b.describe()); })`;
-    const run = (env: Record<string, string>) => spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, ...env } });
+    const run = (env: Record<string, string>) =>
+      spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, ...env } });
     const portable = run({ ROAF_ISA: 'portable', ROAF_THREADS: '1' });
     assert.equal(portable.stdout.trim(), 'native (portable, 1 thread)', portable.stderr);
     const bad = run({ ROAF_ISA: 'sse9' });

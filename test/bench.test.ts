@@ -14,9 +14,24 @@ function roaf(args: string[]) {
 }
 
 describe('roaf bench', () => {
-  for (const [model, shape] of [['roaf-rnn', ['--hidden', '8', '--seq-len', '5']], ['roaf-mlp', ['--depth', '4', '--width', '8']]] as const) {
+  for (const [model, shape] of [
+    ['roaf-rnn', ['--hidden', '8', '--seq-len', '5']],
+    ['roaf-mlp', ['--depth', '4', '--width', '8']],
+  ] as const) {
     it(`${model}: --json reports ms_per_batch and a finite loss`, () => {
-      const result = roaf(['bench', '--model', model, ...shape, '--batch', '4', '--repeats', '2', '--warmup', '1', '--json']);
+      const result = roaf([
+        'bench',
+        '--model',
+        model,
+        ...shape,
+        '--batch',
+        '4',
+        '--repeats',
+        '2',
+        '--warmup',
+        '1',
+        '--json',
+      ]);
       assert.equal(result.status, 0, result.stderr);
       const lines = result.stdout.trim().split('\n');
       const json = JSON.parse(lines.at(-1) ?? '') as Record<string, number | string>;

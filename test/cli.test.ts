@@ -4,7 +4,16 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -20,7 +29,23 @@ function roaf(args: string[]): { status: number | null; stdout: string; stderr: 
 }
 
 /** A small, fast run on generated data (the adding problem, T = 12). */
-const SMALL = ['--task', 'adding', '--seq-len', '12', '--train-size', '96', '--test-size', '32', '--hidden', '8', '--batch', '16', '--quiet', '--backend', 'reference'];
+const SMALL = [
+  '--task',
+  'adding',
+  '--seq-len',
+  '12',
+  '--train-size',
+  '96',
+  '--test-size',
+  '32',
+  '--hidden',
+  '8',
+  '--batch',
+  '16',
+  '--quiet',
+  '--backend',
+  'reference',
+];
 
 function lastJson(stdout: string): Record<string, unknown> {
   const last = stdout.trim().split('\n').at(-1) ?? '';
@@ -37,11 +62,16 @@ describe('train, eval and checkpoints', () => {
       assert.ok(key in json, `missing ${key}`);
     }
     assert.equal(json.model, 'roaf-rnn');
-    const records = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(records.length, 2);
-    for (const key of ['epoch', 'step', 'train_loss', 'test_loss', 'test_mse', 'seconds']) assert.ok(key in records[0]!, `metrics lack ${key}`);
+    for (const key of ['epoch', 'step', 'train_loss', 'test_loss', 'test_mse', 'seconds'])
+      assert.ok(key in records[0]!, `metrics lack ${key}`);
     assert.equal(records[1]!.step, 12);
-    for (const file of ['model.safetensors', 'optimizer.safetensors', 'config.json']) assert.ok(existsSync(join(out, 'checkpoint', file)));
+    for (const file of ['model.safetensors', 'optimizer.safetensors', 'config.json'])
+      assert.ok(existsSync(join(out, 'checkpoint', file)));
 
     const evaluated = roaf(['eval', '--checkpoint', join(out, 'checkpoint'), '--json', '--backend', 'reference']);
     assert.equal(evaluated.status, 0, evaluated.stderr);
@@ -56,8 +86,14 @@ describe('train, eval and checkpoints', () => {
     assert.equal(roaf(['train', ...SMALL, '--epochs', '1', '--out', resumed]).status, 0);
     const second = roaf(['train', '--resume', '--out', resumed, '--epochs', '2', '--quiet', '--backend', 'reference']);
     assert.equal(second.status, 0, second.stderr);
-    assert.deepEqual(readFileSync(join(resumed, 'checkpoint', 'model.safetensors')), readFileSync(join(straight, 'checkpoint', 'model.safetensors')));
-    assert.deepEqual(readFileSync(join(resumed, 'checkpoint', 'optimizer.safetensors')), readFileSync(join(straight, 'checkpoint', 'optimizer.safetensors')));
+    assert.deepEqual(
+      readFileSync(join(resumed, 'checkpoint', 'model.safetensors')),
+      readFileSync(join(straight, 'checkpoint', 'model.safetensors')),
+    );
+    assert.deepEqual(
+      readFileSync(join(resumed, 'checkpoint', 'optimizer.safetensors')),
+      readFileSync(join(straight, 'checkpoint', 'optimizer.safetensors')),
+    );
   });
 
   it('a run killed with SIGKILL mid-training resumes from its last checkpoint to the same result', async () => {
@@ -68,13 +104,17 @@ describe('train, eval and checkpoints', () => {
     const child = spawn(process.execPath, [CLI, 'train', ...args, '--out', killed], { stdio: 'ignore' });
     // wait for a first checkpoint, then a little more so the kill lands at an arbitrary point
     const deadline = Date.now() + 30_000;
-    while (!existsSync(join(killed, 'checkpoint', 'config.json')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    while (!existsSync(join(killed, 'checkpoint', 'config.json')) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 5));
     await new Promise((r) => setTimeout(r, 30));
     child.kill('SIGKILL');
     await new Promise((r) => child.on('exit', r));
     const resume = roaf(['train', '--resume', '--out', killed, '--quiet', '--backend', 'reference']);
     assert.equal(resume.status, 0, resume.stderr);
-    assert.deepEqual(readFileSync(join(killed, 'checkpoint', 'model.safetensors')), readFileSync(join(straight, 'checkpoint', 'model.safetensors')));
+    assert.deepEqual(
+      readFileSync(join(killed, 'checkpoint', 'model.safetensors')),
+      readFileSync(join(straight, 'checkpoint', 'model.safetensors')),
+    );
   });
 
   it('an interrupted checkpoint swap falls back to the previous checkpoint', () => {
@@ -84,7 +124,18 @@ describe('train, eval and checkpoints', () => {
     renameSync(join(out, 'checkpoint'), join(out, 'checkpoint.old'));
     mkdirSync(join(out, 'checkpoint.tmp'));
     writeFileSync(join(out, 'checkpoint.tmp', 'model.safetensors'), 'partial');
-    const resumed = roaf(['train', '--resume', '--out', out, '--epochs', '2', '--quiet', '--json', '--backend', 'reference']);
+    const resumed = roaf([
+      'train',
+      '--resume',
+      '--out',
+      out,
+      '--epochs',
+      '2',
+      '--quiet',
+      '--json',
+      '--backend',
+      'reference',
+    ]);
     assert.equal(resumed.status, 0, resumed.stderr);
     assert.equal(lastJson(resumed.stdout).step, 12);
   });
@@ -116,7 +167,10 @@ describe('bad input: one clear line, exit code 2, no stack trace, nothing writte
   const header = Buffer.alloc(8);
   header.writeUInt32BE(0x12345678, 0);
   header.writeUInt32BE(2, 4);
-  writeFileSync(join(badIdxDir, 'train-images-idx3-ubyte'), Buffer.concat([Buffer.from([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28]), Buffer.alloc(2 * 784)]));
+  writeFileSync(
+    join(badIdxDir, 'train-images-idx3-ubyte'),
+    Buffer.concat([Buffer.from([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28]), Buffer.alloc(2 * 784)]),
+  );
   writeFileSync(join(badIdxDir, 'train-labels-idx1-ubyte'), Buffer.concat([header, Buffer.alloc(2)]));
 
   const cases: [string, string[], RegExp][] = [
@@ -126,8 +180,16 @@ describe('bad input: one clear line, exit code 2, no stack trace, nothing writte
     ['--lr abc', ['train', '--lr', 'abc'], /--lr must be a number, got 'abc'/],
     ['unknown model', ['train', '--model', 'transformer'], /--model must be one of roaf-mlp, .* got 'transformer'/],
     ['unknown task', ['train', '--task', 'cifar'], /--task must be one of mnist, .* got 'cifar'/],
-    ['missing data directory', ['train', '--task', 'mnist', '--data-dir', join(work, 'nowhere')], /--data-dir.*nowhere/],
-    ['IDX file with a wrong magic number', ['train', '--task', 'mnist', '--data-dir', badIdxDir], /train-labels-idx1-ubyte.*magic/],
+    [
+      'missing data directory',
+      ['train', '--task', 'mnist', '--data-dir', join(work, 'nowhere')],
+      /--data-dir.*nowhere/,
+    ],
+    [
+      'IDX file with a wrong magic number',
+      ['train', '--task', 'mnist', '--data-dir', badIdxDir],
+      /train-labels-idx1-ubyte.*magic/,
+    ],
     ['unknown option', ['train', '--depht', '3'], /unknown option '--depht'/],
     ['resume without a checkpoint', ['train', '--resume', '--out', join(work, 'empty-run')], /no checkpoint/],
   ];
@@ -136,7 +198,10 @@ describe('bad input: one clear line, exit code 2, no stack trace, nothing writte
       const out = join(work, `bad-${label.replace(/\W+/g, '-')}`);
       const result = roaf([...args, ...(args.includes('--out') ? [] : ['--out', out])]);
       assert.equal(result.status, 2, `exit code (stderr: ${result.stderr})`);
-      const lines = result.stderr.trim().split('\n').filter((l) => !l.startsWith('roaf: using the reference backend'));
+      const lines = result.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => !l.startsWith('roaf: using the reference backend'));
       assert.equal(lines.length, 1, `one line expected, got:\n${result.stderr}`);
       assert.match(lines[0] ?? '', message);
       assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');

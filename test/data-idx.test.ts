@@ -11,8 +11,12 @@ import { FASHION_MNIST_DIR, ImageDataset, loadImageDataset } from '../src/data/m
 import { UsageError } from '../src/util/errors.js';
 
 let dir = '';
-before(() => { dir = mkdtempSync(join(tmpdir(), 'roaf-data-idx-')); });
-after(() => { rmSync(dir, { recursive: true, force: true }); });
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'roaf-data-idx-'));
+});
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
 
 /** Writes `bytes` to a fresh file in the temp dir and returns its path. */
 function write(name: string, bytes: Uint8Array): string {
@@ -42,7 +46,10 @@ describe('readIdx', () => {
   for (const [type, dims, data] of cases) {
     it(`round-trips ${type} plain and gzip`, () => {
       const bytes = encodeIdx(dims, data);
-      for (const [name, content] of [[`${type}.idx`, bytes], [`${type}.idx.gz`, gzipSync(bytes)]] as const) {
+      for (const [name, content] of [
+        [`${type}.idx`, bytes],
+        [`${type}.idx.gz`, gzipSync(bytes)],
+      ] as const) {
         const file = readIdx(write(name, content));
         assert.equal(file.type, type);
         assert.deepEqual(file.dims, dims);
@@ -71,7 +78,10 @@ describe('readIdx', () => {
   it('rejects a truncated file, with expected and found byte counts', () => {
     const full = encodeIdx([4, 2, 2], new Uint8Array(16));
     const path = write('short-images.idx', full.subarray(0, full.length - 5));
-    throwsUsage(() => readIdx(path), /short-images\.idx.*truncated: expected 16 bytes of data for ubyte dims \[4, 2, 2\], found 11/);
+    throwsUsage(
+      () => readIdx(path),
+      /short-images\.idx.*truncated: expected 16 bytes of data for ubyte dims \[4, 2, 2\], found 11/,
+    );
     const header = write('short-header.idx', full.subarray(0, 9));
     throwsUsage(() => readIdx(header), /short-header\.idx.*truncated: header needs 16 bytes for 3 dims, found 9/);
     const tiny = write('tiny.idx', Uint8Array.from([0, 0]));
@@ -81,7 +91,10 @@ describe('readIdx', () => {
   it('rejects bytes after the data', () => {
     const bytes = encodeIdx([2], Int32Array.from([1, 2]));
     const path = write('long.idx', Uint8Array.from([...bytes, 9, 9]));
-    throwsUsage(() => readIdx(path), /long\.idx.*2 bytes after the data: expected 8 bytes of data for int dims \[2\], found 10/);
+    throwsUsage(
+      () => readIdx(path),
+      /long\.idx.*2 bytes after the data: expected 8 bytes of data for int dims \[2\], found 10/,
+    );
   });
 
   it('rejects a gzip-looking file that does not decompress', () => {
@@ -111,7 +124,10 @@ describe('loadImageDataset on small files', () => {
     const images = encodeIdx([3, 2, 3], pixels);
     const labelBytes = encodeIdx([3], labels);
     const plain = makeDir('plain', { 't10k-images-idx3-ubyte': images, 't10k-labels-idx1-ubyte': labelBytes });
-    const gz = makeDir('gz', { 't10k-images-idx3-ubyte.gz': gzipSync(images), 't10k-labels-idx1-ubyte.gz': gzipSync(labelBytes) });
+    const gz = makeDir('gz', {
+      't10k-images-idx3-ubyte.gz': gzipSync(images),
+      't10k-labels-idx1-ubyte.gz': gzipSync(labelBytes),
+    });
     for (const root of [plain, gz]) {
       const ds = loadImageDataset(root, { kind: 'mnist' }, 'test');
       assert.equal(ds.count, 3);
@@ -122,7 +138,10 @@ describe('loadImageDataset on small files', () => {
       const out = new Int32Array(2);
       ds.fillBatch([2, 0], inputs, { labels: out });
       assert.deepEqual(Array.from(out), [9, 4]);
-      assert.deepEqual(Array.from(inputs), [10, 20, 30, 40, 50, 60, 0, 51, 102, 153, 204, 255].map((p) => p / 255));
+      assert.deepEqual(
+        Array.from(inputs),
+        [10, 20, 30, 40, 50, 60, 0, 51, 102, 153, 204, 255].map((p) => p / 255),
+      );
     }
   });
 
@@ -131,8 +150,10 @@ describe('loadImageDataset on small files', () => {
       'train-images-idx3-ubyte': encodeIdx([3, 2, 3], pixels),
       'train-labels-idx1-ubyte': encodeIdx([2], labels.subarray(0, 2)),
     });
-    throwsUsage(() => loadImageDataset(root, { kind: 'mnist' }, 'train'),
-      /train-images-idx3-ubyte' has 3 images, '.*train-labels-idx1-ubyte' has 2 labels/);
+    throwsUsage(
+      () => loadImageDataset(root, { kind: 'mnist' }, 'train'),
+      /train-images-idx3-ubyte' has 3 images, '.*train-labels-idx1-ubyte' has 2 labels/,
+    );
   });
 
   it('rejects labels >= 10 and images that are not 3-D', () => {
@@ -140,25 +161,34 @@ describe('loadImageDataset on small files', () => {
       't10k-images-idx3-ubyte': encodeIdx([3, 2, 3], pixels),
       't10k-labels-idx1-ubyte': encodeIdx([3], Uint8Array.from([1, 10, 2])),
     });
-    throwsUsage(() => loadImageDataset(badLabel, { kind: 'fashion-mnist' }, 'test'),
-      /t10k-labels-idx1-ubyte' has label 10 at index 1: labels must be 0\.\.9/);
+    throwsUsage(
+      () => loadImageDataset(badLabel, { kind: 'fashion-mnist' }, 'test'),
+      /t10k-labels-idx1-ubyte' has label 10 at index 1: labels must be 0\.\.9/,
+    );
     const flat = makeDir('flat-images', {
       't10k-images-idx3-ubyte': encodeIdx([3, 6], pixels),
       't10k-labels-idx1-ubyte': encodeIdx([3], labels),
     });
-    throwsUsage(() => loadImageDataset(flat, { kind: 'mnist' }, 'test'), /t10k-images-idx3-ubyte' must hold images with 3 dims.*\[3, 6\]/);
+    throwsUsage(
+      () => loadImageDataset(flat, { kind: 'mnist' }, 'test'),
+      /t10k-images-idx3-ubyte' must hold images with 3 dims.*\[3, 6\]/,
+    );
   });
 
   it('names the missing file in an existing directory', () => {
     const root = makeDir('no-labels', { 't10k-images-idx3-ubyte': encodeIdx([3, 2, 3], pixels) });
-    throwsUsage(() => loadImageDataset(root, { kind: 'mnist' }, 'test'),
-      /--data-dir '.*no-labels' has no mnist file t10k-labels-idx1-ubyte or t10k-labels-idx1-ubyte\.gz/);
+    throwsUsage(
+      () => loadImageDataset(root, { kind: 'mnist' }, 'test'),
+      /--data-dir '.*no-labels' has no mnist file t10k-labels-idx1-ubyte or t10k-labels-idx1-ubyte\.gz/,
+    );
   });
 
   it('names --data-dir, the path and the expected files for a missing directory', () => {
     const missing = join(dir, 'does-not-exist');
-    throwsUsage(() => loadImageDataset(missing, { kind: 'mnist' }, 'train'),
-      /--data-dir '.*does-not-exist' is not a directory.*train-images-idx3-ubyte\[\.gz\] and train-labels-idx1-ubyte\[\.gz\]/);
+    throwsUsage(
+      () => loadImageDataset(missing, { kind: 'mnist' }, 'train'),
+      /--data-dir '.*does-not-exist' is not a directory.*train-images-idx3-ubyte\[\.gz\] and train-labels-idx1-ubyte\[\.gz\]/,
+    );
   });
 });
 
@@ -174,7 +204,11 @@ describe('real data sets', () => {
     const B = 64;
     const inputs = new Float32Array(B * 784);
     const labels = new Int32Array(B);
-    train.fillBatch(Array.from({ length: B }, (_, i) => i * 900), inputs, { labels });
+    train.fillBatch(
+      Array.from({ length: B }, (_, i) => i * 900),
+      inputs,
+      { labels },
+    );
     const min = inputs.reduce((a, b) => Math.min(a, b), Infinity);
     const max = inputs.reduce((a, b) => Math.max(a, b), -Infinity);
     assert.equal(min, 0);

@@ -24,7 +24,13 @@ function throwsUsage(fn: () => unknown, pattern: RegExp): void {
 function smallImages(): ImageDataset {
   const rng = new Random(1);
   const pixels = Uint8Array.from({ length: 10 * 784 }, () => rng.int(256));
-  return new ImageDataset('mnist/test', pixels, Uint8Array.from({ length: 10 }, (_, i) => i), 28, 28);
+  return new ImageDataset(
+    'mnist/test',
+    pixels,
+    Uint8Array.from({ length: 10 }, (_, i) => i),
+    28,
+    28,
+  );
 }
 
 describe('sMNIST and psMNIST', () => {
@@ -67,7 +73,10 @@ describe('sMNIST and psMNIST', () => {
     const perm = psmnistPermutation();
     assert.deepEqual(Array.from(perm.subarray(0, 12)), [278, 351, 699, 262, 124, 614, 688, 692, 276, 583, 718, 511]);
     assert.equal(perm[783], 506);
-    assert.deepEqual(Array.from(perm).sort((x, y) => x - y), Array.from({ length: 784 }, (_, i) => i));
+    assert.deepEqual(
+      Array.from(perm).sort((x, y) => x - y),
+      Array.from({ length: 784 }, (_, i) => i),
+    );
     assert.deepEqual(psmnistPermutation(), perm);
   });
 
@@ -97,7 +106,10 @@ describe('adding problem', () => {
       assert.equal(ds.inputDim, 2);
       assert.deepEqual(ds.target, { kind: 'regression', outputs: 1 });
       const B = 100;
-      const { inputs, values } = batch(ds, Array.from({ length: B }, (_, i) => i));
+      const { inputs, values } = batch(
+        ds,
+        Array.from({ length: B }, (_, i) => i),
+      );
       const half = Math.floor(T / 2);
       for (let b = 0; b < B; b++) {
         const marked: number[] = [];
@@ -107,7 +119,10 @@ describe('adding problem', () => {
           const marker = inputs[(t * B + b) * 2 + 1]!;
           assert.ok(value >= 0 && value < 1);
           assert.ok(marker === 0 || marker === 1);
-          if (marker === 1) { marked.push(t); sum += value; }
+          if (marker === 1) {
+            marked.push(t);
+            sum += value;
+          }
         }
         assert.equal(marked.length, 2);
         const [first = -1, second = -1] = marked;
@@ -128,7 +143,10 @@ describe('adding problem', () => {
     assert.equal(mixed.values[1], alone.values[0]);
     const sample = ds.sample(7);
     assert.equal(sample.target, alone.values[0]);
-    assert.deepEqual(Array.from(sample.values), Array.from({ length: 20 }, (_, t) => alone.inputs[t * 2]));
+    assert.deepEqual(
+      Array.from(sample.values),
+      Array.from({ length: 20 }, (_, t) => alone.inputs[t * 2]),
+    );
     assert.notDeepEqual(Array.from(ds.sample(8).values), Array.from(sample.values));
     const other = new AddingDataset({ name: 'adding/train', steps: 20, count: 50, seed: 12 });
     assert.notDeepEqual(Array.from(other.sample(7).values), Array.from(sample.values));
@@ -136,7 +154,10 @@ describe('adding problem', () => {
 
   it('always predicting 1 gives MSE close to 1/6', () => {
     const ds = new AddingDataset({ name: 'adding/train', steps: 10, count: 2000, seed: 3 });
-    const { values } = batch(ds, Array.from({ length: 2000 }, (_, i) => i));
+    const { values } = batch(
+      ds,
+      Array.from({ length: 2000 }, (_, i) => i),
+    );
     const mse = values.reduce((acc, y) => acc + (y - 1) ** 2, 0) / values.length;
     assert.ok(Math.abs(mse - 0.167) < 0.02, `MSE ${mse}`);
   });
@@ -169,7 +190,11 @@ describe('copy memory', () => {
       const inputSymbols: number[] = [];
       for (let t = 0; t < T; t++) {
         const row = Array.from(inputs.subarray((t * B + b) * 10, (t * B + b + 1) * 10));
-        assert.equal(row.reduce((x, y) => x + y, 0), 1, `one-hot at t=${t}`);
+        assert.equal(
+          row.reduce((x, y) => x + y, 0),
+          1,
+          `one-hot at t=${t}`,
+        );
         inputSymbols.push(row.indexOf(1));
       }
       const expectedInput = [...symbols, ...new Array<number>(L).fill(0), COPY_MARKER, ...new Array<number>(9).fill(0)];
@@ -181,7 +206,10 @@ describe('copy memory', () => {
     assert.notDeepEqual(Array.from(ds.symbols(4)), Array.from(ds.symbols(0)));
     const again = new Int32Array(T);
     ds.fillBatch([4], new Float64Array(T * 10), { labels: again });
-    assert.deepEqual(Array.from(again), Array.from({ length: T }, (_, t) => labels[t * B]));
+    assert.deepEqual(
+      Array.from(again),
+      Array.from({ length: T }, (_, t) => labels[t * B]),
+    );
   });
 
   it('has the memoryless baseline 10 ln 8 / (L + 20)', () => {
@@ -192,8 +220,10 @@ describe('copy memory', () => {
 
 describe('loadTask', () => {
   it('rejects an unknown task, listing the allowed ones', () => {
-    throwsUsage(() => loadTask('cifar', { seed: 0 }),
-      /^--task must be one of mnist, fashion-mnist, smnist, psmnist, adding, copy, got 'cifar'$/);
+    throwsUsage(
+      () => loadTask('cifar', { seed: 0 }),
+      /^--task must be one of mnist, fashion-mnist, smnist, psmnist, adding, copy, got 'cifar'$/,
+    );
   });
 
   it('validates --seq-len per task', () => {
@@ -224,8 +254,14 @@ describe('loadTask', () => {
   });
 
   it('classifies tasks', () => {
-    assert.deepEqual(TASKS.map(taskKind),
-      ['classification', 'classification', 'classification', 'classification', 'regression', 'sequence-classification']);
+    assert.deepEqual(TASKS.map(taskKind), [
+      'classification',
+      'classification',
+      'classification',
+      'classification',
+      'regression',
+      'sequence-classification',
+    ]);
     assert.deepEqual(TASKS.map(isSequential), [false, false, true, true, true, true]);
   });
 
@@ -239,7 +275,10 @@ describe('loadTask', () => {
     limited.fillBatch([2], inputs, { values });
     assert.equal(values[0], ds.sample(2).target);
     assert.throws(() => limited.fillBatch([3], inputs, { values }), /index 3 out of range \[0, 3\)/);
-    assert.throws(() => ds.fillBatch([1], new Float64Array(7), { values }), /inputs must have T\*B\*D = 4\*1\*2 = 8 elements, got 7/);
+    assert.throws(
+      () => ds.fillBatch([1], new Float64Array(7), { values }),
+      /inputs must have T\*B\*D = 4\*1\*2 = 8 elements, got 7/,
+    );
     assert.throws(() => ds.fillBatch([1], inputs, {}), /targets\.values must have B\*K = 1 elements, got none/);
   });
 });

@@ -6,7 +6,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { referenceBackend as backend } from '../src/backend/reference.js';
-import { boundsFromNorms, checkSpectrum, lanczosSpectralNorm, theoryBounds, type SpectralNormFn } from '../src/diagnostics/bounds.js';
+import {
+  boundsFromNorms,
+  checkSpectrum,
+  lanczosSpectralNorm,
+  theoryBounds,
+  type SpectralNormFn,
+} from '../src/diagnostics/bounds.js';
 import { jacobianChain } from '../src/diagnostics/jacobians.js';
 import { logSingularValuesScaledColumns, spectralNorm } from '../src/diagnostics/linalg.js';
 import { ProductSpectrum } from '../src/diagnostics/product-spectrum.js';
@@ -18,8 +24,20 @@ import { Random } from '../src/util/random.js';
 
 function config(overrides: Partial<ModelConfig>): ModelConfig {
   return {
-    model: 'roaf-mlp', inputDim: 6, outputs: 2, readout: 'last', depth: 4, width: 8, hidden: 8,
-    alpha: 1, beta: 0.3, filter: 'haar', sharedFilter: false, inputScale: 1, seed: 1, dtype: 'float64',
+    model: 'roaf-mlp',
+    inputDim: 6,
+    outputs: 2,
+    readout: 'last',
+    depth: 4,
+    width: 8,
+    hidden: 8,
+    alpha: 1,
+    beta: 0.3,
+    filter: 'haar',
+    sharedFilter: false,
+    inputScale: 1,
+    seed: 1,
+    dtype: 'float64',
     ...overrides,
   };
 }
@@ -42,7 +60,14 @@ interface Case {
 function randomCases(): Case[] {
   const cases: Case[] = [];
   const rng = new Random(2024);
-  const coefficients = [[1, 0.05], [1, 0.5], [0.9, 0.1], [0.5, 0.5], [0.99, 1.5], [0, 1]] as const;
+  const coefficients = [
+    [1, 0.05],
+    [1, 0.5],
+    [0.9, 0.1],
+    [0.5, 0.5],
+    [0.99, 1.5],
+    [0, 1],
+  ] as const;
   let seed = 0;
   for (const filter of FILTER_KINDS) {
     for (const [alpha, beta] of coefficients) {
@@ -50,13 +75,20 @@ function randomCases(): Case[] {
         seed += 1;
         const width = [8, 12, 16][seed % 3]!;
         const inputScale = [0.01, 1, 5][seed % 3]!; // small inputs keep D near I, where the bounds are tightest
-        const model = createModel(config({ depth, width, alpha, beta, filter, seed, sharedFilter: seed % 2 === 0 }), backend);
+        const model = createModel(
+          config({ depth, width, alpha, beta, filter, seed, sharedFilter: seed % 2 === 0 }),
+          backend,
+        );
         const input = Float64Array.from({ length: 6 }, () => rng.normal() * inputScale);
         cases.push({ label: `${filter} alpha ${alpha} beta ${beta} L=${depth} N=${width}`, model, input, T: 1 });
       }
     }
   }
-  for (const [kind, alpha, beta] of [['roaf-rnn', 1, 0.1], ['roaf-rnn', 0.7, 0.6], ['rnn', 0, 1]] as const) {
+  for (const [kind, alpha, beta] of [
+    ['roaf-rnn', 1, 0.1],
+    ['roaf-rnn', 0.7, 0.6],
+    ['rnn', 0, 1],
+  ] as const) {
     seed += 1;
     const model = createModel(config({ model: kind, hidden: 10, inputDim: 2, alpha, beta, seed }), backend);
     const T = 15;
@@ -72,7 +104,9 @@ function outsideCases(cases: Case[], norm: SpectralNormFn): string[] {
     const bounds = theoryBounds(c.model, c.T, norm);
     assert.ok(bounds !== null, `${c.label}: bounds apply to ROAF models`);
     const check = checkSpectrum(spectrumOf(c.model, c.input, c.T), bounds);
-    return check.inside ? [] : [`${c.label} (margins ${check.lowerMargin.toExponential(2)}, ${check.upperMargin.toExponential(2)})`];
+    return check.inside
+      ? []
+      : [`${c.label} (margins ${check.lowerMargin.toExponential(2)}, ${check.upperMargin.toExponential(2)})`];
   });
 }
 
@@ -88,7 +122,10 @@ describe('theory bounds alpha ± beta ||W_l||₂ contain the Jacobian spectrum',
     const outside = outsideCases(cases, broken);
     assert.ok(outside.length > 0, 'a bound computed from wrong spectral norms went unnoticed');
     // A single tanh layer with tiny inputs has D ≈ I: σ_max(J) ≈ ||W||₂ (alpha = 0) is then near the bound.
-    assert.ok(outside.some((label) => label.includes('alpha 0 beta 1 L=1')), `expected the one-layer plain case among ${outside.join('; ')}`);
+    assert.ok(
+      outside.some((label) => label.includes('alpha 0 beta 1 L=1')),
+      `expected the one-layer plain case among ${outside.join('; ')}`,
+    );
   });
 
   it('is violated, and detected, when the lower bound uses spectral norms 4x too small', () => {
@@ -97,7 +134,7 @@ describe('theory bounds alpha ± beta ||W_l||₂ contain the Jacobian spectrum',
       if (right === null) return false;
       // max(0, alpha - beta ||W||/4) per factor, the upper bound left right: the lower product rises.
       let logLower = 0;
-      for (const s of right.spectralNorms) logLower += (c.T) * Math.log(Math.max(0, right.alpha - right.beta * 0.25 * s));
+      for (const s of right.spectralNorms) logLower += c.T * Math.log(Math.max(0, right.alpha - right.beta * 0.25 * s));
       const bounds = { ...right, logLowerProduct: logLower };
       return !checkSpectrum(spectrumOf(c.model, c.input, c.T), bounds).inside;
     };
@@ -132,11 +169,19 @@ describe('checkSpectrum', () => {
 describe('spectral norm (Lanczos on WᵀW)', () => {
   it('equals the largest singular value of a full SVD for square and rectangular matrices', () => {
     const rng = new Random(5);
-    for (const [rows, cols] of [[8, 8], [64, 64], [30, 50], [50, 30], [1, 5]] as const) {
+    for (const [rows, cols] of [
+      [8, 8],
+      [64, 64],
+      [30, 50],
+      [50, 30],
+      [1, 5],
+    ] as const) {
       const W = Float64Array.from({ length: rows * cols }, () => rng.normal() / Math.sqrt(cols));
       const estimate = spectralNorm(W, rows, cols);
       // σ_max of W = σ_max of Wᵀ: its rows are the columns of Wᵀ for the Jacobi SVD.
-      const exact = Math.exp(logSingularValuesScaledColumns(Float64Array.from(W), new Float64Array(rows), rows, cols)[0]!);
+      const exact = Math.exp(
+        logSingularValuesScaledColumns(Float64Array.from(W), new Float64Array(rows), rows, cols)[0]!,
+      );
       assert.ok(estimate.converged, `${rows}x${cols} did not converge`);
       assert.ok(Math.abs(estimate.norm - exact) <= 1e-9 * exact, `${rows}x${cols}: ${estimate.norm} vs ${exact}`);
     }
@@ -144,7 +189,9 @@ describe('spectral norm (Lanczos on WᵀW)', () => {
   it('is exact for a diagonal matrix with a repeated top value, and 0 for a zero matrix', () => {
     const n = 6;
     const W = new Float64Array(n * n);
-    [3, 3, 1, 0.5, 2, 0].forEach((d, i) => { W[i * n + i] = d; });
+    [3, 3, 1, 0.5, 2, 0].forEach((d, i) => {
+      W[i * n + i] = d;
+    });
     assert.ok(Math.abs(spectralNorm(W, n, n).norm - 3) < 1e-12);
     assert.equal(spectralNorm(new Float64Array(n * n), n, n).norm, 0);
   });

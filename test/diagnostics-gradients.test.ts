@@ -14,7 +14,12 @@ import { AddingDataset } from '../src/data/adding.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { loadTask } from '../src/data/tasks.js';
 import { diagnose } from '../src/diagnostics/diagnose.js';
-import { downsampleIndices, gradientSummaryCallback, measureGradientNorms, summarizeNorms } from '../src/diagnostics/gradients.js';
+import {
+  downsampleIndices,
+  gradientSummaryCallback,
+  measureGradientNorms,
+  summarizeNorms,
+} from '../src/diagnostics/gradients.js';
 import type { ModelConfig } from '../src/models/config.js';
 import { createModel } from '../src/models/factory.js';
 import type { Model } from '../src/models/model.js';
@@ -28,8 +33,20 @@ const adding = new AddingDataset({ name: 'adding/test', steps: 20, count: 8, see
 
 function config(overrides: Partial<ModelConfig>): ModelConfig {
   return {
-    model: 'roaf-mlp', inputDim: 784, outputs: 10, readout: 'last', depth: 12, width: 16, hidden: 12,
-    alpha: 1, beta: 0.2, filter: 'haar', sharedFilter: false, inputScale: 1, seed: 3, dtype: 'float64',
+    model: 'roaf-mlp',
+    inputDim: 784,
+    outputs: 10,
+    readout: 'last',
+    depth: 12,
+    width: 16,
+    hidden: 12,
+    alpha: 1,
+    beta: 0.2,
+    filter: 'haar',
+    sharedFilter: false,
+    inputScale: 1,
+    seed: 3,
+    dtype: 'float64',
     ...overrides,
   };
 }
@@ -37,7 +54,12 @@ function config(overrides: Partial<ModelConfig>): ModelConfig {
 /** ||∂loss/∂x_l|| (or h_t) from `model.backward`'s gradient hook, in layer/step order. */
 function hookNorms(model: Model, dataset: Dataset, B: number): Float64Array {
   const buffers = new BatchBuffers(dataset, model, B);
-  const { inputs, gOutputs } = batchLoss(model, buffers, Int32Array.from({ length: B }, (_, i) => i), true);
+  const { inputs, gOutputs } = batchLoss(
+    model,
+    buffers,
+    Int32Array.from({ length: B }, (_, i) => i),
+    true,
+  );
   const norms: number[] = [];
   model.backward(B, dataset.steps, inputs, gOutputs, (index, grad) => {
     norms[model.recurrent ? index - 1 : index] = Math.sqrt(backend.sumSquares(grad.length, grad));
@@ -46,13 +68,21 @@ function hookNorms(model: Model, dataset: Dataset, B: number): Float64Array {
   return Float64Array.from(norms);
 }
 
-describe('gradient norms of diagnose equal those of the model\'s own backward pass', () => {
+describe("gradient norms of diagnose equal those of the model's own backward pass", () => {
   const cases: Array<{ label: string; config: Partial<ModelConfig>; dataset: Dataset }> = [
     { label: 'roaf-mlp float64', config: {}, dataset: mnist.test },
-    { label: 'roaf-mlp float32, permutation filters', config: { dtype: 'float32', filter: 'permutation' }, dataset: mnist.test },
+    {
+      label: 'roaf-mlp float32, permutation filters',
+      config: { dtype: 'float32', filter: 'permutation' },
+      dataset: mnist.test,
+    },
     { label: 'mlp float32', config: { model: 'mlp', dtype: 'float32' }, dataset: mnist.test },
     { label: 'resmlp float64', config: { model: 'resmlp' }, dataset: mnist.test },
-    { label: 'roaf-rnn float64', config: { model: 'roaf-rnn', inputDim: 2, outputs: 1, alpha: 1, beta: 0.3 }, dataset: adding },
+    {
+      label: 'roaf-rnn float64',
+      config: { model: 'roaf-rnn', inputDim: 2, outputs: 1, alpha: 1, beta: 0.3 },
+      dataset: adding,
+    },
     { label: 'lstm float32', config: { model: 'lstm', inputDim: 2, outputs: 1, dtype: 'float32' }, dataset: adding },
     { label: 'gru float64', config: { model: 'gru', inputDim: 2, outputs: 1 }, dataset: adding },
   ];
@@ -64,15 +94,17 @@ describe('gradient norms of diagnose equal those of the model\'s own backward pa
       assert.equal(result.gradients.log10_norms.length, expected.length);
       assert.equal(result.gradients.index, c.dataset.steps > 1 ? 'step' : 'layer');
       result.gradients.log10_norms.forEach((log10, i) => {
-        assert.ok(log10 !== null && Math.abs(log10 - Math.log10(expected[i]!)) < 1e-8,
-          `${c.label}: entry ${i}: diagnose 10^${log10} vs backward ${expected[i]}`);
+        assert.ok(
+          log10 !== null && Math.abs(log10 - Math.log10(expected[i]!)) < 1e-8,
+          `${c.label}: entry ${i}: diagnose 10^${log10} vs backward ${expected[i]}`,
+        );
       });
       const ratio = expected[0]! / expected[expected.length - 1]!;
       assert.ok(Math.abs((result.gradients.first_last_ratio as number) / ratio - 1) < 1e-7);
     });
   }
 
-  it('goes on below float32\'s range where the model\'s backward underflows to 0 (plain MLP, depth 3000)', () => {
+  it("goes on below float32's range where the model's backward underflows to 0 (plain MLP, depth 3000)", () => {
     const make = () => createModel(config({ model: 'mlp', depth: 3000, width: 8, dtype: 'float32' }), backend);
     const B = 4;
     const plain = hookNorms(make(), mnist.test, B);
@@ -81,7 +113,10 @@ describe('gradient norms of diagnose equal those of the model\'s own backward pa
     const { inputs, gOutputs } = batchLoss(model, buffers, [0, 1, 2, 3], true);
     const curve = measureGradientNorms(model, B, 1, inputs, gOutputs);
     assert.equal(plain[0], 0, 'expected the plain backward to underflow at the first layer');
-    assert.ok(Number.isFinite(curve.log10Norms[0]) && curve.log10Norms[0]! < -45, `log10 ||g_0|| = ${curve.log10Norms[0]}`);
+    assert.ok(
+      Number.isFinite(curve.log10Norms[0]) && curve.log10Norms[0]! < -45,
+      `log10 ||g_0|| = ${curve.log10Norms[0]}`,
+    );
     // Where float32 still holds the plain norm to full precision (above its normal range), they agree.
     let compared = 0;
     for (let l = 0; l <= 3000; l++) {
@@ -97,7 +132,8 @@ describe('gradient norms of diagnose equal those of the model\'s own backward pa
 
   it('goes on where float32 underflows through time too (Elman RNN, T = 2000)', () => {
     const long = new AddingDataset({ name: 'adding/test', steps: 2000, count: 4, seed: 5 });
-    const make = () => createModel(config({ model: 'rnn', inputDim: 2, outputs: 1, hidden: 16, dtype: 'float32' }), backend);
+    const make = () =>
+      createModel(config({ model: 'rnn', inputDim: 2, outputs: 1, hidden: 16, dtype: 'float32' }), backend);
     const plain = hookNorms(make(), long, 4);
     const result = diagnose(make(), long, { batch: 4, samples: 0 });
     const curve = result.gradients.log10_norms;
@@ -122,21 +158,36 @@ describe('--log-gradients summaries', () => {
     assert.equal(picked[0], 0);
     assert.equal(picked[63], 50_000);
     for (let i = 1; i < picked.length; i++) assert.ok(picked[i]! > picked[i - 1]!);
-    const summary = summarizeNorms('step', Float64Array.from({ length: 100 }, (_, i) => i + 1));
+    const summary = summarizeNorms(
+      'step',
+      Float64Array.from({ length: 100 }, (_, i) => i + 1),
+    );
     assert.equal(summary.positions[0], 1);
     assert.equal(summary.positions[63], 100);
-    assert.deepEqual([summary.min, summary.max, summary.first, summary.last, summary.first_last_ratio], [1, 100, 1, 100, 0.01]);
+    assert.deepEqual(
+      [summary.min, summary.max, summary.first, summary.last, summary.first_last_ratio],
+      [1, 100, 1, 100, 0.01],
+    );
   });
 
   it('runTraining writes one summary per evaluation into metrics.jsonl', () => {
     const outDir = mkdtempSync(join(tmpdir(), 'roaf-loggrad-'));
     const model = createModel(config({ depth: 100, width: 8, dtype: 'float32' }), backend);
     runTraining({
-      model, train: mnist.train, test: mnist.test, outDir,
+      model,
+      train: mnist.train,
+      test: mnist.test,
+      outDir,
       task: { name: 'mnist', trainLimit: 96, testLimit: 16 },
       training: {
-        epochs: 1, batch: 32, optimizer: { ...DEFAULT_OPTIMIZER, lr: 1e-3 }, clip: 0, evalEvery: 1,
-        checkpointEvery: 0, logGradients: true, seed: 0,
+        epochs: 1,
+        batch: 32,
+        optimizer: { ...DEFAULT_OPTIMIZER, lr: 1e-3 },
+        clip: 0,
+        evalEvery: 1,
+        checkpointEvery: 0,
+        logGradients: true,
+        seed: 0,
       },
       callbacks: { gradientSummary: gradientSummaryCallback },
     });
@@ -161,7 +212,22 @@ describe('roaf diagnose (CLI)', () => {
 
   it('--json prints one JSON object with curves, spectrum and bound check; --out writes JSON, SVG and PNG', () => {
     const out = mkdtempSync(join(tmpdir(), 'roaf-diagnose-'));
-    const result = run('--model', 'roaf-mlp', '--depth', '30', '--width', '16', '--batch', '8', '--json', '--quiet', '--out', out, '--backend', 'reference');
+    const result = run(
+      '--model',
+      'roaf-mlp',
+      '--depth',
+      '30',
+      '--width',
+      '16',
+      '--batch',
+      '8',
+      '--json',
+      '--quiet',
+      '--out',
+      out,
+      '--backend',
+      'reference',
+    );
     assert.equal(result.status, 0, result.stderr);
     const lines = result.stdout.trim().split('\n');
     assert.equal(lines.length, 1);
@@ -189,7 +255,10 @@ describe('roaf diagnose (CLI)', () => {
     ] as const) {
       const result = run(...args);
       assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
-      const lines = result.stderr.trim().split('\n').filter((l) => !l.includes('using the reference backend'));
+      const lines = result.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => !l.includes('using the reference backend'));
       assert.equal(lines.length, 1, result.stderr);
       assert.match(lines[0]!, pattern);
     }

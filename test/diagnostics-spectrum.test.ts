@@ -22,8 +22,20 @@ import { Random } from '../src/util/random.js';
 
 function config(overrides: Partial<ModelConfig>): ModelConfig {
   return {
-    model: 'roaf-mlp', inputDim: 12, outputs: 3, readout: 'last', depth: 5, width: 8, hidden: 8,
-    alpha: 1, beta: 0.3, filter: 'haar', sharedFilter: false, inputScale: 1, seed: 1, dtype: 'float64',
+    model: 'roaf-mlp',
+    inputDim: 12,
+    outputs: 3,
+    readout: 'last',
+    depth: 5,
+    width: 8,
+    hidden: 8,
+    alpha: 1,
+    beta: 0.3,
+    filter: 'haar',
+    sharedFilter: false,
+    inputScale: 1,
+    seed: 1,
+    dtype: 'float64',
     ...overrides,
   };
 }
@@ -41,7 +53,9 @@ function jacobiSingularValues(matrix: ArrayLike<number>, n: number): number[] {
     let off = 0;
     for (let p = 0; p < n - 1; p++) {
       for (let q = p + 1; q < n; q++) {
-        let a = 0, b = 0, g = 0;
+        let a = 0,
+          b = 0,
+          g = 0;
         for (let k = 0; k < n; k++) {
           a += c[p]![k]! * c[p]![k]!;
           b += c[q]![k]! * c[q]![k]!;
@@ -51,9 +65,11 @@ function jacobiSingularValues(matrix: ArrayLike<number>, n: number): number[] {
         off = Math.max(off, Math.abs(g) / Math.sqrt(a * b));
         const zeta = (b - a) / (2 * g);
         const t = (zeta >= 0 ? 1 : -1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
-        const cs = 1 / Math.sqrt(1 + t * t), sn = cs * t;
+        const cs = 1 / Math.sqrt(1 + t * t),
+          sn = cs * t;
         for (let k = 0; k < n; k++) {
-          const x = c[p]![k]!, y = c[q]![k]!;
+          const x = c[p]![k]!,
+            y = c[q]![k]!;
           c[p]![k] = cs * x - sn * y;
           c[q]![k] = sn * x + cs * y;
         }
@@ -91,7 +107,9 @@ function explicitMlpJacobian(model: RoafMLP, input: Float64Array): Float64Array 
   let g: FloatArray = new Float64Array(N * N);
   for (let i = 0; i < N; i++) g[i * N + i] = 1;
   let next: FloatArray = new Float64Array(N * N);
-  const a = new Float64Array(N * N), y = new Float64Array(N * N), gz = new Float64Array(N * N);
+  const a = new Float64Array(N * N),
+    y = new Float64Array(N * N),
+    gz = new Float64Array(N * N);
   for (let l = model.layers.length - 1; l >= 0; l--) {
     const x = model.savedLayerInput(l, N);
     model.layers[l]!.forward(backend, N, x, a, y);
@@ -103,18 +121,53 @@ function explicitMlpJacobian(model: RoafMLP, input: Float64Array): Float64Array 
 
 /** ∂h_T/∂h_0 of a ROAF/Elman cell at inputs xs (T, D), from the backend's backward through time. */
 function explicitCellJacobian(cell: RoafCell, xs: Float64Array, T: number): Float64Array {
-  const N = cell.units, D = cell.inputDim, B = N;
+  const N = cell.units,
+    D = cell.inputDim,
+    B = N;
   const batch = new Float64Array(T * B * D);
-  for (let t = 0; t < T; t++) for (let r = 0; r < B; r++) for (let k = 0; k < D; k++) batch[(t * B + r) * D + k] = xs[t * D + k]!;
-  const hs = new Float64Array((T + 1) * B * N), as = new Float64Array(T * B * N);
+  for (let t = 0; t < T; t++)
+    for (let r = 0; r < B; r++) for (let k = 0; k < D; k++) batch[(t * B + r) * D + k] = xs[t * D + k]!;
+  const hs = new Float64Array((T + 1) * B * N),
+    as = new Float64Array(T * B * N);
   const { alpha, beta, filter } = cell;
-  backend.roafCellForward({ T, B, D, N, alpha, beta, filter, xs: batch, W: cell.W.value, U: cell.U.value, b: cell.b.value, hs, as });
+  backend.roafCellForward({
+    T,
+    B,
+    D,
+    N,
+    alpha,
+    beta,
+    filter,
+    xs: batch,
+    W: cell.W.value,
+    U: cell.U.value,
+    b: cell.b.value,
+    hs,
+    as,
+  });
   const ghs = new Float64Array(T * B * N);
   for (let i = 0; i < N; i++) ghs[(T - 1) * B * N + i * N + i] = 1; // ∂loss/∂h_T = identity rows
   const gh0 = new Float64Array(B * N);
   backend.roafCellBackward({
-    T, B, D, N, alpha, beta, filter, xs: batch, W: cell.W.value, U: cell.U.value, hs, as, ghs,
-    gzs: new Float64Array(T * B * N), gW: new Float64Array(N * N), gU: new Float64Array(N * D), gb: new Float64Array(N), gh0, gxs: null,
+    T,
+    B,
+    D,
+    N,
+    alpha,
+    beta,
+    filter,
+    xs: batch,
+    W: cell.W.value,
+    U: cell.U.value,
+    hs,
+    as,
+    ghs,
+    gzs: new Float64Array(T * B * N),
+    gW: new Float64Array(N * N),
+    gU: new Float64Array(N * D),
+    gb: new Float64Array(N),
+    gh0,
+    gxs: null,
     lastStepOnly: false,
   });
   return gh0;
@@ -146,7 +199,10 @@ function assertSameSpectrum(label: string, { logs, logDet }: QrResult, explicit:
   const max = direct[0]!;
   for (let i = 0; i < n; i++) {
     const absolute = Math.abs(mine[i]! - direct[i]!) / max;
-    assert.ok(absolute < 1e-12, `${label}: σ_${i} = ${mine[i]} vs direct ${direct[i]} (|Δ|/σ_max = ${absolute.toExponential(2)})`);
+    assert.ok(
+      absolute < 1e-12,
+      `${label}: σ_${i} = ${mine[i]} vs direct ${direct[i]} (|Δ|/σ_max = ${absolute.toExponential(2)})`,
+    );
     if (direct[i]! > 1e-6 * max) {
       const relative = Math.abs(logs[i]! - Math.log(direct[i]!));
       assert.ok(relative < 1e-9, `${label}: ln σ_${i} = ${logs[i]} vs direct ${Math.log(direct[i]!)}`);
@@ -157,13 +213,27 @@ function assertSameSpectrum(label: string, { logs, logDet }: QrResult, explicit:
   let frobenius = 0;
   for (let i = 0; i < n * n; i++) frobenius += explicit[i]! * explicit[i]!;
   const sumSquares = mine.reduce((s, x) => s + x * x, 0);
-  assert.ok(Math.abs(sumSquares - frobenius) <= 1e-11 * frobenius, `${label}: Σσ² ${sumSquares} vs ||A||_F² ${frobenius}`);
+  assert.ok(
+    Math.abs(sumSquares - frobenius) <= 1e-11 * frobenius,
+    `${label}: Σσ² ${sumSquares} vs ||A||_F² ${frobenius}`,
+  );
   const sumLogs = logs.reduce((s, x) => s + x, 0);
-  assert.ok(Math.abs(sumLogs - logDet) <= 1e-9 * Math.max(1, Math.abs(logDet)), `${label}: Σ ln σ ${sumLogs} vs Σ_l ln|det J_l| ${logDet}`);
+  assert.ok(
+    Math.abs(sumLogs - logDet) <= 1e-9 * Math.max(1, Math.abs(logDet)),
+    `${label}: Σ ln σ ${sumLogs} vs Σ_l ln|det J_l| ${logDet}`,
+  );
 }
 
 describe('Jacobian spectrum by QR propagation equals a direct SVD of the explicit Jacobian (float64)', () => {
-  const cases: Array<{ model: ModelKind; depth: number; width: number; alpha: number; beta: number; filter: FilterKind; shared?: boolean }> = [
+  const cases: Array<{
+    model: ModelKind;
+    depth: number;
+    width: number;
+    alpha: number;
+    beta: number;
+    filter: FilterKind;
+    shared?: boolean;
+  }> = [
     { model: 'roaf-mlp', depth: 5, width: 8, alpha: 1, beta: 0.3, filter: 'haar' },
     { model: 'roaf-mlp', depth: 20, width: 16, alpha: 1, beta: 0.1, filter: 'permutation' },
     { model: 'roaf-mlp', depth: 50, width: 32, alpha: 0.9, beta: 0.5, filter: 'qr-uniform', shared: true },
@@ -175,9 +245,18 @@ describe('Jacobian spectrum by QR propagation equals a direct SVD of the explici
   ];
   for (const c of cases) {
     it(`${c.model} depth ${c.depth} width ${c.width} alpha ${c.alpha} beta ${c.beta} ${c.filter}`, () => {
-      const model = createModel(config({
-        model: c.model, depth: c.depth, width: c.width, alpha: c.alpha, beta: c.beta, filter: c.filter, sharedFilter: c.shared ?? false,
-      }), backend);
+      const model = createModel(
+        config({
+          model: c.model,
+          depth: c.depth,
+          width: c.width,
+          alpha: c.alpha,
+          beta: c.beta,
+          filter: c.filter,
+          sharedFilter: c.shared ?? false,
+        }),
+        backend,
+      );
       assert.ok(model instanceof RoafMLP);
       const input = randomInput(12, c.depth + c.width, 2);
       const logs = qrSpectrum(model, input, 1);
@@ -185,7 +264,10 @@ describe('Jacobian spectrum by QR propagation equals a direct SVD of the explici
     });
   }
 
-  for (const [kind, alpha, beta] of [['roaf-rnn', 1, 0.5], ['rnn', 0, 1]] as const) {
+  for (const [kind, alpha, beta] of [
+    ['roaf-rnn', 1, 0.5],
+    ['rnn', 0, 1],
+  ] as const) {
     it(`${kind}: ∂h_T/∂h_0 over T = 25 steps, N = 12`, () => {
       const model = createModel(config({ model: kind, hidden: 12, inputDim: 3, alpha, beta, inputScale: 2 }), backend);
       assert.ok(model instanceof RecurrentModel && model.cell instanceof RoafCell);
@@ -213,13 +295,17 @@ describe('Jacobian spectrum at depths that under- or overflow a double', () => {
       for (let i = 1; i < logs.length; i++) assert.ok(logs[i]! <= logs[i - 1]!);
       const sum = logs.reduce((s, x) => s + x, 0);
       assert.ok(Math.abs(sum - logDet) <= 1e-9 * Math.abs(logDet) + 1e-8, `Σ ln σ ${sum} vs Σ ln|det| ${logDet}`);
-      if (kind === 'mlp') assert.ok(logs[logs.length - 1]! < -745, `σ_min = e^${logs[logs.length - 1]}: beyond the double range`);
+      if (kind === 'mlp')
+        assert.ok(logs[logs.length - 1]! < -745, `σ_min = e^${logs[logs.length - 1]}: beyond the double range`);
     });
   }
 });
 
 describe('GRU and LSTM step Jacobians match finite differences of the forward kernels', () => {
-  const T = 3, D = 2, N = 4, h = 1e-6;
+  const T = 3,
+    D = 2,
+    N = 4,
+    h = 1e-6;
   const xs = randomInput(T * D, 21);
 
   it('GRU: ∂h_T/∂h_0', () => {
@@ -229,18 +315,31 @@ describe('GRU and LSTM step Jacobians match finite differences of the forward ke
       const hs = new Float64Array((T + 1) * N);
       hs.set(h0);
       backend.gruForward({
-        T, B: 1, D, N, xs, Wx: cell.Wx.value, Wh: cell.Wh.value, bx: cell.bx.value, bh: cell.bh.value,
-        hs, gates: new Float64Array(T * 3 * N), hn: new Float64Array(T * N),
+        T,
+        B: 1,
+        D,
+        N,
+        xs,
+        Wx: cell.Wx.value,
+        Wh: cell.Wh.value,
+        bx: cell.bx.value,
+        bh: cell.bh.value,
+        hs,
+        gates: new Float64Array(T * 3 * N),
+        hn: new Float64Array(T * N),
       });
       return hs.subarray(T * N);
     };
     const analytic = explicitFromChain(model, xs, T, N);
     for (let k = 0; k < N; k++) {
-      const plus = new Float64Array(N), minus = new Float64Array(N);
+      const plus = new Float64Array(N),
+        minus = new Float64Array(N);
       plus[k] = h;
       minus[k] = -h;
-      const hp = run(plus), hm = run(minus);
-      for (let i = 0; i < N; i++) assert.ok(Math.abs((hp[i]! - hm[i]!) / (2 * h) - analytic[i * N + k]!) < 1e-7, `GRU J[${i},${k}]`);
+      const hp = run(plus),
+        hm = run(minus);
+      for (let i = 0; i < N; i++)
+        assert.ok(Math.abs((hp[i]! - hm[i]!) / (2 * h) - analytic[i * N + k]!) < 1e-7, `GRU J[${i},${k}]`);
     }
   });
 
@@ -248,20 +347,36 @@ describe('GRU and LSTM step Jacobians match finite differences of the forward ke
     const model = createModel(config({ model: 'lstm', hidden: N, inputDim: D }), backend) as RecurrentModel;
     const cell = model.cell as LstmCell;
     const run = (state: Float64Array): Float64Array => {
-      const hs = new Float64Array((T + 1) * N), cs = new Float64Array((T + 1) * N);
+      const hs = new Float64Array((T + 1) * N),
+        cs = new Float64Array((T + 1) * N);
       hs.set(state.subarray(0, N));
       cs.set(state.subarray(N));
-      backend.lstmForward({ T, B: 1, D, N, xs, Wx: cell.Wx.value, Wh: cell.Wh.value, b: cell.b.value, hs, cs, gates: new Float64Array(T * 4 * N) });
+      backend.lstmForward({
+        T,
+        B: 1,
+        D,
+        N,
+        xs,
+        Wx: cell.Wx.value,
+        Wh: cell.Wh.value,
+        b: cell.b.value,
+        hs,
+        cs,
+        gates: new Float64Array(T * 4 * N),
+      });
       return Float64Array.of(...hs.subarray(T * N), ...cs.subarray(T * N));
     };
     const S = 2 * N;
     const analytic = explicitFromChain(model, xs, T, S);
     for (let k = 0; k < S; k++) {
-      const plus = new Float64Array(S), minus = new Float64Array(S);
+      const plus = new Float64Array(S),
+        minus = new Float64Array(S);
       plus[k] = h;
       minus[k] = -h;
-      const sp = run(plus), sm = run(minus);
-      for (let i = 0; i < S; i++) assert.ok(Math.abs((sp[i]! - sm[i]!) / (2 * h) - analytic[i * S + k]!) < 1e-7, `LSTM J[${i},${k}]`);
+      const sp = run(plus),
+        sm = run(minus);
+      for (let i = 0; i < S; i++)
+        assert.ok(Math.abs((sp[i]! - sm[i]!) / (2 * h) - analytic[i * S + k]!) < 1e-7, `LSTM J[${i},${k}]`);
     }
   });
 
@@ -271,7 +386,9 @@ describe('GRU and LSTM step Jacobians match finite differences of the forward ke
     for (let i = 0; i < size; i++) product[i * size + i] = 1;
     jacobianChain(model, inputs, steps).run((_, J) => {
       const next = new Float64Array(size * size);
-      for (let i = 0; i < size; i++) for (let k = 0; k < size; k++) for (let j = 0; j < size; j++) next[i * size + j]! += J[i * size + k]! * product[k * size + j]!;
+      for (let i = 0; i < size; i++)
+        for (let k = 0; k < size; k++)
+          for (let j = 0; j < size; j++) next[i * size + j]! += J[i * size + k]! * product[k * size + j]!;
       product = next;
     });
     return product;

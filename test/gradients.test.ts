@@ -22,7 +22,13 @@ function filterOf(kind: FilterKind, n: number, seed: number): FilterOperand {
  * Loss weights on the hidden states h_1..h_T (T, B, N) and the ghs a backward starts from: per-step losses, or
  * with `lastStepOnly` a loss on h_T alone, the earlier entries of ghs NaN (the backward must not read them).
  */
-function stateLoss(T: number, B: number, N: number, rng: Random, lastStepOnly: boolean): { c: FloatArray; ghs: Float64Array } {
+function stateLoss(
+  T: number,
+  B: number,
+  N: number,
+  rng: Random,
+  lastStepOnly: boolean,
+): { c: FloatArray; ghs: Float64Array } {
   const c = randomArray(T * B * N, rng);
   if (!lastStepOnly) return { c, ghs: Float64Array.from(c) };
   c.fill(0, 0, (T - 1) * B * N);
@@ -30,23 +36,35 @@ function stateLoss(T: number, B: number, N: number, rng: Random, lastStepOnly: b
   return { c, ghs };
 }
 
-const LOSS_PLACEMENTS = [['per-step losses', false], ['a loss on the last state only', true]] as const;
+const LOSS_PLACEMENTS = [
+  ['per-step losses', false],
+  ['a loss on the last state only', true],
+] as const;
 
 describe('ROAF layer backward', () => {
   for (const kind of FILTERS) {
     it(`matches finite differences with a ${kind} filter`, () => {
       const rng = new Random(1);
-      const B = 3, N = 6, alpha = 0.8, beta = 0.7;
+      const B = 3,
+        N = 6,
+        alpha = 0.8,
+        beta = 0.7;
       const filter = filterOf(kind, N, 2);
-      const x = randomArray(B * N, rng), W = randomArray(N * N, rng, 0.5), b = randomArray(N, rng, 0.3);
+      const x = randomArray(B * N, rng),
+        W = randomArray(N * N, rng, 0.5),
+        b = randomArray(N, rng, 0.3);
       const c = randomArray(B * N, rng);
-      const a = new Float64Array(B * N), y = new Float64Array(B * N);
+      const a = new Float64Array(B * N),
+        y = new Float64Array(B * N);
       const loss = () => {
         backend.roafLayerForward({ B, N, alpha, beta, filter, x, W, b, a, y });
         return weightedSum(y, c);
       };
       loss();
-      const gx = new Float64Array(B * N), gW = new Float64Array(N * N), gb = new Float64Array(N), gz = new Float64Array(B * N);
+      const gx = new Float64Array(B * N),
+        gW = new Float64Array(N * N),
+        gb = new Float64Array(N),
+        gz = new Float64Array(B * N);
       backend.roafLayerBackward({ B, N, alpha, beta, filter, x, a, W, gy: c, gx, gW, gb, gz });
       checkGradient('gx', x, gx, loss);
       checkGradient('gW', W, gW, loss);
@@ -60,12 +78,21 @@ describe('ROAF cell backward through time', () => {
     for (const [placement, lastStepOnly] of LOSS_PLACEMENTS) {
       it(`matches finite differences with a ${kind} filter and ${placement}`, () => {
         const rng = new Random(3);
-        const T = 5, B = 2, D = 3, N = 4, alpha = 0.9, beta = 0.6;
+        const T = 5,
+          B = 2,
+          D = 3,
+          N = 4,
+          alpha = 0.9,
+          beta = 0.6;
         const filter = filterOf(kind, N, 4);
-        const xs = randomArray(T * B * D, rng), W = randomArray(N * N, rng, 0.5), U = randomArray(N * D, rng, 0.5);
-        const b = randomArray(N, rng, 0.2), h0 = randomArray(B * N, rng, 0.5);
+        const xs = randomArray(T * B * D, rng),
+          W = randomArray(N * N, rng, 0.5),
+          U = randomArray(N * D, rng, 0.5);
+        const b = randomArray(N, rng, 0.2),
+          h0 = randomArray(B * N, rng, 0.5);
         const { c, ghs } = stateLoss(T, B, N, rng, lastStepOnly);
-        const hs = new Float64Array((T + 1) * B * N), as = new Float64Array(T * B * N);
+        const hs = new Float64Array((T + 1) * B * N),
+          as = new Float64Array(T * B * N);
         const loss = () => {
           hs.set(h0);
           backend.roafCellForward({ T, B, D, N, alpha, beta, filter, xs, W, U, b, hs, as });
@@ -73,9 +100,33 @@ describe('ROAF cell backward through time', () => {
         };
         loss();
         const gzs = new Float64Array(T * B * N);
-        const gW = new Float64Array(N * N), gU = new Float64Array(N * D), gb = new Float64Array(N);
-        const gh0 = new Float64Array(B * N), gxs = new Float64Array(T * B * D);
-        backend.roafCellBackward({ T, B, D, N, alpha, beta, filter, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs, lastStepOnly });
+        const gW = new Float64Array(N * N),
+          gU = new Float64Array(N * D),
+          gb = new Float64Array(N);
+        const gh0 = new Float64Array(B * N),
+          gxs = new Float64Array(T * B * D);
+        backend.roafCellBackward({
+          T,
+          B,
+          D,
+          N,
+          alpha,
+          beta,
+          filter,
+          xs,
+          W,
+          U,
+          hs,
+          as,
+          ghs,
+          gzs,
+          gW,
+          gU,
+          gb,
+          gh0,
+          gxs,
+          lastStepOnly,
+        });
         checkGradient('gW', W, gW, loss);
         checkGradient('gU', U, gU, loss);
         checkGradient('gb', b, gb, loss);
@@ -90,18 +141,30 @@ describe('LSTM and GRU backward through time', () => {
   for (const [placement, lastStepOnly] of LOSS_PLACEMENTS) {
     it(`LSTM matches finite differences with ${placement}`, () => {
       const rng = new Random(5);
-      const T = 4, B = 2, D = 3, N = 3;
-      const xs = randomArray(T * B * D, rng), Wx = randomArray(4 * N * D, rng, 0.5), Wh = randomArray(4 * N * N, rng, 0.5);
+      const T = 4,
+        B = 2,
+        D = 3,
+        N = 3;
+      const xs = randomArray(T * B * D, rng),
+        Wx = randomArray(4 * N * D, rng, 0.5),
+        Wh = randomArray(4 * N * N, rng, 0.5);
       const b = randomArray(4 * N, rng, 0.3);
       const { c, ghs } = stateLoss(T, B, N, rng, lastStepOnly);
-      const saved = { hs: new Float64Array((T + 1) * B * N), cs: new Float64Array((T + 1) * B * N), gates: new Float64Array(T * B * 4 * N) };
+      const saved = {
+        hs: new Float64Array((T + 1) * B * N),
+        cs: new Float64Array((T + 1) * B * N),
+        gates: new Float64Array(T * B * 4 * N),
+      };
       const loss = () => {
         backend.lstmForward({ T, B, D, N, xs, Wx, Wh, b, ...saved });
         return weightedSum(saved.hs.subarray(B * N), c);
       };
       loss();
       const gGates = new Float64Array(T * B * 4 * N);
-      const gWx = new Float64Array(4 * N * D), gWh = new Float64Array(4 * N * N), gb = new Float64Array(4 * N), gxs = new Float64Array(T * B * D);
+      const gWx = new Float64Array(4 * N * D),
+        gWh = new Float64Array(4 * N * N),
+        gb = new Float64Array(4 * N),
+        gxs = new Float64Array(T * B * D);
       backend.lstmBackward({ T, B, D, N, xs, Wx, Wh, ...saved, ghs, gGates, gWx, gWh, gb, gxs, lastStepOnly });
       checkGradient('gWx', Wx, gWx, loss);
       checkGradient('gWh', Wh, gWh, loss);
@@ -111,20 +174,52 @@ describe('LSTM and GRU backward through time', () => {
 
     it(`GRU matches finite differences with ${placement}`, () => {
       const rng = new Random(6);
-      const T = 4, B = 2, D = 3, N = 3;
-      const xs = randomArray(T * B * D, rng), Wx = randomArray(3 * N * D, rng, 0.5), Wh = randomArray(3 * N * N, rng, 0.5);
-      const bx = randomArray(3 * N, rng, 0.3), bh = randomArray(3 * N, rng, 0.3);
+      const T = 4,
+        B = 2,
+        D = 3,
+        N = 3;
+      const xs = randomArray(T * B * D, rng),
+        Wx = randomArray(3 * N * D, rng, 0.5),
+        Wh = randomArray(3 * N * N, rng, 0.5);
+      const bx = randomArray(3 * N, rng, 0.3),
+        bh = randomArray(3 * N, rng, 0.3);
       const { c, ghs } = stateLoss(T, B, N, rng, lastStepOnly);
-      const saved = { hs: new Float64Array((T + 1) * B * N), gates: new Float64Array(T * B * 3 * N), hn: new Float64Array(T * B * N) };
+      const saved = {
+        hs: new Float64Array((T + 1) * B * N),
+        gates: new Float64Array(T * B * 3 * N),
+        hn: new Float64Array(T * B * N),
+      };
       const loss = () => {
         backend.gruForward({ T, B, D, N, xs, Wx, Wh, bx, bh, ...saved });
         return weightedSum(saved.hs.subarray(B * N), c);
       };
       loss();
-      const gGates = new Float64Array(T * B * 3 * N), gHn = new Float64Array(T * B * N);
-      const gWx = new Float64Array(3 * N * D), gWh = new Float64Array(3 * N * N);
-      const gbx = new Float64Array(3 * N), gbh = new Float64Array(3 * N), gxs = new Float64Array(T * B * D);
-      backend.gruBackward({ T, B, D, N, xs, Wx, Wh, ...saved, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs, lastStepOnly });
+      const gGates = new Float64Array(T * B * 3 * N),
+        gHn = new Float64Array(T * B * N);
+      const gWx = new Float64Array(3 * N * D),
+        gWh = new Float64Array(3 * N * N);
+      const gbx = new Float64Array(3 * N),
+        gbh = new Float64Array(3 * N),
+        gxs = new Float64Array(T * B * D);
+      backend.gruBackward({
+        T,
+        B,
+        D,
+        N,
+        xs,
+        Wx,
+        Wh,
+        ...saved,
+        ghs,
+        gGates,
+        gHn,
+        gWx,
+        gWh,
+        gbx,
+        gbh,
+        gxs,
+        lastStepOnly,
+      });
       checkGradient('gWx', Wx, gWx, loss);
       checkGradient('gWh', Wh, gWh, loss);
       checkGradient('gbx', bx, gbx, loss);
@@ -137,7 +232,8 @@ describe('LSTM and GRU backward through time', () => {
 describe('losses', () => {
   it('softmax cross-entropy gradient matches finite differences', () => {
     const rng = new Random(7);
-    const B = 4, K = 5;
+    const B = 4,
+      K = 5;
     const logits = randomArray(B * K, rng, 2);
     const labels = Int32Array.from([0, 3, 4, 1]);
     const scratch = new Uint8Array(B);
@@ -149,8 +245,10 @@ describe('losses', () => {
 
   it('mean squared error gradient matches finite differences', () => {
     const rng = new Random(8);
-    const B = 4, K = 2;
-    const pred = randomArray(B * K, rng), target = randomArray(B * K, rng);
+    const B = 4,
+      K = 2;
+    const pred = randomArray(B * K, rng),
+      target = randomArray(B * K, rng);
     const grad = new Float64Array(B * K);
     const loss = () => meanSquaredErrorLoss(backend, B, K, pred, target, null).lossSum / (B * K);
     meanSquaredErrorLoss(backend, B, K, pred, target, grad);
@@ -160,8 +258,20 @@ describe('losses', () => {
 
 function smallConfig(model: ModelKind, overrides: Partial<ModelConfig> = {}): ModelConfig {
   return {
-    model, inputDim: 3, outputs: 4, readout: 'last', depth: 4, width: 5, hidden: 4,
-    alpha: 0.9, beta: 0.5, filter: 'haar', sharedFilter: false, inputScale: 1, seed: 11, dtype: 'float64',
+    model,
+    inputDim: 3,
+    outputs: 4,
+    readout: 'last',
+    depth: 4,
+    width: 5,
+    hidden: 4,
+    alpha: 0.9,
+    beta: 0.5,
+    filter: 'haar',
+    sharedFilter: false,
+    inputScale: 1,
+    seed: 11,
+    dtype: 'float64',
     ...overrides,
   };
 }
@@ -204,7 +314,8 @@ describe('whole models: every parameter gradient against finite differences', ()
     const config = smallConfig('roaf-rnn', { outputs: 1 });
     const model = createModel(config, backend);
     const rng = new Random(13);
-    const B = 3, T = 6;
+    const B = 3,
+      T = 6;
     const inputs = randomArray(T * B * config.inputDim, rng);
     const target = randomArray(B, rng);
     const gOut = new Float64Array(B);

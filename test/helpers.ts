@@ -4,7 +4,14 @@
 
 import assert from 'node:assert/strict';
 import type {
-  AdamUpdateArgs, ApplyFilterArgs, Backend, DType, FloatArray, GemmArgs, SgdUpdateArgs, SoftmaxCrossEntropyArgs,
+  AdamUpdateArgs,
+  ApplyFilterArgs,
+  Backend,
+  DType,
+  FloatArray,
+  GemmArgs,
+  SgdUpdateArgs,
+  SoftmaxCrossEntropyArgs,
   SquaredErrorArgs,
 } from '../src/backend/backend.js';
 import { BackendBase } from '../src/backend/backend-base.js';
@@ -24,8 +31,16 @@ export function randomArray(n: number, rng: Random, scale = 1, dtype: 'float32' 
  * exceeds `tolerance`. Returns the worst relative error.
  */
 export function checkGradient(
-  label: string, values: FloatArray, analytic: ArrayLike<number>, loss: () => number,
-  { tolerance = 1e-6, step = 1e-5, floor = 1e-3, indices }: { tolerance?: number; step?: number; floor?: number; indices?: number[] } = {},
+  label: string,
+  values: FloatArray,
+  analytic: ArrayLike<number>,
+  loss: () => number,
+  {
+    tolerance = 1e-6,
+    step = 1e-5,
+    floor = 1e-3,
+    indices,
+  }: { tolerance?: number; step?: number; floor?: number; indices?: number[] } = {},
 ): number {
   let worst = 0;
   const which = indices ?? Array.from({ length: values.length }, (_, i) => i);
@@ -45,7 +60,9 @@ export function checkGradient(
     const relative = Math.abs(fd - want) / denominator;
     worst = Math.max(worst, relative);
     if (relative > tolerance) {
-      assert.fail(`${label}[${i}]: finite difference ${fd} vs analytic ${want} (relative error ${relative.toExponential(2)})`);
+      assert.fail(
+        `${label}[${i}]: finite difference ${fd} vs analytic ${want} (relative error ${relative.toExponential(2)})`,
+      );
     }
   }
   return worst;
@@ -74,7 +91,10 @@ export class CoreOnlyBackend extends BackendBase {
   /** Calls of each core kernel (and of allocate) since the last reset. */
   readonly calls = new Map<string, number>();
 
-  constructor(private readonly core: Backend, private readonly work?: DType) {
+  constructor(
+    private readonly core: Backend,
+    private readonly work?: DType,
+  ) {
     super();
     this.name = `${core.name} core + defaults`;
   }

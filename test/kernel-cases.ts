@@ -23,8 +23,15 @@ export const TOL_RECURRENT = 1e-4;
 
 // ---- inputs: float32-representable random values, copied into each backend's dtype ----
 
-export type Value = Float32Array | Float64Array | Int32Array | Uint8Array | number | boolean | null | FilterSpec | FilterSpec[];
-export interface FilterSpec { filter: 'dense' | 'permutation' | 'identity'; n: number; matrix?: Float32Array; perm?: Int32Array; signs?: Float32Array }
+export type Value =
+  Float32Array | Float64Array | Int32Array | Uint8Array | number | boolean | null | FilterSpec | FilterSpec[];
+export interface FilterSpec {
+  filter: 'dense' | 'permutation' | 'identity';
+  n: number;
+  matrix?: Float32Array;
+  perm?: Int32Array;
+  signs?: Float32Array;
+}
 
 export function randomArray(rng: Random, n: number, scale = 1): Float32Array {
   const x = new Float32Array(n);
@@ -82,7 +89,8 @@ export function convert(v: Value, f64: boolean): unknown {
   if (isFilterSpec(v)) {
     const make = (x: Float32Array): FloatArray => (f64 ? Float64Array.from(x) : x.slice());
     if (v.filter === 'dense') return { kind: 'dense', n: v.n, matrix: make(v.matrix!) } satisfies FilterOperand;
-    if (v.filter === 'permutation') return { kind: 'permutation', n: v.n, perm: v.perm!.slice(), signs: make(v.signs!) } satisfies FilterOperand;
+    if (v.filter === 'permutation')
+      return { kind: 'permutation', n: v.n, perm: v.perm!.slice(), signs: make(v.signs!) } satisfies FilterOperand;
     return { kind: 'identity', n: v.n } satisfies FilterOperand;
   }
   return v;
@@ -120,7 +128,11 @@ export function maxAbs(x: ArrayLike<number>): number {
  * max|got - want| / scale, where scale is the larger of max|want| and the output's initial contents (an
  * output that accumulates can cancel to ~0 while its terms are large). NaN in both is equal (untouched padding).
  */
-export function relativeError(got: ArrayLike<number>, want: ArrayLike<number>, initial: ArrayLike<number> | null): number {
+export function relativeError(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  initial: ArrayLike<number> | null,
+): number {
   assert.equal(got.length, want.length);
   let maxDiff = 0;
   for (let i = 0; i < want.length; i++) {
@@ -134,15 +146,19 @@ export function relativeError(got: ArrayLike<number>, want: ArrayLike<number>, i
 
 /** Fails unless every output of `got` is within the case's tolerance of `want`. */
 export function checkCase(
-  c: Case, got: Record<string, ArrayLike<number> | number>, want: Record<string, ArrayLike<number> | number>, label: string,
+  c: Case,
+  got: Record<string, ArrayLike<number> | number>,
+  want: Record<string, ArrayLike<number> | number>,
+  label: string,
 ): void {
   for (const name of c.outputs) {
     const g = got[name];
     const w = want[name];
     const initial = c.inputs[name] instanceof Float32Array ? (c.inputs[name] as Float32Array) : null;
-    const err = typeof w === 'number'
-      ? Math.abs((g as number) - w) / Math.max(Math.abs(w), 1e-30)
-      : relativeError(g as ArrayLike<number>, w!, initial);
+    const err =
+      typeof w === 'number'
+        ? Math.abs((g as number) - w) / Math.max(Math.abs(w), 1e-30)
+        : relativeError(g as ArrayLike<number>, w!, initial);
     assert.ok(err <= c.tol, `${label} ${c.name}: ${name} relative error ${err.toExponential(2)} > ${c.tol}`);
   }
 }
@@ -151,8 +167,18 @@ export function checkCase(
 
 export function gemmCases(rng: Random): Case[] {
   const shapes: [number, number, number][] = [
-    [1, 1, 1], [7, 33, 257], [257, 7, 33], [33, 257, 7], [1, 257, 33], [257, 1, 33], [33, 257, 1],
-    [64, 96, 300], [130, 70, 513], [257, 257, 257], [40, 24, 1500], [7, 1, 2000],
+    [1, 1, 1],
+    [7, 33, 257],
+    [257, 7, 33],
+    [33, 257, 7],
+    [1, 257, 33],
+    [257, 1, 33],
+    [33, 257, 1],
+    [64, 96, 300],
+    [130, 70, 513],
+    [257, 257, 257],
+    [40, 24, 1500],
+    [7, 1, 2000],
   ];
   const cases: Case[] = [];
   let variant = 0;
@@ -191,29 +217,70 @@ export function elementwiseCases(rng: Random): Case[] {
     if (n >= 7) wide.set([20, -20, 1e-8, -1e-8, 0, 9, -9]); // saturation and the tiny-argument end of tanh
     const a = new Float32Array(n).map(() => Math.tanh(rng.normal()));
     cases.push(
-      { name: `tanh n=${n}`, inputs: { x: wide, out: new Float32Array(n) }, run: (b, x) => b.tanh(n, x.x, x.out), outputs: ['out'], tol: TOL_ELEMENTWISE },
-      { name: `tanh in place n=${n}`, inputs: { x: wide }, run: (b, x) => b.tanh(n, x.x, x.x), outputs: ['x'], tol: TOL_ELEMENTWISE },
       {
-        name: `tanhBackward n=${n}`, inputs: { a, gy: randomArray(rng, n), gx: new Float32Array(n) },
-        run: (b, x) => b.tanhBackward(n, x.a, x.gy, x.gx), outputs: ['gx'], tol: TOL_ELEMENTWISE,
+        name: `tanh n=${n}`,
+        inputs: { x: wide, out: new Float32Array(n) },
+        run: (b, x) => b.tanh(n, x.x, x.out),
+        outputs: ['out'],
+        tol: TOL_ELEMENTWISE,
       },
-      { name: `sumSquares n=${n}`, inputs: { x: randomArray(rng, n) }, run: (b, x) => b.sumSquares(n, x.x), outputs: ['<return>'], tol: 1e-6 },
-      { name: `scale n=${n}`, inputs: { x: randomArray(rng, n) }, run: (b, x) => b.scale(n, x.x, -0.37), outputs: ['x'], tol: TOL_ELEMENTWISE },
       {
-        name: `axpy n=${n}`, inputs: { x: randomArray(rng, n), y: randomArray(rng, n) },
-        run: (b, x) => b.axpy(n, 0.61, x.x, x.y), outputs: ['y'], tol: TOL_ELEMENTWISE,
+        name: `tanh in place n=${n}`,
+        inputs: { x: wide },
+        run: (b, x) => b.tanh(n, x.x, x.x),
+        outputs: ['x'],
+        tol: TOL_ELEMENTWISE,
+      },
+      {
+        name: `tanhBackward n=${n}`,
+        inputs: { a, gy: randomArray(rng, n), gx: new Float32Array(n) },
+        run: (b, x) => b.tanhBackward(n, x.a, x.gy, x.gx),
+        outputs: ['gx'],
+        tol: TOL_ELEMENTWISE,
+      },
+      {
+        name: `sumSquares n=${n}`,
+        inputs: { x: randomArray(rng, n) },
+        run: (b, x) => b.sumSquares(n, x.x),
+        outputs: ['<return>'],
+        tol: 1e-6,
+      },
+      {
+        name: `scale n=${n}`,
+        inputs: { x: randomArray(rng, n) },
+        run: (b, x) => b.scale(n, x.x, -0.37),
+        outputs: ['x'],
+        tol: TOL_ELEMENTWISE,
+      },
+      {
+        name: `axpy n=${n}`,
+        inputs: { x: randomArray(rng, n), y: randomArray(rng, n) },
+        run: (b, x) => b.axpy(n, 0.61, x.x, x.y),
+        outputs: ['y'],
+        tol: TOL_ELEMENTWISE,
       },
     );
   }
-  for (const [rows, n] of [[1, 1], [257, 33], [7, 257], [3000, 7]] as const) {
+  for (const [rows, n] of [
+    [1, 1],
+    [257, 33],
+    [7, 257],
+    [3000, 7],
+  ] as const) {
     cases.push(
       {
-        name: `addRowVector ${rows}x${n}`, inputs: { y: randomArray(rng, rows * n), bias: randomArray(rng, n) },
-        run: (b, x) => b.addRowVector(rows, n, x.y, x.bias), outputs: ['y'], tol: TOL_ELEMENTWISE,
+        name: `addRowVector ${rows}x${n}`,
+        inputs: { y: randomArray(rng, rows * n), bias: randomArray(rng, n) },
+        run: (b, x) => b.addRowVector(rows, n, x.y, x.bias),
+        outputs: ['y'],
+        tol: TOL_ELEMENTWISE,
       },
       {
-        name: `sumRows ${rows}x${n}`, inputs: { x: randomArray(rng, rows * n), out: randomArray(rng, n) },
-        run: (b, x) => b.sumRows(rows, n, x.x, x.out), outputs: ['out'], tol: TOL_PRODUCT,
+        name: `sumRows ${rows}x${n}`,
+        inputs: { x: randomArray(rng, rows * n), out: randomArray(rng, n) },
+        run: (b, x) => b.sumRows(rows, n, x.x, x.out),
+        outputs: ['out'],
+        tol: TOL_PRODUCT,
       },
     );
   }
@@ -223,7 +290,11 @@ export function elementwiseCases(rng: Random): Case[] {
 export function filterCases(rng: Random): Case[] {
   const cases: Case[] = [];
   for (const kind of ['dense', 'permutation', 'identity'] as const) {
-    for (const [B, N] of [[1, 1], [7, 33], [33, 64]] as const) {
+    for (const [B, N] of [
+      [1, 1],
+      [7, 33],
+      [33, 64],
+    ] as const) {
       const filter = makeFilter(rng, kind, N);
       for (const transpose of [false, true]) {
         for (const betaY of [0, 0.5]) {
@@ -233,7 +304,8 @@ export function filterCases(rng: Random): Case[] {
             name: `applyFilter ${kind} B=${B} N=${N} transpose=${transpose} betaY=${betaY}`,
             inputs: { f: filter, x: randomArray(rng, B * N), y },
             run: (b, x) => b.applyFilter({ filter: x.f, transpose, B, alpha: 0.8, x: x.x, betaY, y: x.y }),
-            outputs: ['y'], tol: TOL_PRODUCT,
+            outputs: ['y'],
+            tol: TOL_PRODUCT,
           });
         }
       }
@@ -244,29 +316,69 @@ export function filterCases(rng: Random): Case[] {
 
 export function layerCases(rng: Random): Case[] {
   const cases: Case[] = [];
-  const settings: [number, number][] = [[1, 0.1], [0.9, 0.5], [0, 1]];
+  const settings: [number, number][] = [
+    [1, 0.1],
+    [0.9, 0.5],
+    [0, 1],
+  ];
   for (const kind of ['dense', 'permutation', 'identity'] as const) {
-    for (const [B, N] of [[7, 33], [33, 64], [1, 7]] as const) {
+    for (const [B, N] of [
+      [7, 33],
+      [33, 64],
+      [1, 7],
+    ] as const) {
       for (const [alpha, beta] of settings) {
         const filter = makeFilter(rng, kind, N);
         const W = randomArray(rng, N * N, 1 / Math.sqrt(N));
         const x = randomArray(rng, B * N);
         cases.push({
           name: `roafLayerForward ${kind} B=${B} N=${N} alpha=${alpha} beta=${beta}`,
-          inputs: { f: filter, x, W, b: randomArray(rng, N, 0.1), a: new Float32Array(B * N).fill(NaN), y: new Float32Array(B * N).fill(NaN) },
-          run: (bk, v) => bk.roafLayerForward({ B, N, alpha, beta, filter: v.f, x: v.x, W: v.W, b: v.b, a: v.a, y: v.y }),
-          outputs: ['a', 'y'], tol: TOL_PRODUCT,
+          inputs: {
+            f: filter,
+            x,
+            W,
+            b: randomArray(rng, N, 0.1),
+            a: new Float32Array(B * N).fill(NaN),
+            y: new Float32Array(B * N).fill(NaN),
+          },
+          run: (bk, v) =>
+            bk.roafLayerForward({ B, N, alpha, beta, filter: v.f, x: v.x, W: v.W, b: v.b, a: v.a, y: v.y }),
+          outputs: ['a', 'y'],
+          tol: TOL_PRODUCT,
         });
         for (const withGx of [true, false]) {
           const a = new Float32Array(B * N).map(() => Math.tanh(rng.normal()));
           cases.push({
             name: `roafLayerBackward ${kind} B=${B} N=${N} alpha=${alpha} beta=${beta} gx=${withGx}`,
             inputs: {
-              f: filter, x, a, W, gy: randomArray(rng, B * N), gx: withGx ? new Float32Array(B * N).fill(NaN) : null,
-              gW: randomArray(rng, N * N), gb: randomArray(rng, N), gz: new Float32Array(B * N),
+              f: filter,
+              x,
+              a,
+              W,
+              gy: randomArray(rng, B * N),
+              gx: withGx ? new Float32Array(B * N).fill(NaN) : null,
+              gW: randomArray(rng, N * N),
+              gb: randomArray(rng, N),
+              gz: new Float32Array(B * N),
             },
-            run: (bk, v) => bk.roafLayerBackward({ B, N, alpha, beta, filter: v.f, x: v.x, a: v.a, W: v.W, gy: v.gy, gx: v.gx, gW: v.gW, gb: v.gb, gz: v.gz }),
-            outputs: withGx ? ['gx', 'gW', 'gb', 'gz'] : ['gW', 'gb', 'gz'], tol: TOL_PRODUCT,
+            run: (bk, v) =>
+              bk.roafLayerBackward({
+                B,
+                N,
+                alpha,
+                beta,
+                filter: v.f,
+                x: v.x,
+                a: v.a,
+                W: v.W,
+                gy: v.gy,
+                gx: v.gx,
+                gW: v.gW,
+                gb: v.gb,
+                gz: v.gz,
+              }),
+            outputs: withGx ? ['gx', 'gW', 'gb', 'gz'] : ['gW', 'gb', 'gz'],
+            tol: TOL_PRODUCT,
           });
         }
       }
@@ -301,28 +413,69 @@ export function cellCases(rng: Random): Case[] {
     ['permutation', 1, 9, 1, 7, 1, 0.3],
   ];
   for (const [kind, T, B, D, N, alpha, beta] of configs) {
-    for (const [withOptional, lastStepOnly] of [[true, false], [false, false], [true, true]] as const) {
+    for (const [withOptional, lastStepOnly] of [
+      [true, false],
+      [false, false],
+      [true, true],
+    ] as const) {
       const filter = makeFilter(rng, kind as FilterSpec['filter'], N);
       const hs = new Float32Array((T + 1) * B * N);
       hs.set(randomArray(rng, B * N, 0.5));
       cases.push({
         name: `roafCell ${kind} T=${T} B=${B} D=${D} N=${N} alpha=${alpha} beta=${beta} gh0/gxs=${withOptional} lastStepOnly=${lastStepOnly}`,
         inputs: {
-          f: filter, xs: randomArray(rng, T * B * D), W: randomArray(rng, N * N, 1 / Math.sqrt(N)), U: randomArray(rng, N * D),
-          b: randomArray(rng, N, 0.1), hs, as: new Float32Array(T * B * N).fill(NaN), ghs: lossGradients(rng, T, B, N, lastStepOnly),
-          gzs: new Float32Array(T * B * N), gW: randomArray(rng, N * N), gU: randomArray(rng, N * D), gb: randomArray(rng, N),
-          gh0: withOptional ? new Float32Array(B * N).fill(NaN) : null, gxs: withOptional ? new Float32Array(T * B * D).fill(NaN) : null,
+          f: filter,
+          xs: randomArray(rng, T * B * D),
+          W: randomArray(rng, N * N, 1 / Math.sqrt(N)),
+          U: randomArray(rng, N * D),
+          b: randomArray(rng, N, 0.1),
+          hs,
+          as: new Float32Array(T * B * N).fill(NaN),
+          ghs: lossGradients(rng, T, B, N, lastStepOnly),
+          gzs: new Float32Array(T * B * N),
+          gW: randomArray(rng, N * N),
+          gU: randomArray(rng, N * D),
+          gb: randomArray(rng, N),
+          gh0: withOptional ? new Float32Array(B * N).fill(NaN) : null,
+          gxs: withOptional ? new Float32Array(T * B * D).fill(NaN) : null,
         },
         run: (bk, v) => {
           const { f: filter, xs, W, U, b, hs, as } = v;
           bk.roafCellForward({ T, B, D, N, alpha, beta, filter, xs, W, U, b, hs, as });
           bk.roafCellBackward({
-            T, B, D, N, alpha, beta, filter, xs, W, U, hs, as,
-            ghs: v.ghs, gzs: v.gzs, gW: v.gW, gU: v.gU, gb: v.gb, gh0: v.gh0, gxs: v.gxs, lastStepOnly,
+            T,
+            B,
+            D,
+            N,
+            alpha,
+            beta,
+            filter,
+            xs,
+            W,
+            U,
+            hs,
+            as,
+            ghs: v.ghs,
+            gzs: v.gzs,
+            gW: v.gW,
+            gU: v.gU,
+            gb: v.gb,
+            gh0: v.gh0,
+            gxs: v.gxs,
+            lastStepOnly,
           });
         },
         // ghs holds the complete gradients on return, except with lastStepOnly (unspecified then).
-        outputs: ['hs', 'as', 'gzs', 'gW', 'gU', 'gb', ...(withOptional ? ['gh0', 'gxs'] : []), ...(lastStepOnly ? [] : ['ghs'])],
+        outputs: [
+          'hs',
+          'as',
+          'gzs',
+          'gW',
+          'gU',
+          'gb',
+          ...(withOptional ? ['gh0', 'gxs'] : []),
+          ...(lastStepOnly ? [] : ['ghs']),
+        ],
         tol: TOL_RECURRENT,
       });
     }
@@ -338,12 +491,32 @@ export function cellCases(rng: Random): Case[] {
  */
 export function mlpStackCases(rng: Random): Case[] {
   const cases: Case[] = [];
-  const shapes: [number, number, number][] = [ // L, B, N
-    [1, 1, 1], [3, 5, 7], [17, 5, 33], [3, 128, 64], [1, 128, 33], [17, 1, 64], [3, 1, 33], [17, 128, 7],
+  const shapes: [number, number, number][] = [
+    // L, B, N
+    [1, 1, 1],
+    [3, 5, 7],
+    [17, 5, 33],
+    [3, 128, 64],
+    [1, 128, 33],
+    [17, 1, 64],
+    [3, 1, 33],
+    [17, 128, 7],
   ];
-  const settings: [number, number][] = [[0.9, 0.3], [0, 1]];
+  const settings: [number, number][] = [
+    [0.9, 0.3],
+    [0, 1],
+  ];
   let variant = 0;
-  const stack = (L: number, B: number, N: number, kind: FilterSpec['filter'], shared: boolean, alpha: number, beta: number, squares: boolean): Case => {
+  const stack = (
+    L: number,
+    B: number,
+    N: number,
+    kind: FilterSpec['filter'],
+    shared: boolean,
+    alpha: number,
+    beta: number,
+    squares: boolean,
+  ): Case => {
     const one = makeFilter(rng, kind, N);
     const filters = Array.from({ length: L }, () => (shared ? one : makeFilter(rng, kind, N)));
     const xs = new Float32Array((L + 1) * B * N).fill(NaN);
@@ -351,14 +524,34 @@ export function mlpStackCases(rng: Random): Case[] {
     return {
       name: `roafMlp ${kind} ${shared ? 'shared' : 'per-layer'} L=${L} B=${B} N=${N} alpha=${alpha} beta=${beta} gradSquares=${squares}`,
       inputs: {
-        filters, Ws: randomArray(rng, L * N * N, 1 / Math.sqrt(N)), bs: randomArray(rng, L * N, 0.1), xs,
-        as: new Float32Array(L * B * N).fill(NaN), gy: randomArray(rng, B * N), gWs: randomArray(rng, L * N * N),
-        gbs: randomArray(rng, L * N), gradSquares: squares ? new Float64Array(L + 1).fill(NaN) : null,
+        filters,
+        Ws: randomArray(rng, L * N * N, 1 / Math.sqrt(N)),
+        bs: randomArray(rng, L * N, 0.1),
+        xs,
+        as: new Float32Array(L * B * N).fill(NaN),
+        gy: randomArray(rng, B * N),
+        gWs: randomArray(rng, L * N * N),
+        gbs: randomArray(rng, L * N),
+        gradSquares: squares ? new Float64Array(L + 1).fill(NaN) : null,
       },
       run: (bk, v) => {
         const { filters, Ws, bs, xs, as } = v;
         bk.roafMlpForward({ L, B, N, alpha, beta, filters, Ws, bs, xs, as });
-        bk.roafMlpBackward({ L, B, N, alpha, beta, filters, Ws, xs, as, gy: v.gy, gWs: v.gWs, gbs: v.gbs, gradSquares: v.gradSquares });
+        bk.roafMlpBackward({
+          L,
+          B,
+          N,
+          alpha,
+          beta,
+          filters,
+          Ws,
+          xs,
+          as,
+          gy: v.gy,
+          gWs: v.gWs,
+          gbs: v.gbs,
+          gradSquares: v.gradSquares,
+        });
         if (squares) v.logGradSquares = Float64Array.from(v.gradSquares as Float64Array, Math.log);
       },
       outputs: ['xs', 'as', 'gy', 'gWs', 'gbs', ...(squares ? ['gradSquares', 'logGradSquares'] : [])],
@@ -368,7 +561,8 @@ export function mlpStackCases(rng: Random): Case[] {
   for (const kind of ['dense', 'permutation', 'identity'] as const) {
     for (const [L, B, N] of shapes) {
       for (const shared of [false, true]) {
-        for (const [alpha, beta] of settings) cases.push(stack(L, B, N, kind, shared, alpha, beta, ++variant % 2 === 0));
+        for (const [alpha, beta] of settings)
+          cases.push(stack(L, B, N, kind, shared, alpha, beta, ++variant % 2 === 0));
       }
     }
   }
@@ -378,9 +572,17 @@ export function mlpStackCases(rng: Random): Case[] {
 
 export function gatedCases(rng: Random): Case[] {
   const cases: Case[] = [];
-  for (const [T, B, D, N] of [[12, 17, 3, 33], [6, 40, 1, 16], [2, 1, 1, 1]] as const) {
+  for (const [T, B, D, N] of [
+    [12, 17, 3, 33],
+    [6, 40, 1, 16],
+    [2, 1, 1, 1],
+  ] as const) {
     const scale = 1 / Math.sqrt(N);
-    for (const [withGxs, lastStepOnly] of [[true, false], [false, false], [false, true]] as const) {
+    for (const [withGxs, lastStepOnly] of [
+      [true, false],
+      [false, false],
+      [false, true],
+    ] as const) {
       const h0 = randomArray(rng, B * N, 0.5);
       const lstmHs = new Float32Array((T + 1) * B * N);
       lstmHs.set(h0);
@@ -389,16 +591,41 @@ export function gatedCases(rng: Random): Case[] {
       cases.push({
         name: `lstm T=${T} B=${B} D=${D} N=${N} gxs=${withGxs} lastStepOnly=${lastStepOnly}`,
         inputs: {
-          xs: randomArray(rng, T * B * D), Wx: randomArray(rng, 4 * N * D, scale), Wh: randomArray(rng, 4 * N * N, scale),
-          b: randomArray(rng, 4 * N, 0.1), hs: lstmHs, cs: lstmCs, gates: new Float32Array(T * B * 4 * N),
-          ghs: lossGradients(rng, T, B, N, lastStepOnly), gGates: new Float32Array(T * B * 4 * N), gWx: randomArray(rng, 4 * N * D),
-          gWh: randomArray(rng, 4 * N * N), gb: randomArray(rng, 4 * N), gxs: withGxs ? new Float32Array(T * B * D).fill(NaN) : null,
+          xs: randomArray(rng, T * B * D),
+          Wx: randomArray(rng, 4 * N * D, scale),
+          Wh: randomArray(rng, 4 * N * N, scale),
+          b: randomArray(rng, 4 * N, 0.1),
+          hs: lstmHs,
+          cs: lstmCs,
+          gates: new Float32Array(T * B * 4 * N),
+          ghs: lossGradients(rng, T, B, N, lastStepOnly),
+          gGates: new Float32Array(T * B * 4 * N),
+          gWx: randomArray(rng, 4 * N * D),
+          gWh: randomArray(rng, 4 * N * N),
+          gb: randomArray(rng, 4 * N),
+          gxs: withGxs ? new Float32Array(T * B * D).fill(NaN) : null,
         },
         run: (bk, v) => {
           const { xs, Wx, Wh, hs, cs, gates } = v;
           bk.lstmForward({ T, B, D, N, xs, Wx, Wh, b: v.b, hs, cs, gates });
           bk.lstmBackward({
-            T, B, D, N, xs, Wx, Wh, hs, cs, gates, ghs: v.ghs, gGates: v.gGates, gWx: v.gWx, gWh: v.gWh, gb: v.gb, gxs: v.gxs, lastStepOnly,
+            T,
+            B,
+            D,
+            N,
+            xs,
+            Wx,
+            Wh,
+            hs,
+            cs,
+            gates,
+            ghs: v.ghs,
+            gGates: v.gGates,
+            gWx: v.gWx,
+            gWh: v.gWh,
+            gb: v.gb,
+            gxs: v.gxs,
+            lastStepOnly,
           });
         },
         outputs: ['hs', 'cs', 'gates', 'gGates', 'gWx', 'gWh', 'gb', ...(withGxs ? ['gxs'] : [])],
@@ -409,18 +636,46 @@ export function gatedCases(rng: Random): Case[] {
       cases.push({
         name: `gru T=${T} B=${B} D=${D} N=${N} gxs=${withGxs} lastStepOnly=${lastStepOnly}`,
         inputs: {
-          xs: randomArray(rng, T * B * D), Wx: randomArray(rng, 3 * N * D, scale), Wh: randomArray(rng, 3 * N * N, scale),
-          bx: randomArray(rng, 3 * N, 0.1), bh: randomArray(rng, 3 * N, 0.1), hs: gruHs, gates: new Float32Array(T * B * 3 * N),
-          hn: new Float32Array(T * B * N), ghs: lossGradients(rng, T, B, N, lastStepOnly), gGates: new Float32Array(T * B * 3 * N),
-          gHn: new Float32Array(T * B * N), gWx: randomArray(rng, 3 * N * D), gWh: randomArray(rng, 3 * N * N),
-          gbx: randomArray(rng, 3 * N), gbh: randomArray(rng, 3 * N), gxs: withGxs ? new Float32Array(T * B * D).fill(NaN) : null,
+          xs: randomArray(rng, T * B * D),
+          Wx: randomArray(rng, 3 * N * D, scale),
+          Wh: randomArray(rng, 3 * N * N, scale),
+          bx: randomArray(rng, 3 * N, 0.1),
+          bh: randomArray(rng, 3 * N, 0.1),
+          hs: gruHs,
+          gates: new Float32Array(T * B * 3 * N),
+          hn: new Float32Array(T * B * N),
+          ghs: lossGradients(rng, T, B, N, lastStepOnly),
+          gGates: new Float32Array(T * B * 3 * N),
+          gHn: new Float32Array(T * B * N),
+          gWx: randomArray(rng, 3 * N * D),
+          gWh: randomArray(rng, 3 * N * N),
+          gbx: randomArray(rng, 3 * N),
+          gbh: randomArray(rng, 3 * N),
+          gxs: withGxs ? new Float32Array(T * B * D).fill(NaN) : null,
         },
         run: (bk, v) => {
           const { xs, Wx, Wh, hs, gates, hn } = v;
           bk.gruForward({ T, B, D, N, xs, Wx, Wh, bx: v.bx, bh: v.bh, hs, gates, hn });
           bk.gruBackward({
-            T, B, D, N, xs, Wx, Wh, hs, gates, hn, ghs: v.ghs, gGates: v.gGates, gHn: v.gHn,
-            gWx: v.gWx, gWh: v.gWh, gbx: v.gbx, gbh: v.gbh, gxs: v.gxs, lastStepOnly,
+            T,
+            B,
+            D,
+            N,
+            xs,
+            Wx,
+            Wh,
+            hs,
+            gates,
+            hn,
+            ghs: v.ghs,
+            gGates: v.gGates,
+            gHn: v.gHn,
+            gWx: v.gWx,
+            gWh: v.gWh,
+            gbx: v.gbx,
+            gbh: v.gbh,
+            gxs: v.gxs,
+            lastStepOnly,
           });
         },
         outputs: ['hs', 'gates', 'hn', 'gGates', 'gHn', 'gWx', 'gWh', 'gbx', 'gbh', ...(withGxs ? ['gxs'] : [])],
@@ -433,40 +688,84 @@ export function gatedCases(rng: Random): Case[] {
 
 export function lossAndOptimiserCases(rng: Random): Case[] {
   const cases: Case[] = [];
-  for (const [B, K] of [[1, 1], [33, 10], [7, 257]] as const) {
+  for (const [B, K] of [
+    [1, 1],
+    [33, 10],
+    [7, 257],
+  ] as const) {
     const labels = new Int32Array(B).map(() => rng.int(K));
     for (const withGrad of [true, false]) {
       cases.push({
         name: `softmaxCrossEntropy B=${B} K=${K} grad=${withGrad}`,
-        inputs: { logits: randomArray(rng, B * K, 3), labels, grad: withGrad ? new Float32Array(B * K) : null, correct: new Uint8Array(B) },
-        run: (bk, v) => bk.softmaxCrossEntropy({ B, K, logits: v.logits, labels: v.labels, gradScale: 1 / B, grad: v.grad, correct: v.correct }),
-        outputs: ['<return>', 'correct', ...(withGrad ? ['grad'] : [])], tol: 1e-6,
+        inputs: {
+          logits: randomArray(rng, B * K, 3),
+          labels,
+          grad: withGrad ? new Float32Array(B * K) : null,
+          correct: new Uint8Array(B),
+        },
+        run: (bk, v) =>
+          bk.softmaxCrossEntropy({
+            B,
+            K,
+            logits: v.logits,
+            labels: v.labels,
+            gradScale: 1 / B,
+            grad: v.grad,
+            correct: v.correct,
+          }),
+        outputs: ['<return>', 'correct', ...(withGrad ? ['grad'] : [])],
+        tol: 1e-6,
       });
       cases.push({
         name: `squaredError B=${B} K=${K} grad=${withGrad}`,
-        inputs: { pred: randomArray(rng, B * K), target: randomArray(rng, B * K), grad: withGrad ? new Float32Array(B * K) : null },
+        inputs: {
+          pred: randomArray(rng, B * K),
+          target: randomArray(rng, B * K),
+          grad: withGrad ? new Float32Array(B * K) : null,
+        },
         run: (bk, v) => bk.squaredError({ B, K, pred: v.pred, target: v.target, gradScale: 0.5 / B, grad: v.grad }),
-        outputs: ['<return>', ...(withGrad ? ['grad'] : [])], tol: 1e-6,
+        outputs: ['<return>', ...(withGrad ? ['grad'] : [])],
+        tol: 1e-6,
       });
     }
   }
   for (const n of [1, 33, 1003, 100003]) {
-    for (const [t, wd] of [[1, 0], [7, 0.01]] as const) {
+    for (const [t, wd] of [
+      [1, 0],
+      [7, 0.01],
+    ] as const) {
       cases.push({
         name: `adamUpdate n=${n} t=${t} weightDecay=${wd}`,
         inputs: {
-          p: randomArray(rng, n), g: randomArray(rng, n), m: randomArray(rng, n, 0.1),
+          p: randomArray(rng, n),
+          g: randomArray(rng, n),
+          m: randomArray(rng, n, 0.1),
           v: new Float32Array(n).map(() => rng.uniform() * 0.01),
         },
-        run: (bk, x) => bk.adamUpdate({ n, params: x.p, grads: x.g, m: x.m, v: x.v, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: wd, t }),
-        outputs: ['p', 'm', 'v'], tol: TOL_PRODUCT,
+        run: (bk, x) =>
+          bk.adamUpdate({
+            n,
+            params: x.p,
+            grads: x.g,
+            m: x.m,
+            v: x.v,
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weightDecay: wd,
+            t,
+          }),
+        outputs: ['p', 'm', 'v'],
+        tol: TOL_PRODUCT,
       });
     }
     cases.push({
       name: `sgdUpdate n=${n}`,
       inputs: { p: randomArray(rng, n), g: randomArray(rng, n), vel: randomArray(rng, n) },
       run: (bk, x) => bk.sgdUpdate({ n, params: x.p, grads: x.g, velocity: x.vel, lr: 0.05, momentum: 0.9 }),
-      outputs: ['p', 'vel'], tol: TOL_PRODUCT,
+      outputs: ['p', 'vel'],
+      tol: TOL_PRODUCT,
     });
   }
   return cases;

@@ -24,8 +24,21 @@ const B = 5;
 
 function mlpConfig(overrides: Partial<ModelConfig>): ModelConfig {
   return {
-    model: 'roaf-mlp', inputDim: 6, outputs: 3, readout: 'last', depth: 10, width: 8, hidden: 8,
-    alpha: 1, beta: 0.3, filter: 'haar', sharedFilter: false, inputScale: 1, seed: 11, dtype: 'float32', ...overrides,
+    model: 'roaf-mlp',
+    inputDim: 6,
+    outputs: 3,
+    readout: 'last',
+    depth: 10,
+    width: 8,
+    hidden: 8,
+    alpha: 1,
+    beta: 0.3,
+    filter: 'haar',
+    sharedFilter: false,
+    inputScale: 1,
+    seed: 11,
+    dtype: 'float32',
+    ...overrides,
   };
 }
 
@@ -48,8 +61,13 @@ function assertSameBits(a: ArrayLike<number>, b: ArrayLike<number>, what: string
 describe('activation checkpointing equals full memory, bit for bit', async () => {
   for (const { name, backend } of await availableBackends()) {
     const cases: Array<[Partial<ModelConfig>, number]> = [
-      [{ depth: 10 }, 1], [{ depth: 10 }, 3], [{ depth: 10 }, 4], [{ depth: 10 }, 10],
-      [{ depth: 7, filter: 'permutation' }, 2], [{ depth: 9, sharedFilter: true }, 3], [{ depth: 6, alpha: 0, beta: 1 }, 4],
+      [{ depth: 10 }, 1],
+      [{ depth: 10 }, 3],
+      [{ depth: 10 }, 4],
+      [{ depth: 10 }, 10],
+      [{ depth: 7, filter: 'permutation' }, 2],
+      [{ depth: 9, sharedFilter: true }, 3],
+      [{ depth: 6, alpha: 0, beta: 1 }, 4],
     ];
     for (const [overrides, k] of cases) {
       it(`${name}: ${JSON.stringify(overrides)}, segments of ${k}`, () => {
@@ -100,8 +118,26 @@ describe('roaf train/bench/diagnose --memory', () => {
   const work = mkdtempSync(join(tmpdir(), 'roaf-memory-'));
   after(() => rmSync(work, { recursive: true, force: true }));
   const roaf = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  const SMALL = ['--task', 'mnist', '--model', 'roaf-mlp', '--depth', '23', '--width', '8', '--train-limit', '256', '--test-limit', '64',
-    '--batch', '32', '--epochs', '1', '--quiet', '--json'];
+  const SMALL = [
+    '--task',
+    'mnist',
+    '--model',
+    'roaf-mlp',
+    '--depth',
+    '23',
+    '--width',
+    '8',
+    '--train-limit',
+    '256',
+    '--test-limit',
+    '64',
+    '--batch',
+    '32',
+    '--epochs',
+    '1',
+    '--quiet',
+    '--json',
+  ];
 
   it('train: a checkpointed run saves the same model, bit for bit, and says which mode it used', () => {
     const runs: Record<string, Buffer> = {};
@@ -124,10 +160,45 @@ describe('roaf train/bench/diagnose --memory', () => {
   });
 
   it('bench and diagnose take it too', () => {
-    const bench = roaf(['bench', '--model', 'roaf-mlp', '--depth', '30', '--width', '8', '--batch', '8', '--repeats', '1', '--warmup', '1', '--memory', 'checkpoint', '--json']);
+    const bench = roaf([
+      'bench',
+      '--model',
+      'roaf-mlp',
+      '--depth',
+      '30',
+      '--width',
+      '8',
+      '--batch',
+      '8',
+      '--repeats',
+      '1',
+      '--warmup',
+      '1',
+      '--memory',
+      'checkpoint',
+      '--json',
+    ]);
     assert.equal(bench.status, 0, bench.stderr);
-    assert.equal((JSON.parse(bench.stdout.trim().split('\n').at(-1) ?? '') as Record<string, unknown>).memory, 'checkpoint');
-    const diagnosed = roaf(['diagnose', '--model', 'roaf-mlp', '--depth', '30', '--width', '8', '--batch', '4', '--no-spectrum', '--memory', 'checkpoint', '--json', '--quiet']);
+    assert.equal(
+      (JSON.parse(bench.stdout.trim().split('\n').at(-1) ?? '') as Record<string, unknown>).memory,
+      'checkpoint',
+    );
+    const diagnosed = roaf([
+      'diagnose',
+      '--model',
+      'roaf-mlp',
+      '--depth',
+      '30',
+      '--width',
+      '8',
+      '--batch',
+      '4',
+      '--no-spectrum',
+      '--memory',
+      'checkpoint',
+      '--json',
+      '--quiet',
+    ]);
     assert.equal(diagnosed.status, 0, diagnosed.stderr);
   });
 
@@ -136,8 +207,24 @@ describe('roaf train/bench/diagnose --memory', () => {
     assert.equal(wrong.status, 2);
     assert.match(wrong.stderr, /--memory must be one of auto, full, checkpoint, got 'sometimes'/);
     assert.equal(existsSync(join(work, 'wrong')), false, 'nothing written');
-    const recurrent = roaf(['train', '--task', 'adding', '--seq-len', '8', '--train-size', '32', '--test-size', '8', '--hidden', '4',
-      '--memory', 'checkpoint', '--quiet', '--out', join(work, 'recurrent')]);
+    const recurrent = roaf([
+      'train',
+      '--task',
+      'adding',
+      '--seq-len',
+      '8',
+      '--train-size',
+      '32',
+      '--test-size',
+      '8',
+      '--hidden',
+      '4',
+      '--memory',
+      'checkpoint',
+      '--quiet',
+      '--out',
+      join(work, 'recurrent'),
+    ]);
     assert.equal(recurrent.status, 2);
     assert.match(recurrent.stderr, /--memory checkpoint: .*feed-forward/);
   });

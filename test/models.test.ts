@@ -14,8 +14,21 @@ import { availableBackends, randomArray } from './helpers.js';
 
 function config(model: ModelKind, overrides: Partial<ModelConfig> = {}): ModelConfig {
   return {
-    model, inputDim: 6, outputs: 3, readout: 'last', depth: 5, width: 8, hidden: 8,
-    alpha: 0.7, beta: 0.4, filter: 'haar', sharedFilter: false, inputScale: 1, seed: 3, dtype: 'float32', ...overrides,
+    model,
+    inputDim: 6,
+    outputs: 3,
+    readout: 'last',
+    depth: 5,
+    width: 8,
+    hidden: 8,
+    alpha: 0.7,
+    beta: 0.4,
+    filter: 'haar',
+    sharedFilter: false,
+    inputScale: 1,
+    seed: 3,
+    dtype: 'float32',
+    ...overrides,
   };
 }
 
@@ -69,11 +82,39 @@ function plainMlpForward(model: RoafMLP, B: number, u: FloatArray, residual: boo
   const N = model.config.width;
   let x = new Float32Array(B * N);
   const D = model.config.inputDim;
-  backend.gemm({ transA: false, transB: true, M: B, N, K: D, alpha: 1, A: u, lda: D, B: model.input.W.value, ldb: D, beta: 0, C: x, ldc: N });
+  backend.gemm({
+    transA: false,
+    transB: true,
+    M: B,
+    N,
+    K: D,
+    alpha: 1,
+    A: u,
+    lda: D,
+    B: model.input.W.value,
+    ldb: D,
+    beta: 0,
+    C: x,
+    ldc: N,
+  });
   backend.addRowVector(B, N, x, model.input.b.value);
   for (const layer of model.layers) {
     const z = new Float32Array(B * N);
-    backend.gemm({ transA: false, transB: true, M: B, N, K: N, alpha: 1, A: x, lda: N, B: layer.W.value, ldb: N, beta: 0, C: z, ldc: N });
+    backend.gemm({
+      transA: false,
+      transB: true,
+      M: B,
+      N,
+      K: N,
+      alpha: 1,
+      A: x,
+      lda: N,
+      B: layer.W.value,
+      ldb: N,
+      beta: 0,
+      C: z,
+      ldc: N,
+    });
     backend.addRowVector(B, N, z, layer.b.value);
     backend.tanh(B * N, z, z);
     if (residual) for (let i = 0; i < B * N; i++) z[i] = x[i]! + z[i]!;
@@ -81,7 +122,21 @@ function plainMlpForward(model: RoafMLP, B: number, u: FloatArray, residual: boo
   }
   const K = model.config.outputs;
   const out = new Float32Array(B * K);
-  backend.gemm({ transA: false, transB: true, M: B, N: K, K: N, alpha: 1, A: x, lda: N, B: model.readout.W.value, ldb: N, beta: 0, C: out, ldc: K });
+  backend.gemm({
+    transA: false,
+    transB: true,
+    M: B,
+    N: K,
+    K: N,
+    alpha: 1,
+    A: x,
+    lda: N,
+    B: model.readout.W.value,
+    ldb: N,
+    beta: 0,
+    C: out,
+    ldc: K,
+  });
   backend.addRowVector(B, K, out, model.readout.b.value);
   return out;
 }
@@ -98,7 +153,10 @@ describe('special cases are exact', () => {
   });
 
   it('O = I, alpha = beta = 1 is the residual MLP, to the last bit', () => {
-    const model = createModel(config('roaf-mlp', { alpha: 1, beta: 1, filter: 'identity' }), referenceBackend) as RoafMLP;
+    const model = createModel(
+      config('roaf-mlp', { alpha: 1, beta: 1, filter: 'identity' }),
+      referenceBackend,
+    ) as RoafMLP;
     assert.deepEqual(Array.from(model.forward(B, 1, u)), Array.from(plainMlpForward(model, B, u, true)));
     const baseline = createModel(config('resmlp'), referenceBackend) as RoafMLP;
     assert.deepEqual(Array.from(baseline.forward(B, 1, u)), Array.from(plainMlpForward(baseline, B, u, true)));
@@ -110,23 +168,69 @@ describe('special cases are exact', () => {
   });
 
   it('alpha = 0 ROAF RNN equals the Elman RNN h_t = tanh(W h + U x + b), to the last bit', () => {
-    const T = 6, D = 6, N = 8;
+    const T = 6,
+      D = 6,
+      N = 8;
     const model = createModel(config('rnn'), referenceBackend);
     const xs = randomArray(T * B * D, new Random(10), 1, 'float32');
     const out = model.forward(B, T, xs);
     const params = model.params;
-    const W = params.get('cell.W').value, U = params.get('cell.U').value, b = params.get('cell.b').value;
+    const W = params.get('cell.W').value,
+      U = params.get('cell.U').value,
+      b = params.get('cell.b').value;
     let h = new Float32Array(B * N);
     for (let t = 0; t < T; t++) {
       const z = new Float32Array(B * N);
-      referenceBackend.gemm({ transA: false, transB: true, M: B, N, K: D, alpha: 1, A: xs.subarray(t * B * D), lda: D, B: U, ldb: D, beta: 0, C: z, ldc: N });
+      referenceBackend.gemm({
+        transA: false,
+        transB: true,
+        M: B,
+        N,
+        K: D,
+        alpha: 1,
+        A: xs.subarray(t * B * D),
+        lda: D,
+        B: U,
+        ldb: D,
+        beta: 0,
+        C: z,
+        ldc: N,
+      });
       referenceBackend.addRowVector(B, N, z, b);
-      referenceBackend.gemm({ transA: false, transB: true, M: B, N, K: N, alpha: 1, A: h, lda: N, B: W, ldb: N, beta: 1, C: z, ldc: N });
+      referenceBackend.gemm({
+        transA: false,
+        transB: true,
+        M: B,
+        N,
+        K: N,
+        alpha: 1,
+        A: h,
+        lda: N,
+        B: W,
+        ldb: N,
+        beta: 1,
+        C: z,
+        ldc: N,
+      });
       referenceBackend.tanh(B * N, z, z);
       h = z;
     }
     const expected = new Float32Array(B * 3);
-    referenceBackend.gemm({ transA: false, transB: true, M: B, N: 3, K: N, alpha: 1, A: h, lda: N, B: params.get('readout.W').value, ldb: N, beta: 0, C: expected, ldc: 3 });
+    referenceBackend.gemm({
+      transA: false,
+      transB: true,
+      M: B,
+      N: 3,
+      K: N,
+      alpha: 1,
+      A: h,
+      lda: N,
+      B: params.get('readout.W').value,
+      ldb: N,
+      beta: 0,
+      C: expected,
+      ldc: 3,
+    });
     referenceBackend.addRowVector(B, 3, expected, params.get('readout.b').value);
     assert.deepEqual(Array.from(out), Array.from(expected));
   });
@@ -164,15 +268,28 @@ describe('RoafMLP backward', async () => {
         assert.deepEqual(seen, [6, 5, 4, 3, 2, 1, 0]);
         let scale = 0;
         for (const v of stacked) scale = Math.max(scale, Math.abs(v));
-        model.params.grads.forEach((v, i) => assert.ok(Math.abs(v - stacked[i]!) <= 1e-5 * scale, `${filter}: gradient ${i}: ${v} vs ${stacked[i]}`));
+        model.params.grads.forEach((v, i) =>
+          assert.ok(Math.abs(v - stacked[i]!) <= 1e-5 * scale, `${filter}: gradient ${i}: ${v} vs ${stacked[i]}`),
+        );
       }
     });
   }
 
-  it('stores every layer\'s W before every b, under the names layers.{l}.W and layers.{l}.b', () => {
+  it("stores every layer's W before every b, under the names layers.{l}.W and layers.{l}.b", () => {
     const model = createModel(config('roaf-mlp', { depth: 3 }), referenceBackend) as RoafMLP;
     const names = model.params.parameters.map((p) => p.name);
-    assert.deepEqual(names, ['input.W', 'input.b', 'layers.0.W', 'layers.1.W', 'layers.2.W', 'layers.0.b', 'layers.1.b', 'layers.2.b', 'readout.W', 'readout.b']);
+    assert.deepEqual(names, [
+      'input.W',
+      'input.b',
+      'layers.0.W',
+      'layers.1.W',
+      'layers.2.W',
+      'layers.0.b',
+      'layers.1.b',
+      'layers.2.b',
+      'readout.W',
+      'readout.b',
+    ]);
     model.layers.forEach((layer, l) => assert.equal(layer.W.offset, model.layers[0]!.W.offset + l * 8 * 8));
   });
 });
@@ -203,11 +320,13 @@ describe('every backend computes what the reference computes', async () => {
             if (f.kind === 'dense' && g?.kind === 'dense') g.matrix.set(f.matrix);
           });
         }
-        const T = model.recurrent ? 7 : 1, B = 3;
+        const T = model.recurrent ? 7 : 1,
+          B = 3;
         const x = randomArray(T * B * 6, new Random(2), 1, 'float32');
         const out = model.forward(B, T, x);
         const outExact = exact.forward(B, T, Float64Array.from(x));
-        for (let i = 0; i < out.length; i++) assert.ok(Math.abs(out[i]! - outExact[i]!) < 1e-5, `output ${i}: ${out[i]} vs ${outExact[i]}`);
+        for (let i = 0; i < out.length; i++)
+          assert.ok(Math.abs(out[i]! - outExact[i]!) < 1e-5, `output ${i}: ${out[i]} vs ${outExact[i]}`);
         const g = randomArray(out.length, new Random(3), 1, 'float32');
         model.params.zeroGrad();
         exact.params.zeroGrad();
@@ -216,8 +335,10 @@ describe('every backend computes what the reference computes', async () => {
         let scale = 0;
         for (let i = 0; i < exact.params.grads.length; i++) scale = Math.max(scale, Math.abs(exact.params.grads[i]!));
         for (let i = 0; i < exact.params.grads.length; i++) {
-          assert.ok(Math.abs(model.params.grads[i]! - exact.params.grads[i]!) <= 1e-4 * scale,
-            `gradient ${i}: ${model.params.grads[i]} vs ${exact.params.grads[i]}`);
+          assert.ok(
+            Math.abs(model.params.grads[i]! - exact.params.grads[i]!) <= 1e-4 * scale,
+            `gradient ${i}: ${model.params.grads[i]} vs ${exact.params.grads[i]}`,
+          );
         }
       });
     }

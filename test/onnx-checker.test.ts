@@ -19,7 +19,9 @@ const PYTHON = '/usr/bin/python3';
 function onnxUnavailable(): string | false {
   if (!existsSync(PYTHON)) return `${PYTHON} is missing (apt-get install python3-onnx)`;
   const probe = spawnSync(PYTHON, ['-c', 'import onnx'], { encoding: 'utf8' });
-  return probe.status === 0 ? false : `${PYTHON} has no onnx module (apt-get install python3-onnx): ${probe.stderr.trim().split('\n').pop()}`;
+  return probe.status === 0
+    ? false
+    : `${PYTHON} has no onnx module (apt-get install python3-onnx): ${probe.stderr.trim().split('\n').pop()}`;
 }
 
 const skip = onnxUnavailable();
@@ -77,12 +79,19 @@ after(() => rmSync(work, { recursive: true, force: true }));
 const CASES: Record<string, { options: ModelOptions; save?: OnnxSaveOptions }> = {
   'mlp-10': { options: { model: 'roaf-mlp', inputDim: 20, outputs: 10, depth: 10, width: 16 } },
   'mlp-500': { options: { model: 'roaf-mlp', inputDim: 20, outputs: 10, depth: 500, width: 16 } },
-  'mlp-perm': { options: { model: 'roaf-mlp', inputDim: 20, outputs: 10, depth: 30, width: 16, filter: 'permutation', alpha: 0.9 } },
+  'mlp-perm': {
+    options: { model: 'roaf-mlp', inputDim: 20, outputs: 10, depth: 30, width: 16, filter: 'permutation', alpha: 0.9 },
+  },
   'mlp-plain': { options: { model: 'mlp', inputDim: 20, outputs: 10, depth: 30, width: 16 } },
   resmlp: { options: { model: 'resmlp', inputDim: 20, outputs: 10, depth: 30, width: 16 } },
-  'mlp-external': { options: { model: 'roaf-mlp', inputDim: 20, outputs: 10, depth: 30, width: 16 }, save: { externalDataThreshold: 0 } },
+  'mlp-external': {
+    options: { model: 'roaf-mlp', inputDim: 20, outputs: 10, depth: 30, width: 16 },
+    save: { externalDataThreshold: 0 },
+  },
   'roaf-rnn': { options: { model: 'roaf-rnn', inputDim: 1, outputs: 10, hidden: 16 } },
-  'roaf-rnn-stack-every': { options: { model: 'roaf-rnn', inputDim: 10, outputs: 9, hidden: 16, filter: 'cycle', layers: 2, readout: 'every' } },
+  'roaf-rnn-stack-every': {
+    options: { model: 'roaf-rnn', inputDim: 10, outputs: 9, hidden: 16, filter: 'cycle', layers: 2, readout: 'every' },
+  },
   rnn: { options: { model: 'rnn', inputDim: 1, outputs: 10, hidden: 16 } },
   lstm: { options: { model: 'lstm', inputDim: 1, outputs: 10, hidden: 16 } },
   'lstm-stack-every': { options: { model: 'lstm', inputDim: 10, outputs: 9, hidden: 16, layers: 2, readout: 'every' } },
@@ -104,7 +113,8 @@ function checkAll(): Record<string, FileInfo> {
 }
 
 const opTypes = (nodes: NodeInfo[]): string[] => nodes.map((node) => node.op);
-const scanBody = (info: FileInfo, index = 0): NodeInfo[] => info.nodes.filter((node) => node.op === 'Scan')[index]!.body;
+const scanBody = (info: FileInfo, index = 0): NodeInfo[] =>
+  info.nodes.filter((node) => node.op === 'Scan')[index]!.body;
 
 describe('python3-onnx: checker and structure of the exported graphs', { skip }, () => {
   let files: Record<string, FileInfo> = {};
@@ -132,7 +142,8 @@ describe('python3-onnx: checker and structure of the exported graphs', { skip },
   });
 
   it('a deep MLP is one Scan whose body is one layer, the same at depth 10 and 500', () => {
-    const shallow = files['mlp-10']!, deep = files['mlp-500']!;
+    const shallow = files['mlp-10']!,
+      deep = files['mlp-500']!;
     assert.deepEqual(opTypes(deep.nodes), ['Gemm', 'Scan', 'Gemm']);
     assert.deepEqual(deep.nodes, shallow.nodes);
     // per-layer haar: W x + b, tanh, beta ·, alpha O x as a Gemm over the scanned filter, the sum
@@ -148,7 +159,10 @@ describe('python3-onnx: checker and structure of the exported graphs', { skip },
 
   it('the ROAF RNN is a Scan over time after one MatMul for U x_t + b of all steps; stacks are one Scan per layer', () => {
     const rnn = files['roaf-rnn']!;
-    assert.deepEqual(opTypes(rnn.nodes).filter((op) => op === 'Scan' || op === 'MatMul'), ['MatMul', 'Scan']);
+    assert.deepEqual(
+      opTypes(rnn.nodes).filter((op) => op === 'Scan' || op === 'MatMul'),
+      ['MatMul', 'Scan'],
+    );
     assert.deepEqual(opTypes(scanBody(rnn)), ['Gemm', 'Tanh', 'Mul', 'Gemm', 'Add']);
     const stack = files['roaf-rnn-stack-every']!;
     assert.equal(opTypes(stack.nodes).filter((op) => op === 'Scan').length, 2);
@@ -156,10 +170,16 @@ describe('python3-onnx: checker and structure of the exported graphs', { skip },
     assert.deepEqual(opTypes(scanBody(files['rnn']!)), ['Gemm', 'Tanh']);
   });
 
-  it('LSTM and GRU use ONNX\'s operators; the GRU with linear_before_reset = 1', () => {
-    assert.deepEqual(files['lstm']!.nodes.filter((n) => n.op === 'LSTM').map((n) => n.attrs.hidden_size), [16]);
+  it("LSTM and GRU use ONNX's operators; the GRU with linear_before_reset = 1", () => {
+    assert.deepEqual(
+      files['lstm']!.nodes.filter((n) => n.op === 'LSTM').map((n) => n.attrs.hidden_size),
+      [16],
+    );
     assert.equal(files['lstm-stack-every']!.nodes.filter((n) => n.op === 'LSTM').length, 2);
     const gru = files['gru']!.nodes.filter((n) => n.op === 'GRU');
-    assert.deepEqual(gru.map((n) => n.attrs), [{ hidden_size: 16, linear_before_reset: 1 }]);
+    assert.deepEqual(
+      gru.map((n) => n.attrs),
+      [{ hidden_size: 16, linear_before_reset: 1 }],
+    );
   });
 });

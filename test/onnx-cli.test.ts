@@ -5,7 +5,16 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -28,14 +37,39 @@ function roaf(args: string[]): { status: number | null; stdout: string; stderr: 
 
 /** The lines of stderr that are not the reference backend's notice. */
 function errorLines(stderr: string): string[] {
-  return stderr.trim().split('\n').filter((line) => line !== '' && !line.includes('using the reference backend'));
+  return stderr
+    .trim()
+    .split('\n')
+    .filter((line) => line !== '' && !line.includes('using the reference backend'));
 }
 
 const checkpoint = join(work, 'mlp', 'checkpoint');
 
 before(() => {
-  const trained = roaf(['train', '--task', 'mnist', '--model', 'roaf-mlp', '--depth', '6', '--width', '16', '--epochs', '1',
-    '--train-limit', '256', '--test-limit', '64', '--batch', '64', '--backend', 'reference', '--quiet', '--out', join(work, 'mlp')]);
+  const trained = roaf([
+    'train',
+    '--task',
+    'mnist',
+    '--model',
+    'roaf-mlp',
+    '--depth',
+    '6',
+    '--width',
+    '16',
+    '--epochs',
+    '1',
+    '--train-limit',
+    '256',
+    '--test-limit',
+    '64',
+    '--batch',
+    '64',
+    '--backend',
+    'reference',
+    '--quiet',
+    '--out',
+    join(work, 'mlp'),
+  ]);
   assert.equal(trained.status, 0, trained.stderr);
 });
 
@@ -54,7 +88,11 @@ describe('roaf export', () => {
     loadModelTensors(checkpoint, model);
     const { test } = loadTask('mnist', { seed: 0, testLimit: 64 });
     const inputs = new Float32Array(64 * 784);
-    test.fillBatch(Int32Array.from({ length: 64 }, (_, i) => i), inputs, { labels: new Int32Array(64) });
+    test.fillBatch(
+      Int32Array.from({ length: 64 }, (_, i) => i),
+      inputs,
+      { labels: new Int32Array(64) },
+    );
     const roafLogits = Float64Array.from(model.forward(64, 1, inputs));
     const onnx = await onnxLogits(await onnxSession(new Uint8Array(readFileSync(out))), inputs, [64, 784]);
     const comparison = compareLogits(roafLogits, onnx.data, 10);
@@ -68,8 +106,28 @@ describe('roaf export', () => {
 
   it('a psMNIST model carries its input permutation in the metadata, and the export says the inputs are permuted', () => {
     const run = join(work, 'psmnist');
-    const trained = roaf(['train', '--task', 'psmnist', '--model', 'roaf-rnn', '--hidden', '4', '--epochs', '1', '--train-limit', '16',
-      '--test-limit', '4', '--batch', '16', '--backend', 'reference', '--quiet', '--out', run]);
+    const trained = roaf([
+      'train',
+      '--task',
+      'psmnist',
+      '--model',
+      'roaf-rnn',
+      '--hidden',
+      '4',
+      '--epochs',
+      '1',
+      '--train-limit',
+      '16',
+      '--test-limit',
+      '4',
+      '--batch',
+      '16',
+      '--backend',
+      'reference',
+      '--quiet',
+      '--out',
+      run,
+    ]);
     assert.equal(trained.status, 0, trained.stderr);
     const out = join(work, 'psmnist.onnx');
     const result = roaf(['export', '--checkpoint', join(run, 'checkpoint'), '--out', out]);
@@ -158,7 +216,10 @@ describe('roaf export: bad input is one line naming the file or option, exit cod
   });
 
   it('an unknown --format names the option, the value and the formats there are', () => {
-    assert.match(fails(['--checkpoint', checkpoint, '--format', 'tflite']), /--format must be one of onnx, got 'tflite'/);
+    assert.match(
+      fails(['--checkpoint', checkpoint, '--format', 'tflite']),
+      /--format must be one of onnx, got 'tflite'/,
+    );
   });
 
   it('an --out in a directory that does not exist names it', () => {

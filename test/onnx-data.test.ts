@@ -17,19 +17,33 @@ import { onnxSession, parity } from './onnx-helpers.js';
 function firstSamples(dataset: Dataset, B: number): Float32Array {
   const inputs = new Float32Array(dataset.steps * B * dataset.inputDim);
   const labels = new Int32Array(dataset.target.kind === 'class-per-step' ? dataset.steps * B : B);
-  dataset.fillBatch(Int32Array.from({ length: B }, (_, i) => i), inputs, { labels });
+  dataset.fillBatch(
+    Int32Array.from({ length: B }, (_, i) => i),
+    inputs,
+    { labels },
+  );
   return inputs;
 }
 
-async function checkParity(dataset: Dataset, B: number, options: Omit<ModelOptions, 'inputDim' | 'outputs'>): Promise<void> {
+async function checkParity(
+  dataset: Dataset,
+  B: number,
+  options: Omit<ModelOptions, 'inputDim' | 'outputs'>,
+): Promise<void> {
   const outputs = dataset.target.kind === 'regression' ? dataset.target.outputs : dataset.target.classes;
   const readout = dataset.target.kind === 'class-per-step' ? 'every' : 'last';
-  const model = createModel(modelConfig({ inputDim: dataset.inputDim, outputs, readout, ...options }), referenceBackend);
+  const model = createModel(
+    modelConfig({ inputDim: dataset.inputDim, outputs, readout, ...options }),
+    referenceBackend,
+  );
   const session = await onnxSession(exportOnnx(model));
   const T = dataset.steps;
   const result = await parity(model, session, B, T, firstSamples(dataset, B));
   assert.equal(result.rows, model.outputRows(B, T));
-  assert.ok(result.maxRelative <= 1e-4, `${options.model}: max relative difference of logits ${result.maxRelative.toExponential(2)}`);
+  assert.ok(
+    result.maxRelative <= 1e-4,
+    `${options.model}: max relative difference of logits ${result.maxRelative.toExponential(2)}`,
+  );
   assert.equal(result.sameClass, 1, `${options.model}: the same predicted class for every sample`);
 }
 
@@ -58,7 +72,14 @@ describe('ONNX export on psMNIST test sequences, T = 784 (recurrent kinds)', () 
     });
   }
   it('roaf-rnn with a permutation filter, 2 stacked layers, 4 sequences', async () => {
-    await checkParity(test, 4, { model: 'roaf-rnn', hidden: 16, filter: 'permutation', layers: 2, inputScale: 3, seed: 3 });
+    await checkParity(test, 4, {
+      model: 'roaf-rnn',
+      hidden: 16,
+      filter: 'permutation',
+      layers: 2,
+      inputScale: 3,
+      seed: 3,
+    });
   });
 });
 

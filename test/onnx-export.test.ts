@@ -31,7 +31,10 @@ describe('protobuf writer', () => {
     // The protobuf documentation's example: field 1 = 150 is 08 96 01.
     assert.deepEqual([...new ProtoWriter().int(1, 150).bytesJoined()], [0x08, 0x96, 0x01]);
     // A negative int64 is its 64-bit two's complement: ten bytes.
-    assert.deepEqual([...new ProtoWriter().int(3, -1).bytesJoined()], [0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    assert.deepEqual(
+      [...new ProtoWriter().int(3, -1).bytesJoined()],
+      [0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+    );
     // 2^40, beyond 32 bits (offsets of external data can be).
     assert.deepEqual([...new ProtoWriter().int(1, 2 ** 40).bytesJoined()], [0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20]);
     // field 2, fixed32 1.0f = 0x3f800000 little-endian
@@ -41,11 +44,14 @@ describe('protobuf writer', () => {
     assert.deepEqual([...new ProtoWriter().message(3, inner).bytesJoined()], [0x1a, 0x03, 0x08, 0x96, 0x01]);
   });
 
-  it('keeps a large bytes field as the caller\'s chunks, and the message\'s length counts every byte', () => {
+  it("keeps a large bytes field as the caller's chunks, and the message's length counts every byte", () => {
     const big = new Uint8Array(1000).map((_, i) => i % 251);
     const w = new ProtoWriter().string(1, 'x').bytes(9, [big.subarray(0, 600), big.subarray(600)]);
     const chunks = w.chunks();
-    assert.ok(chunks.some((chunk) => chunk.buffer === big.buffer), 'the data is not copied');
+    assert.ok(
+      chunks.some((chunk) => chunk.buffer === big.buffer),
+      'the data is not copied',
+    );
     const joined = w.bytesJoined();
     assert.equal(joined.length, w.length);
     // 0a 01 78 | 4a e8 07 | data: tag 9 wire type 2 = 0x4a, length 1000 = e8 07
@@ -56,27 +62,79 @@ describe('protobuf writer', () => {
 
 /** Configurations covering every kind and every way a layer or cell is written. */
 const SMALL: Array<{ label: string; options: ModelOptions }> = [
-  { label: 'roaf-mlp, per-layer haar filters', options: { model: 'roaf-mlp', inputDim: 12, outputs: 5, depth: 7, width: 8 } },
-  { label: 'roaf-mlp, per-layer qr-uniform filters, alpha 0.8', options: { model: 'roaf-mlp', inputDim: 12, outputs: 5, depth: 5, width: 8, filter: 'qr-uniform', alpha: 0.8 } },
-  { label: 'roaf-mlp, shared haar filter', options: { model: 'roaf-mlp', inputDim: 12, outputs: 5, depth: 6, width: 8, sharedFilter: true } },
-  { label: 'roaf-mlp, per-layer permutation filters, alpha 0.7', options: { model: 'roaf-mlp', inputDim: 12, outputs: 5, depth: 7, width: 8, filter: 'permutation', alpha: 0.7 } },
-  { label: 'roaf-mlp, shared permutation filter', options: { model: 'roaf-mlp', inputDim: 12, outputs: 5, depth: 7, width: 8, filter: 'permutation', sharedFilter: true } },
-  { label: 'roaf-mlp, cycle filter', options: { model: 'roaf-mlp', inputDim: 12, outputs: 5, depth: 7, width: 8, filter: 'cycle' } },
-  { label: 'roaf-mlp, identity filter, alpha 0.5', options: { model: 'roaf-mlp', inputDim: 12, outputs: 5, depth: 7, width: 8, filter: 'identity', alpha: 0.5 } },
+  {
+    label: 'roaf-mlp, per-layer haar filters',
+    options: { model: 'roaf-mlp', inputDim: 12, outputs: 5, depth: 7, width: 8 },
+  },
+  {
+    label: 'roaf-mlp, per-layer qr-uniform filters, alpha 0.8',
+    options: { model: 'roaf-mlp', inputDim: 12, outputs: 5, depth: 5, width: 8, filter: 'qr-uniform', alpha: 0.8 },
+  },
+  {
+    label: 'roaf-mlp, shared haar filter',
+    options: { model: 'roaf-mlp', inputDim: 12, outputs: 5, depth: 6, width: 8, sharedFilter: true },
+  },
+  {
+    label: 'roaf-mlp, per-layer permutation filters, alpha 0.7',
+    options: { model: 'roaf-mlp', inputDim: 12, outputs: 5, depth: 7, width: 8, filter: 'permutation', alpha: 0.7 },
+  },
+  {
+    label: 'roaf-mlp, shared permutation filter',
+    options: {
+      model: 'roaf-mlp',
+      inputDim: 12,
+      outputs: 5,
+      depth: 7,
+      width: 8,
+      filter: 'permutation',
+      sharedFilter: true,
+    },
+  },
+  {
+    label: 'roaf-mlp, cycle filter',
+    options: { model: 'roaf-mlp', inputDim: 12, outputs: 5, depth: 7, width: 8, filter: 'cycle' },
+  },
+  {
+    label: 'roaf-mlp, identity filter, alpha 0.5',
+    options: { model: 'roaf-mlp', inputDim: 12, outputs: 5, depth: 7, width: 8, filter: 'identity', alpha: 0.5 },
+  },
   { label: 'mlp (alpha 0: no filter branch)', options: { model: 'mlp', inputDim: 12, outputs: 5, depth: 7, width: 8 } },
   { label: 'resmlp', options: { model: 'resmlp', inputDim: 12, outputs: 5, depth: 7, width: 8 } },
   { label: 'roaf-rnn, haar', options: { model: 'roaf-rnn', inputDim: 3, outputs: 4, hidden: 6 } },
-  { label: 'roaf-rnn, permutation, alpha 0.9, per-step readout', options: { model: 'roaf-rnn', inputDim: 3, outputs: 4, hidden: 6, filter: 'permutation', alpha: 0.9, readout: 'every' } },
-  { label: 'roaf-rnn, identity filter', options: { model: 'roaf-rnn', inputDim: 3, outputs: 4, hidden: 6, filter: 'identity' } },
-  { label: 'roaf-rnn, 3 stacked layers, per-layer permutation filters', options: { model: 'roaf-rnn', inputDim: 3, outputs: 4, hidden: 6, filter: 'permutation', layers: 3 } },
-  { label: 'roaf-rnn, 2 stacked layers, shared haar filter, per-step readout', options: { model: 'roaf-rnn', inputDim: 3, outputs: 4, hidden: 6, sharedFilter: true, layers: 2, readout: 'every' } },
+  {
+    label: 'roaf-rnn, permutation, alpha 0.9, per-step readout',
+    options: {
+      model: 'roaf-rnn',
+      inputDim: 3,
+      outputs: 4,
+      hidden: 6,
+      filter: 'permutation',
+      alpha: 0.9,
+      readout: 'every',
+    },
+  },
+  {
+    label: 'roaf-rnn, identity filter',
+    options: { model: 'roaf-rnn', inputDim: 3, outputs: 4, hidden: 6, filter: 'identity' },
+  },
+  {
+    label: 'roaf-rnn, 3 stacked layers, per-layer permutation filters',
+    options: { model: 'roaf-rnn', inputDim: 3, outputs: 4, hidden: 6, filter: 'permutation', layers: 3 },
+  },
+  {
+    label: 'roaf-rnn, 2 stacked layers, shared haar filter, per-step readout',
+    options: { model: 'roaf-rnn', inputDim: 3, outputs: 4, hidden: 6, sharedFilter: true, layers: 2, readout: 'every' },
+  },
   { label: 'rnn', options: { model: 'rnn', inputDim: 3, outputs: 4, hidden: 6 } },
   { label: 'rnn, 2 stacked layers', options: { model: 'rnn', inputDim: 3, outputs: 4, hidden: 6, layers: 2 } },
   { label: 'lstm', options: { model: 'lstm', inputDim: 3, outputs: 4, hidden: 6 } },
   { label: 'lstm, per-step readout', options: { model: 'lstm', inputDim: 3, outputs: 4, hidden: 6, readout: 'every' } },
   { label: 'lstm, 3 stacked layers', options: { model: 'lstm', inputDim: 3, outputs: 4, hidden: 6, layers: 3 } },
   { label: 'gru', options: { model: 'gru', inputDim: 3, outputs: 4, hidden: 6 } },
-  { label: 'gru, 2 stacked layers, per-step readout', options: { model: 'gru', inputDim: 3, outputs: 4, hidden: 6, layers: 2, readout: 'every' } },
+  {
+    label: 'gru, 2 stacked layers, per-step readout',
+    options: { model: 'gru', inputDim: 3, outputs: 4, hidden: 6, layers: 2, readout: 'every' },
+  },
 ];
 
 describe('every kind and setting runs in onnxruntime as in roaf', () => {
@@ -86,7 +144,15 @@ describe('every kind and setting runs in onnxruntime as in roaf', () => {
       const session = await onnxSession(exportOnnx(model));
       const { inputDim: D, outputs: K } = model.config;
       // two batch sizes and, for sequences, two lengths: B and T are dynamic
-      for (const [B, T] of model.recurrent ? [[5, 9], [2, 17]] : [[5, 1], [3, 1]]) {
+      for (const [B, T] of model.recurrent
+        ? [
+            [5, 9],
+            [2, 17],
+          ]
+        : [
+            [5, 1],
+            [3, 1],
+          ]) {
         const result = await parity(model, session, B!, T!, randomInputs(T! * B! * D, B! + T!));
         const rows = model.outputRows(B!, T!);
         assert.deepEqual(result.dims, model.config.readout === 'every' ? [T, B, K] : [B, K]);
@@ -99,7 +165,10 @@ describe('every kind and setting runs in onnxruntime as in roaf', () => {
 
   it('a float64 model is written as float32 with one warning, and agrees with its float64 forward to float32 precision', async () => {
     const warnings: string[] = [];
-    const model = createModel(modelConfig({ model: 'roaf-mlp', inputDim: 12, outputs: 5, depth: 9, width: 8, dtype: 'float64' }), referenceBackend);
+    const model = createModel(
+      modelConfig({ model: 'roaf-mlp', inputDim: 12, outputs: 5, depth: 9, width: 8, dtype: 'float64' }),
+      referenceBackend,
+    );
     const session = await onnxSession(exportOnnx(model, { warn: (message) => warnings.push(message) }));
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!, /float64.*float32/);
@@ -112,10 +181,14 @@ describe('every kind and setting runs in onnxruntime as in roaf', () => {
 
 describe('size of the graph and of the weights', () => {
   it('the graph of a deep MLP does not grow with depth (one Scan over stacked layers)', () => {
-    const graphBytes = (depth: number, filter: 'haar' | 'permutation') => saveOnnx(
-      createModel(modelConfig({ model: 'roaf-mlp', inputDim: 20, outputs: 10, depth, width: 16, filter }), referenceBackend),
-      join(work, `depth-${depth}-${filter}.onnx`),
-    ).graphBytes;
+    const graphBytes = (depth: number, filter: 'haar' | 'permutation') =>
+      saveOnnx(
+        createModel(
+          modelConfig({ model: 'roaf-mlp', inputDim: 20, outputs: 10, depth, width: 16, filter }),
+          referenceBackend,
+        ),
+        join(work, `depth-${depth}-${filter}.onnx`),
+      ).graphBytes;
     for (const filter of ['haar', 'permutation'] as const) {
       const shallow = graphBytes(10, filter);
       const deep = graphBytes(1000, filter);
@@ -127,7 +200,10 @@ describe('size of the graph and of the weights', () => {
 
   it('permutation filters are written as O(N) index and sign vectors, never as dense matrices', () => {
     const [L, N, D, K] = [50, 32, 20, 10];
-    const model = createModel(modelConfig({ model: 'roaf-mlp', inputDim: D, outputs: K, depth: L, width: N, filter: 'permutation' }), referenceBackend);
+    const model = createModel(
+      modelConfig({ model: 'roaf-mlp', inputDim: D, outputs: K, depth: L, width: N, filter: 'permutation' }),
+      referenceBackend,
+    );
     const saved = saveOnnx(model, join(work, 'perm.onnx'));
     // input, layers (W, b), readout as float32, per layer an int32 permutation and float32 signs, and beta
     const expected = 4 * (N * D + N + L * (N * N + N) + K * N + K) + 4 * L * 2 * N + 4;
@@ -145,14 +221,20 @@ describe('size of the graph and of the weights', () => {
 
 describe('external data', () => {
   it('weights above the threshold go to <file>.data, which onnxruntime reads, and the model file keeps only the graph', async () => {
-    const model = createModel(modelConfig({ model: 'roaf-mlp', inputDim: 30, outputs: 10, depth: 40, width: 16 }), referenceBackend);
+    const model = createModel(
+      modelConfig({ model: 'roaf-mlp', inputDim: 30, outputs: 10, depth: 40, width: 16 }),
+      referenceBackend,
+    );
     const path = join(work, 'external.onnx');
     const saved = saveOnnx(model, path, { externalDataThreshold: 0 });
     assert.equal(saved.dataPath, `${path}.data`);
     assert.ok(existsSync(saved.dataPath));
     assert.ok(saved.dataBytes >= saved.weightBytes - 1024, 'the tensors of 1 kB or more are in the data file');
     assert.ok(saved.fileBytes < 8000, `the model file holds the graph only, ${saved.fileBytes} B`);
-    const session = await onnxSession(path, { path: 'external.onnx.data', data: new Uint8Array(readFileSync(saved.dataPath)) });
+    const session = await onnxSession(path, {
+      path: 'external.onnx.data',
+      data: new Uint8Array(readFileSync(saved.dataPath)),
+    });
     const result = await parity(model, session, 6, 1, randomInputs(6 * 30, 7));
     assert.ok(result.maxRelative <= 1e-5, `max relative difference ${result.maxRelative.toExponential(2)}`);
 
@@ -161,7 +243,6 @@ describe('external data', () => {
     assert.equal(inline.dataPath, null);
     assert.ok(!existsSync(`${path}.data`));
   });
-
 });
 
 describe('refusals', () => {
@@ -170,8 +251,11 @@ describe('refusals', () => {
     const path = join(dir, 'model.onnx');
     writeFileSync(path, 'keep me');
     const model = createModel(modelConfig({ model: 'rnn', inputDim: 2, outputs: 1, hidden: 4 }), referenceBackend);
-    assert.throws(() => saveOnnx(model, path), (error: unknown) =>
-      error instanceof UsageError && error.message.includes(path) && error.message.includes('exists'));
+    assert.throws(
+      () => saveOnnx(model, path),
+      (error: unknown) =>
+        error instanceof UsageError && error.message.includes(path) && error.message.includes('exists'),
+    );
     assert.equal(readFileSync(path, 'utf8'), 'keep me');
     assert.deepEqual(readdirSync(dir), ['model.onnx']);
     assert.throws(() => saveOnnx(model, join(work, 'no-such-dir', 'model.onnx')), /does not exist/);
@@ -179,14 +263,29 @@ describe('refusals', () => {
 
   it('a recurrent model with a cell the exporter does not know is refused, naming the cell', () => {
     class EchoCell implements SequenceCell {
-      constructor(readonly inputDim: number, readonly units: number) {}
+      constructor(
+        readonly inputDim: number,
+        readonly units: number,
+      ) {}
       reserve(): void {}
-      forward(): Float32Array { return new Float32Array(0); }
-      backward(): null { return null; }
+      forward(): Float32Array {
+        return new Float32Array(0);
+      }
+      backward(): null {
+        return null;
+      }
     }
     const config = modelConfig({ model: 'rnn', inputDim: 2, outputs: 1, hidden: 4 });
-    const model = new RecurrentModel(config, referenceBackend, { filtered: () => false, create: (_store, _name, D) => new EchoCell(D, 4) });
-    assert.throws(() => exportOnnx(model), (error: unknown) =>
-      error instanceof UsageError && /cannot be exported to ONNX/.test(error.message) && error.message.includes('EchoCell'));
+    const model = new RecurrentModel(config, referenceBackend, {
+      filtered: () => false,
+      create: (_store, _name, D) => new EchoCell(D, 4),
+    });
+    assert.throws(
+      () => exportOnnx(model),
+      (error: unknown) =>
+        error instanceof UsageError &&
+        /cannot be exported to ONNX/.test(error.message) &&
+        error.message.includes('EchoCell'),
+    );
   });
 });

@@ -9,13 +9,22 @@ import type { Model } from '../src/models/model.js';
 ort.env.wasm.numThreads = 1;
 
 /** An onnxruntime session of a model given as bytes, or as a file path with its external data file. */
-export async function onnxSession(model: Uint8Array | string, externalData?: { path: string; data: Uint8Array }): Promise<ort.InferenceSession> {
+export async function onnxSession(
+  model: Uint8Array | string,
+  externalData?: { path: string; data: Uint8Array },
+): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = externalData ? { externalData: [externalData] } : {};
-  return typeof model === 'string' ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
+  return typeof model === 'string'
+    ? ort.InferenceSession.create(model, options)
+    : ort.InferenceSession.create(model, options);
 }
 
 /** Runs `session` on `inputs`, (B, D) for a feed-forward model or (T, B, D) for a recurrent one; returns its logits. */
-export async function onnxLogits(session: ort.InferenceSession, inputs: FloatArray, dims: number[]): Promise<{ data: Float32Array; dims: readonly number[] }> {
+export async function onnxLogits(
+  session: ort.InferenceSession,
+  inputs: FloatArray,
+  dims: number[],
+): Promise<{ data: Float32Array; dims: readonly number[] }> {
   const data = inputs instanceof Float32Array ? inputs : Float32Array.from(inputs);
   const out = await session.run({ input: new ort.Tensor('float32', data, dims) });
   const logits = out.logits;
@@ -38,9 +47,13 @@ export function compareLogits(roaf: ArrayLike<number>, onnx: ArrayLike<number>, 
   let maxRelative = 0;
   let same = 0;
   for (let r = 0; r < rows; r++) {
-    let scale = 0, diff = 0, bestRoaf = 0, bestOnnx = 0;
+    let scale = 0,
+      diff = 0,
+      bestRoaf = 0,
+      bestOnnx = 0;
     for (let k = 0; k < K; k++) {
-      const a = roaf[r * K + k]!, b = onnx[r * K + k]!;
+      const a = roaf[r * K + k]!,
+        b = onnx[r * K + k]!;
       scale = Math.max(scale, Math.abs(a));
       diff = Math.max(diff, Math.abs(a - b));
       if (a > roaf[r * K + bestRoaf]!) bestRoaf = k;
@@ -54,7 +67,11 @@ export function compareLogits(roaf: ArrayLike<number>, onnx: ArrayLike<number>, 
 
 /** roaf's logits (a copy) and ONNX's for the same inputs, and their comparison. */
 export async function parity(
-  model: Model, session: ort.InferenceSession, B: number, T: number, inputs: FloatArray,
+  model: Model,
+  session: ort.InferenceSession,
+  B: number,
+  T: number,
+  inputs: FloatArray,
 ): Promise<LogitsComparison & { dims: readonly number[] }> {
   const { inputDim: D, outputs: K } = model.config;
   const roaf = Float64Array.from(model.forward(B, T, inputs));

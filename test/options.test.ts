@@ -14,7 +14,12 @@ import { validateModelConfig, type ModelConfig } from '../src/models/config.js';
 import { registerTrainCommands } from '../src/cli/train.js';
 import { renderOptionsDoc, renderReadmeTable, replaceReadmeTable } from '../src/options/markdown.js';
 import {
-  OPTIONS, checkOption, optionsFor, type CommandName, type NumberOptionSpec, type OptionName,
+  OPTIONS,
+  checkOption,
+  optionsFor,
+  type CommandName,
+  type NumberOptionSpec,
+  type OptionName,
 } from '../src/options/table.js';
 import { DEFAULT_OPTIMIZER } from '../src/train/optimizer.js';
 import type { TrainingConfig } from '../src/train/checkpoint.js';
@@ -38,7 +43,8 @@ describe('generated documents', () => {
     const doc = renderOptionsDoc();
     for (const command of ['train', 'eval'] as const) {
       const section = doc.slice(doc.indexOf(`## \`roaf ${command}\``)).split('\n## ')[0]!;
-      for (const [, spec] of optionsFor(command)) assert.ok(section.includes(`\`${spec.flag}`), `${spec.flag} in roaf ${command}`);
+      for (const [, spec] of optionsFor(command))
+        assert.ok(section.includes(`\`${spec.flag}`), `${spec.flag} in roaf ${command}`);
     }
   });
 });
@@ -51,7 +57,10 @@ describe('the command line is built from the table', () => {
       const cli = program.commands.find((c) => c.name() === command)!;
       const options: readonly Option[] = cli.options;
       const expected = optionsFor(command);
-      assert.deepEqual(options.map((o) => o.long), expected.map(([, spec]) => spec.flag));
+      assert.deepEqual(
+        options.map((o) => o.long),
+        expected.map(([, spec]) => spec.flag),
+      );
       for (const [name, spec] of expected) {
         const option = options.find((o) => o.long === spec.flag)!;
         assert.equal(option.attributeName(), name, `${spec.flag} parses into options.${name}`);
@@ -65,8 +74,15 @@ describe('the command line is built from the table', () => {
 /** A valid model config: the fields the table covers are then varied one at a time. */
 const baseModel: ModelConfig = modelConfig({ model: 'roaf-mlp', inputDim: 4, outputs: 2 });
 const baseTraining: TrainingConfig = {
-  epochs: 1, batch: 8, optimizer: { ...DEFAULT_OPTIMIZER }, lrSchedule: 'constant', clip: 0, evalEvery: 0,
-  checkpointEvery: 0, logGradients: false, seed: 0,
+  epochs: 1,
+  batch: 8,
+  optimizer: { ...DEFAULT_OPTIMIZER },
+  lrSchedule: 'constant',
+  clip: 0,
+  evalEvery: 0,
+  checkpointEvery: 0,
+  logGradients: false,
+  seed: 0,
 };
 
 /** Each number option the library validates, and how to put a value into what it validates. */
@@ -82,7 +98,10 @@ const LIBRARY_CHECKS: [OptionName, (value: number) => void][] = [
   ['batch', (v) => validateTrainingConfig({ ...baseTraining, batch: v })],
   ['lr', (v) => validateTrainingConfig({ ...baseTraining, optimizer: { ...DEFAULT_OPTIMIZER, lr: v } })],
   ['momentum', (v) => validateTrainingConfig({ ...baseTraining, optimizer: { ...DEFAULT_OPTIMIZER, momentum: v } })],
-  ['weightDecay', (v) => validateTrainingConfig({ ...baseTraining, optimizer: { ...DEFAULT_OPTIMIZER, weightDecay: v } })],
+  [
+    'weightDecay',
+    (v) => validateTrainingConfig({ ...baseTraining, optimizer: { ...DEFAULT_OPTIMIZER, weightDecay: v } }),
+  ],
   ['clip', (v) => validateTrainingConfig({ ...baseTraining, clip: v })],
   ['evalEvery', (v) => validateTrainingConfig({ ...baseTraining, evalEvery: v })],
   ['checkpointEvery', (v) => validateTrainingConfig({ ...baseTraining, checkpointEvery: v })],
@@ -113,22 +132,40 @@ describe("the library enforces exactly the table's ranges", () => {
     const spec = OPTIONS[name] as NumberOptionSpec;
     it(`${spec.flag}: rejects values outside its range with the CLI's message, accepts its edges`, () => {
       for (const value of outside(spec)) {
-        assert.throws(() => put(value), (error: unknown) => {
-          assert.ok(error instanceof UsageError, `a UsageError for ${spec.flag} ${value}`);
-          assert.equal(error.message, messageOf(() => checkOption(spec, value)));
-          assert.ok(error.message.startsWith(`${spec.flag} must be `), error.message);
-          return true;
-        });
+        assert.throws(
+          () => put(value),
+          (error: unknown) => {
+            assert.ok(error instanceof UsageError, `a UsageError for ${spec.flag} ${value}`);
+            assert.equal(
+              error.message,
+              messageOf(() => checkOption(spec, value)),
+            );
+            assert.ok(error.message.startsWith(`${spec.flag} must be `), error.message);
+            return true;
+          },
+        );
       }
       for (const value of inside(spec)) put(value);
     });
   }
 
   it('messages are the ones users have always seen', () => {
-    assert.equal(messageOf(() => validateModelConfig({ ...baseModel, depth: 0 })), '--depth must be an integer >= 1 and <= 1000000, got 0');
-    assert.equal(messageOf(() => validateModelConfig({ ...baseModel, alpha: 1.5 })), '--alpha must be a number >= 0 and <= 1, got 1.5');
-    assert.equal(messageOf(() => validateTrainingConfig({ ...baseTraining, optimizer: { ...DEFAULT_OPTIMIZER, lr: -1 } })), '--lr must be a number > 0 and <= 10, got -1');
-    assert.equal(messageOf(() => loadTask('adding', { seed: 0, seqLen: 1 })), '--seq-len must be an integer >= 2 and <= 10000000, got 1');
+    assert.equal(
+      messageOf(() => validateModelConfig({ ...baseModel, depth: 0 })),
+      '--depth must be an integer >= 1 and <= 1000000, got 0',
+    );
+    assert.equal(
+      messageOf(() => validateModelConfig({ ...baseModel, alpha: 1.5 })),
+      '--alpha must be a number >= 0 and <= 1, got 1.5',
+    );
+    assert.equal(
+      messageOf(() => validateTrainingConfig({ ...baseTraining, optimizer: { ...DEFAULT_OPTIMIZER, lr: -1 } })),
+      '--lr must be a number > 0 and <= 10, got -1',
+    );
+    assert.equal(
+      messageOf(() => loadTask('adding', { seed: 0, seqLen: 1 })),
+      '--seq-len must be an integer >= 2 and <= 10000000, got 1',
+    );
     assert.equal(
       messageOf(() => validateModelConfig({ ...baseModel, model: 'transformer' as ModelConfig['model'] })),
       "--model must be one of roaf-mlp, mlp, resmlp, roaf-rnn, rnn, lstm, gru, got 'transformer'",
@@ -137,13 +174,25 @@ describe("the library enforces exactly the table's ranges", () => {
 
   it('mlp and rnn fix beta themselves, so their configs may carry beta = 0', () => {
     validateModelConfig({ ...baseModel, model: 'mlp', beta: 0 });
-    assert.throws(() => validateModelConfig({ ...baseModel, model: 'roaf-mlp', beta: 0 }), /--beta must be a number > 0/);
+    assert.throws(
+      () => validateModelConfig({ ...baseModel, model: 'roaf-mlp', beta: 0 }),
+      /--beta must be a number > 0/,
+    );
   });
 
   it('choices come from the modules that define them', () => {
-    assert.throws(() => validateTrainingConfig({ ...baseTraining, optimizer: { ...DEFAULT_OPTIMIZER, kind: 'lbfgs' as 'adam' } }), /--optimizer must be one of adam, sgd, got 'lbfgs'/);
-    assert.throws(() => validateTrainingConfig({ ...baseTraining, lrSchedule: 'step' as 'constant' }), /--lr-schedule must be one of constant, cosine, got 'step'/);
-    assert.throws(() => validateModelConfig({ ...baseModel, filter: 'dct' as 'haar' }), /--filter must be one of haar, qr-uniform, permutation, cycle, identity, got 'dct'/);
+    assert.throws(
+      () => validateTrainingConfig({ ...baseTraining, optimizer: { ...DEFAULT_OPTIMIZER, kind: 'lbfgs' as 'adam' } }),
+      /--optimizer must be one of adam, sgd, got 'lbfgs'/,
+    );
+    assert.throws(
+      () => validateTrainingConfig({ ...baseTraining, lrSchedule: 'step' as 'constant' }),
+      /--lr-schedule must be one of constant, cosine, got 'step'/,
+    );
+    assert.throws(
+      () => validateModelConfig({ ...baseModel, filter: 'dct' as 'haar' }),
+      /--filter must be one of haar, qr-uniform, permutation, cycle, identity, got 'dct'/,
+    );
   });
 });
 

@@ -25,15 +25,49 @@ function roaf(...args: string[]): string {
 describe('report in headless Chromium', () => {
   it('renders every plot, logs no console error, requests nothing, and is kept as a screenshot', async (t) => {
     if (!existsSync(CHROMIUM)) {
-      t.skip(`no Chromium at ${CHROMIUM}: install Debian's chromium package (apt-get install -y chromium) or set ROAF_CHROMIUM`);
+      t.skip(
+        `no Chromium at ${CHROMIUM}: install Debian's chromium package (apt-get install -y chromium) or set ROAF_CHROMIUM`,
+      );
       return;
     }
     const root = mkdtempSync(join(tmpdir(), 'roaf-browser-'));
     const runs = ['roaf-mlp', 'mlp', 'resmlp'].map((kind) => {
       const dir = join(root, kind);
-      roaf('train', '--model', kind, '--task', 'mnist', '--depth', '12', '--width', '8', '--train-limit', '96', '--test-limit', '32',
-        '--batch', '32', '--epochs', '2', '--eval-every', '1', '--log-gradients', '--quiet', '--out', dir);
-      roaf('diagnose', '--checkpoint', join(dir, 'checkpoint'), '--batch', '8', '--quiet', '--out', join(dir, 'diagnostics'));
+      roaf(
+        'train',
+        '--model',
+        kind,
+        '--task',
+        'mnist',
+        '--depth',
+        '12',
+        '--width',
+        '8',
+        '--train-limit',
+        '96',
+        '--test-limit',
+        '32',
+        '--batch',
+        '32',
+        '--epochs',
+        '2',
+        '--eval-every',
+        '1',
+        '--log-gradients',
+        '--quiet',
+        '--out',
+        dir,
+      );
+      roaf(
+        'diagnose',
+        '--checkpoint',
+        join(dir, 'checkpoint'),
+        '--batch',
+        '8',
+        '--quiet',
+        '--out',
+        join(dir, 'diagnostics'),
+      );
       return dir;
     });
     const page = join(root, 'report.html');
@@ -45,8 +79,15 @@ describe('report in headless Chromium', () => {
       headless: true,
       timeout: 60_000,
       viewport: { width: 1400, height: 1000 },
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     try {
       const requests: string[] = [];
@@ -58,17 +99,35 @@ describe('report in headless Chromium', () => {
         requests.push(requested);
         return route.abort();
       });
-      const tab = context.pages()[0] ?? await context.newPage();
-      tab.on('console', (message) => { if (message.type() === 'error') errors.push(message.text()); });
+      const tab = context.pages()[0] ?? (await context.newPage());
+      tab.on('console', (message) => {
+        if (message.type() === 'error') errors.push(message.text());
+      });
       tab.on('pageerror', (error) => errors.push(error.message));
       await tab.goto(url, { waitUntil: 'load' });
-      const plots = await tab.evaluate(() => Array.from(document.querySelectorAll('figure.plot'), (figure) => {
-        const svg = figure.querySelector('svg');
-        const box = svg?.getBoundingClientRect();
-        const drawn = svg ? Array.from(svg.querySelectorAll('path')).filter((p) => (p.getAttribute('d') ?? '').length > 10).length : 0;
-        return { name: figure.getAttribute('data-plot'), width: box?.width ?? 0, height: box?.height ?? 0, drawn, text: svg?.textContent?.length ?? 0 };
-      }));
-      assert.deepEqual(plots.map((p) => p.name).sort(), ['gradient-norms-layer', 'gradient-ratio', 'loss', 'spectrum', 'test-accuracy']);
+      const plots = await tab.evaluate(() =>
+        Array.from(document.querySelectorAll('figure.plot'), (figure) => {
+          const svg = figure.querySelector('svg');
+          const box = svg?.getBoundingClientRect();
+          const drawn = svg
+            ? Array.from(svg.querySelectorAll('path')).filter((p) => (p.getAttribute('d') ?? '').length > 10).length
+            : 0;
+          return {
+            name: figure.getAttribute('data-plot'),
+            width: box?.width ?? 0,
+            height: box?.height ?? 0,
+            drawn,
+            text: svg?.textContent?.length ?? 0,
+          };
+        }),
+      );
+      assert.deepEqual(plots.map((p) => p.name).sort(), [
+        'gradient-norms-layer',
+        'gradient-ratio',
+        'loss',
+        'spectrum',
+        'test-accuracy',
+      ]);
       for (const plot of plots) {
         assert.ok(plot.width > 200 && plot.height > 150, `${plot.name} is not visible: ${plot.width}x${plot.height}`);
         assert.ok(plot.drawn > 0, `${plot.name} draws nothing`);

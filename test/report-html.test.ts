@@ -5,7 +5,16 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -31,16 +40,40 @@ const MODELS: ModelKind[] = ['roaf-mlp', 'mlp', 'resmlp'];
 async function makeRun(kind: ModelKind): Promise<string> {
   const dir = join(root, kind);
   const data = loadTask('mnist', { seed: 0, trainLimit: 96, testLimit: 32 });
-  const model = createModel({
-    model: kind, inputDim: 784, outputs: 10, readout: 'last', depth: 10, width: 8, hidden: 8,
-    alpha: 1, beta: 0.1, filter: 'haar', sharedFilter: false, inputScale: 1, seed: 0, dtype: 'float32',
-  }, backend);
+  const model = createModel(
+    {
+      model: kind,
+      inputDim: 784,
+      outputs: 10,
+      readout: 'last',
+      depth: 10,
+      width: 8,
+      hidden: 8,
+      alpha: 1,
+      beta: 0.1,
+      filter: 'haar',
+      sharedFilter: false,
+      inputScale: 1,
+      seed: 0,
+      dtype: 'float32',
+    },
+    backend,
+  );
   runTraining({
-    model, train: data.train, test: data.test, outDir: dir,
+    model,
+    train: data.train,
+    test: data.test,
+    outDir: dir,
     task: { name: 'mnist', trainLimit: 96, testLimit: 32 },
     training: {
-      epochs: 2, batch: 32, optimizer: { ...DEFAULT_OPTIMIZER, lr: 1e-2 }, clip: 0, evalEvery: 1,
-      checkpointEvery: 0, logGradients: true, seed: 0,
+      epochs: 2,
+      batch: 32,
+      optimizer: { ...DEFAULT_OPTIMIZER, lr: 1e-2 },
+      clip: 0,
+      evalEvery: 1,
+      checkpointEvery: 0,
+      logGradients: true,
+      seed: 0,
     },
     callbacks: { gradientSummary: gradientSummaryCallback },
   });
@@ -55,8 +88,19 @@ function report(...args: string[]) {
 /** Every way a page could reach the network: scripts, links, frames, external src/href/url(), imports. */
 function externalReferences(html: string): string[] {
   const withoutNamespaces = html.replace(/xmlns(:\w+)?="[^"]*"/g, '');
-  const patterns = [/<script/gi, /<link/gi, /<iframe/gi, /<object/gi, /<embed/gi, /@import/gi, /\bsrc\s*=/gi,
-    /\bhref\s*=\s*"(?!#)/gi, /url\((?!#)/gi, /https?:\/\//gi, /\/\/[a-z0-9.-]+\.[a-z]{2,}\//gi];
+  const patterns = [
+    /<script/gi,
+    /<link/gi,
+    /<iframe/gi,
+    /<object/gi,
+    /<embed/gi,
+    /@import/gi,
+    /\bsrc\s*=/gi,
+    /\bhref\s*=\s*"(?!#)/gi,
+    /url\((?!#)/gi,
+    /https?:\/\//gi,
+    /\/\/[a-z0-9.-]+\.[a-z]{2,}\//gi,
+  ];
   return patterns.flatMap((p) => withoutNamespaces.match(p) ?? []);
 }
 
@@ -75,11 +119,19 @@ describe('roaf report', () => {
     const names = result.figures.map((f) => f.name).sort();
     assert.deepEqual(names, ['gradient-norms-layer', 'gradient-ratio', 'loss', 'spectrum', 'test-accuracy']);
     for (const name of names) {
-      const figure = html.match(new RegExp(`<figure class="plot" data-plot="${name}"><svg[^>]*>(.*?)</svg>(<figcaption>[^<]*</figcaption>)?</figure>`, 's'));
+      const figure = html.match(
+        new RegExp(
+          `<figure class="plot" data-plot="${name}"><svg[^>]*>(.*?)</svg>(<figcaption>[^<]*</figcaption>)?</figure>`,
+          's',
+        ),
+      );
       assert.ok(figure, `figure ${name} is not inline SVG`);
       assert.match(figure[1]!, /<path/);
       assert.match(readFileSync(join(figuresDir, `${name}.svg`), 'utf8'), /^<svg/);
-      assert.deepEqual([...readFileSync(join(figuresDir, `${name}.png`)).subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+      assert.deepEqual(
+        [...readFileSync(join(figuresDir, `${name}.png`)).subarray(0, 8)],
+        [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
+      );
     }
     for (const kind of MODELS) {
       assert.match(html, new RegExp(`<section class="run" data-run="${kind}">`));
@@ -108,7 +160,12 @@ describe('roaf report', () => {
     const run = readRun(killed);
     assert.equal(run.records.length, complete);
     assert.equal(run.warnings.length, 1);
-    assert.match(run.warnings[0]!, new RegExp(`metrics\\.jsonl: skipped line ${complete + 1}: truncated or not JSON .*reporting the ${complete} readable records`));
+    assert.match(
+      run.warnings[0]!,
+      new RegExp(
+        `metrics\\.jsonl: skipped line ${complete + 1}: truncated or not JSON .*reporting the ${complete} readable records`,
+      ),
+    );
     const built = await buildReport([run], { title: 't', figuresDir: join(root, 'killed-figures'), generated: 'test' });
     assert.match(built.html, /<ul class="warnings" id="warnings"><li>.*skipped line/);
     assert.ok(built.figures.some((f) => f.name === 'test-accuracy'));
@@ -131,7 +188,10 @@ describe('roaf report', () => {
   it('a directory without metrics, a missing directory, or no directory: one-line errors, exit code 2', () => {
     const empty = join(root, 'empty');
     mkdirSync(empty, { recursive: true });
-    assert.throws(() => readRun(empty), (e: unknown) => e instanceof UsageError && /empty: no metrics\.jsonl/.test(e.message));
+    assert.throws(
+      () => readRun(empty),
+      (e: unknown) => e instanceof UsageError && /empty: no metrics\.jsonl/.test(e.message),
+    );
     for (const [args, pattern] of [
       [[empty], /^roaf: .*empty: no metrics\.jsonl \(nor diagnose\.json\)/],
       [[runs[0]!, join(root, 'missing')], /^roaf: .*missing: no such run directory$/],

@@ -35,7 +35,10 @@ const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const work = mkdtempSync(join(tmpdir(), 'roaf-repro-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-function roaf(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
+function roaf(
+  args: string[],
+  env: Record<string, string> = {},
+): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
@@ -58,21 +61,33 @@ function claim(name: string) {
 
 function training(overrides: Partial<TrainingConfig>): TrainingConfig {
   return {
-    epochs: 2, batch: 8, optimizer: { ...DEFAULT_OPTIMIZER, lr: 1e-2 }, clip: 0, evalEvery: 0, checkpointEvery: 0,
-    logGradients: false, seed: 0, ...overrides,
+    epochs: 2,
+    batch: 8,
+    optimizer: { ...DEFAULT_OPTIMIZER, lr: 1e-2 },
+    clip: 0,
+    evalEvery: 0,
+    checkpointEvery: 0,
+    logGradients: false,
+    seed: 0,
+    ...overrides,
   };
 }
 
 describe('trainer hooks for repro', () => {
   const backend = loadBackend('reference')!;
   const data = loadTask('adding', { seed: 0, seqLen: 6, trainSize: 32, testSize: 8 });
-  const model = () => createModel(modelConfig({ model: 'roaf-rnn', inputDim: 2, outputs: 1, hidden: 4, dtype: 'float64' }), backend);
+  const model = () =>
+    createModel(modelConfig({ model: 'roaf-rnn', inputDim: 2, outputs: 1, hidden: 4, dtype: 'float64' }), backend);
 
   it("onEvaluation returning 'stop' ends the run at that evaluation, after a checkpoint", () => {
     const outDir = join(work, 'hook-stop');
     let evaluations = 0;
     const result = runTraining({
-      model: model(), train: data.train, test: data.test, task: { name: 'adding', seqLen: 6 }, outDir,
+      model: model(),
+      train: data.train,
+      test: data.test,
+      task: { name: 'adding', seqLen: 6 },
+      outDir,
       training: training({ evalEvery: 1 }),
       callbacks: { onEvaluation: () => (++evaluations === 3 ? 'stop' : 'continue') },
     });
@@ -80,20 +95,34 @@ describe('trainer hooks for repro', () => {
     assert.equal(result.progress.step, 3);
     assert.equal(readCheckpointConfig(join(outDir, 'checkpoint')).step, 3, 'the checkpoint holds the stopping point');
     const records = readMetrics(join(outDir, 'metrics.jsonl')).records;
-    assert.deepEqual(records.map((r) => r.step), [1, 2, 3]);
-    for (const r of records) assert.ok(typeof r.peak_rss_bytes === 'number' && r.peak_rss_bytes > 1e6, 'peak_rss_bytes in every record');
+    assert.deepEqual(
+      records.map((r) => r.step),
+      [1, 2, 3],
+    );
+    for (const r of records)
+      assert.ok(typeof r.peak_rss_bytes === 'number' && r.peak_rss_bytes > 1e6, 'peak_rss_bytes in every record');
   });
 
   it("'stop' at the last evaluation stops nothing; at an epoch's end it stops before the next epoch", () => {
     const last = runTraining({
-      model: model(), train: data.train, test: data.test, task: { name: 'adding', seqLen: 6 }, outDir: join(work, 'hook-last'),
-      training: training({}), callbacks: { onEvaluation: (r) => (r.epoch === 2 ? 'stop' : 'continue') },
+      model: model(),
+      train: data.train,
+      test: data.test,
+      task: { name: 'adding', seqLen: 6 },
+      outDir: join(work, 'hook-last'),
+      training: training({}),
+      callbacks: { onEvaluation: (r) => (r.epoch === 2 ? 'stop' : 'continue') },
     });
     assert.equal(last.stopped, false);
     assert.equal(last.progress.epoch, 2);
     const first = runTraining({
-      model: model(), train: data.train, test: data.test, task: { name: 'adding', seqLen: 6 }, outDir: join(work, 'hook-epoch'),
-      training: training({}), callbacks: { onEvaluation: () => 'stop' },
+      model: model(),
+      train: data.train,
+      test: data.test,
+      task: { name: 'adding', seqLen: 6 },
+      outDir: join(work, 'hook-epoch'),
+      training: training({}),
+      callbacks: { onEvaluation: () => 'stop' },
     });
     assert.equal(first.stopped, true);
     assert.deepEqual([first.progress.epoch, first.progress.step], [1, 4]);
@@ -101,20 +130,54 @@ describe('trainer hooks for repro', () => {
 
   it('a non-finite loss throws DivergedError with the step', () => {
     const nan: Dataset = {
-      ...data.train, name: 'nan', count: data.train.count, steps: data.train.steps, inputDim: 2, target: data.train.target,
+      ...data.train,
+      name: 'nan',
+      count: data.train.count,
+      steps: data.train.steps,
+      inputDim: 2,
+      target: data.train.target,
       fillBatch(indices: ArrayLike<number>, inputs: FloatArray, targets: BatchTargets) {
         data.train.fillBatch(indices, inputs, targets);
         inputs[0] = NaN;
       },
     };
-    assert.throws(() => runTraining({
-      model: model(), train: nan, test: data.test, task: { name: 'adding' }, outDir: join(work, 'hook-nan'), training: training({}),
-    }), (error: unknown) => error instanceof DivergedError && error.step === 1 && /diverged at step 1/.test(error.message));
+    assert.throws(
+      () =>
+        runTraining({
+          model: model(),
+          train: nan,
+          test: data.test,
+          task: { name: 'adding' },
+          outDir: join(work, 'hook-nan'),
+          training: training({}),
+        }),
+      (error: unknown) =>
+        error instanceof DivergedError && error.step === 1 && /diverged at step 1/.test(error.message),
+    );
   });
 
   it('roaf train --json reports peak_rss_bytes', () => {
-    const result = roaf(['train', '--task', 'adding', '--seq-len', '8', '--train-size', '32', '--test-size', '8', '--hidden', '4',
-      '--batch', '16', '--epochs', '1', '--quiet', '--json', '--out', join(work, 'train-json')]);
+    const result = roaf([
+      'train',
+      '--task',
+      'adding',
+      '--seq-len',
+      '8',
+      '--train-size',
+      '32',
+      '--test-size',
+      '8',
+      '--hidden',
+      '4',
+      '--batch',
+      '16',
+      '--epochs',
+      '1',
+      '--quiet',
+      '--json',
+      '--out',
+      join(work, 'train-json'),
+    ]);
     assert.equal(result.status, 0, result.stderr);
     const json = lastJson(result.stdout);
     assert.ok(typeof json.peak_rss_bytes === 'number' && json.peak_rss_bytes > 1e6);
@@ -123,7 +186,14 @@ describe('trainer hooks for repro', () => {
 
 describe('early-stop rule', () => {
   const rule = { budgetSteps: 100, classes: 10 };
-  const rec = (step: number, accuracy: number): MetricsRecord => ({ epoch: step / 50, step, train_loss: 2.3, test_loss: 2.3, test_accuracy: accuracy, seconds: step });
+  const rec = (step: number, accuracy: number): MetricsRecord => ({
+    epoch: step / 50,
+    step,
+    train_loss: 2.3,
+    test_loss: 2.3,
+    test_accuracy: accuracy,
+    seconds: step,
+  });
 
   it('stops after two evaluations in a row within 2 points of chance, once a quarter of the budget is spent', () => {
     const decision = stuckAtChance([rec(10, 0.1), rec(25, 0.113), rec(50, 0.09)], rule);
@@ -137,7 +207,11 @@ describe('early-stop rule', () => {
     assert.equal(stuckAtChance([rec(10, 0.1), rec(20, 0.1)], rule), null, 'step 10 and 20 < 25');
     assert.equal(stuckAtChance([rec(10, 0.5), rec(30, 0.1)], rule), null, 'only the last is at chance');
     assert.equal(stuckAtChance([rec(30, 0.1)], rule), null, 'one evaluation');
-    assert.equal(stuckAtChance([rec(30, 0.1), rec(40, 0.1 + CHANCE_MARGIN + 0.001)], rule), null, 'just beyond 2 points');
+    assert.equal(
+      stuckAtChance([rec(30, 0.1), rec(40, 0.1 + CHANCE_MARGIN + 0.001)], rule),
+      null,
+      'just beyond 2 points',
+    );
     assert.ok(stuckAtChance([rec(30, 0.1), rec(40, 0.1 - CHANCE_MARGIN)], rule), 'exactly 2 points below');
   });
 });
@@ -148,20 +222,41 @@ describe('early-stop rule', () => {
 // `roaf repro psmnist` must adopt and continue.
 const LEAD_PSMNIST_CONFIG = {
   model: {
-    model: 'roaf-rnn', depth: 100, width: 64, hidden: 1024, alpha: 1, beta: 0.1, filter: 'haar', sharedFilter: false, inputScale: 3,
-    seed: 0, dtype: 'float32', inputDim: 1, outputs: 10, readout: 'last',
+    model: 'roaf-rnn',
+    depth: 100,
+    width: 64,
+    hidden: 1024,
+    alpha: 1,
+    beta: 0.1,
+    filter: 'haar',
+    sharedFilter: false,
+    inputScale: 3,
+    seed: 0,
+    dtype: 'float32',
+    inputDim: 1,
+    outputs: 10,
+    readout: 'last',
   },
   task: { name: 'psmnist' },
   training: {
-    epochs: 10, batch: 64,
+    epochs: 10,
+    batch: 64,
     optimizer: { kind: 'adam', lr: 0.0003, momentum: 0.9, weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
-    lrSchedule: 'cosine', clip: 0, evalEvery: 0, checkpointEvery: 100, logGradients: false, seed: 0,
+    lrSchedule: 'cosine',
+    clip: 0,
+    evalEvery: 0,
+    checkpointEvery: 100,
+    logGradients: false,
+    seed: 0,
   },
 };
 
 describe('the claims table', () => {
   it('defines the five claims; run names are unique; every run and its quick variant resolve', () => {
-    assert.deepEqual(CLAIMS.map((c) => c.name), ['deep-mlp', 'long-memory', 'psmnist', 'smnist', 'million-layer']);
+    assert.deepEqual(
+      CLAIMS.map((c) => c.name),
+      ['deep-mlp', 'long-memory', 'psmnist', 'smnist', 'million-layer'],
+    );
     for (const c of CLAIMS) {
       assert.equal(new Set(c.runs.map((r) => r.name)).size, c.runs.length, `${c.name}: unique run names`);
       assert.equal(c.runs.filter((r) => !r.baseline).length >= 1, true, `${c.name}: a ROAF run`);
@@ -172,7 +267,10 @@ describe('the claims table', () => {
         }
         for (const quick of [false, true]) {
           const memory = runSettings(run, quick).memory;
-          assert.ok(memory === undefined || memory === 'full' || memory === 'checkpoint', `${c.name}/${run.name}: memory ${memory}`);
+          assert.ok(
+            memory === undefined || memory === 'full' || memory === 'checkpoint',
+            `${c.name}/${run.name}: memory ${memory}`,
+          );
         }
       }
     }
@@ -183,21 +281,47 @@ describe('the claims table', () => {
     assert.deepEqual(configDifferences(expectedConfig(runSettings(run, false)), LEAD_PSMNIST_CONFIG), []);
     const root = join(work, 'adopt');
     mkdirSync(join(root, 'psmnist', 'roaf-rnn', 'checkpoint'), { recursive: true });
-    writeFileSync(join(root, 'psmnist', 'roaf-rnn', 'checkpoint', 'config.json'), JSON.stringify({
-      format: 'roaf-checkpoint', version: 1, ...LEAD_PSMNIST_CONFIG, seed: 0, epoch: 0, batch_in_epoch: 100, step: 100, seconds: 564.8,
-    }));
+    writeFileSync(
+      join(root, 'psmnist', 'roaf-rnn', 'checkpoint', 'config.json'),
+      JSON.stringify({
+        format: 'roaf-checkpoint',
+        version: 1,
+        ...LEAD_PSMNIST_CONFIG,
+        seed: 0,
+        epoch: 0,
+        batch_in_epoch: 100,
+        step: 100,
+        seconds: 564.8,
+      }),
+    );
     const plan = planClaim({ claim: 'psmnist', quick: false, backend: 'auto', out: root, quiet: true });
-    assert.deepEqual(plan.runs.map((r) => [r.definition.name, r.state, r.checkpointStep]), [['roaf-rnn', 'unfinished', 100], ['lstm', 'new', undefined]]);
+    assert.deepEqual(
+      plan.runs.map((r) => [r.definition.name, r.state, r.checkpointStep]),
+      [
+        ['roaf-rnn', 'unfinished', 100],
+        ['lstm', 'new', undefined],
+      ],
+    );
   });
 
   it('a run and `roaf train` with its arguments save the same configuration', () => {
     // Two quick runs (about a second each): a baseline whose coefficients the factory fixes, and a generated task.
-    for (const [claimName, runName] of [['long-memory', 'adding-rnn'], ['deep-mlp', 'resmlp']] as const) {
-      const settings = runSettings(claim(claimName).runs.find((r) => r.name === runName)!, true);
+    for (const [claimName, runName] of [
+      ['long-memory', 'adding-rnn'],
+      ['deep-mlp', 'resmlp'],
+    ] as const) {
+      const settings = runSettings(
+        claim(claimName).runs.find((r) => r.name === runName)!,
+        true,
+      );
       const out = join(work, `same-config-${runName}`);
       const result = roaf(['train', ...trainArguments(settings), '--threads', '1', '--quiet', '--out', out]);
       assert.equal(result.status, 0, result.stderr);
-      assert.deepEqual(configDifferences(expectedConfig(settings), readCheckpointConfig(join(out, 'checkpoint'))), [], `${claimName}/${runName}`);
+      assert.deepEqual(
+        configDifferences(expectedConfig(settings), readCheckpointConfig(join(out, 'checkpoint'))),
+        [],
+        `${claimName}/${runName}`,
+      );
     }
   });
 
@@ -205,11 +329,31 @@ describe('the claims table', () => {
     const root = join(work, 'mismatch');
     const dir = join(root, 'psmnist', 'lstm');
     mkdirSync(join(dir, 'checkpoint'), { recursive: true });
-    const expected = expectedConfig(runSettings(claim('psmnist').runs.find((r) => r.name === 'lstm')!, true));
-    const config = { format: 'roaf-checkpoint', version: 1, ...expected, training: { ...expected.training, optimizer: { ...expected.training.optimizer, lr: 0.05 } }, epoch: 0, batch_in_epoch: 3, step: 3, seconds: 1 };
+    const expected = expectedConfig(
+      runSettings(
+        claim('psmnist').runs.find((r) => r.name === 'lstm')!,
+        true,
+      ),
+    );
+    const config = {
+      format: 'roaf-checkpoint',
+      version: 1,
+      ...expected,
+      training: { ...expected.training, optimizer: { ...expected.training.optimizer, lr: 0.05 } },
+      epoch: 0,
+      batch_in_epoch: 3,
+      step: 3,
+      seconds: 1,
+    };
     writeFileSync(join(dir, 'checkpoint', 'config.json'), JSON.stringify(config));
-    assert.throws(() => planClaim({ claim: 'psmnist', quick: true, backend: 'auto', out: root, quiet: true }), (error: unknown) =>
-      error instanceof UsageError && /run psmnist\/lstm: .*config\.json disagrees .*training\.optimizer\.lr is 0\.05 there, 0\.003 in the claim/.test(error.message));
+    assert.throws(
+      () => planClaim({ claim: 'psmnist', quick: true, backend: 'auto', out: root, quiet: true }),
+      (error: unknown) =>
+        error instanceof UsageError &&
+        /run psmnist\/lstm: .*config\.json disagrees .*training\.optimizer\.lr is 0\.05 there, 0\.003 in the claim/.test(
+          error.message,
+        ),
+    );
     const cli = roaf(['repro', 'psmnist', '--quick', '--out', root, '--quiet']);
     assert.equal(cli.status, 2);
     assert.match(cli.stderr, /^roaf: run psmnist\/lstm: .*training\.optimizer\.lr is 0\.05 there, 0\.003 in the claim/);
@@ -218,9 +362,18 @@ describe('the claims table', () => {
   });
 
   it('--quick never writes into experiments/results; unknown claims and runs are named', () => {
-    assert.throws(() => planClaim({ claim: 'psmnist', quick: true, backend: 'auto', out: 'experiments/results', quiet: true }), /never into experiments\/results/);
-    assert.throws(() => planClaim({ claim: 'psmnist', quick: true, backend: 'auto', out: 'experiments/results/x', quiet: true }), /never into/);
-    assert.throws(() => planClaim({ claim: 'psmnist', quick: true, backend: 'auto', only: ['gru'], quiet: true }), /--only: claim psmnist has the runs roaf-rnn, lstm, got 'gru'/);
+    assert.throws(
+      () => planClaim({ claim: 'psmnist', quick: true, backend: 'auto', out: 'experiments/results', quiet: true }),
+      /never into experiments\/results/,
+    );
+    assert.throws(
+      () => planClaim({ claim: 'psmnist', quick: true, backend: 'auto', out: 'experiments/results/x', quiet: true }),
+      /never into/,
+    );
+    assert.throws(
+      () => planClaim({ claim: 'psmnist', quick: true, backend: 'auto', only: ['gru'], quiet: true }),
+      /--only: claim psmnist has the runs roaf-rnn, lstm, got 'gru'/,
+    );
     const cli = roaf(['repro', 'cifar']);
     assert.equal(cli.status, 2);
     assert.match(cli.stderr, /claim must be one of deep-mlp, long-memory, psmnist, smnist, million-layer, got 'cifar'/);
@@ -234,13 +387,39 @@ describe('the run worker', () => {
   it('a run whose loss becomes non-finite is stopped, and result.json says so', () => {
     // SGD at the largest allowed learning rate multiplies a regression's error by ~100 per step: float32
     // overflows within a few steps and the trainer throws DivergedError.
-    const settings = { model: 'rnn', task: 'adding', seqLen: 10, hidden: 8, trainSize: 200, testSize: 20, batch: 10, epochs: 1, optimizer: 'sgd', lr: 10, checkpointEvery: 1 } as const;
+    const settings = {
+      model: 'rnn',
+      task: 'adding',
+      seqLen: 10,
+      hidden: 8,
+      trainSize: 200,
+      testSize: 20,
+      batch: 10,
+      epochs: 1,
+      optimizer: 'sgd',
+      lr: 10,
+      checkpointEvery: 1,
+    } as const;
     const dir = join(work, 'diverge');
     const job: WorkerJob = {
-      claim: 'test', run: 'diverge', dir, quick: true, baseline: true, expected: expectedConfig(settings), stopAtChance: true, goal: null,
-      backend: 'auto', threads: 1, quiet: true, command: 'roaf repro test', trainCommand: 'roaf train', diagnose: { batch: 8, samples: 1 },
+      claim: 'test',
+      run: 'diverge',
+      dir,
+      quick: true,
+      baseline: true,
+      expected: expectedConfig(settings),
+      stopAtChance: true,
+      goal: null,
+      backend: 'auto',
+      threads: 1,
+      quiet: true,
+      command: 'roaf repro test',
+      trainCommand: 'roaf train',
+      diagnose: { batch: 8, samples: 1 },
     };
-    const worker = spawnSync(process.execPath, [join(ROOT, 'dist', 'src', 'repro', 'worker.js'), JSON.stringify(job)], { encoding: 'utf8' });
+    const worker = spawnSync(process.execPath, [join(ROOT, 'dist', 'src', 'repro', 'worker.js'), JSON.stringify(job)], {
+      encoding: 'utf8',
+    });
     assert.equal(worker.status, 0, worker.stderr);
     const { result } = lastJson(worker.stdout) as unknown as WorkerReport;
     assert.deepEqual(result, readResultFile(dir));
@@ -248,26 +427,59 @@ describe('the run worker', () => {
     assert.equal(result.stopped_early?.reason, 'diverged');
     assert.match(result.stopped_early?.detail ?? '', /^training diverged at step \d+: loss is (NaN|-?Infinity)/);
     assert.ok(result.steps < result.steps_budget);
-    assert.equal(result.steps, readCheckpointConfig(join(dir, 'checkpoint')).step, 'the last checkpoint before the divergence');
+    assert.equal(
+      result.steps,
+      readCheckpointConfig(join(dir, 'checkpoint')).step,
+      'the last checkpoint before the divergence',
+    );
   });
 });
 
 describe('roaf repro --quick, end to end', () => {
   const root = join(work, 'quick');
-  const args = (claimName: string, ...more: string[]) => ['repro', claimName, '--quick', '--out', root, '--threads', '1', '--quiet', ...more];
+  const args = (claimName: string, ...more: string[]) => [
+    'repro',
+    claimName,
+    '--quick',
+    '--out',
+    root,
+    '--threads',
+    '1',
+    '--quiet',
+    ...more,
+  ];
 
   function checkRun(dir: string, claimName: string, run: string): ReproResult {
     const result = readResultFile(dir);
-    for (const key of ['model', 'task', 'config', 'params', 'epochs', 'epochs_done', 'per_epoch', 'final', 'wall_seconds', 'peak_rss_bytes',
-      'stopped_early', 'machine', 'git_commit', 'command', 'train_command', 'diagnostics']) assert.ok(key in result, `${run}: result.json lacks ${key}`);
+    for (const key of [
+      'model',
+      'task',
+      'config',
+      'params',
+      'epochs',
+      'epochs_done',
+      'per_epoch',
+      'final',
+      'wall_seconds',
+      'peak_rss_bytes',
+      'stopped_early',
+      'machine',
+      'git_commit',
+      'command',
+      'train_command',
+      'diagnostics',
+    ])
+      assert.ok(key in result, `${run}: result.json lacks ${key}`);
     assert.equal(result.claim, claimName);
     assert.equal(result.quick, true);
     const records = readMetrics(join(dir, 'metrics.jsonl')).records;
     const saved = readCheckpointConfig(join(dir, 'checkpoint'));
     assert.deepEqual(result.config, { model: saved.model, task: saved.task, training: saved.training });
     assert.equal(result.evaluations, records.length);
-    assert.deepEqual(result.per_epoch.map((f) => [f.epoch, f.step, f.test_accuracy ?? f.test_mse]),
-      records.filter((r) => Number.isInteger(r.epoch)).map((r) => [r.epoch, r.step, r.test_accuracy ?? r.test_mse]));
+    assert.deepEqual(
+      result.per_epoch.map((f) => [f.epoch, f.step, f.test_accuracy ?? f.test_mse]),
+      records.filter((r) => Number.isInteger(r.epoch)).map((r) => [r.epoch, r.step, r.test_accuracy ?? r.test_mse]),
+    );
     const last = records[records.length - 1]!;
     assert.equal(result.final?.step, last.step);
     assert.equal(result.final?.test_accuracy, last.test_accuracy);
@@ -275,13 +487,16 @@ describe('roaf repro --quick, end to end', () => {
     assert.equal(result.epochs_done, saved.epoch);
     assert.equal(result.wall_seconds, Number(saved.seconds.toFixed(3)));
     assert.ok(result.wall_seconds >= last.seconds);
-    assert.ok(result.peak_rss_bytes !== null && result.peak_rss_bytes >= Math.max(...records.map((r) => r.peak_rss_bytes ?? 0)));
+    assert.ok(
+      result.peak_rss_bytes !== null && result.peak_rss_bytes >= Math.max(...records.map((r) => r.peak_rss_bytes ?? 0)),
+    );
     assert.ok(result.params > 0);
     assert.ok(result.machine.cores >= 1 && result.machine.cpu.length > 0 && result.machine.node === process.version);
     assert.ok(result.git_commit === null || /^[0-9a-f]{40}$/.test(result.git_commit));
     assert.equal(result.command, `roaf repro ${claimName} --quick --only ${run} --out ${root}`);
     assert.match(result.train_command, new RegExp(`^roaf train --model ${result.model} --task ${result.task} `));
-    for (const file of ['test-accuracy.svg', 'test-accuracy.png', 'loss.svg', 'loss.png']) assert.ok(existsSync(join(dir, file)), `${run}: ${file}`);
+    for (const file of ['test-accuracy.svg', 'test-accuracy.png', 'loss.svg', 'loss.png'])
+      assert.ok(existsSync(join(dir, file)), `${run}: ${file}`);
     for (const when of ['init', 'final']) {
       for (const file of ['diagnose.json', 'gradient-norms.svg', 'gradient-norms.png', 'spectrum.svg']) {
         assert.ok(existsSync(join(dir, `diagnose-${when}`, file)), `${run}: diagnose-${when}/${file}`);
@@ -295,7 +510,14 @@ describe('roaf repro --quick, end to end', () => {
     const cli = roaf(args('deep-mlp', '--json'));
     assert.equal(cli.status, 0, cli.stderr);
     const summary = lastJson(cli.stdout) as { runs: Array<{ run: string; action: string }>; report: string };
-    assert.deepEqual(summary.runs.map((r) => [r.run, r.action]), [['roaf-mlp', 'trained'], ['mlp', 'trained'], ['resmlp', 'trained']]);
+    assert.deepEqual(
+      summary.runs.map((r) => [r.run, r.action]),
+      [
+        ['roaf-mlp', 'trained'],
+        ['mlp', 'trained'],
+        ['resmlp', 'trained'],
+      ],
+    );
     const roafMlp = checkRun(join(root, 'deep-mlp', 'roaf-mlp'), 'deep-mlp', 'roaf-mlp');
     assert.equal(roafMlp.status, 'finished');
     assert.equal(roafMlp.stopped_early, null);
@@ -311,33 +533,75 @@ describe('roaf repro --quick, end to end', () => {
     assert.equal(roafMlp.params, D * N + N + L * (N * N + N) + N * K + K);
     const html = readFileSync(summary.report, 'utf8');
     assert.equal(summary.report, join(root, 'deep-mlp', 'report.html'));
-    for (const label of ['roaf-mlp', 'mlp', 'resmlp', 'roaf-mlp at init']) assert.ok(html.includes(`data-run="${label}"`), `report shows ${label}`);
-    for (const plot of ['test-accuracy', 'gradient-norms-layer', 'spectrum']) assert.ok(html.includes(`data-plot="${plot}"`), `report plot ${plot}`);
+    for (const label of ['roaf-mlp', 'mlp', 'resmlp', 'roaf-mlp at init'])
+      assert.ok(html.includes(`data-run="${label}"`), `report shows ${label}`);
+    for (const plot of ['test-accuracy', 'gradient-norms-layer', 'spectrum'])
+      assert.ok(html.includes(`data-plot="${plot}"`), `report plot ${plot}`);
 
     const again = roaf(args('deep-mlp', '--json'));
     assert.equal(again.status, 0, again.stderr);
-    assert.deepEqual((lastJson(again.stdout) as typeof summary).runs.map((r) => r.action), ['skipped', 'skipped', 'skipped']);
+    assert.deepEqual(
+      (lastJson(again.stdout) as typeof summary).runs.map((r) => r.action),
+      ['skipped', 'skipped', 'skipped'],
+    );
   });
 
   it('a session killed mid-run continues from its checkpoint to the same result as an uninterrupted run', () => {
     const resumedRoot = join(work, 'killed');
-    const only = ['repro', 'deep-mlp', '--quick', '--only', 'roaf-mlp', '--out', resumedRoot, '--threads', '1', '--quiet'];
+    const only = [
+      'repro',
+      'deep-mlp',
+      '--quick',
+      '--only',
+      'roaf-mlp',
+      '--out',
+      resumedRoot,
+      '--threads',
+      '1',
+      '--quiet',
+    ];
     const killed = roaf(only, { ROAF_REPRO_KILL_AT_STEP: '30' });
     assert.equal(killed.status, 1);
-    assert.match(killed.stderr, /deep-mlp\/roaf-mlp: its process was killed by SIGKILL.*run the same command again to continue/);
+    assert.match(
+      killed.stderr,
+      /deep-mlp\/roaf-mlp: its process was killed by SIGKILL.*run the same command again to continue/,
+    );
     const dir = join(resumedRoot, 'deep-mlp', 'roaf-mlp');
     assert.equal(readCheckpointConfig(join(dir, 'checkpoint')).step, 20, 'the last checkpoint before the kill');
     assert.ok(!existsSync(join(dir, 'result.json')));
-    const resumed = roaf(['repro', 'deep-mlp', '--quick', '--only', 'roaf-mlp', '--out', resumedRoot, '--threads', '1', '--quiet', '--json']);
+    const resumed = roaf([
+      'repro',
+      'deep-mlp',
+      '--quick',
+      '--only',
+      'roaf-mlp',
+      '--out',
+      resumedRoot,
+      '--threads',
+      '1',
+      '--quiet',
+      '--json',
+    ]);
     assert.equal(resumed.status, 0, resumed.stderr);
     assert.equal((lastJson(resumed.stdout) as { runs: Array<{ action: string }> }).runs[0]!.action, 'continued');
     const straight = join(root, 'deep-mlp', 'roaf-mlp');
     for (const file of ['model.safetensors', 'optimizer.safetensors']) {
-      assert.deepEqual(readFileSync(join(dir, 'checkpoint', file)), readFileSync(join(straight, 'checkpoint', file)), file);
+      assert.deepEqual(
+        readFileSync(join(dir, 'checkpoint', file)),
+        readFileSync(join(straight, 'checkpoint', file)),
+        file,
+      );
     }
-    assert.deepEqual(readMetrics(join(dir, 'metrics.jsonl')).records.map(stable), readMetrics(join(straight, 'metrics.jsonl')).records.map(stable));
-    const a = readResultFile(dir), b = readResultFile(straight);
-    assert.deepEqual(a.per_epoch.map((f) => ({ ...f, seconds: 0 })), b.per_epoch.map((f) => ({ ...f, seconds: 0 })));
+    assert.deepEqual(
+      readMetrics(join(dir, 'metrics.jsonl')).records.map(stable),
+      readMetrics(join(straight, 'metrics.jsonl')).records.map(stable),
+    );
+    const a = readResultFile(dir),
+      b = readResultFile(straight);
+    assert.deepEqual(
+      a.per_epoch.map((f) => ({ ...f, seconds: 0 })),
+      b.per_epoch.map((f) => ({ ...f, seconds: 0 })),
+    );
     assert.deepEqual(a.diagnostics, b.diagnostics);
   });
 
@@ -346,7 +610,11 @@ describe('roaf repro --quick, end to end', () => {
     assert.equal(cli.status, 0, cli.stderr);
     for (const run of ['roaf-rnn', 'lstm']) {
       const result = checkRun(join(root, 'psmnist', run), 'psmnist', run);
-      if (result.status === 'finished') assert.deepEqual(result.per_epoch.map((f) => f.epoch), [1, 2]);
+      if (result.status === 'finished')
+        assert.deepEqual(
+          result.per_epoch.map((f) => f.epoch),
+          [1, 2],
+        );
       assert.equal(result.task, 'psmnist');
     }
     assert.match(cli.stdout, /^psmnist\/roaf-rnn: finished: epoch 1: [\d.]+ %; epoch 2: [\d.]+ %/m);
@@ -358,8 +626,11 @@ describe('roaf repro --quick, end to end', () => {
 describe('README results tables', () => {
   it('the README holds the tables experiments/results gives', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    assert.deepEqual(staleClaims(readme, join(ROOT, 'experiments', 'results')), [],
-      'README.md is out of date: run `node scripts/results-tables.mjs` after adding results');
+    assert.deepEqual(
+      staleClaims(readme, join(ROOT, 'experiments', 'results')),
+      [],
+      'README.md is out of date: run `node scripts/results-tables.mjs` after adding results',
+    );
   });
 
   it('a table row per result.json; the check notices a README that disagrees', () => {
@@ -371,11 +642,20 @@ describe('README results tables', () => {
       writeFileSync(path, JSON.stringify({ ...readJson(path), quick: false }));
     }
     const block = claimBlock(claim('deep-mlp'), root);
-    assert.match(block, /^\*\*Paper:\*\* an MLP of 50,000 layers trains by plain backpropagation\. \*\*Target:\*\* width 64/);
-    assert.match(block, /\| roaf-mlp \| roaf-mlp L=300 N=16 .*\| 94,330 \| 2 \| epoch 1: [\d.]+ %; epoch 2: [\d.]+ % \|/);
+    assert.match(
+      block,
+      /^\*\*Paper:\*\* an MLP of 50,000 layers trains by plain backpropagation\. \*\*Target:\*\* width 64/,
+    );
+    assert.match(
+      block,
+      /\| roaf-mlp \| roaf-mlp L=300 N=16 .*\| 94,330 \| 2 \| epoch 1: [\d.]+ %; epoch 2: [\d.]+ % \|/,
+    );
     assert.match(block, /\| mlp \| mlp L=300 N=16 \| 94,330 \| [\d.]+ of 2 \| .*stopped early at step \d+: at chance/);
     assert.match(block, /`roaf repro deep-mlp --quick --only resmlp --out /);
-    assert.match(block, /!\[deep-mlp: gradient-norms-layer\]\(experiments\/results\/deep-mlp\/report-plots\/gradient-norms-layer\.png\)/);
+    assert.match(
+      block,
+      /!\[deep-mlp: gradient-norms-layer\]\(experiments\/results\/deep-mlp\/report-plots\/gradient-norms-layer\.png\)/,
+    );
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const empty = join(work, 'no-results');
     const current = updateReadme(readme, empty);
@@ -384,6 +664,9 @@ describe('README results tables', () => {
     const updated = updateReadme(current, root);
     assert.deepEqual(staleClaims(updated, root), []);
     assert.ok(updated.includes(block));
-    assert.match(claimBlock(claim('smnist'), empty), /No results yet: `roaf repro smnist` writes them to `experiments\/results\/smnist\/`/);
+    assert.match(
+      claimBlock(claim('smnist'), empty),
+      /No results yet: `roaf repro smnist` writes them to `experiments\/results\/smnist\/`/,
+    );
   });
 });

@@ -53,21 +53,51 @@ function samplesOf(dataset: Dataset, model: Model): Float64Array[] {
 describe('training from partial options', () => {
   it('runTraining({ model, train, test, epochs: 1 }) is the run roaf train makes with its defaults, bit for bit', () => {
     const cliRun = join(work, 'cli-mlp');
-    const result = roaf(['train', '--task', 'mnist', '--model', 'roaf-mlp', '--depth', '3', '--width', '8', '--train-limit', '160',
-      '--test-limit', '64', '--epochs', '1', '--backend', 'reference', '--quiet', '--out', cliRun]);
+    const result = roaf([
+      'train',
+      '--task',
+      'mnist',
+      '--model',
+      'roaf-mlp',
+      '--depth',
+      '3',
+      '--width',
+      '8',
+      '--train-limit',
+      '160',
+      '--test-limit',
+      '64',
+      '--epochs',
+      '1',
+      '--backend',
+      'reference',
+      '--quiet',
+      '--out',
+      cliRun,
+    ]);
     assert.equal(result.status, 0, result.stderr);
 
     const data = loadTask('mnist', { seed: 0, trainLimit: 160, testLimit: 64 });
     const model = createModel({ model: 'roaf-mlp', data, depth: 3, width: 8 }, referenceBackend);
     const outDir = join(work, 'library-mlp');
-    const run = runTraining({ model, train: data.train, test: data.test, epochs: 1, outDir, task: { name: 'mnist', trainLimit: 160, testLimit: 64 } });
+    const run = runTraining({
+      model,
+      train: data.train,
+      test: data.test,
+      epochs: 1,
+      outDir,
+      task: { name: 'mnist', trainLimit: 160, testLimit: 64 },
+    });
 
     const saved = (dir: string) => readJson<CheckpointConfig>(join(dir, 'checkpoint', 'config.json'));
     assert.deepEqual(saved(outDir).training, saved(cliRun).training, 'the same training configuration');
     assert.deepEqual(saved(outDir).model, saved(cliRun).model, 'the same model configuration');
     assert.deepEqual(saved(outDir).training, trainingConfig('mnist', 'roaf-mlp', { epochs: 1 }));
     assert.equal(saved(outDir).training.batch, runDefaults('mnist').batch);
-    assert.deepEqual(readFileSync(join(outDir, 'checkpoint', 'model.safetensors')), readFileSync(join(cliRun, 'checkpoint', 'model.safetensors')));
+    assert.deepEqual(
+      readFileSync(join(outDir, 'checkpoint', 'model.safetensors')),
+      readFileSync(join(cliRun, 'checkpoint', 'model.safetensors')),
+    );
     assert.equal(run.progress.step, Math.ceil(160 / runDefaults('mnist').batch));
   });
 
@@ -87,7 +117,11 @@ describe('training from partial options', () => {
       assert.equal(runs.length, 1);
       assert.match(runs[0]!, /^roaf-rnn-adding-\d{8}-\d{6}$/);
       const config = readJson<CheckpointConfig>(join(work, 'runs', runs[0]!, 'checkpoint', 'config.json'));
-      assert.deepEqual(config.task, { name: 'adding', seqLen: 6, trainSize: 20, testSize: 10 }, 'the task config the data tells');
+      assert.deepEqual(
+        config.task,
+        { name: 'adding', seqLen: 6, trainSize: 20, testSize: 10 },
+        'the task config the data tells',
+      );
       assert.equal(config.training.seed, 3);
       assert.equal(config.training.optimizer.lr, runDefaults('adding').lr);
     } finally {
@@ -95,7 +129,7 @@ describe('training from partial options', () => {
     }
   });
 
-  it('model creation fills the task\'s sizes and the kind\'s coefficients', () => {
+  it("model creation fills the task's sizes and the kind's coefficients", () => {
     const psmnist = modelConfig({ task: 'psmnist', inputDim: 1, outputs: 10 });
     assert.equal(psmnist.model, 'roaf-rnn');
     assert.equal(psmnist.hidden, 256);
@@ -105,19 +139,29 @@ describe('training from partial options', () => {
     assert.equal(deep.beta, 1 / 20);
     assert.equal(deep.width, 64, 'a field given as undefined takes its default');
     const complete = modelConfig(deep);
-    assert.deepEqual(Object.entries(complete), Object.entries(deep), 'a complete config comes back unchanged, in its key order');
+    assert.deepEqual(
+      Object.entries(complete),
+      Object.entries(deep),
+      'a complete config comes back unchanged, in its key order',
+    );
   });
 
   it('contradictory or missing options are UsageErrors naming the field', () => {
     const data = loadTask('mnist', { seed: 0, trainLimit: 8, testLimit: 8 });
     const model = createModel({ model: 'roaf-mlp', data, depth: 1, width: 4 }, referenceBackend);
-    assert.throws(() => runTraining({ model, ...data, epochs: 1, training: { epochs: 2 }, outDir: join(work, 'x') }),
-      (e: Error) => e instanceof UsageError && /epochs is given twice/.test(e.message));
+    assert.throws(
+      () => runTraining({ model, ...data, epochs: 1, training: { epochs: 2 }, outDir: join(work, 'x') }),
+      (e: Error) => e instanceof UsageError && /epochs is given twice/.test(e.message),
+    );
     const custom: Dataset = { ...data.train, name: 'my-data', fillBatch: data.train.fillBatch.bind(data.train) };
-    assert.throws(() => runTraining({ model, train: custom, test: data.test, outDir: join(work, 'y') }),
-      (e: Error) => e instanceof UsageError && /give options.task/.test(e.message));
-    assert.throws(() => runTraining({ model, train: custom, test: data.test, task: { name: 'mine' }, outDir: join(work, 'z') }),
-      (e: Error) => e instanceof UsageError && /is needed: task 'mine' has no default recipe/.test(e.message));
+    assert.throws(
+      () => runTraining({ model, train: custom, test: data.test, outDir: join(work, 'y') }),
+      (e: Error) => e instanceof UsageError && /give options.task/.test(e.message),
+    );
+    assert.throws(
+      () => runTraining({ model, train: custom, test: data.test, task: { name: 'mine' }, outDir: join(work, 'z') }),
+      (e: Error) => e instanceof UsageError && /is needed: task 'mine' has no default recipe/.test(e.message),
+    );
     assert.throws(() => runTraining({ model, ...data, lr: -1, outDir: join(work, 'w') }), /--lr must be a number > 0/);
     assert.throws(() => modelConfig({ inputDim: 3, outputs: 2 }), /give the model kind/);
     assert.throws(() => modelConfig({ model: 'gru' }), /give inputDim/);
@@ -126,26 +170,69 @@ describe('training from partial options', () => {
 
 describe('serving: loadCheckpoint and predict', () => {
   const cases = [
-    { name: 'roaf-mlp on mnist', args: ['--task', 'mnist', '--depth', '2', '--width', '8', '--train-limit', '64', '--test-limit', '40'] },
-    { name: 'gru on adding', args: ['--task', 'adding', '--model', 'gru', '--seq-len', '9', '--hidden', '5', '--train-size', '32', '--test-size', '21'] },
-    { name: 'roaf-rnn on copy (a per-step readout)', args: ['--task', 'copy', '--seq-len', '3', '--hidden', '6', '--train-size', '32', '--test-size', '13'] },
+    {
+      name: 'roaf-mlp on mnist',
+      args: ['--task', 'mnist', '--depth', '2', '--width', '8', '--train-limit', '64', '--test-limit', '40'],
+    },
+    {
+      name: 'gru on adding',
+      args: [
+        '--task',
+        'adding',
+        '--model',
+        'gru',
+        '--seq-len',
+        '9',
+        '--hidden',
+        '5',
+        '--train-size',
+        '32',
+        '--test-size',
+        '21',
+      ],
+    },
+    {
+      name: 'roaf-rnn on copy (a per-step readout)',
+      args: ['--task', 'copy', '--seq-len', '3', '--hidden', '6', '--train-size', '32', '--test-size', '13'],
+    },
   ];
   for (const { name, args } of cases) {
     it(`${name}: the same logits for any batch size, from arrays or the dataset, and roaf eval's figure`, () => {
       const out = join(work, name.split(' ')[0]! + '-' + name.split(' ')[2]!);
-      const trained = roaf(['train', ...args, '--epochs', '1', '--batch', '16', '--backend', 'reference', '--quiet', '--out', out, '--json']);
+      const trained = roaf([
+        'train',
+        ...args,
+        '--epochs',
+        '1',
+        '--batch',
+        '16',
+        '--backend',
+        'reference',
+        '--quiet',
+        '--out',
+        out,
+        '--json',
+      ]);
       assert.equal(trained.status, 0, trained.stderr);
       const net = loadCheckpoint(join(out, 'checkpoint'), { backend: 'reference' });
       const { test } = net.taskData();
       const whole = net.predict(test, { batch: 1000 });
-      const T = test.steps, K = net.model.config.outputs;
+      const T = test.steps,
+        K = net.model.config.outputs;
       assert.deepEqual(whole.shape, net.model.config.readout === 'every' ? [test.count, T, K] : [test.count, K]);
       for (const batch of [1, 7]) assert.deepEqual(net.predict(test, { batch }).logits, whole.logits, `batch ${batch}`);
       const samples = samplesOf(test, net.model);
-      assert.deepEqual(predict(net.model, samples, { batch: 6 }).logits, whole.logits, 'arrays (sample-major) give the dataset\'s logits');
+      assert.deepEqual(
+        predict(net.model, samples, { batch: 6 }).logits,
+        whole.logits,
+        "arrays (sample-major) give the dataset's logits",
+      );
 
       const evaluation = evaluate(net.model, test, 16);
-      const json = JSON.parse(trained.stdout.trim().split('\n').pop()!) as { test_accuracy?: number; test_mse?: number };
+      const json = JSON.parse(trained.stdout.trim().split('\n').pop()!) as {
+        test_accuracy?: number;
+        test_mse?: number;
+      };
       if (evaluation.accuracy !== undefined) {
         // The classes reproduce the accuracy the trainer reported: predict is the trainer's forward pass.
         const classes = classify(net.model, test);
@@ -169,17 +256,39 @@ describe('serving: loadCheckpoint and predict', () => {
 
   it('wrong input sizes and a missing checkpoint are clear errors', () => {
     const net = loadCheckpoint(join(work, 'roaf-mlp-mnist', 'checkpoint'), { backend: 'reference' });
-    assert.throws(() => net.predict([new Float32Array(784), new Float32Array(783)]), /sample 1 has 783 values; the model \(roaf-mlp\) reads D = 784/);
+    assert.throws(
+      () => net.predict([new Float32Array(784), new Float32Array(783)]),
+      /sample 1 has 783 values; the model \(roaf-mlp\) reads D = 784/,
+    );
     assert.deepEqual(net.predict([]).shape, [0, 10]);
-    assert.throws(() => loadCheckpoint(join(work, 'nowhere')), (e: Error) => e instanceof UsageError && /no such checkpoint directory/.test(e.message));
+    assert.throws(
+      () => loadCheckpoint(join(work, 'nowhere')),
+      (e: Error) => e instanceof UsageError && /no such checkpoint directory/.test(e.message),
+    );
   });
 });
 
 describe('psMNIST: the permutation travels with the run', () => {
-  it('roaf train writes permutation.json and the checkpoint\'s task.permutation; a different one is refused', () => {
+  it("roaf train writes permutation.json and the checkpoint's task.permutation; a different one is refused", () => {
     const out = join(work, 'psmnist');
-    const result = roaf(['train', '--task', 'psmnist', '--hidden', '3', '--train-limit', '4', '--test-limit', '4', '--batch', '4',
-      '--backend', 'reference', '--quiet', '--out', out]);
+    const result = roaf([
+      'train',
+      '--task',
+      'psmnist',
+      '--hidden',
+      '3',
+      '--train-limit',
+      '4',
+      '--test-limit',
+      '4',
+      '--batch',
+      '4',
+      '--backend',
+      'reference',
+      '--quiet',
+      '--out',
+      out,
+    ]);
     assert.equal(result.status, 0, result.stderr);
     const expected = Array.from(psmnistPermutation());
     const file = readJson<{ permutation: number[]; generator: string }>(join(out, 'permutation.json'));
@@ -194,7 +303,10 @@ describe('psMNIST: the permutation travels with the run', () => {
 
     // roaf repro compares a run directory with its claim: the recorded permutation is no difference.
     const { permutation: _permutation, ...claimTask } = config.task;
-    assert.deepEqual(configDifferences({ model: config.model, task: claimTask, training: config.training }, config), []);
+    assert.deepEqual(
+      configDifferences({ model: config.model, task: claimTask, training: config.training }, config),
+      [],
+    );
 
     config.task.permutation = [...expected.slice(1), expected[0]!];
     writeFileSync(configPath, JSON.stringify(config));
@@ -204,7 +316,7 @@ describe('psMNIST: the permutation travels with the run', () => {
   });
 });
 
-describe('the README\'s library examples', () => {
+describe("the README's library examples", () => {
   it('train (shrunk) and serve as written', () => {
     const readme = readFileSync(join(root, 'README.md'), 'utf8');
     const section = readme.slice(readme.indexOf('## The library'));
@@ -234,6 +346,6 @@ describe('the README\'s library examples', () => {
     assert.ok(accuracy > 0 && accuracy <= 1, `accuracy printed: ${accuracy}`);
     const lines = run('serve.mjs', serveExample).trim().split('\n');
     assert.match(lines[0]!, /^[0-9]$/, 'a class for the blank image');
-    assert.match(lines[1]!, /^\[ 24, 10 \] Float32Array\(10\)/, 'the test set\'s logits, (24, 10)');
+    assert.match(lines[1]!, /^\[ 24, 10 \] Float32Array\(10\)/, "the test set's logits, (24, 10)");
   });
 });

@@ -66,9 +66,27 @@ const IMAGE_CASES: Case[] = [
 ];
 /** Other filters, stacks, a per-step readout and a regression loss. */
 const MORE_CASES: Case[] = [
-  { name: 'roaf-mlp, permutation filters', model: 'roaf-mlp', task: 'mnist', config: { depth: 3, width: 16, filter: 'permutation' }, samples: 100 },
-  { name: 'roaf-rnn, 2 layers, cycle filter, copy (per-step readout)', model: 'roaf-rnn', task: 'copy', config: { hidden: 8, layers: 2, filter: 'cycle' }, samples: 16 },
-  { name: 'lstm, 2 layers, adding (MSE)', model: 'lstm', task: 'adding', config: { hidden: 6, layers: 2 }, samples: 16 },
+  {
+    name: 'roaf-mlp, permutation filters',
+    model: 'roaf-mlp',
+    task: 'mnist',
+    config: { depth: 3, width: 16, filter: 'permutation' },
+    samples: 100,
+  },
+  {
+    name: 'roaf-rnn, 2 layers, cycle filter, copy (per-step readout)',
+    model: 'roaf-rnn',
+    task: 'copy',
+    config: { hidden: 8, layers: 2, filter: 'cycle' },
+    samples: 16,
+  },
+  {
+    name: 'lstm, 2 layers, adding (MSE)',
+    model: 'lstm',
+    task: 'adding',
+    config: { hidden: 6, layers: 2 },
+    samples: 16,
+  },
   { name: 'gru, 2 layers, smnist', model: 'gru', task: 'smnist', config: { hidden: 5, layers: 2 }, samples: 8 },
 ];
 const CASES = [...IMAGE_CASES, ...MORE_CASES];
@@ -78,7 +96,9 @@ const GRADIENT_BATCH = 16;
 function taskOf(c: Case): TaskConfig & TaskOptions {
   const generated = c.task === 'adding' || c.task === 'copy';
   const train = c.task === 'psmnist' || c.task === 'smnist' ? GRADIENT_BATCH : 2 * GRADIENT_BATCH;
-  const sizes = generated ? { seqLen: c.task === 'adding' ? 30 : 5, trainSize: train, testSize: c.samples } : { trainLimit: train, testLimit: c.samples };
+  const sizes = generated
+    ? { seqLen: c.task === 'adding' ? 30 : 5, trainSize: train, testSize: c.samples }
+    : { trainLimit: train, testLimit: c.samples };
   return { name: c.task, seed: 0, ...sizes };
 }
 
@@ -107,7 +127,8 @@ function roafGradients(model: Model, train: Dataset, dtype: 'float32' | 'float64
   copy.params.zeroGrad();
   copy.backward(GRADIENT_BATCH, train.steps, inputs, gOutputs);
   const perValue = train.target.kind === 'regression' ? rows * train.target.outputs : rows;
-  const lossValue = dtype === 'float64' ? Float64Array.of(loss.lossSum / perValue) : Float32Array.of(loss.lossSum / perValue);
+  const lossValue =
+    dtype === 'float64' ? Float64Array.of(loss.lossSum / perValue) : Float32Array.of(loss.lossSum / perValue);
   return [
     ...copy.params.parameters.map((p) => ({ name: p.name, shape: [...p.shape], data: p.grad })),
     { name: 'loss', shape: [1], data: lossValue },
@@ -124,10 +145,18 @@ function lastJson(stdout: string): Record<string, number> {
 
 interface Results {
   logits: Record<string, { relative: number; shape: number[] }>;
-  gradients: Record<string, { loss: number; parameters: Record<string, number>; worst: number; worst_parameter: string }>;
+  gradients: Record<
+    string,
+    { loss: number; parameters: Record<string, number>; worst: number; worst_parameter: string }
+  >;
   roundtrip: Record<string, { out: string }>;
   fresh: Record<string, { std_over_rule: Record<string, number>; orthogonality: number; permutations: boolean[] }>;
-  data: { permutation: number[]; epochOrder: number[]; adding: { inputs: number[]; targets: number[] }; copy: { inputs: number[]; labels: number[] } };
+  data: {
+    permutation: number[];
+    epochOrder: number[];
+    adding: { inputs: number[]; targets: number[] };
+    copy: { inputs: number[]; labels: number[] };
+  };
 }
 
 describe('PyTorch (python/roaf_torch.py) against roaf', { skip: missing ?? false }, () => {
@@ -143,7 +172,13 @@ describe('PyTorch (python/roaf_torch.py) against roaf', { skip: missing ?? false
   /** Modules PyTorch builds fresh and saves for roaf. */
   const FRESH: Case[] = [
     { name: 'fresh roaf-mlp', model: 'roaf-mlp', task: 'mnist', config: { depth: 4, width: 16 }, samples: 50 },
-    { name: 'fresh roaf-rnn, 2 layers, permutation filters', model: 'roaf-rnn', task: 'psmnist', config: { hidden: 16, layers: 2, filter: 'permutation' }, samples: 6 },
+    {
+      name: 'fresh roaf-rnn, 2 layers, permutation filters',
+      model: 'roaf-rnn',
+      task: 'psmnist',
+      config: { hidden: 16, layers: 2, filter: 'permutation' },
+      samples: 6,
+    },
     { name: 'fresh lstm', model: 'lstm', task: 'adding', config: { hidden: 32 }, samples: 12 },
   ];
   const freshDir = (c: Case) => join(work, slug(c.name));
@@ -158,12 +193,20 @@ describe('PyTorch (python/roaf_torch.py) against roaf', { skip: missing ?? false
       const model = createModel({ model: c.model, data, dtype: 'float64', ...c.config }, referenceBackend);
       const { seed: _seed, ...taskConfig } = task;
       runTraining({ model, ...data, task: taskConfig, epochs: 1, batch: GRADIENT_BATCH, outDir: runDir(c) });
-      parameterNames.set(c.name, model.params.parameters.map((p) => p.name));
+      parameterNames.set(
+        c.name,
+        model.params.parameters.map((p) => p.name),
+      );
       const checkpoint = join(runDir(c), 'checkpoint');
       const { logits, shape } = predict(model, data.test);
       const logitsFile = join(work, `${slug(c.name)}-logits.safetensors`);
       writeSafetensors(logitsFile, [{ name: 'logits', shape, data: logits }]);
-      manifest.logits![c.name] = { checkpoint, split: 'test', indices: Array.from({ length: c.samples }, (_, i) => i), file: logitsFile };
+      manifest.logits![c.name] = {
+        checkpoint,
+        split: 'test',
+        indices: Array.from({ length: c.samples }, (_, i) => i),
+        file: logitsFile,
+      };
       const gradientRuns: Array<[string, 'float32' | 'float64', Backend]> = [
         ['float64 reference', 'float64', referenceBackend],
         ...backends.map(({ name, backend }): [string, 'float32', Backend] => [`float32 ${name}`, 'float32', backend]),
@@ -172,28 +215,45 @@ describe('PyTorch (python/roaf_torch.py) against roaf', { skip: missing ?? false
         const file = join(work, `${slug(c.name)}-${slug(label)}-gradients.safetensors`);
         writeSafetensors(file, roafGradients(model, data.train, dtype, backend));
         manifest.gradients![`${c.name} | ${label}`] = {
-          checkpoint, dtype, file, indices: Array.from({ length: GRADIENT_BATCH }, (_, i) => i),
+          checkpoint,
+          dtype,
+          file,
+          indices: Array.from({ length: GRADIENT_BATCH }, (_, i) => i),
         };
       }
     }
     for (const [i, c] of ROUNDTRIP.entries()) {
       for (const optimizer of i === 0 ? ['roaf', 'fresh'] : ['roaf']) {
         manifest.roundtrip![`${c.name} | ${optimizer}`] = {
-          checkpoint: join(runDir(c), 'checkpoint'), optimizer, out: join(work, `${slug(c.name)}-torch-${optimizer}`, 'checkpoint'),
+          checkpoint: join(runDir(c), 'checkpoint'),
+          optimizer,
+          out: join(work, `${slug(c.name)}-torch-${optimizer}`, 'checkpoint'),
         };
       }
     }
-    manifest.fresh = Object.fromEntries(FRESH.map((c) => {
-      const { seed: _seed, ...task } = taskOf(c);
-      const config = modelConfig({ model: c.model, data: dataOf(c), dtype: 'float64', ...c.config });
-      return [c.name, {
-        config: resolveBaseline(config), task, training: trainingConfig(c.task, c.model, { epochs: 1 }), out: join(freshDir(c), 'checkpoint'),
-        indices: Array.from({ length: c.samples }, (_, i) => i), logits: freshLogits(c),
-      }];
-    }));
+    manifest.fresh = Object.fromEntries(
+      FRESH.map((c) => {
+        const { seed: _seed, ...task } = taskOf(c);
+        const config = modelConfig({ model: c.model, data: dataOf(c), dtype: 'float64', ...c.config });
+        return [
+          c.name,
+          {
+            config: resolveBaseline(config),
+            task,
+            training: trainingConfig(c.task, c.model, { epochs: 1 }),
+            out: join(freshDir(c), 'checkpoint'),
+            indices: Array.from({ length: c.samples }, (_, i) => i),
+            logits: freshLogits(c),
+          },
+        ];
+      }),
+    );
     const manifestPath = join(work, 'manifest.json');
     writeFileSync(manifestPath, JSON.stringify(manifest));
-    const python = spawnSync(PYTHON, [join(root, 'python', 'parity_check.py'), manifestPath], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    const python = spawnSync(PYTHON, [join(root, 'python', 'parity_check.py'), manifestPath], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 28,
+    });
     assert.equal(python.status, 0, python.stderr);
     results = JSON.parse(python.stdout) as Results;
   });
@@ -203,13 +263,24 @@ describe('PyTorch (python/roaf_torch.py) against roaf', { skip: missing ?? false
       const logits = results.logits[c.name]!;
       t.diagnostic(`logits max relative difference ${logits.relative.toExponential(2)} over ${logits.shape.join('x')}`);
       assert.ok(logits.relative <= 1e-5, `logits differ by ${logits.relative}`);
-      for (const [key, gradients] of Object.entries(results.gradients).filter(([key]) => key.startsWith(`${c.name} |`))) {
+      for (const [key, gradients] of Object.entries(results.gradients).filter(([key]) =>
+        key.startsWith(`${c.name} |`),
+      )) {
         const float32 = key.includes('float32');
         const tolerance = float32 ? 1e-4 : 1e-10;
-        t.diagnostic(`${key}: worst gradient relative difference ${gradients.worst.toExponential(2)} (${gradients.worst_parameter}), loss ${gradients.loss.toExponential(2)}`);
-        assert.deepEqual(Object.keys(gradients.parameters).sort(), [...parameterNames.get(c.name)!].sort(), 'every parameter compared');
+        t.diagnostic(
+          `${key}: worst gradient relative difference ${gradients.worst.toExponential(2)} (${gradients.worst_parameter}), loss ${gradients.loss.toExponential(2)}`,
+        );
+        assert.deepEqual(
+          Object.keys(gradients.parameters).sort(),
+          [...parameterNames.get(c.name)!].sort(),
+          'every parameter compared',
+        );
         for (const [name, relative] of Object.entries(gradients.parameters)) {
-          assert.ok(relative <= tolerance, `${key}: gradient of ${name} differs by ${relative} (tolerance ${tolerance})`);
+          assert.ok(
+            relative <= tolerance,
+            `${key}: gradient of ${name} differs by ${relative} (tolerance ${tolerance})`,
+          );
         }
         assert.ok(gradients.loss <= (float32 ? 1e-5 : 1e-12), `${key}: loss differs by ${gradients.loss}`);
       }
@@ -221,29 +292,53 @@ describe('PyTorch (python/roaf_torch.py) against roaf', { skip: missing ?? false
       const carried = join(work, `${slug(c.name)}-torch-roaf`);
       const fresh = join(work, `${slug(c.name)}-torch-fresh`);
       // What the run itself measured at its end (roaf eval of the original reproduces it: test/cli.test.ts).
-      const metrics = readFileSync(join(runDir(c), 'metrics.jsonl'), 'utf8').trim().split('\n');
+      const metrics = readFileSync(join(runDir(c), 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n');
       const { test_loss, test_accuracy, test_mse } = JSON.parse(metrics[metrics.length - 1]!) as Record<string, number>;
       for (const dir of i === 0 ? [carried, fresh] : [carried]) {
         const result = roaf(['eval', '--checkpoint', join(dir, 'checkpoint'), '--json', '--backend', 'reference']);
         assert.equal(result.status, 0, result.stderr);
         const figures = lastJson(result.stdout);
-        assert.deepEqual([figures.test_loss, figures.test_accuracy, figures.test_mse], [test_loss, test_accuracy, test_mse], `roaf eval of ${dir}`);
+        assert.deepEqual(
+          [figures.test_loss, figures.test_accuracy, figures.test_mse],
+          [test_loss, test_accuracy, test_mse],
+          `roaf eval of ${dir}`,
+        );
       }
 
       // Resuming the original and the round-tripped checkpoint for one more epoch: the same run.
       const copy = join(work, `${slug(c.name)}-copy`);
       cpSync(runDir(c), copy, { recursive: true });
       for (const dir of i === 0 ? [copy, carried, fresh] : [copy, carried]) {
-        const resumed = roaf(['train', '--resume', '--out', dir, '--epochs', '2', '--backend', 'reference', '--quiet', '--json']);
+        const resumed = roaf([
+          'train',
+          '--resume',
+          '--out',
+          dir,
+          '--epochs',
+          '2',
+          '--backend',
+          'reference',
+          '--quiet',
+          '--json',
+        ]);
         assert.equal(resumed.status, 0, resumed.stderr);
         assert.equal(lastJson(resumed.stdout).step, 4, 'two more steps after the two of the first epoch');
       }
       for (const file of ['model.safetensors', 'optimizer.safetensors']) {
-        assert.deepEqual(readFileSync(join(carried, 'checkpoint', file)), readFileSync(join(copy, 'checkpoint', file)), file);
+        assert.deepEqual(
+          readFileSync(join(carried, 'checkpoint', file)),
+          readFileSync(join(copy, 'checkpoint', file)),
+          file,
+        );
       }
       if (i === 0) {
-        assert.notDeepEqual(readFileSync(join(fresh, 'checkpoint', 'model.safetensors')), readFileSync(join(copy, 'checkpoint', 'model.safetensors')),
-          'a fresh optimiser state restarts Adam');
+        assert.notDeepEqual(
+          readFileSync(join(fresh, 'checkpoint', 'model.safetensors')),
+          readFileSync(join(copy, 'checkpoint', 'model.safetensors')),
+          'a fresh optimiser state restarts Adam',
+        );
       }
     });
   }
@@ -256,23 +351,27 @@ describe('PyTorch (python/roaf_torch.py) against roaf', { skip: missing ?? false
         assert.ok(ratio > 0.85 && ratio < 1.15, `${name}: standard deviation ${ratio} times its rule's`);
       }
       assert.ok(fresh.orthogonality < 1e-12, `filters orthogonal to ${fresh.orthogonality}`);
-      if (c.config.filter === 'permutation') assert.deepEqual(fresh.permutations, [true, true, true, true], 'two signed permutations');
+      if (c.config.filter === 'permutation')
+        assert.deepEqual(fresh.permutations, [true, true, true, true], 'two signed permutations');
       const net = loadCheckpoint(join(freshDir(c), 'checkpoint'), { backend: 'reference' });
       const { logits } = net.predict(net.taskData().test);
       const expected = new SafetensorsFile(freshLogits(c));
       const torchLogits = new Float64Array(logits.length);
       expected.readInto('logits', torchLogits, expected.entries.get('logits')!.shape);
-      let worst = 0, scale = 0;
+      let worst = 0,
+        scale = 0;
       for (let i = 0; i < logits.length; i++) {
         worst = Math.max(worst, Math.abs(logits[i]! - torchLogits[i]!));
         scale = Math.max(scale, Math.abs(torchLogits[i]!));
       }
-      t.diagnostic(`roaf's logits of the PyTorch-built model: max relative difference ${(worst / scale).toExponential(2)}`);
+      t.diagnostic(
+        `roaf's logits of the PyTorch-built model: max relative difference ${(worst / scale).toExponential(2)}`,
+      );
       assert.ok(worst <= 1e-10 * scale, `logits differ by ${worst / scale}`);
     });
   }
 
-  it('roaf_torch rebuilds roaf\'s data: the psMNIST permutation, the epoch order, adding and copy samples', () => {
+  it("roaf_torch rebuilds roaf's data: the psMNIST permutation, the epoch order, adding and copy samples", () => {
     assert.deepEqual(results.data.permutation, Array.from(psmnistPermutation()));
     assert.deepEqual(results.data.epochOrder, Array.from(epochOrder(DATA.seed, 1, 50)));
     const B = DATA.indices.length;

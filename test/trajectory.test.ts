@@ -48,7 +48,8 @@ describe('20-step training trajectories match the reference on every backend', a
     ['gru', adding, { hidden: 12 }],
   ];
   if (backends.length === 0) {
-    it('skipped: only the reference backend is available (the native addon is not built)', (t) => t.skip('no native backend'));
+    it('skipped: only the reference backend is available (the native addon is not built)', (t) =>
+      t.skip('no native backend'));
   }
   for (const { name, backend } of backends) {
     for (const [kind, data, extra] of cases) {
@@ -59,7 +60,10 @@ describe('20-step training trajectories match the reference on every backend', a
         expected.forEach((want, i) => {
           const got = actual[i]!;
           const relative = Math.abs(got - want) / Math.abs(want);
-          assert.ok(relative < 1e-3, `step ${i + 1}: loss ${got} vs reference ${want} (relative ${relative.toExponential(2)})`);
+          assert.ok(
+            relative < 1e-3,
+            `step ${i + 1}: loss ${got} vs reference ${want} (relative ${relative.toExponential(2)})`,
+          );
         });
       });
     }

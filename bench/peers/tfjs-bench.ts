@@ -58,7 +58,12 @@ function haar(rng: Random, n: number): Float32Array {
 }
 
 /** Builds the loss closure of one configuration and the variables it trains. */
-function buildModel(tf: Tf, config: PeerConfig, T: number, L: number): { loss: () => Scalar; variables: Variable[]; dispose: () => void } {
+function buildModel(
+  tf: Tf,
+  config: PeerConfig,
+  T: number,
+  L: number,
+): { loss: () => Scalar; variables: Variable[]; dispose: () => void } {
   const rng = new Random(config.seed ?? 0);
   const B = config.batch;
   const labels = new Int32Array(B);
@@ -67,7 +72,8 @@ function buildModel(tf: Tf, config: PeerConfig, T: number, L: number): { loss: (
     return tf.oneHot(tf.tensor1d(labels, 'int32'), K);
   });
   const kept: Tensor[] = [onehot];
-  const variable = (values: Float32Array, shape: [number, number] | [number]): Variable => tf.variable(tf.tensor(values, shape));
+  const variable = (values: Float32Array, shape: [number, number] | [number]): Variable =>
+    tf.variable(tf.tensor(values, shape));
 
   // Weights are stored as (inputs, outputs), as tfjs-layers' Dense kernels are, so every product is
   // matMul(x, W) without a transpose (the wasm backend's transposed matMul is several times slower).

@@ -10,9 +10,25 @@
 // (typed arrays, or views of a WebAssembly memory); everything a product costs goes through the core.
 
 import type {
-  AdamUpdateArgs, ApplyFilterArgs, Backend, DType, FloatArray, GemmArgs, GruBackwardArgs, GruForwardArgs, LstmBackwardArgs, LstmForwardArgs,
-  RoafCellBackwardArgs, RoafCellForwardArgs, RoafLayerBackwardArgs, RoafLayerForwardArgs, RoafMlpBackwardArgs,
-  RoafMlpForwardArgs, SgdUpdateArgs, SoftmaxCrossEntropyArgs, SquaredErrorArgs,
+  AdamUpdateArgs,
+  ApplyFilterArgs,
+  Backend,
+  DType,
+  FloatArray,
+  GemmArgs,
+  GruBackwardArgs,
+  GruForwardArgs,
+  LstmBackwardArgs,
+  LstmForwardArgs,
+  RoafCellBackwardArgs,
+  RoafCellForwardArgs,
+  RoafLayerBackwardArgs,
+  RoafLayerForwardArgs,
+  RoafMlpBackwardArgs,
+  RoafMlpForwardArgs,
+  SgdUpdateArgs,
+  SoftmaxCrossEntropyArgs,
+  SquaredErrorArgs,
 } from './backend.js';
 import { dtypeOf } from './backend.js';
 
@@ -70,7 +86,21 @@ export abstract class BackendBase implements Backend {
 
   roafLayerForward({ B, N, alpha, beta, filter, x, W, b, a, y }: RoafLayerForwardArgs): void {
     // z = x Wᵀ + b, written into a and activated there.
-    this.gemm({ transA: false, transB: true, M: B, N, K: N, alpha: 1, A: x, lda: N, B: W, ldb: N, beta: 0, C: a, ldc: N });
+    this.gemm({
+      transA: false,
+      transB: true,
+      M: B,
+      N,
+      K: N,
+      alpha: 1,
+      A: x,
+      lda: N,
+      B: W,
+      ldb: N,
+      beta: 0,
+      C: a,
+      ldc: N,
+    });
     this.addRowVector(B, N, a, b);
     this.tanh(B * N, a, a);
     for (let i = 0; i < B * N; i++) y[i] = beta * a[i]!;
@@ -80,11 +110,39 @@ export abstract class BackendBase implements Backend {
   roafLayerBackward({ B, N, alpha, beta, filter, x, a, W, gy, gx, gW, gb, gz }: RoafLayerBackwardArgs): void {
     for (let i = 0; i < B * N; i++) gz[i] = beta * gy[i]! * (1 - a[i]! * a[i]!);
     // gW += gzᵀ x
-    this.gemm({ transA: true, transB: false, M: N, N, K: B, alpha: 1, A: gz, lda: N, B: x, ldb: N, beta: 1, C: gW, ldc: N });
+    this.gemm({
+      transA: true,
+      transB: false,
+      M: N,
+      N,
+      K: B,
+      alpha: 1,
+      A: gz,
+      lda: N,
+      B: x,
+      ldb: N,
+      beta: 1,
+      C: gW,
+      ldc: N,
+    });
     this.sumRows(B, N, gz, gb);
     if (gx === null) return;
     // gx = gz W + alpha Oᵀ gy
-    this.gemm({ transA: false, transB: false, M: B, N, K: N, alpha: 1, A: gz, lda: N, B: W, ldb: N, beta: 0, C: gx, ldc: N });
+    this.gemm({
+      transA: false,
+      transB: false,
+      M: B,
+      N,
+      K: N,
+      alpha: 1,
+      A: gz,
+      lda: N,
+      B: W,
+      ldb: N,
+      beta: 0,
+      C: gx,
+      ldc: N,
+    });
     if (alpha !== 0) this.applyFilter({ filter, transpose: true, B, alpha, x: gy, betaY: 1, y: gx });
   }
 
@@ -94,9 +152,16 @@ export abstract class BackendBase implements Backend {
     const size = B * N;
     for (let l = 0; l < L; l++) {
       this.roafLayerForward({
-        B, N, alpha, beta, filter: filters[l]!,
-        x: xs.subarray(l * size, (l + 1) * size), W: Ws.subarray(l * N * N, (l + 1) * N * N), b: bs.subarray(l * N, (l + 1) * N),
-        a: as.subarray(l * size, (l + 1) * size), y: xs.subarray((l + 1) * size, (l + 2) * size),
+        B,
+        N,
+        alpha,
+        beta,
+        filter: filters[l]!,
+        x: xs.subarray(l * size, (l + 1) * size),
+        W: Ws.subarray(l * N * N, (l + 1) * N * N),
+        b: bs.subarray(l * N, (l + 1) * N),
+        a: as.subarray(l * size, (l + 1) * size),
+        y: xs.subarray((l + 1) * size, (l + 2) * size),
       });
     }
   }
@@ -112,9 +177,19 @@ export abstract class BackendBase implements Backend {
     for (let l = L - 1; l >= 0; l--) {
       if (gradSquares !== null) gradSquares[l + 1] = this.sumSquares(size, g);
       this.roafLayerBackward({
-        B, N, alpha, beta, filter: filters[l]!,
-        x: xs.subarray(l * size, (l + 1) * size), a: as.subarray(l * size, (l + 1) * size), W: Ws.subarray(l * N * N, (l + 1) * N * N),
-        gy: g, gx, gW: gWs.subarray(l * N * N, (l + 1) * N * N), gb: gbs.subarray(l * N, (l + 1) * N), gz,
+        B,
+        N,
+        alpha,
+        beta,
+        filter: filters[l]!,
+        x: xs.subarray(l * size, (l + 1) * size),
+        a: as.subarray(l * size, (l + 1) * size),
+        W: Ws.subarray(l * N * N, (l + 1) * N * N),
+        gy: g,
+        gx,
+        gW: gWs.subarray(l * N * N, (l + 1) * N * N),
+        gb: gbs.subarray(l * N, (l + 1) * N),
+        gz,
       });
       [g, gx] = [gx, g];
     }
@@ -127,14 +202,42 @@ export abstract class BackendBase implements Backend {
   roafCellForward({ T, B, D, N, alpha, beta, filter, xs, W, U, b, hs, as }: RoafCellForwardArgs): void {
     const step = B * N;
     // The input drive of every step at once: as_t = x_t Uᵀ + b, (T·B, N).
-    this.gemm({ transA: false, transB: true, M: T * B, N, K: D, alpha: 1, A: xs, lda: D, B: U, ldb: D, beta: 0, C: as, ldc: N });
+    this.gemm({
+      transA: false,
+      transB: true,
+      M: T * B,
+      N,
+      K: D,
+      alpha: 1,
+      A: xs,
+      lda: D,
+      B: U,
+      ldb: D,
+      beta: 0,
+      C: as,
+      ldc: N,
+    });
     this.addRowVector(T * B, N, as, b);
     for (let t = 0; t < T; t++) {
       const hPrev = hs.subarray(t * step, (t + 1) * step);
       const hNext = hs.subarray((t + 1) * step, (t + 2) * step);
       const a = as.subarray(t * step, (t + 1) * step);
       // z_t = h_{t-1} Wᵀ + drive
-      this.gemm({ transA: false, transB: true, M: B, N, K: N, alpha: 1, A: hPrev, lda: N, B: W, ldb: N, beta: 1, C: a, ldc: N });
+      this.gemm({
+        transA: false,
+        transB: true,
+        M: B,
+        N,
+        K: N,
+        alpha: 1,
+        A: hPrev,
+        lda: N,
+        B: W,
+        ldb: N,
+        beta: 1,
+        C: a,
+        ldc: N,
+      });
       this.tanh(step, a, a);
       for (let i = 0; i < step; i++) hNext[i] = beta * a[i]!;
       if (alpha !== 0) this.applyFilter({ filter, transpose: false, B, alpha, x: hPrev, betaY: 1, y: hNext });
@@ -142,7 +245,26 @@ export abstract class BackendBase implements Backend {
   }
 
   roafCellBackward({
-    T, B, D, N, alpha, beta, filter, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs, lastStepOnly,
+    T,
+    B,
+    D,
+    N,
+    alpha,
+    beta,
+    filter,
+    xs,
+    W,
+    U,
+    hs,
+    as,
+    ghs,
+    gzs,
+    gW,
+    gU,
+    gb,
+    gh0,
+    gxs,
+    lastStepOnly,
   }: RoafCellBackwardArgs): void {
     const step = B * N;
     for (let t = T - 1; t >= 0; t--) {
@@ -154,16 +276,72 @@ export abstract class BackendBase implements Backend {
       const target = t > 0 ? ghs.subarray((t - 1) * step, t * step) : gh0;
       if (target === null) continue;
       const keep = t > 0 && !lastStepOnly ? 1 : 0; // with lastStepOnly the earlier entries are not read
-      this.gemm({ transA: false, transB: false, M: B, N, K: N, alpha: 1, A: gz, lda: N, B: W, ldb: N, beta: keep, C: target, ldc: N });
+      this.gemm({
+        transA: false,
+        transB: false,
+        M: B,
+        N,
+        K: N,
+        alpha: 1,
+        A: gz,
+        lda: N,
+        B: W,
+        ldb: N,
+        beta: keep,
+        C: target,
+        ldc: N,
+      });
       if (alpha !== 0) this.applyFilter({ filter, transpose: true, B, alpha, x: gh, betaY: 1, y: target });
     }
     // Weight gradients as one product each over all T·B rows: gW += Σ_t gz_tᵀ h_{t-1}, gU += Σ_t gz_tᵀ x_t.
     const rows = T * B;
-    this.gemm({ transA: true, transB: false, M: N, N, K: rows, alpha: 1, A: gzs, lda: N, B: hs, ldb: N, beta: 1, C: gW, ldc: N });
-    this.gemm({ transA: true, transB: false, M: N, N: D, K: rows, alpha: 1, A: gzs, lda: N, B: xs, ldb: D, beta: 1, C: gU, ldc: D });
+    this.gemm({
+      transA: true,
+      transB: false,
+      M: N,
+      N,
+      K: rows,
+      alpha: 1,
+      A: gzs,
+      lda: N,
+      B: hs,
+      ldb: N,
+      beta: 1,
+      C: gW,
+      ldc: N,
+    });
+    this.gemm({
+      transA: true,
+      transB: false,
+      M: N,
+      N: D,
+      K: rows,
+      alpha: 1,
+      A: gzs,
+      lda: N,
+      B: xs,
+      ldb: D,
+      beta: 1,
+      C: gU,
+      ldc: D,
+    });
     this.sumRows(rows, N, gzs, gb);
     if (gxs !== null) {
-      this.gemm({ transA: false, transB: false, M: rows, N: D, K: N, alpha: 1, A: gzs, lda: N, B: U, ldb: D, beta: 0, C: gxs, ldc: D });
+      this.gemm({
+        transA: false,
+        transB: false,
+        M: rows,
+        N: D,
+        K: N,
+        alpha: 1,
+        A: gzs,
+        lda: N,
+        B: U,
+        ldb: D,
+        beta: 0,
+        C: gxs,
+        ldc: D,
+      });
     }
   }
 
@@ -172,12 +350,40 @@ export abstract class BackendBase implements Backend {
   lstmForward({ T, B, D, N, xs, Wx, Wh, b, hs, cs, gates }: LstmForwardArgs): void {
     const G = 4 * N;
     // The input side of every step at once: gates = xs Wxᵀ + b, (T·B, 4N).
-    this.gemm({ transA: false, transB: true, M: T * B, N: G, K: D, alpha: 1, A: xs, lda: D, B: Wx, ldb: D, beta: 0, C: gates, ldc: G });
+    this.gemm({
+      transA: false,
+      transB: true,
+      M: T * B,
+      N: G,
+      K: D,
+      alpha: 1,
+      A: xs,
+      lda: D,
+      B: Wx,
+      ldb: D,
+      beta: 0,
+      C: gates,
+      ldc: G,
+    });
     this.addRowVector(T * B, G, gates, b);
     for (let t = 0; t < T; t++) {
       const hPrev = hs.subarray(t * B * N, (t + 1) * B * N);
       const g = gates.subarray(t * B * G, (t + 1) * B * G);
-      this.gemm({ transA: false, transB: true, M: B, N: G, K: N, alpha: 1, A: hPrev, lda: N, B: Wh, ldb: N, beta: 1, C: g, ldc: G });
+      this.gemm({
+        transA: false,
+        transB: true,
+        M: B,
+        N: G,
+        K: N,
+        alpha: 1,
+        A: hPrev,
+        lda: N,
+        B: Wh,
+        ldb: N,
+        beta: 1,
+        C: g,
+        ldc: G,
+      });
       for (let r = 0; r < B; r++) {
         const go = r * G;
         const prev = t * B * N + r * N;
@@ -200,7 +406,23 @@ export abstract class BackendBase implements Backend {
   }
 
   lstmBackward({
-    T, B, D, N, xs, Wx, Wh, hs, cs, gates, ghs, gGates, gWx, gWh, gb, gxs, lastStepOnly,
+    T,
+    B,
+    D,
+    N,
+    xs,
+    Wx,
+    Wh,
+    hs,
+    cs,
+    gates,
+    ghs,
+    gGates,
+    gWx,
+    gWh,
+    gb,
+    gxs,
+    lastStepOnly,
   }: LstmBackwardArgs): void {
     const G = 4 * N;
     const gc = this.scratch('lstmBackward.gc', this.workDType(dtypeOf(xs)), B * N); // ∂loss/∂c_{t+1}, carried backwards
@@ -213,7 +435,10 @@ export abstract class BackendBase implements Backend {
         const prev = t * B * N + r * N;
         const next = (t + 1) * B * N + r * N;
         for (let j = 0; j < N; j++) {
-          const i = g[go + j]!, f = g[go + N + j]!, c2 = g[go + 2 * N + j]!, o = g[go + 3 * N + j]!;
+          const i = g[go + j]!,
+            f = g[go + N + j]!,
+            c2 = g[go + 2 * N + j]!,
+            o = g[go + 3 * N + j]!;
           const tc = Math.tanh(cs[next + j]!);
           const gh = ghs[t * B * N + r * N + j]!;
           const gcTotal = gc[r * N + j]! + gh * o * (1 - tc * tc);
@@ -227,15 +452,71 @@ export abstract class BackendBase implements Backend {
       if (t > 0) {
         const ghPrev = ghs.subarray((t - 1) * B * N, t * B * N);
         const keep = lastStepOnly ? 0 : 1;
-        this.gemm({ transA: false, transB: false, M: B, N, K: G, alpha: 1, A: gg, lda: G, B: Wh, ldb: N, beta: keep, C: ghPrev, ldc: N });
+        this.gemm({
+          transA: false,
+          transB: false,
+          M: B,
+          N,
+          K: G,
+          alpha: 1,
+          A: gg,
+          lda: G,
+          B: Wh,
+          ldb: N,
+          beta: keep,
+          C: ghPrev,
+          ldc: N,
+        });
       }
     }
     const rows = T * B;
-    this.gemm({ transA: true, transB: false, M: G, N, K: rows, alpha: 1, A: gGates, lda: G, B: hs, ldb: N, beta: 1, C: gWh, ldc: N });
-    this.gemm({ transA: true, transB: false, M: G, N: D, K: rows, alpha: 1, A: gGates, lda: G, B: xs, ldb: D, beta: 1, C: gWx, ldc: D });
+    this.gemm({
+      transA: true,
+      transB: false,
+      M: G,
+      N,
+      K: rows,
+      alpha: 1,
+      A: gGates,
+      lda: G,
+      B: hs,
+      ldb: N,
+      beta: 1,
+      C: gWh,
+      ldc: N,
+    });
+    this.gemm({
+      transA: true,
+      transB: false,
+      M: G,
+      N: D,
+      K: rows,
+      alpha: 1,
+      A: gGates,
+      lda: G,
+      B: xs,
+      ldb: D,
+      beta: 1,
+      C: gWx,
+      ldc: D,
+    });
     this.sumRows(rows, G, gGates, gb);
     if (gxs !== null) {
-      this.gemm({ transA: false, transB: false, M: rows, N: D, K: G, alpha: 1, A: gGates, lda: G, B: Wx, ldb: D, beta: 0, C: gxs, ldc: D });
+      this.gemm({
+        transA: false,
+        transB: false,
+        M: rows,
+        N: D,
+        K: G,
+        alpha: 1,
+        A: gGates,
+        lda: G,
+        B: Wx,
+        ldb: D,
+        beta: 0,
+        C: gxs,
+        ldc: D,
+      });
     }
   }
 
@@ -243,14 +524,42 @@ export abstract class BackendBase implements Backend {
 
   gruForward({ T, B, D, N, xs, Wx, Wh, bx, bh, hs, gates, hn }: GruForwardArgs): void {
     const G = 3 * N;
-    this.gemm({ transA: false, transB: true, M: T * B, N: G, K: D, alpha: 1, A: xs, lda: D, B: Wx, ldb: D, beta: 0, C: gates, ldc: G });
+    this.gemm({
+      transA: false,
+      transB: true,
+      M: T * B,
+      N: G,
+      K: D,
+      alpha: 1,
+      A: xs,
+      lda: D,
+      B: Wx,
+      ldb: D,
+      beta: 0,
+      C: gates,
+      ldc: G,
+    });
     this.addRowVector(T * B, G, gates, bx);
     // h_{t-1} Whᵀ of one step, (B, 3N): kept apart from the input side because r multiplies its n part.
     const hproj = this.scratch('gruForward.hproj', this.workDType(dtypeOf(xs)), B * G);
     for (let t = 0; t < T; t++) {
       const hPrev = hs.subarray(t * B * N, (t + 1) * B * N);
       const g = gates.subarray(t * B * G, (t + 1) * B * G);
-      this.gemm({ transA: false, transB: true, M: B, N: G, K: N, alpha: 1, A: hPrev, lda: N, B: Wh, ldb: N, beta: 0, C: hproj, ldc: G });
+      this.gemm({
+        transA: false,
+        transB: true,
+        M: B,
+        N: G,
+        K: N,
+        alpha: 1,
+        A: hPrev,
+        lda: N,
+        B: Wh,
+        ldb: N,
+        beta: 0,
+        C: hproj,
+        ldc: G,
+      });
       for (let r = 0; r < B; r++) {
         const go = r * G;
         const prev = t * B * N + r * N;
@@ -271,7 +580,25 @@ export abstract class BackendBase implements Backend {
   }
 
   gruBackward({
-    T, B, D, N, xs, Wx, Wh, hs, gates, hn, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs, lastStepOnly,
+    T,
+    B,
+    D,
+    N,
+    xs,
+    Wx,
+    Wh,
+    hs,
+    gates,
+    hn,
+    ghs,
+    gGates,
+    gHn,
+    gWx,
+    gWh,
+    gbx,
+    gbh,
+    gxs,
+    lastStepOnly,
   }: GruBackwardArgs): void {
     const G = 3 * N;
     const work = this.workDType(dtypeOf(xs));
@@ -285,7 +612,9 @@ export abstract class BackendBase implements Backend {
         const go = r * G;
         const prev = t * B * N + r * N;
         for (let j = 0; j < N; j++) {
-          const rg = g[go + j]!, z = g[go + N + j]!, n = g[go + 2 * N + j]!;
+          const rg = g[go + j]!,
+            z = g[go + N + j]!,
+            n = g[go + 2 * N + j]!;
           const gh = ghs[t * B * N + r * N + j]!;
           const gn = gh * (1 - z) * (1 - n * n);
           const gz = gh * (hs[prev + j]! - n) * z * (1 - z);
@@ -302,7 +631,21 @@ export abstract class BackendBase implements Backend {
       if (t > 0) {
         const ghPrev = ghs.subarray((t - 1) * B * N, t * B * N);
         const keep = lastStepOnly ? 0 : 1;
-        this.gemm({ transA: false, transB: false, M: B, N, K: G, alpha: 1, A: ghRec, lda: G, B: Wh, ldb: N, beta: keep, C: ghPrev, ldc: N });
+        this.gemm({
+          transA: false,
+          transB: false,
+          M: B,
+          N,
+          K: G,
+          alpha: 1,
+          A: ghRec,
+          lda: G,
+          B: Wh,
+          ldb: N,
+          beta: keep,
+          C: ghPrev,
+          ldc: N,
+        });
         for (let r = 0; r < B; r++) {
           for (let j = 0; j < N; j++) {
             ghPrev[r * N + j] = ghPrev[r * N + j]! + ghs[t * B * N + r * N + j]! * g[r * G + N + j]!;
@@ -317,12 +660,54 @@ export abstract class BackendBase implements Backend {
       for (let j = 0; j < 2 * N; j++) recurrent[i * G + j] = gGates[i * G + j]!;
       for (let j = 0; j < N; j++) recurrent[i * G + 2 * N + j] = gHn[i * N + j]!;
     }
-    this.gemm({ transA: true, transB: false, M: G, N, K: rows, alpha: 1, A: recurrent, lda: G, B: hs, ldb: N, beta: 1, C: gWh, ldc: N });
+    this.gemm({
+      transA: true,
+      transB: false,
+      M: G,
+      N,
+      K: rows,
+      alpha: 1,
+      A: recurrent,
+      lda: G,
+      B: hs,
+      ldb: N,
+      beta: 1,
+      C: gWh,
+      ldc: N,
+    });
     this.sumRows(rows, G, recurrent, gbh);
-    this.gemm({ transA: true, transB: false, M: G, N: D, K: rows, alpha: 1, A: gGates, lda: G, B: xs, ldb: D, beta: 1, C: gWx, ldc: D });
+    this.gemm({
+      transA: true,
+      transB: false,
+      M: G,
+      N: D,
+      K: rows,
+      alpha: 1,
+      A: gGates,
+      lda: G,
+      B: xs,
+      ldb: D,
+      beta: 1,
+      C: gWx,
+      ldc: D,
+    });
     this.sumRows(rows, G, gGates, gbx);
     if (gxs !== null) {
-      this.gemm({ transA: false, transB: false, M: rows, N: D, K: G, alpha: 1, A: gGates, lda: G, B: Wx, ldb: D, beta: 0, C: gxs, ldc: D });
+      this.gemm({
+        transA: false,
+        transB: false,
+        M: rows,
+        N: D,
+        K: G,
+        alpha: 1,
+        A: gGates,
+        lda: G,
+        B: Wx,
+        ldb: D,
+        beta: 0,
+        C: gxs,
+        ldc: D,
+      });
     }
   }
 }

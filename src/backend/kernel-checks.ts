@@ -60,12 +60,14 @@ export function compileLength(text: string): LengthExpression {
   const names = new Set<string>();
   const peek = (): string | undefined => tokens[at];
   const expect = (token: string): void => {
-    if (tokens[at] !== token) throw new SyntaxError(`length '${text}': expected '${token}', got '${tokens[at] ?? 'end'}'`);
+    if (tokens[at] !== token)
+      throw new SyntaxError(`length '${text}': expected '${token}', got '${tokens[at] ?? 'end'}'`);
     at++;
   };
   const identifier = (): string => {
     const token = tokens[at++];
-    if (token === undefined || !/^[A-Za-z_]/.test(token)) throw new SyntaxError(`length '${text}': expected a name, got '${token ?? 'end'}'`);
+    if (token === undefined || !/^[A-Za-z_]/.test(token))
+      throw new SyntaxError(`length '${text}': expected a name, got '${token ?? 'end'}'`);
     return token;
   };
   const sizeRef = (name: string): Node => {
@@ -100,7 +102,9 @@ export function compileLength(text: string): LengthExpression {
     const ld = sizeRef(ldName);
     expect(')');
     return (s) => {
-      const r = rows(s), c = cols(s), stride = ld(s);
+      const r = rows(s),
+        c = cols(s),
+        stride = ld(s);
       if (r === 0 || c === 0) return 0;
       if (stride < c) throw new RangeError(`row stride ${ldName} = ${stride} is smaller than its row length ${c}`);
       return (r - 1) * stride + c; // r >= 1: the subtraction is exact
@@ -110,7 +114,8 @@ export function compileLength(text: string): LengthExpression {
     let node = atom();
     while (peek() === '*') {
       at++;
-      const left = node, right = atom();
+      const left = node,
+        right = atom();
       node = (s) => left(s) * right(s);
     }
     return node;
@@ -119,7 +124,8 @@ export function compileLength(text: string): LengthExpression {
     let node = product();
     while (peek() === '+') {
       at++;
-      const left = node, right = product();
+      const left = node,
+        right = product();
       node = (s) => left(s) + right(s);
     }
     return node;
@@ -178,7 +184,8 @@ function compileCheck(kernel: string, spec: KernelSpec): ArgumentCheck {
     let values: Readonly<Record<string, unknown>>;
     if (spec.object) {
       const object = params[0];
-      if (typeof object !== 'object' || object === null) fail(TypeError, `expects one argument object, got ${typeName(object)}`);
+      if (typeof object !== 'object' || object === null)
+        fail(TypeError, `expects one argument object, got ${typeName(object)}`);
       values = object as Record<string, unknown>;
     } else {
       const byName: Record<string, unknown> = {};
@@ -190,12 +197,17 @@ function compileCheck(kernel: string, spec: KernelSpec): ArgumentCheck {
     // Sizes, scalars and flags first: the lengths of the arrays are expressions of them.
     for (const arg of sizeArgs) {
       const v = values[arg.name];
-      if (!isSize(v)) fail(typeof v === 'number' ? RangeError : TypeError, `${arg.name} must be a non-negative integer below 2^53, got ${String(v)}`);
+      if (!isSize(v))
+        fail(
+          typeof v === 'number' ? RangeError : TypeError,
+          `${arg.name} must be a non-negative integer below 2^53, got ${String(v)}`,
+        );
       scope.sizes.set(arg.name, v);
     }
     for (const arg of spec.args) {
       const v = values[arg.name];
-      if (arg.kind === 'scalar' && typeof v !== 'number') fail(TypeError, `${arg.name} must be a number, got ${typeName(v)}`);
+      if (arg.kind === 'scalar' && typeof v !== 'number')
+        fail(TypeError, `${arg.name} must be a number, got ${typeName(v)}`);
       if (arg.kind === 'bool') {
         if (typeof v !== 'boolean') fail(TypeError, `${arg.name} must be a boolean, got ${typeName(v)}`);
         scope.flags.set(arg.name, v);
@@ -210,22 +222,30 @@ function compileCheck(kernel: string, spec: KernelSpec): ArgumentCheck {
       return fail(RangeError, `${name} has ${length} elements, needs at least ${need}`);
     };
     const floatArray = (name: string, v: unknown, required: number, expression?: LengthExpression): void => {
-      if (!(v instanceof Float32Array || v instanceof Float64Array)) fail(TypeError, `${name} must be a Float32Array or Float64Array, got ${typeName(v)}`);
+      if (!(v instanceof Float32Array || v instanceof Float64Array))
+        fail(TypeError, `${name} must be a Float32Array or Float64Array, got ${typeName(v)}`);
       const d = dtypeOf(v);
       if (dtype === null) {
-        if (!backend.supports(d)) fail(TypeError, `${name} is a ${typeName(v)}, but the ${backend.name} backend does not support ${d}`);
+        if (!backend.supports(d))
+          fail(TypeError, `${name} is a ${typeName(v)}, but the ${backend.name} backend does not support ${d}`);
         dtype = d;
         dtypeSource = name;
       } else if (d !== dtype) {
-        fail(TypeError, `${name} is a ${typeName(v)}, but ${dtypeSource} is a ${dtype === 'float32' ? 'Float32Array' : 'Float64Array'} (one dtype per call)`);
+        fail(
+          TypeError,
+          `${name} is a ${typeName(v)}, but ${dtypeSource} is a ${dtype === 'float32' ? 'Float32Array' : 'Float64Array'} (one dtype per call)`,
+        );
       }
       const length = v.length;
       if (!(length >= required)) tooShort(name, length, required, expression);
     };
     const checkFilter = (label: string, f: unknown, width: string): void => {
       if (typeof f !== 'object' || f === null) fail(TypeError, `${label} must be a filter, got ${typeName(f)}`);
-      const { kind, n, matrix, perm, signs } = f as Partial<Record<'kind' | 'n' | 'matrix' | 'perm' | 'signs', unknown>>;
-      if (!isSize(n) || n > MAX_FILTER_WIDTH) fail(RangeError, `${label}.n must be an integer in [0, 2^31), got ${String(n)}`);
+      const { kind, n, matrix, perm, signs } = f as Partial<
+        Record<'kind' | 'n' | 'matrix' | 'perm' | 'signs', unknown>
+      >;
+      if (!isSize(n) || n > MAX_FILTER_WIDTH)
+        fail(RangeError, `${label}.n must be an integer in [0, 2^31), got ${String(n)}`);
       const bound = scope.sizes.get(width);
       if (bound === undefined) scope.sizes.set(width, n);
       else if (n !== bound) fail(RangeError, `${label} is ${n} wide, but ${width} = ${bound}`);
@@ -233,7 +253,8 @@ function compileCheck(kernel: string, spec: KernelSpec): ArgumentCheck {
         floatArray(`${label}.matrix`, matrix, n * n);
       } else if (kind === 'permutation') {
         floatArray(`${label}.signs`, signs, n);
-        if (!(perm instanceof Int32Array)) fail(TypeError, `${label}.perm must be an Int32Array, got ${typeName(perm)}`);
+        if (!(perm instanceof Int32Array))
+          fail(TypeError, `${label}.perm must be an Int32Array, got ${typeName(perm)}`);
         if (!(perm.length >= n)) tooShort(`${label}.perm`, perm.length, n);
         for (let i = 0; i < n; i++) {
           const j = perm[i]!;
@@ -251,7 +272,8 @@ function compileCheck(kernel: string, spec: KernelSpec): ArgumentCheck {
         if (!Array.isArray(list)) fail(TypeError, `${arg.name} must be an array of filters, got ${typeName(list)}`);
         const count = scope.sizes.get(arg.count)!;
         const filters: readonly unknown[] = list;
-        if (filters.length !== count) fail(RangeError, `${arg.name} has ${filters.length} filters, needs ${arg.count} = ${count}`);
+        if (filters.length !== count)
+          fail(RangeError, `${arg.name} has ${filters.length} filters, needs ${arg.count} = ${count}`);
         const seen = new Set<unknown>(); // a shared filter is checked once
         filters.forEach((f, l) => {
           if (seen.has(f)) return;
@@ -277,7 +299,11 @@ function compileCheck(kernel: string, spec: KernelSpec): ArgumentCheck {
         floatArray(arg.name, v, required, expression);
       } else {
         const type = FIXED_TYPES[arg.kind];
-        if (!type.is(v)) fail(TypeError, `${arg.name} must be ${arg.nullable ? `a ${type.name} or null` : `a ${type.name}`}, got ${typeName(v)}`);
+        if (!type.is(v))
+          fail(
+            TypeError,
+            `${arg.name} must be ${arg.nullable ? `a ${type.name} or null` : `a ${type.name}`}, got ${typeName(v)}`,
+          );
         const length = (v as ArrayLike<number>).length;
         if (!(length >= required)) tooShort(arg.name, length, required, expression);
       }
@@ -299,9 +325,11 @@ const ARGUMENT_CHECKS = Object.fromEntries(
 
 /** Checks an allocation request: a dtype the backend supports, a length that is a non-negative safe integer. */
 function checkAllocation(backend: Backend, dtype: unknown, length: unknown): void {
-  if (dtype !== 'float32' && dtype !== 'float64') throw new TypeError(`allocate: dtype must be 'float32' or 'float64', got ${String(dtype)}`);
+  if (dtype !== 'float32' && dtype !== 'float64')
+    throw new TypeError(`allocate: dtype must be 'float32' or 'float64', got ${String(dtype)}`);
   if (!backend.supports(dtype)) throw new TypeError(`allocate: the ${backend.name} backend does not support ${dtype}`);
-  if (!isSize(length)) throw new RangeError(`allocate: length must be a non-negative integer below 2^53, got ${String(length)}`);
+  if (!isSize(length))
+    throw new RangeError(`allocate: length must be a non-negative integer below 2^53, got ${String(length)}`);
 }
 
 /**

@@ -18,11 +18,21 @@
 import type { Backend, KernelName } from './backend.js';
 
 /** A non-negative integer: a dimension, a count or a row stride. C type `idx` (ptrdiff_t). */
-export interface SizeArg { readonly name: string; readonly kind: 'size' }
+export interface SizeArg {
+  readonly name: string;
+  readonly kind: 'size';
+}
 /** A number; C type float (the model's dtype) or double where precision matters (Adam's betas and step). */
-export interface ScalarArg { readonly name: string; readonly kind: 'scalar'; readonly c: 'float' | 'double' }
+export interface ScalarArg {
+  readonly name: string;
+  readonly kind: 'scalar';
+  readonly c: 'float' | 'double';
+}
 /** A boolean; C type int. */
-export interface BoolArg { readonly name: string; readonly kind: 'bool' }
+export interface BoolArg {
+  readonly name: string;
+  readonly kind: 'bool';
+}
 /**
  * A typed array of at least `length` elements: `floats` in the call's dtype (every float array of a call
  * shares one, which the backend must support), or `float64s` / `int32s` / `uint8s` whatever the model's.
@@ -35,9 +45,18 @@ export interface ArrayArg {
   readonly nullable: boolean;
 }
 /** One FilterOperand of width `width` (a size argument, or bound to filter.n when the kernel has none). */
-export interface FilterArg { readonly name: string; readonly kind: 'filter'; readonly width: string }
+export interface FilterArg {
+  readonly name: string;
+  readonly kind: 'filter';
+  readonly width: string;
+}
 /** An array of `count` FilterOperands, each of width `width` (entries may repeat: a shared filter). */
-export interface FiltersArg { readonly name: string; readonly kind: 'filters'; readonly count: string; readonly width: string }
+export interface FiltersArg {
+  readonly name: string;
+  readonly kind: 'filters';
+  readonly count: string;
+  readonly width: string;
+}
 
 export type ArgSpec = SizeArg | ScalarArg | BoolArg | ArrayArg | FilterArg | FiltersArg;
 
@@ -66,8 +85,10 @@ const size = <const N extends string>(name: N) => ({ name, kind: 'size' }) as co
 const float = <const N extends string>(name: N) => ({ name, kind: 'scalar', c: 'float' }) as const;
 const double = <const N extends string>(name: N) => ({ name, kind: 'scalar', c: 'double' }) as const;
 const bool = <const N extends string>(name: N) => ({ name, kind: 'bool' }) as const;
-const floats = <const N extends string>(name: N, length: string) => ({ name, kind: 'floats', length, nullable: false }) as const;
-const optFloats = <const N extends string>(name: N, length: string) => ({ name, kind: 'floats', length, nullable: true }) as const;
+const floats = <const N extends string>(name: N, length: string) =>
+  ({ name, kind: 'floats', length, nullable: false }) as const;
+const optFloats = <const N extends string>(name: N, length: string) =>
+  ({ name, kind: 'floats', length, nullable: true }) as const;
 const filter = <const N extends string>(name: N, width: string) => ({ name, kind: 'filter', width }) as const;
 
 /** Whether two typed arrays share any element (views of one buffer included). */
@@ -79,129 +100,275 @@ function overlap(x: unknown, y: unknown): boolean {
 export const KERNEL_TABLE = {
   // ---- core: dense linear algebra and row ops ----
   gemm: {
-    object: true, returns: 'void',
+    object: true,
+    returns: 'void',
     args: [
-      bool('transA'), bool('transB'), size('M'), size('N'), size('K'), float('alpha'),
-      floats('A', 'transA ? span(K, M, lda) : span(M, K, lda)'), size('lda'),
-      floats('B', 'transB ? span(N, K, ldb) : span(K, N, ldb)'), size('ldb'),
-      float('beta'), floats('C', 'span(M, N, ldc)'), size('ldc'),
+      bool('transA'),
+      bool('transB'),
+      size('M'),
+      size('N'),
+      size('K'),
+      float('alpha'),
+      floats('A', 'transA ? span(K, M, lda) : span(M, K, lda)'),
+      size('lda'),
+      floats('B', 'transB ? span(N, K, ldb) : span(K, N, ldb)'),
+      size('ldb'),
+      float('beta'),
+      floats('C', 'span(M, N, ldc)'),
+      size('ldc'),
     ],
   },
-  addRowVector: { object: false, returns: 'void', args: [size('rows'), size('n'), floats('y', 'rows*n'), floats('bias', 'n')] },
-  sumRows: { object: false, returns: 'void', args: [size('rows'), size('n'), floats('x', 'rows*n'), floats('out', 'n')] },
+  addRowVector: {
+    object: false,
+    returns: 'void',
+    args: [size('rows'), size('n'), floats('y', 'rows*n'), floats('bias', 'n')],
+  },
+  sumRows: {
+    object: false,
+    returns: 'void',
+    args: [size('rows'), size('n'), floats('x', 'rows*n'), floats('out', 'n')],
+  },
 
   // ---- core: elementwise and reductions ----
   tanh: { object: false, returns: 'void', args: [size('n'), floats('x', 'n'), floats('out', 'n')] },
-  tanhBackward: { object: false, returns: 'void', args: [size('n'), floats('a', 'n'), floats('gy', 'n'), floats('gx', 'n')] },
+  tanhBackward: {
+    object: false,
+    returns: 'void',
+    args: [size('n'), floats('a', 'n'), floats('gy', 'n'), floats('gx', 'n')],
+  },
   sumSquares: { object: false, returns: 'number', args: [size('n'), floats('x', 'n')] },
   scale: { object: false, returns: 'void', args: [size('n'), floats('x', 'n'), float('s')] },
   axpy: { object: false, returns: 'void', args: [size('n'), float('s'), floats('x', 'n'), floats('y', 'n')] },
 
   // ---- core: filter ----
   applyFilter: {
-    object: true, returns: 'void',
-    args: [filter('filter', 'N'), bool('transpose'), size('B'), float('alpha'), floats('x', 'B*N'), float('betaY'), floats('y', 'B*N')],
+    object: true,
+    returns: 'void',
+    args: [
+      filter('filter', 'N'),
+      bool('transpose'),
+      size('B'),
+      float('alpha'),
+      floats('x', 'B*N'),
+      float('betaY'),
+      floats('y', 'B*N'),
+    ],
     rule: (a) => (overlap(a.x, a.y) ? 'x and y must not overlap' : null),
   },
 
   // ---- fused: ROAF layer, stack and cell ----
   roafLayerForward: {
-    object: true, returns: 'void',
+    object: true,
+    returns: 'void',
     args: [
-      size('B'), size('N'), float('alpha'), float('beta'), filter('filter', 'N'),
-      floats('x', 'B*N'), floats('W', 'N*N'), floats('b', 'N'), floats('a', 'B*N'), floats('y', 'B*N'),
+      size('B'),
+      size('N'),
+      float('alpha'),
+      float('beta'),
+      filter('filter', 'N'),
+      floats('x', 'B*N'),
+      floats('W', 'N*N'),
+      floats('b', 'N'),
+      floats('a', 'B*N'),
+      floats('y', 'B*N'),
     ],
   },
   roafLayerBackward: {
-    object: true, returns: 'void',
+    object: true,
+    returns: 'void',
     args: [
-      size('B'), size('N'), float('alpha'), float('beta'), filter('filter', 'N'),
-      floats('x', 'B*N'), floats('a', 'B*N'), floats('W', 'N*N'), floats('gy', 'B*N'), optFloats('gx', 'B*N'),
-      floats('gW', 'N*N'), floats('gb', 'N'), floats('gz', 'B*N'),
+      size('B'),
+      size('N'),
+      float('alpha'),
+      float('beta'),
+      filter('filter', 'N'),
+      floats('x', 'B*N'),
+      floats('a', 'B*N'),
+      floats('W', 'N*N'),
+      floats('gy', 'B*N'),
+      optFloats('gx', 'B*N'),
+      floats('gW', 'N*N'),
+      floats('gb', 'N'),
+      floats('gz', 'B*N'),
     ],
   },
   roafMlpForward: {
-    object: true, returns: 'void',
+    object: true,
+    returns: 'void',
     args: [
-      size('L'), size('B'), size('N'), float('alpha'), float('beta'),
+      size('L'),
+      size('B'),
+      size('N'),
+      float('alpha'),
+      float('beta'),
       { name: 'filters', kind: 'filters', count: 'L', width: 'N' },
-      floats('Ws', 'L*N*N'), floats('bs', 'L*N'), floats('xs', '(L+1)*B*N'), floats('as', 'L*B*N'),
+      floats('Ws', 'L*N*N'),
+      floats('bs', 'L*N'),
+      floats('xs', '(L+1)*B*N'),
+      floats('as', 'L*B*N'),
     ],
   },
   roafMlpBackward: {
-    object: true, returns: 'void',
+    object: true,
+    returns: 'void',
     args: [
-      size('L'), size('B'), size('N'), float('alpha'), float('beta'),
+      size('L'),
+      size('B'),
+      size('N'),
+      float('alpha'),
+      float('beta'),
       { name: 'filters', kind: 'filters', count: 'L', width: 'N' },
-      floats('Ws', 'L*N*N'), floats('xs', '(L+1)*B*N'), floats('as', 'L*B*N'), floats('gy', 'B*N'),
-      floats('gWs', 'L*N*N'), floats('gbs', 'L*N'),
+      floats('Ws', 'L*N*N'),
+      floats('xs', '(L+1)*B*N'),
+      floats('as', 'L*B*N'),
+      floats('gy', 'B*N'),
+      floats('gWs', 'L*N*N'),
+      floats('gbs', 'L*N'),
       { name: 'gradSquares', kind: 'float64s', length: 'L+1', nullable: true },
     ],
   },
   roafCellForward: {
-    object: true, returns: 'void',
+    object: true,
+    returns: 'void',
     args: [
-      size('T'), size('B'), size('D'), size('N'), float('alpha'), float('beta'), filter('filter', 'N'),
-      floats('xs', 'T*B*D'), floats('W', 'N*N'), floats('U', 'N*D'), floats('b', 'N'),
-      floats('hs', '(T+1)*B*N'), floats('as', 'T*B*N'),
+      size('T'),
+      size('B'),
+      size('D'),
+      size('N'),
+      float('alpha'),
+      float('beta'),
+      filter('filter', 'N'),
+      floats('xs', 'T*B*D'),
+      floats('W', 'N*N'),
+      floats('U', 'N*D'),
+      floats('b', 'N'),
+      floats('hs', '(T+1)*B*N'),
+      floats('as', 'T*B*N'),
     ],
   },
   roafCellBackward: {
-    object: true, returns: 'void',
+    object: true,
+    returns: 'void',
     args: [
-      size('T'), size('B'), size('D'), size('N'), float('alpha'), float('beta'), filter('filter', 'N'),
-      floats('xs', 'T*B*D'), floats('W', 'N*N'), floats('U', 'N*D'), floats('hs', '(T+1)*B*N'), floats('as', 'T*B*N'),
-      floats('ghs', 'T*B*N'), floats('gzs', 'T*B*N'), floats('gW', 'N*N'), floats('gU', 'N*D'), floats('gb', 'N'),
-      optFloats('gh0', 'B*N'), optFloats('gxs', 'T*B*D'), bool('lastStepOnly'),
+      size('T'),
+      size('B'),
+      size('D'),
+      size('N'),
+      float('alpha'),
+      float('beta'),
+      filter('filter', 'N'),
+      floats('xs', 'T*B*D'),
+      floats('W', 'N*N'),
+      floats('U', 'N*D'),
+      floats('hs', '(T+1)*B*N'),
+      floats('as', 'T*B*N'),
+      floats('ghs', 'T*B*N'),
+      floats('gzs', 'T*B*N'),
+      floats('gW', 'N*N'),
+      floats('gU', 'N*D'),
+      floats('gb', 'N'),
+      optFloats('gh0', 'B*N'),
+      optFloats('gxs', 'T*B*D'),
+      bool('lastStepOnly'),
     ],
   },
 
   // ---- fused: LSTM and GRU ----
   lstmForward: {
-    object: true, returns: 'void',
+    object: true,
+    returns: 'void',
     args: [
-      size('T'), size('B'), size('D'), size('N'),
-      floats('xs', 'T*B*D'), floats('Wx', '4*N*D'), floats('Wh', '4*N*N'), floats('b', '4*N'),
-      floats('hs', '(T+1)*B*N'), floats('cs', '(T+1)*B*N'), floats('gates', 'T*B*4*N'),
+      size('T'),
+      size('B'),
+      size('D'),
+      size('N'),
+      floats('xs', 'T*B*D'),
+      floats('Wx', '4*N*D'),
+      floats('Wh', '4*N*N'),
+      floats('b', '4*N'),
+      floats('hs', '(T+1)*B*N'),
+      floats('cs', '(T+1)*B*N'),
+      floats('gates', 'T*B*4*N'),
     ],
   },
   lstmBackward: {
-    object: true, returns: 'void',
+    object: true,
+    returns: 'void',
     args: [
-      size('T'), size('B'), size('D'), size('N'),
-      floats('xs', 'T*B*D'), floats('Wx', '4*N*D'), floats('Wh', '4*N*N'),
-      floats('hs', '(T+1)*B*N'), floats('cs', '(T+1)*B*N'), floats('gates', 'T*B*4*N'),
-      floats('ghs', 'T*B*N'), floats('gGates', 'T*B*4*N'), floats('gWx', '4*N*D'), floats('gWh', '4*N*N'), floats('gb', '4*N'),
-      optFloats('gxs', 'T*B*D'), bool('lastStepOnly'),
+      size('T'),
+      size('B'),
+      size('D'),
+      size('N'),
+      floats('xs', 'T*B*D'),
+      floats('Wx', '4*N*D'),
+      floats('Wh', '4*N*N'),
+      floats('hs', '(T+1)*B*N'),
+      floats('cs', '(T+1)*B*N'),
+      floats('gates', 'T*B*4*N'),
+      floats('ghs', 'T*B*N'),
+      floats('gGates', 'T*B*4*N'),
+      floats('gWx', '4*N*D'),
+      floats('gWh', '4*N*N'),
+      floats('gb', '4*N'),
+      optFloats('gxs', 'T*B*D'),
+      bool('lastStepOnly'),
     ],
   },
   gruForward: {
-    object: true, returns: 'void',
+    object: true,
+    returns: 'void',
     args: [
-      size('T'), size('B'), size('D'), size('N'),
-      floats('xs', 'T*B*D'), floats('Wx', '3*N*D'), floats('Wh', '3*N*N'), floats('bx', '3*N'), floats('bh', '3*N'),
-      floats('hs', '(T+1)*B*N'), floats('gates', 'T*B*3*N'), floats('hn', 'T*B*N'),
+      size('T'),
+      size('B'),
+      size('D'),
+      size('N'),
+      floats('xs', 'T*B*D'),
+      floats('Wx', '3*N*D'),
+      floats('Wh', '3*N*N'),
+      floats('bx', '3*N'),
+      floats('bh', '3*N'),
+      floats('hs', '(T+1)*B*N'),
+      floats('gates', 'T*B*3*N'),
+      floats('hn', 'T*B*N'),
     ],
   },
   gruBackward: {
-    object: true, returns: 'void',
+    object: true,
+    returns: 'void',
     args: [
-      size('T'), size('B'), size('D'), size('N'),
-      floats('xs', 'T*B*D'), floats('Wx', '3*N*D'), floats('Wh', '3*N*N'),
-      floats('hs', '(T+1)*B*N'), floats('gates', 'T*B*3*N'), floats('hn', 'T*B*N'),
-      floats('ghs', 'T*B*N'), floats('gGates', 'T*B*3*N'), floats('gHn', 'T*B*N'),
-      floats('gWx', '3*N*D'), floats('gWh', '3*N*N'), floats('gbx', '3*N'), floats('gbh', '3*N'),
-      optFloats('gxs', 'T*B*D'), bool('lastStepOnly'),
+      size('T'),
+      size('B'),
+      size('D'),
+      size('N'),
+      floats('xs', 'T*B*D'),
+      floats('Wx', '3*N*D'),
+      floats('Wh', '3*N*N'),
+      floats('hs', '(T+1)*B*N'),
+      floats('gates', 'T*B*3*N'),
+      floats('hn', 'T*B*N'),
+      floats('ghs', 'T*B*N'),
+      floats('gGates', 'T*B*3*N'),
+      floats('gHn', 'T*B*N'),
+      floats('gWx', '3*N*D'),
+      floats('gWh', '3*N*N'),
+      floats('gbx', '3*N'),
+      floats('gbh', '3*N'),
+      optFloats('gxs', 'T*B*D'),
+      bool('lastStepOnly'),
     ],
   },
 
   // ---- core: losses ----
   softmaxCrossEntropy: {
-    object: true, returns: 'number',
+    object: true,
+    returns: 'number',
     args: [
-      size('B'), size('K'), floats('logits', 'B*K'),
+      size('B'),
+      size('K'),
+      floats('logits', 'B*K'),
       { name: 'labels', kind: 'int32s', length: 'B', nullable: false },
-      float('gradScale'), optFloats('grad', 'B*K'),
+      float('gradScale'),
+      optFloats('grad', 'B*K'),
       { name: 'correct', kind: 'uint8s', length: 'B', nullable: true },
     ],
     rule: ({ B, K, labels }) => {
@@ -215,22 +382,48 @@ export const KERNEL_TABLE = {
     },
   },
   squaredError: {
-    object: true, returns: 'number',
-    args: [size('B'), size('K'), floats('pred', 'B*K'), floats('target', 'B*K'), float('gradScale'), optFloats('grad', 'B*K')],
+    object: true,
+    returns: 'number',
+    args: [
+      size('B'),
+      size('K'),
+      floats('pred', 'B*K'),
+      floats('target', 'B*K'),
+      float('gradScale'),
+      optFloats('grad', 'B*K'),
+    ],
   },
 
   // ---- core: optimiser updates ----
   adamUpdate: {
-    object: true, returns: 'void',
+    object: true,
+    returns: 'void',
     args: [
-      size('n'), floats('params', 'n'), floats('grads', 'n'), floats('m', 'n'), floats('v', 'n'),
+      size('n'),
+      floats('params', 'n'),
+      floats('grads', 'n'),
+      floats('m', 'n'),
+      floats('v', 'n'),
       // beta1, beta2 in double: their complements 1 - beta are formed before rounding (0.999f is not 0.999).
-      float('lr'), double('beta1'), double('beta2'), float('eps'), float('weightDecay'), double('t'),
+      float('lr'),
+      double('beta1'),
+      double('beta2'),
+      float('eps'),
+      float('weightDecay'),
+      double('t'),
     ],
   },
   sgdUpdate: {
-    object: true, returns: 'void',
-    args: [size('n'), floats('params', 'n'), floats('grads', 'n'), floats('velocity', 'n'), float('lr'), float('momentum')],
+    object: true,
+    returns: 'void',
+    args: [
+      size('n'),
+      floats('params', 'n'),
+      floats('grads', 'n'),
+      floats('velocity', 'n'),
+      float('lr'),
+      float('momentum'),
+    ],
   },
 } as const satisfies Record<KernelName, KernelSpec>;
 
@@ -263,7 +456,11 @@ type FieldMismatch = {
 }[ObjectKernel];
 /** Positional kernels whose table arity differs from the method's. */
 type ArityMismatch = {
-  [K in PositionalKernel]: Equal<Parameters<Backend[K]>['length'], KernelTable[K]['args']['length']> extends true ? never : K;
+  [K in PositionalKernel]: Equal<Parameters<Backend[K]>['length'], KernelTable[K]['args']['length']> extends true
+    ? never
+    : K;
 }[PositionalKernel];
 /** A compile error naming the kernel when the table and the interface disagree. */
-export const tableMatchesBackend: [FieldMismatch | ArityMismatch] extends [never] ? true : FieldMismatch | ArityMismatch = true;
+export const tableMatchesBackend: [FieldMismatch | ArityMismatch] extends [never]
+  ? true
+  : FieldMismatch | ArityMismatch = true;

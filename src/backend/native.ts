@@ -92,7 +92,8 @@ function applyEnvironment(a: Addon): void {
     a.setIsa(isa);
   }
   const threads = process.env.ROAF_THREADS;
-  if (threads !== undefined && threads !== '') a.setThreads(checkRange('ROAF_THREADS', Number(threads), 1, 64, { integer: true }));
+  if (threads !== undefined && threads !== '')
+    a.setThreads(checkRange('ROAF_THREADS', Number(threads), 1, 64, { integer: true }));
 }
 
 /** Why the native backend is unavailable, or null when it loaded (or was not asked for yet). */
@@ -129,7 +130,9 @@ export function setNativeThreads(n: number): void {
 export function setNativeIsa(isa: NativeIsa): void {
   const a = requireAddon();
   if (!a.info().available.includes(isa)) {
-    throw new UsageError(`instruction set ${isa} is not available on this CPU (available: ${a.info().available.join(', ')})`);
+    throw new UsageError(
+      `instruction set ${isa} is not available on this CPU (available: ${a.info().available.join(', ')})`,
+    );
   }
   a.setIsa(isa);
 }
@@ -187,7 +190,11 @@ const filterLists = new WeakMap<readonly FilterOperand[], FilterList>();
 
 function filterList(filters: readonly FilterOperand[]): FilterList {
   const cached = filterLists.get(filters);
-  if (cached !== undefined && cached.filters.length === filters.length && cached.filters.every((f, l) => f === filters[l])) {
+  if (
+    cached !== undefined &&
+    cached.filters.length === filters.length &&
+    cached.filters.every((f, l) => f === filters[l])
+  ) {
     return cached;
   }
   const first = filters[0];
@@ -210,7 +217,9 @@ function bindKernel(fn: (...args: unknown[]) => unknown, spec: KernelSpec): (...
   const filterArgs = spec.args.some((arg) => arg.kind === 'filter' || arg.kind === 'filters');
   if (!spec.object && !filterArgs) return fn;
   return (...params: unknown[]): unknown => {
-    const values = (spec.object ? params[0] : Object.fromEntries(spec.args.map((arg, i) => [arg.name, params[i]]))) as Record<string, unknown>;
+    const values = (
+      spec.object ? params[0] : Object.fromEntries(spec.args.map((arg, i) => [arg.name, params[i]]))
+    ) as Record<string, unknown>;
     const list: unknown[] = [];
     for (const arg of spec.args) {
       const value = values[arg.name];

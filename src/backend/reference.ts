@@ -8,7 +8,13 @@
 // native backend: `referenceBackend` is the checked instance.
 
 import type {
-  AdamUpdateArgs, ApplyFilterArgs, DType, FloatArray, GemmArgs, SgdUpdateArgs, SoftmaxCrossEntropyArgs,
+  AdamUpdateArgs,
+  ApplyFilterArgs,
+  DType,
+  FloatArray,
+  GemmArgs,
+  SgdUpdateArgs,
+  SoftmaxCrossEntropyArgs,
   SquaredErrorArgs,
 } from './backend.js';
 import { allocateHost } from './backend.js';
@@ -106,7 +112,21 @@ export class ReferenceBackend extends BackendBase {
     const N = filter.n;
     if (filter.kind === 'dense') {
       // Rows are vectors: (O x)ᵀ = xᵀ Oᵀ, so Y = X Oᵀ; the transpose filter gives Y = X O.
-      this.gemm({ transA: false, transB: !transpose, M: B, N, K: N, alpha, A: x, lda: N, B: filter.matrix, ldb: N, beta: betaY, C: y, ldc: N });
+      this.gemm({
+        transA: false,
+        transB: !transpose,
+        M: B,
+        N,
+        K: N,
+        alpha,
+        A: x,
+        lda: N,
+        B: filter.matrix,
+        ldb: N,
+        beta: betaY,
+        C: y,
+        ldc: N,
+      });
       return;
     }
     for (let r = 0; r < B; r++) {
@@ -119,7 +139,8 @@ export class ReferenceBackend extends BackendBase {
         for (let i = 0; i < N; i++) y[offset + i] = y[offset + i]! + alpha * x[offset + i]!;
       } else if (!transpose) {
         // (O x)[i] = s_i x[perm_i]
-        for (let i = 0; i < N; i++) y[offset + i] = y[offset + i]! + alpha * filter.signs[i]! * x[offset + filter.perm[i]!]!;
+        for (let i = 0; i < N; i++)
+          y[offset + i] = y[offset + i]! + alpha * filter.signs[i]! * x[offset + filter.perm[i]!]!;
       } else {
         // (Oᵀ g)[perm_i] = s_i g[i]
         for (let i = 0; i < N; i++) {
@@ -176,7 +197,7 @@ export class ReferenceBackend extends BackendBase {
       v[i] = beta2 * v[i]! + (1 - beta2) * g * g;
       const mHat = m[i]! / correction1;
       const vHat = v[i]! / correction2;
-      params[i] = params[i]! - (lr * mHat / (Math.sqrt(vHat) + eps) + lr * weightDecay * params[i]!);
+      params[i] = params[i]! - ((lr * mHat) / (Math.sqrt(vHat) + eps) + lr * weightDecay * params[i]!);
     }
   }
 

@@ -97,7 +97,9 @@ export function benchmarkTrainingStep(model: Model, options: StepBenchOptions): 
     const loss = trainStep();
     if (i === 0) firstLoss = loss;
     if (!Number.isFinite(loss)) {
-      throw new Error(`${model.config.model}: the loss is ${loss} at warm-up step ${i + 1}, so its timing would mean nothing`);
+      throw new Error(
+        `${model.config.model}: the loss is ${loss} at warm-up step ${i + 1}, so its timing would mean nothing`,
+      );
     }
   }
   const samplesMs: number[] = [];

@@ -77,7 +77,9 @@ function modelConfigFrom(options: BenchCliOptions, model: ModelKind): { config: 
     depth,
     width: checkRange('--width', options.width ?? FEED_FORWARD_DEFAULTS.width, 1, 65_536, { integer: true }),
     hidden: checkRange('--hidden', options.hidden ?? RECURRENT_DEFAULTS.hidden, 1, 65_536, { integer: true }),
-    ...(options.layers !== undefined ? { layers: checkRange('--layers', options.layers, 1, 64, { integer: true }) } : {}),
+    ...(options.layers !== undefined
+      ? { layers: checkRange('--layers', options.layers, 1, 64, { integer: true }) }
+      : {}),
     ...kind.defaultCoefficients(depth),
     filter,
     sharedFilter: false,
@@ -117,15 +119,24 @@ async function benchCommand(options: BenchCliOptions): Promise<void> {
   const warmup = checkRange('--warmup', options.warmup, 1, 10_000, { integer: true });
   const { config, seqLen } = modelConfigFrom(options, model);
   const resolved = resolveBaseline(config);
-  const mode = modelKind(model).recurrent ? 'full' : chooseMemoryMode(resolved, batch, checkOptionChoice(OPTIONS.memory, options.memory), totalmem());
-  const memory: ActivationMemory = { mode, segmentLength: mode === 'checkpoint' ? defaultSegmentLength(config.depth) : config.depth };
+  const mode = modelKind(model).recurrent
+    ? 'full'
+    : chooseMemoryMode(resolved, batch, checkOptionChoice(OPTIONS.memory, options.memory), totalmem());
+  const memory: ActivationMemory = {
+    mode,
+    segmentLength: mode === 'checkpoint' ? defaultSegmentLength(config.depth) : config.depth,
+  };
   if (modelKind(model).recurrent && options.memory === 'checkpoint') {
-    throw new UsageError(`--memory checkpoint: activation checkpointing is for feed-forward models (roaf-mlp, mlp, resmlp), not ${model}`);
+    throw new UsageError(
+      `--memory checkpoint: activation checkpointing is for feed-forward models (roaf-mlp, mlp, resmlp), not ${model}`,
+    );
   }
   const bytes = trainingBytes(resolved, batch, seqLen, memory);
   if (bytes > MAX_BYTES) {
-    throw new UsageError(`this configuration needs about ${(bytes / 2 ** 30).toFixed(1)} GiB of activations, parameters ` +
-      `and optimiser state; the limit is ${MAX_BYTES / 2 ** 30} GiB (reduce --batch, --seq-len, --depth, --layers or the width)`);
+    throw new UsageError(
+      `this configuration needs about ${(bytes / 2 ** 30).toFixed(1)} GiB of activations, parameters ` +
+        `and optimiser state; the limit is ${MAX_BYTES / 2 ** 30} GiB (reduce --batch, --seq-len, --depth, --layers or the width)`,
+    );
   }
   const backend = requireBackend(backendName, config.dtype, options.threads);
 
@@ -133,10 +144,18 @@ async function benchCommand(options: BenchCliOptions): Promise<void> {
   const network = createModel(config, backend);
   applyMemoryOption(network, batch, mode, totalmem());
   const setupSeconds = (performance.now() - setupStart) / 1000;
-  const result = benchmarkTrainingStep(network, { batch, seqLen, warmup, repeats, forward: options.forward, seed: config.seed });
+  const result = benchmarkTrainingStep(network, {
+    batch,
+    seqLen,
+    warmup,
+    repeats,
+    forward: options.forward,
+    seed: config.seed,
+  });
 
   const recurrent = network.recurrent;
-  const shape = `${modelKind(model).labels.size(network.config, String)} B=${batch}${recurrent ? ` T=${seqLen}` : ''} ` +
+  const shape =
+    `${modelKind(model).labels.size(network.config, String)} B=${batch}${recurrent ? ` T=${seqLen}` : ''} ` +
     `D=${config.inputDim} K=${CLASSES}`;
   const threads = backend.name === 'native' ? (nativeInfo()?.threads ?? null) : 1;
   const ms = (value: number) => `${value.toFixed(value < 10 ? 3 : 1)} ms`;
@@ -145,7 +164,9 @@ async function benchCommand(options: BenchCliOptions): Promise<void> {
       `${network.params.size.toLocaleString('en-US')} parameters, backend ${backend.describe()}`,
     `training step (forward + backward + Adam): median ${ms(result.msPerBatch)}, min ${ms(result.minMs)}, ` +
       `max ${ms(result.maxMs)} over ${repeats} repeats after ${warmup} warm-up step(s)`,
-    ...(result.forwardMsPerBatch !== null ? [`forward pass with loss (evaluation): median ${ms(result.forwardMsPerBatch)}`] : []),
+    ...(result.forwardMsPerBatch !== null
+      ? [`forward pass with loss (evaluation): median ${ms(result.forwardMsPerBatch)}`]
+      : []),
     `matrix-product FLOPs per training step: ${(result.flops.train / 1e9).toFixed(2)} G, ` +
       `${result.gflops.toFixed(1)} GFLOPS achieved; loss ${result.firstLoss.toFixed(4)} -> ${result.lastLoss.toFixed(4)}`,
   ];
@@ -158,7 +179,9 @@ async function benchCommand(options: BenchCliOptions): Promise<void> {
     threads,
     dtype: config.dtype,
     batch,
-    ...(recurrent ? { hidden: config.hidden, layers: config.layers ?? 1, seq_len: seqLen } : { depth: config.depth, width: config.width, memory: mode }),
+    ...(recurrent
+      ? { hidden: config.hidden, layers: config.layers ?? 1, seq_len: seqLen }
+      : { depth: config.depth, width: config.width, memory: mode }),
     input_dim: config.inputDim,
     classes: CLASSES,
     alpha: config.alpha,
@@ -187,7 +210,8 @@ function round(value: number): number {
 }
 
 export function registerBenchCommand(program: Command): void {
-  program.command('bench')
+  program
+    .command('bench')
     .description('time one training step (forward + backward + Adam) of a model on random data')
     .option('--model <kind>', `model: ${MODEL_KINDS.join(', ')} (required)`)
     .addOption(numberOption('--hidden <N>', `recurrent units (default ${RECURRENT_DEFAULTS.hidden})`))

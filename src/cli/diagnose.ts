@@ -53,9 +53,18 @@ interface DiagnoseCliOptions {
 
 /** Options that define the model, so they cannot be combined with --checkpoint. */
 const MODEL_OPTIONS = [
-  ['model', '--model'], ['task', '--task'], ['depth', '--depth'], ['width', '--width'], ['hidden', '--hidden'],
-  ['layers', '--layers'], ['seqLen', '--seq-len'], ['alpha', '--alpha'], ['beta', '--beta'], ['filter', '--filter'],
-  ['sharedFilter', '--shared-filter'], ['inputScale', '--input-scale'],
+  ['model', '--model'],
+  ['task', '--task'],
+  ['depth', '--depth'],
+  ['width', '--width'],
+  ['hidden', '--hidden'],
+  ['layers', '--layers'],
+  ['seqLen', '--seq-len'],
+  ['alpha', '--alpha'],
+  ['beta', '--beta'],
+  ['filter', '--filter'],
+  ['sharedFilter', '--shared-filter'],
+  ['inputScale', '--input-scale'],
 ] as const;
 
 interface Setup {
@@ -66,24 +75,32 @@ interface Setup {
 
 function fromCheckpoint(options: DiagnoseCliOptions, backendName: BackendName): Setup {
   for (const [key, flag] of MODEL_OPTIONS) {
-    if (options[key] !== undefined) throw new UsageError(`${flag} cannot be combined with --checkpoint: the checkpoint fixes the model and its task`);
+    if (options[key] !== undefined)
+      throw new UsageError(`${flag} cannot be combined with --checkpoint: the checkpoint fixes the model and its task`);
   }
   const dir = options.checkpoint as string;
   const saved = readCheckpointConfig(dir);
   const backend = requireBackend(backendName, saved.model.dtype, options.threads);
-  const data = loadTask(saved.task.name, { ...saved.task, seed: saved.training.seed, dataDir: options.dataDir ?? saved.task.dataDir });
+  const data = loadTask(saved.task.name, {
+    ...saved.task,
+    seed: saved.training.seed,
+    dataDir: options.dataDir ?? saved.task.dataDir,
+  });
   const model = createModel(saved.model, backend);
   loadModelTensors(dir, model);
   return { model, dataset: data.test, taskName: saved.task.name };
 }
 
 function atInitialisation(options: DiagnoseCliOptions, backendName: BackendName): Setup {
-  if (options.model === undefined) throw new UsageError('diagnose needs --model KIND (a model at initialisation) or --checkpoint DIR (a saved one)');
+  if (options.model === undefined)
+    throw new UsageError('diagnose needs --model KIND (a model at initialisation) or --checkpoint DIR (a saved one)');
   const kind = checkChoice('--model', options.model, MODEL_KINDS) as ModelKind;
   const recurrent = modelKind(kind).recurrent;
   const taskName = checkChoice('--task', options.task ?? (recurrent ? 'adding' : 'mnist'), TASKS) as TaskName;
   if (!recurrent && isSequential(taskName)) {
-    throw new UsageError(`--model ${kind} is feed-forward: it needs a flat task (mnist, fashion-mnist), got --task ${taskName}`);
+    throw new UsageError(
+      `--model ${kind} is feed-forward: it needs a flat task (mnist, fashion-mnist), got --task ${taskName}`,
+    );
   }
   const seed = checkRange('--seed', options.seed, 0, 2 ** 32 - 1, { integer: true });
   const defaults = runDefaults(taskName, kind);
@@ -97,7 +114,9 @@ function atInitialisation(options: DiagnoseCliOptions, backendName: BackendName)
     depth,
     width: checkRange('--width', options.width ?? defaults.width, 1, 65_536, { integer: true }),
     hidden: checkRange('--hidden', options.hidden ?? defaults.hidden, 1, 65_536, { integer: true }),
-    ...(options.layers !== undefined ? { layers: checkRange('--layers', options.layers, 1, 64, { integer: true }) } : {}),
+    ...(options.layers !== undefined
+      ? { layers: checkRange('--layers', options.layers, 1, 64, { integer: true }) }
+      : {}),
     alpha: checkRange('--alpha', options.alpha ?? coefficients.alpha, 0, 1),
     beta: checkRange('--beta', options.beta ?? coefficients.beta, 0, 100, { minExclusive: true }),
     filter: checkChoice('--filter', options.filter ?? 'haar', FILTER_KINDS) as FilterKind,
@@ -121,29 +140,40 @@ function humanSummary(d: Diagnostics, taskName: string): string {
   const lines: string[] = [];
   const g = d.gradients;
   const curve = CURVE_LABELS[g.index];
-  lines.push(`${describeModel(d.config)} (filter ${d.config.filter}${d.config.sharedFilter ? ', shared' : ''}), ` +
-    `${taskName} batch of ${d.data.batch} test samples, loss ${d.loss.toFixed(4)}; backend ${d.backend}`);
-  lines.push(`gradient norm ||∂loss/∂${curve.symbol}||: ${curve.first} ${power(g.log10_first)}, ${curve.last} ${power(g.log10_last)}, ` +
-    `first/last ratio ${power(g.log10_first_last_ratio)}; range ${power(g.log10_min)} .. ${power(g.log10_max)}`);
+  lines.push(
+    `${describeModel(d.config)} (filter ${d.config.filter}${d.config.sharedFilter ? ', shared' : ''}), ` +
+      `${taskName} batch of ${d.data.batch} test samples, loss ${d.loss.toFixed(4)}; backend ${d.backend}`,
+  );
+  lines.push(
+    `gradient norm ||∂loss/∂${curve.symbol}||: ${curve.first} ${power(g.log10_first)}, ${curve.last} ${power(g.log10_last)}, ` +
+      `first/last ratio ${power(g.log10_first_last_ratio)}; range ${power(g.log10_min)} .. ${power(g.log10_max)}`,
+  );
   if (d.spectrum) {
     const s = d.spectrum;
-    const samples = s.samples.length === 1 ? `sample ${s.samples[0]}` : `mean log-spectrum of samples 0..${s.samples.length - 1}`;
-    lines.push(`Jacobian ${s.jacobian} (${s.size}x${s.size}, ${s.factors} factors, ${samples}): singular values ` +
-      `${power(s.log10.min)} .. ${power(s.log10.max)}, median ${power(s.log10.median)}, ` +
-      `condition number ${power(s.log10.condition)} (log10 min ${s.log10.min?.toFixed(3) ?? '-inf'}, max ${s.log10.max?.toFixed(3) ?? '-inf'})`);
+    const samples =
+      s.samples.length === 1 ? `sample ${s.samples[0]}` : `mean log-spectrum of samples 0..${s.samples.length - 1}`;
+    lines.push(
+      `Jacobian ${s.jacobian} (${s.size}x${s.size}, ${s.factors} factors, ${samples}): singular values ` +
+        `${power(s.log10.min)} .. ${power(s.log10.max)}, median ${power(s.log10.median)}, ` +
+        `condition number ${power(s.log10.condition)} (log10 min ${s.log10.min?.toFixed(3) ?? '-inf'}, max ${s.log10.max?.toFixed(3) ?? '-inf'})`,
+    );
   } else if (d.spectrum_note !== undefined) {
     lines.push(`Jacobian spectrum: ${d.spectrum_note}`);
   }
   const b = d.bounds;
   if (b.applicable) {
     const inside = b.inside === null ? 'not checked (no spectrum)' : b.inside ? 'yes' : 'NO';
-    lines.push(`bounds alpha ± beta·||W||₂ over ${b.factors} factors: [${power(b.log10_lower_product ?? null)}, ` +
-      `${power(b.log10_upper_product ?? null)}]; spectrum inside: ${inside}`);
+    lines.push(
+      `bounds alpha ± beta·||W||₂ over ${b.factors} factors: [${power(b.log10_lower_product ?? null)}, ` +
+        `${power(b.log10_upper_product ?? null)}]; spectrum inside: ${inside}`,
+    );
   } else {
     lines.push(`bounds: ${b.note}`);
   }
-  lines.push(`time: gradients ${d.seconds.gradients.toFixed(1)} s, spectrum ${d.seconds.spectrum.toFixed(1)} s, ` +
-    `bounds ${d.seconds.bounds.toFixed(1)} s, total ${d.seconds.total.toFixed(1)} s`);
+  lines.push(
+    `time: gradients ${d.seconds.gradients.toFixed(1)} s, spectrum ${d.seconds.spectrum.toFixed(1)} s, ` +
+      `bounds ${d.seconds.bounds.toFixed(1)} s, total ${d.seconds.total.toFixed(1)} s`,
+  );
   return lines.join('\n') + '\n';
 }
 
@@ -153,7 +183,8 @@ async function diagnoseCommand(options: DiagnoseCliOptions): Promise<void> {
   checkRange('--samples', options.samples, 1, options.batch, { integer: true });
   if (options.threads !== undefined) checkRange('--threads', options.threads, 1, 256, { integer: true });
   const memory = checkOptionChoice(OPTIONS.memory, options.memory);
-  const setup = options.checkpoint !== undefined ? fromCheckpoint(options, backendName) : atInitialisation(options, backendName);
+  const setup =
+    options.checkpoint !== undefined ? fromCheckpoint(options, backendName) : atInitialisation(options, backendName);
   applyMemoryOption(setup.model, options.batch, memory, totalmem());
   let lastReport = performance.now();
   const diagnostics = diagnose(setup.model, setup.dataset, {
@@ -166,7 +197,9 @@ async function diagnoseCommand(options: DiagnoseCliOptions): Promise<void> {
       const now = performance.now();
       if (options.quiet || (now - lastReport < 5000 && done !== total)) return;
       lastReport = now;
-      process.stderr.write(`diagnose: ${phase}: ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} (${Math.round((100 * done) / total)} %)\n`);
+      process.stderr.write(
+        `diagnose: ${phase}: ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} (${Math.round((100 * done) / total)} %)\n`,
+      );
     },
   });
   const summary = humanSummary(diagnostics, setup.taskName);
@@ -183,17 +216,25 @@ async function diagnoseCommand(options: DiagnoseCliOptions): Promise<void> {
 }
 
 export function registerDiagnoseCommand(program: Command): void {
-  program.command('diagnose')
-    .description('gradient norms per layer (step), Jacobian singular spectrum and theory bounds, at initialisation or for a checkpoint')
+  program
+    .command('diagnose')
+    .description(
+      'gradient norms per layer (step), Jacobian singular spectrum and theory bounds, at initialisation or for a checkpoint',
+    )
     .option('--model <kind>', `model at initialisation: ${MODEL_KINDS.join(', ')}`)
-    .option('--task <name>', `task whose test data to use: ${TASKS.join(', ')} (default mnist; adding for recurrent models)`)
+    .option(
+      '--task <name>',
+      `task whose test data to use: ${TASKS.join(', ')} (default mnist; adding for recurrent models)`,
+    )
     .addOption(numberOption('--depth <L>', 'feed-forward depth'))
     .addOption(numberOption('--width <N>', 'feed-forward width'))
     .addOption(numberOption('--hidden <N>', 'recurrent units'))
     .addOption(numberOption('--layers <k>', 'stacked recurrent layers, 1..64 (default 1)'))
     .addOption(numberOption('--seq-len <T>', 'adding: sequence length T; copy: blanks L'))
-    .addOption(numberOption('--alpha <a>', 'weight of the filtered input (default: the model\'s default at this depth)'))
-    .addOption(numberOption('--beta <b>', 'weight of the nonlinear branch (default: the model\'s default at this depth)'))
+    .addOption(numberOption('--alpha <a>', "weight of the filtered input (default: the model's default at this depth)"))
+    .addOption(
+      numberOption('--beta <b>', "weight of the nonlinear branch (default: the model's default at this depth)"),
+    )
     .option('--filter <kind>', `orthogonal filter: ${FILTER_KINDS.join(', ')} (default haar)`)
     .option('--shared-filter', 'one filter shared by all layers')
     .addOption(numberOption('--input-scale <s>', 'recurrent input weights U ~ N(0, s²/D)'))
@@ -202,7 +243,9 @@ export function registerDiagnoseCommand(program: Command): void {
     .option('--checkpoint <dir>', 'diagnose a saved model (RUN/checkpoint) on its own task')
     .option('--data-dir <dir>', 'directory of the IDX files (image tasks)')
     .addOption(numberOption('--batch <B>', 'test samples in the batch (the first B)').default(32))
-    .addOption(numberOption('--samples <S>', 'samples whose Jacobian spectrum is computed (mean log-spectrum)').default(1))
+    .addOption(
+      numberOption('--samples <S>', 'samples whose Jacobian spectrum is computed (mean log-spectrum)').default(1),
+    )
     .option('--no-spectrum', 'skip the Jacobian spectrum (gradient norms and bounds only)')
     .addOption(tableOption(OPTIONS.memory))
     .option('--backend <name>', 'auto, native or reference', 'auto')

@@ -28,7 +28,8 @@ interface ExportCliOptions {
 /** Refuses an output path that cannot or must not be written, before any work. */
 function checkOutput(out: string, force: boolean): void {
   const dir = dirname(out);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--out ${out}: directory ${dir} does not exist`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new UsageError(`--out ${out}: directory ${dir} does not exist`);
   if (!existsSync(out)) return;
   if (statSync(out).isDirectory()) throw new UsageError(`--out ${out}: is a directory`);
   if (!force) throw new UsageError(`--out ${out}: file exists (use --force to overwrite it)`);
@@ -43,8 +44,10 @@ function loadCheckpointModel(dir: string): { model: Model; task: string } {
   const configPath = join(resolveCheckpointDir(dir) ?? dir, 'config.json');
   const kind = findModelKind(saved.model.model);
   if (kind === undefined) {
-    throw new UsageError(`${configPath}: model kind '${String(saved.model.model)}' cannot be exported ` +
-      `(this roaf exports ${MODEL_KINDS.join(', ')})`);
+    throw new UsageError(
+      `${configPath}: model kind '${String(saved.model.model)}' cannot be exported ` +
+        `(this roaf exports ${MODEL_KINDS.join(', ')})`,
+    );
   }
   let model: Model;
   try {
@@ -68,23 +71,35 @@ function exportCommand(options: ExportCliOptions): void {
   }
   const saved = saveOnnx(model, options.out, { force: options.force, metadata });
   const input = model.recurrent ? `(T, B, ${model.config.inputDim}) time-major` : `(B, ${model.config.inputDim})`;
-  process.stdout.write(`wrote ${saved.path}: ${model.config.model}, ONNX opset ${OPSET_VERSION}, input 'input' ${input} -> 'logits'; ` +
-    `${formatBytes(saved.fileBytes)} (graph ${formatBytes(saved.graphBytes)}, weights ${formatBytes(saved.weightBytes)})` +
-    (saved.dataPath ? `, external data ${saved.dataPath} ${formatBytes(saved.dataBytes)}` : '') + '\n');
+  process.stdout.write(
+    `wrote ${saved.path}: ${model.config.model}, ONNX opset ${OPSET_VERSION}, input 'input' ${input} -> 'logits'; ` +
+      `${formatBytes(saved.fileBytes)} (graph ${formatBytes(saved.graphBytes)}, weights ${formatBytes(saved.weightBytes)})` +
+      (saved.dataPath ? `, external data ${saved.dataPath} ${formatBytes(saved.dataBytes)}` : '') +
+      '\n',
+  );
   if (task === 'psmnist') {
-    process.stderr.write('roaf: note: the model reads psMNIST sequences already permuted: step t is pixel perm[t] of ' +
-      '`new Random(20251).permutation(784)` (also in the model\'s metadata, roaf.input_permutation)\n');
+    process.stderr.write(
+      'roaf: note: the model reads psMNIST sequences already permuted: step t is pixel perm[t] of ' +
+        "`new Random(20251).permutation(784)` (also in the model's metadata, roaf.input_permutation)\n",
+    );
   }
   if (options.json) {
     printJsonResult({
-      out: saved.path, format: options.format, model: model.config.model, file_bytes: saved.fileBytes, graph_bytes: saved.graphBytes,
-      weight_bytes: saved.weightBytes, data_path: saved.dataPath, data_bytes: saved.dataBytes,
+      out: saved.path,
+      format: options.format,
+      model: model.config.model,
+      file_bytes: saved.fileBytes,
+      graph_bytes: saved.graphBytes,
+      weight_bytes: saved.weightBytes,
+      data_path: saved.dataPath,
+      data_bytes: saved.dataBytes,
     });
   }
 }
 
 export function registerExportCommand(program: Command): void {
-  program.command('export')
+  program
+    .command('export')
     .description('write a saved model for other runtimes: ONNX (opset 17, float32)')
     .requiredOption('--checkpoint <dir>', 'checkpoint directory (RUN/checkpoint)')
     .requiredOption('--out <file>', 'output file, e.g. model.onnx (weights over 2 GB go to <file>.data next to it)')

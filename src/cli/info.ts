@@ -7,7 +7,8 @@ import { nativeFmaPeak, nativeInfo, nativeLoadError } from '../backend/native.js
 import { printJsonResult } from './options.js';
 
 export function registerInfoCommand(program: Command): void {
-  program.command('info')
+  program
+    .command('info')
     .description('print the backend, instruction set and thread count roaf uses on this machine')
     .option('--json', 'print one JSON object', false)
     .option('--peak', "also measure one core's float32 FMA peak (about 1 s; native backend only)", false)

@@ -24,8 +24,12 @@ export function numberOption(flags: string, description: string): Option {
 
 /** The help line of a table entry: its text, its choices, and a default commander does not show itself. */
 function helpOf(spec: OptionSpec): string {
-  const allowed = spec.type === 'choice' ? `: ${spec.choices.join(', ')}`
-    : spec.type === 'number' || spec.type === 'integer' ? `; ${describeRange(spec)}` : '';
+  const allowed =
+    spec.type === 'choice'
+      ? `: ${spec.choices.join(', ')}`
+      : spec.type === 'number' || spec.type === 'integer'
+        ? `; ${describeRange(spec)}`
+        : '';
   const defaultText = spec.taskDefault !== undefined ? 'per task' : spec.defaultText;
   const line = `${spec.help}${allowed}${defaultText !== undefined ? ` (default: ${defaultText})` : ''}`;
   return line.replaceAll('`', '');

@@ -14,13 +14,16 @@ export interface ProgressReporter {
 export function createProgress(total: number, label: string, { quiet = false } = {}): ProgressReporter {
   if (quiet) return { update() {}, log() {}, stop() {} };
   if (process.stderr.isTTY) {
-    const bar = new cliProgress.SingleBar({
-      stream: process.stderr,
-      format: `${label} [{bar}] {value}/{total} steps | epoch {epoch} | loss {loss} | {rate} samples/s | ETA {eta_formatted}`,
-      hideCursor: true,
-      etaBuffer: 50,
-      fps: 5,
-    }, cliProgress.Presets.shades_classic);
+    const bar = new cliProgress.SingleBar(
+      {
+        stream: process.stderr,
+        format: `${label} [{bar}] {value}/{total} steps | epoch {epoch} | loss {loss} | {rate} samples/s | ETA {eta_formatted}`,
+        hideCursor: true,
+        etaBuffer: 50,
+        fps: 5,
+      },
+      cliProgress.Presets.shades_classic,
+    );
     bar.start(total, 0, { loss: '-', rate: '-', epoch: 1 });
     return {
       update(done, { loss, rate, epoch }) {
@@ -41,8 +44,10 @@ export function createProgress(total: number, label: string, { quiet = false } =
       const now = performance.now();
       if (now - lastPrint < 10_000 && done !== total) return;
       lastPrint = now;
-      const eta = rate > 0 && done > 0 ? ((now - start) / 1000) * (total - done) / done : 0;
-      process.stderr.write(`${label} step ${done}/${total} epoch ${epoch + 1} loss ${loss.toFixed(4)} ${rate.toFixed(0)} samples/s ETA ${eta.toFixed(0)}s\n`);
+      const eta = rate > 0 && done > 0 ? (((now - start) / 1000) * (total - done)) / done : 0;
+      process.stderr.write(
+        `${label} step ${done}/${total} epoch ${epoch + 1} loss ${loss.toFixed(4)} ${rate.toFixed(0)} samples/s ETA ${eta.toFixed(0)}s\n`,
+      );
     },
     log(line) {
       process.stderr.write(line + '\n');

@@ -22,15 +22,23 @@ async function reportCommand(dirs: string[], options: ReportCliOptions): Promise
   writeFileSync(options.out, report.html);
   for (const warning of report.warnings) process.stderr.write(`roaf: warning: ${warning}\n`);
   if (!options.quiet) {
-    process.stdout.write(`report: ${options.out} (${runs.length} run${runs.length === 1 ? '' : 's'}, ${report.figures.length} plots; ` +
-      `SVG and PNG files in ${figuresDir})\n`);
+    process.stdout.write(
+      `report: ${options.out} (${runs.length} run${runs.length === 1 ? '' : 's'}, ${report.figures.length} plots; ` +
+        `SVG and PNG files in ${figuresDir})\n`,
+    );
   }
 }
 
 export function registerReportCommand(program: Command): void {
-  program.command('report')
-    .description('one self-contained HTML report comparing runs: configuration, final figures, learning curves, gradient norms, spectra')
-    .argument('<run-dirs...>', 'run directories (roaf train --out; diagnostics from roaf diagnose --out RUN/diagnostics are included)')
+  program
+    .command('report')
+    .description(
+      'one self-contained HTML report comparing runs: configuration, final figures, learning curves, gradient norms, spectra',
+    )
+    .argument(
+      '<run-dirs...>',
+      'run directories (roaf train --out; diagnostics from roaf diagnose --out RUN/diagnostics are included)',
+    )
     .option('--out <file>', 'the HTML file to write (plots go to <name>-plots/ beside it)', 'report.html')
     .option('--title <text>', 'page title', 'roaf report')
     .option('--quiet', 'print nothing but warnings', false)

@@ -25,8 +25,12 @@ function reproOptions(claim: string, options: ReproCliOptions): ReproOptions {
   return {
     claim: checkChoice('claim', claim, CLAIM_NAMES),
     quick: options.quick,
-    only: options.only?.split(',').map((s) => s.trim()).filter((s) => s !== ''),
-    threads: options.threads === undefined ? undefined : checkRange('--threads', options.threads, 1, 256, { integer: true }),
+    only: options.only
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+    threads:
+      options.threads === undefined ? undefined : checkRange('--threads', options.threads, 1, 256, { integer: true }),
     backend: checkChoice('--backend', options.backend, BACKEND_NAMES) as BackendName,
     out: options.out,
     quiet: options.quiet,
@@ -37,7 +41,10 @@ function reproOptions(claim: string, options: ReproCliOptions): ReproOptions {
 function printPlan(options: ReproOptions, json: boolean): void {
   const plan = planClaim(options);
   const runs = plan.runs.map((r) => ({
-    run: r.definition.name, dir: r.dir, state: r.state, ...(r.checkpointStep !== undefined ? { checkpoint_step: r.checkpointStep } : {}),
+    run: r.definition.name,
+    dir: r.dir,
+    state: r.state,
+    ...(r.checkpointStep !== undefined ? { checkpoint_step: r.checkpointStep } : {}),
     train_command: ['roaf train', ...r.trainArgs, '--out', r.dir].join(' '),
   }));
   if (json) {
@@ -66,25 +73,30 @@ async function reproCommand(claim: string, cli: ReproCliOptions): Promise<void> 
   }
   for (const { run, action, result } of outcome.runs) {
     const status = result.status === 'stopped-early' ? 'stopped early' : 'finished';
-    process.stdout.write(`${outcome.claim}/${run}: ${status}${action === 'skipped' ? ' (in an earlier session)' : ''}: ` +
-      `${describeFigures(result)}; ${formatSeconds(result.wall_seconds)}, ` +
-      `peak ${formatBytes(result.peak_rss_bytes)} (${result.params.toLocaleString('en-US')} parameters)\n`);
+    process.stdout.write(
+      `${outcome.claim}/${run}: ${status}${action === 'skipped' ? ' (in an earlier session)' : ''}: ` +
+        `${describeFigures(result)}; ${formatSeconds(result.wall_seconds)}, ` +
+        `peak ${formatBytes(result.peak_rss_bytes)} (${result.params.toLocaleString('en-US')} parameters)\n`,
+    );
   }
   if (outcome.report) process.stdout.write(`report: ${outcome.report}\n`);
   if (cli.json) printJsonResult(outcome as unknown as Record<string, unknown>);
 }
 
 export function registerReproCommand(program: Command): void {
-  program.command('repro')
-    .description('reproduce a claim of the paper: train its runs (continuing unfinished ones), with results, plots and a report')
+  program
+    .command('repro')
+    .description(
+      'reproduce a claim of the paper: train its runs (continuing unfinished ones), with results, plots and a report',
+    )
     .argument('<claim>', `the claim: ${CLAIM_NAMES.join(', ')}`)
     .option('--quick', 'a scaled-down version of every run (about a minute), under runs/repro-quick', false)
     .option('--only <runs>', 'train only these runs of the claim (comma-separated names)')
     .addOption(numberOption('--threads <k>', 'native backend threads (default: all cores)'))
     .option('--backend <name>', 'auto, native or reference', 'auto')
     .option('--out <dir>', 'results root (default experiments/results; with --quick runs/repro-quick)')
-    .option('--dry-run', 'print each run\'s state and its roaf train command; train nothing', false)
-    .option('--json', 'end stdout with one JSON object: every run\'s result', false)
+    .option('--dry-run', "print each run's state and its roaf train command; train nothing", false)
+    .option('--json', "end stdout with one JSON object: every run's result", false)
     .option('--quiet', 'no progress output', false)
     .action(reproCommand);
 }

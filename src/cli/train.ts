@@ -14,8 +14,13 @@ import type { Model } from '../models/model.js';
 import { gradientSummaryCallback } from '../diagnostics/gradients.js';
 import { OPTIONS, checkOption, checkOptionChoice, type OptionValues } from '../options/table.js';
 import {
-  loadModelTensors, loadOptimizerState, readCheckpointConfig, resolveCheckpointDir,
-  type Progress, type TaskConfig, type TrainingConfig,
+  loadModelTensors,
+  loadOptimizerState,
+  readCheckpointConfig,
+  resolveCheckpointDir,
+  type Progress,
+  type TaskConfig,
+  type TrainingConfig,
 } from '../train/checkpoint.js';
 import { defaultCoefficients, runDefaults } from '../models/defaults.js';
 import { Optimizer, type LrSchedule, type OptimizerKind } from '../train/optimizer.js';
@@ -33,7 +38,11 @@ type EvalCliOptions = OptionValues<'eval'>;
 export { taskShape };
 
 /** Reads the options of a fresh run into model, task and training configs, validating each. */
-function freshRun(options: TrainCliOptions): { modelConfig: Omit<ModelConfig, 'inputDim' | 'outputs' | 'readout'>; task: TaskConfig; training: TrainingConfig } {
+function freshRun(options: TrainCliOptions): {
+  modelConfig: Omit<ModelConfig, 'inputDim' | 'outputs' | 'readout'>;
+  task: TaskConfig;
+  training: TrainingConfig;
+} {
   const taskName = checkOptionChoice(OPTIONS.task, options.task);
   const modelKind = options.model === undefined ? undefined : checkOptionChoice(OPTIONS.model, options.model);
   const defaults = runDefaults(taskName, modelKind);
@@ -42,7 +51,12 @@ function freshRun(options: TrainCliOptions): { modelConfig: Omit<ModelConfig, 'i
   const training = trainingConfig(taskName, defaults.model, {
     epochs: options.epochs,
     batch: options.batch,
-    optimizer: { kind: options.optimizer as OptimizerKind, lr: options.lr, momentum: options.momentum, weightDecay: options.weightDecay },
+    optimizer: {
+      kind: options.optimizer as OptimizerKind,
+      lr: options.lr,
+      momentum: options.momentum,
+      weightDecay: options.weightDecay,
+    },
     lrSchedule: options.lrSchedule as LrSchedule | undefined,
     clip: options.clip,
     evalEvery: options.evalEvery,
@@ -55,7 +69,9 @@ function freshRun(options: TrainCliOptions): { modelConfig: Omit<ModelConfig, 'i
     depth,
     width: checkOption(OPTIONS.width, options.width ?? defaults.width),
     hidden: checkOption(OPTIONS.hidden, options.hidden ?? defaults.hidden),
-    ...(options.layers !== undefined && options.layers !== 1 ? { layers: checkOption(OPTIONS.layers, options.layers) } : {}),
+    ...(options.layers !== undefined && options.layers !== 1
+      ? { layers: checkOption(OPTIONS.layers, options.layers) }
+      : {}),
     alpha: checkOption(OPTIONS.alpha, options.alpha ?? coefficients.alpha),
     beta: checkOption(OPTIONS.beta, options.beta ?? coefficients.beta),
     filter: checkOptionChoice(OPTIONS.filter, options.filter),
@@ -65,8 +81,13 @@ function freshRun(options: TrainCliOptions): { modelConfig: Omit<ModelConfig, 'i
     dtype: checkOptionChoice(OPTIONS.dtype, options.dtype),
   };
   const task: TaskConfig = {
-    name: taskName, seqLen: options.seqLen, dataDir: options.dataDir, trainLimit: options.trainLimit,
-    testLimit: options.testLimit, trainSize: options.trainSize, testSize: options.testSize,
+    name: taskName,
+    seqLen: options.seqLen,
+    dataDir: options.dataDir,
+    trainLimit: options.trainLimit,
+    testLimit: options.testLimit,
+    trainSize: options.trainSize,
+    testSize: options.testSize,
   };
   return { modelConfig, task, training };
 }
@@ -75,7 +96,14 @@ function loadTaskData(task: TaskConfig, seed: number): TaskData {
   return loadTask(task.name, { ...task, seed });
 }
 
-function summary(model: Model, taskName: string, epochs: number, evaluation: Evaluation, seconds: number, extra: Record<string, unknown> = {}) {
+function summary(
+  model: Model,
+  taskName: string,
+  epochs: number,
+  evaluation: Evaluation,
+  seconds: number,
+  extra: Record<string, unknown> = {},
+) {
   return {
     model: model.config.model,
     task: taskName,
@@ -98,11 +126,14 @@ function describeEvaluation(evaluation: Evaluation): string {
 function trainCommand(options: TrainCliOptions): void {
   const backendName = checkOptionChoice(OPTIONS.backend, options.backend);
   if (options.threads !== undefined) checkOption(OPTIONS.threads, options.threads);
-  let modelConfigBase; let task: TaskConfig; let training: TrainingConfig;
+  let modelConfigBase;
+  let task: TaskConfig;
+  let training: TrainingConfig;
   let progress: Progress | undefined;
   let outDir: string;
   if (options.resume) {
-    if (options.out === undefined) throw new UsageError('--resume needs --out DIR, the directory of the run to continue');
+    if (options.out === undefined)
+      throw new UsageError('--resume needs --out DIR, the directory of the run to continue');
     outDir = options.out;
     const checkpointDir = `${outDir}/checkpoint`;
     if (resolveCheckpointDir(checkpointDir) === null) {
@@ -122,7 +153,12 @@ function trainCommand(options: TrainCliOptions): void {
   const backend = requireBackend(backendName, modelConfigBase.dtype, options.threads);
   const data = loadTaskData(task, training.seed);
   const model = createModel({ ...modelConfigBase, ...taskShape(data) }, backend);
-  const memory = applyMemoryOption(model, training.batch, checkOptionChoice(OPTIONS.memory, options.memory), totalmem());
+  const memory = applyMemoryOption(
+    model,
+    training.batch,
+    checkOptionChoice(OPTIONS.memory, options.memory),
+    totalmem(),
+  );
   const optimizer = new Optimizer(training.optimizer, model.params, backend);
   if (options.resume) {
     loadModelTensors(`${outDir}/checkpoint`, model);
@@ -133,28 +169,54 @@ function trainCommand(options: TrainCliOptions): void {
   const batchesPerEpoch = Math.ceil(data.train.count / Math.min(training.batch, data.train.count));
   const totalSteps = batchesPerEpoch * training.epochs;
   const quiet = options.quiet;
-  const say = (line: string) => { if (!quiet) process.stderr.write(line + '\n'); };
-  say(`roaf: ${model.config.model} on ${task.name}: ${model.params.size.toLocaleString('en-US')} parameters, ` +
-    `${data.train.count} train / ${data.test.count} test samples, backend ${backend.describe()}, ` +
-    (memory?.mode === 'checkpoint' ? `activation checkpointing every ${memory.segmentLength} layers, ` : '') + `run directory ${outDir}` +
-    (progress ? ` (resuming at step ${progress.step})` : ''));
+  const say = (line: string) => {
+    if (!quiet) process.stderr.write(line + '\n');
+  };
+  say(
+    `roaf: ${model.config.model} on ${task.name}: ${model.params.size.toLocaleString('en-US')} parameters, ` +
+      `${data.train.count} train / ${data.test.count} test samples, backend ${backend.describe()}, ` +
+      (memory?.mode === 'checkpoint' ? `activation checkpointing every ${memory.segmentLength} layers, ` : '') +
+      `run directory ${outDir}` +
+      (progress ? ` (resuming at step ${progress.step})` : ''),
+  );
   const bar = createProgress(totalSteps, 'train', { quiet });
   bar.update(progress?.step ?? 0, { loss: NaN, rate: 0, epoch: progress?.epoch ?? 0 });
   const result = runTraining({
-    model, train: data.train, test: data.test, task, training, outDir, progress, optimizer,
+    model,
+    train: data.train,
+    test: data.test,
+    task,
+    training,
+    outDir,
+    progress,
+    optimizer,
     callbacks: {
       onStep: (event) => bar.update(event.step, { loss: event.loss, rate: event.samplesPerSecond, epoch: event.epoch }),
-      onEvaluation: (record) => bar.log(
-        `epoch ${record.epoch} step ${record.step}: train loss ${record.train_loss?.toFixed(4) ?? '-'}, ` +
-        (record.test_accuracy !== undefined ? `test accuracy ${percent(record.test_accuracy)}` : `test MSE ${record.test_mse?.toExponential(3)}`) +
-        `, test loss ${record.test_loss.toFixed(4)} (${record.seconds.toFixed(1)} s)`),
+      onEvaluation: (record) =>
+        bar.log(
+          `epoch ${record.epoch} step ${record.step}: train loss ${record.train_loss?.toFixed(4) ?? '-'}, ` +
+            (record.test_accuracy !== undefined
+              ? `test accuracy ${percent(record.test_accuracy)}`
+              : `test MSE ${record.test_mse?.toExponential(3)}`) +
+            `, test loss ${record.test_loss.toFixed(4)} (${record.seconds.toFixed(1)} s)`,
+        ),
       gradientSummary: gradientSummaryCallback,
     },
   });
   bar.stop();
   const seconds = result.progress.seconds;
-  process.stdout.write(`${model.config.model} on ${task.name}: ${describeEvaluation(result.final)} after ${training.epochs} epoch(s), ${seconds.toFixed(1)} s; checkpoint in ${outDir}/checkpoint\n`);
-  if (options.json) printJsonResult(summary(model, task.name, training.epochs, result.final, seconds, { step: result.progress.step, out: outDir, memory: memory?.mode ?? 'full', peak_rss_bytes: peakRssBytes() }));
+  process.stdout.write(
+    `${model.config.model} on ${task.name}: ${describeEvaluation(result.final)} after ${training.epochs} epoch(s), ${seconds.toFixed(1)} s; checkpoint in ${outDir}/checkpoint\n`,
+  );
+  if (options.json)
+    printJsonResult(
+      summary(model, task.name, training.epochs, result.final, seconds, {
+        step: result.progress.step,
+        out: outDir,
+        memory: memory?.mode ?? 'full',
+        peak_rss_bytes: peakRssBytes(),
+      }),
+    );
 }
 
 function evalCommand(options: EvalCliOptions): void {
@@ -169,16 +231,18 @@ function evalCommand(options: EvalCliOptions): void {
   const start = performance.now();
   const evaluation = evaluate(model, data.test, saved.training.batch);
   const seconds = (performance.now() - start) / 1000;
-  process.stdout.write(`${saved.model.model} on ${task.name} (${data.test.count} test samples): ${describeEvaluation(evaluation)}\n`);
+  process.stdout.write(
+    `${saved.model.model} on ${task.name} (${data.test.count} test samples): ${describeEvaluation(evaluation)}\n`,
+  );
   if (options.json) printJsonResult(summary(model, task.name, saved.epoch, evaluation, seconds, { step: saved.step }));
 }
 
 export function registerTrainCommands(program: Command): void {
-  const train = program.command('train')
+  const train = program
+    .command('train')
     .description('train a model on a task, with a metrics log and checkpoints in --out');
   addTableOptions(train, 'train').action(trainCommand);
 
-  const evaluation = program.command('eval')
-    .description('evaluate a saved model on its task\'s test set');
+  const evaluation = program.command('eval').description("evaluate a saved model on its task's test set");
   addTableOptions(evaluation, 'eval').action(evalCommand);
 }

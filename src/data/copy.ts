@@ -51,7 +51,8 @@ export class CopyDataset implements Dataset {
   private readonly scratch = new Int32Array(COPY_SYMBOLS);
 
   constructor({ name, blanks, count, seed }: CopyOptions) {
-    if (!Number.isInteger(blanks) || blanks < 1) throw new Error(`${name}: blanks must be an integer >= 1, got ${blanks}`);
+    if (!Number.isInteger(blanks) || blanks < 1)
+      throw new Error(`${name}: blanks must be an integer >= 1, got ${blanks}`);
     if (!Number.isInteger(count) || count < 1) throw new Error(`${name}: count must be an integer >= 1, got ${count}`);
     this.name = name;
     this.blanks = blanks;

@@ -55,7 +55,9 @@ export function checkBatch(ds: Dataset, indices: ArrayLike<number>, inputs: Floa
   const B = indices.length;
   const expectedInputs = ds.steps * B * ds.inputDim;
   if (inputs.length !== expectedInputs) {
-    throw new Error(`${ds.name}: inputs must have T*B*D = ${ds.steps}*${B}*${ds.inputDim} = ${expectedInputs} elements, got ${inputs.length}`);
+    throw new Error(
+      `${ds.name}: inputs must have T*B*D = ${ds.steps}*${B}*${ds.inputDim} = ${expectedInputs} elements, got ${inputs.length}`,
+    );
   }
   for (let b = 0; b < B; b++) {
     const index = indices[b]!;
@@ -67,13 +69,17 @@ export function checkBatch(ds: Dataset, indices: ArrayLike<number>, inputs: Floa
   if (spec.kind === 'regression') {
     const expected = B * spec.outputs;
     if (!targets.values || targets.values.length !== expected) {
-      throw new Error(`${ds.name}: targets.values must have B*K = ${expected} elements, got ${targets.values?.length ?? 'none'}`);
+      throw new Error(
+        `${ds.name}: targets.values must have B*K = ${expected} elements, got ${targets.values?.length ?? 'none'}`,
+      );
     }
     return;
   }
   const expected = spec.kind === 'class' ? B : ds.steps * B;
   if (!targets.labels || targets.labels.length !== expected) {
-    throw new Error(`${ds.name}: targets.labels must have ${spec.kind === 'class' ? 'B' : 'T*B'} = ${expected} elements, got ${targets.labels?.length ?? 'none'}`);
+    throw new Error(
+      `${ds.name}: targets.labels must have ${spec.kind === 'class' ? 'B' : 'T*B'} = ${expected} elements, got ${targets.labels?.length ?? 'none'}`,
+    );
   }
 }
 

@@ -21,7 +21,11 @@ export interface IdxFile {
   type: IdxType;
 }
 
-interface TypeInfo { code: number; type: IdxType; bytes: number }
+interface TypeInfo {
+  code: number;
+  type: IdxType;
+  bytes: number;
+}
 
 const TYPES: readonly TypeInfo[] = [
   { code: 0x08, type: 'ubyte', bytes: 1 },
@@ -48,7 +52,9 @@ export function readIdx(path: string): IdxFile {
     try {
       bytes = gunzipSync(bytes);
     } catch (err) {
-      throw new UsageError(`IDX file '${path}' starts like gzip (1f 8b) but is not gzip-decodable: ${(err as Error).message}`);
+      throw new UsageError(
+        `IDX file '${path}' starts like gzip (1f 8b) but is not gzip-decodable: ${(err as Error).message}`,
+      );
     }
   }
   return parseIdx(bytes, path);
@@ -57,22 +63,30 @@ export function readIdx(path: string): IdxFile {
 /** Parses IDX bytes (already decompressed); `path` is used only in error messages. */
 export function parseIdx(bytes: Uint8Array, path: string): IdxFile {
   if (bytes.length < 4) {
-    throw new UsageError(`IDX file '${path}' is truncated: ${bytes.length} bytes, shorter than the 4-byte magic number`);
+    throw new UsageError(
+      `IDX file '${path}' is truncated: ${bytes.length} bytes, shorter than the 4-byte magic number`,
+    );
   }
   const found = Array.from(bytes.subarray(0, 4), hex).join(' ');
   if (bytes[0] !== 0 || bytes[1] !== 0) {
-    throw new UsageError(`IDX file '${path}' has wrong magic number ${found}: expected 0x00 0x00 <type code> <number of dims> (not an IDX file?)`);
+    throw new UsageError(
+      `IDX file '${path}' has wrong magic number ${found}: expected 0x00 0x00 <type code> <number of dims> (not an IDX file?)`,
+    );
   }
   const typeCode = bytes[2]!; // the length was checked above
   const ndims = bytes[3]!;
   const info = TYPES.find((t) => t.code === typeCode);
   if (!info) {
     const known = TYPES.map((t) => `${hex(t.code)} ${t.type}`).join(', ');
-    throw new UsageError(`IDX file '${path}' has unknown type code ${hex(typeCode)} (magic ${found}): expected one of ${known}`);
+    throw new UsageError(
+      `IDX file '${path}' has unknown type code ${hex(typeCode)} (magic ${found}): expected one of ${known}`,
+    );
   }
   const headerBytes = 4 + 4 * ndims;
   if (bytes.length < headerBytes) {
-    throw new UsageError(`IDX file '${path}' is truncated: header needs ${headerBytes} bytes for ${ndims} dims, found ${bytes.length}`);
+    throw new UsageError(
+      `IDX file '${path}' is truncated: header needs ${headerBytes} bytes for ${ndims} dims, found ${bytes.length}`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const dims: number[] = [];
@@ -81,10 +95,14 @@ export function parseIdx(bytes: Uint8Array, path: string): IdxFile {
   const expected = count * info.bytes;
   const have = bytes.length - headerBytes;
   if (have < expected) {
-    throw new UsageError(`IDX file '${path}' is truncated: expected ${expected} bytes of data for ${info.type} dims [${dims.join(', ')}], found ${have}`);
+    throw new UsageError(
+      `IDX file '${path}' is truncated: expected ${expected} bytes of data for ${info.type} dims [${dims.join(', ')}], found ${have}`,
+    );
   }
   if (have > expected) {
-    throw new UsageError(`IDX file '${path}' has ${have - expected} bytes after the data: expected ${expected} bytes of data for ${info.type} dims [${dims.join(', ')}], found ${have}`);
+    throw new UsageError(
+      `IDX file '${path}' has ${have - expected} bytes after the data: expected ${expected} bytes of data for ${info.type} dims [${dims.join(', ')}], found ${have}`,
+    );
   }
   return { dims, data: decode(view, headerBytes, count, info.type), type: info.type };
 }
@@ -125,11 +143,16 @@ function decode(view: DataView, offset: number, count: number, type: IdxType): I
 /** The IDX element type of a typed array. */
 function typeOf(data: IdxData): TypeInfo {
   const type: IdxType =
-    data instanceof Uint8Array ? 'ubyte'
-      : data instanceof Int8Array ? 'byte'
-        : data instanceof Int16Array ? 'short'
-          : data instanceof Int32Array ? 'int'
-            : data instanceof Float32Array ? 'float'
+    data instanceof Uint8Array
+      ? 'ubyte'
+      : data instanceof Int8Array
+        ? 'byte'
+        : data instanceof Int16Array
+          ? 'short'
+          : data instanceof Int32Array
+            ? 'int'
+            : data instanceof Float32Array
+              ? 'float'
               : 'double';
   return TYPES.find((t) => t.type === type)!;
 }
@@ -137,7 +160,8 @@ function typeOf(data: IdxData): TypeInfo {
 /** Encodes `data` with shape `dims` as IDX bytes (uncompressed); the element type follows the array type. */
 export function encodeIdx(dims: readonly number[], data: IdxData): Uint8Array {
   const count = dims.reduce((a, b) => a * b, 1);
-  if (count !== data.length) throw new Error(`encodeIdx: dims [${dims.join(', ')}] hold ${count} elements, data has ${data.length}`);
+  if (count !== data.length)
+    throw new Error(`encodeIdx: dims [${dims.join(', ')}] hold ${count} elements, data has ${data.length}`);
   if (dims.length > 255) throw new Error(`encodeIdx: at most 255 dims, got ${dims.length}`);
   const info = typeOf(data);
   const headerBytes = 4 + 4 * dims.length;
@@ -150,12 +174,24 @@ export function encodeIdx(dims: readonly number[], data: IdxData): Uint8Array {
     const at = headerBytes + i * info.bytes;
     const x = data[i]!;
     switch (info.type) {
-      case 'ubyte': view.setUint8(at, x); break;
-      case 'byte': view.setInt8(at, x); break;
-      case 'short': view.setInt16(at, x, false); break;
-      case 'int': view.setInt32(at, x, false); break;
-      case 'float': view.setFloat32(at, x, false); break;
-      case 'double': view.setFloat64(at, x, false); break;
+      case 'ubyte':
+        view.setUint8(at, x);
+        break;
+      case 'byte':
+        view.setInt8(at, x);
+        break;
+      case 'short':
+        view.setInt16(at, x, false);
+        break;
+      case 'int':
+        view.setInt32(at, x, false);
+        break;
+      case 'float':
+        view.setFloat32(at, x, false);
+        break;
+      case 'double':
+        view.setFloat64(at, x, false);
+        break;
     }
   }
   return out;

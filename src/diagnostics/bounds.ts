@@ -32,7 +32,11 @@ export interface TheoryBounds {
 }
 
 /** The bounds for a model run for T steps, or why there are none (the kind's reason). */
-export function theoryBoundsOrReason(model: Model, T: number, norm: SpectralNormFn = lanczosSpectralNorm): TheoryBounds | NotApplicable {
+export function theoryBoundsOrReason(
+  model: Model,
+  T: number,
+  norm: SpectralNormFn = lanczosSpectralNorm,
+): TheoryBounds | NotApplicable {
   const factors = modelKindOf(model).boundFactors(model, T);
   if (isNotApplicable(factors)) return factors;
   const norms = Float64Array.from(factors.weights, (W) => norm(W, factors.n));
@@ -47,12 +51,20 @@ export function theoryBounds(model: Model, T: number, norm: SpectralNormFn = lan
 
 /** Bounds from per-factor spectral norms, each used `repeat` times (T for a recurrent cell). */
 export function boundsFromNorms(alpha: number, beta: number, norms: Float64Array, repeat: number): TheoryBounds {
-  let logLower = 0, logUpper = 0;
+  let logLower = 0,
+    logUpper = 0;
   for (const s of norms) {
     logLower += repeat * Math.log(Math.max(0, alpha - beta * s));
     logUpper += repeat * Math.log(alpha + beta * s);
   }
-  return { count: norms.length * repeat, alpha, beta, spectralNorms: norms, logLowerProduct: logLower, logUpperProduct: logUpper };
+  return {
+    count: norms.length * repeat,
+    alpha,
+    beta,
+    spectralNorms: norms,
+    logLowerProduct: logLower,
+    logUpperProduct: logUpper,
+  };
 }
 
 export interface BoundCheck {
@@ -71,7 +83,8 @@ export interface BoundCheck {
  * covers float64 rounding in the spectrum and the Lanczos estimate's relative error (~1e-10 per layer).
  */
 export function checkSpectrum(logSingularValues: ArrayLike<number>, bounds: TheoryBounds): BoundCheck {
-  let logMin = Infinity, logMax = -Infinity;
+  let logMin = Infinity,
+    logMax = -Infinity;
   for (let i = 0; i < logSingularValues.length; i++) {
     logMin = Math.min(logMin, logSingularValues[i]!);
     logMax = Math.max(logMax, logSingularValues[i]!);

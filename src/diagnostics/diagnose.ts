@@ -60,18 +60,20 @@ export interface Diagnostics {
     first_last_ratio: number | null;
     log10_first_last_ratio: Log10;
   };
-  spectrum: (SpectrumSummary & {
-    jacobian: string;
-    size: number;
-    factors: number;
-    samples: number[];
-    /** All singular values (log10), largest first: the mean over the samples of their log-spectra. */
-    log10_singular_values: Log10[];
-    per_sample: Array<{ sample: number; log10_min: Log10; log10_max: Log10; inside_bounds: boolean | null }>;
-    /** Lyapunov exponents of the chain (log10 growth per factor, largest first), for comparison. */
-    lyapunov_log10_per_factor: Log10[];
-    method: string;
-  }) | null;
+  spectrum:
+    | (SpectrumSummary & {
+        jacobian: string;
+        size: number;
+        factors: number;
+        samples: number[];
+        /** All singular values (log10), largest first: the mean over the samples of their log-spectra. */
+        log10_singular_values: Log10[];
+        per_sample: Array<{ sample: number; log10_min: Log10; log10_max: Log10; inside_bounds: boolean | null }>;
+        /** Lyapunov exponents of the chain (log10 growth per factor, largest first), for comparison. */
+        lyapunov_log10_per_factor: Log10[];
+        method: string;
+      })
+    | null;
   /** Why there is no spectrum although one was asked for: the model's kind has no Jacobian chain for it. */
   spectrum_note?: string;
   bounds: {
@@ -96,7 +98,8 @@ export interface Diagnostics {
   seconds: { gradients: number; spectrum: number; bounds: number; total: number };
 }
 
-const METHOD = 'Householder QR frame propagation with a row-scaled triangular product and a log-scaled one-sided Jacobi SVD, float64 (src/diagnostics/product-spectrum.ts)';
+const METHOD =
+  'Householder QR frame propagation with a row-scaled triangular product and a log-scaled one-sided Jacobi SVD, float64 (src/diagnostics/product-spectrum.ts)';
 
 /** Natural log -> log10, rounded to 1e-9, ±Infinity -> null. */
 export function toLog10(ln: number): Log10 {
@@ -119,12 +122,18 @@ function fromLog10(x: number): number | null {
 export function summarizeSpectrum(logs: ArrayLike<number>): SpectrumSummary {
   const sorted = Float64Array.from(logs).sort();
   const n = sorted.length;
-  const min = sorted[0]! / Math.LN10, max = sorted[n - 1]! / Math.LN10;
+  const min = sorted[0]! / Math.LN10,
+    max = sorted[n - 1]! / Math.LN10;
   const median = (n % 2 === 1 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2) / Math.LN10;
   const condition = max - min;
   return {
     log10: { min: log10Round(min), max: log10Round(max), median: log10Round(median), condition: log10Round(condition) },
-    value: { min: fromLog10(min), max: fromLog10(max), median: fromLog10(median), condition: condition === Infinity ? null : fromLog10(condition) },
+    value: {
+      min: fromLog10(min),
+      max: fromLog10(max),
+      median: fromLog10(median),
+      condition: condition === Infinity ? null : fromLog10(condition),
+    },
   };
 }
 
@@ -146,11 +155,13 @@ export function diagnose(model: Model, dataset: Dataset, options: DiagnoseOption
   const indices = Int32Array.from({ length: B }, (_, i) => i);
   const buffers = new BatchBuffers(dataset, model, B);
   const { loss, rows, inputs, gOutputs } = batchLoss(model, buffers, indices, true);
-  const meanLoss = dataset.target.kind === 'regression' ? loss.lossSum / (rows * dataset.target.outputs) : loss.lossSum / rows;
+  const meanLoss =
+    dataset.target.kind === 'regression' ? loss.lossSum / (rows * dataset.target.outputs) : loss.lossSum / rows;
   const curve = measureGradientNorms(model, B, T, inputs, gOutputs);
   model.params.zeroGrad();
   const norms = curve.log10Norms;
-  const first = norms[0] ?? NaN, last = norms[norms.length - 1] ?? NaN;
+  const first = norms[0] ?? NaN,
+    last = norms[norms.length - 1] ?? NaN;
   const ratio = first - last;
   const gradientsDone = performance.now();
 
@@ -162,7 +173,9 @@ export function diagnose(model: Model, dataset: Dataset, options: DiagnoseOption
 
   let spectrum: Diagnostics['spectrum'] = null;
   let spectrumNote: string | undefined;
-  let worstLower = Infinity, worstUpper = Infinity, allInside: boolean | null = null;
+  let worstLower = Infinity,
+    worstUpper = Infinity,
+    allInside: boolean | null = null;
   const spectrumStart = performance.now();
   const chainOf = (b: number) => kind.jacobianChain(model, sampleInputs(inputs, T, B, dataset.inputDim, b), T);
   const firstChain = S > 0 ? chainOf(0) : null;
@@ -177,7 +190,8 @@ export function diagnose(model: Model, dataset: Dataset, options: DiagnoseOption
     for (let b = 0; b < S; b++) {
       options.onPhase?.(`Jacobian spectrum of sample ${b}`);
       const chain = b === 0 ? firstChain : chainOf(b);
-      if (isNotApplicable(chain)) throw new Error(`${model.config.model}: a Jacobian chain for sample 0 but not for sample ${b}`);
+      if (isNotApplicable(chain))
+        throw new Error(`${model.config.model}: a Jacobian chain for sample 0 but not for sample ${b}`);
       chainInfo = chain;
       const product = new ProductSpectrum(chain.size);
       const every = Math.max(1, Math.floor(chain.count / 100));
@@ -219,23 +233,26 @@ export function diagnose(model: Model, dataset: Dataset, options: DiagnoseOption
   }
   const spectrumSeconds = (performance.now() - spectrumStart) / 1000;
 
-  const boundsReport: Diagnostics['bounds'] = bounds === null
-    ? { applicable: false, note: isNotApplicable(boundsOrReason) ? boundsOrReason.notApplicable : '' }
-    : {
-      applicable: true,
-      alpha: bounds.alpha,
-      beta: bounds.beta,
-      factors: bounds.count,
-      spectral_norms: Array.from(bounds.spectralNorms, (s) => Number(s.toPrecision(12))),
-      layer_lower: layerRange(bounds.spectralNorms, (s) => Math.max(0, bounds.alpha - bounds.beta * s)),
-      layer_upper: layerRange(bounds.spectralNorms, (s) => bounds.alpha + bounds.beta * s),
-      log10_lower_product: toLog10(bounds.logLowerProduct),
-      log10_upper_product: toLog10(bounds.logUpperProduct),
-      inside: allInside,
-      log10_lower_margin: toLog10(worstLower),
-      log10_upper_margin: toLog10(worstUpper),
-      ...(bounds.logLowerProduct === -Infinity ? { note: 'the lower bound is 0: alpha <= beta ||W_l||₂ for some layer' } : {}),
-    };
+  const boundsReport: Diagnostics['bounds'] =
+    bounds === null
+      ? { applicable: false, note: isNotApplicable(boundsOrReason) ? boundsOrReason.notApplicable : '' }
+      : {
+          applicable: true,
+          alpha: bounds.alpha,
+          beta: bounds.beta,
+          factors: bounds.count,
+          spectral_norms: Array.from(bounds.spectralNorms, (s) => Number(s.toPrecision(12))),
+          layer_lower: layerRange(bounds.spectralNorms, (s) => Math.max(0, bounds.alpha - bounds.beta * s)),
+          layer_upper: layerRange(bounds.spectralNorms, (s) => bounds.alpha + bounds.beta * s),
+          log10_lower_product: toLog10(bounds.logLowerProduct),
+          log10_upper_product: toLog10(bounds.logUpperProduct),
+          inside: allInside,
+          log10_lower_margin: toLog10(worstLower),
+          log10_upper_margin: toLog10(worstUpper),
+          ...(bounds.logLowerProduct === -Infinity
+            ? { note: 'the lower bound is 0: alpha <= beta ||W_l||₂ for some layer' }
+            : {}),
+        };
 
   return {
     model: model.config.model,
@@ -267,7 +284,8 @@ export function diagnose(model: Model, dataset: Dataset, options: DiagnoseOption
 }
 
 function layerRange(norms: Float64Array, bound: (s: number) => number): { min: number; max: number } {
-  let min = Infinity, max = -Infinity;
+  let min = Infinity,
+    max = -Infinity;
   for (const s of norms) {
     min = Math.min(min, bound(s));
     max = Math.max(max, bound(s));

@@ -21,7 +21,11 @@ export { curvePosition, type CurveIndex, type GradientCurve };
  * given ∂loss/∂outputs. Accumulates into the model's parameter gradients; the caller zeroes them.
  */
 export function measureGradientNorms(
-  model: Model, B: number, T: number, inputs: FloatArray, gOutputs: FloatArray,
+  model: Model,
+  B: number,
+  T: number,
+  inputs: FloatArray,
+  gOutputs: FloatArray,
 ): GradientCurve {
   return modelKindOf(model).gradientCurve(model, B, T, inputs, gOutputs);
 }
@@ -57,18 +61,24 @@ export function downsampleIndices(count: number, maxPoints = 64): number[] {
 export function summarizeNorms(index: CurveIndex, norms: ArrayLike<number>, maxPoints = 64): GradientSummary {
   const count = norms.length;
   const picked = downsampleIndices(count, maxPoints);
-  let min = Infinity, max = -Infinity;
+  let min = Infinity,
+    max = -Infinity;
   for (let i = 0; i < count; i++) {
     min = Math.min(min, norms[i]!);
     max = Math.max(max, norms[i]!);
   }
   // A curve has at least one entry (x_0, or h_1).
-  const first = norms[0]!, last = norms[count - 1]!;
+  const first = norms[0]!,
+    last = norms[count - 1]!;
   return {
-    index, count,
+    index,
+    count,
     positions: picked.map((i) => curvePosition(index, i)),
     norms: picked.map((i) => norms[i]!),
-    min, max, first, last,
+    min,
+    max,
+    first,
+    last,
     first_last_ratio: last === 0 ? null : first / last,
   };
 }

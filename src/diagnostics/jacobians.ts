@@ -15,6 +15,7 @@ export type { JacobianChain, JacobianVisitor } from '../models/kind.js';
  */
 export function jacobianChain(model: Model, input: ArrayLike<number>, T: number): JacobianChain {
   const chain = modelKindOf(model).jacobianChain(model, input, T);
-  if (isNotApplicable(chain)) throw new Error(`jacobianChain: no Jacobian spectrum for ${model.config.model}: ${chain.notApplicable}`);
+  if (isNotApplicable(chain))
+    throw new Error(`jacobianChain: no Jacobian spectrum for ${model.config.model}: ${chain.notApplicable}`);
   return chain;
 }

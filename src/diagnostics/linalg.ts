@@ -38,7 +38,9 @@ export interface SpectralNormResult {
  * vector (ones plus a deterministic ripple), so the result is reproducible.
  */
 export function spectralNorm(
-  W: ArrayLike<number>, rows: number, cols: number,
+  W: ArrayLike<number>,
+  rows: number,
+  cols: number,
   { tolerance = 1e-10, maxIterations = cols }: { tolerance?: number; maxIterations?: number } = {},
 ): SpectralNormResult {
   const n = cols;
@@ -96,7 +98,8 @@ export function spectralNorm(
  * e[0..k-1) (e[j] couples j and j+1), by bisection on Sturm sequence counts, to full precision.
  */
 function largestTridiagonalEigenvalue(d: Float64Array, e: Float64Array, k: number): number {
-  let lo = Infinity, hi = -Infinity;
+  let lo = Infinity,
+    hi = -Infinity;
   for (let j = 0; j < k; j++) {
     const radius = (j > 0 ? Math.abs(e[j - 1]!) : 0) + (j < k - 1 ? Math.abs(e[j]!) : 0);
     lo = Math.min(lo, d[j]! - radius);
@@ -117,7 +120,8 @@ function largestTridiagonalEigenvalue(d: Float64Array, e: Float64Array, k: numbe
   for (let iteration = 0; iteration < 200 && hi - lo > 1e-16 * Math.max(Math.abs(lo), Math.abs(hi)); iteration++) {
     const mid = (lo + hi) / 2;
     if (mid === lo || mid === hi) break;
-    if (countBelow(mid) === k) hi = mid; // every eigenvalue is below mid
+    if (countBelow(mid) === k)
+      hi = mid; // every eigenvalue is below mid
     else lo = mid;
   }
   return hi;
@@ -136,7 +140,10 @@ function largestTridiagonalEigenvalue(d: Float64Array, e: Float64Array, k: numbe
  * (Demmel & Veselić, 1992), independent of how wildly the scales t differ.
  */
 export function logSingularValuesScaledColumns(
-  u: Float64Array, t: Float64Array, n: number, m: number,
+  u: Float64Array,
+  t: Float64Array,
+  n: number,
+  m: number,
   { tolerance = 1e-15 * Math.max(4, n), maxSweeps = 100 }: { tolerance?: number; maxSweeps?: number } = {},
 ): Float64Array {
   const scale = Float64Array.from(t);
@@ -155,13 +162,15 @@ export function logSingularValuesScaledColumns(
       if (scale[p] === -Infinity) continue;
       for (let q = p + 1; q < n; q++) {
         if (scale[q] === -Infinity) continue;
-        const op = p * m, oq = q * m;
+        const op = p * m,
+          oq = q * m;
         let gamma = 0; // cosine of the angle between u_p and u_q (both unit vectors)
         for (let k = 0; k < m; k++) gamma += u[op + k]! * u[oq + k]!;
         if (Math.abs(gamma) <= tolerance) continue;
         rotated = true;
         const [i, j] = scale[p]! >= scale[q]! ? [p, q] : [q, p];
-        const oi = i * m, oj = j * m;
+        const oi = i * m,
+          oj = j * m;
         const r = Math.exp(scale[j]! - scale[i]!); // in [0, 1]
         // With a = |col_i|², b = |col_j|² = r² a, c = col_i·col_j = γ r a, the rotation tangent is
         // t = sign(ζ) / (|ζ| + sqrt(1 + ζ²)), ζ = (b - a) / 2c; tau = t / r stays finite as r -> 0.
@@ -170,9 +179,11 @@ export function logSingularValuesScaledColumns(
         const tan = tau * r;
         const cos = 1 / Math.sqrt(1 + tan * tan);
         const tr = tau * r * r;
-        let normI = 0, normJ = 0;
+        let normI = 0,
+          normJ = 0;
         for (let k = 0; k < m; k++) {
-          const ui = u[oi + k]!, uj = u[oj + k]!;
+          const ui = u[oi + k]!,
+            uj = u[oj + k]!;
           const vi = ui - tr * uj; // col_i' = e^{t_i} cos (u_i - t r u_j)
           const vj = tau * ui + uj; // col_j' = e^{t_j} cos (t/r u_i + u_j)
           u[oi + k] = vi;

@@ -84,7 +84,9 @@ export class ProductSpectrum {
   /** Householder QR of Z (held as zt, rows = columns of Z): stores the reflectors, R and the Lyapunov sums. */
   private factor(): void {
     const n = this.n;
-    const zt = this.zt, V = this.reflectors, R = this.r;
+    const zt = this.zt,
+      V = this.reflectors,
+      R = this.r;
     R.fill(0);
     for (let k = 0; k < n; k++) {
       const zk = k * n;
@@ -134,7 +136,11 @@ export class ProductSpectrum {
   /** P <- R_l P, row by row in the scaled representation (see the file header, step 2). */
   private multiplyProduct(): void {
     const n = this.n;
-    const R = this.r, logR = this.logR, M = this.m, s = this.s, row = this.row;
+    const R = this.r,
+      logR = this.logR,
+      M = this.m,
+      s = this.s,
+      row = this.row;
     for (let i = 0; i < n; i++) {
       for (let k = i; k < n; k++) logR[i * n + k] = Math.log(Math.abs(R[i * n + k]!));
     }
@@ -170,7 +176,10 @@ export class ProductSpectrum {
   /** Lyapunov exponents: the Lyapunov sums divided by the number of factors, largest first. */
   lyapunovExponents(): Float64Array {
     const steps = Math.max(1, this.steps);
-    return this.lyapunovSums.map((x) => x / steps).sort().reverse();
+    return this.lyapunovSums
+      .map((x) => x / steps)
+      .sort()
+      .reverse();
   }
 }
 
@@ -185,7 +194,10 @@ function normalizeRow(M: Float64Array, offset: number, from: number, n: number, 
 
 /** Σ a[ia + c] b[ib + c] for c < count, with four partial sums (the adds no longer wait on each other). */
 function dot(a: Float64Array, ia: number, b: Float64Array, ib: number, count: number): number {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let s0 = 0,
+    s1 = 0,
+    s2 = 0,
+    s3 = 0;
   let c = 0;
   for (; c + 3 < count; c += 4) {
     s0 += a[ia + c]! * b[ib + c]!;
@@ -194,5 +206,5 @@ function dot(a: Float64Array, ia: number, b: Float64Array, ib: number, count: nu
     s3 += a[ia + c + 3]! * b[ib + c + 3]!;
   }
   for (; c < count; c++) s0 += a[ia + c]! * b[ib + c]!;
-  return (s0 + s1) + (s2 + s3);
+  return s0 + s1 + (s2 + s3);
 }

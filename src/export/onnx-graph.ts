@@ -4,8 +4,17 @@
 
 import type { FloatArray } from '../backend/backend.js';
 import {
-  ONNX_FLOAT, ONNX_INT32, ONNX_INT64, type AttributeValue, type Dim, type GraphProto, type NodeProto, type OnnxElementType,
-  type TensorData, type TensorProto, type ValueInfoProto,
+  ONNX_FLOAT,
+  ONNX_INT32,
+  ONNX_INT64,
+  type AttributeValue,
+  type Dim,
+  type GraphProto,
+  type NodeProto,
+  type OnnxElementType,
+  type TensorData,
+  type TensorProto,
+  type ValueInfoProto,
 } from './onnx-proto.js';
 
 /** Data the builder accepts: float arrays (written as float32), int32 arrays (int32), or int64 values. */
@@ -82,9 +91,11 @@ export class GraphBuilder {
   initializer(name: string, dims: number[], parts: readonly ArrayData[]): string {
     const size = dims.reduce((a, b) => a * b, 1);
     const length = parts.reduce((sum, part) => sum + part.length, 0);
-    if (length !== size) throw new Error(`ONNX export: initializer ${name} [${dims.join(', ')}] needs ${size} values, got ${length}`);
+    if (length !== size)
+      throw new Error(`ONNX export: initializer ${name} [${dims.join(', ')}] needs ${size} values, got ${length}`);
     const ints = parts.every((part) => part instanceof Int32Array);
-    if (!ints && parts.some((part) => part instanceof Int32Array)) throw new Error(`ONNX export: initializer ${name} mixes types`);
+    if (!ints && parts.some((part) => part instanceof Int32Array))
+      throw new Error(`ONNX export: initializer ${name} mixes types`);
     const chunks = parts.map((part) => {
       if (part instanceof Float64Array) {
         this.converted = true;
@@ -112,7 +123,14 @@ export class GraphBuilder {
   }
 
   graph(name: string, inputs: ValueInfoProto[], outputs: ValueInfoProto[], docString?: string): GraphProto {
-    return { name, nodes: this.nodes, initializers: this.initializers, inputs, outputs, ...(docString ? { docString } : {}) };
+    return {
+      name,
+      nodes: this.nodes,
+      initializers: this.initializers,
+      inputs,
+      outputs,
+      ...(docString ? { docString } : {}),
+    };
   }
 }
 

@@ -18,7 +18,11 @@ export const ONNX_INT64 = 7;
 export type OnnxElementType = typeof ONNX_FLOAT | typeof ONNX_INT32 | typeof ONNX_INT64;
 
 /** Bytes per element of each element type. */
-export const ELEMENT_BYTES: Readonly<Record<OnnxElementType, number>> = { [ONNX_FLOAT]: 4, [ONNX_INT32]: 4, [ONNX_INT64]: 8 };
+export const ELEMENT_BYTES: Readonly<Record<OnnxElementType, number>> = {
+  [ONNX_FLOAT]: 4,
+  [ONNX_INT32]: 4,
+  [ONNX_INT64]: 8,
+};
 
 /** A tensor's data: its little-endian bytes in chunks (concatenated in order), inline or in an external file. */
 export interface TensorData {
@@ -87,7 +91,15 @@ export interface ModelProto {
 }
 
 // Field numbers of onnx.proto.
-const MODEL = { irVersion: 1, producerName: 2, producerVersion: 3, docString: 6, graph: 7, opsetImport: 8, metadata: 14 } as const;
+const MODEL = {
+  irVersion: 1,
+  producerName: 2,
+  producerVersion: 3,
+  docString: 6,
+  graph: 7,
+  opsetImport: 8,
+  metadata: 14,
+} as const;
 const OPSET = { domain: 1, version: 2 } as const;
 const ENTRY = { key: 1, value: 2 } as const;
 const GRAPH = { node: 1, name: 2, initializer: 5, docString: 10, input: 11, output: 12 } as const;
@@ -130,7 +142,9 @@ function encodeValueInfo(info: ValueInfoProto): ProtoWriter {
     }
     tensorType.message(TENSOR_TYPE.shape, shape);
   }
-  const w = new ProtoWriter().string(VALUE_INFO.name, info.name).message(VALUE_INFO.type, new ProtoWriter().message(TYPE.tensorType, tensorType));
+  const w = new ProtoWriter()
+    .string(VALUE_INFO.name, info.name)
+    .message(VALUE_INFO.type, new ProtoWriter().message(TYPE.tensorType, tensorType));
   if (info.docString !== undefined) w.string(VALUE_INFO.docString, info.docString);
   return w;
 }
@@ -138,15 +152,19 @@ function encodeValueInfo(info: ValueInfoProto): ProtoWriter {
 function encodeAttribute(name: string, attribute: AttributeValue): ProtoWriter {
   const w = new ProtoWriter().string(ATTRIBUTE.name, name);
   switch (attribute.kind) {
-    case 'int': return w.int(ATTRIBUTE.i, attribute.value).int(ATTRIBUTE.type, ATTRIBUTE_TYPE.int);
-    case 'float': return w.float(ATTRIBUTE.f, attribute.value).int(ATTRIBUTE.type, ATTRIBUTE_TYPE.float);
+    case 'int':
+      return w.int(ATTRIBUTE.i, attribute.value).int(ATTRIBUTE.type, ATTRIBUTE_TYPE.int);
+    case 'float':
+      return w.float(ATTRIBUTE.f, attribute.value).int(ATTRIBUTE.type, ATTRIBUTE_TYPE.float);
     // repeated int64 `ints` is not declared packed in onnx.proto (proto2): one varint field per value
     case 'ints': {
       for (const value of attribute.value) w.int(ATTRIBUTE.ints, value);
       return w.int(ATTRIBUTE.type, ATTRIBUTE_TYPE.ints);
     }
-    case 'string': return w.string(ATTRIBUTE.s, attribute.value).int(ATTRIBUTE.type, ATTRIBUTE_TYPE.string);
-    case 'graph': return w.message(ATTRIBUTE.g, encodeGraph(attribute.value)).int(ATTRIBUTE.type, ATTRIBUTE_TYPE.graph);
+    case 'string':
+      return w.string(ATTRIBUTE.s, attribute.value).int(ATTRIBUTE.type, ATTRIBUTE_TYPE.string);
+    case 'graph':
+      return w.message(ATTRIBUTE.g, encodeGraph(attribute.value)).int(ATTRIBUTE.type, ATTRIBUTE_TYPE.graph);
   }
 }
 

@@ -82,7 +82,9 @@ function producerVersion(): string {
   if (roafVersion === undefined) {
     try {
       // dist/src/export/onnx.js -> the package's package.json
-      const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+      const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+        version?: string;
+      };
       roafVersion = pkg.version ?? 'unknown';
     } catch {
       roafVersion = 'unknown';
@@ -93,9 +95,7 @@ function producerVersion(): string {
 
 /** A filter as the graph applies it: the names of its initializers. */
 type FilterRef =
-  | { kind: 'dense'; matrix: string }
-  | { kind: 'permutation'; perm: string; signs: string }
-  | { kind: 'identity' };
+  { kind: 'dense'; matrix: string } | { kind: 'permutation'; perm: string; signs: string } | { kind: 'identity' };
 
 /** The scalars alpha and beta as initializers, each made once when first needed (every layer of a model shares them). */
 class Scalars {
@@ -118,7 +118,15 @@ class Scalars {
  * (B, N). `filter` null: alpha = 0, no filter branch.
  */
 function roafUpdate(
-  b: GraphBuilder, scalars: Scalars, x: string, W: string, c: string, alpha: number, beta: number, filter: FilterRef | null, out: string,
+  b: GraphBuilder,
+  scalars: Scalars,
+  x: string,
+  W: string,
+  c: string,
+  alpha: number,
+  beta: number,
+  filter: FilterRef | null,
+  out: string,
 ): string {
   const z = b.op('Gemm', [x, W, c], 'z', { transB: 1 });
   const a = b.op('Tanh', [z], 'a');
@@ -127,7 +135,12 @@ function roafUpdate(
   let filtered: string;
   switch (filter.kind) {
     case 'dense':
-      filtered = b.op('Gemm', [x, filter.matrix], 'Ox', alpha === 1 ? { transB: 1 } : { transB: 1, alpha: { float: alpha } });
+      filtered = b.op(
+        'Gemm',
+        [x, filter.matrix],
+        'Ox',
+        alpha === 1 ? { transB: 1 } : { transB: 1, alpha: { float: alpha } },
+      );
       break;
     case 'permutation': {
       // (O x)[i] = signs[i] x[perm[i]]: a Gather along the features, then a Mul
@@ -151,7 +164,8 @@ interface GraphIO {
 }
 
 const INPUT_DOC_FLAT = 'float32 (B, D): one sample per row, as roaf feeds MNIST (pixels / 255)';
-const INPUT_DOC_SEQUENCE = 'float32 (T, B, D), time-major as roaf: step t of sequence b at [t, b, :]; T and B are dynamic';
+const INPUT_DOC_SEQUENCE =
+  'float32 (T, B, D), time-major as roaf: step t of sequence b at [t, b, :]; T and B are dynamic';
 
 /** roaf-mlp, mlp, resmlp: Gemm, one Scan over the L layers, Gemm. */
 function feedForwardGraph(model: RoafMLP, g: GraphBuilder, scalars: Scalars): GraphIO {
@@ -159,11 +173,31 @@ function feedForwardGraph(model: RoafMLP, g: GraphBuilder, scalars: Scalars): Gr
   const layers = model.layers;
   const L = layers.length;
   const input = g.scope.claim('input');
-  const x0 = g.op('Gemm', [input, g.initializer('input.W', [N, D], [model.input.W.value]), g.initializer('input.b', [N], [model.input.b.value])], 'x0', { transB: 1 });
+  const x0 = g.op(
+    'Gemm',
+    [
+      input,
+      g.initializer('input.W', [N, D], [model.input.W.value]),
+      g.initializer('input.b', [N], [model.input.b.value]),
+    ],
+    'x0',
+    { transB: 1 },
+  );
 
   // The scanned tensors: each layer's W and b, and its filter when every layer has its own.
   const body = new GraphBuilder(g.scope);
-  const scanned: string[] = [g.initializer('layers.W', [L, N, N], layers.map((l) => l.W.value)), g.initializer('layers.b', [L, N], layers.map((l) => l.b.value))];
+  const scanned: string[] = [
+    g.initializer(
+      'layers.W',
+      [L, N, N],
+      layers.map((l) => l.W.value),
+    ),
+    g.initializer(
+      'layers.b',
+      [L, N],
+      layers.map((l) => l.b.value),
+    ),
+  ];
   const x = g.scope.claim('layer.x');
   const W = g.scope.claim('layer.W');
   const b = g.scope.claim('layer.b');
@@ -176,12 +210,30 @@ function feedForwardGraph(model: RoafMLP, g: GraphBuilder, scalars: Scalars): Gr
     if (shared) {
       filter = filterInitializers(g, 'filter', first);
     } else if (first.kind === 'dense') {
-      scanned.push(g.initializer('filters', [L, N, N], layers.map((l) => denseMatrix(l.filter))));
+      scanned.push(
+        g.initializer(
+          'filters',
+          [L, N, N],
+          layers.map((l) => denseMatrix(l.filter)),
+        ),
+      );
       filter = { kind: 'dense', matrix: g.scope.claim('layer.O') };
       bodyInputs.push(floatValue(filter.matrix, [N, N]));
     } else if (first.kind === 'permutation') {
-      scanned.push(g.initializer('filters.perm', [L, N], layers.map((l) => permutation(l.filter).perm)));
-      scanned.push(g.initializer('filters.signs', [L, N], layers.map((l) => permutation(l.filter).signs)));
+      scanned.push(
+        g.initializer(
+          'filters.perm',
+          [L, N],
+          layers.map((l) => permutation(l.filter).perm),
+        ),
+      );
+      scanned.push(
+        g.initializer(
+          'filters.signs',
+          [L, N],
+          layers.map((l) => permutation(l.filter).signs),
+        ),
+      );
       filter = { kind: 'permutation', perm: g.scope.claim('layer.perm'), signs: g.scope.claim('layer.signs') };
       bodyInputs.push(int32Value(filter.perm, [N]), floatValue(filter.signs, [N]));
     } else {
@@ -189,9 +241,23 @@ function feedForwardGraph(model: RoafMLP, g: GraphBuilder, scalars: Scalars): Gr
     }
   }
   const y = roafUpdate(body, scalars, x, W, b, alpha, beta, filter, 'layer.y');
-  const layerGraph = body.graph('roaf_layer', bodyInputs, [floatValue(y, ['B', N])], 'one ROAF layer: y = alpha O x + beta tanh(x Wᵀ + b)');
+  const layerGraph = body.graph(
+    'roaf_layer',
+    bodyInputs,
+    [floatValue(y, ['B', N])],
+    'one ROAF layer: y = alpha O x + beta tanh(x Wᵀ + b)',
+  );
   const [xL] = g.node('Scan', [x0, ...scanned], ['xL'], { body: layerGraph, num_scan_inputs: scanned.length });
-  g.op('Gemm', [xL!, g.initializer('readout.W', [K, N], [model.readout.W.value]), g.initializer('readout.b', [K], [model.readout.b.value])], 'logits', { transB: 1 });
+  g.op(
+    'Gemm',
+    [
+      xL!,
+      g.initializer('readout.W', [K, N], [model.readout.W.value]),
+      g.initializer('readout.b', [K], [model.readout.b.value]),
+    ],
+    'logits',
+    { transB: 1 },
+  );
   return {
     inputs: [floatValue(input, ['B', D], INPUT_DOC_FLAT)],
     outputs: [floatValue('logits', ['B', K], 'float32 (B, K): the readout of x_L')],
@@ -213,11 +279,16 @@ function permutation(filter: FilterOperand): { perm: Int32Array; signs: ArrayDat
 function filterInitializers(g: GraphBuilder, name: string, filter: FilterOperand): FilterRef {
   const N = filter.n;
   switch (filter.kind) {
-    case 'dense': return { kind: 'dense', matrix: g.initializer(name, [N, N], [filter.matrix]) };
-    case 'permutation': return {
-      kind: 'permutation', perm: g.initializer(`${name}.perm`, [N], [filter.perm]), signs: g.initializer(`${name}.signs`, [N], [filter.signs]),
-    };
-    case 'identity': return { kind: 'identity' };
+    case 'dense':
+      return { kind: 'dense', matrix: g.initializer(name, [N, N], [filter.matrix]) };
+    case 'permutation':
+      return {
+        kind: 'permutation',
+        perm: g.initializer(`${name}.perm`, [N], [filter.perm]),
+        signs: g.initializer(`${name}.signs`, [N], [filter.signs]),
+      };
+    case 'identity':
+      return { kind: 'identity' };
   }
 }
 
@@ -244,7 +315,12 @@ class RecurrentGraph {
   private axes0: string | undefined;
   private axes1: string | undefined;
 
-  constructor(private readonly model: RecurrentModel, private readonly g: GraphBuilder, private readonly scalars: Scalars, private readonly input: string) {
+  constructor(
+    private readonly model: RecurrentModel,
+    private readonly g: GraphBuilder,
+    private readonly scalars: Scalars,
+    private readonly input: string,
+  ) {
     this.every = model.config.readout === 'every';
   }
 
@@ -254,7 +330,9 @@ class RecurrentGraph {
       const g = this.g;
       const shape = g.op('Shape', [this.input], 'input_shape');
       const batch = g.op('Slice', [shape, g.int64s('const.1', [1]), g.int64s('const.2', [2])], 'batch');
-      this.shapeBN = g.op('Concat', [batch, g.int64s('const.N', [this.model.config.hidden])], 'state_shape', { axis: 0 });
+      this.shapeBN = g.op('Concat', [batch, g.int64s('const.N', [this.model.config.hidden])], 'state_shape', {
+        axis: 0,
+      });
     }
     return this.shapeBN;
   }
@@ -283,12 +361,15 @@ class RecurrentGraph {
     if (cell instanceof RoafCell) return this.roafLayer(cell, prefix, j, xs, wantHs);
     if (cell instanceof LstmCell) return this.lstmLayer(cell, prefix, xs, wantHs, wantHT);
     if (cell instanceof GruCell) return this.gruLayer(cell, prefix, xs, wantHs, wantHT);
-    throw new UsageError(`model kind ${this.model.config.model} cannot be exported to ONNX: its cell (${cell.constructor.name}) has no ONNX graph in this roaf`);
+    throw new UsageError(
+      `model kind ${this.model.config.model} cannot be exported to ONNX: its cell (${cell.constructor.name}) has no ONNX graph in this roaf`,
+    );
   }
 
   private roafLayer(cell: RoafCell, prefix: string, j: number, xs: string, wantHs: boolean): LayerOutputs {
     const g = this.g;
-    const N = cell.units, Dj = cell.inputDim;
+    const N = cell.units,
+      Dj = cell.inputDim;
     const W = g.initializer(`${prefix}.W`, [N, N], [cell.W.value]);
     const U = g.initializer(`${prefix}.U`, [N, Dj], [cell.U.value]);
     const bias = g.initializer(`${prefix}.b`, [N], [cell.b.value]);
@@ -304,31 +385,53 @@ class RecurrentGraph {
     const next = roafUpdate(body, this.scalars, h, W, d, cell.alpha, cell.beta, filter, `${prefix}.h_next`);
     const outputs = [floatValue(next, ['B', N])];
     if (wantHs) outputs.push(floatValue(body.op('Identity', [next], `${prefix}.h_out`), ['B', N]));
-    const cellGraph = body.graph(`${prefix.replace('.', '_')}_step`, [floatValue(h, ['B', N]), floatValue(d, ['B', N])], outputs,
-      'one step of the ROAF cell: h\' = alpha O h + beta tanh(h Wᵀ + drive_t)');
-    const [hT, hs] = g.node('Scan', [h0, drive], wantHs ? [`${prefix}.hT`, `${prefix}.hs`] : [`${prefix}.hT`], { body: cellGraph, num_scan_inputs: 1 });
+    const cellGraph = body.graph(
+      `${prefix.replace('.', '_')}_step`,
+      [floatValue(h, ['B', N]), floatValue(d, ['B', N])],
+      outputs,
+      "one step of the ROAF cell: h' = alpha O h + beta tanh(h Wᵀ + drive_t)",
+    );
+    const [hT, hs] = g.node('Scan', [h0, drive], wantHs ? [`${prefix}.hT`, `${prefix}.hs`] : [`${prefix}.hT`], {
+      body: cellGraph,
+      num_scan_inputs: 1,
+    });
     return { hT: hT!, ...(hs !== undefined ? { hs } : {}) };
   }
 
   private lstmLayer(cell: LstmCell, prefix: string, xs: string, wantHs: boolean, wantHT: boolean): LayerOutputs {
     const g = this.g;
-    const N = cell.units, Dj = cell.inputDim;
+    const N = cell.units,
+      Dj = cell.inputDim;
     const W = g.initializer(`${prefix}.W_iofc`, [1, 4 * N, Dj], reorderBlocks(cell.Wx.value, N, Dj, LSTM_BLOCKS));
     const R = g.initializer(`${prefix}.R_iofc`, [1, 4 * N, N], reorderBlocks(cell.Wh.value, N, N, LSTM_BLOCKS));
     // ONNX adds two biases (input and recurrent); roaf's single b is the first, the second is zero
-    const B = g.initializer(`${prefix}.B_iofc`, [1, 8 * N], [...reorderBlocks(cell.b.value, N, 1, LSTM_BLOCKS), new Float32Array(4 * N)]);
-    const [Y, Yh] = g.node('LSTM', [xs, W, R, B], [wantHs ? `${prefix}.Y` : '', wantHT ? `${prefix}.Y_h` : ''], { hidden_size: N });
+    const B = g.initializer(
+      `${prefix}.B_iofc`,
+      [1, 8 * N],
+      [...reorderBlocks(cell.b.value, N, 1, LSTM_BLOCKS), new Float32Array(4 * N)],
+    );
+    const [Y, Yh] = g.node('LSTM', [xs, W, R, B], [wantHs ? `${prefix}.Y` : '', wantHT ? `${prefix}.Y_h` : ''], {
+      hidden_size: N,
+    });
     return this.squeezeOutputs(prefix, Y!, Yh!);
   }
 
   private gruLayer(cell: GruCell, prefix: string, xs: string, wantHs: boolean, wantHT: boolean): LayerOutputs {
     const g = this.g;
-    const N = cell.units, Dj = cell.inputDim;
+    const N = cell.units,
+      Dj = cell.inputDim;
     const W = g.initializer(`${prefix}.W_zrh`, [1, 3 * N, Dj], reorderBlocks(cell.Wx.value, N, Dj, GRU_BLOCKS));
     const R = g.initializer(`${prefix}.R_zrh`, [1, 3 * N, N], reorderBlocks(cell.Wh.value, N, N, GRU_BLOCKS));
-    const B = g.initializer(`${prefix}.B_zrh`, [1, 6 * N], [...reorderBlocks(cell.bx.value, N, 1, GRU_BLOCKS), ...reorderBlocks(cell.bh.value, N, 1, GRU_BLOCKS)]);
+    const B = g.initializer(
+      `${prefix}.B_zrh`,
+      [1, 6 * N],
+      [...reorderBlocks(cell.bx.value, N, 1, GRU_BLOCKS), ...reorderBlocks(cell.bh.value, N, 1, GRU_BLOCKS)],
+    );
     // linear_before_reset = 1: n = tanh(W_n x + b_n + r ⊙ (R_n h + b_hn)), PyTorch's (and roaf's) equation
-    const [Y, Yh] = g.node('GRU', [xs, W, R, B], [wantHs ? `${prefix}.Y` : '', wantHT ? `${prefix}.Y_h` : ''], { hidden_size: N, linear_before_reset: 1 });
+    const [Y, Yh] = g.node('GRU', [xs, W, R, B], [wantHs ? `${prefix}.Y` : '', wantHT ? `${prefix}.Y_h` : ''], {
+      hidden_size: N,
+      linear_before_reset: 1,
+    });
     return this.squeezeOutputs(prefix, Y!, Yh!);
   }
 
@@ -361,9 +464,11 @@ class RecurrentGraph {
     }
     return {
       inputs: [floatValue(this.input, ['T', 'B', D], INPUT_DOC_SEQUENCE)],
-      outputs: [this.every
-        ? floatValue('logits', ['T', 'B', K], 'float32 (T, B, K): the readout of every state h_1..h_T, time-major')
-        : floatValue('logits', ['B', K], 'float32 (B, K): the readout of the last state h_T')],
+      outputs: [
+        this.every
+          ? floatValue('logits', ['T', 'B', K], 'float32 (T, B, K): the readout of every state h_1..h_T, time-major')
+          : floatValue('logits', ['B', K], 'float32 (B, K): the readout of the last state h_T'),
+      ],
       layout: '(T, B, D) time-major',
     };
   }
@@ -381,7 +486,9 @@ function buildModel(model: Model, options: OnnxExportOptions): { proto: ModelPro
   } else if (model instanceof RecurrentModel) {
     io = new RecurrentGraph(model as RecurrentModel<SequenceCell>, g, scalars, scope.claim('input')).build();
   } else {
-    throw new UsageError(`model kind ${config.model} cannot be exported to ONNX: its model class has no ONNX graph in this roaf`);
+    throw new UsageError(
+      `model kind ${config.model} cannot be exported to ONNX: its model class has no ONNX graph in this roaf`,
+    );
   }
   if (config.dtype === 'float64') {
     (options.warn ?? defaultWarn)('the model is float64; its ONNX export is float32 (weights rounded to float32)');
@@ -416,8 +523,10 @@ export function formatBytes(bytes: number): string {
 export function exportOnnx(model: Model, options: OnnxExportOptions = {}): Uint8Array {
   const { proto, weightBytes } = buildModel(model, options);
   if (weightBytes > ONNX_INLINE_LIMIT) {
-    throw new UsageError(`the model's weights take ${formatBytes(weightBytes)}, more than one ONNX file holds inline (2 GB): ` +
-      'write it with saveOnnx (roaf export), which puts them in an external data file');
+    throw new UsageError(
+      `the model's weights take ${formatBytes(weightBytes)}, more than one ONNX file holds inline (2 GB): ` +
+        'write it with saveOnnx (roaf export), which puts them in an external data file',
+    );
   }
   return encodeModel(proto).bytesJoined();
 }
@@ -454,16 +563,20 @@ export function saveOnnx(model: Model, path: string, options: OnnxSaveOptions = 
   const name = basename(path);
   const dataName = `${name}.data`;
   const dataPath = join(dir, dataName);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${path}: directory ${dir} does not exist`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new UsageError(`${path}: directory ${dir} does not exist`);
   if (existsSync(path) && statSync(path).isDirectory()) throw new UsageError(`${path}: is a directory`);
   if (existsSync(path) && !options.force) throw new UsageError(`${path}: file exists (use --force to overwrite it)`);
   const { proto, weightBytes } = buildModel(model, options);
   const threshold = options.externalDataThreshold ?? ONNX_INLINE_LIMIT;
   const external = weightBytes > threshold;
-  if (external && existsSync(dataPath) && !options.force) throw new UsageError(`${dataPath}: file exists (use --force to overwrite it)`);
+  if (external && existsSync(dataPath) && !options.force)
+    throw new UsageError(`${dataPath}: file exists (use --force to overwrite it)`);
 
   let dataBytes = 0;
-  const externalTensors = external ? proto.graph.initializers.filter((t) => t.data.byteLength >= EXTERNAL_MIN_BYTES) : [];
+  const externalTensors = external
+    ? proto.graph.initializers.filter((t) => t.data.byteLength >= EXTERNAL_MIN_BYTES)
+    : [];
   for (const tensor of externalTensors) {
     const offset = Math.ceil(dataBytes / EXTERNAL_ALIGNMENT) * EXTERNAL_ALIGNMENT;
     tensor.external = { location: dataName, offset, length: tensor.data.byteLength };
@@ -491,7 +604,8 @@ export function saveOnnx(model: Model, path: string, options: OnnxSaveOptions = 
     rmSync(tmpModel, { force: true });
     rmSync(tmpData, { force: true });
     const code = (error as NodeJS.ErrnoException).code;
-    if (code !== undefined) throw new UsageError(`${path}: cannot write the ONNX model (${code}: ${(error as Error).message})`);
+    if (code !== undefined)
+      throw new UsageError(`${path}: cannot write the ONNX model (${code}: ${(error as Error).message})`);
     throw error;
   }
   // A stale external data file of an earlier export to this path is no longer referenced.

@@ -28,8 +28,10 @@ export function createModel(options: ModelOptions, backend?: Backend): Model {
   const kind = modelKind(config.model);
   const resolved = validateModelConfig(resolveBaseline(config));
   if ((resolved.layers ?? 1) !== 1 && !kind.stackable) {
-    throw new UsageError(`--layers must be 1 for --model ${kind.name}, got ${resolved.layers}: stacked layers are for ` +
-      `${kindsWhere((k) => k.stackable).join(', ')} (a feed-forward model's depth is --depth)`);
+    throw new UsageError(
+      `--layers must be 1 for --model ${kind.name}, got ${resolved.layers}: stacked layers are for ` +
+        `${kindsWhere((k) => k.stackable).join(', ')} (a feed-forward model's depth is --depth)`,
+    );
   }
   const chosen = backend ?? loadBackend('auto', { dtype: resolved.dtype })!;
   if (!chosen.supports(resolved.dtype)) {
@@ -52,7 +54,7 @@ export type ModelOptions = Partial<ModelConfig> & {
 /** The task a dataset of `loadTask` belongs to (it names its splits 'task/split'), or undefined. */
 export function datasetTask(dataset: Pick<Dataset, 'name'>): TaskName | undefined {
   const name = dataset.name.split('/')[0] ?? '';
-  return (TASKS as readonly string[]).includes(name) ? name as TaskName : undefined;
+  return (TASKS as readonly string[]).includes(name) ? (name as TaskName) : undefined;
 }
 
 /** The input size, classes or outputs, and readout a dataset gives a model. */
@@ -81,13 +83,22 @@ export function modelConfig(options: ModelOptions): ModelConfig {
   const dataset = data === undefined ? undefined : 'train' in data ? data.train : data;
   const task = taskOption ?? (dataset && datasetTask(dataset));
   const model = fields.model ?? (task && runDefaults(task).model);
-  if (model === undefined) throw new UsageError('modelConfig: give the model kind (model) or a task (task, or data loaded by loadTask)');
+  if (model === undefined)
+    throw new UsageError('modelConfig: give the model kind (model) or a task (task, or data loaded by loadTask)');
   const sizes = task ? runDefaults(task, model) : { depth: 100, width: 64, hidden: 128, inputScale: 1 };
   const shape = dataset ? datasetShape(dataset) : { readout: 'last' as const };
   const defaults: Partial<ModelConfig> = {
-    model, ...shape, depth: sizes.depth, width: sizes.width, hidden: sizes.hidden,
+    model,
+    ...shape,
+    depth: sizes.depth,
+    width: sizes.width,
+    hidden: sizes.hidden,
     ...modelKind(model).defaultCoefficients(fields.depth ?? sizes.depth),
-    filter: 'haar', sharedFilter: false, inputScale: sizes.inputScale, seed: 0, dtype: 'float32',
+    filter: 'haar',
+    sharedFilter: false,
+    inputScale: sizes.inputScale,
+    seed: 0,
+    dtype: 'float32',
   };
   // The given fields first, in their order, so that a complete config comes back exactly as it was.
   const config = { ...fields } as Record<string, unknown>;

@@ -44,7 +44,12 @@ export function collectNorms(index: CurveIndex, backward: (collect: GradientHook
 
 /** The curve from `model.backward` with its gradient hook (accumulates the parameter gradients). */
 export function hookGradientCurve(
-  model: Model, index: CurveIndex, B: number, T: number, inputs: FloatArray, gOutputs: FloatArray,
+  model: Model,
+  index: CurveIndex,
+  B: number,
+  T: number,
+  inputs: FloatArray,
+  gOutputs: FloatArray,
 ): GradientCurve {
   const norms = collectNorms(index, (collect) => model.backward(B, T, inputs, gOutputs, collect));
   return { index, log10Norms: norms.map(Math.log10) };

@@ -45,12 +45,20 @@ export interface CurveLabels {
 
 export const CURVE_LABELS: Readonly<Record<CurveIndex, CurveLabels>> = {
   layer: {
-    axis: 'layer l (0 = input of the first ROAF layer)', quantity: '||∂loss/∂x_l||', title: 'Gradient norm against layer',
-    first: 'x_0', last: 'x_L', symbol: 'x',
+    axis: 'layer l (0 = input of the first ROAF layer)',
+    quantity: '||∂loss/∂x_l||',
+    title: 'Gradient norm against layer',
+    first: 'x_0',
+    last: 'x_L',
+    symbol: 'x',
   },
   step: {
-    axis: 'time step t', quantity: '||∂loss/∂h_t||', title: 'Gradient norm against time step',
-    first: 'h_1', last: 'h_T', symbol: 'h',
+    axis: 'time step t',
+    quantity: '||∂loss/∂h_t||',
+    title: 'Gradient norm against time step',
+    first: 'h_1',
+    last: 'h_T',
+    symbol: 'h',
   },
 };
 

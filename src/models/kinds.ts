@@ -64,7 +64,7 @@ const KINDS: { readonly [K in ModelKind]: ModelKindSpec } = {
   }),
   lstm: recurrentKind({
     name: 'lstm',
-    summary: 'LSTM (PyTorch\'s equations and gate order)',
+    summary: "LSTM (PyTorch's equations and gate order)",
     fixed: {},
     defaultCoefficients: noFilter,
     tunable: false,
@@ -72,7 +72,7 @@ const KINDS: { readonly [K in ModelKind]: ModelKindSpec } = {
   }),
   gru: recurrentKind({
     name: 'gru',
-    summary: 'GRU (PyTorch\'s equations and gate order)',
+    summary: "GRU (PyTorch's equations and gate order)",
     fixed: {},
     defaultCoefficients: noFilter,
     tunable: false,

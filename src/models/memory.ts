@@ -26,7 +26,12 @@ function isConfigurable(model: Model): model is Model & MemoryConfigurable {
 }
 
 /** The mode `requested` means for `config` at batch size B on a machine of `totalMemoryBytes`. */
-export function chooseMemoryMode(config: ModelConfig, B: number, requested: MemoryOption, totalMemoryBytes: number): MemoryMode {
+export function chooseMemoryMode(
+  config: ModelConfig,
+  B: number,
+  requested: MemoryOption,
+  totalMemoryBytes: number,
+): MemoryMode {
   if (requested !== 'auto') return requested;
   const full = modelKind(config.model).activationBytes(config, B, 1, { mode: 'full', segmentLength: config.depth });
   return full > AUTO_CHECKPOINT_SHARE * totalMemoryBytes ? 'checkpoint' : 'full';
@@ -37,11 +42,16 @@ export function chooseMemoryMode(config: ModelConfig, B: number, requested: Memo
  * that always keeps its states (recurrent kinds: `auto` and `full` leave them as they are).
  */
 export function applyMemoryOption(
-  model: Model, B: number, requested: MemoryOption, totalMemoryBytes: number,
+  model: Model,
+  B: number,
+  requested: MemoryOption,
+  totalMemoryBytes: number,
 ): ActivationMemory | null {
   if (!isConfigurable(model)) {
     if (requested === 'checkpoint') {
-      throw new UsageError(`--memory checkpoint: activation checkpointing is for feed-forward models (roaf-mlp, mlp, resmlp), not ${model.config.model}`);
+      throw new UsageError(
+        `--memory checkpoint: activation checkpointing is for feed-forward models (roaf-mlp, mlp, resmlp), not ${model.config.model}`,
+      );
     }
     return null;
   }

@@ -44,14 +44,21 @@ export class RecurrentModel<C extends SequenceCell = SequenceCell> implements Mo
   /** Every layer's hidden states (T+1, B, N) of the last forward, which backward reads. */
   private lastStates: FloatArray[] | null = null;
 
-  constructor(readonly config: ModelConfig, readonly backend: Backend, cellFactory: CellFactory<C>) {
+  constructor(
+    readonly config: ModelConfig,
+    readonly backend: Backend,
+    cellFactory: CellFactory<C>,
+  ) {
     const { hidden: N, inputDim: D, outputs: K, dtype, seed } = config;
     const k = config.layers ?? 1;
     this.params = new ParameterStore(dtype, backend);
-    this.filters = cellFactory.filtered(config) ? makeFilters(config.filter, N, k, config.sharedFilter, seed, dtype, backend) : [];
+    this.filters = cellFactory.filtered(config)
+      ? makeFilters(config.filter, N, k, config.sharedFilter, seed, dtype, backend)
+      : [];
     const identity: FilterOperand = { kind: 'identity', n: N };
     this.cells = Array.from({ length: k }, (_, j) =>
-      cellFactory.create(this.params, cellName(j, k), j === 0 ? D : N, config, j, this.filters[j] ?? identity));
+      cellFactory.create(this.params, cellName(j, k), j === 0 ? D : N, config, j, this.filters[j] ?? identity),
+    );
     this.readout = new Linear(this.params, 'readout', N, K);
     this.params.allocate(new Random(seed));
   }
@@ -107,7 +114,13 @@ export class RecurrentModel<C extends SequenceCell = SequenceCell> implements Mo
     const lastStepOnly = rows === B && hook === undefined;
     if (!lastStepOnly) ghs.fill(0, 0, T * B * N - rows * N);
     const top = states[k - 1]!;
-    this.readout.backward(this.backend, rows, top.subarray((T + 1) * B * N - rows * N), gOutputs, ghs.subarray(T * B * N - rows * N));
+    this.readout.backward(
+      this.backend,
+      rows,
+      top.subarray((T + 1) * B * N - rows * N),
+      gOutputs,
+      ghs.subarray(T * B * N - rows * N),
+    );
     for (let j = k - 1; j >= 0; j--) {
       const xs = j === 0 ? inputs : states[j - 1]!.subarray(B * N, (T + 1) * B * N);
       // ∂loss/∂(layer j's inputs) is ∂loss/∂h_t of layer j-1 from above: its loss terms, on entry to its backward.

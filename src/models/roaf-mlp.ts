@@ -49,17 +49,23 @@ export class RoafMLP implements Model {
   private grads!: FloatArray; // (2, B, N): ∂loss/∂x_L, and ping-pong ∂loss/∂x_l on the per-layer path
   private gz!: FloatArray; // (B, N) scratch of the per-layer path
 
-  constructor(readonly config: ModelConfig, readonly backend: Backend) {
+  constructor(
+    readonly config: ModelConfig,
+    readonly backend: Backend,
+  ) {
     const { depth: L, width: N, inputDim: D, outputs: K, dtype, seed } = config;
     this.params = new ParameterStore(dtype, backend);
-    this.filters = config.alpha === 0 ? [] : makeFilters(config.filter, N, L, config.sharedFilter, seed, dtype, backend);
+    this.filters =
+      config.alpha === 0 ? [] : makeFilters(config.filter, N, L, config.sharedFilter, seed, dtype, backend);
     const identity: FilterOperand = { kind: 'identity', n: N };
     this.input = new Linear(this.params, 'input', D, N);
     const Ws = Array.from({ length: L }, (_, l) => RoafLayer.declareWeight(this.params, `layers.${l}`, N));
     const bs = Array.from({ length: L }, (_, l) => RoafLayer.declareBias(this.params, `layers.${l}`, N));
     for (let l = 0; l < L; l++) {
       const filter = this.filters[l] ?? identity; // alpha = 0 never applies the filter
-      this.layers.push(new RoafLayer(this.params, `layers.${l}`, N, config.alpha, config.beta, filter, { W: Ws[l]!, b: bs[l]! }));
+      this.layers.push(
+        new RoafLayer(this.params, `layers.${l}`, N, config.alpha, config.beta, filter, { W: Ws[l]!, b: bs[l]! }),
+      );
     }
     this.layerFilters = this.layers.map((layer) => layer.filter);
     this.readout = new Linear(this.params, 'readout', N, K);
@@ -124,8 +130,16 @@ export class RoafMLP implements Model {
     const { width: N, alpha, beta } = this.config;
     const { Ws, bs } = this.stacked(this.params.values, first, count);
     this.backend.roafMlpForward({
-      L: count, B, N, alpha, beta, filters: this.segmentFilters(first, count), Ws, bs,
-      xs: this.xs.subarray(0, (count + 1) * B * N), as: this.as.subarray(0, count * B * N),
+      L: count,
+      B,
+      N,
+      alpha,
+      beta,
+      filters: this.segmentFilters(first, count),
+      Ws,
+      bs,
+      xs: this.xs.subarray(0, (count + 1) * B * N),
+      as: this.as.subarray(0, count * B * N),
     });
   }
 
@@ -220,8 +234,19 @@ export class RoafMLP implements Model {
         const { Ws } = this.stacked(this.params.values, first, count);
         const { Ws: gWs, bs: gbs } = this.stacked(this.params.grads, first, count);
         backend.roafMlpBackward({
-          L: count, B, N, alpha, beta, filters: this.segmentFilters(first, count), Ws,
-          xs: this.xs.subarray(0, (count + 1) * size), as: this.as.subarray(0, count * size), gy, gWs, gbs, gradSquares: null,
+          L: count,
+          B,
+          N,
+          alpha,
+          beta,
+          filters: this.segmentFilters(first, count),
+          Ws,
+          xs: this.xs.subarray(0, (count + 1) * size),
+          as: this.as.subarray(0, count * size),
+          gy,
+          gWs,
+          gbs,
+          gradSquares: null,
         });
       }
     } else {

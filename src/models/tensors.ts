@@ -34,7 +34,9 @@ function filtersShared(kind: FilterKind, shared: boolean): boolean {
  * `….signs` (N); `identity` stores nothing. With alpha = 0 no filter is drawn at all.
  */
 export function filterTensors(
-  config: Pick<ModelConfig, 'alpha' | 'filter' | 'sharedFilter' | 'dtype'>, N: number, count: number,
+  config: Pick<ModelConfig, 'alpha' | 'filter' | 'sharedFilter' | 'dtype'>,
+  N: number,
+  count: number,
 ): TensorList {
   if (config.alpha === 0) return { tensors: [], filterNames: [] };
   const shared = filtersShared(config.filter, config.sharedFilter);
@@ -48,10 +50,25 @@ export function filterTensors(
     const name = shared || count === 1 ? 'filter' : `filters.${l}`;
     filterNames.push(name);
     if (isDenseFilter(config.filter)) {
-      tensors.push({ name, shape: [N, N], dtype: dtypeTag(config.dtype), source: { kind: 'filter', layer: l, part: 'matrix' } });
+      tensors.push({
+        name,
+        shape: [N, N],
+        dtype: dtypeTag(config.dtype),
+        source: { kind: 'filter', layer: l, part: 'matrix' },
+      });
     } else if (config.filter !== 'identity') {
-      tensors.push({ name: `${name}.perm`, shape: [N], dtype: 'I32', source: { kind: 'filter', layer: l, part: 'perm' } });
-      tensors.push({ name: `${name}.signs`, shape: [N], dtype: dtypeTag(config.dtype), source: { kind: 'filter', layer: l, part: 'signs' } });
+      tensors.push({
+        name: `${name}.perm`,
+        shape: [N],
+        dtype: 'I32',
+        source: { kind: 'filter', layer: l, part: 'perm' },
+      });
+      tensors.push({
+        name: `${name}.signs`,
+        shape: [N],
+        dtype: dtypeTag(config.dtype),
+        source: { kind: 'filter', layer: l, part: 'signs' },
+      });
     }
   }
   return { tensors, filterNames };
@@ -92,16 +109,24 @@ export function bindTensors(model: Model, list: TensorList): BoundTensor[] {
       heldShape = spec.shape; // a filter's size is its data's length, checked below
     }
     const size = spec.shape.reduce((a, b) => a * b, 1);
-    if (data === null || data.length !== size || heldShape.join() !== spec.shape.join()
-      || DTYPE_OF[data.constructor.name] !== spec.dtype) {
-      throw new Error(`model kind ${model.config.model} declares tensor ${spec.name} ${spec.dtype} [${spec.shape}], ` +
-        `which the model does not hold in that shape and dtype`);
+    if (
+      data === null ||
+      data.length !== size ||
+      heldShape.join() !== spec.shape.join() ||
+      DTYPE_OF[data.constructor.name] !== spec.dtype
+    ) {
+      throw new Error(
+        `model kind ${model.config.model} declares tensor ${spec.name} ${spec.dtype} [${spec.shape}], ` +
+          `which the model does not hold in that shape and dtype`,
+      );
     }
     return { name: spec.name, shape: spec.shape, data };
   });
   if (boundParameters.size !== parameters.size) {
     const missing = [...parameters.keys()].filter((name) => !boundParameters.has(name));
-    throw new Error(`model kind ${model.config.model} does not declare the model's parameters ${missing.slice(0, 5).join(', ')}`);
+    throw new Error(
+      `model kind ${model.config.model} does not declare the model's parameters ${missing.slice(0, 5).join(', ')}`,
+    );
   }
   return bound;
 }

@@ -62,7 +62,13 @@ export function orthogonalFromQr(a: Float64Array, n: number, signFix: boolean): 
  * Draws one filter of the given kind; all randomness comes from `rng`. Its arrays come from `memory` (a
  * model passes its backend; ordinary typed arrays otherwise).
  */
-export function makeFilter(kind: FilterKind, n: number, rng: Random, dtype: DType, memory: BufferAllocator = hostMemory): FilterOperand {
+export function makeFilter(
+  kind: FilterKind,
+  n: number,
+  rng: Random,
+  dtype: DType,
+  memory: BufferAllocator = hostMemory,
+): FilterOperand {
   switch (kind) {
     case 'haar':
     case 'qr-uniform': {
@@ -109,7 +115,12 @@ export function filterMatrix(filter: FilterOperand): Float64Array {
  * filter does not depend on how many came before.
  */
 export function makeFilters(
-  kind: FilterKind, n: number, count: number, shared: boolean, seed: number, dtype: DType,
+  kind: FilterKind,
+  n: number,
+  count: number,
+  shared: boolean,
+  seed: number,
+  dtype: DType,
   memory: BufferAllocator = hostMemory,
 ): FilterOperand[] {
   const filterSeed = Random.derive(seed, 0x0f17e5).nextUint32();

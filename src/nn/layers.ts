@@ -11,7 +11,12 @@ import { normalInit, uniformInit, zeroInit, type Parameter, type ParameterStore 
 export class Linear {
   readonly W: Parameter;
   readonly b: Parameter;
-  constructor(store: ParameterStore, name: string, readonly inputs: number, readonly outputs: number) {
+  constructor(
+    store: ParameterStore,
+    name: string,
+    readonly inputs: number,
+    readonly outputs: number,
+  ) {
     const bound = 1 / Math.sqrt(inputs);
     this.W = store.declare(`${name}.W`, [outputs, inputs], uniformInit(bound));
     this.b = store.declare(`${name}.b`, [outputs], uniformInit(bound));
@@ -20,17 +25,59 @@ export class Linear {
   /** x (rows, in) -> y (rows, out). */
   forward(backend: Backend, rows: number, x: FloatArray, y: FloatArray): void {
     const { inputs, outputs } = this;
-    backend.gemm({ transA: false, transB: true, M: rows, N: outputs, K: inputs, alpha: 1, A: x, lda: inputs, B: this.W.value, ldb: inputs, beta: 0, C: y, ldc: outputs });
+    backend.gemm({
+      transA: false,
+      transB: true,
+      M: rows,
+      N: outputs,
+      K: inputs,
+      alpha: 1,
+      A: x,
+      lda: inputs,
+      B: this.W.value,
+      ldb: inputs,
+      beta: 0,
+      C: y,
+      ldc: outputs,
+    });
     backend.addRowVector(rows, this.outputs, y, this.b.value);
   }
 
   /** Accumulates gW += gyᵀ x, gb += Σ gy; writes gx = gy W unless null. */
   backward(backend: Backend, rows: number, x: FloatArray, gy: FloatArray, gx: FloatArray | null): void {
     const { inputs, outputs } = this;
-    backend.gemm({ transA: true, transB: false, M: outputs, N: inputs, K: rows, alpha: 1, A: gy, lda: outputs, B: x, ldb: inputs, beta: 1, C: this.W.grad, ldc: inputs });
+    backend.gemm({
+      transA: true,
+      transB: false,
+      M: outputs,
+      N: inputs,
+      K: rows,
+      alpha: 1,
+      A: gy,
+      lda: outputs,
+      B: x,
+      ldb: inputs,
+      beta: 1,
+      C: this.W.grad,
+      ldc: inputs,
+    });
     backend.sumRows(rows, outputs, gy, this.b.grad);
     if (gx !== null) {
-      backend.gemm({ transA: false, transB: false, M: rows, N: inputs, K: outputs, alpha: 1, A: gy, lda: outputs, B: this.W.value, ldb: inputs, beta: 0, C: gx, ldc: inputs });
+      backend.gemm({
+        transA: false,
+        transB: false,
+        M: rows,
+        N: inputs,
+        K: outputs,
+        alpha: 1,
+        A: gy,
+        lda: outputs,
+        B: this.W.value,
+        ldb: inputs,
+        beta: 0,
+        C: gx,
+        ldc: inputs,
+      });
     }
   }
 }
@@ -43,8 +90,12 @@ export class RoafLayer {
   readonly W: Parameter;
   readonly b: Parameter;
   constructor(
-    store: ParameterStore, name: string, readonly width: number,
-    readonly alpha: number, readonly beta: number, readonly filter: FilterOperand,
+    store: ParameterStore,
+    name: string,
+    readonly width: number,
+    readonly alpha: number,
+    readonly beta: number,
+    readonly filter: FilterOperand,
     /** Parameters declared beforehand with declareWeight/declareBias (RoafMLP stacks all W's, then all b's). */
     declared?: { W: Parameter; b: Parameter },
   ) {
@@ -70,10 +121,30 @@ export class RoafLayer {
 
   /** gy (B, N) -> gx (B, N) unless null; accumulates gW, gb. gz (B, N) is scratch. */
   backward(
-    backend: Backend, B: number, x: FloatArray, a: FloatArray, gy: FloatArray, gx: FloatArray | null, gz: FloatArray,
+    backend: Backend,
+    B: number,
+    x: FloatArray,
+    a: FloatArray,
+    gy: FloatArray,
+    gx: FloatArray | null,
+    gz: FloatArray,
   ): void {
     const { width: N, alpha, beta, filter } = this;
-    backend.roafLayerBackward({ B, N, alpha, beta, filter, x, a, W: this.W.value, gy, gx, gW: this.W.grad, gb: this.b.grad, gz });
+    backend.roafLayerBackward({
+      B,
+      N,
+      alpha,
+      beta,
+      filter,
+      x,
+      a,
+      W: this.W.value,
+      gy,
+      gx,
+      gW: this.W.grad,
+      gb: this.b.grad,
+      gz,
+    });
   }
 }
 
@@ -92,7 +163,13 @@ export interface SequenceCell {
    * (what a stacked model passes down to the layer below) and returns it; otherwise returns null.
    */
   backward(
-    backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean, gxs?: FloatArray | null,
+    backend: Backend,
+    T: number,
+    B: number,
+    xs: FloatArray,
+    ghs: FloatArray,
+    lastStepOnly: boolean,
+    gxs?: FloatArray | null,
   ): FloatArray | null;
 }
 
@@ -105,7 +182,10 @@ class SequenceBuffers<Name extends string> {
   private rows = 0;
   private readonly buffers = {} as Record<Name, FloatArray>;
 
-  constructor(private readonly store: ParameterStore, private readonly widths: Record<Name, number>) {}
+  constructor(
+    private readonly store: ParameterStore,
+    private readonly widths: Record<Name, number>,
+  ) {}
 
   reserve(T: number, B: number): void {
     const rows = (T + 1) * B;
@@ -134,8 +214,13 @@ export class RoafCell implements SequenceCell {
   private readonly buffers: SequenceBuffers<'hs' | 'as' | 'gzs'>;
 
   constructor(
-    store: ParameterStore, name: string, readonly inputDim: number, readonly units: number,
-    readonly alpha: number, readonly beta: number, readonly filter: FilterOperand,
+    store: ParameterStore,
+    name: string,
+    readonly inputDim: number,
+    readonly units: number,
+    readonly alpha: number,
+    readonly beta: number,
+    readonly filter: FilterOperand,
     { inputScale = 1, recurrentScale = 1 }: { inputScale?: number; recurrentScale?: number } = {},
   ) {
     this.W = store.declare(`${name}.W`, [units, units], normalInit(recurrentScale / Math.sqrt(units)));
@@ -154,20 +239,54 @@ export class RoafCell implements SequenceCell {
     const hs = this.buffers.view('hs', (T + 1) * B);
     hs.fill(0, 0, B * N);
     backend.roafCellForward({
-      T, B, D: this.inputDim, N, alpha: this.alpha, beta: this.beta, filter: this.filter,
-      xs, W: this.W.value, U: this.U.value, b: this.b.value, hs, as: this.buffers.view('as', T * B),
+      T,
+      B,
+      D: this.inputDim,
+      N,
+      alpha: this.alpha,
+      beta: this.beta,
+      filter: this.filter,
+      xs,
+      W: this.W.value,
+      U: this.U.value,
+      b: this.b.value,
+      hs,
+      as: this.buffers.view('as', T * B),
     });
     return hs;
   }
 
   backward(
-    backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean, gxs: FloatArray | null = null,
+    backend: Backend,
+    T: number,
+    B: number,
+    xs: FloatArray,
+    ghs: FloatArray,
+    lastStepOnly: boolean,
+    gxs: FloatArray | null = null,
   ): FloatArray | null {
     const { buffers } = this;
     backend.roafCellBackward({
-      T, B, D: this.inputDim, N: this.units, alpha: this.alpha, beta: this.beta, filter: this.filter,
-      xs, W: this.W.value, U: this.U.value, hs: buffers.view('hs', (T + 1) * B), as: buffers.view('as', T * B),
-      ghs, gzs: buffers.view('gzs', T * B), gW: this.W.grad, gU: this.U.grad, gb: this.b.grad, gh0: null, gxs, lastStepOnly,
+      T,
+      B,
+      D: this.inputDim,
+      N: this.units,
+      alpha: this.alpha,
+      beta: this.beta,
+      filter: this.filter,
+      xs,
+      W: this.W.value,
+      U: this.U.value,
+      hs: buffers.view('hs', (T + 1) * B),
+      as: buffers.view('as', T * B),
+      ghs,
+      gzs: buffers.view('gzs', T * B),
+      gW: this.W.grad,
+      gU: this.U.grad,
+      gb: this.b.grad,
+      gh0: null,
+      gxs,
+      lastStepOnly,
     });
     return gxs;
   }
@@ -181,7 +300,12 @@ export class LstmCell implements SequenceCell {
   /** hs, cs (T+1, B, N); gates and gGates (T, B, 4N). */
   private readonly buffers: SequenceBuffers<'hs' | 'cs' | 'gates' | 'gGates'>;
 
-  constructor(store: ParameterStore, name: string, readonly inputDim: number, readonly units: number) {
+  constructor(
+    store: ParameterStore,
+    name: string,
+    readonly inputDim: number,
+    readonly units: number,
+  ) {
     const bound = 1 / Math.sqrt(units);
     this.Wx = store.declare(`${name}.Wx`, [4 * units, inputDim], uniformInit(bound));
     this.Wh = store.declare(`${name}.Wh`, [4 * units, units], uniformInit(bound));
@@ -206,16 +330,45 @@ export class LstmCell implements SequenceCell {
     const saved = this.saved(T, B);
     saved.hs.fill(0, 0, B * this.units);
     saved.cs.fill(0, 0, B * this.units);
-    backend.lstmForward({ T, B, D: this.inputDim, N: this.units, xs, Wx: this.Wx.value, Wh: this.Wh.value, b: this.b.value, ...saved });
+    backend.lstmForward({
+      T,
+      B,
+      D: this.inputDim,
+      N: this.units,
+      xs,
+      Wx: this.Wx.value,
+      Wh: this.Wh.value,
+      b: this.b.value,
+      ...saved,
+    });
     return saved.hs;
   }
 
   backward(
-    backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean, gxs: FloatArray | null = null,
+    backend: Backend,
+    T: number,
+    B: number,
+    xs: FloatArray,
+    ghs: FloatArray,
+    lastStepOnly: boolean,
+    gxs: FloatArray | null = null,
   ): FloatArray | null {
     backend.lstmBackward({
-      T, B, D: this.inputDim, N: this.units, xs, Wx: this.Wx.value, Wh: this.Wh.value, ...this.saved(T, B),
-      ghs, gGates: this.buffers.view('gGates', T * B), gWx: this.Wx.grad, gWh: this.Wh.grad, gb: this.b.grad, gxs, lastStepOnly,
+      T,
+      B,
+      D: this.inputDim,
+      N: this.units,
+      xs,
+      Wx: this.Wx.value,
+      Wh: this.Wh.value,
+      ...this.saved(T, B),
+      ghs,
+      gGates: this.buffers.view('gGates', T * B),
+      gWx: this.Wx.grad,
+      gWh: this.Wh.grad,
+      gb: this.b.grad,
+      gxs,
+      lastStepOnly,
     });
     return gxs;
   }
@@ -230,13 +383,24 @@ export class GruCell implements SequenceCell {
   /** hs (T+1, B, N); gates, gGates (T, B, 3N); hn, gHn (T, B, N). */
   private readonly buffers: SequenceBuffers<'hs' | 'gates' | 'hn' | 'gGates' | 'gHn'>;
 
-  constructor(store: ParameterStore, name: string, readonly inputDim: number, readonly units: number) {
+  constructor(
+    store: ParameterStore,
+    name: string,
+    readonly inputDim: number,
+    readonly units: number,
+  ) {
     const bound = 1 / Math.sqrt(units);
     this.Wx = store.declare(`${name}.Wx`, [3 * units, inputDim], uniformInit(bound));
     this.Wh = store.declare(`${name}.Wh`, [3 * units, units], uniformInit(bound));
     this.bx = store.declare(`${name}.bx`, [3 * units], uniformInit(bound));
     this.bh = store.declare(`${name}.bh`, [3 * units], uniformInit(bound));
-    this.buffers = new SequenceBuffers(store, { hs: units, gates: 3 * units, hn: units, gGates: 3 * units, gHn: units });
+    this.buffers = new SequenceBuffers(store, {
+      hs: units,
+      gates: 3 * units,
+      hn: units,
+      gGates: 3 * units,
+      gHn: units,
+    });
   }
 
   reserve(T: number, B: number): void {
@@ -256,18 +420,47 @@ export class GruCell implements SequenceCell {
     const saved = this.saved(T, B);
     saved.hs.fill(0, 0, B * this.units);
     backend.gruForward({
-      T, B, D: this.inputDim, N: this.units, xs, Wx: this.Wx.value, Wh: this.Wh.value, bx: this.bx.value, bh: this.bh.value, ...saved,
+      T,
+      B,
+      D: this.inputDim,
+      N: this.units,
+      xs,
+      Wx: this.Wx.value,
+      Wh: this.Wh.value,
+      bx: this.bx.value,
+      bh: this.bh.value,
+      ...saved,
     });
     return saved.hs;
   }
 
   backward(
-    backend: Backend, T: number, B: number, xs: FloatArray, ghs: FloatArray, lastStepOnly: boolean, gxs: FloatArray | null = null,
+    backend: Backend,
+    T: number,
+    B: number,
+    xs: FloatArray,
+    ghs: FloatArray,
+    lastStepOnly: boolean,
+    gxs: FloatArray | null = null,
   ): FloatArray | null {
     backend.gruBackward({
-      T, B, D: this.inputDim, N: this.units, xs, Wx: this.Wx.value, Wh: this.Wh.value, ...this.saved(T, B),
-      ghs, gGates: this.buffers.view('gGates', T * B), gHn: this.buffers.view('gHn', T * B),
-      gWx: this.Wx.grad, gWh: this.Wh.grad, gbx: this.bx.grad, gbh: this.bh.grad, gxs, lastStepOnly,
+      T,
+      B,
+      D: this.inputDim,
+      N: this.units,
+      xs,
+      Wx: this.Wx.value,
+      Wh: this.Wh.value,
+      ...this.saved(T, B),
+      ghs,
+      gGates: this.buffers.view('gGates', T * B),
+      gHn: this.buffers.view('gHn', T * B),
+      gWx: this.Wx.grad,
+      gWh: this.Wh.grad,
+      gbx: this.bx.grad,
+      gbh: this.bh.grad,
+      gxs,
+      lastStepOnly,
     });
     return gxs;
   }

@@ -15,10 +15,23 @@ export interface LossValue {
  * `correctScratch` (rows) receives per-row hits.
  */
 export function crossEntropyLoss(
-  backend: Backend, rows: number, K: number, logits: FloatArray, labels: Int32Array,
-  grad: FloatArray | null, correctScratch: Uint8Array,
+  backend: Backend,
+  rows: number,
+  K: number,
+  logits: FloatArray,
+  labels: Int32Array,
+  grad: FloatArray | null,
+  correctScratch: Uint8Array,
 ): LossValue {
-  const lossSum = backend.softmaxCrossEntropy({ B: rows, K, logits, labels, gradScale: 1 / rows, grad, correct: correctScratch });
+  const lossSum = backend.softmaxCrossEntropy({
+    B: rows,
+    K,
+    logits,
+    labels,
+    gradScale: 1 / rows,
+    grad,
+    correct: correctScratch,
+  });
   let correct = 0;
   for (let r = 0; r < rows; r++) correct += correctScratch[r]!;
   return { lossSum, correct };
@@ -26,7 +39,12 @@ export function crossEntropyLoss(
 
 /** Mean squared error over rows x K values. Writes grad = ∂mean/∂pred unless null. */
 export function meanSquaredErrorLoss(
-  backend: Backend, rows: number, K: number, pred: FloatArray, target: FloatArray, grad: FloatArray | null,
+  backend: Backend,
+  rows: number,
+  K: number,
+  pred: FloatArray,
+  target: FloatArray,
+  grad: FloatArray | null,
 ): LossValue {
   const lossSum = backend.squaredError({ B: rows, K, pred, target, gradScale: 1 / (rows * K), grad });
   return { lossSum, correct: 0 };

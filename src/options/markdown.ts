@@ -7,7 +7,12 @@
 import { DEFAULT_SEQ_LEN, DEFAULT_TEST_SIZE, DEFAULT_TRAIN_SIZE, TASKS, type TaskName } from '../data/tasks.js';
 import { runDefaults } from '../models/defaults.js';
 import {
-  describeRange, formatNumber, optionsFor, type CommandName, type OptionSpec, type TaskDefaultField,
+  describeRange,
+  formatNumber,
+  optionsFor,
+  type CommandName,
+  type OptionSpec,
+  type TaskDefaultField,
 } from './table.js';
 
 /** The markers around the generated table in README.md. */
@@ -46,7 +51,8 @@ export function describeTaskDefault(field: TaskDefaultField): string {
     groups.set(key, [...(groups.get(key) ?? []), task]);
   }
   const entries = [...groups.entries()];
-  const listed = (list: [string, TaskName[]][]) => list.map(([value, tasks]) => `${tasks.join(', ')}: ${value}`).join('; ');
+  const listed = (list: [string, TaskName[]][]) =>
+    list.map(([value, tasks]) => `${tasks.join(', ')}: ${value}`).join('; ');
   const applicable = entries.reduce((n, [, tasks]) => n + tasks.length, 0);
   if (entries.length === 1 && applicable === TASKS.length) return entries[0]![0];
   const [commonValue, commonTasks] = entries.reduce((a, b) => (b[1].length > a[1].length ? b : a), entries[0]!);
@@ -92,8 +98,10 @@ function commandTable(command: CommandName): string[] {
   return [
     '| option | values | default | meaning |',
     '|---|---|---|---|',
-    ...optionsFor(command).map(([, spec]) =>
-      `| ${usage(spec)} | ${cell(describeValues(spec))} | ${cell(describeDefault(spec))} | ${cell(spec.help)} |`),
+    ...optionsFor(command).map(
+      ([, spec]) =>
+        `| ${usage(spec)} | ${cell(describeValues(spec))} | ${cell(describeDefault(spec))} | ${cell(spec.help)} |`,
+    ),
   ];
 }
 
@@ -106,10 +114,10 @@ export function renderOptionsDoc(): string {
     '',
     'Every option below is declared once, in `src/options/table.ts`: the command line is built from that table,',
     'the library validates against it (`validateModelConfig`, `validateTrainingConfig`, `loadTask`), and this page',
-    'and the README\'s table are generated from it. A value outside its range is an error naming the option, the',
+    "and the README's table are generated from it. A value outside its range is an error naming the option, the",
     'value and the range, with exit code 2 and nothing written.',
     '',
-    'Defaults marked with task names depend on `--task` (`roaf train` fills them in from the task\'s defaults;',
+    "Defaults marked with task names depend on `--task` (`roaf train` fills them in from the task's defaults;",
     '`docs/defaults.md` says how each was measured). Options of the generated tasks (`--seq-len`,',
     '`--train-size`, `--test-size`) apply to `adding` and `copy` only, and `--data-dir` to the image tasks only.',
     '',
@@ -125,7 +133,7 @@ export function renderOptionsDoc(): string {
     '',
     ...commandTable('eval'),
     '',
-    'The model, the task and the batch size come from the checkpoint\'s `config.json`.',
+    "The model, the task and the batch size come from the checkpoint's `config.json`.",
     '',
   ].join('\n');
 }

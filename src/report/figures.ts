@@ -9,8 +9,13 @@ import { curvePosition } from '../models/kind.js';
 import { findModelKind } from '../models/kinds.js';
 import type { MetricsRecord } from '../train/metrics.js';
 import {
-  gradientNormSpec, spectrumSpec, writeFigure,
-  type CurvePoint, type Figure, type GradientSeries, type SpectrumSeries,
+  gradientNormSpec,
+  spectrumSpec,
+  writeFigure,
+  type CurvePoint,
+  type Figure,
+  type GradientSeries,
+  type SpectrumSeries,
 } from './plots.js';
 
 /** A short description of a model configuration, e.g. 'roaf-mlp L=1000 N=64 α=1 β=0.0316' (its kind's). */
@@ -20,7 +25,8 @@ export function describeModel(config: Diagnostics['config']): string {
 
 export function diagnosticsGradientSeries(label: string, d: Diagnostics): GradientSeries {
   return {
-    label, index: d.gradients.index,
+    label,
+    index: d.gradients.index,
     positions: d.gradients.log10_norms.map((_, i) => curvePosition(d.gradients.index, i)),
     log10Norms: d.gradients.log10_norms,
   };
@@ -45,8 +51,13 @@ export function loggedGradientSeries(label: string, records: MetricsRecord[]): G
 
 export function isGradientSummary(value: unknown): value is GradientSummary {
   const v = value as GradientSummary | undefined;
-  return typeof v === 'object' && v !== null && Array.isArray(v.positions) && Array.isArray(v.norms)
-    && v.positions.length === v.norms.length;
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    Array.isArray(v.positions) &&
+    Array.isArray(v.norms) &&
+    v.positions.length === v.norms.length
+  );
 }
 
 /** Points of the first/last gradient-norm ratio at each evaluation of a `--log-gradients` run. */
@@ -59,11 +70,17 @@ export function gradientRatioPoints(label: string, records: MetricsRecord[]): Cu
 }
 
 /** Test accuracy (or MSE) against epoch. */
-export function qualityPoints(label: string, records: MetricsRecord[]): { points: CurvePoint[]; metric: 'accuracy' | 'mse' } {
-  const mse = records.some((r) => typeof r.test_mse === 'number') && !records.some((r) => typeof r.test_accuracy === 'number');
+export function qualityPoints(
+  label: string,
+  records: MetricsRecord[],
+): { points: CurvePoint[]; metric: 'accuracy' | 'mse' } {
+  const mse =
+    records.some((r) => typeof r.test_mse === 'number') && !records.some((r) => typeof r.test_accuracy === 'number');
   const points = records.flatMap((r) => {
     const value = mse ? r.test_mse : r.test_accuracy;
-    return typeof value === 'number' && Number.isFinite(value) ? [{ run: label, x: r.epoch, value, series: mse ? 'test MSE' : 'test accuracy' }] : [];
+    return typeof value === 'number' && Number.isFinite(value)
+      ? [{ run: label, x: r.epoch, value, series: mse ? 'test MSE' : 'test accuracy' }]
+      : [];
   });
   return { points, metric: mse ? 'mse' : 'accuracy' };
 }
@@ -72,8 +89,10 @@ export function qualityPoints(label: string, records: MetricsRecord[]): { points
 export function lossPoints(label: string, records: MetricsRecord[]): CurvePoint[] {
   return records.flatMap((r) => {
     const out: CurvePoint[] = [];
-    if (typeof r.train_loss === 'number' && Number.isFinite(r.train_loss)) out.push({ run: label, x: r.step, value: r.train_loss, series: 'train loss' });
-    if (typeof r.test_loss === 'number' && Number.isFinite(r.test_loss)) out.push({ run: label, x: r.step, value: r.test_loss, series: 'test loss' });
+    if (typeof r.train_loss === 'number' && Number.isFinite(r.train_loss))
+      out.push({ run: label, x: r.step, value: r.train_loss, series: 'train loss' });
+    if (typeof r.test_loss === 'number' && Number.isFinite(r.test_loss))
+      out.push({ run: label, x: r.step, value: r.test_loss, series: 'test loss' });
     return out;
   });
 }
@@ -84,7 +103,9 @@ export async function writeDiagnosticsOutputs(dir: string, d: Diagnostics): Prom
   const label = describeModel(d.config);
   writeFileSync(join(dir, 'diagnose.json'), JSON.stringify(d) + '\n');
   const written = [join(dir, 'diagnose.json')];
-  const figures: Figure[] = [await writeFigure(dir, 'gradient-norms', gradientNormSpec([diagnosticsGradientSeries(label, d)]))];
+  const figures: Figure[] = [
+    await writeFigure(dir, 'gradient-norms', gradientNormSpec([diagnosticsGradientSeries(label, d)])),
+  ];
   const spectrum = diagnosticsSpectrumSeries(label, d);
   if (spectrum) figures.push(await writeFigure(dir, 'spectrum', spectrumSpec([spectrum])));
   for (const f of figures) written.push(join(dir, `${f.name}.svg`), join(dir, `${f.name}.png`));

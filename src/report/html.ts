@@ -7,12 +7,23 @@ import { CURVE_LABELS } from '../models/kind.js';
 import { findModelKind } from '../models/kinds.js';
 import type { MetricsRecord } from '../train/metrics.js';
 import {
-  describeModel, diagnosticsGradientSeries, diagnosticsSpectrumSeries, gradientRatioPoints,
-  isGradientSummary, loggedGradientSeries, lossPoints, qualityPoints,
+  describeModel,
+  diagnosticsGradientSeries,
+  diagnosticsSpectrumSeries,
+  gradientRatioPoints,
+  isGradientSummary,
+  loggedGradientSeries,
+  lossPoints,
+  qualityPoints,
 } from './figures.js';
 import {
-  gradientNormSpec, learningCurveSpec, spectrumSpec, writeFigure,
-  type Figure, type GradientSeries, type SpectrumSeries,
+  gradientNormSpec,
+  learningCurveSpec,
+  spectrumSpec,
+  writeFigure,
+  type Figure,
+  type GradientSeries,
+  type SpectrumSeries,
 } from './plots.js';
 import type { RunData } from './runs.js';
 
@@ -39,7 +50,10 @@ function isolateIds(svg: string, prefix: string): string {
   return svg
     .replace(/\bid="([^"]+)"/g, (_, id: string) => `id="${prefix}-${id}"`)
     .replace(/url\(#([^)]+)\)/g, (_, id: string) => `url(#${prefix}-${id})`)
-    .replace(/(xlink:)?href="#([^"]+)"/g, (_, xlink: string | undefined, id: string) => `${xlink ?? ''}href="#${prefix}-${id}"`)
+    .replace(
+      /(xlink:)?href="#([^"]+)"/g,
+      (_, xlink: string | undefined, id: string) => `${xlink ?? ''}href="#${prefix}-${id}"`,
+    )
     .replace(/^<\?xml[^>]*>\s*/, '');
 }
 
@@ -48,7 +62,9 @@ function formatNumber(x: unknown, digits = 4): string {
   if (!Number.isFinite(x)) return String(x);
   if (Number.isInteger(x)) return x.toLocaleString('en-US');
   const abs = Math.abs(x);
-  return abs !== 0 && (abs < 1e-3 || abs >= 1e6) ? x.toExponential(digits - 1) : Number(x.toPrecision(digits)).toString();
+  return abs !== 0 && (abs < 1e-3 || abs >= 1e6)
+    ? x.toExponential(digits - 1)
+    : Number(x.toPrecision(digits)).toString();
 }
 
 function percent(x: unknown): string {
@@ -76,7 +92,10 @@ function finalFigures(run: RunData): Array<[string, string]> {
     rows.push(['evaluations', formatNumber(run.records.length)]);
     rows.push(['epoch, step', `${formatNumber(last.epoch)}, ${formatNumber(last.step)}`]);
     if (typeof last.test_accuracy === 'number') {
-      const best = run.records.reduce((m, r) => (typeof r.test_accuracy === 'number' ? Math.max(m, r.test_accuracy) : m), -Infinity);
+      const best = run.records.reduce(
+        (m, r) => (typeof r.test_accuracy === 'number' ? Math.max(m, r.test_accuracy) : m),
+        -Infinity,
+      );
       rows.push(['test accuracy (final)', percent(last.test_accuracy)]);
       rows.push(['test accuracy (best)', percent(best)]);
     }
@@ -84,18 +103,28 @@ function finalFigures(run: RunData): Array<[string, string]> {
     rows.push(['test loss', formatNumber(last.test_loss)]);
     rows.push(['train loss', formatNumber(last.train_loss)]);
     rows.push(['training time', `${formatNumber(last.seconds)} s`]);
-    if (isGradientSummary(last.gradients)) rows.push(['gradient first/last (last eval.)', formatNumber(last.gradients.first_last_ratio)]);
+    if (isGradientSummary(last.gradients))
+      rows.push(['gradient first/last (last eval.)', formatNumber(last.gradients.first_last_ratio)]);
   }
   const d = run.diagnostics;
   if (d) {
     rows.push(['diagnose: gradient first/last', power(d.gradients.log10_first_last_ratio)]);
     if (d.spectrum) {
       rows.push(['diagnose: σ_min, σ_max', `${power(d.spectrum.log10.min)}, ${power(d.spectrum.log10.max)}`]);
-      rows.push(['diagnose: log10 σ_min, σ_max', `${formatNumber(d.spectrum.log10.min)}, ${formatNumber(d.spectrum.log10.max)}`]);
+      rows.push([
+        'diagnose: log10 σ_min, σ_max',
+        `${formatNumber(d.spectrum.log10.min)}, ${formatNumber(d.spectrum.log10.max)}`,
+      ]);
     }
     if (d.bounds.applicable) {
-      rows.push(['diagnose: bounds', `[${power(d.bounds.log10_lower_product)}, ${power(d.bounds.log10_upper_product)}]`]);
-      rows.push(['diagnose: spectrum inside bounds', d.bounds.inside === null ? '–' : d.bounds.inside ? 'yes' : '<strong>NO</strong>']);
+      rows.push([
+        'diagnose: bounds',
+        `[${power(d.bounds.log10_lower_product)}, ${power(d.bounds.log10_upper_product)}]`,
+      ]);
+      rows.push([
+        'diagnose: spectrum inside bounds',
+        d.bounds.inside === null ? '–' : d.bounds.inside ? 'yes' : '<strong>NO</strong>',
+      ]);
     }
   }
   return rows;
@@ -116,12 +145,25 @@ function configuration(run: RunData): Array<[string, string]> {
   const c = run.config;
   if (c) {
     const task = c.task;
-    rows.push(['task', escapeHtml([task.name, task.seqLen !== undefined ? `T/L=${task.seqLen}` : '',
-      task.trainLimit !== undefined ? `train ≤ ${task.trainLimit}` : '', task.testLimit !== undefined ? `test ≤ ${task.testLimit}` : '']
-      .filter((s) => s !== '').join(', '))]);
+    rows.push([
+      'task',
+      escapeHtml(
+        [
+          task.name,
+          task.seqLen !== undefined ? `T/L=${task.seqLen}` : '',
+          task.trainLimit !== undefined ? `train ≤ ${task.trainLimit}` : '',
+          task.testLimit !== undefined ? `test ≤ ${task.testLimit}` : '',
+        ]
+          .filter((s) => s !== '')
+          .join(', '),
+      ),
+    ]);
     const t = c.training;
     rows.push(['epochs, batch', `${formatNumber(t.epochs)}, ${formatNumber(t.batch)}`]);
-    rows.push(['optimizer', escapeHtml(`${t.optimizer.kind}, lr ${t.optimizer.lr}${t.clip > 0 ? `, clip ${t.clip}` : ''}`)]);
+    rows.push([
+      'optimizer',
+      escapeHtml(`${t.optimizer.kind}, lr ${t.optimizer.lr}${t.clip > 0 ? `, clip ${t.clip}` : ''}`),
+    ]);
     rows.push(['gradients logged', t.logGradients ? 'yes' : 'no']);
   } else if (run.diagnostics) {
     rows.push(['data', escapeHtml(`${run.diagnostics.data.dataset}, batch ${run.diagnostics.data.batch}`)]);
@@ -136,17 +178,47 @@ function table(rows: Array<[string, string]>): string {
 }
 
 function summaryTable(runs: RunData[]): string {
-  const head = ['run', 'model', 'size', 'alpha', 'beta', 'final test', 'test loss', 'steps', 'grad first/last', 'log10 σ_min', 'log10 σ_max'];
+  const head = [
+    'run',
+    'model',
+    'size',
+    'alpha',
+    'beta',
+    'final test',
+    'test loss',
+    'steps',
+    'grad first/last',
+    'log10 σ_min',
+    'log10 σ_max',
+  ];
   const body = runs.map((run) => {
     const m = modelConfig(run);
     const last = lastRecord(run);
     const size = (m && findModelKind(m.model)?.labels.size(m, (n) => formatNumber(n))) ?? '–';
-    const quality = !last ? '–' : typeof last.test_accuracy === 'number' ? percent(last.test_accuracy) : `MSE ${formatNumber(last.test_mse)}`;
-    const ratio = run.diagnostics ? power(run.diagnostics.gradients.log10_first_last_ratio)
-      : last && isGradientSummary(last.gradients) ? formatNumber(last.gradients.first_last_ratio) : '–';
+    const quality = !last
+      ? '–'
+      : typeof last.test_accuracy === 'number'
+        ? percent(last.test_accuracy)
+        : `MSE ${formatNumber(last.test_mse)}`;
+    const ratio = run.diagnostics
+      ? power(run.diagnostics.gradients.log10_first_last_ratio)
+      : last && isGradientSummary(last.gradients)
+        ? formatNumber(last.gradients.first_last_ratio)
+        : '–';
     const s = run.diagnostics?.spectrum;
-    const cells = [escapeHtml(run.label), escapeHtml(m?.model ?? '–'), size, formatNumber(m?.alpha, 6), formatNumber(m?.beta, 6),
-      quality, formatNumber(last?.test_loss), formatNumber(last?.step), ratio, formatNumber(s?.log10.min), formatNumber(s?.log10.max)];
+    const cells = [
+      escapeHtml(run.label),
+      escapeHtml(m?.model ?? '–'),
+      size,
+      formatNumber(m?.alpha, 6),
+      formatNumber(m?.beta, 6),
+      quality,
+      formatNumber(last?.test_loss),
+      formatNumber(last?.step),
+      ratio,
+      formatNumber(s?.log10.min),
+      formatNumber(s?.log10.max),
+    ];
     return `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
   });
   return `<table class="summary"><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${body.join('')}</tbody></table>`;
@@ -158,16 +230,32 @@ async function buildFigures(runs: RunData[], dir: string): Promise<Figure[]> {
   const labels = runs.map((r) => r.label);
   const withRecords = runs.filter((r) => r.records.length > 0);
   for (const metric of ['accuracy', 'mse'] as const) {
-    const points = withRecords.map((r) => qualityPoints(r.label, r.records)).filter((q) => q.metric === metric).flatMap((q) => q.points);
+    const points = withRecords
+      .map((r) => qualityPoints(r.label, r.records))
+      .filter((q) => q.metric === metric)
+      .flatMap((q) => q.points);
     if (points.length === 0) continue;
-    const spec = metric === 'accuracy'
-      ? learningCurveSpec(points, { title: 'Test accuracy', x: 'epoch', y: 'test accuracy', runs: labels })
-      : learningCurveSpec(points, { title: 'Test mean squared error', x: 'epoch', y: 'test MSE', logY: true, runs: labels });
+    const spec =
+      metric === 'accuracy'
+        ? learningCurveSpec(points, { title: 'Test accuracy', x: 'epoch', y: 'test accuracy', runs: labels })
+        : learningCurveSpec(points, {
+            title: 'Test mean squared error',
+            x: 'epoch',
+            y: 'test MSE',
+            logY: true,
+            runs: labels,
+          });
     figures.push(await writeFigure(dir, `test-${metric}`, spec));
   }
   const losses = withRecords.flatMap((r) => lossPoints(r.label, r.records));
   if (losses.length > 0) {
-    figures.push(await writeFigure(dir, 'loss', learningCurveSpec(losses, { title: 'Training and test loss', x: 'step', y: 'loss', logY: true, runs: labels })));
+    figures.push(
+      await writeFigure(
+        dir,
+        'loss',
+        learningCurveSpec(losses, { title: 'Training and test loss', x: 'step', y: 'loss', logY: true, runs: labels }),
+      ),
+    );
   }
   const gradientSeries: GradientSeries[] = runs.flatMap((r) => {
     if (r.diagnostics) return [diagnosticsGradientSeries(r.label, r.diagnostics)];
@@ -180,22 +268,34 @@ async function buildFigures(runs: RunData[], dir: string): Promise<Figure[]> {
     const title = CURVE_LABELS[index].title;
     const figure = await writeFigure(dir, `gradient-norms-${index}`, gradientNormSpec(series, title, labels));
     const logged = series.filter((s) => !runs.find((r) => r.label === s.label)?.diagnostics).map((s) => s.label);
-    if (logged.length > 0) figure.note = `From the last logged evaluation (--log-gradients): ${logged.join(', ')}; the others from roaf diagnose.`;
+    if (logged.length > 0)
+      figure.note = `From the last logged evaluation (--log-gradients): ${logged.join(', ')}; the others from roaf diagnose.`;
     figures.push(figure);
   }
   const ratios = runs.flatMap((r) => gradientRatioPoints(r.label, r.records));
   if (ratios.length > 0) {
-    const figure = await writeFigure(dir, 'gradient-ratio', learningCurveSpec(ratios, {
-      title: 'First/last gradient-norm ratio during training', x: 'step', y: 'first / last', logY: true, runs: labels,
-    }));
+    const figure = await writeFigure(
+      dir,
+      'gradient-ratio',
+      learningCurveSpec(ratios, {
+        title: 'First/last gradient-norm ratio during training',
+        x: 'step',
+        y: 'first / last',
+        logY: true,
+        runs: labels,
+      }),
+    );
     // A run whose first-layer gradient underflowed to 0 in its own (float32) backward has no point on a log scale.
-    const vanished = runs.filter((r) => r.records.some((rec) => isGradientSummary(rec.gradients)) && !ratios.some((p) => p.run === r.label));
+    const vanished = runs.filter(
+      (r) => r.records.some((rec) => isGradientSummary(rec.gradients)) && !ratios.some((p) => p.run === r.label),
+    );
     if (vanished.length > 0) {
       figure.note = `Not drawn: ${vanished.map((r) => r.label).join(', ')} (the first layer's gradient was 0 in the run's own backward pass: it underflowed).`;
     }
     figures.push(figure);
   }
-  const spectra = runs.flatMap((r) => (r.diagnostics ? [diagnosticsSpectrumSeries(r.label, r.diagnostics)] : []))
+  const spectra = runs
+    .flatMap((r) => (r.diagnostics ? [diagnosticsSpectrumSeries(r.label, r.diagnostics)] : []))
     .filter((s): s is SpectrumSeries => s !== null);
   if (spectra.length > 0) figures.push(await writeFigure(dir, 'spectrum', spectrumSpec(spectra, undefined, labels)));
   return figures;
@@ -226,8 +326,11 @@ figure.plot figcaption { font-size: 12px; color: #556; margin-top: 4px; }
 export async function buildReport(runs: RunData[], options: ReportOptions): Promise<Report> {
   const figures = await buildFigures(runs, options.figuresDir);
   const warnings = runs.flatMap((r) => r.warnings);
-  const plots = figures.map((f) => `<figure class="plot" data-plot="${escapeHtml(f.name)}">${isolateIds(f.svg, `plot-${f.name}`)}` +
-    `${f.note ? `<figcaption>${escapeHtml(f.note)}</figcaption>` : ''}</figure>`);
+  const plots = figures.map(
+    (f) =>
+      `<figure class="plot" data-plot="${escapeHtml(f.name)}">${isolateIds(f.svg, `plot-${f.name}`)}` +
+      `${f.note ? `<figcaption>${escapeHtml(f.note)}</figcaption>` : ''}</figure>`,
+  );
   const cards = runs.map((run) => {
     const d = run.diagnostics;
     const described = modelConfig(run);

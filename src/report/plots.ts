@@ -26,7 +26,8 @@ const MAX_POINTS = 2000;
 function powerOfTenAxis(title: string): Record<string, unknown> {
   return {
     title,
-    labelExpr: "abs(datum.value) < 300 ? format(pow(10, datum.value), '.3~g') : '1e' + (datum.value < 0 ? '-' : '') + format(abs(datum.value), 'd')",
+    labelExpr:
+      "abs(datum.value) < 300 ? format(pow(10, datum.value), '.3~g') : '1e' + (datum.value < 0 ? '-' : '') + format(abs(datum.value), 'd')",
   };
 }
 
@@ -39,7 +40,18 @@ const CONFIG = {
 };
 
 /** Vega's default categorical palette (tableau10), so that colours can be fixed per run. */
-const PALETTE = ['#4c78a8', '#f58518', '#e45756', '#72b7b2', '#54a24b', '#eeca3b', '#b279a2', '#ff9da6', '#9d755d', '#bab0ac'];
+const PALETTE = [
+  '#4c78a8',
+  '#f58518',
+  '#e45756',
+  '#72b7b2',
+  '#54a24b',
+  '#eeca3b',
+  '#b279a2',
+  '#ff9da6',
+  '#9d755d',
+  '#bab0ac',
+];
 
 /**
  * Colour by run. With `runs` (all runs of a report, in order), each run keeps the same colour in every
@@ -68,14 +80,24 @@ export interface GradientSeries {
   log10Norms: Array<number | null>;
 }
 
-export function gradientNormSpec(series: GradientSeries[], title = 'Gradient norm through the network', runs?: string[]): TopLevelSpec {
-  const values = series.flatMap((s) => thin(s.positions.map((position, i) => ({ run: s.label, position, value: s.log10Norms[i] })))
-    .filter((p) => p.value !== null));
+export function gradientNormSpec(
+  series: GradientSeries[],
+  title = 'Gradient norm through the network',
+  runs?: string[],
+): TopLevelSpec {
+  const values = series.flatMap((s) =>
+    thin(s.positions.map((position, i) => ({ run: s.label, position, value: s.log10Norms[i] }))).filter(
+      (p) => p.value !== null,
+    ),
+  );
   // One index names the axes; a mix (which reports do not draw in one figure) reads as layers.
   const labels = CURVE_LABELS[series.length > 0 && series.every((s) => s.index === 'step') ? 'step' : 'layer'];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title, width: WIDTH, height: HEIGHT, config: CONFIG,
+    title,
+    width: WIDTH,
+    height: HEIGHT,
+    config: CONFIG,
     data: { values },
     mark: { type: 'line', strokeWidth: 1.5 },
     encoding: {
@@ -92,12 +114,20 @@ export interface SpectrumSeries {
   log10SingularValues: Array<number | null>;
 }
 
-export function spectrumSpec(series: SpectrumSeries[], title = 'Singular values of the input-output Jacobian', runs?: string[]): TopLevelSpec {
-  const values = series.flatMap((s) => s.log10SingularValues.map((value, i) => ({ run: s.label, i: i + 1, value })))
+export function spectrumSpec(
+  series: SpectrumSeries[],
+  title = 'Singular values of the input-output Jacobian',
+  runs?: string[],
+): TopLevelSpec {
+  const values = series
+    .flatMap((s) => s.log10SingularValues.map((value, i) => ({ run: s.label, i: i + 1, value })))
     .filter((p) => p.value !== null);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title, width: WIDTH, height: HEIGHT, config: CONFIG,
+    title,
+    width: WIDTH,
+    height: HEIGHT,
+    config: CONFIG,
     data: { values },
     mark: { type: 'line', point: { size: 12 }, strokeWidth: 1.5 },
     encoding: {
@@ -122,13 +152,17 @@ export interface CurvePoint {
  * `logY` draws a log scale (losses, MSE), which needs positive values.
  */
 export function learningCurveSpec(
-  points: CurvePoint[], opts: { title: string; x: string; y: string; logY?: boolean; runs?: string[] },
+  points: CurvePoint[],
+  opts: { title: string; x: string; y: string; logY?: boolean; runs?: string[] },
 ): TopLevelSpec {
   const kinds = new Set(points.map((p) => p.series));
   const values = opts.logY ? points.filter((p) => p.value > 0) : points;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: opts.title, width: WIDTH, height: HEIGHT, config: CONFIG,
+    title: opts.title,
+    width: WIDTH,
+    height: HEIGHT,
+    config: CONFIG,
     data: { values },
     mark: { type: 'line', point: values.length <= 200, strokeWidth: 1.5 },
     encoding: {

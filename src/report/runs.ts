@@ -29,12 +29,15 @@ const DIAGNOSTICS_PATHS = [join('diagnostics', 'diagnose.json'), 'diagnose.json'
 
 export function readRun(dir: string): RunData {
   if (!existsSync(dir)) throw new UsageError(`${dir}: no such run directory`);
-  if (!statSync(dir).isDirectory()) throw new UsageError(`${dir}: not a directory (give a run directory written by roaf train --out)`);
+  if (!statSync(dir).isDirectory())
+    throw new UsageError(`${dir}: not a directory (give a run directory written by roaf train --out)`);
   const warnings: string[] = [];
   const metricsPath = join(dir, 'metrics.jsonl');
   const diagnosticsPath = DIAGNOSTICS_PATHS.map((p) => join(dir, p)).find((p) => existsSync(p)) ?? null;
   if (!existsSync(metricsPath) && diagnosticsPath === null) {
-    throw new UsageError(`${dir}: no metrics.jsonl (nor diagnose.json) in this directory; is it a run directory written by roaf train --out?`);
+    throw new UsageError(
+      `${dir}: no metrics.jsonl (nor diagnose.json) in this directory; is it a run directory written by roaf train --out?`,
+    );
   }
 
   let records: MetricsRecord[] = [];
@@ -42,12 +45,15 @@ export function readRun(dir: string): RunData {
     const read = readMetrics(metricsPath);
     records = read.records.filter((r, i) => {
       const valid = typeof r === 'object' && r !== null && typeof r.step === 'number' && typeof r.epoch === 'number';
-      if (!valid) warnings.push(`${metricsPath}: skipped record ${i + 1}: not a metrics record (no numeric step and epoch)`);
+      if (!valid)
+        warnings.push(`${metricsPath}: skipped record ${i + 1}: not a metrics record (no numeric step and epoch)`);
       return valid;
     });
     if (read.skipped.length > 0) {
       const lines = read.skipped.join(', ');
-      warnings.push(`${metricsPath}: skipped line${read.skipped.length > 1 ? 's' : ''} ${lines}: truncated or not JSON (a run killed mid-write); reporting the ${records.length} readable record${records.length === 1 ? '' : 's'}`);
+      warnings.push(
+        `${metricsPath}: skipped line${read.skipped.length > 1 ? 's' : ''} ${lines}: truncated or not JSON (a run killed mid-write); reporting the ${records.length} readable record${records.length === 1 ? '' : 's'}`,
+      );
     }
     if (records.length === 0) warnings.push(`${metricsPath}: no evaluation recorded yet`);
   }
@@ -68,7 +74,12 @@ export function readRun(dir: string): RunData {
   if (diagnosticsPath !== null) {
     try {
       const parsed = JSON.parse(readFileSync(diagnosticsPath, 'utf8')) as Diagnostics;
-      if (typeof parsed !== 'object' || parsed === null || typeof parsed.gradients !== 'object' || typeof parsed.config !== 'object') {
+      if (
+        typeof parsed !== 'object' ||
+        parsed === null ||
+        typeof parsed.gradients !== 'object' ||
+        typeof parsed.config !== 'object'
+      ) {
         throw new Error('not the output of roaf diagnose');
       }
       diagnostics = parsed;

@@ -87,16 +87,47 @@ export interface ClaimDefinition {
 // and must stay identical to it, so that `roaf repro psmnist` adopts and continues that run. The LSTM has
 // about as many parameters (N = 512: 1.06 M, the ROAF cell at N = 1,024: 1.06 M).
 function sequentialMnistRuns(task: 'psmnist' | 'smnist'): RunDefinition[] {
-  const quick: Partial<RunSettings> = { trainLimit: 2000, testLimit: 200, batch: 25, epochs: 2, lr: 3e-3, lrSchedule: 'constant', checkpointEvery: 40 };
+  const quick: Partial<RunSettings> = {
+    trainLimit: 2000,
+    testLimit: 200,
+    batch: 25,
+    epochs: 2,
+    lr: 3e-3,
+    lrSchedule: 'constant',
+    checkpointEvery: 40,
+  };
   return [
     {
-      name: 'roaf-rnn', baseline: false, model: 'roaf-rnn', task, hidden: 1024, batch: 64, lr: 3e-4, lrSchedule: 'cosine', epochs: 10,
-      inputScale: 3, alpha: 1, beta: 0.1, filter: 'haar', seed: 0, checkpointEvery: 100,
+      name: 'roaf-rnn',
+      baseline: false,
+      model: 'roaf-rnn',
+      task,
+      hidden: 1024,
+      batch: 64,
+      lr: 3e-4,
+      lrSchedule: 'cosine',
+      epochs: 10,
+      inputScale: 3,
+      alpha: 1,
+      beta: 0.1,
+      filter: 'haar',
+      seed: 0,
+      checkpointEvery: 100,
       quick: { ...quick, hidden: 64 },
     },
     {
-      name: 'lstm', baseline: true, model: 'lstm', task, hidden: 512, batch: 64, lr: 1e-3, lrSchedule: 'cosine', clip: 1, epochs: 10,
-      seed: 0, checkpointEvery: 200,
+      name: 'lstm',
+      baseline: true,
+      model: 'lstm',
+      task,
+      hidden: 512,
+      batch: 64,
+      lr: 1e-3,
+      lrSchedule: 'cosine',
+      clip: 1,
+      epochs: 10,
+      seed: 0,
+      checkpointEvery: 200,
       quick: { ...quick, hidden: 32 },
     },
   ];
@@ -113,19 +144,64 @@ const COPY_BATCH = 50;
 
 function addingRun(model: 'roaf-rnn' | 'rnn' | 'lstm' | 'gru', checkpointEvery: number): RunDefinition {
   return {
-    name: `adding-${model}`, baseline: model !== 'roaf-rnn', model, task: 'adding', seqLen: 10_000, hidden: 128,
-    trainSize: ADDING_STEPS * ADDING_BATCH, testSize: 1000, epochs: 1, batch: ADDING_BATCH, lr: 2e-3, lrSchedule: 'cosine', clip: 1,
-    inputScale: 10, seed: 0, evalEvery: 250, checkpointEvery,
-    quick: { seqLen: 50, hidden: 32, trainSize: 2000 * 20, testSize: 200, batch: 20, lr: 5e-3, evalEvery: 250, checkpointEvery: 250 },
+    name: `adding-${model}`,
+    baseline: model !== 'roaf-rnn',
+    model,
+    task: 'adding',
+    seqLen: 10_000,
+    hidden: 128,
+    trainSize: ADDING_STEPS * ADDING_BATCH,
+    testSize: 1000,
+    epochs: 1,
+    batch: ADDING_BATCH,
+    lr: 2e-3,
+    lrSchedule: 'cosine',
+    clip: 1,
+    inputScale: 10,
+    seed: 0,
+    evalEvery: 250,
+    checkpointEvery,
+    quick: {
+      seqLen: 50,
+      hidden: 32,
+      trainSize: 2000 * 20,
+      testSize: 200,
+      batch: 20,
+      lr: 5e-3,
+      evalEvery: 250,
+      checkpointEvery: 250,
+    },
   };
 }
 
 function copyRun(model: 'roaf-rnn' | 'lstm', checkpointEvery: number): RunDefinition {
   return {
-    name: `copy-${model}`, baseline: model !== 'roaf-rnn', model, task: 'copy', seqLen: 1000, hidden: 128,
-    trainSize: COPY_STEPS * COPY_BATCH, testSize: 1000, epochs: 1, batch: COPY_BATCH, lr: 1e-3, lrSchedule: 'cosine', clip: 1,
-    seed: 0, evalEvery: 250, checkpointEvery,
-    quick: { seqLen: 20, hidden: 32, trainSize: 2000 * 20, testSize: 200, batch: 20, lr: 3e-3, evalEvery: 250, checkpointEvery: 250 },
+    name: `copy-${model}`,
+    baseline: model !== 'roaf-rnn',
+    model,
+    task: 'copy',
+    seqLen: 1000,
+    hidden: 128,
+    trainSize: COPY_STEPS * COPY_BATCH,
+    testSize: 1000,
+    epochs: 1,
+    batch: COPY_BATCH,
+    lr: 1e-3,
+    lrSchedule: 'cosine',
+    clip: 1,
+    seed: 0,
+    evalEvery: 250,
+    checkpointEvery,
+    quick: {
+      seqLen: 20,
+      hidden: 32,
+      trainSize: 2000 * 20,
+      testSize: 200,
+      batch: 20,
+      lr: 3e-3,
+      evalEvery: 250,
+      checkpointEvery: 250,
+    },
   };
 }
 
@@ -134,11 +210,27 @@ function copyRun(model: 'roaf-rnn' | 'lstm', checkpointEvery: number): RunDefini
 // clipping at 1, against the loss spike seen in the first steps at the default lr 2e-3. The ROAF run is
 // evaluated every half epoch, the baselines every quarter epoch (for the early-stop rule).
 const DEEP_MLP_COMMON = {
-  task: 'mnist', depth: 50_000, width: 64, epochs: 2, batch: 125, lr: 1e-3, lrSchedule: 'cosine', clip: 1, seed: 0, checkpointEvery: 120,
+  task: 'mnist',
+  depth: 50_000,
+  width: 64,
+  epochs: 2,
+  batch: 125,
+  lr: 1e-3,
+  lrSchedule: 'cosine',
+  clip: 1,
+  seed: 0,
+  checkpointEvery: 120,
   memory: 'checkpoint',
 } as const;
 const DEEP_MLP_QUICK: Partial<RunSettings> = {
-  depth: 300, width: 16, trainLimit: 2000, testLimit: 500, batch: 50, lr: 2e-3, evalEvery: 10, checkpointEvery: 20,
+  depth: 300,
+  width: 16,
+  trainLimit: 2000,
+  testLimit: 500,
+  batch: 50,
+  lr: 2e-3,
+  evalEvery: 10,
+  checkpointEvery: 20,
 };
 
 export const CLAIMS: readonly ClaimDefinition[] = [
@@ -146,10 +238,18 @@ export const CLAIMS: readonly ClaimDefinition[] = [
     name: 'deep-mlp',
     title: 'A 50,000-layer MLP trains by plain backpropagation',
     paper: 'an MLP of 50,000 layers trains by plain backpropagation',
-    target: 'width 64, ≥ 96 % MNIST test accuracy within 2 epochs, peak memory ≤ 6 GB, an epoch in ≤ 30 minutes at about 115 GFLOPS per core',
+    target:
+      'width 64, ≥ 96 % MNIST test accuracy within 2 epochs, peak memory ≤ 6 GB, an epoch in ≤ 30 minutes at about 115 GFLOPS per core',
     stopAtChance: true,
     runs: [
-      { name: 'roaf-mlp', baseline: false, model: 'roaf-mlp', ...DEEP_MLP_COMMON, evalEvery: 240, quick: DEEP_MLP_QUICK },
+      {
+        name: 'roaf-mlp',
+        baseline: false,
+        model: 'roaf-mlp',
+        ...DEEP_MLP_COMMON,
+        evalEvery: 240,
+        quick: DEEP_MLP_QUICK,
+      },
       { name: 'mlp', baseline: true, model: 'mlp', ...DEEP_MLP_COMMON, evalEvery: 120, quick: DEEP_MLP_QUICK },
       { name: 'resmlp', baseline: true, model: 'resmlp', ...DEEP_MLP_COMMON, evalEvery: 120, quick: DEEP_MLP_QUICK },
     ],
@@ -158,19 +258,25 @@ export const CLAIMS: readonly ClaimDefinition[] = [
     name: 'long-memory',
     title: 'Dependencies 10,000 steps back',
     paper: 'an Elman RNN with the filter learns dependencies 10,000 steps in the past',
-    target: 'adding problem at T = 10,000: test MSE < 0.01 (the memoryless baseline is 0.167), the baselines after the same budget; copy task: the lag and the accuracy on the ten recalled symbols',
+    target:
+      'adding problem at T = 10,000: test MSE < 0.01 (the memoryless baseline is 0.167), the baselines after the same budget; copy task: the lag and the accuracy on the ten recalled symbols',
     stopAtChance: false,
     goal: { metric: 'test_mse', op: '<', value: 0.01 },
     runs: [
-      addingRun('roaf-rnn', 250), addingRun('rnn', 250), addingRun('lstm', 100), addingRun('gru', 100),
-      copyRun('roaf-rnn', 250), copyRun('lstm', 100),
+      addingRun('roaf-rnn', 250),
+      addingRun('rnn', 250),
+      addingRun('lstm', 100),
+      addingRun('gru', 100),
+      copyRun('roaf-rnn', 250),
+      copyRun('lstm', 100),
     ],
   },
   {
     name: 'psmnist',
     title: 'Permuted sequential MNIST in ten epochs',
-    paper: 'a single-layer ROAF RNN reaches > 94 % psMNIST test accuracy after the first epoch and > 98 % after ten, converging faster than LSTMs',
-    target: '≥ 94 % after epoch 1 and ≥ 98 % after epoch 10; the LSTM\'s figures after the same epochs',
+    paper:
+      'a single-layer ROAF RNN reaches > 94 % psMNIST test accuracy after the first epoch and > 98 % after ten, converging faster than LSTMs',
+    target: "≥ 94 % after epoch 1 and ≥ 98 % after epoch 10; the LSTM's figures after the same epochs",
     stopAtChance: true,
     runs: sequentialMnistRuns('psmnist'),
   },
@@ -186,12 +292,27 @@ export const CLAIMS: readonly ClaimDefinition[] = [
     name: 'million-layer',
     title: 'A 1,000,000-layer MLP',
     paper: null,
-    target: 'a 1,000,000-layer ROAF MLP of width 16 trains for one MNIST epoch: ≥ 90 % test accuracy, peak memory ≤ 12 GB, the time per epoch',
+    target:
+      'a 1,000,000-layer ROAF MLP of width 16 trains for one MNIST epoch: ≥ 90 % test accuracy, peak memory ≤ 12 GB, the time per epoch',
     stopAtChance: false,
     runs: [
       {
-        name: 'roaf-mlp', baseline: false, model: 'roaf-mlp', task: 'mnist', depth: 1_000_000, width: 16, filter: 'permutation',
-        epochs: 1, batch: 125, lr: 1e-3, lrSchedule: 'cosine', clip: 1, seed: 0, evalEvery: 120, checkpointEvery: 20, memory: 'checkpoint',
+        name: 'roaf-mlp',
+        baseline: false,
+        model: 'roaf-mlp',
+        task: 'mnist',
+        depth: 1_000_000,
+        width: 16,
+        filter: 'permutation',
+        epochs: 1,
+        batch: 125,
+        lr: 1e-3,
+        lrSchedule: 'cosine',
+        clip: 1,
+        seed: 0,
+        evalEvery: 120,
+        checkpointEvery: 20,
+        memory: 'checkpoint',
         quick: { depth: 5000, trainLimit: 1000, testLimit: 200, batch: 50, evalEvery: 0, checkpointEvery: 10 },
       },
     ],

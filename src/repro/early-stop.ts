@@ -30,9 +30,12 @@ export function stuckAtChance(records: readonly MetricsRecord[], rule: ChanceRul
   if (records.length < 2) return null;
   const chance = 1 / rule.classes;
   const last = records.slice(-2);
-  const stuck = last.every((r) => typeof r.test_accuracy === 'number'
-    && r.step >= MIN_BUDGET_SHARE * rule.budgetSteps
-    && Math.abs(r.test_accuracy - chance) <= CHANCE_MARGIN + 1e-12);
+  const stuck = last.every(
+    (r) =>
+      typeof r.test_accuracy === 'number' &&
+      r.step >= MIN_BUDGET_SHARE * rule.budgetSteps &&
+      Math.abs(r.test_accuracy - chance) <= CHANCE_MARGIN + 1e-12,
+  );
   if (!stuck) return null;
   const [a, b] = last as [MetricsRecord, MetricsRecord];
   const pct = (x: number | undefined) => `${((x ?? NaN) * 100).toFixed(2)} %`;
@@ -40,7 +43,8 @@ export function stuckAtChance(records: readonly MetricsRecord[], rule: ChanceRul
     reason: 'chance',
     step: b.step,
     epoch: b.epoch,
-    detail: `test accuracy ${pct(a.test_accuracy)} at step ${a.step} and ${pct(b.test_accuracy)} at step ${b.step} (of ${rule.budgetSteps}), ` +
+    detail:
+      `test accuracy ${pct(a.test_accuracy)} at step ${a.step} and ${pct(b.test_accuracy)} at step ${b.step} (of ${rule.budgetSteps}), ` +
       `within ${CHANCE_MARGIN * 100} points of chance (${pct(chance)}) after at least ${MIN_BUDGET_SHARE * 100} % of the budget`,
   };
 }

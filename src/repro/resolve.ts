@@ -67,22 +67,52 @@ export function expectedConfig(settings: RunSettings): ExpectedConfig {
     seed,
     dtype: 'float32',
   };
-  const { inputDim: _d, outputs: _k, readout: _r, ...resolved } = resolveBaseline({ ...model, inputDim: 1, outputs: 1, readout: 'last' });
+  const {
+    inputDim: _d,
+    outputs: _k,
+    readout: _r,
+    ...resolved
+  } = resolveBaseline({ ...model, inputDim: 1, outputs: 1, readout: 'last' });
   const task: TaskConfig = {
-    name: settings.task, seqLen: settings.seqLen, trainLimit: settings.trainLimit, testLimit: settings.testLimit,
-    trainSize: settings.trainSize, testSize: settings.testSize,
+    name: settings.task,
+    seqLen: settings.seqLen,
+    trainLimit: settings.trainLimit,
+    testLimit: settings.testLimit,
+    trainSize: settings.trainSize,
+    testSize: settings.testSize,
   };
   return { model: resolved, task, training };
 }
 
 /** `roaf train` flags for each setting, in the order the table's fields are usually read. */
 const FLAGS: Array<[keyof RunSettings, string]> = [
-  ['model', '--model'], ['task', '--task'], ['seqLen', '--seq-len'], ['depth', '--depth'], ['width', '--width'],
-  ['hidden', '--hidden'], ['alpha', '--alpha'], ['beta', '--beta'], ['filter', '--filter'], ['sharedFilter', '--shared-filter'],
-  ['inputScale', '--input-scale'], ['trainSize', '--train-size'], ['testSize', '--test-size'], ['trainLimit', '--train-limit'],
-  ['testLimit', '--test-limit'], ['epochs', '--epochs'], ['batch', '--batch'], ['optimizer', '--optimizer'], ['lr', '--lr'],
-  ['lrSchedule', '--lr-schedule'], ['momentum', '--momentum'], ['weightDecay', '--weight-decay'], ['clip', '--clip'],
-  ['seed', '--seed'], ['evalEvery', '--eval-every'], ['checkpointEvery', '--checkpoint-every'], ['memory', '--memory'],
+  ['model', '--model'],
+  ['task', '--task'],
+  ['seqLen', '--seq-len'],
+  ['depth', '--depth'],
+  ['width', '--width'],
+  ['hidden', '--hidden'],
+  ['alpha', '--alpha'],
+  ['beta', '--beta'],
+  ['filter', '--filter'],
+  ['sharedFilter', '--shared-filter'],
+  ['inputScale', '--input-scale'],
+  ['trainSize', '--train-size'],
+  ['testSize', '--test-size'],
+  ['trainLimit', '--train-limit'],
+  ['testLimit', '--test-limit'],
+  ['epochs', '--epochs'],
+  ['batch', '--batch'],
+  ['optimizer', '--optimizer'],
+  ['lr', '--lr'],
+  ['lrSchedule', '--lr-schedule'],
+  ['momentum', '--momentum'],
+  ['weightDecay', '--weight-decay'],
+  ['clip', '--clip'],
+  ['seed', '--seed'],
+  ['evalEvery', '--eval-every'],
+  ['checkpointEvery', '--checkpoint-every'],
+  ['memory', '--memory'],
 ];
 
 /** The `roaf train` arguments that train the same run (without --out). */
@@ -109,14 +139,18 @@ export interface ConfigDifference {
 const DERIVED = new Set(['model.inputDim', 'model.outputs', 'model.readout', 'task.permutation']);
 
 /** Every field of `expected` and `saved` (model, task, training) whose values differ; absent equals undefined. */
-export function configDifferences(expected: ExpectedConfig, saved: { model: unknown; task: unknown; training: unknown }): ConfigDifference[] {
+export function configDifferences(
+  expected: ExpectedConfig,
+  saved: { model: unknown; task: unknown; training: unknown },
+): ConfigDifference[] {
   const out: ConfigDifference[] = [];
   const walk = (path: string, e: unknown, s: unknown): void => {
     if (DERIVED.has(path)) return;
     const bothObjects = typeof e === 'object' && e !== null && typeof s === 'object' && s !== null;
     if (bothObjects) {
       const keys = new Set([...Object.keys(e), ...Object.keys(s)]);
-      for (const key of [...keys].sort()) walk(`${path}.${key}`, (e as Record<string, unknown>)[key], (s as Record<string, unknown>)[key]);
+      for (const key of [...keys].sort())
+        walk(`${path}.${key}`, (e as Record<string, unknown>)[key], (s as Record<string, unknown>)[key]);
       return;
     }
     if (e !== s && !(e === undefined && s === null)) out.push({ field: path, saved: s, expected: e });
@@ -126,9 +160,18 @@ export function configDifferences(expected: ExpectedConfig, saved: { model: unkn
 }
 
 /** The error for a run directory that holds a different run than the table defines. */
-export function mismatchError(claim: ClaimDefinition, run: RunDefinition, file: string, differences: ConfigDifference[]): UsageError {
+export function mismatchError(
+  claim: ClaimDefinition,
+  run: RunDefinition,
+  file: string,
+  differences: ConfigDifference[],
+): UsageError {
   const show = (v: unknown) => (v === undefined ? 'unset' : JSON.stringify(v));
-  const listed = differences.map((d) => `${d.field} is ${show(d.saved)} there, ${show(d.expected)} in the claim`).join('; ');
-  return new UsageError(`run ${claim.name}/${run.name}: ${file} disagrees with the claim's definition: ${listed}. ` +
-    'Refusing to continue or replace it: move that run directory away to start the run again, or change src/repro/claims.ts to match');
+  const listed = differences
+    .map((d) => `${d.field} is ${show(d.saved)} there, ${show(d.expected)} in the claim`)
+    .join('; ');
+  return new UsageError(
+    `run ${claim.name}/${run.name}: ${file} disagrees with the claim's definition: ${listed}. ` +
+      'Refusing to continue or replace it: move that run directory away to start the run again, or change src/repro/claims.ts to match',
+  );
 }

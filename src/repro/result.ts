@@ -57,7 +57,9 @@ export interface ReproResult {
   model: string;
   task: string;
   /** Every hyperparameter: the model, task and training configuration of the run's checkpoint. */
-  config: ExpectedConfig & { model: ExpectedConfig['model'] & { inputDim?: number; outputs?: number; readout?: string } };
+  config: ExpectedConfig & {
+    model: ExpectedConfig['model'] & { inputDim?: number; outputs?: number; readout?: string };
+  };
   params: number;
   /** Epochs in the run's budget, and epochs completed. */
   epochs: number;
@@ -90,10 +92,13 @@ export interface ReproResult {
 
 export function toFigures(r: MetricsRecord): Figures {
   return {
-    epoch: r.epoch, step: r.step, test_loss: r.test_loss,
+    epoch: r.epoch,
+    step: r.step,
+    test_loss: r.test_loss,
     ...(typeof r.test_accuracy === 'number' ? { test_accuracy: r.test_accuracy } : {}),
     ...(typeof r.test_mse === 'number' ? { test_mse: r.test_mse } : {}),
-    train_loss: r.train_loss, seconds: r.seconds,
+    train_loss: r.train_loss,
+    seconds: r.seconds,
   };
 }
 
@@ -113,7 +118,9 @@ export function firstReaching(records: readonly MetricsRecord[], goal: Goal): Fi
 
 /** The largest peak_rss_bytes among the records and the given session peaks (null if none is known). */
 export function largestPeakRss(records: readonly MetricsRecord[], ...sessions: Array<number | null>): number | null {
-  const values = [...records.map((r) => r.peak_rss_bytes), ...sessions].filter((v): v is number => typeof v === 'number' && v > 0);
+  const values = [...records.map((r) => r.peak_rss_bytes), ...sessions].filter(
+    (v): v is number => typeof v === 'number' && v > 0,
+  );
   return values.length > 0 ? Math.max(...values) : null;
 }
 
@@ -125,7 +132,7 @@ export function summarizeDiagnostics(d: Diagnostics): DiagnosticsSummary {
     log10_gradient_max: d.gradients.log10_max,
     log10_sigma_min: d.spectrum?.log10.min ?? null,
     log10_sigma_max: d.spectrum?.log10.max ?? null,
-    inside_bounds: d.bounds.applicable ? d.bounds.inside ?? null : null,
+    inside_bounds: d.bounds.applicable ? (d.bounds.inside ?? null) : null,
   };
 }
 
@@ -154,8 +161,11 @@ export function readResult(dir: string): ReproResult | null {
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8')) as ReproResult;
   } catch (error) {
-    throw new UsageError(`${path}: not valid JSON (${(error as Error).message.split('\n')[0]}); remove it to finish the run again`);
+    throw new UsageError(
+      `${path}: not valid JSON (${(error as Error).message.split('\n')[0]}); remove it to finish the run again`,
+    );
   }
-  if (parsed.format !== RESULT_FORMAT) throw new UsageError(`${path}: not a roaf repro result (format '${String(parsed.format)}')`);
+  if (parsed.format !== RESULT_FORMAT)
+    throw new UsageError(`${path}: not a roaf repro result (format '${String(parsed.format)}')`);
   return parsed;
 }

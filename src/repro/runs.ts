@@ -19,7 +19,14 @@ import { readRun, type RunData } from '../report/runs.js';
 import { readCheckpointConfig, resolveCheckpointDir } from '../train/checkpoint.js';
 import { UsageError } from '../util/errors.js';
 import { CLAIMS, CLAIM_NAMES, type ClaimDefinition, type RunDefinition } from './claims.js';
-import { configDifferences, expectedConfig, mismatchError, runSettings, trainArguments, type ExpectedConfig } from './resolve.js';
+import {
+  configDifferences,
+  expectedConfig,
+  mismatchError,
+  runSettings,
+  trainArguments,
+  type ExpectedConfig,
+} from './resolve.js';
 import { RESULT_FILE, readDiagnosticsFile, readResult, type ReproResult } from './result.js';
 import type { WorkerJob, WorkerReport } from './worker.js';
 
@@ -82,7 +89,11 @@ export interface ClaimOutcome {
 export class RunEnded extends Error {
   /** The exit code the command should end with: 128 + signal number for Ctrl-C and SIGTERM, else 1. */
   readonly exitCode: number;
-  constructor(message: string, readonly signal: NodeJS.Signals | null, interrupted: boolean) {
+  constructor(
+    message: string,
+    readonly signal: NodeJS.Signals | null,
+    interrupted: boolean,
+  ) {
     super(message);
     this.name = 'RunEnded';
     this.exitCode = interrupted ? (signal === 'SIGINT' ? 130 : 143) : 1;
@@ -101,7 +112,9 @@ export function resultsRoot(quick: boolean, out?: string): string {
   const rel = relative(resolve(RESULTS_ROOT), resolve(root));
   const insideResults = rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
   if (quick && insideResults) {
-    throw new UsageError(`--quick results go under ${QUICK_ROOT} or another --out, never into ${RESULTS_ROOT} (got --out ${root})`);
+    throw new UsageError(
+      `--quick results go under ${QUICK_ROOT} or another --out, never into ${RESULTS_ROOT} (got --out ${root})`,
+    );
   }
   return root;
 }
@@ -116,7 +129,8 @@ export function planClaim(options: ReproOptions): ClaimPlan {
   const claim = findClaim(options.claim);
   const names = claim.runs.map((r) => r.name);
   for (const name of options.only ?? []) {
-    if (!names.includes(name)) throw new UsageError(`--only: claim ${claim.name} has the runs ${names.join(', ')}, got '${name}'`);
+    if (!names.includes(name))
+      throw new UsageError(`--only: claim ${claim.name} has the runs ${names.join(', ')}, got '${name}'`);
   }
   const root = resultsRoot(options.quick, options.out);
   const selected = claim.runs.filter((r) => options.only === undefined || options.only.includes(r.name));
@@ -135,7 +149,8 @@ export function planClaim(options: ReproOptions): ClaimPlan {
     if (resolveCheckpointDir(checkpointDir) !== null) {
       const saved = readCheckpointConfig(checkpointDir);
       const differences = configDifferences(expected, saved);
-      if (differences.length > 0) throw mismatchError(claim, definition, join(resolveCheckpointDir(checkpointDir)!, 'config.json'), differences);
+      if (differences.length > 0)
+        throw mismatchError(claim, definition, join(resolveCheckpointDir(checkpointDir)!, 'config.json'), differences);
       return { ...planned, state: 'unfinished', checkpointStep: saved.step };
     }
     return { ...planned, state: 'new' };
@@ -144,22 +159,41 @@ export function planClaim(options: ReproOptions): ClaimPlan {
 }
 
 /** Runs a worker process; rejects with RunEnded when it gives no result (UsageError when it could not start). */
-function runWorker(job: WorkerJob, track: (child: ChildProcess | null) => void, interruptedBy: () => NodeJS.Signals | null): Promise<WorkerReport> {
+function runWorker(
+  job: WorkerJob,
+  track: (child: ChildProcess | null) => void,
+  interruptedBy: () => NodeJS.Signals | null,
+): Promise<WorkerReport> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, WORKER, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...process.execArgv, WORKER, JSON.stringify(job)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     track(child);
     let stdout = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; });
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
     child.on('error', reject);
     child.on('close', (code, signal) => {
       track(null);
       const name = `${job.claim}/${job.run}`;
       const interrupted = interruptedBy() ?? (signal === 'SIGINT' || signal === 'SIGTERM' ? signal : null);
       const again = 'its last checkpoint is kept: run the same command again to continue';
-      if (interrupted) return reject(new RunEnded(`interrupted by ${interrupted} during run ${name}; ${again}`, interrupted, true));
-      if (signal) return reject(new RunEnded(`run ${name}: its process was killed by ${signal} (out of memory?); ${again}`, signal, false));
+      if (interrupted)
+        return reject(new RunEnded(`interrupted by ${interrupted} during run ${name}; ${again}`, interrupted, true));
+      if (signal)
+        return reject(
+          new RunEnded(`run ${name}: its process was killed by ${signal} (out of memory?); ${again}`, signal, false),
+        );
       if (code === 2) return reject(new UsageError(`run ${name} could not start (see the message above)`));
-      if (code !== 0) return reject(new RunEnded(`run ${name}: its process failed with exit code ${code} (see the messages above); ${again}`, null, false));
+      if (code !== 0)
+        return reject(
+          new RunEnded(
+            `run ${name}: its process failed with exit code ${code} (see the messages above); ${again}`,
+            null,
+            false,
+          ),
+        );
       const lines = stdout.trim().split('\n');
       try {
         resolvePromise(JSON.parse(lines[lines.length - 1] ?? '') as WorkerReport);
@@ -174,14 +208,30 @@ function runWorker(job: WorkerJob, track: (child: ChildProcess | null) => void, 
  * Writes <root>/<claim>/report.html comparing every run of the claim that has a metrics log: learning
  * curves, and gradient norms and spectra after training and at initialisation (as '<run> at init').
  */
-export async function writeClaimReport(plan: Pick<ClaimPlan, 'claim' | 'root' | 'quick'>): Promise<{ path: string; warnings: string[] } | null> {
+export async function writeClaimReport(
+  plan: Pick<ClaimPlan, 'claim' | 'root' | 'quick'>,
+): Promise<{ path: string; warnings: string[] } | null> {
   const claimDir = join(plan.root, plan.claim.name);
   const dirs = plan.claim.runs.map((r) => join(claimDir, r.name)).filter((d) => existsSync(join(d, 'metrics.jsonl')));
   if (dirs.length === 0) return null;
-  const trained: RunData[] = dirs.map((dir) => ({ ...readRun(dir), diagnostics: readDiagnosticsFile(join(dir, 'diagnose-final', 'diagnose.json')) }));
+  const trained: RunData[] = dirs.map((dir) => ({
+    ...readRun(dir),
+    diagnostics: readDiagnosticsFile(join(dir, 'diagnose-final', 'diagnose.json')),
+  }));
   const initial: RunData[] = trained.flatMap((run) => {
     const diagnostics = readDiagnosticsFile(join(run.dir, 'diagnose-init', 'diagnose.json'));
-    return diagnostics ? [{ dir: join(run.dir, 'diagnose-init'), label: `${run.label} at init`, records: [], config: run.config, diagnostics, warnings: [] }] : [];
+    return diagnostics
+      ? [
+          {
+            dir: join(run.dir, 'diagnose-init'),
+            label: `${run.label} at init`,
+            records: [],
+            config: run.config,
+            diagnostics,
+            warnings: [],
+          },
+        ]
+      : [];
   });
   const report = await buildReport([...trained, ...initial], {
     title: `roaf repro ${plan.claim.name}${plan.quick ? ' --quick' : ''}: ${plan.claim.title}`,
@@ -196,7 +246,9 @@ export async function writeClaimReport(plan: Pick<ClaimPlan, 'claim' | 'root' | 
 /** Trains every unfinished run of the claim, one process each, then writes the claim's report. */
 export async function reproduceClaim(options: ReproOptions): Promise<ClaimOutcome> {
   const plan = planClaim(options);
-  const say = (line: string) => { if (!options.quiet) process.stderr.write(`roaf repro: ${line}\n`); };
+  const say = (line: string) => {
+    if (!options.quiet) process.stderr.write(`roaf repro: ${line}\n`);
+  };
   let current: ChildProcess | null = null;
   let interrupted: NodeJS.Signals | null = null;
   // Ctrl-C reaches the worker too (same process group); SIGTERM sent to this process alone is passed on.
@@ -215,20 +267,44 @@ export async function reproduceClaim(options: ReproOptions): Promise<ClaimOutcom
         outcomes.push({ run: run.definition.name, dir: run.dir, action: 'skipped', result: run.result });
         continue;
       }
-      if (interrupted) throw new RunEnded(`interrupted by ${interrupted} before run ${name} started`, interrupted, true);
-      say(run.state === 'unfinished' ? `${name}: continuing from the checkpoint at step ${run.checkpointStep}` : `${name}: starting`);
+      if (interrupted)
+        throw new RunEnded(`interrupted by ${interrupted} before run ${name} started`, interrupted, true);
+      say(
+        run.state === 'unfinished'
+          ? `${name}: continuing from the checkpoint at step ${run.checkpointStep}`
+          : `${name}: starting`,
+      );
       mkdirSync(run.dir, { recursive: true });
       const job: WorkerJob = {
-        claim: plan.claim.name, run: run.definition.name, dir: run.dir, quick: plan.quick, baseline: run.definition.baseline,
-        expected: run.expected, stopAtChance: plan.claim.stopAtChance, goal: plan.claim.goal ?? null,
-        backend: options.backend, threads: options.threads ?? null, quiet: options.quiet,
+        claim: plan.claim.name,
+        run: run.definition.name,
+        dir: run.dir,
+        quick: plan.quick,
+        baseline: run.definition.baseline,
+        expected: run.expected,
+        stopAtChance: plan.claim.stopAtChance,
+        goal: plan.claim.goal ?? null,
+        backend: options.backend,
+        threads: options.threads ?? null,
+        quiet: options.quiet,
         command: reproCommand(plan.claim.name, run.definition.name, plan.quick, options.out),
         trainCommand: ['roaf train', ...run.trainArgs, '--out', run.dir].join(' '),
         diagnose: DIAGNOSE,
         ...(run.memory !== undefined ? { memory: run.memory } : {}),
       };
-      const report = await runWorker(job, (child) => { current = child; }, () => interrupted);
-      outcomes.push({ run: run.definition.name, dir: run.dir, action: run.state === 'unfinished' ? 'continued' : 'trained', result: report.result });
+      const report = await runWorker(
+        job,
+        (child) => {
+          current = child;
+        },
+        () => interrupted,
+      );
+      outcomes.push({
+        run: run.definition.name,
+        dir: run.dir,
+        action: run.state === 'unfinished' ? 'continued' : 'trained',
+        result: report.result,
+      });
     }
   } finally {
     process.off('SIGINT', onSignal);

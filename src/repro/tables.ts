@@ -45,9 +45,13 @@ export function describeFigures(r: ReproResult): string {
   const epochs = r.per_epoch;
   const seqLen = r.config.task.seqLen;
   if (r.task === 'copy' && typeof r.recall_accuracy === 'number') {
-    parts.push(`${seqLen !== undefined ? `lag ${int(seqLen)}: ` : ''}recalled symbols ${pct(r.recall_accuracy)} (chance 12.50 %)`);
+    parts.push(
+      `${seqLen !== undefined ? `lag ${int(seqLen)}: ` : ''}recalled symbols ${pct(r.recall_accuracy)} (chance 12.50 %)`,
+    );
   } else if (r.task === 'adding' && r.final) {
-    parts.push(`${seqLen !== undefined ? `T = ${int(seqLen)}: ` : ''}${figureOf(r.final)} after ${int(r.final.step)} steps`);
+    parts.push(
+      `${seqLen !== undefined ? `T = ${int(seqLen)}: ` : ''}${figureOf(r.final)} after ${int(r.final.step)} steps`,
+    );
   } else if (epochs.length > 1 || (epochs.length === 1 && r.final?.test_accuracy !== undefined)) {
     const shown = epochs.length <= 3 ? epochs : [epochs[0]!, epochs[epochs.length - 1]!];
     parts.push(shown.map((f) => `epoch ${f.epoch}: ${figureOf(f)}`).join('; '));
@@ -56,11 +60,17 @@ export function describeFigures(r: ReproResult): string {
   }
   if (r.goal) {
     const threshold = `${r.goal.op} ${r.goal.value}`;
-    parts.push(r.goal.reached ? `${threshold} from step ${int(r.goal.reached.step)} (${formatSeconds(r.goal.reached.seconds)})` : `never ${threshold}`);
+    parts.push(
+      r.goal.reached
+        ? `${threshold} from step ${int(r.goal.reached.step)} (${formatSeconds(r.goal.reached.seconds)})`
+        : `never ${threshold}`,
+    );
   }
   if (r.stopped_early) {
     const last = r.final ? `, last ${figureOf(r.final)}` : '';
-    parts.push(`stopped early at step ${int(r.stopped_early.step)}: ${r.stopped_early.reason === 'chance' ? 'at chance' : 'diverged'}${last}`);
+    parts.push(
+      `stopped early at step ${int(r.stopped_early.step)}: ${r.stopped_early.reason === 'chance' ? 'at chance' : 'diverged'}${last}`,
+    );
   }
   return parts.join('; ') || '–';
 }
@@ -81,7 +91,12 @@ export function claimResults(claim: ClaimDefinition, root: string): ReproResult[
 
 /** One claim's README block. `root`: the results directory on disk; `link`: the same, as the README links it. */
 export function claimBlock(claim: ClaimDefinition, root: string, link = 'experiments/results'): string {
-  const lines = [claim.paper !== null ? `**Paper:** ${claim.paper}. **Target:** ${claim.target}.` : `**Beyond the paper:** ${claim.target}.`, ''];
+  const lines = [
+    claim.paper !== null
+      ? `**Paper:** ${claim.paper}. **Target:** ${claim.target}.`
+      : `**Beyond the paper:** ${claim.target}.`,
+    '',
+  ];
   const results = claimResults(claim, root);
   if (results.length === 0) {
     lines.push(`No results yet: \`roaf repro ${claim.name}\` writes them to \`${link}/${claim.name}/\`.`);
@@ -90,18 +105,32 @@ export function claimBlock(claim: ClaimDefinition, root: string, link = 'experim
   lines.push('| run | model | parameters | epochs | test figures | wall time | peak memory | command |');
   lines.push('|---|---|---:|---:|---|---:|---:|---|');
   for (const r of results) {
-    const cells = [r.run, describeModel(r.config.model as ModelConfig),
-      int(r.params), epochsCell(r), describeFigures(r), formatSeconds(r.wall_seconds), formatBytes(r.peak_rss_bytes), `\`${r.command}\``];
+    const cells = [
+      r.run,
+      describeModel(r.config.model as ModelConfig),
+      int(r.params),
+      epochsCell(r),
+      describeFigures(r),
+      formatSeconds(r.wall_seconds),
+      formatBytes(r.peak_rss_bytes),
+      `\`${r.command}\``,
+    ];
     lines.push(`| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`);
   }
-  const machines = [...new Set(results.map((r) => {
-    const m = r.machine;
-    return `${m.cpu} (${m.cores} cores${m.fma_peak_gflops !== null ? `, measured FMA peak ${m.fma_peak_gflops} GFLOPS per core` : ''}), Node ${m.node}`;
-  }))];
+  const machines = [
+    ...new Set(
+      results.map((r) => {
+        const m = r.machine;
+        return `${m.cpu} (${m.cores} cores${m.fma_peak_gflops !== null ? `, measured FMA peak ${m.fma_peak_gflops} GFLOPS per core` : ''}), Node ${m.node}`;
+      }),
+    ),
+  ];
   const commits = [...new Set(results.map((r) => (r.git_commit ? r.git_commit.slice(0, 7) : 'unknown')))];
   lines.push('');
-  lines.push(`Measured on ${machines.join('; ')}; roaf commit ${commits.join(', ')}. ` +
-    `Curves, gradient norms and spectra of every run: \`${link}/${claim.name}/report.html\`.`);
+  lines.push(
+    `Measured on ${machines.join('; ')}; roaf commit ${commits.join(', ')}. ` +
+      `Curves, gradient norms and spectra of every run: \`${link}/${claim.name}/report.html\`.`,
+  );
   for (const plot of MAIN_PLOTS[claim.name] ?? []) {
     if (existsSync(join(root, claim.name, 'report-plots', `${plot}.png`))) {
       lines.push('', `![${claim.name}: ${plot}](${link}/${claim.name}/report-plots/${plot}.png)`);
@@ -126,7 +155,8 @@ export function updateReadme(readme: string, root: string, link?: string): strin
   let text = readme;
   for (const claim of CLAIMS) {
     const at = currentBlock(text, claim.name);
-    if (at === null) throw new UsageError(`README.md: the markers ${open(claim.name)} … ${close(claim.name)} are missing`);
+    if (at === null)
+      throw new UsageError(`README.md: the markers ${open(claim.name)} … ${close(claim.name)} are missing`);
     text = `${text.slice(0, at.start)}\n${claimBlock(claim, root, link)}\n${text.slice(at.end)}`;
   }
   return text;

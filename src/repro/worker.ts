@@ -29,7 +29,12 @@ import type { Model } from '../models/model.js';
 import { lossPoints, qualityPoints, writeDiagnosticsOutputs } from '../report/figures.js';
 import { learningCurveSpec, writeFigure } from '../report/plots.js';
 import {
-  loadModelTensors, loadOptimizerState, readCheckpointConfig, resolveCheckpointDir, type CheckpointConfig, type Progress,
+  loadModelTensors,
+  loadOptimizerState,
+  readCheckpointConfig,
+  resolveCheckpointDir,
+  type CheckpointConfig,
+  type Progress,
 } from '../train/checkpoint.js';
 import { readMetrics, type MetricsRecord } from '../train/metrics.js';
 import { Optimizer } from '../train/optimizer.js';
@@ -40,8 +45,18 @@ import { stuckAtChance, type ChanceRule } from './early-stop.js';
 import { gitCommit, machineInfo } from './machine.js';
 import type { ExpectedConfig } from './resolve.js';
 import {
-  RESULT_FORMAT, RESULT_VERSION, firstReaching, readDiagnosticsFile, largestPeakRss, perEpochFigures, summarizeDiagnostics, toFigures, writeResult,
-  type DiagnosticsSummary, type ReproResult, type StoppedEarly,
+  RESULT_FORMAT,
+  RESULT_VERSION,
+  firstReaching,
+  readDiagnosticsFile,
+  largestPeakRss,
+  perEpochFigures,
+  summarizeDiagnostics,
+  toFigures,
+  writeResult,
+  type DiagnosticsSummary,
+  type ReproResult,
+  type StoppedEarly,
 } from './result.js';
 
 export interface WorkerJob {
@@ -127,7 +142,12 @@ async function diagnoseInto(job: WorkerJob, model: Model, data: TaskData, dir: s
 }
 
 /** Trains (or continues) the run, then writes its learning curves and diagnoses the trained model. */
-async function trainRun(job: WorkerJob, backend: Backend, data: TaskData, config: ModelConfig): Promise<TrainingOutcome> {
+async function trainRun(
+  job: WorkerJob,
+  backend: Backend,
+  data: TaskData,
+  config: ModelConfig,
+): Promise<TrainingOutcome> {
   const { expected, dir } = job;
   const { training } = expected;
   const checkpointDir = join(dir, 'checkpoint');
@@ -140,13 +160,16 @@ async function trainRun(job: WorkerJob, backend: Backend, data: TaskData, config
     loadOptimizerState(checkpointDir, optimizer);
   }
   const metricsPath = join(dir, 'metrics.jsonl');
-  const history: MetricsRecord[] = saved && existsSync(metricsPath) ? readMetrics(metricsPath).records.filter((r) => r.step <= saved.step) : [];
+  const history: MetricsRecord[] =
+    saved && existsSync(metricsPath) ? readMetrics(metricsPath).records.filter((r) => r.step <= saved.step) : [];
   const batch = Math.min(training.batch, data.train.count);
   const batchesPerEpoch = Math.ceil(data.train.count / batch);
   const budget = batchesPerEpoch * training.epochs;
   const target = data.train.target;
-  const chanceRule: ChanceRule | null = job.baseline && job.stopAtChance && target.kind === 'class'
-    ? { budgetSteps: budget, classes: target.classes } : null;
+  const chanceRule: ChanceRule | null =
+    job.baseline && job.stopAtChance && target.kind === 'class'
+      ? { budgetSteps: budget, classes: target.classes }
+      : null;
   const fromStep = saved?.step ?? 0;
   const done = (saved?.epoch ?? 0) >= training.epochs;
   // A baseline the rule ended in an earlier session stays ended: the rule reads only the records.
@@ -154,15 +177,24 @@ async function trainRun(job: WorkerJob, backend: Backend, data: TaskData, config
   const trained = !done && stopped === null;
   let sessionPeak: number | null = null;
   if (trained) {
-    say(job, `${config.model} on ${expected.task.name}, ${model.params.size.toLocaleString('en-US')} parameters, backend ${backend.describe()}, ` +
-      `${saved ? `continuing at step ${fromStep} of ${budget}` : `${budget} steps`} in ${dir}`);
+    say(
+      job,
+      `${config.model} on ${expected.task.name}, ${model.params.size.toLocaleString('en-US')} parameters, backend ${backend.describe()}, ` +
+        `${saved ? `continuing at step ${fromStep} of ${budget}` : `${budget} steps`} in ${dir}`,
+    );
     const killAt = Number(process.env[KILL_AT_STEP_ENV] ?? NaN);
     const bar = createProgress(budget, `${job.claim}/${job.run}`, { quiet: job.quiet });
     bar.update(fromStep, { loss: NaN, rate: 0, epoch: saved?.epoch ?? 0 });
     let ruling: StoppedEarly | null = null;
     try {
       const result = runTraining({
-        model, train: data.train, test: data.test, task: expected.task, training, outDir: dir, optimizer,
+        model,
+        train: data.train,
+        test: data.test,
+        task: expected.task,
+        training,
+        outDir: dir,
+        optimizer,
         progress: saved ? checkpointProgress(saved) : undefined,
         callbacks: {
           onStep: (event) => {
@@ -171,8 +203,13 @@ async function trainRun(job: WorkerJob, backend: Backend, data: TaskData, config
           },
           onEvaluation: (record) => {
             history.push(record);
-            const figure = record.test_accuracy !== undefined ? `test accuracy ${(record.test_accuracy * 100).toFixed(2)} %` : `test MSE ${record.test_mse?.toExponential(3)}`;
-            bar.log(`${job.claim}/${job.run}: epoch ${record.epoch} step ${record.step}: ${figure}, test loss ${record.test_loss.toFixed(4)} (${record.seconds.toFixed(1)} s)`);
+            const figure =
+              record.test_accuracy !== undefined
+                ? `test accuracy ${(record.test_accuracy * 100).toFixed(2)} %`
+                : `test MSE ${record.test_mse?.toExponential(3)}`;
+            bar.log(
+              `${job.claim}/${job.run}: epoch ${record.epoch} step ${record.step}: ${figure}, test loss ${record.test_loss.toFixed(4)} (${record.seconds.toFixed(1)} s)`,
+            );
             ruling = chanceRule ? stuckAtChance(history, chanceRule) : null;
             return ruling ? 'stop' : 'continue';
           },
@@ -182,7 +219,12 @@ async function trainRun(job: WorkerJob, backend: Backend, data: TaskData, config
       stopped = result.stopped ? ruling : null;
     } catch (error) {
       if (!(error instanceof DivergedError)) throw error;
-      stopped = { reason: 'diverged', step: error.step, epoch: Number((error.step / batchesPerEpoch).toFixed(4)), detail: error.message };
+      stopped = {
+        reason: 'diverged',
+        step: error.step,
+        epoch: Number((error.step / batchesPerEpoch).toFixed(4)),
+        detail: error.message,
+      };
       // The parameters now hold non-finite values: diagnose the last checkpoint's instead.
       if (resolveCheckpointDir(checkpointDir) !== null) loadModelTensors(checkpointDir, model);
     }
@@ -194,14 +236,19 @@ async function trainRun(job: WorkerJob, backend: Backend, data: TaskData, config
   const records = existsSync(metricsPath) ? readMetrics(metricsPath).records : [];
   await writeLearningCurves(job, records);
   const usable = resolveCheckpointDir(checkpointDir) !== null;
-  const recall = expected.task.name === 'copy' && usable ? copyRecallAccuracy(model, data.test, training.batch) : undefined;
+  const recall =
+    expected.task.name === 'copy' && usable ? copyRecallAccuracy(model, data.test, training.batch) : undefined;
   let finalDiagnostics: DiagnosticsSummary | null = null;
   if (usable) {
     say(job, 'diagnosing the trained model');
     finalDiagnostics = summarizeDiagnostics(await diagnoseInto(job, model, data, join(dir, 'diagnose-final')));
   }
   return {
-    stopped, sessionPeak, params: model.params.size, backendDescription: backend.describe(), finalDiagnostics,
+    stopped,
+    sessionPeak,
+    params: model.params.size,
+    backendDescription: backend.describe(),
+    finalDiagnostics,
     ...(recall !== undefined ? { recall } : {}),
   };
 }
@@ -209,13 +256,26 @@ async function trainRun(job: WorkerJob, backend: Backend, data: TaskData, config
 async function writeLearningCurves(job: WorkerJob, records: MetricsRecord[]): Promise<void> {
   if (records.length === 0) return;
   const quality = qualityPoints(job.run, records);
-  await writeFigure(job.dir, quality.metric === 'accuracy' ? 'test-accuracy' : 'test-mse', learningCurveSpec(quality.points, {
-    title: `${job.claim}/${job.run}: test ${quality.metric === 'accuracy' ? 'accuracy' : 'MSE'}`, x: 'epoch',
-    y: quality.metric === 'accuracy' ? 'test accuracy' : 'test MSE', logY: quality.metric === 'mse',
-  }));
-  await writeFigure(job.dir, 'loss', learningCurveSpec(lossPoints(job.run, records), {
-    title: `${job.claim}/${job.run}: training and test loss`, x: 'step', y: 'loss', logY: true,
-  }));
+  await writeFigure(
+    job.dir,
+    quality.metric === 'accuracy' ? 'test-accuracy' : 'test-mse',
+    learningCurveSpec(quality.points, {
+      title: `${job.claim}/${job.run}: test ${quality.metric === 'accuracy' ? 'accuracy' : 'MSE'}`,
+      x: 'epoch',
+      y: quality.metric === 'accuracy' ? 'test accuracy' : 'test MSE',
+      logY: quality.metric === 'mse',
+    }),
+  );
+  await writeFigure(
+    job.dir,
+    'loss',
+    learningCurveSpec(lossPoints(job.run, records), {
+      title: `${job.claim}/${job.run}: training and test loss`,
+      x: 'step',
+      y: 'loss',
+      logY: true,
+    }),
+  );
 }
 
 async function runJob(job: WorkerJob): Promise<WorkerReport> {
@@ -253,7 +313,9 @@ async function runJob(job: WorkerJob): Promise<WorkerReport> {
     status: outcome.stopped ? 'stopped-early' : 'finished',
     model: config.model,
     task: expected.task.name,
-    config: saved ? { model: saved.model, task: saved.task, training: saved.training } : { model: config, task: expected.task, training: expected.training },
+    config: saved
+      ? { model: saved.model, task: saved.task, training: saved.training }
+      : { model: config, task: expected.task, training: expected.training },
     params: outcome.params,
     epochs: expected.training.epochs,
     epochs_done: saved?.epoch ?? 0,
@@ -262,7 +324,10 @@ async function runJob(job: WorkerJob): Promise<WorkerReport> {
     per_epoch: perEpochFigures(records),
     final: last ? toFigures(last) : null,
     evaluations: records.length,
-    goal: job.goal && records.some((r) => typeof r[job.goal!.metric] === 'number') ? { ...job.goal, reached: firstReaching(records, job.goal) } : null,
+    goal:
+      job.goal && records.some((r) => typeof r[job.goal!.metric] === 'number')
+        ? { ...job.goal, reached: firstReaching(records, job.goal) }
+        : null,
     ...(outcome.recall !== undefined ? { recall_accuracy: outcome.recall } : {}),
     wall_seconds: Number((saved?.seconds ?? 0).toFixed(3)),
     peak_rss_bytes: largestPeakRss(records, outcome.sessionPeak),
@@ -282,7 +347,9 @@ async function runJob(job: WorkerJob): Promise<WorkerReport> {
 async function main(): Promise<number> {
   const job = JSON.parse(process.argv[2] ?? 'null') as WorkerJob | null;
   if (job === null) {
-    process.stderr.write('roaf repro worker: expects the job as JSON in its first argument (it is started by roaf repro)\n');
+    process.stderr.write(
+      'roaf repro worker: expects the job as JSON in its first argument (it is started by roaf repro)\n',
+    );
     return 2;
   }
   try {

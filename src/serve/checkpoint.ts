@@ -37,9 +37,10 @@ export interface LoadedModel {
 export function loadCheckpoint(dir: string, options: LoadOptions = {}): LoadedModel {
   const config = readCheckpointConfig(dir);
   const requested = options.backend ?? 'auto';
-  const backend = typeof requested === 'string'
-    ? requireBackend(checkChoice('backend', requested, BACKEND_NAMES), config.model.dtype, options.threads)
-    : requested;
+  const backend =
+    typeof requested === 'string'
+      ? requireBackend(checkChoice('backend', requested, BACKEND_NAMES), config.model.dtype, options.threads)
+      : requested;
   const model = createModel(config.model, backend);
   loadModelTensors(dir, model);
   return {

@@ -42,8 +42,12 @@ function stepsOf(model: Model, samples: readonly ArrayLike<number>[]): number {
   samples.forEach((sample, i) => {
     const fits = model.recurrent ? sample.length === first && Number.isInteger(T) && T >= 1 : sample.length === D;
     if (!fits) {
-      const wanted = model.recurrent ? `a multiple of D = ${D}, the same for every sample (sample 0 has ${first})` : `D = ${D}`;
-      throw new UsageError(`predict: sample ${i} has ${sample.length} values; the model (${model.config.model}) reads ${wanted}`);
+      const wanted = model.recurrent
+        ? `a multiple of D = ${D}, the same for every sample (sample 0 has ${first})`
+        : `D = ${D}`;
+      throw new UsageError(
+        `predict: sample ${i} has ${sample.length} values; the model (${model.config.model}) reads ${wanted}`,
+      );
     }
   });
   return model.recurrent ? T : 1;
@@ -57,7 +61,9 @@ export function predict(model: Model, inputs: PredictInput, options: PredictOpti
   const count = isDataset(inputs) ? inputs.count : inputs.length;
   if (count === 0) return { logits: allocateHost(model.config.dtype, 0), shape: [0, K] };
   if (isDataset(inputs) && inputs.inputDim !== D) {
-    throw new UsageError(`predict: dataset ${inputs.name} has ${inputs.inputDim} inputs per step; the model reads ${D}`);
+    throw new UsageError(
+      `predict: dataset ${inputs.name} has ${inputs.inputDim} inputs per step; the model reads ${D}`,
+    );
   }
   const T = isDataset(inputs) ? inputs.steps : stepsOf(model, inputs);
   const capacity = Math.min(batch, count);
@@ -90,7 +96,8 @@ export function predict(model: Model, inputs: PredictInput, options: PredictOpti
     } else {
       // (T, B, K) time-major -> (B, T, K) rows of the result
       for (let t = 0; t < T; t++) {
-        for (let b = 0; b < B; b++) logits.set(out.subarray((t * B + b) * K, (t * B + b + 1) * K), ((start + b) * T + t) * K);
+        for (let b = 0; b < B; b++)
+          logits.set(out.subarray((t * B + b) * K, (t * B + b + 1) * K), ((start + b) * T + t) * K);
       }
     }
   }

@@ -104,12 +104,29 @@ export function saveCheckpoint(dir: string, contents: CheckpointContents): void 
   mkdirSync(tmp, { recursive: true });
   const { tensors, filterNames } = modelTensors(model);
   writeSafetensors(join(tmp, 'model.safetensors'), tensors, { format: 'roaf', model: model.config.model });
-  const state: NamedTensor[] = Object.entries(optimizer.state).map(([name, data]) => ({ name, shape: [data.length], data }));
-  writeSafetensors(join(tmp, 'optimizer.safetensors'), state, { steps: String(optimizer.steps), kind: optimizer.options.kind });
+  const state: NamedTensor[] = Object.entries(optimizer.state).map(([name, data]) => ({
+    name,
+    shape: [data.length],
+    data,
+  }));
+  writeSafetensors(join(tmp, 'optimizer.safetensors'), state, {
+    steps: String(optimizer.steps),
+    kind: optimizer.options.kind,
+  });
   const config: CheckpointConfig = {
-    format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, model: model.config, task, training, seed: model.config.seed,
-    epoch: progress.epoch, batch_in_epoch: progress.batchInEpoch, step: progress.step, seconds: progress.seconds,
-    tensors: 'model.safetensors', optimizer_state: 'optimizer.safetensors', filters: filterNames,
+    format: CHECKPOINT_FORMAT,
+    version: CHECKPOINT_VERSION,
+    model: model.config,
+    task,
+    training,
+    seed: model.config.seed,
+    epoch: progress.epoch,
+    batch_in_epoch: progress.batchInEpoch,
+    step: progress.step,
+    seconds: progress.seconds,
+    tensors: 'model.safetensors',
+    optimizer_state: 'optimizer.safetensors',
+    filters: filterNames,
   };
   writeFileSync(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
   rmSync(old, { recursive: true, force: true });
@@ -129,9 +146,11 @@ export function resolveCheckpointDir(dir: string): string | null {
 export function readCheckpointConfig(dir: string): CheckpointConfig {
   const resolved = resolveCheckpointDir(dir);
   if (resolved === null) {
-    throw new UsageError(existsSync(dir)
-      ? `${join(dir, 'config.json')}: checkpoint config is missing`
-      : `--checkpoint ${dir}: no such checkpoint directory`);
+    throw new UsageError(
+      existsSync(dir)
+        ? `${join(dir, 'config.json')}: checkpoint config is missing`
+        : `--checkpoint ${dir}: no such checkpoint directory`,
+    );
   }
   const path = join(resolved, 'config.json');
   let config: CheckpointConfig;
@@ -140,10 +159,13 @@ export function readCheckpointConfig(dir: string): CheckpointConfig {
   } catch (error) {
     throw new UsageError(`${path}: not valid JSON (${(error as Error).message.split('\n')[0]})`);
   }
-  if (config.format !== CHECKPOINT_FORMAT) throw new UsageError(`${path}: not a roaf checkpoint (format '${String(config.format)}')`);
-  if (config.version !== CHECKPOINT_VERSION) throw new UsageError(`${path}: checkpoint version ${config.version}, this roaf reads ${CHECKPOINT_VERSION}`);
+  if (config.format !== CHECKPOINT_FORMAT)
+    throw new UsageError(`${path}: not a roaf checkpoint (format '${String(config.format)}')`);
+  if (config.version !== CHECKPOINT_VERSION)
+    throw new UsageError(`${path}: checkpoint version ${config.version}, this roaf reads ${CHECKPOINT_VERSION}`);
   for (const key of ['model', 'task', 'training'] as const) {
-    if (typeof config[key] !== 'object' || config[key] === null) throw new UsageError(`${path}: field '${key}' is missing`);
+    if (typeof config[key] !== 'object' || config[key] === null)
+      throw new UsageError(`${path}: field '${key}' is missing`);
   }
   return config;
 }
@@ -161,6 +183,7 @@ export function loadOptimizerState(dir: string, optimizer: Optimizer): void {
   const file = new SafetensorsFile(join(resolved, 'optimizer.safetensors'));
   for (const [name, data] of Object.entries(optimizer.state)) file.readInto(name, data, [data.length]);
   const steps = Number(file.metadata.steps);
-  if (!Number.isInteger(steps) || steps < 0) throw new UsageError(`${file.path}: metadata 'steps' is missing or invalid`);
+  if (!Number.isInteger(steps) || steps < 0)
+    throw new UsageError(`${file.path}: metadata 'steps' is missing or invalid`);
   optimizer.steps = steps;
 }

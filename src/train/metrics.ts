@@ -39,7 +39,10 @@ export function readMetrics(path: string): { records: MetricsRecord[]; skipped: 
 
 export class MetricsLog {
   /** `resumeStep`: records with a larger step are dropped (they came after the checkpoint resumed from). */
-  constructor(readonly path: string, resumeStep: number) {
+  constructor(
+    readonly path: string,
+    resumeStep: number,
+  ) {
     mkdirSync(dirname(path), { recursive: true });
     if (resumeStep === 0 || !existsSync(path)) {
       writeFileSync(path, '');

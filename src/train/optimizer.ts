@@ -33,7 +33,13 @@ export function scheduledLr(schedule: LrSchedule, lr: number, step: number, tota
 }
 
 export const DEFAULT_OPTIMIZER: OptimizerOptions = {
-  kind: 'adam', lr: 1e-3, momentum: 0.9, weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8,
+  kind: 'adam',
+  lr: 1e-3,
+  momentum: 0.9,
+  weightDecay: 0,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
 };
 
 export class Optimizer {
@@ -42,11 +48,16 @@ export class Optimizer {
   /** Named state buffers, (P) each: Adam `m`, `v`; SGD `velocity`. */
   readonly state: Record<string, FloatArray>;
 
-  constructor(readonly options: OptimizerOptions, private readonly store: ParameterStore, private readonly backend: Backend) {
+  constructor(
+    readonly options: OptimizerOptions,
+    private readonly store: ParameterStore,
+    private readonly backend: Backend,
+  ) {
     const n = store.size;
-    this.state = options.kind === 'adam'
-      ? { m: backend.allocate(store.dtype, n), v: backend.allocate(store.dtype, n) }
-      : { velocity: backend.allocate(store.dtype, n) };
+    this.state =
+      options.kind === 'adam'
+        ? { m: backend.allocate(store.dtype, n), v: backend.allocate(store.dtype, n) }
+        : { velocity: backend.allocate(store.dtype, n) };
   }
 
   /** One update; `lr` overrides the configured rate (a schedule's value for this step). */
@@ -57,11 +68,27 @@ export class Optimizer {
     this.steps += 1;
     if (o.kind === 'adam') {
       backend.adamUpdate({
-        n: store.size, params: store.values, grads: store.grads, m: m!, v: v!,
-        lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, t: this.steps,
+        n: store.size,
+        params: store.values,
+        grads: store.grads,
+        m: m!,
+        v: v!,
+        lr,
+        beta1: o.beta1,
+        beta2: o.beta2,
+        eps: o.eps,
+        weightDecay: o.weightDecay,
+        t: this.steps,
       });
     } else {
-      backend.sgdUpdate({ n: store.size, params: store.values, grads: store.grads, velocity: velocity!, lr, momentum: o.momentum });
+      backend.sgdUpdate({
+        n: store.size,
+        params: store.values,
+        grads: store.grads,
+        velocity: velocity!,
+        lr,
+        momentum: o.momentum,
+      });
     }
   }
 }

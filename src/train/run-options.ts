@@ -40,7 +40,10 @@ export function trainingConfig(task: string, model: ModelKind, options: Training
   // A task roaf does not know (a user's own dataset) has no recipe: then its fields must be given.
   const known = (TASKS as readonly string[]).includes(task);
   const recipe = <K extends 'epochs' | 'batch' | 'lr' | 'lrSchedule'>(field: K): RunDefaults[K] => {
-    if (!known) throw new UsageError(`training.${field} is needed: task '${task}' has no default recipe (tasks with one: ${TASKS.join(', ')})`);
+    if (!known)
+      throw new UsageError(
+        `training.${field} is needed: task '${task}' has no default recipe (tasks with one: ${TASKS.join(', ')})`,
+      );
     return runDefaults(task as TaskName, model)[field];
   };
   const given = defined(options);
@@ -75,8 +78,10 @@ export function completeTaskConfig(task: TaskConfig): TaskConfig {
   if (task.name !== 'psmnist') return task;
   const permutation = Array.from(psmnistPermutation());
   if (task.permutation !== undefined && task.permutation.join() !== permutation.join()) {
-    throw new UsageError(`task.permutation differs from roaf's psMNIST permutation (new Random(${PSMNIST_SEED}).permutation(784)): ` +
-      `this data cannot be rebuilt by this version of roaf`);
+    throw new UsageError(
+      `task.permutation differs from roaf's psMNIST permutation (new Random(${PSMNIST_SEED}).permutation(784)): ` +
+        `this data cannot be rebuilt by this version of roaf`,
+    );
   }
   return { ...task, permutation };
 }
@@ -112,14 +117,19 @@ export function resolveRunOptions(options: RunOptions): ResolvedRunOptions {
   const { model, train } = options;
   const inferred = datasetTask(train);
   if (options.task === undefined && inferred === undefined) {
-    throw new UsageError(`runTraining: cannot tell the task of dataset '${train.name}': give options.task, e.g. { name: 'mnist' }`);
+    throw new UsageError(
+      `runTraining: cannot tell the task of dataset '${train.name}': give options.task, e.g. { name: 'mnist' }`,
+    );
   }
   const task = completeTaskConfig(options.task ?? inferredTask(inferred!, train, options.test));
   const shorthands = { epochs: options.epochs, batch: options.batch };
   for (const [field, value] of Object.entries({ ...shorthands, lr: options.lr })) {
-    const inTraining = field === 'lr' ? options.training?.optimizer?.lr : options.training?.[field as 'epochs' | 'batch'];
+    const inTraining =
+      field === 'lr' ? options.training?.optimizer?.lr : options.training?.[field as 'epochs' | 'batch'];
     if (value !== undefined && inTraining !== undefined && value !== inTraining) {
-      throw new UsageError(`runTraining: ${field} is given twice, ${value} and training.${field === 'lr' ? 'optimizer.lr' : field} ${inTraining}`);
+      throw new UsageError(
+        `runTraining: ${field} is given twice, ${value} and training.${field === 'lr' ? 'optimizer.lr' : field} ${inTraining}`,
+      );
     }
   }
   const training = trainingConfig(task.name, model.config.model, {

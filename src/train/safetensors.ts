@@ -32,8 +32,13 @@ export function writeSafetensors(path: string, tensors: NamedTensor[], metadata:
   let offset = 0;
   for (const t of tensors) {
     const size = t.shape.reduce((a, b) => a * b, 1);
-    if (size !== t.data.length) throw new Error(`tensor ${t.name}: shape [${t.shape.join(',')}] has ${size} elements, data ${t.data.length}`);
-    header[t.name] = { dtype: DTYPE_OF[t.data.constructor.name], shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    if (size !== t.data.length)
+      throw new Error(`tensor ${t.name}: shape [${t.shape.join(',')}] has ${size} elements, data ${t.data.length}`);
+    header[t.name] = {
+      dtype: DTYPE_OF[t.data.constructor.name],
+      shape: t.shape,
+      data_offsets: [offset, offset + t.data.byteLength],
+    };
     offset += t.data.byteLength;
   }
   let json = JSON.stringify(header);
@@ -80,7 +85,9 @@ export class SafetensorsFile {
       readSync(fd, prefix, 0, 8, 0);
       const headerLength = Number(prefix.readBigUInt64LE(0));
       if (headerLength > fileSize - 8 || headerLength > 1 << 30) {
-        throw new UsageError(`${path}: header length ${headerLength} exceeds the file size ${fileSize} (truncated or corrupt)`);
+        throw new UsageError(
+          `${path}: header length ${headerLength} exceeds the file size ${fileSize} (truncated or corrupt)`,
+        );
       }
       const headerBytes = Buffer.alloc(headerLength);
       readSync(fd, headerBytes, 0, headerLength, 8);
@@ -101,9 +108,14 @@ export class SafetensorsFile {
         }
         const [begin, end] = entry.data_offsets;
         const expected = entry.shape.reduce((a, b) => a * b, 1) * bytes;
-        if (end - begin !== expected) throw new UsageError(`${path}: tensor ${name} has ${end - begin} bytes for shape [${entry.shape.join(',')}] (${expected} expected)`);
+        if (end - begin !== expected)
+          throw new UsageError(
+            `${path}: tensor ${name} has ${end - begin} bytes for shape [${entry.shape.join(',')}] (${expected} expected)`,
+          );
         if (this.dataStart + end > fileSize) {
-          throw new UsageError(`${path}: tensor ${name} ends at byte ${this.dataStart + end} but the file has ${fileSize} bytes (truncated)`);
+          throw new UsageError(
+            `${path}: tensor ${name} ends at byte ${this.dataStart + end} but the file has ${fileSize} bytes (truncated)`,
+          );
         }
         this.entries.set(name, entry);
       }
@@ -121,16 +133,25 @@ export class SafetensorsFile {
     const entry = this.entries.get(name);
     if (!entry) throw new UsageError(`${this.path}: tensor ${name} is missing`);
     const dtype = DTYPE_OF[out.constructor.name];
-    if (entry.dtype !== dtype) throw new UsageError(`${this.path}: tensor ${name} is ${entry.dtype}, expected ${dtype}`);
+    if (entry.dtype !== dtype)
+      throw new UsageError(`${this.path}: tensor ${name} is ${entry.dtype}, expected ${dtype}`);
     if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
-      throw new UsageError(`${this.path}: tensor ${name} has shape [${entry.shape.join(',')}], expected [${shape.join(',')}]`);
+      throw new UsageError(
+        `${this.path}: tensor ${name} has shape [${entry.shape.join(',')}], expected [${shape.join(',')}]`,
+      );
     }
     const fd = openSync(this.path, 'r');
     try {
       const bytes = asBytes(out);
       let read = 0;
       while (read < bytes.length) {
-        const n = readSync(fd, bytes, read, Math.min(bytes.length - read, 1 << 26), this.dataStart + entry.data_offsets[0] + read);
+        const n = readSync(
+          fd,
+          bytes,
+          read,
+          Math.min(bytes.length - read, 1 << 26),
+          this.dataStart + entry.data_offsets[0] + read,
+        );
         if (n === 0) throw new UsageError(`${this.path}: tensor ${name} is truncated`);
         read += n;
       }

@@ -24,7 +24,11 @@ export class BatchBuffers {
   readonly gOutputs: FloatArray; // (rows, K)
   readonly hits: Uint8Array; // (rows)
 
-  constructor(readonly dataset: Dataset, readonly model: Model, readonly capacity: number) {
+  constructor(
+    readonly dataset: Dataset,
+    readonly model: Model,
+    readonly capacity: number,
+  ) {
     const { steps: T, inputDim: D } = dataset;
     const K = model.config.outputs;
     const dtype = model.config.dtype;
@@ -41,9 +45,10 @@ export class BatchBuffers {
     const B = indices.length;
     const { steps: T, inputDim: D, target } = this.dataset;
     const inputs = this.inputs.subarray(0, T * B * D);
-    const targets: BatchTargets = target.kind === 'regression'
-      ? { values: this.values.subarray(0, B * target.outputs) }
-      : { labels: this.labels.subarray(0, target.kind === 'class' ? B : T * B) };
+    const targets: BatchTargets =
+      target.kind === 'regression'
+        ? { values: this.values.subarray(0, B * target.outputs) }
+        : { labels: this.labels.subarray(0, target.kind === 'class' ? B : T * B) };
     this.dataset.fillBatch(indices, inputs, targets);
     return { inputs, targets };
   }
@@ -51,7 +56,10 @@ export class BatchBuffers {
 
 /** Forward and loss on one batch; with `withGradient`, also the loss gradient in buffers.gOutputs. */
 export function batchLoss(
-  model: Model, buffers: BatchBuffers, indices: ArrayLike<number>, withGradient: boolean,
+  model: Model,
+  buffers: BatchBuffers,
+  indices: ArrayLike<number>,
+  withGradient: boolean,
 ): { loss: LossValue; rows: number; inputs: FloatArray; gOutputs: FloatArray } {
   const B = indices.length;
   const T = buffers.dataset.steps;
@@ -63,7 +71,15 @@ export function batchLoss(
   const grad = withGradient ? gOutputs : null;
   const loss = targets.values
     ? meanSquaredErrorLoss(model.backend, rows, K, outputs, targets.values, grad)
-    : crossEntropyLoss(model.backend, rows, K, outputs, targets.labels as Int32Array, grad, buffers.hits.subarray(0, rows));
+    : crossEntropyLoss(
+        model.backend,
+        rows,
+        K,
+        outputs,
+        targets.labels as Int32Array,
+        grad,
+        buffers.hits.subarray(0, rows),
+      );
   return { loss, rows, inputs, gOutputs };
 }
 
@@ -154,7 +170,10 @@ export interface RunResult {
 
 /** A non-finite training loss: the run cannot go on (its last checkpoint is the state before). */
 export class DivergedError extends Error {
-  constructor(readonly step: number, readonly loss: number) {
+  constructor(
+    readonly step: number,
+    readonly loss: number,
+  ) {
     super(`training diverged at step ${step}: loss is ${loss} (try a smaller --lr or --clip 1)`);
     this.name = 'DivergedError';
   }
@@ -204,11 +223,14 @@ export function runTraining(request: RunOptions): RunResult {
     };
     if (training.logGradients && callbacks.gradientSummary) {
       const order = epochOrder(training.seed, progress.epoch, train.count);
-      Object.assign(record, callbacks.gradientSummary(model, (collect) => {
-        const { gOutputs, inputs } = batchLoss(model, trainBuffers, order.subarray(0, batch), true);
-        model.params.zeroGrad();
-        model.backward(batch, train.steps, inputs, gOutputs, collect);
-      }));
+      Object.assign(
+        record,
+        callbacks.gradientSummary(model, (collect) => {
+          const { gOutputs, inputs } = batchLoss(model, trainBuffers, order.subarray(0, batch), true);
+          model.params.zeroGrad();
+          model.backward(batch, train.steps, inputs, gOutputs, collect);
+        }),
+      );
     }
     lossSinceEval = 0;
     batchesSinceEval = 0;
@@ -234,8 +256,16 @@ export function runTraining(request: RunOptions): RunResult {
       model.params.zeroGrad();
       model.backward(B, train.steps, inputs, gOutputs);
       if (training.clip > 0) clipGradients(model.params, model.backend, training.clip);
-      optimizer.step(scheduledLr(training.lrSchedule ?? 'constant', training.optimizer.lr, progress.step + 1, batchesPerEpoch * training.epochs));
-      const meanLoss = train.target.kind === 'regression' ? loss.lossSum / (rows * train.target.outputs) : loss.lossSum / rows;
+      optimizer.step(
+        scheduledLr(
+          training.lrSchedule ?? 'constant',
+          training.optimizer.lr,
+          progress.step + 1,
+          batchesPerEpoch * training.epochs,
+        ),
+      );
+      const meanLoss =
+        train.target.kind === 'regression' ? loss.lossSum / (rows * train.target.outputs) : loss.lossSum / rows;
       if (!Number.isFinite(meanLoss)) {
         throw new DivergedError(progress.step + 1, meanLoss);
       }
@@ -251,8 +281,12 @@ export function runTraining(request: RunOptions): RunResult {
         rateStart = now;
       }
       callbacks.onStep?.({
-        step: progress.step, epoch: progress.epoch, batchInEpoch: progress.batchInEpoch, batchesPerEpoch,
-        loss: lossSinceEval / batchesSinceEval, samplesPerSecond,
+        step: progress.step,
+        epoch: progress.epoch,
+        batchInEpoch: progress.batchInEpoch,
+        batchesPerEpoch,
+        loss: lossSinceEval / batchesSinceEval,
+        samplesPerSecond,
       });
       const endOfEpoch = progress.batchInEpoch === batchesPerEpoch;
       if (!endOfEpoch && training.evalEvery > 0 && progress.step % training.evalEvery === 0 && evaluateAndLog()) {

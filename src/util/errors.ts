@@ -12,7 +12,10 @@ export class UsageError extends Error {
 
 /** Throws unless `value` is a finite number in [min, max] (bounds inclusive unless stated). */
 export function checkRange(
-  option: string, value: number, min: number, max: number,
+  option: string,
+  value: number,
+  min: number,
+  max: number,
   { minExclusive = false, integer = false }: { minExclusive?: boolean; integer?: boolean } = {},
 ): number {
   const below = minExclusive ? value <= min : value < min;

@@ -83,7 +83,8 @@ export function feedForwardKind(options: FeedForwardOptions): ModelKindSpec<Roaf
     labels: {
       curve: 'layer',
       size: (config, format) => `L=${format(config.depth)} N=${format(config.width)}`,
-      describe: (config) => `${name} L=${config.depth} N=${config.width}` +
+      describe: (config) =>
+        `${name} L=${config.depth} N=${config.width}` +
         (tunable ? ` α=${config.alpha} β=${Number(config.beta.toPrecision(3))}` : ''),
       configRows: (config, format) => [['depth L × width N', `${format(config.depth)} × ${format(config.width)}`]],
       extent: (config) => `${config.depth.toLocaleString('en-US')} layers`,
@@ -112,7 +113,8 @@ function mlpChain(model: RoafMLP, input: ArrayLike<number>): JacobianChain {
       const J = new Float64Array(N * N);
       const a = new Float64Array(N);
       model.layers.forEach((layer, l) => {
-        const W = layer.W.value, b = layer.b.value;
+        const W = layer.W.value,
+          b = layer.b.value;
         for (let i = 0; i < N; i++) {
           let z = b[i]!;
           for (let k = 0; k < N; k++) z += W[i * N + k]! * x[k]!;

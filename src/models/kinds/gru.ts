@@ -13,20 +13,31 @@ export const gruCellKind: CellKind<GruCell> = {
   filtered: () => false,
   // uniform(±1/sqrt(N)) on every layer, as PyTorch's nn.GRU initialises a stack
   create: (store, name, D, config) => new GruCell(store, name, D, config.hidden),
-  parameters: (D, N) => [['Wx', [3 * N, D]], ['Wh', [3 * N, N]], ['bx', [3 * N]], ['bh', [3 * N]]],
+  parameters: (D, N) => [
+    ['Wx', [3 * N, D]],
+    ['Wh', [3 * N, N]],
+    ['bx', [3 * N]],
+    ['bh', [3 * N]],
+  ],
   stateWidth: (N) => 9 * N, // hs, hn, gHn (N each); gates, gGates (3N each)
   jacobianChain: gruChain,
-  boundFactors: () => notApplicable('no theory bound for gru: the bounds alpha ± beta·||W||₂ (docs/math.md) cover ROAF layers and cells'),
+  boundFactors: () =>
+    notApplicable('no theory bound for gru: the bounds alpha ± beta·||W||₂ (docs/math.md) cover ROAF layers and cells'),
 };
 
 function gruChain(cell: GruCell, xs: ArrayLike<number>, T: number): JacobianChain {
-  const N = cell.units, D = cell.inputDim, G = 3 * N;
+  const N = cell.units,
+    D = cell.inputDim,
+    G = 3 * N;
   return {
     size: N,
     count: T,
     description: '∂h_T/∂h_0',
     run(visit) {
-      const Wx = cell.Wx.value, Wh = cell.Wh.value, bx = cell.bx.value, bh = cell.bh.value;
+      const Wx = cell.Wx.value,
+        Wh = cell.Wh.value,
+        bx = cell.bx.value,
+        bh = cell.bh.value;
       const h = new Float64Array(N);
       const J = new Float64Array(N * N);
       for (let t = 0; t < T; t++) {

@@ -22,7 +22,8 @@ export function denseFilters(): (filter: FilterOperand) => Float64Array {
 /** y = W x + b for a Linear layer, in float64. */
 export function linearForward(layer: Linear, x: ArrayLike<number>): Float64Array {
   const { inputs, outputs } = layer;
-  const W = layer.W.value, b = layer.b.value;
+  const W = layer.W.value,
+    b = layer.b.value;
   const y = new Float64Array(outputs);
   for (let i = 0; i < outputs; i++) {
     let s = b[i]!;
@@ -37,8 +38,14 @@ export function linearForward(layer: Linear, x: ArrayLike<number>): Float64Array
  * (O null: alpha = 0, no filter). J (N, N) is overwritten.
  */
 export function roafStep(
-  N: number, alpha: number, beta: number, O: Float64Array | null, W: ArrayLike<number>,
-  a: Float64Array, x: Float64Array, J: Float64Array,
+  N: number,
+  alpha: number,
+  beta: number,
+  O: Float64Array | null,
+  W: ArrayLike<number>,
+  a: Float64Array,
+  x: Float64Array,
+  J: Float64Array,
 ): void {
   const next = new Float64Array(N);
   for (let i = 0; i < N; i++) {
@@ -61,7 +68,12 @@ export function sigmoid(x: number): number {
 
 /** The input side of the gates at step t: Wx x_t + bx, (G). */
 export function gatePreactivations(
-  G: number, D: number, Wx: ArrayLike<number>, bx: ArrayLike<number>, xs: ArrayLike<number>, t: number,
+  G: number,
+  D: number,
+  Wx: ArrayLike<number>,
+  bx: ArrayLike<number>,
+  xs: ArrayLike<number>,
+  t: number,
 ): Float64Array {
   const pre = new Float64Array(G);
   for (let g = 0; g < G; g++) {

@@ -14,26 +14,40 @@ export const lstmCellKind: CellKind<LstmCell> = {
   filtered: () => false,
   // uniform(±1/sqrt(N)) on every layer, as PyTorch's nn.LSTM initialises a stack
   create: (store, name, D, config) => new LstmCell(store, name, D, config.hidden),
-  parameters: (D, N) => [['Wx', [4 * N, D]], ['Wh', [4 * N, N]], ['b', [4 * N]]],
+  parameters: (D, N) => [
+    ['Wx', [4 * N, D]],
+    ['Wh', [4 * N, N]],
+    ['b', [4 * N]],
+  ],
   stateWidth: (N) => 10 * N, // hs, cs (N each); gates, gGates (4N each)
   jacobianChain: lstmChain,
-  boundFactors: () => notApplicable('no theory bound for lstm: the bounds alpha ± beta·||W||₂ (docs/math.md) cover ROAF layers and cells'),
+  boundFactors: () =>
+    notApplicable(
+      'no theory bound for lstm: the bounds alpha ± beta·||W||₂ (docs/math.md) cover ROAF layers and cells',
+    ),
 };
 
 function lstmChain(cell: LstmCell, xs: ArrayLike<number>, T: number): JacobianChain {
-  const N = cell.units, D = cell.inputDim, G = 4 * N, S = 2 * N;
+  const N = cell.units,
+    D = cell.inputDim,
+    G = 4 * N,
+    S = 2 * N;
   return {
     size: S,
     count: T,
     description: '∂(h_T, c_T)/∂(h_0, c_0)',
     run(visit) {
-      const Wx = cell.Wx.value, Wh = cell.Wh.value, b = cell.b.value;
-      const h = new Float64Array(N), c = new Float64Array(N);
+      const Wx = cell.Wx.value,
+        Wh = cell.Wh.value,
+        b = cell.b.value;
+      const h = new Float64Array(N),
+        c = new Float64Array(N);
       const J = new Float64Array(S * S);
       for (let t = 0; t < T; t++) {
         const pre = gatePreactivations(G, D, Wx, b, xs, t);
         const rec = recurrentProjection(G, N, Wh, h);
-        const hNext = new Float64Array(N), cNext = new Float64Array(N);
+        const hNext = new Float64Array(N),
+          cNext = new Float64Array(N);
         J.fill(0);
         for (let j = 0; j < N; j++) {
           const i = sigmoid(pre[j]! + rec[j]!);
@@ -46,9 +60,13 @@ function lstmChain(cell: LstmCell, xs: ArrayLike<number>, T: number): JacobianCh
           hNext[j] = o * tc;
           // ∂c'/∂h row j = c f(1-f) Wh_f + g i(1-i) Wh_i + i (1-g²) Wh_g;  ∂c'/∂c = diag(f).
           // ∂h'/∂h row j = tanh(c') o(1-o) Wh_o + o (1 - tanh²c') ∂c'/∂h;  ∂h'/∂c = diag(o (1 - tanh²c') f).
-          const cf = c[j]! * f * (1 - f), ci = g * i * (1 - i), cg = i * (1 - g * g);
-          const co = tc * o * (1 - o), ch = o * (1 - tc * tc);
-          const hRow = j * S, cRow = (N + j) * S;
+          const cf = c[j]! * f * (1 - f),
+            ci = g * i * (1 - i),
+            cg = i * (1 - g * g);
+          const co = tc * o * (1 - o),
+            ch = o * (1 - tc * tc);
+          const hRow = j * S,
+            cRow = (N + j) * S;
           for (let k = 0; k < N; k++) {
             const dc = cf * Wh[(N + j) * N + k]! + ci * Wh[j * N + k]! + cg * Wh[(2 * N + j) * N + k]!;
             J[cRow + k] = dc;

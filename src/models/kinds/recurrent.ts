@@ -11,8 +11,15 @@ import type { SequenceCell } from '../../nn/layers.js';
 import type { ModelConfig, ModelKind } from '../config.js';
 import { hookGradientCurve } from '../gradient-curve.js';
 import {
-  isNotApplicable, notApplicable, type BoundFactors, type GradientCurve, type JacobianChain, type ModelKindSpec, type NotApplicable,
-  type SizeDefaults, type TensorSpec,
+  isNotApplicable,
+  notApplicable,
+  type BoundFactors,
+  type GradientCurve,
+  type JacobianChain,
+  type ModelKindSpec,
+  type NotApplicable,
+  type SizeDefaults,
+  type TensorSpec,
 } from '../kind.js';
 import { RecurrentModel, cellName, type CellFactory } from '../recurrent.js';
 import { filterTensors, isDenseFilter, parameterTensor } from '../tensors.js';
@@ -33,7 +40,14 @@ export interface CellKind<C extends SequenceCell> extends CellFactory<C> {
    * A gradient curve that goes on below the dtype's range (see gradient-curve.ts), for a single layer read at
    * its last state; without one, the curve comes from the model's backward and its hook.
    */
-  scaledGradientCurve?(model: RecurrentModel<C>, cell: C, B: number, T: number, inputs: FloatArray, gOutputs: FloatArray): GradientCurve;
+  scaledGradientCurve?(
+    model: RecurrentModel<C>,
+    cell: C,
+    B: number,
+    T: number,
+    inputs: FloatArray,
+    gOutputs: FloatArray,
+  ): GradientCurve;
 }
 
 /**
@@ -44,7 +58,8 @@ export interface CellKind<C extends SequenceCell> extends CellFactory<C> {
 function recurrentSizes(task: TaskName): SizeDefaults {
   const sequentialMnist = task === 'smnist' || task === 'psmnist';
   return {
-    depth: 100, width: 64,
+    depth: 100,
+    width: 64,
     hidden: sequentialMnist ? 256 : 128,
     inputScale: sequentialMnist ? 3 : task === 'adding' ? 10 : 1,
   };
@@ -60,10 +75,12 @@ export interface RecurrentOptions<C extends SequenceCell> {
   cell: CellKind<C>;
 }
 
-const STACK_SPECTRUM = 'not implemented for k > 1 stacked layers: the state of a stack is (h^1_t, ..., h^k_t) and its ' +
+const STACK_SPECTRUM =
+  'not implemented for k > 1 stacked layers: the state of a stack is (h^1_t, ..., h^k_t) and its ' +
   'step Jacobian is block lower-triangular (each layer also reads the one below at the same step), while the ' +
-  'chain here is a single layer\'s ∂h_T/∂h_0';
-const STACK_BOUNDS = 'the bounds alpha ± beta·||W||₂ (docs/math.md) cover a single layer\'s recurrence; in a stack of ' +
+  "chain here is a single layer's ∂h_T/∂h_0";
+const STACK_BOUNDS =
+  "the bounds alpha ± beta·||W||₂ (docs/math.md) cover a single layer's recurrence; in a stack of " +
   'k > 1 layers each layer also reads the one below through U, which they do not bound';
 
 export function recurrentKind<C extends SequenceCell>(options: RecurrentOptions<C>): ModelKindSpec<RecurrentModel<C>> {
@@ -117,7 +134,8 @@ export function recurrentKind<C extends SequenceCell>(options: RecurrentOptions<
       const block = 2 * B * N * N;
       const rows = config.readout === 'every' ? T * B : B;
       const readout = 2 * rows * N * K;
-      let forward = readout, backward = 2 * readout;
+      let forward = readout,
+        backward = 2 * readout;
       for (let j = 0; j < layers(config); j++) {
         const input = 2 * B * (j === 0 ? D : N) * N * G; // per step: x_t Uᵀ forward, gU backward
         forward += T * (block * (G + filter) + input);
@@ -129,7 +147,8 @@ export function recurrentKind<C extends SequenceCell>(options: RecurrentOptions<
     labels: {
       curve: 'step',
       size,
-      describe: (config) => `${name} ${size(config, String)}` +
+      describe: (config) =>
+        `${name} ${size(config, String)}` +
         (tunable ? ` α=${config.alpha} β=${Number(config.beta.toPrecision(3))}` : ''),
       configRows: (config, format) => [
         ['hidden units N', format(config.hidden)],

@@ -18,26 +18,40 @@ export const roafCellKind: CellKind<RoafCell> = {
   filtered: (config) => config.alpha !== 0,
   // W ~ N(0, 1/N); U ~ N(0, s²/D) with s = --input-scale on the first layer (the task's inputs), and
   // N(0, 1/N) above it, where the inputs are hidden states like those W reads.
-  create: (store, name, D, config, layer, filter) => new RoafCell(
-    store, name, D, config.hidden, config.alpha, config.beta, filter, { inputScale: layer === 0 ? config.inputScale : 1 },
-  ),
-  parameters: (D, N) => [['W', [N, N]], ['U', [N, D]], ['b', [N]]],
+  create: (store, name, D, config, layer, filter) =>
+    new RoafCell(store, name, D, config.hidden, config.alpha, config.beta, filter, {
+      inputScale: layer === 0 ? config.inputScale : 1,
+    }),
+  parameters: (D, N) => [
+    ['W', [N, N]],
+    ['U', [N, D]],
+    ['b', [N]],
+  ],
   stateWidth: (N) => 3 * N, // hs, as, gzs
   jacobianChain: roafCellChain,
-  boundFactors: (cell, T) => ({ alpha: cell.alpha, beta: cell.beta, n: cell.units, weights: [cell.W.value], repeat: T }),
+  boundFactors: (cell, T) => ({
+    alpha: cell.alpha,
+    beta: cell.beta,
+    n: cell.units,
+    weights: [cell.W.value],
+    repeat: T,
+  }),
   scaledGradientCurve: scaledCellBackward,
 };
 
 /** ∂h_t/∂h_{t-1} = alpha O + beta D_t W along the sample's trajectory from h_0 = 0. */
 function roafCellChain(cell: RoafCell, xs: ArrayLike<number>, T: number): JacobianChain {
-  const N = cell.units, D = cell.inputDim;
+  const N = cell.units,
+    D = cell.inputDim;
   return {
     size: N,
     count: T,
     description: '∂h_T/∂h_0',
     run(visit) {
       const O = cell.alpha === 0 ? null : filterMatrix(cell.filter);
-      const W = cell.W.value, U = cell.U.value, b = cell.b.value;
+      const W = cell.W.value,
+        U = cell.U.value,
+        b = cell.b.value;
       const h = new Float64Array(N);
       const a = new Float64Array(N);
       const J = new Float64Array(N * N);
@@ -64,7 +78,12 @@ const CHUNK = 16;
  * (the readout's accumulate into the model's, as in a backward pass).
  */
 function scaledCellBackward(
-  model: RecurrentModel<RoafCell>, cell: RoafCell, B: number, T: number, inputs: FloatArray, gOutputs: FloatArray,
+  model: RecurrentModel<RoafCell>,
+  cell: RoafCell,
+  B: number,
+  T: number,
+  inputs: FloatArray,
+  gOutputs: FloatArray,
 ): GradientCurve {
   const { hidden: N, dtype } = model.config;
   const D = cell.inputDim;
@@ -74,11 +93,27 @@ function scaledCellBackward(
   const hs = backend.allocate(dtype, (T + 1) * step);
   const as = backend.allocate(dtype, T * step);
   const { alpha, beta, filter } = cell;
-  backend.roafCellForward({ T, B, D, N, alpha, beta, filter, xs: inputs, W: cell.W.value, U: cell.U.value, b: cell.b.value, hs, as });
+  backend.roafCellForward({
+    T,
+    B,
+    D,
+    N,
+    alpha,
+    beta,
+    filter,
+    xs: inputs,
+    W: cell.W.value,
+    U: cell.U.value,
+    b: cell.b.value,
+    hs,
+    as,
+  });
   const ghs = backend.allocate(dtype, T * step); // ∂loss/∂h_t, t = 1..T, as stored · 2^exponent
   model.readout.backward(backend, B, hs.subarray(T * step), gOutputs, ghs.subarray((T - 1) * step));
   const gzs = backend.allocate(dtype, CHUNK * step);
-  const gW = backend.allocate(dtype, N * N), gU = backend.allocate(dtype, N * D), gb = backend.allocate(dtype, N);
+  const gW = backend.allocate(dtype, N * N),
+    gU = backend.allocate(dtype, N * D),
+    gb = backend.allocate(dtype, N);
   const gh0 = backend.allocate(dtype, step);
   const log10Norms = new Float64Array(T);
   const scale = new PowerOfTwoScale((values, factor) => backend.scale(values.length, values, factor));
@@ -87,11 +122,26 @@ function scaledCellBackward(
     scale.rescale(ghs.subarray((end - 1) * step, end * step));
     const steps = end - start;
     backend.roafCellBackward({
-      T: steps, B, D, N, alpha, beta, filter,
-      xs: inputs.subarray(start * B * D, end * B * D), W: cell.W.value, U: cell.U.value,
-      hs: hs.subarray(start * step, (end + 1) * step), as: as.subarray(start * step, end * step),
-      ghs: ghs.subarray(start * step, end * step), gzs: gzs.subarray(0, steps * step), gW, gU, gb,
-      gh0: start > 0 ? gh0 : null, gxs: null, lastStepOnly: false,
+      T: steps,
+      B,
+      D,
+      N,
+      alpha,
+      beta,
+      filter,
+      xs: inputs.subarray(start * B * D, end * B * D),
+      W: cell.W.value,
+      U: cell.U.value,
+      hs: hs.subarray(start * step, (end + 1) * step),
+      as: as.subarray(start * step, end * step),
+      ghs: ghs.subarray(start * step, end * step),
+      gzs: gzs.subarray(0, steps * step),
+      gW,
+      gU,
+      gb,
+      gh0: start > 0 ? gh0 : null,
+      gxs: null,
+      lastStepOnly: false,
     });
     for (let t = start; t < end; t++) log10Norms[t] = scale.log10Norm(ghs.subarray(t * step, (t + 1) * step));
     // ∂loss/∂h_start flows into the previous chunk's last step (which has no loss term of its own).
