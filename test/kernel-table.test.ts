@@ -32,7 +32,7 @@ const identity = (n: number): FilterOperand => ({ kind: 'identity', n });
 
 /** gemm arguments for C (2, 2) = A (2, 3) B (3, 2), all packed; `change` overrides fields. */
 function gemmArgs(change: Record<string, unknown> = {}): Parameters<Backend['gemm']>[0] {
-  return { transA: false, transB: false, M: 2, N: 2, K: 3, alpha: 1, A: f32(6), lda: 3, B: f32(6), ldb: 2, beta: 0, C: f32(4), ldc: 2, ...change } as Parameters<Backend['gemm']>[0];
+  return { transA: false, transB: false, M: 2, N: 2, K: 3, alpha: 1, A: f32(6), lda: 3, B: f32(6), ldb: 2, beta: 0, C: f32(4), ldc: 2, ...change };
 }
 
 const BAD_CALLS: BadCall[] = [

@@ -265,5 +265,10 @@ type FieldMismatch = {
 type ArityMismatch = {
   [K in PositionalKernel]: Equal<Parameters<Backend[K]>['length'], KernelTable[K]['args']['length']> extends true ? never : K;
 }[PositionalKernel];
-/** A compile error naming the kernel when the table and the interface disagree. */
-export const tableMatchesBackend: [FieldMismatch | ArityMismatch] extends [never] ? true : FieldMismatch | ArityMismatch = true;
+/**
+ * A compile error naming the kernel when the table and the interface disagree. A tuple and an object rather
+ * than a union of the two mismatch types, which are both `never` when all is well.
+ */
+export const tableMatchesBackend: [FieldMismatch, ArityMismatch] extends [never, never]
+  ? true
+  : { fieldMismatch: FieldMismatch; arityMismatch: ArityMismatch } = true;

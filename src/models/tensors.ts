@@ -94,7 +94,7 @@ export function bindTensors(model: Model, list: TensorList): BoundTensor[] {
     const size = spec.shape.reduce((a, b) => a * b, 1);
     if (data === null || data.length !== size || heldShape.join() !== spec.shape.join()
       || DTYPE_OF[data.constructor.name] !== spec.dtype) {
-      throw new Error(`model kind ${model.config.model} declares tensor ${spec.name} ${spec.dtype} [${spec.shape}], ` +
+      throw new Error(`model kind ${model.config.model} declares tensor ${spec.name} ${spec.dtype} [${spec.shape.join()}], ` +
         `which the model does not hold in that shape and dtype`);
     }
     return { name: spec.name, shape: spec.shape, data };

@@ -204,6 +204,8 @@ export async function reproduceClaim(options: ReproOptions): Promise<ClaimOutcom
     interrupted = signal;
     current?.kill(signal);
   };
+  // Read through a function: the compiler does not see onSignal's assignment and would narrow `interrupted` to null.
+  const interruptedBy = (): NodeJS.Signals | null => interrupted;
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const outcomes: RunOutcome[] = [];
@@ -215,7 +217,8 @@ export async function reproduceClaim(options: ReproOptions): Promise<ClaimOutcom
         outcomes.push({ run: run.definition.name, dir: run.dir, action: 'skipped', result: run.result });
         continue;
       }
-      if (interrupted) throw new RunEnded(`interrupted by ${interrupted} before run ${name} started`, interrupted, true);
+      const signal = interruptedBy();
+      if (signal) throw new RunEnded(`interrupted by ${signal} before run ${name} started`, signal, true);
       say(run.state === 'unfinished' ? `${name}: continuing from the checkpoint at step ${run.checkpointStep}` : `${name}: starting`);
       mkdirSync(run.dir, { recursive: true });
       const job: WorkerJob = {
@@ -227,7 +230,7 @@ export async function reproduceClaim(options: ReproOptions): Promise<ClaimOutcom
         diagnose: DIAGNOSE,
         ...(run.memory !== undefined ? { memory: run.memory } : {}),
       };
-      const report = await runWorker(job, (child) => { current = child; }, () => interrupted);
+      const report = await runWorker(job, (child) => { current = child; }, interruptedBy);
       outcomes.push({ run: run.definition.name, dir: run.dir, action: run.state === 'unfinished' ? 'continued' : 'trained', result: report.result });
     }
   } finally {

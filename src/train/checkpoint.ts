@@ -8,7 +8,6 @@
 
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FloatArray } from '../backend/backend.js';
 import type { ModelConfig } from '../models/config.js';
 import { modelKindOf } from '../models/kinds.js';
 import type { Model } from '../models/model.js';
@@ -158,7 +157,7 @@ export function loadModelTensors(dir: string, model: Model): void {
 export function loadOptimizerState(dir: string, optimizer: Optimizer): void {
   const resolved = resolveCheckpointDir(dir) ?? dir;
   const file = new SafetensorsFile(join(resolved, 'optimizer.safetensors'));
-  for (const [name, data] of Object.entries(optimizer.state)) file.readInto(name, data as FloatArray, [data.length]);
+  for (const [name, data] of Object.entries(optimizer.state)) file.readInto(name, data, [data.length]);
   const steps = Number(file.metadata.steps);
   if (!Number.isInteger(steps) || steps < 0) throw new UsageError(`${file.path}: metadata 'steps' is missing or invalid`);
   optimizer.steps = steps;
