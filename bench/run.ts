@@ -162,6 +162,13 @@ function lastLines(text: string, n = 3): string {
 }
 
 /** The line of a failed command's stderr that says what went wrong (an error or roaf's one-line message). */
+/** A scalar from a child's JSON line as text, as a template would print it; anything else as JSON. */
+function show(value: unknown): string {
+  if (value === null || value === undefined || ['string', 'number', 'boolean'].includes(typeof value))
+    return String(value);
+  return JSON.stringify(value);
+}
+
 function errorLine(stderr: string): string {
   const lines = stderr.trim().split('\n');
   return lines.find((line) => /^(\w*Error\b|roaf:)/.test(line.trim())) ?? lastLines(stderr);
@@ -204,11 +211,13 @@ function runRoaf(config: BenchConfig, options: HarnessOptions): Outcome {
   }
   const best = runs.reduce((a, b) => ((b.ms_per_batch as number) < (a.ms_per_batch as number) ? b : a));
   const byThreads =
-    runs.length > 1 ? ` (${runs.map((r) => `${r.threads} thr ${fmtMs(r.ms_per_batch as number)}`).join(', ')})` : '';
+    runs.length > 1
+      ? ` (${runs.map((r) => `${show(r.threads)} thr ${fmtMs(r.ms_per_batch as number)}`).join(', ')})`
+      : '';
   return {
     ms: best.ms_per_batch as number,
     forwardMs: (best.forward_ms_per_batch as number | null) ?? null,
-    detail: `${best.threads ?? '?'} thr, ${Number(best.gflops).toFixed(0)} GFLOPS${byThreads}`,
+    detail: `${show(best.threads ?? '?')} thr, ${Number(best.gflops).toFixed(0)} GFLOPS${byThreads}`,
     raw: { best, runs },
   };
 }
@@ -351,10 +360,10 @@ function runTfjs(config: BenchConfig, options: HarnessOptions): Outcome {
   const result = run(process.execPath, args);
   const json = jsonLines(result.stdout).at(-1);
   if (result.status !== 0 || json === undefined || typeof json.error === 'string') {
-    return { failed: `tfjs-bench exited ${result.status}: ${json?.error ?? errorLine(result.stderr)}` };
+    return { failed: `tfjs-bench exited ${result.status}: ${show(json?.error ?? errorLine(result.stderr))}` };
   }
   const scale = json.scale as number;
-  const timed = json.timed_seq_len !== null ? `T=${json.timed_seq_len}` : `L=${json.timed_depth}`;
+  const timed = json.timed_seq_len !== null ? `T=${show(json.timed_seq_len)}` : `L=${show(json.timed_depth)}`;
   return {
     ms: json.ms_per_batch as number,
     forwardMs: (json.forward_ms_per_batch as number | null) ?? null,
@@ -534,24 +543,24 @@ function parseOptions(): HarnessOptions {
     return items;
   };
   const quick = values.quick ?? false;
-  const torchThreads = list('torch-threads', values['torch-threads']!);
+  const torchThreads = list('torch-threads', values['torch-threads']);
   torchThreads.forEach((k) => integer('torch-threads', k, 1));
   const names = configurations(1, 1).map((c) => c.name);
   return {
-    peers: list('peers', values.peers!, PEERS) as Peer[],
+    peers: list('peers', values.peers, PEERS) as Peer[],
     only: values.only === undefined ? null : list('only', values.only, names),
-    repeats: quick ? 2 : integer('repeats', values.repeats!, 1),
-    warmup: quick ? 1 : integer('warmup', values.warmup!, 1),
-    rounds: quick ? 1 : integer('rounds', values.rounds!, 1),
+    repeats: quick ? 2 : integer('repeats', values.repeats, 1),
+    warmup: quick ? 1 : integer('warmup', values.warmup, 1),
+    rounds: quick ? 1 : integer('rounds', values.rounds, 1),
     roafThreads:
       values.threads === undefined ? null : list('threads', values.threads).map((k) => integer('threads', k, 1)),
     torchThreads: torchThreads.join(','),
-    backend: list('backend', values.backend!, ['auto', 'native', 'reference'])[0]!,
-    python: values.python!,
-    seqLen: quick ? 28 : integer('seq-len', values['seq-len']!, 1),
-    depth: quick ? 50 : integer('depth', values.depth!, 1),
-    tfjsSeqLen: quick ? 14 : integer('tfjs-seq-len', values['tfjs-seq-len']!, 1),
-    tfjsDepth: quick ? 10 : integer('tfjs-depth', values['tfjs-depth']!, 1),
+    backend: list('backend', values.backend, ['auto', 'native', 'reference'])[0]!,
+    python: values.python,
+    seqLen: quick ? 28 : integer('seq-len', values['seq-len'], 1),
+    depth: quick ? 50 : integer('depth', values.depth, 1),
+    tfjsSeqLen: quick ? 14 : integer('tfjs-seq-len', values['tfjs-seq-len'], 1),
+    tfjsDepth: quick ? 10 : integer('tfjs-depth', values['tfjs-depth'], 1),
     psmnistEpoch: values['psmnist-epoch'] ?? false,
     gemm: !(values['skip-gemm'] ?? false) && !quick,
     json: values.json ?? null,
@@ -578,7 +587,7 @@ function main(): number {
     : { skipped: 'not requested (--peers)' };
   const header = [
     `machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, load average ${load} at start; node ${process.version}`,
-    `roaf: ${String(roafInfo.description ?? 'unknown backend')} (roaf info)${options.backend !== 'auto' ? `, run with --backend ${options.backend}` : ''}`,
+    `roaf: ${show(roafInfo.description ?? 'unknown backend')} (roaf info)${options.backend !== 'auto' ? `, run with --backend ${options.backend}` : ''}`,
     skipReason(torch) !== null
       ? `PyTorch: skipped: ${skipReason(torch)}`
       : `PyTorch: ${String(torch.torch)} (${options.python}), ${String(torch.blas)}, kernel ${String(torch.blas_kernel)}, ` +
@@ -694,9 +703,9 @@ function main(): number {
       const m = o[peer];
       if (isMeasurement(m) && m.forwardMs !== null) epochs[peer] = epochEstimate(m.ms, m.forwardMs, epochSource.batch);
     }
-    const s = (peer: Peer) => (epochs[peer] === undefined ? '-' : `${epochs[peer]!.toFixed(0)} s`);
+    const s = (peer: Peer) => (epochs[peer] === undefined ? '-' : `${epochs[peer].toFixed(0)} s`);
     const r = (peer: Peer) =>
-      epochs[peer] === undefined || epochs.roaf === undefined ? null : epochs[peer]! / epochs.roaf;
+      epochs[peer] === undefined || epochs.roaf === undefined ? null : epochs[peer] / epochs.roaf;
     rows.push([
       'psMNIST epoch N=256 (estimate: 469 train + 79 test batches)',
       epochs.roaf === undefined ? '-' : `${s('roaf')} (${epochs.roaf <= 100 ? 'meets' : 'misses'} <=100 s)`,

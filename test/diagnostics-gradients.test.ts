@@ -13,7 +13,7 @@ import { referenceBackend as backend } from '../src/backend/reference.js';
 import { AddingDataset } from '../src/data/adding.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { loadTask } from '../src/data/tasks.js';
-import { diagnose } from '../src/diagnostics/diagnose.js';
+import { diagnose, type Diagnostics } from '../src/diagnostics/diagnose.js';
 import {
   downsampleIndices,
   gradientSummaryCallback,
@@ -231,11 +231,17 @@ describe('roaf diagnose (CLI)', () => {
     assert.equal(result.status, 0, result.stderr);
     const lines = result.stdout.trim().split('\n');
     assert.equal(lines.length, 1);
-    const d = JSON.parse(lines[0]!);
+    const d = JSON.parse(lines[0]!) as Diagnostics;
     assert.equal(d.gradients.log10_norms.length, 31);
+    assert.ok(d.spectrum !== null, 'no spectrum');
     assert.equal(d.spectrum.log10_singular_values.length, 16);
-    assert.ok(d.spectrum.log10.min <= d.spectrum.log10.median && d.spectrum.log10.median <= d.spectrum.log10.max);
-    assert.ok(Math.abs(d.spectrum.log10.condition - (d.spectrum.log10.max - d.spectrum.log10.min)) < 1e-8);
+    const { min, median, max, condition } = d.spectrum.log10;
+    assert.ok(
+      min !== null && median !== null && max !== null && condition !== null,
+      'a log10 spectrum summary is null',
+    );
+    assert.ok(min <= median && median <= max);
+    assert.ok(Math.abs(condition - (max - min)) < 1e-8);
     assert.equal(d.bounds.applicable, true);
     assert.equal(d.bounds.inside, true);
     assert.equal(d.config.beta, defaultMlpBeta(30)); // the depth-dependent default

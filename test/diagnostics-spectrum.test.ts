@@ -116,7 +116,7 @@ function explicitMlpJacobian(model: RoafMLP, input: Float64Array): Float64Array 
     model.layers[l]!.backward(backend, N, x, a, g, next, gz); // rows: next = g J_l
     [g, next] = [next, g];
   }
-  return g as Float64Array;
+  return g;
 }
 
 /** ∂h_T/∂h_0 of a ROAF/Elman cell at inputs xs (T, D), from the backend's backward through time. */
@@ -291,7 +291,7 @@ describe('Jacobian spectrum at depths that under- or overflow a double', () => {
     it(`${kind} at depth 3000: finite logs, Σ ln σ = Σ_l ln|det J_l|, ordered`, () => {
       const model = createModel(config({ model: kind, depth: 3000, width: 8, alpha: 1, beta: 0.05 }), backend);
       const { logs, logDet } = qrSpectrum(model, randomInput(12, 3, 1), 1);
-      assert.ok(logs.every(Number.isFinite), `non-finite log singular values: ${Array.from(logs)}`);
+      assert.ok(logs.every(Number.isFinite), `non-finite log singular values: ${Array.from(logs).join()}`);
       for (let i = 1; i < logs.length; i++) assert.ok(logs[i]! <= logs[i - 1]!);
       const sum = logs.reduce((s, x) => s + x, 0);
       assert.ok(Math.abs(sum - logDet) <= 1e-9 * Math.abs(logDet) + 1e-8, `Σ ln σ ${sum} vs Σ ln|det| ${logDet}`);

@@ -306,7 +306,7 @@ describe('whole models: every parameter gradient against finite differences', ()
       crossEntropyLoss(backend, rows, config.outputs, out, labels, gOut, scratch);
       model.params.zeroGrad();
       model.backward(B, T, inputs, gOut);
-      checkGradient(`${label} parameters`, model.params.values as FloatArray, model.params.grads, loss);
+      checkGradient(`${label} parameters`, model.params.values, model.params.grads, loss);
     });
   }
 
@@ -323,6 +323,6 @@ describe('whole models: every parameter gradient against finite differences', ()
     meanSquaredErrorLoss(backend, B, 1, model.forward(B, T, inputs), target, gOut);
     model.params.zeroGrad();
     model.backward(B, T, inputs, gOut);
-    checkGradient('mse parameters', model.params.values as FloatArray, model.params.grads, loss);
+    checkGradient('mse parameters', model.params.values, model.params.grads, loss);
   });
 });

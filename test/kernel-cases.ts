@@ -100,18 +100,35 @@ export function convert(v: Value, f64: boolean): unknown {
  * A kernel case: named inputs; `run` calls the backend with them (converted) and returns what it returned;
  * `outputs` names the arrays to compare afterwards (and '<return>' for the return value).
  */
-export interface Case {
+export interface Case<I extends Record<string, Value> = Record<string, Value>> {
   name: string;
-  inputs: Record<string, Value>;
-  run(b: Backend, x: Record<string, any>): number | void;
+  inputs: I;
+  /** `x` may also receive derived outputs under new names (e.g. logGradSquares), hence the index signature. */
+  run(b: Backend, x: Converted<I> & { [derived: string]: unknown }): number | void;
   outputs: string[];
   tol: number;
 }
 
+/** The type `convert` gives an input: float arrays in the backend's dtype, filter specs as filter operands. */
+type ConvertedValue<V> = V extends Float32Array
+  ? FloatArray
+  : V extends FilterSpec
+    ? FilterOperand
+    : V extends FilterSpec[]
+      ? FilterOperand[]
+      : V;
+export type Converted<I> = { [K in keyof I]: ConvertedValue<I[K]> };
+
+/** A case whose `run` sees its converted inputs with their own types (checked against the Backend's arguments). */
+export function kernelCase<I extends Record<string, Value>>(c: Case<I>): Case {
+  return c;
+}
+
 export function execute(c: Case, backend: Backend, f64: boolean): Record<string, ArrayLike<number> | number> {
-  const x: Record<string, any> = {};
+  const x: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(c.inputs)) x[k] = convert(v, f64);
-  const ret = c.run(backend, x);
+  // convert maps each input to ConvertedValue of its type, which the compiler cannot follow through Object.entries.
+  const ret = c.run(backend, x as Converted<Record<string, Value>>);
   const out: Record<string, ArrayLike<number> | number> = {};
   for (const name of c.outputs) out[name] = name === '<return>' ? (ret as number) : (x[name] as FloatArray);
   return out;
@@ -154,7 +171,7 @@ export function checkCase(
   for (const name of c.outputs) {
     const g = got[name];
     const w = want[name];
-    const initial = c.inputs[name] instanceof Float32Array ? (c.inputs[name] as Float32Array) : null;
+    const initial = c.inputs[name] instanceof Float32Array ? c.inputs[name] : null;
     const err =
       typeof w === 'number'
         ? Math.abs((g as number) - w) / Math.max(Math.abs(w), 1e-30)
@@ -197,13 +214,15 @@ export function gemmCases(rng: Random): Case[] {
         const C = randomArray(rng, M * ldc);
         if (beta === 0) C.fill(NaN); // beta = 0 overwrites C, whatever it held
         const tolK = TOL_PRODUCT * Math.max(1, Math.sqrt(K / 256));
-        cases.push({
-          name: `gemm ${M}x${N}x${K} transA=${transA} transB=${transB} lda=${lda} ldb=${ldb} ldc=${ldc} beta=${beta}`,
-          inputs: { A: randomArray(rng, rowsA * lda), B: randomArray(rng, rowsB * ldb), C },
-          run: (b, x) => b.gemm({ transA, transB, M, N, K, alpha, A: x.A, lda, B: x.B, ldb, beta, C: x.C, ldc }),
-          outputs: ['C'],
-          tol: tolK,
-        });
+        cases.push(
+          kernelCase({
+            name: `gemm ${M}x${N}x${K} transA=${transA} transB=${transB} lda=${lda} ldb=${ldb} ldc=${ldc} beta=${beta}`,
+            inputs: { A: randomArray(rng, rowsA * lda), B: randomArray(rng, rowsB * ldb), C },
+            run: (b, x) => b.gemm({ transA, transB, M, N, K, alpha, A: x.A, lda, B: x.B, ldb, beta, C: x.C, ldc }),
+            outputs: ['C'],
+            tol: tolK,
+          }),
+        );
       }
     }
   }
@@ -217,48 +236,48 @@ export function elementwiseCases(rng: Random): Case[] {
     if (n >= 7) wide.set([20, -20, 1e-8, -1e-8, 0, 9, -9]); // saturation and the tiny-argument end of tanh
     const a = new Float32Array(n).map(() => Math.tanh(rng.normal()));
     cases.push(
-      {
+      kernelCase({
         name: `tanh n=${n}`,
         inputs: { x: wide, out: new Float32Array(n) },
         run: (b, x) => b.tanh(n, x.x, x.out),
         outputs: ['out'],
         tol: TOL_ELEMENTWISE,
-      },
-      {
+      }),
+      kernelCase({
         name: `tanh in place n=${n}`,
         inputs: { x: wide },
         run: (b, x) => b.tanh(n, x.x, x.x),
         outputs: ['x'],
         tol: TOL_ELEMENTWISE,
-      },
-      {
+      }),
+      kernelCase({
         name: `tanhBackward n=${n}`,
         inputs: { a, gy: randomArray(rng, n), gx: new Float32Array(n) },
         run: (b, x) => b.tanhBackward(n, x.a, x.gy, x.gx),
         outputs: ['gx'],
         tol: TOL_ELEMENTWISE,
-      },
-      {
+      }),
+      kernelCase({
         name: `sumSquares n=${n}`,
         inputs: { x: randomArray(rng, n) },
         run: (b, x) => b.sumSquares(n, x.x),
         outputs: ['<return>'],
         tol: 1e-6,
-      },
-      {
+      }),
+      kernelCase({
         name: `scale n=${n}`,
         inputs: { x: randomArray(rng, n) },
         run: (b, x) => b.scale(n, x.x, -0.37),
         outputs: ['x'],
         tol: TOL_ELEMENTWISE,
-      },
-      {
+      }),
+      kernelCase({
         name: `axpy n=${n}`,
         inputs: { x: randomArray(rng, n), y: randomArray(rng, n) },
         run: (b, x) => b.axpy(n, 0.61, x.x, x.y),
         outputs: ['y'],
         tol: TOL_ELEMENTWISE,
-      },
+      }),
     );
   }
   for (const [rows, n] of [
@@ -268,20 +287,20 @@ export function elementwiseCases(rng: Random): Case[] {
     [3000, 7],
   ] as const) {
     cases.push(
-      {
+      kernelCase({
         name: `addRowVector ${rows}x${n}`,
         inputs: { y: randomArray(rng, rows * n), bias: randomArray(rng, n) },
         run: (b, x) => b.addRowVector(rows, n, x.y, x.bias),
         outputs: ['y'],
         tol: TOL_ELEMENTWISE,
-      },
-      {
+      }),
+      kernelCase({
         name: `sumRows ${rows}x${n}`,
         inputs: { x: randomArray(rng, rows * n), out: randomArray(rng, n) },
         run: (b, x) => b.sumRows(rows, n, x.x, x.out),
         outputs: ['out'],
         tol: TOL_PRODUCT,
-      },
+      }),
     );
   }
   return cases;
@@ -300,13 +319,15 @@ export function filterCases(rng: Random): Case[] {
         for (const betaY of [0, 0.5]) {
           const y = randomArray(rng, B * N);
           if (betaY === 0) y.fill(NaN);
-          cases.push({
-            name: `applyFilter ${kind} B=${B} N=${N} transpose=${transpose} betaY=${betaY}`,
-            inputs: { f: filter, x: randomArray(rng, B * N), y },
-            run: (b, x) => b.applyFilter({ filter: x.f, transpose, B, alpha: 0.8, x: x.x, betaY, y: x.y }),
-            outputs: ['y'],
-            tol: TOL_PRODUCT,
-          });
+          cases.push(
+            kernelCase({
+              name: `applyFilter ${kind} B=${B} N=${N} transpose=${transpose} betaY=${betaY}`,
+              inputs: { f: filter, x: randomArray(rng, B * N), y },
+              run: (b, x) => b.applyFilter({ filter: x.f, transpose, B, alpha: 0.8, x: x.x, betaY, y: x.y }),
+              outputs: ['y'],
+              tol: TOL_PRODUCT,
+            }),
+          );
         }
       }
     }
@@ -331,55 +352,59 @@ export function layerCases(rng: Random): Case[] {
         const filter = makeFilter(rng, kind, N);
         const W = randomArray(rng, N * N, 1 / Math.sqrt(N));
         const x = randomArray(rng, B * N);
-        cases.push({
-          name: `roafLayerForward ${kind} B=${B} N=${N} alpha=${alpha} beta=${beta}`,
-          inputs: {
-            f: filter,
-            x,
-            W,
-            b: randomArray(rng, N, 0.1),
-            a: new Float32Array(B * N).fill(NaN),
-            y: new Float32Array(B * N).fill(NaN),
-          },
-          run: (bk, v) =>
-            bk.roafLayerForward({ B, N, alpha, beta, filter: v.f, x: v.x, W: v.W, b: v.b, a: v.a, y: v.y }),
-          outputs: ['a', 'y'],
-          tol: TOL_PRODUCT,
-        });
-        for (const withGx of [true, false]) {
-          const a = new Float32Array(B * N).map(() => Math.tanh(rng.normal()));
-          cases.push({
-            name: `roafLayerBackward ${kind} B=${B} N=${N} alpha=${alpha} beta=${beta} gx=${withGx}`,
+        cases.push(
+          kernelCase({
+            name: `roafLayerForward ${kind} B=${B} N=${N} alpha=${alpha} beta=${beta}`,
             inputs: {
               f: filter,
               x,
-              a,
               W,
-              gy: randomArray(rng, B * N),
-              gx: withGx ? new Float32Array(B * N).fill(NaN) : null,
-              gW: randomArray(rng, N * N),
-              gb: randomArray(rng, N),
-              gz: new Float32Array(B * N),
+              b: randomArray(rng, N, 0.1),
+              a: new Float32Array(B * N).fill(NaN),
+              y: new Float32Array(B * N).fill(NaN),
             },
             run: (bk, v) =>
-              bk.roafLayerBackward({
-                B,
-                N,
-                alpha,
-                beta,
-                filter: v.f,
-                x: v.x,
-                a: v.a,
-                W: v.W,
-                gy: v.gy,
-                gx: v.gx,
-                gW: v.gW,
-                gb: v.gb,
-                gz: v.gz,
-              }),
-            outputs: withGx ? ['gx', 'gW', 'gb', 'gz'] : ['gW', 'gb', 'gz'],
+              bk.roafLayerForward({ B, N, alpha, beta, filter: v.f, x: v.x, W: v.W, b: v.b, a: v.a, y: v.y }),
+            outputs: ['a', 'y'],
             tol: TOL_PRODUCT,
-          });
+          }),
+        );
+        for (const withGx of [true, false]) {
+          const a = new Float32Array(B * N).map(() => Math.tanh(rng.normal()));
+          cases.push(
+            kernelCase({
+              name: `roafLayerBackward ${kind} B=${B} N=${N} alpha=${alpha} beta=${beta} gx=${withGx}`,
+              inputs: {
+                f: filter,
+                x,
+                a,
+                W,
+                gy: randomArray(rng, B * N),
+                gx: withGx ? new Float32Array(B * N).fill(NaN) : null,
+                gW: randomArray(rng, N * N),
+                gb: randomArray(rng, N),
+                gz: new Float32Array(B * N),
+              },
+              run: (bk, v) =>
+                bk.roafLayerBackward({
+                  B,
+                  N,
+                  alpha,
+                  beta,
+                  filter: v.f,
+                  x: v.x,
+                  a: v.a,
+                  W: v.W,
+                  gy: v.gy,
+                  gx: v.gx,
+                  gW: v.gW,
+                  gb: v.gb,
+                  gz: v.gz,
+                }),
+              outputs: withGx ? ['gx', 'gW', 'gb', 'gz'] : ['gW', 'gb', 'gz'],
+              tol: TOL_PRODUCT,
+            }),
+          );
         }
       }
     }
@@ -421,63 +446,65 @@ export function cellCases(rng: Random): Case[] {
       const filter = makeFilter(rng, kind as FilterSpec['filter'], N);
       const hs = new Float32Array((T + 1) * B * N);
       hs.set(randomArray(rng, B * N, 0.5));
-      cases.push({
-        name: `roafCell ${kind} T=${T} B=${B} D=${D} N=${N} alpha=${alpha} beta=${beta} gh0/gxs=${withOptional} lastStepOnly=${lastStepOnly}`,
-        inputs: {
-          f: filter,
-          xs: randomArray(rng, T * B * D),
-          W: randomArray(rng, N * N, 1 / Math.sqrt(N)),
-          U: randomArray(rng, N * D),
-          b: randomArray(rng, N, 0.1),
-          hs,
-          as: new Float32Array(T * B * N).fill(NaN),
-          ghs: lossGradients(rng, T, B, N, lastStepOnly),
-          gzs: new Float32Array(T * B * N),
-          gW: randomArray(rng, N * N),
-          gU: randomArray(rng, N * D),
-          gb: randomArray(rng, N),
-          gh0: withOptional ? new Float32Array(B * N).fill(NaN) : null,
-          gxs: withOptional ? new Float32Array(T * B * D).fill(NaN) : null,
-        },
-        run: (bk, v) => {
-          const { f: filter, xs, W, U, b, hs, as } = v;
-          bk.roafCellForward({ T, B, D, N, alpha, beta, filter, xs, W, U, b, hs, as });
-          bk.roafCellBackward({
-            T,
-            B,
-            D,
-            N,
-            alpha,
-            beta,
-            filter,
-            xs,
-            W,
-            U,
+      cases.push(
+        kernelCase({
+          name: `roafCell ${kind} T=${T} B=${B} D=${D} N=${N} alpha=${alpha} beta=${beta} gh0/gxs=${withOptional} lastStepOnly=${lastStepOnly}`,
+          inputs: {
+            f: filter,
+            xs: randomArray(rng, T * B * D),
+            W: randomArray(rng, N * N, 1 / Math.sqrt(N)),
+            U: randomArray(rng, N * D),
+            b: randomArray(rng, N, 0.1),
             hs,
-            as,
-            ghs: v.ghs,
-            gzs: v.gzs,
-            gW: v.gW,
-            gU: v.gU,
-            gb: v.gb,
-            gh0: v.gh0,
-            gxs: v.gxs,
-            lastStepOnly,
-          });
-        },
-        // ghs holds the complete gradients on return, except with lastStepOnly (unspecified then).
-        outputs: [
-          'hs',
-          'as',
-          'gzs',
-          'gW',
-          'gU',
-          'gb',
-          ...(withOptional ? ['gh0', 'gxs'] : []),
-          ...(lastStepOnly ? [] : ['ghs']),
-        ],
-        tol: TOL_RECURRENT,
-      });
+            as: new Float32Array(T * B * N).fill(NaN),
+            ghs: lossGradients(rng, T, B, N, lastStepOnly),
+            gzs: new Float32Array(T * B * N),
+            gW: randomArray(rng, N * N),
+            gU: randomArray(rng, N * D),
+            gb: randomArray(rng, N),
+            gh0: withOptional ? new Float32Array(B * N).fill(NaN) : null,
+            gxs: withOptional ? new Float32Array(T * B * D).fill(NaN) : null,
+          },
+          run: (bk, v) => {
+            const { f: filter, xs, W, U, b, hs, as } = v;
+            bk.roafCellForward({ T, B, D, N, alpha, beta, filter, xs, W, U, b, hs, as });
+            bk.roafCellBackward({
+              T,
+              B,
+              D,
+              N,
+              alpha,
+              beta,
+              filter,
+              xs,
+              W,
+              U,
+              hs,
+              as,
+              ghs: v.ghs,
+              gzs: v.gzs,
+              gW: v.gW,
+              gU: v.gU,
+              gb: v.gb,
+              gh0: v.gh0,
+              gxs: v.gxs,
+              lastStepOnly,
+            });
+          },
+          // ghs holds the complete gradients on return, except with lastStepOnly (unspecified then).
+          outputs: [
+            'hs',
+            'as',
+            'gzs',
+            'gW',
+            'gU',
+            'gb',
+            ...(withOptional ? ['gh0', 'gxs'] : []),
+            ...(lastStepOnly ? [] : ['ghs']),
+          ],
+          tol: TOL_RECURRENT,
+        }),
+      );
     }
   }
   return cases;
@@ -521,7 +548,7 @@ export function mlpStackCases(rng: Random): Case[] {
     const filters = Array.from({ length: L }, () => (shared ? one : makeFilter(rng, kind, N)));
     const xs = new Float32Array((L + 1) * B * N).fill(NaN);
     xs.set(randomArray(rng, B * N));
-    return {
+    return kernelCase({
       name: `roafMlp ${kind} ${shared ? 'shared' : 'per-layer'} L=${L} B=${B} N=${N} alpha=${alpha} beta=${beta} gradSquares=${squares}`,
       inputs: {
         filters,
@@ -556,7 +583,7 @@ export function mlpStackCases(rng: Random): Case[] {
       },
       outputs: ['xs', 'as', 'gy', 'gWs', 'gbs', ...(squares ? ['gradSquares', 'logGradSquares'] : [])],
       tol: TOL_RECURRENT,
-    };
+    });
   };
   for (const kind of ['dense', 'permutation', 'identity'] as const) {
     for (const [L, B, N] of shapes) {
@@ -588,99 +615,103 @@ export function gatedCases(rng: Random): Case[] {
       lstmHs.set(h0);
       const lstmCs = new Float32Array((T + 1) * B * N);
       lstmCs.set(randomArray(rng, B * N, 0.5));
-      cases.push({
-        name: `lstm T=${T} B=${B} D=${D} N=${N} gxs=${withGxs} lastStepOnly=${lastStepOnly}`,
-        inputs: {
-          xs: randomArray(rng, T * B * D),
-          Wx: randomArray(rng, 4 * N * D, scale),
-          Wh: randomArray(rng, 4 * N * N, scale),
-          b: randomArray(rng, 4 * N, 0.1),
-          hs: lstmHs,
-          cs: lstmCs,
-          gates: new Float32Array(T * B * 4 * N),
-          ghs: lossGradients(rng, T, B, N, lastStepOnly),
-          gGates: new Float32Array(T * B * 4 * N),
-          gWx: randomArray(rng, 4 * N * D),
-          gWh: randomArray(rng, 4 * N * N),
-          gb: randomArray(rng, 4 * N),
-          gxs: withGxs ? new Float32Array(T * B * D).fill(NaN) : null,
-        },
-        run: (bk, v) => {
-          const { xs, Wx, Wh, hs, cs, gates } = v;
-          bk.lstmForward({ T, B, D, N, xs, Wx, Wh, b: v.b, hs, cs, gates });
-          bk.lstmBackward({
-            T,
-            B,
-            D,
-            N,
-            xs,
-            Wx,
-            Wh,
-            hs,
-            cs,
-            gates,
-            ghs: v.ghs,
-            gGates: v.gGates,
-            gWx: v.gWx,
-            gWh: v.gWh,
-            gb: v.gb,
-            gxs: v.gxs,
-            lastStepOnly,
-          });
-        },
-        outputs: ['hs', 'cs', 'gates', 'gGates', 'gWx', 'gWh', 'gb', ...(withGxs ? ['gxs'] : [])],
-        tol: TOL_RECURRENT,
-      });
+      cases.push(
+        kernelCase({
+          name: `lstm T=${T} B=${B} D=${D} N=${N} gxs=${withGxs} lastStepOnly=${lastStepOnly}`,
+          inputs: {
+            xs: randomArray(rng, T * B * D),
+            Wx: randomArray(rng, 4 * N * D, scale),
+            Wh: randomArray(rng, 4 * N * N, scale),
+            b: randomArray(rng, 4 * N, 0.1),
+            hs: lstmHs,
+            cs: lstmCs,
+            gates: new Float32Array(T * B * 4 * N),
+            ghs: lossGradients(rng, T, B, N, lastStepOnly),
+            gGates: new Float32Array(T * B * 4 * N),
+            gWx: randomArray(rng, 4 * N * D),
+            gWh: randomArray(rng, 4 * N * N),
+            gb: randomArray(rng, 4 * N),
+            gxs: withGxs ? new Float32Array(T * B * D).fill(NaN) : null,
+          },
+          run: (bk, v) => {
+            const { xs, Wx, Wh, hs, cs, gates } = v;
+            bk.lstmForward({ T, B, D, N, xs, Wx, Wh, b: v.b, hs, cs, gates });
+            bk.lstmBackward({
+              T,
+              B,
+              D,
+              N,
+              xs,
+              Wx,
+              Wh,
+              hs,
+              cs,
+              gates,
+              ghs: v.ghs,
+              gGates: v.gGates,
+              gWx: v.gWx,
+              gWh: v.gWh,
+              gb: v.gb,
+              gxs: v.gxs,
+              lastStepOnly,
+            });
+          },
+          outputs: ['hs', 'cs', 'gates', 'gGates', 'gWx', 'gWh', 'gb', ...(withGxs ? ['gxs'] : [])],
+          tol: TOL_RECURRENT,
+        }),
+      );
       const gruHs = new Float32Array((T + 1) * B * N);
       gruHs.set(h0);
-      cases.push({
-        name: `gru T=${T} B=${B} D=${D} N=${N} gxs=${withGxs} lastStepOnly=${lastStepOnly}`,
-        inputs: {
-          xs: randomArray(rng, T * B * D),
-          Wx: randomArray(rng, 3 * N * D, scale),
-          Wh: randomArray(rng, 3 * N * N, scale),
-          bx: randomArray(rng, 3 * N, 0.1),
-          bh: randomArray(rng, 3 * N, 0.1),
-          hs: gruHs,
-          gates: new Float32Array(T * B * 3 * N),
-          hn: new Float32Array(T * B * N),
-          ghs: lossGradients(rng, T, B, N, lastStepOnly),
-          gGates: new Float32Array(T * B * 3 * N),
-          gHn: new Float32Array(T * B * N),
-          gWx: randomArray(rng, 3 * N * D),
-          gWh: randomArray(rng, 3 * N * N),
-          gbx: randomArray(rng, 3 * N),
-          gbh: randomArray(rng, 3 * N),
-          gxs: withGxs ? new Float32Array(T * B * D).fill(NaN) : null,
-        },
-        run: (bk, v) => {
-          const { xs, Wx, Wh, hs, gates, hn } = v;
-          bk.gruForward({ T, B, D, N, xs, Wx, Wh, bx: v.bx, bh: v.bh, hs, gates, hn });
-          bk.gruBackward({
-            T,
-            B,
-            D,
-            N,
-            xs,
-            Wx,
-            Wh,
-            hs,
-            gates,
-            hn,
-            ghs: v.ghs,
-            gGates: v.gGates,
-            gHn: v.gHn,
-            gWx: v.gWx,
-            gWh: v.gWh,
-            gbx: v.gbx,
-            gbh: v.gbh,
-            gxs: v.gxs,
-            lastStepOnly,
-          });
-        },
-        outputs: ['hs', 'gates', 'hn', 'gGates', 'gHn', 'gWx', 'gWh', 'gbx', 'gbh', ...(withGxs ? ['gxs'] : [])],
-        tol: TOL_RECURRENT,
-      });
+      cases.push(
+        kernelCase({
+          name: `gru T=${T} B=${B} D=${D} N=${N} gxs=${withGxs} lastStepOnly=${lastStepOnly}`,
+          inputs: {
+            xs: randomArray(rng, T * B * D),
+            Wx: randomArray(rng, 3 * N * D, scale),
+            Wh: randomArray(rng, 3 * N * N, scale),
+            bx: randomArray(rng, 3 * N, 0.1),
+            bh: randomArray(rng, 3 * N, 0.1),
+            hs: gruHs,
+            gates: new Float32Array(T * B * 3 * N),
+            hn: new Float32Array(T * B * N),
+            ghs: lossGradients(rng, T, B, N, lastStepOnly),
+            gGates: new Float32Array(T * B * 3 * N),
+            gHn: new Float32Array(T * B * N),
+            gWx: randomArray(rng, 3 * N * D),
+            gWh: randomArray(rng, 3 * N * N),
+            gbx: randomArray(rng, 3 * N),
+            gbh: randomArray(rng, 3 * N),
+            gxs: withGxs ? new Float32Array(T * B * D).fill(NaN) : null,
+          },
+          run: (bk, v) => {
+            const { xs, Wx, Wh, hs, gates, hn } = v;
+            bk.gruForward({ T, B, D, N, xs, Wx, Wh, bx: v.bx, bh: v.bh, hs, gates, hn });
+            bk.gruBackward({
+              T,
+              B,
+              D,
+              N,
+              xs,
+              Wx,
+              Wh,
+              hs,
+              gates,
+              hn,
+              ghs: v.ghs,
+              gGates: v.gGates,
+              gHn: v.gHn,
+              gWx: v.gWx,
+              gWh: v.gWh,
+              gbx: v.gbx,
+              gbh: v.gbh,
+              gxs: v.gxs,
+              lastStepOnly,
+            });
+          },
+          outputs: ['hs', 'gates', 'hn', 'gGates', 'gHn', 'gWx', 'gWh', 'gbx', 'gbh', ...(withGxs ? ['gxs'] : [])],
+          tol: TOL_RECURRENT,
+        }),
+      );
     }
   }
   return cases;
@@ -695,38 +726,42 @@ export function lossAndOptimiserCases(rng: Random): Case[] {
   ] as const) {
     const labels = new Int32Array(B).map(() => rng.int(K));
     for (const withGrad of [true, false]) {
-      cases.push({
-        name: `softmaxCrossEntropy B=${B} K=${K} grad=${withGrad}`,
-        inputs: {
-          logits: randomArray(rng, B * K, 3),
-          labels,
-          grad: withGrad ? new Float32Array(B * K) : null,
-          correct: new Uint8Array(B),
-        },
-        run: (bk, v) =>
-          bk.softmaxCrossEntropy({
-            B,
-            K,
-            logits: v.logits,
-            labels: v.labels,
-            gradScale: 1 / B,
-            grad: v.grad,
-            correct: v.correct,
-          }),
-        outputs: ['<return>', 'correct', ...(withGrad ? ['grad'] : [])],
-        tol: 1e-6,
-      });
-      cases.push({
-        name: `squaredError B=${B} K=${K} grad=${withGrad}`,
-        inputs: {
-          pred: randomArray(rng, B * K),
-          target: randomArray(rng, B * K),
-          grad: withGrad ? new Float32Array(B * K) : null,
-        },
-        run: (bk, v) => bk.squaredError({ B, K, pred: v.pred, target: v.target, gradScale: 0.5 / B, grad: v.grad }),
-        outputs: ['<return>', ...(withGrad ? ['grad'] : [])],
-        tol: 1e-6,
-      });
+      cases.push(
+        kernelCase({
+          name: `softmaxCrossEntropy B=${B} K=${K} grad=${withGrad}`,
+          inputs: {
+            logits: randomArray(rng, B * K, 3),
+            labels,
+            grad: withGrad ? new Float32Array(B * K) : null,
+            correct: new Uint8Array(B),
+          },
+          run: (bk, v) =>
+            bk.softmaxCrossEntropy({
+              B,
+              K,
+              logits: v.logits,
+              labels: v.labels,
+              gradScale: 1 / B,
+              grad: v.grad,
+              correct: v.correct,
+            }),
+          outputs: ['<return>', 'correct', ...(withGrad ? ['grad'] : [])],
+          tol: 1e-6,
+        }),
+      );
+      cases.push(
+        kernelCase({
+          name: `squaredError B=${B} K=${K} grad=${withGrad}`,
+          inputs: {
+            pred: randomArray(rng, B * K),
+            target: randomArray(rng, B * K),
+            grad: withGrad ? new Float32Array(B * K) : null,
+          },
+          run: (bk, v) => bk.squaredError({ B, K, pred: v.pred, target: v.target, gradScale: 0.5 / B, grad: v.grad }),
+          outputs: ['<return>', ...(withGrad ? ['grad'] : [])],
+          tol: 1e-6,
+        }),
+      );
     }
   }
   for (const n of [1, 33, 1003, 100003]) {
@@ -734,39 +769,43 @@ export function lossAndOptimiserCases(rng: Random): Case[] {
       [1, 0],
       [7, 0.01],
     ] as const) {
-      cases.push({
-        name: `adamUpdate n=${n} t=${t} weightDecay=${wd}`,
-        inputs: {
-          p: randomArray(rng, n),
-          g: randomArray(rng, n),
-          m: randomArray(rng, n, 0.1),
-          v: new Float32Array(n).map(() => rng.uniform() * 0.01),
-        },
-        run: (bk, x) =>
-          bk.adamUpdate({
-            n,
-            params: x.p,
-            grads: x.g,
-            m: x.m,
-            v: x.v,
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weightDecay: wd,
-            t,
-          }),
-        outputs: ['p', 'm', 'v'],
-        tol: TOL_PRODUCT,
-      });
+      cases.push(
+        kernelCase({
+          name: `adamUpdate n=${n} t=${t} weightDecay=${wd}`,
+          inputs: {
+            p: randomArray(rng, n),
+            g: randomArray(rng, n),
+            m: randomArray(rng, n, 0.1),
+            v: new Float32Array(n).map(() => rng.uniform() * 0.01),
+          },
+          run: (bk, x) =>
+            bk.adamUpdate({
+              n,
+              params: x.p,
+              grads: x.g,
+              m: x.m,
+              v: x.v,
+              lr: 1e-3,
+              beta1: 0.9,
+              beta2: 0.999,
+              eps: 1e-8,
+              weightDecay: wd,
+              t,
+            }),
+          outputs: ['p', 'm', 'v'],
+          tol: TOL_PRODUCT,
+        }),
+      );
     }
-    cases.push({
-      name: `sgdUpdate n=${n}`,
-      inputs: { p: randomArray(rng, n), g: randomArray(rng, n), vel: randomArray(rng, n) },
-      run: (bk, x) => bk.sgdUpdate({ n, params: x.p, grads: x.g, velocity: x.vel, lr: 0.05, momentum: 0.9 }),
-      outputs: ['p', 'vel'],
-      tol: TOL_PRODUCT,
-    });
+    cases.push(
+      kernelCase({
+        name: `sgdUpdate n=${n}`,
+        inputs: { p: randomArray(rng, n), g: randomArray(rng, n), vel: randomArray(rng, n) },
+        run: (bk, x) => bk.sgdUpdate({ n, params: x.p, grads: x.g, velocity: x.vel, lr: 0.05, momentum: 0.9 }),
+        outputs: ['p', 'vel'],
+        tol: TOL_PRODUCT,
+      }),
+    );
   }
   return cases;
 }

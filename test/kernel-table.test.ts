@@ -47,7 +47,7 @@ function gemmArgs(change: Record<string, unknown> = {}): Parameters<Backend['gem
     C: f32(4),
     ldc: 2,
     ...change,
-  } as Parameters<Backend['gemm']>[0];
+  };
 }
 
 const BAD_CALLS: BadCall[] = [

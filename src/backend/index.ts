@@ -14,7 +14,10 @@ let warned = false;
  * `auto`: native if it loads and supports the dtype, else reference (with one warning on stderr).
  * `native`: the native backend, or null when it is not built. `reference`: always available.
  */
-export function loadBackend(name: BackendName, { quiet = false, dtype = 'float32' as DType } = {}): Backend | null {
+export function loadBackend(
+  name: BackendName,
+  { quiet = false, dtype = 'float32' }: { quiet?: boolean; dtype?: DType } = {},
+): Backend | null {
   if (name === 'reference') return referenceBackend;
   const native = loadNativeBackend();
   if (name === 'native') return native;

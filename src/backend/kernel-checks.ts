@@ -348,10 +348,10 @@ export function withArgumentChecks(backend: Backend): Backend {
   };
   for (const name of KERNEL_NAMES) {
     const check = ARGUMENT_CHECKS[name];
-    const kernel = backend[name] as (...params: unknown[]) => unknown;
+    const kernel = (backend[name] as (...params: unknown[]) => unknown).bind(backend);
     checked[name] = (...params: unknown[]): unknown => {
       check(backend, params);
-      return kernel.apply(backend, params);
+      return kernel(...params);
     };
   }
   return Object.freeze(checked) as unknown as Backend;

@@ -460,7 +460,10 @@ type ArityMismatch = {
     ? never
     : K;
 }[PositionalKernel];
-/** A compile error naming the kernel when the table and the interface disagree. */
-export const tableMatchesBackend: [FieldMismatch | ArityMismatch] extends [never]
+/**
+ * A compile error naming the kernel when the table and the interface disagree. A tuple and an object rather
+ * than a union of the two mismatch types, which are both `never` when all is well.
+ */
+export const tableMatchesBackend: [FieldMismatch, ArityMismatch] extends [never, never]
   ? true
-  : FieldMismatch | ArityMismatch = true;
+  : { fieldMismatch: FieldMismatch; arityMismatch: ArityMismatch } = true;

@@ -244,7 +244,7 @@ function bindNativeKernels(addon: Addon): Partial<Backend> {
     const fn = addon[name];
     if (fn !== undefined) kernels[name] = bindKernel(fn, KERNEL_TABLE[name]);
   }
-  return kernels as Partial<Backend>;
+  return kernels;
 }
 
 /**

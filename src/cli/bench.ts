@@ -6,8 +6,7 @@
 
 import { totalmem } from 'node:os';
 import type { Command } from 'commander';
-import { BACKEND_NAMES, requireBackend, type BackendName } from '../backend/index.js';
-import type { DType } from '../backend/backend.js';
+import { BACKEND_NAMES, requireBackend } from '../backend/index.js';
 import { nativeInfo } from '../backend/native.js';
 import { benchmarkTrainingStep } from '../bench/training-step.js';
 import type { ModelConfig } from '../models/config.js';
@@ -16,7 +15,7 @@ import { defaultSegmentLength, type ActivationMemory } from '../models/kind.js';
 import { applyMemoryOption, chooseMemoryMode } from '../models/memory.js';
 import { OPTIONS, checkOptionChoice } from '../options/table.js';
 import { MODEL_KINDS, kindsWhere, modelKind, type ModelKind } from '../models/kinds.js';
-import { FILTER_KINDS, type FilterKind } from '../nn/filter.js';
+import { FILTER_KINDS } from '../nn/filter.js';
 import { UsageError, checkChoice, checkRange } from '../util/errors.js';
 import { numberOption, printJsonResult, tableOption } from './options.js';
 
@@ -53,8 +52,8 @@ function rejectOption(option: string, value: number | undefined, model: ModelKin
 
 function modelConfigFrom(options: BenchCliOptions, model: ModelKind): { config: ModelConfig; seqLen: number } {
   const seed = checkRange('--seed', options.seed, 0, 2 ** 32 - 1, { integer: true });
-  const dtype = checkChoice('--dtype', options.dtype, ['float32', 'float64'] as const) as DType;
-  const filter = checkChoice('--filter', options.filter, FILTER_KINDS) as FilterKind;
+  const dtype = checkChoice('--dtype', options.dtype, ['float32', 'float64'] as const);
+  const filter = checkChoice('--filter', options.filter, FILTER_KINDS);
   const kind = modelKind(model);
   const recurrent = kind.recurrent;
   const feedForward = `feed-forward models (${kindsWhere((k) => !k.recurrent).join(', ')})`;
@@ -109,10 +108,10 @@ function trainingBytes(config: ModelConfig, B: number, T: number, memory: Activa
 
 const MAX_BYTES = 16 * 2 ** 30;
 
-async function benchCommand(options: BenchCliOptions): Promise<void> {
+function benchCommand(options: BenchCliOptions): void {
   if (options.model === undefined) throw new UsageError(`--model is required: one of ${MODEL_KINDS.join(', ')}`);
   const model = checkChoice('--model', options.model, MODEL_KINDS);
-  const backendName = checkChoice('--backend', options.backend, BACKEND_NAMES) as BackendName;
+  const backendName = checkChoice('--backend', options.backend, BACKEND_NAMES);
   if (options.threads !== undefined) checkRange('--threads', options.threads, 1, 256, { integer: true });
   const batch = checkRange('--batch', options.batch, 1, 1_000_000, { integer: true });
   const repeats = checkRange('--repeats', options.repeats, 1, 10_000, { integer: true });

@@ -4,18 +4,17 @@
 import { totalmem } from 'node:os';
 import type { Command } from 'commander';
 import { BACKEND_NAMES, requireBackend, type BackendName } from '../backend/index.js';
-import type { DType } from '../backend/backend.js';
 import type { Dataset } from '../data/dataset.js';
-import { TASKS, isSequential, loadTask, type TaskName } from '../data/tasks.js';
+import { TASKS, isSequential, loadTask } from '../data/tasks.js';
 import { diagnose, type Diagnostics } from '../diagnostics/diagnose.js';
 import type { ModelConfig } from '../models/config.js';
 import { runDefaults } from '../models/defaults.js';
 import { createModel } from '../models/factory.js';
 import { applyMemoryOption } from '../models/memory.js';
 import { CURVE_LABELS } from '../models/kind.js';
-import { MODEL_KINDS, modelKind, type ModelKind } from '../models/kinds.js';
+import { MODEL_KINDS, modelKind } from '../models/kinds.js';
 import type { Model } from '../models/model.js';
-import { FILTER_KINDS, type FilterKind } from '../nn/filter.js';
+import { FILTER_KINDS } from '../nn/filter.js';
 import { describeModel, writeDiagnosticsOutputs } from '../report/figures.js';
 import { loadModelTensors, readCheckpointConfig } from '../train/checkpoint.js';
 import { UsageError, checkChoice, checkRange } from '../util/errors.js';
@@ -94,9 +93,9 @@ function fromCheckpoint(options: DiagnoseCliOptions, backendName: BackendName): 
 function atInitialisation(options: DiagnoseCliOptions, backendName: BackendName): Setup {
   if (options.model === undefined)
     throw new UsageError('diagnose needs --model KIND (a model at initialisation) or --checkpoint DIR (a saved one)');
-  const kind = checkChoice('--model', options.model, MODEL_KINDS) as ModelKind;
+  const kind = checkChoice('--model', options.model, MODEL_KINDS);
   const recurrent = modelKind(kind).recurrent;
-  const taskName = checkChoice('--task', options.task ?? (recurrent ? 'adding' : 'mnist'), TASKS) as TaskName;
+  const taskName = checkChoice('--task', options.task ?? (recurrent ? 'adding' : 'mnist'), TASKS);
   if (!recurrent && isSequential(taskName)) {
     throw new UsageError(
       `--model ${kind} is feed-forward: it needs a flat task (mnist, fashion-mnist), got --task ${taskName}`,
@@ -106,7 +105,7 @@ function atInitialisation(options: DiagnoseCliOptions, backendName: BackendName)
   const defaults = runDefaults(taskName, kind);
   const depth = checkRange('--depth', options.depth ?? defaults.depth, 1, 1_000_000, { integer: true });
   const coefficients = modelKind(kind).defaultCoefficients(depth);
-  const dtype = checkChoice('--dtype', options.dtype, ['float32', 'float64'] as const) as DType;
+  const dtype = checkChoice('--dtype', options.dtype, ['float32', 'float64'] as const);
   const backend = requireBackend(backendName, dtype, options.threads);
   const data = loadTask(taskName, { seed, seqLen: options.seqLen, dataDir: options.dataDir, testLimit: options.batch });
   const config: ModelConfig = {
@@ -119,7 +118,7 @@ function atInitialisation(options: DiagnoseCliOptions, backendName: BackendName)
       : {}),
     alpha: checkRange('--alpha', options.alpha ?? coefficients.alpha, 0, 1),
     beta: checkRange('--beta', options.beta ?? coefficients.beta, 0, 100, { minExclusive: true }),
-    filter: checkChoice('--filter', options.filter ?? 'haar', FILTER_KINDS) as FilterKind,
+    filter: checkChoice('--filter', options.filter ?? 'haar', FILTER_KINDS),
     sharedFilter: options.sharedFilter ?? false,
     inputScale: checkRange('--input-scale', options.inputScale ?? defaults.inputScale, 0, 1e6, { minExclusive: true }),
     seed,
@@ -178,7 +177,7 @@ function humanSummary(d: Diagnostics, taskName: string): string {
 }
 
 async function diagnoseCommand(options: DiagnoseCliOptions): Promise<void> {
-  const backendName = checkChoice('--backend', options.backend, BACKEND_NAMES) as BackendName;
+  const backendName = checkChoice('--backend', options.backend, BACKEND_NAMES);
   checkRange('--batch', options.batch, 1, 1_000_000, { integer: true });
   checkRange('--samples', options.samples, 1, options.batch, { integer: true });
   if (options.threads !== undefined) checkRange('--threads', options.threads, 1, 256, { integer: true });

@@ -3,7 +3,7 @@
 // curves and diagnostics, and the claim's report.html. See src/repro/ and docs/reproduce.md.
 
 import type { Command } from 'commander';
-import { BACKEND_NAMES, type BackendName } from '../backend/index.js';
+import { BACKEND_NAMES } from '../backend/index.js';
 import { CLAIM_NAMES } from '../repro/claims.js';
 import { RunEnded, planClaim, reproduceClaim, type ReproOptions } from '../repro/runs.js';
 import { describeFigures, formatBytes, formatSeconds } from '../repro/tables.js';
@@ -31,7 +31,7 @@ function reproOptions(claim: string, options: ReproCliOptions): ReproOptions {
       .filter((s) => s !== ''),
     threads:
       options.threads === undefined ? undefined : checkRange('--threads', options.threads, 1, 256, { integer: true }),
-    backend: checkChoice('--backend', options.backend, BACKEND_NAMES) as BackendName,
+    backend: checkChoice('--backend', options.backend, BACKEND_NAMES),
     out: options.out,
     quiet: options.quiet,
   };

@@ -116,7 +116,7 @@ export function bindTensors(model: Model, list: TensorList): BoundTensor[] {
       DTYPE_OF[data.constructor.name] !== spec.dtype
     ) {
       throw new Error(
-        `model kind ${model.config.model} declares tensor ${spec.name} ${spec.dtype} [${spec.shape}], ` +
+        `model kind ${model.config.model} declares tensor ${spec.name} ${spec.dtype} [${spec.shape.join()}], ` +
           `which the model does not hold in that shape and dtype`,
       );
     }

@@ -58,7 +58,8 @@ function isolateIds(svg: string, prefix: string): string {
 }
 
 function formatNumber(x: unknown, digits = 4): string {
-  if (typeof x !== 'number') return x === null || x === undefined ? '–' : escapeHtml(String(x));
+  if (typeof x !== 'number')
+    return x === null || x === undefined ? '–' : escapeHtml(typeof x === 'string' ? x : JSON.stringify(x));
   if (!Number.isFinite(x)) return String(x);
   if (Number.isInteger(x)) return x.toLocaleString('en-US');
   const abs = Math.abs(x);

@@ -256,6 +256,8 @@ export async function reproduceClaim(options: ReproOptions): Promise<ClaimOutcom
     interrupted = signal;
     current?.kill(signal);
   };
+  // Read through a function: the compiler does not see onSignal's assignment and would narrow `interrupted` to null.
+  const interruptedBy = (): NodeJS.Signals | null => interrupted;
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const outcomes: RunOutcome[] = [];
@@ -267,8 +269,8 @@ export async function reproduceClaim(options: ReproOptions): Promise<ClaimOutcom
         outcomes.push({ run: run.definition.name, dir: run.dir, action: 'skipped', result: run.result });
         continue;
       }
-      if (interrupted)
-        throw new RunEnded(`interrupted by ${interrupted} before run ${name} started`, interrupted, true);
+      const signal = interruptedBy();
+      if (signal) throw new RunEnded(`interrupted by ${signal} before run ${name} started`, signal, true);
       say(
         run.state === 'unfinished'
           ? `${name}: continuing from the checkpoint at step ${run.checkpointStep}`
@@ -297,7 +299,7 @@ export async function reproduceClaim(options: ReproOptions): Promise<ClaimOutcom
         (child) => {
           current = child;
         },
-        () => interrupted,
+        interruptedBy,
       );
       outcomes.push({
         run: run.definition.name,

@@ -69,7 +69,8 @@ export interface RecurrentOptions<C extends SequenceCell> {
   name: ModelKind;
   summary: string;
   fixed: Partial<ModelConfig>;
-  defaultCoefficients(depth: number): { alpha: number; beta: number };
+  /** A plain function (no `this`): the kind passes it on as its own. */
+  defaultCoefficients: (depth: number) => { alpha: number; beta: number };
   /** Whether alpha and beta are the user's to choose, and so part of the model's description. */
   tunable: boolean;
   cell: CellKind<C>;
