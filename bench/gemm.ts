@@ -2,14 +2,16 @@
 // 256³, 512³ and 1024³ on 1 and 2 threads, the median of timed repeats (1- and 2-thread samples interleaved)
 // after a warm-up, each result first checked against a float64 dot product on sampled entries. Prints one
 // line per size and thread count, after this CPU's measured arithmetic peak (a dependency-free FMA loop on one
-// thread: fma_peak in native/, see docs/native.md), which bounds what any single-thread product can reach.
+// thread: fma_peak in native/, see docs/native.md), which bounds what any single-thread product can reach, and
+// the same loop on both threads at once, which bounds a two-thread product (below 2 x one thread's where the
+// two virtual cores share hardware). A two-thread line quotes its share of both.
 //
 //   npm run build && node dist/bench/gemm.js [--isa avx512|avx2|portable] [--repeats 15]
 
 import { parseArgs } from 'node:util';
 
 import { loadBackend, nativeInfo, nativeLoadError, setNativeThreads } from '../src/index.js';
-import { nativeFmaPeak, setNativeIsa, type NativeIsa } from '../src/backend/native.js';
+import { nativeFmaPeak, nativeFmaPeakAllThreads, setNativeIsa, type NativeIsa } from '../src/backend/native.js';
 import { Random } from '../src/util/random.js';
 
 const { values } = parseArgs({ options: { isa: { type: 'string' }, repeats: { type: 'string', default: '15' } } });
@@ -30,6 +32,11 @@ function median(xs: number[]): number {
 
 const peak = nativeFmaPeak(0.3) / 1e9;
 console.log(`FMA peak, one thread, ${info.isa}: ${peak.toFixed(1)} GFLOPS (median of 3 runs of 0.3 s)`);
+setNativeThreads(2);
+const peakBoth = nativeFmaPeakAllThreads(0.3) / 1e9;
+console.log(
+  `FMA peak, two threads at once: ${peakBoth.toFixed(1)} GFLOPS (${(peakBoth / peak).toFixed(2)} x one thread)`,
+);
 console.log(`native GEMM, ${info.isa}, float32, C = A B; median of ${repeats} repeats`);
 for (const n of [256, 512, 1024]) {
   const A = backend.allocate('float32', n * n).map(() => rng.normal());
@@ -82,8 +89,9 @@ for (const n of [256, 512, 1024]) {
     const gflops = flops / median(samplesOf(threads)) / 1e9;
     const best = flops / Math.min(...samplesOf(threads)) / 1e9;
     const share = (100 * gflops) / (threads * peak);
+    const shareBoth = threads === 2 ? `, ${((100 * gflops) / peakBoth).toFixed(0)} % of the two-thread peak` : '';
     console.log(
-      `gemm ${n}x${n}x${n} threads=${threads}: ${gflops.toFixed(1)} GFLOPS (best ${best.toFixed(1)}; ${share.toFixed(0)} % of ${threads} x peak)`,
+      `gemm ${n}x${n}x${n} threads=${threads}: ${gflops.toFixed(1)} GFLOPS (best ${best.toFixed(1)}; ${share.toFixed(0)} % of ${threads} x peak${shareBoth})`,
     );
   }
 }

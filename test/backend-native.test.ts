@@ -24,6 +24,7 @@ import { withArgumentChecks } from '../src/backend/kernel-checks.js';
 import {
   loadNativeBackend,
   nativeFmaPeak,
+  nativeFmaPeakAllThreads,
   nativeInfo,
   nativeLoadError,
   setNativeIsa,
@@ -155,6 +156,17 @@ describe('native backend', { skip: nativeSkip }, () => {
     if (peaks.has('avx2')) assert.ok(peaks.get('portable')! < 1.5 * peaks.get('avx2')!);
     assert.throws(() => nativeFmaPeak(0), /seconds must be a number >= 0.01 and <= 10, got 0/);
     assert.throws(() => nativeFmaPeak(Number.NaN), /seconds/);
+  });
+
+  it('measures the FMA peak of all threads at once: every thread of the pool takes part', () => {
+    setNativeThreads(2);
+    // Each thread that ran adds its own figure: two threads sum to more than one thread alone measures, even
+    // on one shared physical core (two loops of 12 chains each keep it at least as busy as one).
+    const one = nativeFmaPeak(0.05);
+    const all = nativeFmaPeakAllThreads(0.05);
+    assert.ok(Number.isFinite(all) && all > 0.5 * one, `all threads ${all} vs one ${one}`);
+    assert.throws(() => nativeFmaPeakAllThreads(20), /seconds must be a number >= 0.01 and <= 10, got 20/);
+    setNativeThreads(info!.threads);
   });
 
   it('refuses an unknown instruction set', () => {

@@ -35,7 +35,7 @@ type Addon = {
   setIsa(isa: string): void;
   setThreads(n: number): void;
   setParallelThreshold(work: number): number;
-  fmaPeak(seconds: number): number;
+  fmaPeak(seconds: number, threads: number): number;
 } & Partial<Record<KernelName, (...args: unknown[]) => unknown>>;
 
 let addon: Addon | null | undefined;
@@ -153,7 +153,20 @@ export function setNativeParallelThreshold(work: number): number {
 export function nativeFmaPeak(seconds = 0.3): number {
   const a = requireAddon();
   checkRange('seconds', seconds, 0.01, 10);
-  const runs = [0, 1, 2].map(() => a.fmaPeak(seconds)).sort((x, y) => x - y);
+  const runs = [0, 1, 2].map(() => a.fmaPeak(seconds, 1)).sort((x, y) => x - y);
+  return runs[1]!;
+}
+
+/**
+ * The float32 FLOPS of the same loop run on every thread of the pool at once, summed (median of three runs):
+ * the ceiling of a parallel product. Below threads x the one-thread peak where the machine's cores are not
+ * independent (SMT siblings, or a host that shares them), which no product can work around.
+ */
+export function nativeFmaPeakAllThreads(seconds = 0.3): number {
+  const a = requireAddon();
+  checkRange('seconds', seconds, 0.01, 10);
+  const threads = nativeInfo()?.threads ?? 1;
+  const runs = [0, 1, 2].map(() => a.fmaPeak(seconds, threads)).sort((x, y) => x - y);
   return runs[1]!;
 }
 

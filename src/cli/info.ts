@@ -1,9 +1,10 @@
 // `roaf info`: which backend roaf would use here, its instruction set and thread count, and with --peak the
-// arithmetic peak of one core (what no single-thread product can exceed).
+// arithmetic peak of one core (what no single-thread product can exceed) and of all threads at once (what no
+// parallel product can exceed: less than threads x one core's where virtual cores share hardware).
 
 import type { Command } from 'commander';
 import { loadBackend } from '../backend/index.js';
-import { nativeFmaPeak, nativeInfo, nativeLoadError } from '../backend/native.js';
+import { nativeFmaPeak, nativeFmaPeakAllThreads, nativeInfo, nativeLoadError } from '../backend/native.js';
 import { printJsonResult } from './options.js';
 
 export function registerInfoCommand(program: Command): void {
@@ -11,7 +12,11 @@ export function registerInfoCommand(program: Command): void {
     .command('info')
     .description('print the backend, instruction set and thread count roaf uses on this machine')
     .option('--json', 'print one JSON object', false)
-    .option('--peak', "also measure one core's float32 FMA peak (about 1 s; native backend only)", false)
+    .option(
+      '--peak',
+      'also measure the float32 FMA peak of one core and of all threads at once (about 2 s; native only)',
+      false,
+    )
     .action((options: { json: boolean; peak: boolean }) => {
       const backend = loadBackend('auto', { quiet: true });
       const native = nativeInfo();
@@ -23,6 +28,7 @@ export function registerInfoCommand(program: Command): void {
         native_error: native ? null : nativeLoadError(),
         node: process.version,
         fma_peak_gflops: options.peak && native ? nativeFmaPeak() / 1e9 : null,
+        fma_peak_all_threads_gflops: options.peak && native ? nativeFmaPeakAllThreads() / 1e9 : null,
       };
       if (options.json) {
         printJsonResult(info);
@@ -33,6 +39,11 @@ export function registerInfoCommand(program: Command): void {
       process.stdout.write(`threads: ${info.threads}\n`);
       if (info.fma_peak_gflops !== null) {
         process.stdout.write(`FMA peak: ${info.fma_peak_gflops.toFixed(1)} GFLOPS per core (float32, ${info.isa})\n`);
+        const all = info.fma_peak_all_threads_gflops ?? 0;
+        process.stdout.write(
+          `FMA peak, ${info.threads} threads at once: ${all.toFixed(1)} GFLOPS ` +
+            `(${(all / info.fma_peak_gflops).toFixed(2)} x one core)\n`,
+        );
       } else if (options.peak) {
         process.stdout.write('FMA peak: n/a (the reference backend has no kernels to measure it with)\n');
       }
