@@ -32,6 +32,8 @@ export class Parameter {
 
 export class ParameterStore {
   readonly parameters: Parameter[] = [];
+  /** By name: a model of a million layers declares two million tensors, so no linear search per declaration. */
+  private readonly byName = new Map<string, Parameter>();
   values!: FloatArray;
   grads!: FloatArray;
   private total = 0;
@@ -43,10 +45,11 @@ export class ParameterStore {
   ) {}
 
   declare(name: string, shape: readonly number[], init: Initializer): Parameter {
-    if (this.parameters.some((p) => p.name === name)) throw new Error(`parameter ${name} declared twice`);
+    if (this.byName.has(name)) throw new Error(`parameter ${name} declared twice`);
     const parameter = new Parameter(name, shape, init, this.total);
     this.total += parameter.size;
     this.parameters.push(parameter);
+    this.byName.set(name, parameter);
     return parameter;
   }
 
@@ -70,7 +73,7 @@ export class ParameterStore {
   }
 
   get(name: string): Parameter {
-    const found = this.parameters.find((p) => p.name === name);
+    const found = this.byName.get(name);
     if (!found) throw new Error(`no parameter named ${name}`);
     return found;
   }
