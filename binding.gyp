@@ -15,6 +15,7 @@
       "native/src/kernels.c",
       "native/src/lstm_gru.c",
       "native/src/optimizers.c",
+      "native/src/qr.c",
       "native/src/roaf_cell.c",
       "native/src/roaf_layer.c",
       "native/src/roaf_mlp.c",

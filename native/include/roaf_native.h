@@ -109,6 +109,8 @@ typedef struct {
   void (*adam_update)(idx n, float *params, const float *grads, float *m, float *v, float lr, double beta1,
                       double beta2, float eps, float weightDecay, double t);
   void (*sgd_update)(idx n, float *params, const float *grads, float *velocity, float lr, float momentum);
+  /** Q of the Householder QR of `count` (N, N) float64 matrices `a` (consumed), into `q`: drawing dense filters. */
+  void (*orthogonal_from_qr)(idx count, idx N, int signFix, double *a, double *q);
 } roaf_kernels;
 
 extern const roaf_kernels roaf_kernels_portable;

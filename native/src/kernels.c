@@ -30,4 +30,5 @@ const roaf_kernels ROAF_SUFFIX(roaf_kernels) = {
     .squared_error = k_squared_error,
     .adam_update = k_adam_update,
     .sgd_update = k_sgd_update,
+    .orthogonal_from_qr = k_orthogonal_from_qr,
 };

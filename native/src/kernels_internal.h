@@ -17,6 +17,7 @@
 //   lstm_gru.c     the LSTM and GRU cells over a whole sequence
 //   optimizers.c   Adam(W) and SGD updates
 //   fma_peak.c     the measured arithmetic peak
+//   qr.c           the orthogonal factor of the Householder QR of many matrices (drawing dense filters)
 //   kernels.c      the table of one instruction set's kernels (roaf_kernels_<isa>)
 
 #ifndef ROAF_KERNELS_INTERNAL_H
@@ -308,6 +309,7 @@ void roaf_weight_tiles(idx B, idx N, const float *gz, const float *x, float *gW,
 #define k_adam_update ROAF_SUFFIX(k_adam_update)
 #define k_sgd_update ROAF_SUFFIX(k_sgd_update)
 #define k_fma_peak ROAF_SUFFIX(k_fma_peak)
+#define k_orthogonal_from_qr ROAF_SUFFIX(k_orthogonal_from_qr)
 
 // roaf_layer.c
 void k_roaf_layer_forward(idx B, idx N, float alpha, float beta, const roaf_filter *f, const float *x, const float *W,
@@ -336,6 +338,8 @@ void k_gru_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx,
 void k_gru_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
                     const float *gates, const float *hn, float *ghs, float *gGates, float *gHn, float *gWx, float *gWh,
                     float *gbx, float *gbh, float *gxs, int lastStepOnly);
+// qr.c
+void k_orthogonal_from_qr(idx count, idx N, int signFix, double *a, double *q);
 // optimizers.c
 void k_adam_update(idx n, float *params, const float *grads, float *m, float *v, float lr, double beta1, double beta2,
                    float eps, float weightDecay, double t);

@@ -1,5 +1,6 @@
 // BackendBase: the fused kernels (ROAF layer, ROAF MLP stack, ROAF cell, LSTM, GRU) written once on the
-// backend core through `this`. A backend extends it, implements the core (gemm, row and elementwise ops,
+// backend core through `this`, and the QR that draws the dense filters (plain float64 TypeScript, which needs no
+// core kernel: it is what every backend's version must equal bit for bit). A backend extends it, implements the core (gemm, row and elementwise ops,
 // applyFilter, losses, optimiser updates, allocate) and inherits every fused kernel: a backend whose only
 // fast kernel is `gemm` is fast wherever the fused kernels spend their time. It overrides a fused kernel when
 // it has a better one (the native backend overrides all of them with C).
@@ -20,6 +21,7 @@ import type {
   GruForwardArgs,
   LstmBackwardArgs,
   LstmForwardArgs,
+  OrthogonalFromQrArgs,
   RoafCellBackwardArgs,
   RoafCellForwardArgs,
   RoafLayerBackwardArgs,
@@ -30,6 +32,7 @@ import type {
   SoftmaxCrossEntropyArgs,
   SquaredErrorArgs,
 } from './backend.js';
+import { orthogonalFromQr } from '../nn/filter.js';
 import { dtypeOf } from './backend.js';
 
 function sigmoid(x: number): number {
@@ -708,6 +711,19 @@ export abstract class BackendBase implements Backend {
         C: gxs,
         ldc: D,
       });
+    }
+  }
+
+  // ---- building the dense filters ----
+
+  /**
+   * One matrix at a time, by the reference Householder QR (src/nn/filter.ts), whose float64 operations and
+   * their order every backend's version must keep: the filters of a seed are the same on every backend.
+   */
+  orthogonalFromQr({ count, N, signFix, a, q }: OrthogonalFromQrArgs): void {
+    const nn = N * N;
+    for (let m = 0; m < count; m++) {
+      q.set(orthogonalFromQr(a.subarray(m * nn, (m + 1) * nn), N, signFix), m * nn);
     }
   }
 }

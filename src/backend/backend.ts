@@ -452,6 +452,22 @@ export interface SgdUpdateArgs {
   momentum: number;
 }
 
+/**
+ * The orthogonal factor Q of the Householder QR of `count` square matrices (drawing the dense random filters:
+ * src/nn/filter.ts), in float64 whatever the model's dtype. Every backend computes it bit for bit as the
+ * reference does (docs/kernels.md), so a model's filters depend on its seed only.
+ */
+export interface OrthogonalFromQrArgs {
+  count: number;
+  N: number;
+  /** Multiply column j of Q by sign(R_jj), which makes Q Haar-distributed for a Gaussian matrix. */
+  signFix: boolean;
+  /** (count, N, N) row-major, consumed (overwritten). */
+  a: Float64Array;
+  /** (count, N, N) written: the Q of each matrix, row-major. */
+  q: Float64Array;
+}
+
 // ---- the interface ----
 
 /** What every backend implements itself. */
@@ -521,6 +537,8 @@ export interface FusedKernels {
   gruForward(args: GruForwardArgs): void;
   /** Backpropagation through time for the GRU. */
   gruBackward(args: GruBackwardArgs): void;
+  /** Q of the Householder QR of many matrices, for building the dense filters (see OrthogonalFromQrArgs). */
+  orthogonalFromQr(args: OrthogonalFromQrArgs): void;
 }
 
 /** A complete backend: its core and the fused kernels (its own or BackendBase's defaults). */

@@ -425,6 +425,20 @@ export const KERNEL_TABLE = {
       float('momentum'),
     ],
   },
+
+  // ---- fused: building the dense filters ----
+  orthogonalFromQr: {
+    object: true,
+    returns: 'void',
+    args: [
+      size('count'),
+      size('N'),
+      bool('signFix'),
+      { name: 'a', kind: 'float64s', length: 'count*N*N', nullable: false },
+      { name: 'q', kind: 'float64s', length: 'count*N*N', nullable: false },
+    ],
+    rule: (a) => (overlap(a.a, a.q) ? 'a and q must not overlap' : null),
+  },
 } as const satisfies Record<KernelName, KernelSpec>;
 
 export type KernelTable = typeof KERNEL_TABLE;

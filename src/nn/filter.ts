@@ -5,8 +5,17 @@
 // `qr-uniform` is the QR of a uniform(-1, 1) matrix, as the author's reservoir code does (no sign fix).
 // `permutation` and `cycle` are signed permutations, applied in O(N) by the kernels.
 
-import { hostMemory, type BufferAllocator, type DType, type FilterOperand } from '../backend/backend.js';
+import { hostMemory, type Backend, type BufferAllocator, type DType, type FilterOperand } from '../backend/backend.js';
 import { Random } from '../util/random.js';
+
+/**
+ * Where a filter's memory comes from, and, when it has one, the backend's QR (a model passes its backend, whose
+ * QR equals the reference's bit for bit); without it, the reference QR below.
+ */
+export type FilterMemory = BufferAllocator & Partial<Pick<Backend, 'orthogonalFromQr'>>;
+
+/** float64 elements of the random matrices drawn per call of the backend's QR (16 MB: small next to a model). */
+const QR_BATCH_ELEMENTS = 1 << 21;
 
 export const FILTER_KINDS = ['haar', 'qr-uniform', 'permutation', 'cycle', 'identity'] as const;
 export type FilterKind = (typeof FILTER_KINDS)[number];
@@ -58,23 +67,41 @@ export function orthogonalFromQr(a: Float64Array, n: number, signFix: boolean): 
   return q;
 }
 
+/** Whether a kind is a dense matrix drawn as the Q of a random matrix's QR. */
+function isQrKind(kind: FilterKind): kind is 'haar' | 'qr-uniform' {
+  return kind === 'haar' || kind === 'qr-uniform';
+}
+
+/** Fills `a` (n * n, row-major) with the random matrix a dense filter is the QR of, from `rng`. */
+function drawQrInput(kind: 'haar' | 'qr-uniform', a: Float64Array, rng: Random): void {
+  if (kind === 'haar') for (let i = 0; i < a.length; i++) a[i] = rng.normal();
+  else for (let i = 0; i < a.length; i++) a[i] = 2 * rng.uniform() - 1;
+}
+
 /**
  * Draws one filter of the given kind; all randomness comes from `rng`. Its arrays come from `memory` (a
- * model passes its backend; ordinary typed arrays otherwise).
+ * model passes its backend, whose QR then draws a dense filter; ordinary typed arrays and the reference QR
+ * otherwise: the same filter, bit for bit).
  */
 export function makeFilter(
   kind: FilterKind,
   n: number,
   rng: Random,
   dtype: DType,
-  memory: BufferAllocator = hostMemory,
+  memory: FilterMemory = hostMemory,
 ): FilterOperand {
   switch (kind) {
     case 'haar':
     case 'qr-uniform': {
       const a = new Float64Array(n * n);
-      for (let i = 0; i < n * n; i++) a[i] = kind === 'haar' ? rng.normal() : 2 * rng.uniform() - 1;
-      const q = orthogonalFromQr(a, n, kind === 'haar');
+      drawQrInput(kind, a, rng);
+      let q: Float64Array;
+      if (memory.orthogonalFromQr !== undefined) {
+        q = new Float64Array(n * n);
+        memory.orthogonalFromQr({ count: 1, N: n, signFix: kind === 'haar', a, q });
+      } else {
+        q = orthogonalFromQr(a, n, kind === 'haar');
+      }
       const matrix = memory.allocate(dtype, n * n);
       matrix.set(q);
       return { kind: 'dense', n, matrix };
@@ -112,7 +139,8 @@ export function filterMatrix(filter: FilterOperand): Float64Array {
 /**
  * The filters of a model: one per layer, or one shared by all. Each is drawn from its own generator
  * derived from (seed, index), so a filter is reproducible from the seed alone and drawing layer l's
- * filter does not depend on how many came before.
+ * filter does not depend on how many came before. Dense filters go through the backend's QR in batches (the
+ * native one runs on every core): at 50,000 layers of width 64 the QR was nearly all of a model's construction.
  */
 export function makeFilters(
   kind: FilterKind,
@@ -121,7 +149,7 @@ export function makeFilters(
   shared: boolean,
   seed: number,
   dtype: DType,
-  memory: BufferAllocator = hostMemory,
+  memory: FilterMemory = hostMemory,
 ): FilterOperand[] {
   const filterSeed = Random.derive(seed, 0x0f17e5).nextUint32();
   if (shared || kind === 'identity' || kind === 'cycle') {
@@ -129,6 +157,24 @@ export function makeFilters(
     return new Array<FilterOperand>(count).fill(one);
   }
   const filters: FilterOperand[] = [];
-  for (let l = 0; l < count; l++) filters.push(makeFilter(kind, n, Random.derive(filterSeed, l), dtype, memory));
+  if (!isQrKind(kind) || memory.orthogonalFromQr === undefined || count === 0 || n === 0) {
+    for (let l = 0; l < count; l++) filters.push(makeFilter(kind, n, Random.derive(filterSeed, l), dtype, memory));
+    return filters;
+  }
+  const nn = n * n;
+  const batch = Math.max(1, Math.min(count, Math.floor(QR_BATCH_ELEMENTS / nn)));
+  const a = new Float64Array(batch * nn);
+  const q = new Float64Array(batch * nn);
+  for (let start = 0; start < count; start += batch) {
+    const m = Math.min(batch, count - start);
+    for (let j = 0; j < m; j++)
+      drawQrInput(kind, a.subarray(j * nn, (j + 1) * nn), Random.derive(filterSeed, start + j));
+    memory.orthogonalFromQr({ count: m, N: n, signFix: kind === 'haar', a, q });
+    for (let j = 0; j < m; j++) {
+      const matrix = memory.allocate(dtype, nn);
+      matrix.set(q.subarray(j * nn, (j + 1) * nn));
+      filters.push({ kind: 'dense', n, matrix });
+    }
+  }
   return filters;
 }

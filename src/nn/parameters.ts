@@ -13,9 +13,13 @@ import type { Random } from '../util/random.js';
 export type Initializer = (values: FloatArray, rng: Random) => void;
 
 export class Parameter {
-  /** Set by ParameterStore.allocate: views into the flat buffers. */
-  value!: FloatArray;
-  grad!: FloatArray;
+  /** Number of scalars. */
+  readonly size: number;
+  /** The flat buffers, once ParameterStore.allocate has run. */
+  private buffers: { values: FloatArray; grads: FloatArray } | null = null;
+  private valueView: FloatArray | null = null;
+  private gradView: FloatArray | null = null;
+
   constructor(
     /** Dotted name, also the tensor's name in model.safetensors, e.g. `layers.3.W`. */
     readonly name: string,
@@ -23,15 +27,41 @@ export class Parameter {
     readonly init: Initializer,
     /** Offset of this tensor in the flat buffers. */
     readonly offset: number,
-  ) {}
+  ) {
+    this.size = shape.reduce((a, b) => a * b, 1);
+  }
 
-  get size(): number {
-    return this.shape.reduce((a, b) => a * b, 1);
+  /**
+   * Its view of the flat value buffer. Made when first asked for: a million-layer model has two million
+   * tensors whose views the stacked kernels never use, and every view is an object the garbage collector
+   * must trace.
+   */
+  get value(): FloatArray {
+    return (this.valueView ??= this.view('values'));
+  }
+
+  /** Its view of the flat gradient buffer (made when first asked for, as `value`). */
+  get grad(): FloatArray {
+    return (this.gradView ??= this.view('grads'));
+  }
+
+  /** Called by ParameterStore.allocate. */
+  bind(buffers: { values: FloatArray; grads: FloatArray }): void {
+    this.buffers = buffers;
+    this.valueView = null;
+    this.gradView = null;
+  }
+
+  private view(which: 'values' | 'grads'): FloatArray {
+    if (this.buffers === null) throw new Error(`parameter ${this.name} used before its store was allocated`);
+    return this.buffers[which].subarray(this.offset, this.offset + this.size);
   }
 }
 
 export class ParameterStore {
   readonly parameters: Parameter[] = [];
+  /** By name: a model of a million layers declares two million tensors, so no linear search per declaration. */
+  private readonly byName = new Map<string, Parameter>();
   values!: FloatArray;
   grads!: FloatArray;
   private total = 0;
@@ -43,10 +73,11 @@ export class ParameterStore {
   ) {}
 
   declare(name: string, shape: readonly number[], init: Initializer): Parameter {
-    if (this.parameters.some((p) => p.name === name)) throw new Error(`parameter ${name} declared twice`);
+    if (this.byName.has(name)) throw new Error(`parameter ${name} declared twice`);
     const parameter = new Parameter(name, shape, init, this.total);
     this.total += parameter.size;
     this.parameters.push(parameter);
+    this.byName.set(name, parameter);
     return parameter;
   }
 
@@ -58,10 +89,10 @@ export class ParameterStore {
   allocate(rng: Random): void {
     this.values = this.memory.allocate(this.dtype, this.total);
     this.grads = this.memory.allocate(this.dtype, this.total);
+    const buffers = { values: this.values, grads: this.grads };
     for (const p of this.parameters) {
-      p.value = this.values.subarray(p.offset, p.offset + p.size);
-      p.grad = this.grads.subarray(p.offset, p.offset + p.size);
-      p.init(p.value, rng);
+      p.bind(buffers);
+      p.init(this.values.subarray(p.offset, p.offset + p.size), rng); // a passing view: see Parameter.value
     }
   }
 
@@ -70,7 +101,7 @@ export class ParameterStore {
   }
 
   get(name: string): Parameter {
-    const found = this.parameters.find((p) => p.name === name);
+    const found = this.byName.get(name);
     if (!found) throw new Error(`no parameter named ${name}`);
     return found;
   }
