@@ -10,9 +10,10 @@
 // vectors of accumulators. Everywhere else the same arithmetic runs in plain C on the same packed words: the
 // product of two bf16 values is exact in float32, so `acc += hi·hi; acc += lo·lo` in float32 (the order of
 // the instruction's definition) gives what the instruction gives, except that the instruction treats bf16
-// subnormals (below 2^-126) as zero. The packing, blocking and threading are those of gemm.c, simplified: no
-// concatenated operands, and rows or columns of C split between threads (each element of C is computed the
-// same way on any number of threads).
+// subnormals (below 2^-126) as zero; with the epilogue's one fused multiply-add (alpha·acc + beta·C) in every
+// copy, every instruction set gives the same bits (test/bf16.test.ts checks it). The packing, blocking and
+// threading are those of gemm.c, simplified: no concatenated operands, and rows or columns of C split between
+// threads (each element of C is computed the same way on any number of threads).
 
 #include "kernels_internal.h"
 

@@ -149,8 +149,8 @@ export function backendForPrecision(backend: Backend, precision: Precision, dtyp
     if (info !== null && !info.bf16) {
       throw new UsageError(
         `--precision bf16 needs a CPU with AVX512_BF16 (the avx512_bf16 flag of /proc/cpuinfo) and the avx512 ` +
-          `instruction set; the native backend runs ${info.isa}${info.available.includes('avx512') ? '' : ' (no AVX-512 on this CPU)'} ` +
-          `without it: use --precision float32, or --backend reference (the bf16 arithmetic in TypeScript, slow)`,
+          `instruction set; this native backend (instruction set ${info.isa}) does not run vdpbf16ps: use ` +
+          `--precision float32, or --backend reference (the bf16 arithmetic in TypeScript, slow)`,
       );
     }
   }

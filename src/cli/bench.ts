@@ -162,7 +162,7 @@ function benchCommand(options: BenchCliOptions): void {
   const ms = (value: number) => `${value.toFixed(value < 10 ? 3 : 1)} ms`;
   const lines = [
     `${model} ${shape} (alpha ${config.alpha}, beta ${Number(config.beta.toPrecision(4))}, filter ${config.filter}), ` +
-      `${network.params.size.toLocaleString('en-US')} parameters, backend ${backend.describe()}`,
+      `${network.params.size.toLocaleString('en-US')} parameters, backend ${network.backend.describe()}`,
     `training step (forward + backward + Adam): median ${ms(result.msPerBatch)}, min ${ms(result.minMs)}, ` +
       `max ${ms(result.maxMs)} over ${repeats} repeats after ${warmup} warm-up step(s)`,
     ...(result.forwardMsPerBatch !== null
@@ -176,7 +176,7 @@ function benchCommand(options: BenchCliOptions): void {
   printJsonResult({
     model,
     backend: backend.name,
-    description: backend.describe(),
+    description: network.backend.describe(),
     threads,
     dtype: config.dtype,
     precision: config.precision ?? 'float32',
