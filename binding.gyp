@@ -12,6 +12,7 @@
       "native/src/filters.c",
       "native/src/fma_peak.c",
       "native/src/gemm.c",
+      "native/src/gemm_bf16.c",
       "native/src/kernels.c",
       "native/src/lstm_gru.c",
       "native/src/optimizers.c",

@@ -4,17 +4,25 @@
 // line per size and thread count, after this CPU's measured arithmetic peak (a dependency-free FMA loop on one
 // thread: fma_peak in native/, see docs/native.md), which bounds what any single-thread product can reach, and
 // the same loop on both threads at once, which bounds a two-thread product (below 2 x one thread's where the
-// two virtual cores share hardware). A two-thread line quotes its share of both.
+// two virtual cores share hardware): a two-thread line quotes its share of both. When the CPU has AVX512_BF16, also the bf16 product (gemmBf16: bf16 operands, float32 sums; its samples
+// interleaved with float32's) and its speed as a ratio to float32's on the same thread count.
 //
-//   npm run build && node dist/bench/gemm.js [--isa avx512|avx2|portable] [--repeats 15]
+//   npm run build && node dist/bench/gemm.js [--isa avx512|avx2|portable] [--repeats 15] [--no-bf16]
 
 import { parseArgs } from 'node:util';
 
 import { loadBackend, nativeInfo, nativeLoadError, setNativeThreads } from '../src/index.js';
 import { nativeFmaPeak, nativeFmaPeakAllThreads, setNativeIsa, type NativeIsa } from '../src/backend/native.js';
+import { bf16Round } from '../src/backend/bf16.js';
 import { Random } from '../src/util/random.js';
 
-const { values } = parseArgs({ options: { isa: { type: 'string' }, repeats: { type: 'string', default: '15' } } });
+const { values } = parseArgs({
+  options: {
+    isa: { type: 'string' },
+    repeats: { type: 'string', default: '15' },
+    'no-bf16': { type: 'boolean', default: false },
+  },
+});
 const backend = loadBackend('native');
 if (backend === null) {
   console.log(`gemm benchmark skipped: native backend not built (${nativeLoadError() ?? 'unknown reason'})`);
@@ -37,7 +45,10 @@ const peakBoth = nativeFmaPeakAllThreads(0.3) / 1e9;
 console.log(
   `FMA peak, two threads at once: ${peakBoth.toFixed(1)} GFLOPS (${(peakBoth / peak).toFixed(2)} x one thread)`,
 );
-console.log(`native GEMM, ${info.isa}, float32, C = A B; median of ${repeats} repeats`);
+const bf16 = info.bf16 && !values['no-bf16'];
+console.log(
+  `native GEMM, ${info.isa}, float32${bf16 ? ' and bf16 (AVX512_BF16)' : ''}, C = A B; median of ${repeats} repeats`,
+);
 for (const n of [256, 512, 1024]) {
   const A = backend.allocate('float32', n * n).map(() => rng.normal());
   const B = backend.allocate('float32', n * n).map(() => rng.normal());
@@ -59,40 +70,56 @@ for (const n of [256, 512, 1024]) {
   };
   const flops = 2 * n * n * n;
   const inner = Math.max(1, Math.round(2e9 / flops / 4)); // about 5-20 ms per timed sample
-  // Check the result on both thread counts first.
-  for (const threads of [1, 2]) {
+  // The variants timed: float32, and bf16 where it runs on vdpbf16ps (elsewhere it is the C fallback).
+  const variants = [1, 2].flatMap((threads) => [{ threads, bf16: false }, ...(bf16 ? [{ threads, bf16: true }] : [])]);
+  const multiply = (useBf16: boolean): void => (useBf16 ? backend.gemmBf16(product) : backend.gemm(product));
+  // Check each result first: float32 against float64 dot products on sampled entries; bf16 against the same
+  // on bf16-rounded operands (float32 sums: the bound of test/bf16.test.ts, loosely).
+  for (const { threads, bf16: useBf16 } of variants) {
     setNativeThreads(threads);
     C.fill(NaN);
-    backend.gemm(product);
+    multiply(useBf16);
     for (let s = 0; s < 20; s++) {
       const i = rng.int(n);
       const j = rng.int(n);
       let want = 0;
-      for (let k = 0; k < n; k++) want += A[i * n + k]! * B[k * n + j]!;
+      for (let k = 0; k < n; k++) {
+        const a = A[i * n + k]!;
+        const b = B[k * n + j]!;
+        want += useBf16 ? bf16Round(a) * bf16Round(b) : a * b;
+      }
       if (!(Math.abs(C[i * n + j]! - want) <= 1e-4 * Math.sqrt(n) * 4))
-        throw new Error(`gemm ${n}: wrong result at (${i}, ${j})`);
+        throw new Error(`gemm${useBf16 ? 'Bf16' : ''} ${n}: wrong result at (${i}, ${j})`);
     }
   }
-  // Samples of 1 and 2 threads alternate, so that a shared machine's load hits both alike.
-  const samples: Record<number, number[]> = { 1: [], 2: [] };
-  const samplesOf = (threads: number): number[] => samples[threads]!;
+  // Samples of every variant alternate, so that a shared machine's load hits them alike.
+  const samples = variants.map(() => [] as number[]);
   for (let r = 0; r < repeats + 1; r++) {
-    for (const threads of [1, 2]) {
+    variants.forEach(({ threads, bf16: useBf16 }, v) => {
       setNativeThreads(threads);
-      for (let w = 0; w < Math.max(1, inner >> 2); w++) backend.gemm(product);
+      for (let w = 0; w < Math.max(1, inner >> 2); w++) multiply(useBf16);
       const t0 = process.hrtime.bigint();
-      for (let w = 0; w < inner; w++) backend.gemm(product);
-      if (r > 0) samplesOf(threads).push(Number(process.hrtime.bigint() - t0) / 1e9 / inner);
+      for (let w = 0; w < inner; w++) multiply(useBf16);
+      if (r > 0) samples[v]!.push(Number(process.hrtime.bigint() - t0) / 1e9 / inner);
+    });
+  }
+  const float32Gflops = new Map<number, number>();
+  variants.forEach(({ threads, bf16: useBf16 }, v) => {
+    const gflops = flops / median(samples[v]!) / 1e9;
+    const best = flops / Math.min(...samples[v]!) / 1e9;
+    if (!useBf16) {
+      float32Gflops.set(threads, gflops);
+      const share = (100 * gflops) / (threads * peak);
+      const shareBoth = threads === 2 ? `, ${((100 * gflops) / peakBoth).toFixed(0)} % of the two-thread peak` : '';
+      console.log(
+        `gemm ${n}x${n}x${n} threads=${threads}: ${gflops.toFixed(1)} GFLOPS (best ${best.toFixed(1)}; ${share.toFixed(0)} % of ${threads} x peak${shareBoth})`,
+      );
+    } else {
+      const ratio = gflops / float32Gflops.get(threads)!;
+      console.log(
+        `gemmBf16 ${n}x${n}x${n} threads=${threads}: ${gflops.toFixed(1)} GFLOPS (best ${best.toFixed(1)}; ${ratio.toFixed(2)}x float32 on ${threads} thread${threads === 1 ? '' : 's'})`,
+      );
     }
-  }
-  for (const threads of [1, 2]) {
-    const gflops = flops / median(samplesOf(threads)) / 1e9;
-    const best = flops / Math.min(...samplesOf(threads)) / 1e9;
-    const share = (100 * gflops) / (threads * peak);
-    const shareBoth = threads === 2 ? `, ${((100 * gflops) / peakBoth).toFixed(0)} % of the two-thread peak` : '';
-    console.log(
-      `gemm ${n}x${n}x${n} threads=${threads}: ${gflops.toFixed(1)} GFLOPS (best ${best.toFixed(1)}; ${share.toFixed(0)} % of ${threads} x peak${shareBoth})`,
-    );
-  }
+  });
 }
 setNativeThreads(info.threads);

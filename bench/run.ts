@@ -41,6 +41,8 @@ const PSMNIST_TEST = 10_000;
 
 type Peer = 'roaf' | 'pytorch' | 'tfjs';
 const PEERS: readonly Peer[] = ['roaf', 'pytorch', 'tfjs'];
+/** The columns of results: the peers, and roaf with `--precision bf16` when asked for. */
+type Column = Peer | 'roaf-bf16';
 
 /** One configuration, in the fields `roaf bench` and the peers take. */
 interface BenchConfig {
@@ -127,6 +129,8 @@ interface HarnessOptions {
   tfjsSeqLen: number;
   tfjsDepth: number;
   psmnistEpoch: boolean;
+  /** Also time roaf with `--precision bf16` (a column of its own, with its ratios to float32 and PyTorch). */
+  bf16: boolean;
   gemm: boolean;
   json: string | null;
 }
@@ -176,7 +180,12 @@ function errorLine(stderr: string): string {
 
 // ---- roaf ----
 
-function roafArgs(config: BenchConfig, options: HarnessOptions, threads: number | null): string[] {
+function roafArgs(
+  config: BenchConfig,
+  options: HarnessOptions,
+  threads: number | null,
+  precision: 'float32' | 'bf16',
+): string[] {
   const args = [
     ROAF_CLI,
     'bench',
@@ -196,13 +205,14 @@ function roafArgs(config: BenchConfig, options: HarnessOptions, threads: number 
   if (config.depth !== undefined) args.push('--depth', String(config.depth), '--width', String(config.width));
   if (config.forward) args.push('--forward');
   if (threads !== null) args.push('--threads', String(threads));
+  if (precision === 'bf16') args.push('--precision', 'bf16');
   return args;
 }
 
-function runRoaf(config: BenchConfig, options: HarnessOptions): Outcome {
+function runRoaf(config: BenchConfig, options: HarnessOptions, precision: 'float32' | 'bf16' = 'float32'): Outcome {
   const runs: Record<string, unknown>[] = [];
   for (const threads of options.roafThreads ?? [null]) {
-    const result = run(process.execPath, roafArgs(config, options, threads));
+    const result = run(process.execPath, roafArgs(config, options, threads, precision));
     const json = jsonLines(result.stdout).at(-1);
     if (result.status !== 0 || json === undefined) {
       return { failed: `roaf bench exited ${result.status}: ${errorLine(result.stderr || result.stdout)}` };
@@ -495,6 +505,7 @@ function parseOptions(): HarnessOptions {
       quick: { type: 'boolean', default: false },
       'psmnist-epoch': { type: 'boolean', default: false },
       'skip-gemm': { type: 'boolean', default: false },
+      precision: { type: 'string', default: 'float32' },
       json: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -516,6 +527,8 @@ function parseOptions(): HarnessOptions {
   --quick              small sizes for a smoke test (T=28, L=50, 2 repeats, 1 warm-up)
   --psmnist-epoch      also run a real psMNIST epoch: roaf train --task psmnist --epochs 1 --hidden 256
   --skip-gemm          do not run the native matrix-product benchmark (dist/bench/gemm.js)
+  --precision P        float32 (default), or bf16: also time roaf with --precision bf16 (needs AVX512_BF16),
+                       with its speed-up over float32 and its ratio to PyTorch
   --json FILE          also write every measurement to FILE
 `);
     process.exit(0);
@@ -562,6 +575,7 @@ function parseOptions(): HarnessOptions {
     tfjsSeqLen: quick ? 14 : integer('tfjs-seq-len', values['tfjs-seq-len'], 1),
     tfjsDepth: quick ? 10 : integer('tfjs-depth', values['tfjs-depth'], 1),
     psmnistEpoch: values['psmnist-epoch'] ?? false,
+    bf16: list('precision', values.precision, ['float32', 'bf16'])[0] === 'bf16',
     gemm: !(values['skip-gemm'] ?? false) && !quick,
     json: values.json ?? null,
   };
@@ -618,8 +632,8 @@ function main(): number {
     (c) => options.only === null || options.only.includes(c.name),
   );
   // Every round runs every configuration in roaf then PyTorch, so a shared machine's load falls on both alike.
-  const rounds = new Map<string, Partial<Record<Peer, Outcome[]>>>(selected.map((c) => [c.name, {}]));
-  const record = (config: BenchConfig, peer: Peer, outcome: Outcome) =>
+  const rounds = new Map<string, Partial<Record<Column, Outcome[]>>>(selected.map((c) => [c.name, {}]));
+  const record = (config: BenchConfig, peer: Column, outcome: Outcome) =>
     (rounds.get(config.name)![peer] ??= []).push(outcome);
   let roafFailed = false;
   for (let round = 1; round <= options.rounds && !roafFailed; round++) {
@@ -633,6 +647,12 @@ function main(): number {
           roafFailed = true;
           log(`roaf FAILED: ${outcome.failed}`);
           break;
+        }
+        if (options.bf16) {
+          log(`roaf    ${config.label}, --precision bf16${tag}`);
+          const bf16 = runRoaf(config, options, 'bf16');
+          record(config, 'roaf-bf16', bf16);
+          if ('failed' in bf16) log(`roaf bf16 failed: ${bf16.failed}`);
         }
       }
       if (options.peers.includes('pytorch')) {
@@ -653,15 +673,33 @@ function main(): number {
       }
     }
   }
-  const results = new Map<string, Partial<Record<Peer, Outcome>>>(
+  const results = new Map<string, Partial<Record<Column, Outcome>>>(
     [...rounds].map(([name, byPeer]) => [
       name,
       Object.fromEntries(Object.entries(byPeer).map(([peer, list]) => [peer, medianRound(list)])),
     ]),
   );
 
+  // With --precision bf16: roaf bf16's time, its speed-up over roaf float32, and PyTorch's time over it.
+  const bf16Header = options.bf16 ? ['roaf bf16 ms', 'float32/bf16', 'PyTorch/roaf bf16'] : [];
+  const bf16Cells = (o: Partial<Record<Column, Outcome>>, recurrent: boolean): string[] =>
+    options.bf16
+      ? [
+          describeOutcome(o['roaf-bf16']),
+          fmtRatio(ratio(o.roaf, o['roaf-bf16']), recurrent ? 1.6 : undefined),
+          fmtRatio(ratio(o.pytorch, o['roaf-bf16']), recurrent ? 4 : undefined),
+        ]
+      : [];
   const rows: string[][] = [
-    ['configuration (train step, Adam)', 'roaf ms', 'PyTorch ms', 'PyTorch/roaf', 'TF.js ms', 'TF.js/roaf'],
+    [
+      'configuration (train step, Adam)',
+      'roaf ms',
+      'PyTorch ms',
+      'PyTorch/roaf',
+      'TF.js ms',
+      'TF.js/roaf',
+      ...bf16Header,
+    ],
   ];
   const details: string[] = [];
   for (const config of selected) {
@@ -673,6 +711,7 @@ function main(): number {
       fmtRatio(ratio(o.pytorch, o.roaf), config.targets.pytorch),
       config.tfjs ? describeOutcome(o.tfjs) : '-',
       config.tfjs ? fmtRatio(ratio(o.tfjs, o.roaf), config.targets.tfjs) : '-',
+      ...bf16Cells(o, config.name === 'roaf-rnn-256'),
     ]);
     // The peers compute the same products as roaf, so roaf's FLOP count gives their GFLOPS too.
     const flops = isMeasurement(o.roaf)
@@ -683,6 +722,7 @@ function main(): number {
     const measured: [string, Measurement][] = [];
     for (const [name, outcome] of [
       ['roaf', o.roaf],
+      ['roaf bf16', o['roaf-bf16']],
       ['PyTorch', o.pytorch],
       ['TF.js', o.tfjs],
     ] as const) {

@@ -121,6 +121,10 @@ export class CoreOnlyBackend extends BackendBase {
     this.count('gemm');
     this.core.gemm(args);
   }
+  gemmBf16(args: GemmArgs): void {
+    this.count('gemmBf16');
+    this.core.gemmBf16(args);
+  }
   addRowVector(rows: number, n: number, y: FloatArray, bias: FloatArray): void {
     this.count('addRowVector');
     this.core.addRowVector(rows, n, y, bias);

@@ -69,6 +69,11 @@ typedef struct {
   double (*fma_peak)(double seconds);
   void (*gemm)(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda, const float *B,
                idx ldb, float beta, float *C, idx ldc);
+  /** gemm with bf16 operands and float32 accumulation (docs/precision.md). */
+  void (*gemm_bf16)(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda, const float *B,
+                    idx ldb, float beta, float *C, idx ldc);
+  /** 1 when gemm_bf16 runs AVX512_BF16's vdpbf16ps on this CPU, 0 when it runs the portable C arithmetic. */
+  int (*bf16_hardware)(void);
   void (*add_row_vector)(idx rows, idx n, float *y, const float *bias);
   void (*sum_rows)(idx rows, idx n, const float *x, float *out);
   void (*tanh)(idx n, const float *x, float *out);

@@ -238,7 +238,7 @@ static napi_value make_string(napi_env env, const char *s) {
   return v;
 }
 
-/** info() -> { isa, threads, cores, available: string[], kernelTableId } */
+/** info() -> { isa, threads, cores, available: string[], bf16, kernelTableId } */
 static napi_value js_info(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value obj, list;
@@ -253,6 +253,9 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
     if (isa_supported(names[i]) && isa_kernels(names[i]) != NULL)
       napi_set_element(env, list, count++, make_string(env, names[i]));
   napi_set_named_property(env, obj, "available", list);
+  napi_value bf16;  // gemmBf16 runs AVX512_BF16's vdpbf16ps (else its portable C arithmetic)
+  napi_get_boolean(env, kernels->bf16_hardware() != 0, &bf16);
+  napi_set_named_property(env, obj, "bf16", bf16);
   napi_set_named_property(env, obj, "kernelTableId", make_string(env, ROAF_KERNEL_TABLE_ID));
   return obj;
 }

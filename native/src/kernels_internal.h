@@ -8,6 +8,7 @@
 //
 // The kernel files, by concern:
 //   gemm.c         the packed matrix product: packing, micro-kernels, the threaded driver
+//   gemm_bf16.c    the matrix product on bf16 operands with float32 accumulation (--precision bf16)
 //   elementwise.c  row-vector sums, tanh, scale, axpy, sum of squares, losses
 //   filters.c      applying a dense, permutation or identity filter
 //   roaf_layer.c   one ROAF layer per call (forward, backward)
@@ -122,6 +123,17 @@ size_t packed_b_size(idx K, idx N);
 void gemm_packed(int tid, const a_operand *a, idx M, const packed_b *pb, float alpha, float beta, float *c, idx ldc);
 void k_gemm(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda, const float *B, idx ldb,
             float beta, float *C, idx ldc);
+
+// ---- the bf16 matrix product (gemm_bf16.c) ----
+
+#define k_gemm_bf16 ROAF_SUFFIX(k_gemm_bf16)
+#define k_bf16_hardware ROAF_SUFFIX(k_bf16_hardware)
+
+/** k_gemm with op(A), op(B) rounded to bf16 (nearest even) and float32 accumulation. */
+void k_gemm_bf16(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda, const float *B,
+                 idx ldb, float beta, float *C, idx ldc);
+/** 1 when this copy's k_gemm_bf16 runs vdpbf16ps on this CPU (AVX512_BF16), 0 when it runs the C fallback. */
+int k_bf16_hardware(void);
 
 // ---- elementwise kernels and losses (elementwise.c) ----
 

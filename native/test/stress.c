@@ -168,7 +168,8 @@ static void run_gemm(const roaf_kernels *k, const stress_case *c, result *r) {
   float alpha = c->s[0], beta = c->s[1];
   float *A = rnd((transA ? K : M) * lda, 1.0f), *B = rnd((transB ? N : K) * ldb, 1.0f);
   float *C = beta == 0.0f ? filled(M * ldc, NAN) : rnd(M * ldc, 1.0f);
-  k->gemm((int)transA, (int)transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (c->p[7]) k->gemm_bf16((int)transA, (int)transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);  // bf16
+  else k->gemm((int)transA, (int)transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   float *rows = filled(M * N, 0.0f);  // the product's rows without the padding between them
   for (idx i = 0; i < M; i++) memcpy(rows + i * N, C + i * ldc, (size_t)N * sizeof(float));
   keepf(r, "C", rows, M * N);
@@ -383,6 +384,13 @@ static void build_cases(void) {
                              gemms[s][1], gemms[s][2], ta, tb, variant % 2 ? 0 : 3, variant % 3 ? 0 : 5);
         c->s[0] = variant % 3 == 1 ? -0.7f : 1.0f;
         c->s[1] = variant % 4 == 0 ? 0.0f : 0.5f;
+        if (s % 3 == 1) {  // the bf16 product (gemm_bf16.c) on every third shape
+          stress_case *h = add(run_gemm, "gemmBf16 %ldx%ldx%ld transA=%ld transB=%ld pad=%ld padC=%ld", gemms[s][0],
+                               gemms[s][1], gemms[s][2], ta, tb, variant % 2 ? 0 : 3, variant % 3 ? 0 : 5);
+          h->s[0] = c->s[0];
+          h->s[1] = c->s[1];
+          h->p[7] = 1;
+        }
       }
   static const idx lengths[] = {1, 7, 33, 1000, 100003};
   for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++)

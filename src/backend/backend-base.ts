@@ -45,6 +45,7 @@ export abstract class BackendBase implements Backend {
   abstract supports(dtype: DType): boolean;
   abstract allocate(dtype: DType, length: number): FloatArray;
   abstract gemm(args: GemmArgs): void;
+  abstract gemmBf16(args: GemmArgs): void;
   abstract addRowVector(rows: number, n: number, y: FloatArray, bias: FloatArray): void;
   abstract sumRows(rows: number, n: number, x: FloatArray, out: FloatArray): void;
   abstract tanh(n: number, x: FloatArray, out: FloatArray): void;

@@ -481,6 +481,12 @@ export interface BackendCore extends BufferAllocator {
 
   /** C = alpha · op(A) op(B) + beta · C (see GemmArgs). */
   gemm(args: GemmArgs): void;
+  /**
+   * gemm with bf16 operands: every element of op(A) and op(B) is rounded to bf16 (round to nearest even, of its
+   * float32 value) before it is multiplied; products and sums in float32 at least (the reference: float64).
+   * What `--precision bf16` runs its products on (docs/precision.md).
+   */
+  gemmBf16(args: GemmArgs): void;
   /** y[r, :] += bias for each of the `rows` rows of y (rows, n). */
   addRowVector(rows: number, n: number, y: FloatArray, bias: FloatArray): void;
   /** out[j] += Σ_r x[r, j] over the `rows` rows of x (rows, n). Accumulates. */

@@ -97,27 +97,28 @@ function overlap(x: unknown, y: unknown): boolean {
   return x.byteOffset < y.byteOffset + y.byteLength && y.byteOffset < x.byteOffset + x.byteLength;
 }
 
+/** The arguments of the matrix products (gemm and gemmBf16). */
+const GEMM_ARGS = [
+  bool('transA'),
+  bool('transB'),
+  size('M'),
+  size('N'),
+  size('K'),
+  float('alpha'),
+  floats('A', 'transA ? span(K, M, lda) : span(M, K, lda)'),
+  size('lda'),
+  floats('B', 'transB ? span(N, K, ldb) : span(K, N, ldb)'),
+  size('ldb'),
+  float('beta'),
+  floats('C', 'span(M, N, ldc)'),
+  size('ldc'),
+] as const;
+
 export const KERNEL_TABLE = {
   // ---- core: dense linear algebra and row ops ----
-  gemm: {
-    object: true,
-    returns: 'void',
-    args: [
-      bool('transA'),
-      bool('transB'),
-      size('M'),
-      size('N'),
-      size('K'),
-      float('alpha'),
-      floats('A', 'transA ? span(K, M, lda) : span(M, K, lda)'),
-      size('lda'),
-      floats('B', 'transB ? span(N, K, ldb) : span(K, N, ldb)'),
-      size('ldb'),
-      float('beta'),
-      floats('C', 'span(M, N, ldc)'),
-      size('ldc'),
-    ],
-  },
+  gemm: { object: true, returns: 'void', args: GEMM_ARGS },
+  // The same product on operands rounded to bf16, with float32 accumulation (docs/precision.md).
+  gemmBf16: { object: true, returns: 'void', args: GEMM_ARGS },
   addRowVector: {
     object: false,
     returns: 'void',

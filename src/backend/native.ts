@@ -31,7 +31,15 @@ export type NativeIsa = (typeof NATIVE_ISAS)[number];
  * values (kind, n, matrix-or-signs, perm) and a filter list as (kinds, n, datas, perms) (see FilterList).
  */
 type Addon = {
-  info(): { isa: NativeIsa; threads: number; cores: number; available: NativeIsa[]; kernelTableId: string };
+  info(): {
+    isa: NativeIsa;
+    threads: number;
+    cores: number;
+    available: NativeIsa[];
+    /** gemmBf16 runs AVX512_BF16's vdpbf16ps (else the portable C arithmetic of the same result). */
+    bf16: boolean;
+    kernelTableId: string;
+  };
   setIsa(isa: string): void;
   setThreads(n: number): void;
   setParallelThreshold(work: number): number;
@@ -116,8 +124,17 @@ function requireAddon(): Addon {
   return a;
 }
 
-/** The instruction set in use, the pool's thread count, the paths this CPU can run; null when not built. */
-export function nativeInfo(): { isa: NativeIsa; threads: number; available: NativeIsa[]; cores: number } | null {
+/**
+ * The instruction set in use, the pool's thread count, the paths this CPU can run, whether bf16 products run
+ * on AVX512_BF16; null when not built.
+ */
+export function nativeInfo(): {
+  isa: NativeIsa;
+  threads: number;
+  available: NativeIsa[];
+  cores: number;
+  bf16: boolean;
+} | null {
   return loadAddon()?.info() ?? null;
 }
 
@@ -269,6 +286,7 @@ class NativeBackend extends BackendBase {
   readonly name = 'native';
   // The core: the addon's kernels, installed by the constructor (the addon has every kernel of its table).
   declare gemm: BackendCore['gemm'];
+  declare gemmBf16: BackendCore['gemmBf16'];
   declare addRowVector: BackendCore['addRowVector'];
   declare sumRows: BackendCore['sumRows'];
   declare tanh: BackendCore['tanh'];

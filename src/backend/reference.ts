@@ -20,6 +20,7 @@ import type {
 import { allocateHost } from './backend.js';
 import type { Backend } from './backend.js';
 import { BackendBase } from './backend-base.js';
+import { bf16Round } from './bf16.js';
 import { withArgumentChecks } from './kernel-checks.js';
 
 export class ReferenceBackend extends BackendBase {
@@ -60,6 +61,28 @@ export class ReferenceBackend extends BackendBase {
           const offset = k * ldb;
           for (let j = 0; j < N; j++) row[j] = row[j]! + aik * B[offset + j]!;
         }
+      }
+      const offset = i * ldc;
+      if (beta === 0) {
+        for (let j = 0; j < N; j++) C[offset + j] = alpha * row[j]!;
+      } else {
+        for (let j = 0; j < N; j++) C[offset + j] = beta * C[offset + j]! + alpha * row[j]!;
+      }
+    }
+  }
+
+  /** gemm on operands rounded to bf16 as they are read (bf16Round), products and sums in float64. */
+  gemmBf16({ transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc }: GemmArgs): void {
+    const row = new Float64Array(N);
+    const b = new Float64Array(K * N); // op(B) rounded, (K, N)
+    for (let k = 0; k < K; k++)
+      for (let j = 0; j < N; j++) b[k * N + j] = bf16Round(transB ? B[j * ldb + k]! : B[k * ldb + j]!);
+    for (let i = 0; i < M; i++) {
+      row.fill(0);
+      for (let k = 0; k < K; k++) {
+        const aik = bf16Round(transA ? A[k * lda + i]! : A[i * lda + k]!);
+        if (aik === 0) continue;
+        for (let j = 0; j < N; j++) row[j] = row[j]! + aik * b[k * N + j]!;
       }
       const offset = i * ldc;
       if (beta === 0) {

@@ -33,6 +33,7 @@ interface BenchCliOptions {
   backend: string;
   threads?: number;
   dtype: string;
+  precision: string;
   repeats: number;
   warmup: number;
   forward: boolean;
@@ -85,6 +86,7 @@ function modelConfigFrom(options: BenchCliOptions, model: ModelKind): { config: 
     inputScale: defaults.inputScale,
     seed,
     dtype,
+    ...(checkOptionChoice(OPTIONS.precision, options.precision) === 'bf16' ? { precision: 'bf16' as const } : {}),
   };
   const seqLen = recurrent
     ? checkRange('--seq-len', options.seqLen ?? RECURRENT_DEFAULTS.seqLen, 1, 10_000_000, { integer: true })
@@ -160,7 +162,7 @@ function benchCommand(options: BenchCliOptions): void {
   const ms = (value: number) => `${value.toFixed(value < 10 ? 3 : 1)} ms`;
   const lines = [
     `${model} ${shape} (alpha ${config.alpha}, beta ${Number(config.beta.toPrecision(4))}, filter ${config.filter}), ` +
-      `${network.params.size.toLocaleString('en-US')} parameters, backend ${backend.describe()}`,
+      `${network.params.size.toLocaleString('en-US')} parameters, backend ${network.backend.describe()}`,
     `training step (forward + backward + Adam): median ${ms(result.msPerBatch)}, min ${ms(result.minMs)}, ` +
       `max ${ms(result.maxMs)} over ${repeats} repeats after ${warmup} warm-up step(s)`,
     ...(result.forwardMsPerBatch !== null
@@ -174,9 +176,10 @@ function benchCommand(options: BenchCliOptions): void {
   printJsonResult({
     model,
     backend: backend.name,
-    description: backend.describe(),
+    description: network.backend.describe(),
     threads,
     dtype: config.dtype,
+    precision: config.precision ?? 'float32',
     batch,
     ...(recurrent
       ? { hidden: config.hidden, layers: config.layers ?? 1, seq_len: seqLen }
@@ -225,6 +228,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--backend <name>', 'auto, native or reference', 'auto')
     .addOption(numberOption('--threads <k>', 'native backend threads (default: all cores)'))
     .option('--dtype <type>', 'float32 or float64 (float64: reference backend)', 'float32')
+    .addOption(tableOption(OPTIONS.precision))
     .addOption(numberOption('--repeats <r>', 'timed training steps; the median is reported').default(5))
     .addOption(numberOption('--warmup <w>', 'untimed steps first').default(2))
     .option('--forward', 'also time the forward pass alone (with the loss, as in evaluation)', false)

@@ -25,6 +25,8 @@ export function registerInfoCommand(program: Command): void {
         description: backend?.describe() ?? '',
         isa: native?.isa ?? null,
         threads: native?.threads ?? 1,
+        // --precision bf16 runs on the native backend only where its products run vdpbf16ps (docs/precision.md)
+        bf16: native?.bf16 ?? false,
         native_error: native ? null : nativeLoadError(),
         node: process.version,
         fma_peak_gflops: options.peak && native ? nativeFmaPeak() / 1e9 : null,
@@ -37,6 +39,9 @@ export function registerInfoCommand(program: Command): void {
       process.stdout.write(`backend: ${info.description}\n`);
       process.stdout.write(`instruction set: ${info.isa ?? 'n/a (reference backend)'}\n`);
       process.stdout.write(`threads: ${info.threads}\n`);
+      process.stdout.write(
+        `bf16 products: ${info.bf16 ? 'AVX512_BF16 (vdpbf16ps)' : 'no AVX512_BF16 here (--precision bf16 is refused on native)'}\n`,
+      );
       if (info.fma_peak_gflops !== null) {
         process.stdout.write(`FMA peak: ${info.fma_peak_gflops.toFixed(1)} GFLOPS per core (float32, ${info.isa})\n`);
         const all = info.fma_peak_all_threads_gflops ?? 0;

@@ -79,6 +79,8 @@ function freshRun(options: TrainCliOptions): {
     inputScale: checkOption(OPTIONS.inputScale, options.inputScale ?? defaults.inputScale),
     seed: training.seed,
     dtype: checkOptionChoice(OPTIONS.dtype, options.dtype),
+    // Recorded only when not the default, so that float32 runs keep the configs they always had.
+    ...(checkOptionChoice(OPTIONS.precision, options.precision) === 'bf16' ? { precision: 'bf16' as const } : {}),
   };
   const task: TaskConfig = {
     name: taskName,

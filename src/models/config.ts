@@ -2,6 +2,7 @@
 // What each kind of network is and fixes lives in the registry (kinds.ts).
 
 import type { DType } from '../backend/backend.js';
+import type { Precision } from '../backend/bf16.js';
 import type { FilterKind } from '../nn/filter.js';
 import { OPTIONS, checkOption, checkOptionChoice } from '../options/table.js';
 import { UsageError, checkRange } from '../util/errors.js';
@@ -42,6 +43,11 @@ export interface ModelConfig {
   /** Seed of every random draw of the model (weights and filters). */
   seed: number;
   dtype: DType;
+  /**
+   * The arithmetic of the model's matrix products (src/backend/bf16.ts): 'float32' when absent. The weights,
+   * the optimiser state and the checkpoints are float32 either way; recorded so that a resumed run keeps it.
+   */
+  precision?: Precision;
 }
 
 /**
@@ -52,6 +58,7 @@ export function validateModelConfig(config: ModelConfig): ModelConfig {
   checkOptionChoice(OPTIONS.model, config.model);
   checkOptionChoice(OPTIONS.filter, config.filter);
   checkOptionChoice(OPTIONS.dtype, config.dtype);
+  if (config.precision !== undefined) checkOptionChoice(OPTIONS.precision, config.precision);
   checkOption(OPTIONS.depth, config.depth);
   checkOption(OPTIONS.width, config.width);
   checkOption(OPTIONS.hidden, config.hidden);

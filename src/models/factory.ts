@@ -3,6 +3,7 @@
 // A partial configuration is completed first with the CLI's defaults for the task (modelConfig).
 
 import type { Backend } from '../backend/backend.js';
+import { backendForPrecision } from '../backend/bf16.js';
 import { loadBackend } from '../backend/index.js';
 import type { Dataset, TaskData } from '../data/dataset.js';
 import { TASKS, type TaskName } from '../data/tasks.js';
@@ -37,7 +38,8 @@ export function createModel(options: ModelOptions, backend?: Backend): Model {
   if (!chosen.supports(resolved.dtype)) {
     throw new Error(`the ${chosen.name} backend does not support ${resolved.dtype}`);
   }
-  return kind.create(resolved, chosen);
+  // bf16 products: the model's kernels run on the backend with its products in bf16 (float32 master weights).
+  return kind.create(resolved, backendForPrecision(chosen, resolved.precision ?? 'float32', resolved.dtype));
 }
 
 /** Any part of a ModelConfig, and where the rest comes from. */

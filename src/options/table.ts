@@ -13,6 +13,7 @@
 // loads: the import cycle never touches a binding before it is initialised.
 
 import { BACKEND_NAMES } from '../backend/index.js';
+import { PRECISIONS } from '../backend/bf16.js';
 import { MAX_SEQ_LEN, TASKS } from '../data/tasks.js';
 import { MODEL_KINDS } from '../models/config.js';
 import { MEMORY_OPTIONS } from '../models/memory.js';
@@ -437,6 +438,18 @@ export const OPTIONS = {
     default: 'float32',
     help: 'floating-point type (float64: reference backend)',
     choices: ['float32', 'float64'],
+  },
+  precision: {
+    type: 'choice',
+    flag: '--precision',
+    placeholder: 'p',
+    commands: TRAIN,
+    readme: true,
+    default: 'float32',
+    help: 'arithmetic of the matrix products: float32, or bf16 (operands rounded to bf16, float32 sums; weights, state, filters, losses and Adam stay float32; native needs AVX512_BF16; see docs/precision.md)',
+    get choices() {
+      return PRECISIONS;
+    },
   },
   out: {
     type: 'string',

@@ -1,0 +1,290 @@
+// The matrix product with bf16 operands and float32 accumulation, C = alpha op(A) op(B) + beta C, for
+// `--precision bf16` (docs/precision.md).
+//
+// Both operands are rounded to bf16 (round to nearest even) while they are packed, once per call, and packed
+// as pairs along k: one 32-bit word holds op(A)[i, 2p] (low half) and op(A)[i, 2p+1] (high half), and likewise
+// for op(B)[2p, j], op(B)[2p+1, j]. That is the operand layout of AVX512_BF16's `vdpbf16ps`, which adds both
+// products of a pair into one float32 lane: 32 products per instruction, twice the float32 FMA's 16.
+//
+// With AVX512_BF16 (checked at run time in the AVX-512 copy) the micro-kernel is `vdpbf16ps` on MR x 2
+// vectors of accumulators. Everywhere else the same arithmetic runs in plain C on the same packed words: the
+// product of two bf16 values is exact in float32, so `acc += hi·hi; acc += lo·lo` in float32 (the order of
+// the instruction's definition) gives what the instruction gives, except that the instruction treats bf16
+// subnormals (below 2^-126) as zero; with the epilogue's one fused multiply-add (alpha·acc + beta·C) in every
+// copy, every instruction set gives the same bits (test/bf16.test.ts checks it). The packing, blocking and
+// threading are those of gemm.c, simplified: no concatenated operands, and rows or columns of C split between
+// threads (each element of C is computed the same way on any number of threads).
+
+#include "kernels_internal.h"
+
+#define KP 256  // k pairs per packed block (512 values of k)
+
+// ---- rounding and packing ----
+
+/** The bf16 bits (high half of the float32) of x rounded to nearest even; NaN stays a (quiet) NaN. */
+static inline uint32_t bf16_bits(float x) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+/** One packed pair: lo in the low 16 bits, hi in the high 16 bits. */
+static inline uint32_t bf16_pair(float lo, float hi) { return bf16_bits(lo) | (bf16_bits(hi) << 16); }
+
+/** The float32 value of a bf16 held in the low 16 bits of h. */
+static inline float bf16_value(uint32_t h) {
+  uint32_t u = h << 16;
+  float x;
+  memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+/** A stored operand: element (r, c) of op(X) is p[c * ld + r] when transposed, else p[r * ld + c]. */
+typedef struct {
+  const float *p;
+  idx ld;
+  int trans;
+} bf16_operand;
+
+static inline float op_at(const bf16_operand *x, idx r, idx c) {
+  return x->trans ? x->p[c * x->ld + r] : x->p[r * x->ld + c];
+}
+
+/**
+ * Packs op(A)[i0 : i0+mc, 2·p0 : 2·(p0+kp)) (K columns in all) as MR-row panels, each kp x MR words, zero past
+ * row mc and column K.
+ */
+static void pack_a_bf16(const bf16_operand *a, idx i0, idx mc, idx p0, idx kp, idx K, uint32_t *restrict dst) {
+  for (idx ir = 0; ir < mc; ir += MR) {
+    idx mr = min_idx(MR, mc - ir);
+    uint32_t *panel = dst + ir * kp;
+    for (idx p = 0; p < kp; p++) {
+      idx k = 2 * (p0 + p);
+      idx i = 0;
+      for (; i < mr; i++) {
+        float lo = op_at(a, i0 + ir + i, k), hi = k + 1 < K ? op_at(a, i0 + ir + i, k + 1) : 0.0f;
+        panel[p * MR + i] = bf16_pair(lo, hi);
+      }
+      for (; i < MR; i++) panel[p * MR + i] = 0;
+    }
+  }
+}
+
+/** Packs op(B)[2·p0 : 2·(p0+kp)), j0 : j0+nc) as NR-column panels, each kp x NR words, zero-padded. */
+static void pack_b_bf16(const bf16_operand *b, idx p0, idx kp, idx K, idx j0, idx nc, uint32_t *restrict dst) {
+  for (idx jr = 0; jr < nc; jr += NR) {
+    idx nr = min_idx(NR, nc - jr);
+    uint32_t *panel = dst + jr * kp;
+    for (idx p = 0; p < kp; p++) {
+      idx k = 2 * (p0 + p);
+      uint32_t *out = panel + p * NR;
+      if (!b->trans) {  // two rows of B, contiguous along j: a loop the compiler vectorises
+        const float *r0 = b->p + k * b->ld + j0 + jr;
+        const float *r1 = k + 1 < K ? r0 + b->ld : NULL;
+        for (idx j = 0; j < nr; j++) out[j] = bf16_pair(r0[j], r1 != NULL ? r1[j] : 0.0f);
+      } else {
+        for (idx j = 0; j < nr; j++) {
+          const float *row = b->p + (j0 + jr + j) * b->ld + k;
+          out[j] = bf16_pair(row[0], k + 1 < K ? row[1] : 0.0f);
+        }
+      }
+      for (idx j = nr; j < NR; j++) out[j] = 0;
+    }
+  }
+}
+
+// ---- micro-kernels: C[0:mr, 0:nr] = alpha (a-panel x b-panel) + beta C (beta == 0: C is not read) ----
+
+/**
+ * Writes an MR x NR tile of float32 accumulators (row stride NR) into C: alpha·acc, plus beta·C in one fused
+ * multiply-add, the same rounding as the vector epilogue, so every copy gives the same bits.
+ */
+static inline void store_tile(const float *acc, float *c, idx ldc, idx mr, idx nr, float alpha, float beta) {
+  for (idx i = 0; i < mr; i++) {
+    float *row = c + i * ldc;
+    if (beta == 0.0f)
+      for (idx j = 0; j < nr; j++) row[j] = alpha * acc[i * NR + j];
+    else
+      for (idx j = 0; j < nr; j++) row[j] = fmaf(beta, row[j], alpha * acc[i * NR + j]);
+  }
+}
+
+/** The bf16 arithmetic in plain C: per pair, acc += hi·hi then acc += lo·lo, products exact in float32. */
+static void micro_bf16_generic(idx kp, const uint32_t *restrict a, const uint32_t *restrict b, float *c, idx ldc,
+                               idx mr, idx nr, float alpha, float beta) {
+  float acc[MR * NR];
+  for (int i = 0; i < MR * NR; i++) acc[i] = 0.0f;
+  for (idx p = 0; p < kp; p++) {
+    float blo[NR], bhi[NR];
+    for (int j = 0; j < NR; j++) {
+      blo[j] = bf16_value(b[p * NR + j] & 0xffffu);
+      bhi[j] = bf16_value(b[p * NR + j] >> 16);
+    }
+    for (int i = 0; i < MR; i++) {
+      float alo = bf16_value(a[p * MR + i] & 0xffffu), ahi = bf16_value(a[p * MR + i] >> 16);
+      for (int j = 0; j < NR; j++) {
+        float s = acc[i * NR + j] + ahi * bhi[j];
+        acc[i * NR + j] = s + alo * blo[j];
+      }
+    }
+  }
+  store_tile(acc, c, ldc, mr, nr, alpha, beta);
+}
+
+#if defined(ROAF_ISA_AVX512)
+#define BF16_HARDWARE 1
+/** `vdpbf16ps` on MR x 2 vectors of accumulators (NR = 2 vectors of 16 in the AVX-512 copy). */
+__attribute__((target("avx512bf16"))) static void micro_bf16_hardware(idx kp, const uint32_t *restrict a,
+                                                                      const uint32_t *restrict b, float *c, idx ldc,
+                                                                      idx mr, idx nr, float alpha, float beta) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+  for (idx p = 0; p < kp; p++) {
+    __m512bh bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) bv[v] = (__m512bh)_mm512_loadu_si512((const void *)(b + v * VL));
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
+    }
+    a += MR;
+    b += NR;
+  }
+  if (mr == MR && nr == NR) {
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) {
+        float *cp = c + i * ldc + v * VL;
+        __m512 r = _mm512_mul_ps(acc[i][v], va);
+        if (beta != 0.0f) r = _mm512_fmadd_ps(_mm512_loadu_ps(cp), vb, r);
+        _mm512_storeu_ps(cp, r);
+      }
+    }
+    return;
+  }
+  float tile[MR * NR];
+  for (int i = 0; i < MR; i++)
+    for (int v = 0; v < NV; v++) _mm512_storeu_ps(tile + i * NR + v * VL, acc[i][v]);
+  store_tile(tile, c, ldc, mr, nr, alpha, beta);
+}
+#endif
+
+/** Whether this copy runs `vdpbf16ps` on this CPU (only the AVX-512 copy has it). */
+static int bf16_hardware(void) {
+#if defined(BF16_HARDWARE)
+  return __builtin_cpu_supports("avx512bf16");
+#else
+  return 0;
+#endif
+}
+
+int k_bf16_hardware(void) { return bf16_hardware(); }
+
+// ---- the driver ----
+
+/** C (M, N) = alpha op(A) op(B) + beta C on one thread, tid's scratch; hw: use vdpbf16ps. */
+static void gemm_bf16_serial(int tid, int hw, const bf16_operand *a, const bf16_operand *b, idx M, idx N, idx K,
+                             float alpha, float beta, float *c, idx ldc) {
+  if (M <= 0 || N <= 0) return;
+  idx pairs = (K + 1) / 2;
+  if (pairs == 0 || alpha == 0.0f) {
+    for (idx i = 0; i < M; i++)
+      for (idx j = 0; j < N; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    return;
+  }
+  uint32_t *bp = (uint32_t *)roaf_scratch(tid, SCRATCH_PACK_B, (size_t)(KP * round_up(min_idx(N, NC), NR)));
+  uint32_t *ap = (uint32_t *)roaf_scratch(tid, SCRATCH_PACK_A, (size_t)KP * MC);
+  for (idx jc = 0; jc < N; jc += NC) {
+    idx nc = min_idx(NC, N - jc);
+    for (idx pc = 0; pc < pairs; pc += KP) {
+      idx kp = min_idx(KP, pairs - pc);
+      float betaBlock = pc == 0 ? beta : 1.0f;
+      pack_b_bf16(b, pc, kp, K, jc, nc, bp);
+      for (idx ic = 0; ic < M; ic += MC) {
+        idx mc = min_idx(MC, M - ic);
+        pack_a_bf16(a, ic, mc, pc, kp, K, ap);
+        for (idx jr = 0; jr < nc; jr += NR) {
+          idx nr = min_idx(NR, nc - jr);
+          for (idx ir = 0; ir < mc; ir += MR) {
+            const uint32_t *pa = ap + ir * kp, *pb = bp + jr * kp;
+            float *cc = c + (ic + ir) * ldc + jc + jr;
+            idx mr = min_idx(MR, mc - ir);
+#if defined(BF16_HARDWARE)
+            if (hw) {
+              micro_bf16_hardware(kp, pa, pb, cc, ldc, mr, nr, alpha, betaBlock);
+              continue;
+            }
+#endif
+            micro_bf16_generic(kp, pa, pb, cc, ldc, mr, nr, alpha, betaBlock);
+          }
+        }
+      }
+    }
+  }
+  (void)hw;
+}
+
+typedef struct {
+  bf16_operand a, b;
+  idx M, N, K;
+  float alpha, beta;
+  float *c;
+  idx ldc;
+  int split;  // 0: rows of C, 1: columns of C
+  int hw;
+  work_queue q;
+} gemm_bf16_task;
+
+static void gemm_bf16_run(void *arg, int tid, int nt) {
+  (void)nt;
+  gemm_bf16_task *g = arg;
+  idx lo, hi;
+  while (queue_claim(&g->q, &lo, &hi)) {
+    bf16_operand a = g->a, b = g->b;
+    if (g->split == 0) {
+      a.p += a.trans ? lo : lo * a.ld;
+      gemm_bf16_serial(tid, g->hw, &a, &b, hi - lo, g->N, g->K, g->alpha, g->beta, g->c + lo * g->ldc, g->ldc);
+    } else {
+      b.p += b.trans ? lo * b.ld : lo;
+      gemm_bf16_serial(tid, g->hw, &a, &b, g->M, hi - lo, g->K, g->alpha, g->beta, g->c + lo, g->ldc);
+    }
+  }
+}
+
+void k_gemm_bf16(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda, const float *B,
+                 idx ldb, float beta, float *C, idx ldc) {
+  if (M <= 0 || N <= 0) return;
+  gemm_bf16_task g = {.a = {A, lda, transA},
+                      .b = {B, ldb, transB},
+                      .M = M,
+                      .N = N,
+                      .K = K,
+                      .alpha = alpha,
+                      .beta = beta,
+                      .c = C,
+                      .ldc = ldc,
+                      .hw = bf16_hardware()};
+  double work = (double)M * (double)N * (double)K;
+  roaf_plan plan;
+  if (M >= N) {
+    plan = roaf_parallel_plan(NULL, work, (M + MR - 1) / MR);
+    queue_init(&g.q, M, chunk_for(M, plan.threads, 4, MR));
+  } else {
+    g.split = 1;
+    plan = roaf_parallel_plan(NULL, work, (N + NR - 1) / NR);
+    queue_init(&g.q, N, chunk_for(N, plan.threads, 4, NR));
+  }
+  if (plan.threads <= 1) {
+    gemm_bf16_serial(0, g.hw, &g.a, &g.b, M, N, K, alpha, beta, C, ldc);
+    return;
+  }
+  roaf_parallel_run(&plan, gemm_bf16_run, &g);
+}

@@ -1,0 +1,158 @@
+// bf16 products with float32 everything else: what `--precision bf16` runs a model on (docs/precision.md).
+//
+// bf16 is float32 with its mantissa cut to 8 significant bits (the sign, the 8 exponent bits and the top 7
+// stored mantissa bits of a float32): the same range, unit roundoff u = 2^-8. Here it is only ever a product
+// operand. `withBf16Products(backend)` gives a backend whose matrix products (`gemm`) are the backend's
+// `gemmBf16`, and whose fused kernels (ROAF layer, stack and cell, LSTM, GRU) are BackendBase's defaults on
+// them: every product of a model, forward and backward (weight gradients included), rounds its operands to
+// bf16 and accumulates in float32, while the weights, the recurrent state, tanh and the gates, the filters
+// (applyFilter, float32: an orthogonal filter rounded to bf16 would no longer be orthogonal, and its error
+// would compound over every step or layer), the losses and the optimiser stay float32.
+
+import type {
+  AdamUpdateArgs,
+  ApplyFilterArgs,
+  Backend,
+  DType,
+  FloatArray,
+  GemmArgs,
+  SgdUpdateArgs,
+  SoftmaxCrossEntropyArgs,
+  SquaredErrorArgs,
+} from './backend.js';
+import { BackendBase } from './backend-base.js';
+import { withArgumentChecks } from './kernel-checks.js';
+import { nativeInfo } from './native.js';
+import { UsageError } from '../util/errors.js';
+
+/** The numeric precisions of a model's products. */
+export const PRECISIONS = ['float32', 'bf16'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
+const word = new Float32Array(1);
+const bits = new Uint32Array(word.buffer);
+
+/**
+ * x rounded to float32, then to bf16 (round to nearest, ties to even), as a number. NaN stays NaN; a value
+ * past the largest bf16 (about 3.39e38) rounds to ±Infinity, as the hardware's conversion does.
+ */
+export function bf16Round(x: number): number {
+  word[0] = x;
+  const u = bits[0]!;
+  if ((u & 0x7fffffff) > 0x7f800000) return x;
+  bits[0] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
+  return word[0];
+}
+
+/** A copy of x with every element rounded to bf16 (bf16Round). */
+export function roundToBf16(x: Float32Array): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = bf16Round(x[i]!);
+  return out;
+}
+
+/**
+ * A backend that runs every matrix product of `core` on bf16 operands (core.gemmBf16) and every fused kernel
+ * as BackendBase's default on those products; the other kernels and the memory are core's. Same name as
+ * core (what it is runs on core's kernels); float32 only.
+ */
+class Bf16Products extends BackendBase {
+  readonly name: string;
+
+  constructor(readonly core: Backend) {
+    super();
+    this.name = core.name;
+  }
+
+  describe(): string {
+    return `${this.core.describe()}, bf16 products`;
+  }
+  supports(dtype: DType): boolean {
+    return dtype === 'float32' && this.core.supports(dtype);
+  }
+  allocate(dtype: DType, length: number): FloatArray {
+    return this.core.allocate(dtype, length);
+  }
+  gemm(args: GemmArgs): void {
+    this.core.gemmBf16(args);
+  }
+  gemmBf16(args: GemmArgs): void {
+    this.core.gemmBf16(args);
+  }
+  addRowVector(rows: number, n: number, y: FloatArray, bias: FloatArray): void {
+    this.core.addRowVector(rows, n, y, bias);
+  }
+  sumRows(rows: number, n: number, x: FloatArray, out: FloatArray): void {
+    this.core.sumRows(rows, n, x, out);
+  }
+  tanh(n: number, x: FloatArray, out: FloatArray): void {
+    this.core.tanh(n, x, out);
+  }
+  tanhBackward(n: number, a: FloatArray, gy: FloatArray, gx: FloatArray): void {
+    this.core.tanhBackward(n, a, gy, gx);
+  }
+  sumSquares(n: number, x: FloatArray): number {
+    return this.core.sumSquares(n, x);
+  }
+  scale(n: number, x: FloatArray, s: number): void {
+    this.core.scale(n, x, s);
+  }
+  axpy(n: number, s: number, x: FloatArray, y: FloatArray): void {
+    this.core.axpy(n, s, x, y);
+  }
+  applyFilter(args: ApplyFilterArgs): void {
+    this.core.applyFilter(args);
+  }
+  softmaxCrossEntropy(args: SoftmaxCrossEntropyArgs): number {
+    return this.core.softmaxCrossEntropy(args);
+  }
+  squaredError(args: SquaredErrorArgs): number {
+    return this.core.squaredError(args);
+  }
+  adamUpdate(args: AdamUpdateArgs): void {
+    this.core.adamUpdate(args);
+  }
+  sgdUpdate(args: SgdUpdateArgs): void {
+    this.core.sgdUpdate(args);
+  }
+}
+
+/** The wrapper of each backend, and the set of wrappers. */
+const wrappers = new WeakMap<Backend, Backend>();
+const isWrapper = new WeakSet<Backend>();
+
+/**
+ * `backend` with bf16 products (see Bf16Products), behind the kernel table's argument checks; one wrapper per
+ * backend, and a wrapper is returned as it is.
+ */
+export function withBf16Products(backend: Backend): Backend {
+  if (isWrapper.has(backend)) return backend;
+  let w = wrappers.get(backend);
+  if (w === undefined) {
+    w = withArgumentChecks(new Bf16Products(backend));
+    wrappers.set(backend, w);
+    isWrapper.add(w);
+  }
+  return w;
+}
+
+/**
+ * The backend a model of this precision runs on: `backend` itself for float32. bf16 needs float32, and on the
+ * native backend an instruction set that runs `vdpbf16ps` (AVX512_BF16): elsewhere its products would run on
+ * the portable C arithmetic, several times slower than float32, so it is refused rather than run slowly.
+ */
+export function backendForPrecision(backend: Backend, precision: Precision, dtype: DType = 'float32'): Backend {
+  if (precision === 'float32') return backend;
+  if (dtype !== 'float32') throw new UsageError(`--precision bf16 needs --dtype float32, got --dtype ${dtype}`);
+  if (backend.name === 'native') {
+    const info = nativeInfo();
+    if (info !== null && !info.bf16) {
+      throw new UsageError(
+        `--precision bf16 needs a CPU with AVX512_BF16 (the avx512_bf16 flag of /proc/cpuinfo) and the avx512 ` +
+          `instruction set; this native backend (instruction set ${info.isa}) does not run vdpbf16ps: use ` +
+          `--precision float32, or --backend reference (the bf16 arithmetic in TypeScript, slow)`,
+      );
+    }
+  }
+  return withBf16Products(backend);
+}
