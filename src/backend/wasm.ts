@@ -87,6 +87,9 @@ class LinearFloat32Array extends Float32Array {
     return view;
   }
 }
+// A Float32Array by name too: code that tells dtypes apart by constructor.name (safetensors, checkpoint
+// tensors, argument-check messages) must see one.
+Object.defineProperty(LinearFloat32Array, 'name', { value: 'Float32Array' });
 
 const FILTER_DENSE = 0;
 const FILTER_PERMUTATION = 1;
