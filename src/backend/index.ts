@@ -5,8 +5,9 @@ import { loadNativeBackend, nativeLoadError, setNativeThreads } from './native.j
 import { referenceBackend } from './reference.js';
 import { UsageError } from '../util/errors.js';
 
-export const BACKEND_NAMES = ['auto', 'native', 'reference'] as const;
-export type BackendName = (typeof BACKEND_NAMES)[number];
+import { BACKEND_NAMES, type BackendName } from './names.js';
+
+export { BACKEND_NAMES, type BackendName };
 
 let warned = false;
 
