@@ -32,6 +32,7 @@ const ROAF_CLI = join(HERE, '..', 'src', 'cli', 'main.js');
 const TORCH_SCRIPT = join(ROOT, 'bench', 'peers', 'torch_bench.py');
 const TFJS_SCRIPT = join(HERE, 'peers', 'tfjs-bench.js');
 const GEMM_SCRIPT = join(HERE, 'gemm.js');
+const WASM_SCRIPT = join(HERE, 'wasm.js');
 const TORCH_INSTALL = 'apt-get update && apt-get install -y python3-torch libopenblas0-pthread';
 const TFJS_INSTALL = 'npm install --save-dev @tensorflow/tfjs @tensorflow/tfjs-backend-wasm';
 
@@ -128,6 +129,9 @@ interface HarnessOptions {
   tfjsDepth: number;
   psmnistEpoch: boolean;
   gemm: boolean;
+  /** Run dist/bench/wasm.js (the wasm backend's figures). */
+  wasm: boolean;
+  quick: boolean;
   json: string | null;
 }
 
@@ -495,6 +499,7 @@ function parseOptions(): HarnessOptions {
       quick: { type: 'boolean', default: false },
       'psmnist-epoch': { type: 'boolean', default: false },
       'skip-gemm': { type: 'boolean', default: false },
+      'skip-wasm': { type: 'boolean', default: false },
       json: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -509,13 +514,15 @@ function parseOptions(): HarnessOptions {
   --warmup W           untimed steps first (default 2)
   --threads LIST       roaf threads, e.g. 1,2 for the best of both (default: roaf's own default)
   --torch-threads LIST PyTorch thread counts, best reported (default 1,2)
-  --backend NAME       roaf backend: auto, native or reference (default auto)
+  --backend NAME       roaf backend: auto, native, wasm or reference (default auto)
   --python PATH        the Python with torch (default /usr/bin/python3, Debian's python3-torch)
   --seq-len T          recurrent steps (default 784);  --depth L  MLP layers (default 1000)
   --tfjs-seq-len T     TF.js RNN timed at this T and scaled (default 98); --tfjs-depth L likewise (100)
   --quick              small sizes for a smoke test (T=28, L=50, 2 repeats, 1 warm-up)
   --psmnist-epoch      also run a real psMNIST epoch: roaf train --task psmnist --epochs 1 --hidden 256
   --skip-gemm          do not run the native matrix-product benchmark (dist/bench/gemm.js)
+  --skip-wasm          do not run the wasm backend's figures (dist/bench/wasm.js: gemm 256^3, ROAF RNN
+                       step vs TF.js wasm, ROAF MLP 1,000 x 64 steps/s)
   --json FILE          also write every measurement to FILE
 `);
     process.exit(0);
@@ -555,7 +562,7 @@ function parseOptions(): HarnessOptions {
     roafThreads:
       values.threads === undefined ? null : list('threads', values.threads).map((k) => integer('threads', k, 1)),
     torchThreads: torchThreads.join(','),
-    backend: list('backend', values.backend, ['auto', 'native', 'reference'])[0]!,
+    backend: list('backend', values.backend, ['auto', 'native', 'wasm', 'reference'])[0]!,
     python: values.python,
     seqLen: quick ? 28 : integer('seq-len', values['seq-len'], 1),
     depth: quick ? 50 : integer('depth', values.depth, 1),
@@ -563,6 +570,8 @@ function parseOptions(): HarnessOptions {
     tfjsDepth: quick ? 10 : integer('tfjs-depth', values['tfjs-depth'], 1),
     psmnistEpoch: values['psmnist-epoch'] ?? false,
     gemm: !(values['skip-gemm'] ?? false) && !quick,
+    wasm: !(values['skip-wasm'] ?? false),
+    quick,
     json: values.json ?? null,
   };
 }
@@ -610,6 +619,16 @@ function main(): number {
     log('roaf    matrix product (dist/bench/gemm.js)');
     const result = run(process.execPath, [GEMM_SCRIPT]);
     gemmLines = (result.status === 0 ? result.stdout : `gemm.js exited ${result.status}: ${lastLines(result.stderr)}`)
+      .trim()
+      .split('\n');
+  }
+
+  // The wasm backend's figures (bench/wasm.ts: its own checks and format), passed through.
+  let wasmLines: string[] = [];
+  if (options.wasm && options.peers.includes('roaf') && existsSync(WASM_SCRIPT)) {
+    log('roaf    wasm backend (dist/bench/wasm.js)');
+    const result = run(process.execPath, [WASM_SCRIPT, ...(options.quick ? ['--quick'] : [])]);
+    wasmLines = (result.status === 0 ? result.stdout : `wasm.js exited ${result.status}: ${lastLines(result.stderr)}`)
       .trim()
       .split('\n');
   }
@@ -774,6 +793,12 @@ function main(): number {
     );
     gemmLines.forEach((line) => out.write(`  ${line}\n`));
   }
+  if (wasmLines.length > 0) {
+    out.write(
+      'wasm backend, one thread (dist/bench/wasm.js; issue 11: gemm 256^3 >= 35 % of the FMA peak, ROAF RNN step >= 5x TF.js wasm):\n',
+    );
+    wasmLines.forEach((line) => out.write(`  ${line}\n`));
+  }
   if (realEpoch !== null && !('failed' in realEpoch)) {
     out.write(
       `  psMNIST epoch: ${realEpoch.seconds.toFixed(1)} s, test accuracy ${realEpoch.accuracy === null ? '-' : (realEpoch.accuracy * 100).toFixed(2) + ' %'}, backend ${realEpoch.backend}\n`,
@@ -820,6 +845,7 @@ function main(): number {
       psmnist_epoch_measured: realEpoch,
       psmnist_epoch_floor: epochFloor,
       gemm: gemmLines,
+      wasm: wasmLines,
     };
     writeFileSync(options.json, JSON.stringify(record, null, 2) + '\n');
     log(`wrote ${options.json}`);

@@ -4,8 +4,11 @@
 // - the reference backend in float32 (rounding on store only: far inside every tolerance);
 // - the native backend on every instruction-set path this CPU has, with 1 and 2 threads;
 // - BackendBase's fused kernels on the native core (CoreOnlyBackend): what a backend with only a fast core
-//   computes, in float32 throughout.
-// A new backend (WebAssembly, say) joins by adding an entry to `subjects`.
+//   computes, in float32 throughout;
+// - the wasm backend (the same C kernels as WebAssembly SIMD, one thread), with its arguments in ordinary
+//   arrays (copied into its linear memory and back by every call) and in its own linear memory (zero-copy), at
+//   WASM_TOL_SCALE times each case's tolerance (no fused multiply-add; the factor is 1: see kernel-cases.ts).
+// A new backend joins by adding an entry to `subjects`.
 //
 // While the native configurations run, the parallel threshold is 0, so even these small shapes take the
 // threaded code paths. Native results must also be bit-identical on 1 and 2 threads (training runs are
@@ -32,19 +35,33 @@ import {
   type NativeIsa,
 } from '../src/backend/native.js';
 import { referenceBackend } from '../src/backend/reference.js';
+import { loadWasmBackendSync, wasmLoadError } from '../src/backend/wasm-node.js';
 import { Random } from '../src/util/random.js';
 import { CoreOnlyBackend } from './helpers.js';
-import { caseGroups, checkCase, execute, type Case } from './kernel-cases.js';
+import { WASM_TOL_SCALE, caseGroups, checkCase, execute, type Case, type Placement } from './kernel-cases.js';
 
 const native = loadNativeBackend();
 const info = nativeInfo();
 const nativeSkip = native === null ? `native backend not built: ${nativeLoadError() ?? 'unknown reason'}` : false;
 
-/** A backend under test and the configurations it runs in, each set up before its cases run. */
+const wasm = loadWasmBackendSync();
+const wasmSkip = wasm === null ? `wasm backend not loaded: ${wasmLoadError() ?? 'unknown reason'}` : false;
+/** Inputs in the wasm backend's linear memory: what a model's buffers are. */
+const inLinearMemory: Placement = (x) => {
+  const y = wasm!.allocate('float32', x.length);
+  y.set(x);
+  return y;
+};
+
+/**
+ * A backend under test and the configurations it runs in, each set up before its cases run (`place`: where
+ * its float inputs are; `tolScale`: a factor on every case's tolerance).
+ */
 interface Subject {
   name: string;
   backend: Backend | null;
-  configurations: { label: string; setup?: () => void }[];
+  configurations: { label: string; setup?: () => void; place?: Placement }[];
+  tolScale?: number;
   skip: string | false;
 }
 
@@ -66,6 +83,23 @@ const subjects: Subject[] = [
     backend: native === null ? null : withArgumentChecks(new CoreOnlyBackend(native)),
     configurations: nativeConfigurations.filter((c) => c.label === `${info?.isa}, 2 threads`),
     skip: nativeSkip,
+  },
+  {
+    name: 'wasm',
+    backend: wasm,
+    configurations: [
+      { label: 'simd128, arguments in ordinary arrays' },
+      { label: 'simd128, arguments in linear memory', place: inLinearMemory },
+    ],
+    tolScale: WASM_TOL_SCALE,
+    skip: wasmSkip,
+  },
+  {
+    name: 'wasm core + defaults',
+    backend: wasm === null ? null : withArgumentChecks(new CoreOnlyBackend(wasm)),
+    configurations: [{ label: 'simd128, arguments in linear memory', place: inLinearMemory }],
+    tolScale: WASM_TOL_SCALE,
+    skip: wasmSkip,
   },
 ];
 
@@ -98,7 +132,13 @@ describe('every backend matches the float64 reference', () => {
             it(`${group} (${cases.length} cases)`, () => {
               configuration.setup?.();
               for (const c of cases)
-                checkCase(c, execute(c, subject.backend!, false), want(c), `[${subject.name}, ${configuration.label}]`);
+                checkCase(
+                  c,
+                  execute(c, subject.backend!, false, configuration.place),
+                  want(c),
+                  `[${subject.name}, ${configuration.label}]`,
+                  subject.tolScale,
+                );
             });
           }
         });

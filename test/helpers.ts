@@ -1,6 +1,6 @@
 // Shared test helpers: random buffers, finite-difference gradient checks, the list of backends the suites
 // run on (reference always; native when its addon is built, and BackendBase's fused kernels on the native
-// core), and CoreOnlyBackend, a backend that implements the core only.
+// core; wasm when its module loads), and CoreOnlyBackend, a backend that implements the core only.
 
 import assert from 'node:assert/strict';
 import type {
@@ -183,6 +183,8 @@ export async function availableBackends(): Promise<NamedBackend[]> {
     list.push({ name: 'native', backend: native });
     list.push({ name: 'native core + defaults', backend: withArgumentChecks(new CoreOnlyBackend(native)) });
   }
+  const wasm = loadBackend('wasm', { quiet: true });
+  if (wasm !== null) list.push({ name: 'wasm', backend: wasm });
   return list;
 }
 

@@ -10,7 +10,8 @@
 // - whole-sequence recurrences (ROAF cell, LSTM, GRU, 16-20 steps) and whole stacks of layers (ROAF MLP, up to
 //   17 layers): 1e-4, because every step's rounding (~1e-7) is carried forward through the recurrence and again
 //   backward through time, each step amplified by the step Jacobian (norm up to alpha + beta·||W|| > 1 here),
-//   and backward also inherits forward's error.
+//   and backward also inherits forward's error;
+// - the wasm backend (no fused multiply-add): the same, WASM_TOL_SCALE = 1 (docs/wasm.md).
 
 import assert from 'node:assert/strict';
 
@@ -20,6 +21,14 @@ import type { Random } from '../src/util/random.js';
 export const TOL_PRODUCT = 1e-5;
 export const TOL_ELEMENTWISE = 2e-6;
 export const TOL_RECURRENT = 1e-4;
+/**
+ * The wasm backend's factor on every tolerance: 1. Baseline WebAssembly SIMD has no fused multiply-add, so each
+ * multiply-add rounds twice (product, then sum) where the AVX2/AVX-512 paths round once, like the portable C
+ * path. Measured on these cases, the wasm backend's worst error is at most 0.17 of the tolerance in every group
+ * (elementwise 0.16: the tanh/exp polynomials without FMA; the AVX2 path's is 0.12): the tolerances above,
+ * derived from float32 accumulation, hold as they are (docs/wasm.md).
+ */
+export const WASM_TOL_SCALE = 1;
 
 // ---- inputs: float32-representable random values, copied into each backend's dtype ----
 
@@ -76,18 +85,25 @@ export function isFilterSpec(v: Value): v is FilterSpec {
  * A copy of one input in the dtype a backend runs (Float32Array for native, Float64Array for the reference).
  * A list of filters keeps its sharing: entries that are one spec become one filter object.
  */
-export function convert(v: Value, f64: boolean): unknown {
-  if (v instanceof Float32Array) return f64 ? Float64Array.from(v) : v.slice();
+/**
+ * Where a float32 input is placed: a copy in an ordinary array by default, or (`place`) in memory the backend
+ * allocated, such as a view of a WebAssembly backend's linear memory.
+ */
+export type Placement = (x: Float32Array) => FloatArray;
+
+export function convert(v: Value, f64: boolean, place?: Placement): unknown {
+  if (v instanceof Float32Array) return f64 ? Float64Array.from(v) : place !== undefined ? place(v) : v.slice();
   if (v instanceof Float64Array || v instanceof Int32Array || v instanceof Uint8Array) return v.slice();
   if (Array.isArray(v)) {
     const made = new Map<FilterSpec, unknown>();
     return v.map((spec) => {
-      if (!made.has(spec)) made.set(spec, convert(spec, f64));
+      if (!made.has(spec)) made.set(spec, convert(spec, f64, place));
       return made.get(spec);
     });
   }
   if (isFilterSpec(v)) {
-    const make = (x: Float32Array): FloatArray => (f64 ? Float64Array.from(x) : x.slice());
+    const make = (x: Float32Array): FloatArray =>
+      f64 ? Float64Array.from(x) : place !== undefined ? place(x) : x.slice();
     if (v.filter === 'dense') return { kind: 'dense', n: v.n, matrix: make(v.matrix!) } satisfies FilterOperand;
     if (v.filter === 'permutation')
       return { kind: 'permutation', n: v.n, perm: v.perm!.slice(), signs: make(v.signs!) } satisfies FilterOperand;
@@ -124,9 +140,14 @@ export function kernelCase<I extends Record<string, Value>>(c: Case<I>): Case {
   return c;
 }
 
-export function execute(c: Case, backend: Backend, f64: boolean): Record<string, ArrayLike<number> | number> {
+export function execute(
+  c: Case,
+  backend: Backend,
+  f64: boolean,
+  place?: Placement,
+): Record<string, ArrayLike<number> | number> {
   const x: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(c.inputs)) x[k] = convert(v, f64);
+  for (const [k, v] of Object.entries(c.inputs)) x[k] = convert(v, f64, place);
   // convert maps each input to ConvertedValue of its type, which the compiler cannot follow through Object.entries.
   const ret = c.run(backend, x as Converted<Record<string, Value>>);
   const out: Record<string, ArrayLike<number> | number> = {};
@@ -167,6 +188,7 @@ export function checkCase(
   got: Record<string, ArrayLike<number> | number>,
   want: Record<string, ArrayLike<number> | number>,
   label: string,
+  tolScale = 1,
 ): void {
   for (const name of c.outputs) {
     const g = got[name];
@@ -176,7 +198,8 @@ export function checkCase(
       typeof w === 'number'
         ? Math.abs((g as number) - w) / Math.max(Math.abs(w), 1e-30)
         : relativeError(g as ArrayLike<number>, w!, initial);
-    assert.ok(err <= c.tol, `${label} ${c.name}: ${name} relative error ${err.toExponential(2)} > ${c.tol}`);
+    const tol = c.tol * tolScale;
+    assert.ok(err <= tol, `${label} ${c.name}: ${name} relative error ${err.toExponential(2)} > ${tol}`);
   }
 }
 

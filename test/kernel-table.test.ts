@@ -3,7 +3,8 @@
 // fractional, or whose product passes 2^31, 2^53 or 2^64, a filter of the wrong width or with a permutation
 // entry out of range, ...) throws a TypeError or RangeError naming the kernel and the argument, and the
 // backend keeps working afterwards. Also: the length expressions, the table's consistency, and that the
-// committed N-API glue (native/src/addon_kernels.inc) is what the generator writes from the table.
+// committed N-API glue (native/src/addon_kernels.inc) and WebAssembly exports (native/wasm/wasm_kernels.inc) are
+// what the generator writes from the table.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -601,5 +602,13 @@ describe('the kernel table', () => {
     };
     const committed = readFileSync(join(root, 'native', 'src', 'addon_kernels.inc'), 'utf8');
     assert.equal(committed, generator.renderKernelGlue(KERNEL_TABLE, kernelTableId()));
+  });
+
+  it('is what the committed WebAssembly exports were generated from (rerun scripts/generate-kernel-glue.mjs if not)', async () => {
+    const generator = (await import(pathToFileURL(join(root, 'scripts', 'generate-kernel-glue.mjs')).href)) as {
+      renderWasmGlue(table: unknown, id: string): string;
+    };
+    const committed = readFileSync(join(root, 'native', 'wasm', 'wasm_kernels.inc'), 'utf8');
+    assert.equal(committed, generator.renderWasmGlue(KERNEL_TABLE, kernelTableId()));
   });
 });

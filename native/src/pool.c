@@ -9,9 +9,11 @@
 //
 // On a shared machine a second thread must never make things slower, so tasks hand out their work in chunks
 // from queues and the caller never waits for a worker that has not started: it finishes the work itself.
+//
+// ROAF_SINGLE_THREAD (the WebAssembly build, native/wasm/) compiles the pool away: one thread, the caller, runs
+// every task; the kernels and the policy (parallel.c) are the same code, planning one thread.
 
 #define _GNU_SOURCE
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +22,21 @@
 
 #include "parallel.h"
 #include "roaf_native.h"
+
+#if defined(ROAF_SINGLE_THREAD)
+
+int roaf_pool_threads(void) { return 1; }
+
+void roaf_pool_set_threads(int n) { (void)n; }
+
+void roaf_pool_run(roaf_task_fn fn, void *arg, int nthreads) {
+  (void)nthreads;
+  fn(arg, 0, 1);
+}
+
+#else
+
+#include <pthread.h>
 
 #define SPIN_NS 50000
 
@@ -184,6 +201,8 @@ void roaf_pool_run(roaf_task_fn fn, void *arg, int nthreads) {
   if (judged)
     roaf_parallel_judge((double)(own + atomic_load(&pool.worker_cpu_ns)) / (double)(elapsed > 0 ? elapsed : 1));
 }
+
+#endif  // ROAF_SINGLE_THREAD
 
 // ---- scratch ----
 

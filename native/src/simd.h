@@ -1,6 +1,7 @@
 // The SIMD vocabulary: one small set of vector operations written once per instruction set, so every kernel
-// is written once. Each kernel file is compiled three times, with ROAF_ISA_AVX512, ROAF_ISA_AVX2 or neither
-// defined (portable C, what other CPUs get); `ROAF_SUFFIX(name)` gives each copy its own symbols.
+// is written once. Each kernel file is compiled three times for the addon, with ROAF_ISA_AVX512, ROAF_ISA_AVX2
+// or neither defined (portable C, what other CPUs get), and once more for WebAssembly with ROAF_ISA_SIMD128
+// (native/wasm/, docs/wasm.md); `ROAF_SUFFIX(name)` gives each copy its own symbols.
 //
 //   vf                  a vector of VL floats
 //   vzero, vset1        all zeros, every lane = x
@@ -122,6 +123,55 @@ static inline void vtranspose(vf r[VL]) {  // 32-bit pairs, 64-bit pairs, then 1
     r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
     r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
   }
+}
+#elif defined(ROAF_ISA_SIMD128)
+// WebAssembly 128-bit SIMD (clang -msimd128). Baseline wasm SIMD has no fused multiply-add: vfma and vnmadd
+// round the product before the sum, so results differ from the FMA paths by a rounding per multiply-add
+// (docs/wasm.md states the tolerances). vmin/vmax are the "pseudo" min/max (a < b ? a : b), like the x86
+// instructions and the portable C: a NaN first operand gives the second, and V8 compiles them to one minps.
+#include <wasm_simd128.h>
+#define ROAF_SUFFIX(name) ROAF_CAT(name, simd128)
+#define ROAF_ISA_NAME "simd128"
+#define VL 4
+typedef v128_t vf;
+static inline vf vzero(void) { return wasm_f32x4_splat(0.0f); }
+static inline vf vset1(float x) { return wasm_f32x4_splat(x); }
+static inline vf vload(const float *p) { return wasm_v128_load(p); }
+static inline void vstore(float *p, vf v) { wasm_v128_store(p, v); }
+static inline vf vloadn(const float *p, int n) {
+  float t[VL] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int l = 0; l < n; l++) t[l] = p[l];
+  return wasm_v128_load(t);
+}
+static inline void vstoren(float *p, vf v, int n) {
+  float t[VL];
+  wasm_v128_store(t, v);
+  for (int l = 0; l < n; l++) p[l] = t[l];
+}
+static inline vf vadd(vf a, vf b) { return wasm_f32x4_add(a, b); }
+static inline vf vsub(vf a, vf b) { return wasm_f32x4_sub(a, b); }
+static inline vf vmul(vf a, vf b) { return wasm_f32x4_mul(a, b); }
+static inline vf vdiv(vf a, vf b) { return wasm_f32x4_div(a, b); }
+static inline vf vmin(vf a, vf b) { return wasm_f32x4_pmin(b, a); }  // pmin(b, a) = a < b ? a : b
+static inline vf vmax(vf a, vf b) { return wasm_f32x4_pmax(b, a); }  // pmax(b, a) = b < a ? a : b
+static inline vf vfma(vf a, vf b, vf c) { return wasm_f32x4_add(wasm_f32x4_mul(a, b), c); }
+static inline vf vnmadd(vf a, vf b, vf c) { return wasm_f32x4_sub(c, wasm_f32x4_mul(a, b)); }
+static inline vf vsqrt(vf a) { return wasm_f32x4_sqrt(a); }
+static inline float vsum(vf v) {  // the portable C's order: (x0 + x2) + (x1 + x3)
+  vf s = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  return wasm_f32x4_extract_lane(s, 0) + wasm_f32x4_extract_lane(s, 1);
+}
+static inline vf vround(vf a) { return wasm_f32x4_nearest(a); }
+static inline vf vpow2i(vf n) {  // 2^n for integral n in [-126, 127]
+  return wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+}
+static inline void vtranspose(vf r[VL]) {  // interleave 32-bit lanes, then 64-bit halves
+  vf t0 = wasm_i32x4_shuffle(r[0], r[1], 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(r[0], r[1], 2, 6, 3, 7);
+  vf t2 = wasm_i32x4_shuffle(r[2], r[3], 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(r[2], r[3], 2, 6, 3, 7);
+  r[0] = wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5);
+  r[1] = wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7);
+  r[2] = wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5);
+  r[3] = wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7);
 }
 #else
 // Portable C: a 4-lane struct; loops the compiler can vectorise on any target.

@@ -222,7 +222,7 @@ export function registerBenchCommand(program: Command): void {
     .addOption(numberOption('--input-dim <D>', 'inputs per sample or step (default 1 recurrent, 784 feed-forward)'))
     .option('--filter <kind>', `orthogonal filter: ${FILTER_KINDS.join(', ')}`, 'haar')
     .addOption(tableOption(OPTIONS.memory))
-    .option('--backend <name>', 'auto, native or reference', 'auto')
+    .option('--backend <name>', 'auto, native, wasm or reference', 'auto')
     .addOption(numberOption('--threads <k>', 'native backend threads (default: all cores)'))
     .option('--dtype <type>', 'float32 or float64 (float64: reference backend)', 'float32')
     .addOption(numberOption('--repeats <r>', 'timed training steps; the median is reported').default(5))

@@ -401,7 +401,7 @@ export const OPTIONS = {
     commands: BOTH,
     readme: true,
     default: 'auto',
-    help: 'where to compute (auto: native if built)',
+    help: 'where to compute (auto: native if built, else wasm, else reference)',
     get choices() {
       return BACKEND_NAMES;
     },
