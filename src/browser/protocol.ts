@@ -16,6 +16,8 @@ export interface WorkerRun {
   beta?: number;
   filter?: FilterKind;
   seed?: number;
+  /** The backend (browserBackend's choice): 'wasm' (default) or 'reference'. */
+  backend?: 'wasm' | 'reference';
   /** URL of the directory with MNIST's four plain IDX files. */
   dataUrl: string;
   trainLimit?: number;

@@ -53,7 +53,7 @@ async function start(run: WorkerRun): Promise<void> {
     testLimit: run.testLimit,
   });
   const dataSeconds = (performance.now() - begin) / 1000;
-  const backend = await browserBackend();
+  const backend = await browserBackend({ name: run.backend });
   const { dataUrl: _url, task, batch, lr, ...rest } = run;
   const options = Object.fromEntries(
     (['model', 'depth', 'width', 'hidden', 'alpha', 'beta', 'filter', 'seed'] as const)
