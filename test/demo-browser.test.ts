@@ -23,8 +23,9 @@ import { describe, it } from 'node:test';
 
 const CHROMIUM = process.env.ROAF_CHROMIUM ?? '/usr/bin/chromium';
 const root = fileURLToPath(new URL('../../', import.meta.url));
-/** Width 64, batch 32, 500 test images, 60 s of training: see docs/browser.md for why. */
-const QUERY = process.env.ROAF_DEMO_QUERY ?? 'autostart=1&depth=1000&width=64&batch=32&testLimit=500&seconds=60';
+/** Width 32, batch 32, lr 0.005, 500 test images, 60 s of training: docs/browser.md says why. */
+const QUERY =
+  process.env.ROAF_DEMO_QUERY ?? 'autostart=1&depth=1000&width=32&batch=32&lr=0.005&testLimit=500&seconds=60';
 const ROAF_TARGET = 0.8;
 const PLAIN_BOUND = 0.2;
 const TRAINING_SECONDS = 60;

@@ -11,6 +11,7 @@ import { diagnose, type Diagnostics } from '../diagnostics/diagnose.js';
 import { measureGradientNorms } from '../diagnostics/gradients.js';
 import type { GradientCurve } from '../models/kind.js';
 import type { Model } from '../models/model.js';
+import type { SequenceCell } from '../nn/layers.js';
 import { RecurrentModel } from '../models/recurrent.js';
 import { BatchBuffers, batchLoss, epochOrder, evaluate, type Evaluation } from '../train/batches.js';
 import {
@@ -122,7 +123,8 @@ export function hiddenStateNorms(model: Model, dataset: Dataset, batch = 16): Fl
   const { inputs } = buffers.fill(Int32Array.from({ length: B }, (_, i) => i));
   const T = dataset.steps;
   const N = model.config.hidden;
-  const hs: FloatArray = model.cell.forward(model.backend, T, B, inputs); // (T+1, B, N)
+  const cell: SequenceCell = (model as RecurrentModel).cell;
+  const hs: FloatArray = cell.forward(model.backend, T, B, inputs); // (T+1, B, N)
   const norms = new Float64Array(T + 1);
   for (let t = 0; t <= T; t++) {
     let sum = 0;

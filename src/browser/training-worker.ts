@@ -72,25 +72,33 @@ async function start(run: WorkerRun): Promise<void> {
   postCurves(run, trainer);
   const trainStart = performance.now();
   const seconds = () => (performance.now() - trainStart) / 1000;
-  let lastEval = 0;
-  let lastCurve = 0;
+  // Evaluations and curves cost time the steps do not get: each waits at least its period and at least
+  // four times its own last cost, so they never take more than a fifth of the time on a slow machine.
+  let lastEval = 0,
+    evalCost = 0;
+  let lastCurve = 0,
+    curveCost = 0;
   while (!stopRequested && trainer.step < run.maxSteps && seconds() < run.maxSeconds) {
     const loss = trainer.trainStep();
     post({ type: 'step', step: trainer.step, loss, seconds: seconds() });
-    if (seconds() - lastEval >= run.evalSeconds) {
+    if (seconds() - lastEval >= Math.max(run.evalSeconds, 4 * evalCost)) {
+      const before = seconds();
       const evaluation = trainer.evaluate();
+      lastEval = seconds();
+      evalCost = lastEval - before;
       post({
         type: 'evaluation',
         step: trainer.step,
-        seconds: seconds(),
+        seconds: lastEval,
         loss: evaluation.loss,
         accuracy: evaluation.accuracy ?? NaN,
       });
-      lastEval = seconds();
     }
-    if (run.gradientSeconds > 0 && seconds() - lastCurve >= run.gradientSeconds) {
+    if (run.gradientSeconds > 0 && seconds() - lastCurve >= Math.max(run.gradientSeconds, 4 * curveCost)) {
+      const before = seconds();
       postCurves(run, trainer);
       lastCurve = seconds();
+      curveCost = lastCurve - before;
     }
     await yieldToMessages();
   }
