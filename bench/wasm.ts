@@ -141,9 +141,16 @@ function tfjsStep(N: number): StepResult {
   );
   const last = result.stdout.trim().split('\n').pop() ?? '';
   try {
-    const json = JSON.parse(last) as { ms_per_batch?: number; error?: string; timed_seq_len?: number };
+    const json = JSON.parse(last) as {
+      ms_per_batch?: number;
+      error?: string;
+      timed_seq_len?: number;
+      formulation?: string;
+      formulations?: unknown[];
+    };
     if (json.ms_per_batch === undefined) return { ms: null, note: `skipped: ${json.error ?? last}` };
-    return { ms: json.ms_per_batch, note: `timed at T = ${json.timed_seq_len ?? T}, scaled to ${T}` };
+    const which = `${json.formulation ?? '?'}, the fastest of ${json.formulations?.length ?? 1} formulations checked against each other`;
+    return { ms: json.ms_per_batch, note: `${which}; timed at T = ${json.timed_seq_len ?? T}, scaled to ${T}` };
   } catch {
     return { ms: null, note: `tfjs-bench exited ${result.status}: ${result.stderr.trim().split('\n').pop() ?? ''}` };
   }

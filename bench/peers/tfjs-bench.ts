@@ -8,7 +8,12 @@
 // linearly to the full one. Per-step (per-layer) work dominates; the readout and the input projection,
 // which do not grow with T (depth), are scaled too, so the estimate errs slightly high.
 //
+// The ROAF RNN is written in several formulations (RNN_FORMULATIONS), all from the same weights and data; each
+// is checked against `literal` (loss to a relative 1e-4, every gradient to 1e-4 of its largest element) before
+// it is timed, and the fastest is reported (`formulation`; every one's median in `formulations`).
+//
 // Usage: node dist/bench/peers/tfjs-bench.js --configs JSON [--warmup w] [--repeats r] [--forward] [--info]
+//        [--formulations a,b]
 // Prints one JSON object per configuration (one line each), or {"error": ...} when tfjs is not installed.
 
 import { parseArgs } from 'node:util';
@@ -57,12 +62,22 @@ function haar(rng: Random, n: number): Float32Array {
   return Float32Array.from(orthogonalFromQr(a, n, true));
 }
 
+/**
+ * Formulations of the ROAF RNN step h <- alpha h Oᵀ + beta tanh(x_t Uᵀ + h Wᵀ + b):
+ * - literal: the formula, one op per term (the input term a product (B, 1) x (1, N));
+ * - broadcast-input: the input term as a broadcast multiply (D = 1), no product;
+ * - concat-wo: one product per step, h [Wᵀ | alpha Oᵀ] (N x 2N), split; the input term broadcast.
+ */
+const RNN_FORMULATIONS = ['literal', 'broadcast-input', 'concat-wo'] as const;
+type RnnFormulation = (typeof RNN_FORMULATIONS)[number];
+
 /** Builds the loss closure of one configuration and the variables it trains. */
 function buildModel(
   tf: Tf,
   config: PeerConfig,
   T: number,
   L: number,
+  formulation: RnnFormulation = 'literal',
 ): { loss: () => Scalar; variables: Variable[]; dispose: () => void } {
   const rng = new Random(config.seed ?? 0);
   const B = config.batch;
@@ -96,10 +111,20 @@ function buildModel(
     kept.push(O, ...xs);
     const loss = (): Scalar => {
       let h: Tensor2D = tf.zeros([B, N]);
-      for (let t = 0; t < T; t++) {
-        const a = tf.tanh(tf.add(tf.add(tf.matMul(h, W), tf.matMul(xs[t]!, U)), b));
-        const filtered = tf.matMul(h, O);
-        h = tf.add(alpha === 1 ? filtered : tf.mul(filtered, alpha), tf.mul(a, beta));
+      if (formulation === 'concat-wo') {
+        const WO = tf.concat([W, alpha === 1 ? O : tf.mul(O, alpha)], 1); // (N, 2N), W's gradient flows through
+        for (let t = 0; t < T; t++) {
+          const [pre, filtered] = tf.split(tf.matMul(h, WO), 2, 1) as [Tensor2D, Tensor2D];
+          const a = tf.tanh(tf.add(tf.add(pre, tf.mul(xs[t]!, U)), b));
+          h = tf.add(filtered, tf.mul(a, beta));
+        }
+      } else {
+        for (let t = 0; t < T; t++) {
+          const drive = formulation === 'literal' ? tf.matMul(xs[t]!, U) : tf.mul(xs[t]!, U);
+          const a = tf.tanh(tf.add(tf.add(tf.matMul(h, W), drive), b));
+          const filtered = tf.matMul(h, O);
+          h = tf.add(alpha === 1 ? filtered : tf.mul(filtered, alpha), tf.mul(a, beta));
+        }
       }
       return tf.losses.softmaxCrossEntropy<Tensor, Scalar>(onehot, tf.add(tf.matMul(h, V), c));
     };
@@ -133,14 +158,97 @@ function buildModel(
   return { loss, variables, dispose: () => [...kept, ...variables].forEach((x) => x.dispose()) };
 }
 
-function bench(tf: Tf, config: PeerConfig, warmup: number, repeats: number, forward: boolean): Record<string, unknown> {
+/** The loss and every variable's gradient of a formulation at its initial weights. */
+function lossAndGradients(tf: Tf, model: ReturnType<typeof buildModel>): { loss: number; grads: Float32Array[] } {
+  const { value, grads } = tf.variableGrads(model.loss, model.variables);
+  const result = {
+    loss: value.dataSync()[0]!,
+    grads: model.variables.map((v) => grads[v.name]!.dataSync() as Float32Array),
+  };
+  value.dispose();
+  Object.values(grads).forEach((g) => g.dispose());
+  return result;
+}
+
+/** Why `got` differs from the reference formulation's loss and gradients, or null when it agrees. */
+function checkAgainst(
+  want: { loss: number; grads: Float32Array[] },
+  got: { loss: number; grads: Float32Array[] },
+): { loss_error: number; max_gradient_error: number; failed: string | null } {
+  const lossError = Math.abs(got.loss - want.loss) / Math.abs(want.loss);
+  let worst = 0;
+  want.grads.forEach((w, i) => {
+    const g = got.grads[i]!;
+    let scale = 0;
+    let diff = 0;
+    for (let j = 0; j < w.length; j++) {
+      scale = Math.max(scale, Math.abs(w[j]!));
+      diff = Math.max(diff, Math.abs(g[j]! - w[j]!));
+    }
+    worst = Math.max(worst, scale === 0 ? diff : diff / scale);
+  });
+  const failed =
+    !(lossError <= 1e-4) || !(worst <= 1e-4)
+      ? `loss error ${lossError.toExponential(2)}, gradient error ${worst.toExponential(2)} (tolerance 1e-4)`
+      : null;
+  return { loss_error: lossError, max_gradient_error: worst, failed };
+}
+
+function bench(
+  tf: Tf,
+  config: PeerConfig,
+  warmup: number,
+  repeats: number,
+  forward: boolean,
+  formulations: readonly RnnFormulation[],
+): Record<string, unknown> {
+  if (config.model !== 'roaf-rnn') return benchOne(tf, config, warmup, repeats, forward, 'literal');
+  // Every formulation is checked against literal's loss and gradients on the same weights, then timed.
+  const T = Math.min(config.timed_seq_len ?? config.seq_len ?? 784, config.seq_len ?? 784);
+  const reference = buildModel(tf, config, T, 0, 'literal');
+  const want = lossAndGradients(tf, reference);
+  reference.dispose();
+  const results: Record<string, unknown>[] = [];
+  for (const formulation of formulations) {
+    const model = buildModel(tf, config, T, 0, formulation);
+    const check = checkAgainst(want, lossAndGradients(tf, model));
+    model.dispose();
+    if (check.failed !== null) {
+      process.stderr.write(`tfjs-bench: formulation ${formulation} FAILED its check: ${check.failed}\n`);
+      results.push({ formulation, check, failed: check.failed });
+      continue;
+    }
+    results.push({ ...benchOne(tf, config, warmup, repeats, forward, formulation), formulation, check });
+  }
+  const timed = results.filter((r) => typeof r.ms_per_batch === 'number');
+  if (timed.length === 0) throw new Error('tfjs-bench: every formulation failed its check');
+  const fastest = timed.reduce((a, b) => ((b.ms_per_batch as number) < (a.ms_per_batch as number) ? b : a));
+  return {
+    ...fastest,
+    formulations: results.map((r) => ({
+      formulation: r.formulation,
+      ms_per_batch: r.ms_per_batch ?? null,
+      check: r.check,
+      failed: r.failed ?? null,
+    })),
+  };
+}
+
+function benchOne(
+  tf: Tf,
+  config: PeerConfig,
+  warmup: number,
+  repeats: number,
+  forward: boolean,
+  formulation: RnnFormulation,
+): Record<string, unknown> {
   const recurrent = config.model === 'roaf-rnn';
   const fullT = config.seq_len ?? 784;
   const fullL = config.depth ?? 1000;
   const T = recurrent ? Math.min(config.timed_seq_len ?? fullT, fullT) : 1;
   const L = recurrent ? 0 : Math.min(config.timed_depth ?? fullL, fullL);
   const scale = recurrent ? fullT / T : fullL / L;
-  const model = buildModel(tf, config, T, L);
+  const model = buildModel(tf, config, T, L, formulation);
   const optimizer = tf.train.adam(1e-3);
   const trainStep = (): number => {
     const cost = optimizer.minimize(model.loss, true, model.variables);
@@ -221,8 +329,15 @@ async function main(): Promise<void> {
       repeats: { type: 'string', default: '3' },
       forward: { type: 'boolean', default: false },
       info: { type: 'boolean', default: false },
+      formulations: { type: 'string', default: RNN_FORMULATIONS.join(',') },
     },
   });
+  const formulations = (values.formulations ?? '').split(',').filter((f) => f !== '') as RnnFormulation[];
+  const unknown = formulations.filter((f) => !(RNN_FORMULATIONS as readonly string[]).includes(f));
+  if (unknown.length > 0 || formulations.length === 0)
+    throw new Error(
+      `tfjs-bench: --formulations must be some of ${RNN_FORMULATIONS.join(', ')}, got '${values.formulations ?? ''}'`,
+    );
   const loaded = await loadTf();
   if ('error' in loaded) {
     process.stdout.write(JSON.stringify({ peer: 'tfjs', error: loaded.error }) + '\n');
@@ -236,7 +351,14 @@ async function main(): Promise<void> {
   if (values.configs === undefined) throw new Error('tfjs-bench: --configs JSON is required (or --info)');
   const configs = JSON.parse(values.configs) as PeerConfig[];
   for (const config of configs) {
-    const result = bench(tf, config, Number(values.warmup), Number(values.repeats), values.forward ?? false);
+    const result = bench(
+      tf,
+      config,
+      Number(values.warmup),
+      Number(values.repeats),
+      values.forward ?? false,
+      formulations,
+    );
     process.stdout.write(JSON.stringify({ ...info, ...result }) + '\n');
   }
 }
