@@ -5,7 +5,7 @@
 // - the plain model stays near chance: at most 20 % (twice chance; a constant guess scores at most the
 //   largest class's share, 11.4 % of MNIST's test set) at every evaluation;
 // - every plot drew (loss, accuracy, gradient norms, spectrum), drawing a digit on the pad gives both
-//   models' predictions, no console error, and no request to anything but the demo server (every other
+//   models' predictions, the ROAF checkpoint kept in IndexedDB loads back and predicts the same digit, no console error, and no request to anything but the demo server (every other
 //   host is aborted by request interception and reported).
 // Keeps a screenshot in test-output/ (git-ignored; ROAF_DEMO_SCREENSHOT=FILE copies it) and prints the
 // page's figures as one JSON line (`roaf-demo-figures {...}`: steps/s of each model, the transfer size
@@ -36,7 +36,7 @@ interface ModelReport {
   steps: number;
   firstStepMs: number | null;
   done: { step: number; seconds: number; stepsPerSecond: number } | null;
-  ready: { backend: string } | null;
+  ready: { backend: string; parameters: number } | null;
   gradients: unknown;
   spectrum: unknown;
   prediction: { digit: number; probability: number } | null;
@@ -160,6 +160,26 @@ describe('demo page in headless Chromium', () => {
       );
       const predicted = await page.locator('#prediction-roaf td').nth(1).textContent();
       assert.match(predicted ?? '', /^[0-9]$/);
+
+      // the ROAF checkpoint round trip through IndexedDB: keep it, load it back into the worker, predict again
+      const parameters = roaf.ready?.parameters;
+      await page.click('#ckpt-store');
+      await page.waitForFunction(() => /kept \d+ bytes/.test(document.getElementById('mlp-status')?.textContent ?? ''));
+      await page.evaluate(() => {
+        const { roaf } = (globalThis as unknown as { roafDemo: DemoState }).roafDemo.models;
+        roaf.ready = null;
+        roaf.prediction = null;
+      });
+      await page.click('#ckpt-restore');
+      await page.waitForFunction(
+        () => (globalThis as unknown as { roafDemo: DemoState }).roafDemo.models.roaf.ready !== null,
+      );
+      assert.equal((await state()).models.roaf.ready?.parameters, parameters);
+      await page.locator('#pad').dispatchEvent('pointerup');
+      await page.waitForFunction(
+        () => (globalThis as unknown as { roafDemo: DemoState }).roafDemo.models.roaf.prediction !== null,
+      );
+      assert.equal(await page.locator('#prediction-roaf td').nth(1).textContent(), predicted);
 
       assert.deepEqual(errors, [], 'console errors');
       assert.deepEqual(offHost, [], 'requests off localhost');

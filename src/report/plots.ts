@@ -1,9 +1,6 @@
-// Plots as Vega-Lite specifications, rendered to SVG in Node by Vega's headless renderer (no browser, no
-// canvas) and to PNG by resvg. One function per figure; every figure can overlay several runs or models.
-//
-// Gradient norms and singular values span hundreds of decades at depth (a plain MLP's gradient at depth
-// 50,000 is ~10^-20000, far below the smallest double), so those plots draw log10 values on a linear
-// axis whose labels read as powers of ten: a log scale that cannot underflow.
+// Plots: the Vega-Lite specifications of specs.ts, rendered to SVG in Node by Vega's headless renderer
+// (no browser, no canvas) and to PNG by resvg. One function per figure (in specs.ts); every figure can
+// overlay several runs or models.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
