@@ -5,6 +5,7 @@
 //
 //   const worker = startTrainingWorker(); worker.postMessage({ type: 'start', run });
 
+import type { Backend } from '../backend/backend.js';
 import { buildModel } from '../models/build.js';
 import type { Model } from '../models/model.js';
 import { predict } from '../serve/predict.js';
@@ -20,6 +21,17 @@ interface WorkerScope {
   onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
 }
 const scope = globalThis as unknown as WorkerScope;
+
+/** One backend of each kind per worker (a wasm backend owns its linear memory: never make a second). */
+const backends = new Map<'wasm' | 'reference', Promise<Backend>>();
+function workerBackend(name: 'wasm' | 'reference' = 'wasm'): Promise<Backend> {
+  let backend = backends.get(name);
+  if (backend === undefined) {
+    backend = browserBackend({ name });
+    backends.set(name, backend);
+  }
+  return backend;
+}
 
 let trainer: StepTrainer | null = null;
 let model: Model | null = null;
@@ -53,7 +65,7 @@ async function start(run: WorkerRun): Promise<void> {
     testLimit: run.testLimit,
   });
   const dataSeconds = (performance.now() - begin) / 1000;
-  const backend = await browserBackend({ name: run.backend });
+  const backend = await workerBackend(run.backend);
   const { dataUrl: _url, task, batch, lr, ...rest } = run;
   const options = Object.fromEntries(
     (['model', 'depth', 'width', 'hidden', 'alpha', 'beta', 'filter', 'seed'] as const)
@@ -150,7 +162,7 @@ async function handle(message: ToWorker): Promise<void> {
       return;
     }
     case 'load':
-      model = loadModelBytes(message.bytes, await browserBackend(), { source: message.source });
+      model = loadModelBytes(message.bytes, model?.backend ?? (await workerBackend()), { source: message.source });
       trainer = null;
       post({
         type: 'ready',
