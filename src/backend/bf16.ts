@@ -25,9 +25,8 @@ import { withArgumentChecks } from './kernel-checks.js';
 import { nativeInfo } from './native.js';
 import { UsageError } from '../util/errors.js';
 
-/** The numeric precisions of a model's products. */
-export const PRECISIONS = ['float32', 'bf16'] as const;
-export type Precision = (typeof PRECISIONS)[number];
+import type { Precision } from './names.js';
+export { PRECISIONS, type Precision } from './names.js';
 
 const word = new Float32Array(1);
 const bits = new Uint32Array(word.buffer);

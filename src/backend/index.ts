@@ -7,8 +7,9 @@ import { referenceBackend } from './reference.js';
 import { loadWasmBackendSync, wasmLoadError } from './wasm-node.js';
 import { UsageError } from '../util/errors.js';
 
-export const BACKEND_NAMES = ['auto', 'native', 'wasm', 'reference'] as const;
-export type BackendName = (typeof BACKEND_NAMES)[number];
+import { BACKEND_NAMES, type BackendName } from './names.js';
+
+export { BACKEND_NAMES, type BackendName };
 
 let warned = false;
 

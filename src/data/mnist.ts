@@ -9,25 +9,15 @@
 import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { FloatArray } from '../backend/backend.js';
 import { UsageError } from '../util/errors.js';
-import { checkBatch, type BatchTargets, type Dataset, type TargetSpec } from './dataset.js';
 import { readIdx } from './idx.js';
+import { IMAGE_CLASSES, ImageDataset, imageFileNames, type ImageKind, type Split } from './images.js';
 
-export type ImageKind = 'mnist' | 'fashion-mnist';
-export type Split = 'train' | 'test';
-
-/** Number of classes of both MNIST and Fashion-MNIST. */
-export const IMAGE_CLASSES = 10;
+// The dataset class and the file names live in images.ts (no files, so the browser entry shares them).
+export { IMAGE_CLASSES, ImageDataset, imageFileNames, type ImageKind, type Split } from './images.js';
 
 /** Where Debian's `dataset-fashion-mnist` package installs the gzip IDX files. */
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
-
-/** The file names (without `.gz`) of one split. */
-export function imageFileNames(split: Split): { images: string; labels: string } {
-  const prefix = split === 'train' ? 'train' : 't10k';
-  return { images: `${prefix}-images-idx3-ubyte`, labels: `${prefix}-labels-idx1-ubyte` };
-}
 
 /** The default data directory of `kind`. */
 export function defaultImageDir(kind: ImageKind): string {
@@ -41,45 +31,6 @@ export function defaultImageDir(kind: ImageKind): string {
     );
   }
   return join(dirname(packageJson), 'data');
-}
-
-/** A flat image dataset: T = 1, D = rows * cols, one class label per sample. */
-export class ImageDataset implements Dataset {
-  readonly steps = 1;
-  readonly inputDim: number;
-  readonly target: TargetSpec = { kind: 'class', classes: IMAGE_CLASSES };
-  readonly count: number;
-
-  /**
-   * @param pixels (count, rows * cols) raw bytes 0..255, row-major images.
-   * @param labels (count) class labels 0..9.
-   */
-  constructor(
-    readonly name: string,
-    readonly pixels: Uint8Array,
-    readonly labels: Uint8Array,
-    readonly rows: number,
-    readonly cols: number,
-  ) {
-    this.count = labels.length;
-    this.inputDim = rows * cols;
-    if (pixels.length !== this.count * this.inputDim) {
-      throw new Error(`${name}: ${pixels.length} pixels for ${this.count} images of ${rows}x${cols}`);
-    }
-  }
-
-  fillBatch(indices: ArrayLike<number>, inputs: FloatArray, targets: BatchTargets): void {
-    checkBatch(this, indices, inputs, targets);
-    const P = this.inputDim;
-    const labels = targets.labels!;
-    for (let b = 0; b < indices.length; b++) {
-      const index = indices[b]!;
-      const src = index * P;
-      const dst = b * P;
-      for (let p = 0; p < P; p++) inputs[dst + p] = this.pixels[src + p]! / 255;
-      labels[b] = this.labels[index]!;
-    }
-  }
 }
 
 /**

@@ -7,7 +7,7 @@
 import type { FloatArray } from '../backend/backend.js';
 import { Random } from '../util/random.js';
 import { checkBatch, type BatchTargets, type Dataset, type TargetSpec } from './dataset.js';
-import type { ImageDataset } from './mnist.js';
+import type { ImageDataset } from './images.js';
 
 /**
  * Seed of the psMNIST pixel permutation. Generator: roaf's `Random` (xoshiro128** seeded by splitmix32,

@@ -12,44 +12,21 @@ import { CopyDataset } from './copy.js';
 import { limitDataset, type TaskData } from './dataset.js';
 import { loadImageDataset, type ImageKind, type Split } from './mnist.js';
 import { sequentialImages } from './sequential.js';
+import { DEFAULT_SEQ_LEN, DEFAULT_TEST_SIZE, DEFAULT_TRAIN_SIZE } from './task-names.js';
 
-export const TASKS = ['mnist', 'fashion-mnist', 'smnist', 'psmnist', 'adding', 'copy'] as const;
-export type TaskName = (typeof TASKS)[number];
+// The names and constants of the tasks live in task-names.ts (no files, so the browser entry shares them).
+export {
+  DEFAULT_SEQ_LEN,
+  DEFAULT_TEST_SIZE,
+  DEFAULT_TRAIN_SIZE,
+  MAX_SEQ_LEN,
+  TASKS,
+  isSequential,
+  taskKind,
+  type TaskKind,
+  type TaskName,
+} from './task-names.js';
 
-/**
- * What a task's model must output, following its `TargetSpec`:
- * - 'classification': one class per sample ('class'): mnist, fashion-mnist, smnist, psmnist;
- * - 'regression': real targets per sample ('regression'): adding;
- * - 'sequence-classification': one class per step ('class-per-step'): copy.
- */
-export type TaskKind = 'classification' | 'regression' | 'sequence-classification';
-
-export function taskKind(name: TaskName): TaskKind {
-  switch (name) {
-    case 'mnist':
-    case 'fashion-mnist':
-    case 'smnist':
-    case 'psmnist':
-      return 'classification';
-    case 'adding':
-      return 'regression';
-    case 'copy':
-      return 'sequence-classification';
-  }
-}
-
-/** True if the task feeds its input over many steps (a recurrent model's task); false for flat images. */
-export function isSequential(name: TaskName): boolean {
-  return name !== 'mnist' && name !== 'fashion-mnist';
-}
-
-/** Default sample counts of the generated tasks (adding, copy). */
-export const DEFAULT_TRAIN_SIZE = 10_000;
-export const DEFAULT_TEST_SIZE = 1_000;
-/** Default `seqLen`: adding T = 200; copy L = 100 blanks (T = 120). */
-export const DEFAULT_SEQ_LEN = { adding: 200, copy: 100 } as const;
-/** Largest accepted `seqLen`, only to catch typos before allocating; far beyond the T = 10,000 goal. */
-export const MAX_SEQ_LEN = 10_000_000;
 /** Smallest `seqLen`: the adding problem needs a step in each half; copy needs one blank. */
 const MIN_SEQ_LEN = { adding: 2, copy: 1 } as const;
 

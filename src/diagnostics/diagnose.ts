@@ -12,7 +12,7 @@ import type { Dataset } from '../data/dataset.js';
 import { isNotApplicable, type CurveIndex } from '../models/kind.js';
 import { modelKindOf } from '../models/kinds.js';
 import type { Model } from '../models/model.js';
-import { BatchBuffers, batchLoss } from '../train/trainer.js';
+import { BatchBuffers, batchLoss } from '../train/batches.js';
 import { checkSpectrum, theoryBoundsOrReason, type SpectralNormFn, lanczosSpectralNorm } from './bounds.js';
 import { measureGradientNorms } from './gradients.js';
 import { ProductSpectrum } from './product-spectrum.js';

@@ -2,7 +2,7 @@
 // What each kind of network is and fixes lives in the registry (kinds.ts).
 
 import type { DType } from '../backend/backend.js';
-import type { Precision } from '../backend/bf16.js';
+import type { Precision } from '../backend/names.js';
 import type { FilterKind } from '../nn/filter.js';
 import { OPTIONS, checkOption, checkOptionChoice } from '../options/table.js';
 import { UsageError, checkRange } from '../util/errors.js';

@@ -12,9 +12,8 @@
 // (a list, or a limit like MAX_SEQ_LEN) through a getter, when it is used rather than when this module
 // loads: the import cycle never touches a binding before it is initialised.
 
-import { BACKEND_NAMES } from '../backend/index.js';
-import { PRECISIONS } from '../backend/bf16.js';
-import { MAX_SEQ_LEN, TASKS } from '../data/tasks.js';
+import { BACKEND_NAMES, PRECISIONS } from '../backend/names.js';
+import { MAX_SEQ_LEN, TASKS } from '../data/task-names.js';
 import { MODEL_KINDS } from '../models/config.js';
 import { MEMORY_OPTIONS } from '../models/memory.js';
 import { FILTER_KINDS } from '../nn/filter.js';

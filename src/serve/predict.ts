@@ -7,7 +7,7 @@
 import { allocateHost, type FloatArray } from '../backend/backend.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Model } from '../models/model.js';
-import { BatchBuffers } from '../train/trainer.js';
+import { BatchBuffers } from '../train/batches.js';
 import { UsageError, checkRange } from '../util/errors.js';
 
 /**

@@ -9,13 +9,15 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelConfig } from '../models/config.js';
-import { modelKindOf } from '../models/kinds.js';
 import type { Model } from '../models/model.js';
-import { bindTensors } from '../models/tensors.js';
 import { UsageError } from '../util/errors.js';
 import type { LrSchedule, OptimizerOptions } from './optimizer.js';
 import { Optimizer } from './optimizer.js';
+import { modelTensors } from './model-tensors.js';
 import { SafetensorsFile, writeSafetensors, type NamedTensor } from './safetensors.js';
+
+// modelTensors lives in model-tensors.ts (no files, so the browser entry's in-memory checkpoints share it).
+export { modelTensors };
 
 export const CHECKPOINT_FORMAT = 'roaf-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -76,15 +78,6 @@ export interface CheckpointConfig {
   optimizer_state: string;
   /** Names of the filter tensors in model.safetensors, by layer (the same name when shared). */
   filters: string[];
-}
-
-/**
- * The tensors of a model as safetensors entries, as its kind lists them (parameters under their names,
- * then the filters), each a view of the model's own buffer; and each layer's filter tensor name.
- */
-export function modelTensors(model: Model): { tensors: NamedTensor[]; filterNames: string[] } {
-  const list = modelKindOf(model).tensors(model.config);
-  return { tensors: bindTensors(model, list), filterNames: list.filterNames };
 }
 
 export interface CheckpointContents {

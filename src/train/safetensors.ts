@@ -4,52 +4,26 @@
 
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { UsageError } from '../util/errors.js';
+import {
+  asBytes,
+  checkedEntry,
+  parseSafetensorsHeader,
+  safetensorsHeaderBytes,
+  safetensorsHeaderLength,
+  type HeaderEntry,
+  type SafetensorsHeader,
+  type NamedTensor,
+  type TensorData,
+} from './safetensors-bytes.js';
 
-export type TensorData = Float32Array | Float64Array | Int32Array;
-
-export interface NamedTensor {
-  name: string;
-  shape: number[];
-  data: TensorData;
-}
-
-const DTYPE_OF: Record<string, string> = { Float32Array: 'F32', Float64Array: 'F64', Int32Array: 'I32' };
-const BYTES: Record<string, number> = { F32: 4, F64: 8, I32: 4 };
-
-interface HeaderEntry {
-  dtype: string;
-  shape: number[];
-  data_offsets: [number, number];
-}
-
-function asBytes(data: TensorData): Uint8Array {
-  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-}
+export type { NamedTensor, TensorData } from './safetensors-bytes.js';
 
 /** Writes `tensors` to `path` (which should be a temporary name the caller renames into place). */
 export function writeSafetensors(path: string, tensors: NamedTensor[], metadata: Record<string, string> = {}): void {
-  const header: Record<string, unknown> = { __metadata__: metadata };
-  let offset = 0;
-  for (const t of tensors) {
-    const size = t.shape.reduce((a, b) => a * b, 1);
-    if (size !== t.data.length)
-      throw new Error(`tensor ${t.name}: shape [${t.shape.join(',')}] has ${size} elements, data ${t.data.length}`);
-    header[t.name] = {
-      dtype: DTYPE_OF[t.data.constructor.name],
-      shape: t.shape,
-      data_offsets: [offset, offset + t.data.byteLength],
-    };
-    offset += t.data.byteLength;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8); // align the data to 8 bytes
-  const jsonBytes = Buffer.from(json, 'utf8');
-  const prefix = Buffer.alloc(8);
-  prefix.writeBigUInt64LE(BigInt(jsonBytes.length));
+  const header = safetensorsHeaderBytes(tensors, metadata);
   const fd = openSync(path, 'w');
   try {
-    writeSync(fd, prefix);
-    writeSync(fd, jsonBytes);
+    writeAll(fd, header);
     for (const t of tensors) writeAll(fd, asBytes(t.data));
   } finally {
     closeSync(fd);
@@ -67,9 +41,10 @@ function writeAll(fd: number, bytes: Uint8Array): void {
 
 /** An open safetensors file: its header is parsed and checked; tensors are read on demand. */
 export class SafetensorsFile {
-  readonly entries: Map<string, HeaderEntry> = new Map();
+  readonly entries: Map<string, HeaderEntry>;
   readonly metadata: Record<string, string>;
   private readonly dataStart: number;
+  private readonly header: SafetensorsHeader;
 
   constructor(readonly path: string) {
     let fd: number;
@@ -80,45 +55,16 @@ export class SafetensorsFile {
     }
     try {
       const fileSize = fstatSync(fd).size;
-      if (fileSize < 8) throw new UsageError(`${path}: not a safetensors file (${fileSize} bytes, truncated)`);
-      const prefix = Buffer.alloc(8);
-      readSync(fd, prefix, 0, 8, 0);
-      const headerLength = Number(prefix.readBigUInt64LE(0));
-      if (headerLength > fileSize - 8 || headerLength > 1 << 30) {
-        throw new UsageError(
-          `${path}: header length ${headerLength} exceeds the file size ${fileSize} (truncated or corrupt)`,
-        );
-      }
-      const headerBytes = Buffer.alloc(headerLength);
+      const prefix = new Uint8Array(8);
+      if (fileSize >= 8) readSync(fd, prefix, 0, 8, 0);
+      const headerLength = safetensorsHeaderLength(prefix, fileSize, path);
+      const headerBytes = new Uint8Array(headerLength);
       readSync(fd, headerBytes, 0, headerLength, 8);
-      let header: Record<string, unknown>;
-      try {
-        header = JSON.parse(headerBytes.toString('utf8')) as Record<string, unknown>;
-      } catch {
-        throw new UsageError(`${path}: header is not valid JSON (corrupt file)`);
-      }
-      this.dataStart = 8 + headerLength;
-      this.metadata = (header.__metadata__ ?? {}) as Record<string, string>;
-      for (const [name, value] of Object.entries(header)) {
-        if (name === '__metadata__') continue;
-        const entry = value as HeaderEntry;
-        const bytes = BYTES[entry?.dtype];
-        if (!bytes || !Array.isArray(entry.shape) || !Array.isArray(entry.data_offsets)) {
-          throw new UsageError(`${path}: tensor ${name} has a malformed header entry`);
-        }
-        const [begin, end] = entry.data_offsets;
-        const expected = entry.shape.reduce((a, b) => a * b, 1) * bytes;
-        if (end - begin !== expected)
-          throw new UsageError(
-            `${path}: tensor ${name} has ${end - begin} bytes for shape [${entry.shape.join(',')}] (${expected} expected)`,
-          );
-        if (this.dataStart + end > fileSize) {
-          throw new UsageError(
-            `${path}: tensor ${name} ends at byte ${this.dataStart + end} but the file has ${fileSize} bytes (truncated)`,
-          );
-        }
-        this.entries.set(name, entry);
-      }
+      const header = parseSafetensorsHeader(headerBytes, fileSize, path);
+      this.header = header;
+      this.entries = header.entries;
+      this.metadata = header.metadata;
+      this.dataStart = header.dataStart;
     } finally {
       closeSync(fd);
     }
@@ -130,16 +76,7 @@ export class SafetensorsFile {
 
   /** Reads tensor `name` into `out`, checking its dtype and shape against what the caller expects. */
   readInto(name: string, out: TensorData, shape: readonly number[]): void {
-    const entry = this.entries.get(name);
-    if (!entry) throw new UsageError(`${this.path}: tensor ${name} is missing`);
-    const dtype = DTYPE_OF[out.constructor.name];
-    if (entry.dtype !== dtype)
-      throw new UsageError(`${this.path}: tensor ${name} is ${entry.dtype}, expected ${dtype}`);
-    if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
-      throw new UsageError(
-        `${this.path}: tensor ${name} has shape [${entry.shape.join(',')}], expected [${shape.join(',')}]`,
-      );
-    }
+    const entry = checkedEntry(this.header, this.path, name, out, shape);
     const fd = openSync(this.path, 'r');
     try {
       const bytes = asBytes(out);
