@@ -1,9 +1,13 @@
 // The safetensors format (an 8-byte little-endian header length, a JSON header naming each tensor's
 // dtype, shape and byte range, then the raw little-endian data), so checkpoints load in any framework
-// without roaf. Written and read tensor by tensor, so multi-gigabyte files never sit in one Buffer.
+// without roaf. This file reads them (tensor by tensor, so multi-gigabyte files never sit in one Buffer);
+// safetensors-write.ts writes them.
 
-import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { UsageError } from '../util/errors.js';
+
+// The writer lives in safetensors-write.ts; re-exported so importers of this module keep working.
+export { writeSafetensors } from './safetensors-write.js';
 
 export type TensorData = Float32Array | Float64Array | Int32Array;
 
@@ -24,45 +28,6 @@ interface HeaderEntry {
 
 function asBytes(data: TensorData): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-}
-
-/** Writes `tensors` to `path` (which should be a temporary name the caller renames into place). */
-export function writeSafetensors(path: string, tensors: NamedTensor[], metadata: Record<string, string> = {}): void {
-  const header: Record<string, unknown> = { __metadata__: metadata };
-  let offset = 0;
-  for (const t of tensors) {
-    const size = t.shape.reduce((a, b) => a * b, 1);
-    if (size !== t.data.length)
-      throw new Error(`tensor ${t.name}: shape [${t.shape.join(',')}] has ${size} elements, data ${t.data.length}`);
-    header[t.name] = {
-      dtype: DTYPE_OF[t.data.constructor.name],
-      shape: t.shape,
-      data_offsets: [offset, offset + t.data.byteLength],
-    };
-    offset += t.data.byteLength;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8); // align the data to 8 bytes
-  const jsonBytes = Buffer.from(json, 'utf8');
-  const prefix = Buffer.alloc(8);
-  prefix.writeBigUInt64LE(BigInt(jsonBytes.length));
-  const fd = openSync(path, 'w');
-  try {
-    writeSync(fd, prefix);
-    writeSync(fd, jsonBytes);
-    for (const t of tensors) writeAll(fd, asBytes(t.data));
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  const chunk = 1 << 26;
-  for (let start = 0; start < bytes.length; start += chunk) {
-    const part = bytes.subarray(start, Math.min(bytes.length, start + chunk));
-    let written = 0;
-    while (written < part.length) written += writeSync(fd, part, written);
-  }
 }
 
 /** An open safetensors file: its header is parsed and checked; tensors are read on demand. */
