@@ -1,7 +1,10 @@
 // Writes safetensors files (the format is described in safetensors.ts and docs/checkpoint-format.md),
-// streaming each tensor straight from the caller's array, so saving never copies the model.
+// streaming each tensor straight from the caller's array: saving never copies the model (a 50,000-layer
+// model's file is gigabytes; a copy would double the process's memory). Files are fsynced before they
+// are closed, so a checkpoint renamed into place after them survives a power cut too.
 
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { faultPoint } from '../util/fault-injection.js';
 import type { NamedTensor, TensorData } from './safetensors.js';
 
 const DTYPE_OF: Record<string, string> = { Float32Array: 'F32', Float64Array: 'F64', Int32Array: 'I32' };
@@ -30,21 +33,44 @@ export function writeSafetensors(path: string, tensors: NamedTensor[], metadata:
   const jsonBytes = Buffer.from(json, 'utf8');
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(jsonBytes.length));
-  const fd = openSync(path, 'w');
-  try {
-    writeSync(fd, prefix);
-    writeSync(fd, jsonBytes);
-    for (const t of tensors) writeAll(fd, asBytes(t.data));
-  } finally {
-    closeSync(fd);
-  }
+  writeFileDurably(path, [prefix, jsonBytes, ...tensors.map((t) => asBytes(t.data))]);
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
-  const chunk = 1 << 26;
-  for (let start = 0; start < bytes.length; start += chunk) {
-    const part = bytes.subarray(start, Math.min(bytes.length, start + chunk));
-    let written = 0;
-    while (written < part.length) written += writeSync(fd, part, written);
+/** Bytes written per system call: bounded, so no call is asked for gigabytes at once. */
+const CHUNK = 1 << 26;
+
+/**
+ * Creates `path` (replacing it), writes `parts` one after the other without joining them, fsyncs and
+ * closes it. Fault points (src/util/fault-injection.ts): before creating it, half-way through its bytes,
+ * before the fsync.
+ */
+export function writeFileDurably(path: string, parts: readonly Uint8Array[]): void {
+  const total = parts.reduce((sum, part) => sum + part.length, 0);
+  const half = Math.floor(total / 2);
+  faultPoint('create', path);
+  const fd = openSync(path, 'w');
+  try {
+    let done = 0;
+    let halfway = false;
+    for (const part of parts) {
+      let start = 0;
+      while (start < part.length) {
+        // stop at the half-way mark once, so a fault there leaves a file truncated mid-data
+        const limit = !halfway && done < half ? Math.min(part.length, start + (half - done)) : part.length;
+        const end = Math.min(limit, start + CHUNK);
+        const n = writeSync(fd, part, start, end - start);
+        start += n;
+        done += n;
+        if (!halfway && done >= half) {
+          halfway = true;
+          faultPoint('write (half-way)', path);
+        }
+      }
+    }
+    if (!halfway) faultPoint('write (half-way)', path);
+    faultPoint('fsync', path);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
