@@ -22,7 +22,7 @@ import type { Model } from '../models/model.js';
 import { bindTensors } from '../models/tensors.js';
 import { UsageError } from '../util/errors.js';
 import { beginSave, faultPoint } from '../util/fault-injection.js';
-import { withPath } from '../util/fs-errors.js';
+import { systemErrorMessage } from '../util/fs-errors.js';
 import type { LrSchedule, OptimizerOptions } from './optimizer.js';
 import { Optimizer } from './optimizer.js';
 import { SafetensorsFile, type NamedTensor } from './safetensors.js';
@@ -236,9 +236,9 @@ export function saveCheckpoint(dir: string, contents: CheckpointContents): void 
     } catch {
       // the original error matters more
     }
-    withPath(dir, () => {
-      throw error;
-    });
+    // the error names the file that could not be written (a full disk: the previous checkpoint is kept)
+    const message = systemErrorMessage(error);
+    throw message === null ? error : new UsageError(message);
   }
 }
 
