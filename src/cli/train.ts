@@ -181,6 +181,8 @@ async function trainCommand(options: TrainCliOptions): Promise<void> {
   const say = (line: string) => {
     if (!quiet) process.stderr.write(line + '\n');
   };
+  // taking over a stale lock is said even with --quiet: the user should know a run died there
+  const warn = (line: string) => process.stderr.write(line + '\n');
   let modelConfigBase;
   let task: TaskConfig;
   let training: TrainingConfig;
@@ -197,7 +199,7 @@ async function trainCommand(options: TrainCliOptions): Promise<void> {
         throw new UsageError(`--resume: no checkpoint in ${checkpointDir} (start the run without --resume)`);
       }
       // locked before reading, so a run still writing its checkpoint is not read half-way
-      release = lockRunDir(outDir, say);
+      release = lockRunDir(outDir, warn);
       const saved = readCheckpointConfig(checkpointDir);
       modelConfigBase = saved.model;
       task = saved.task;
@@ -229,7 +231,7 @@ async function trainCommand(options: TrainCliOptions): Promise<void> {
       loadOptimizerState(`${outDir}/checkpoint`, optimizer);
     } else {
       // everything is validated: now the directory is created, locked and (with --force) emptied of the old run
-      release = lockRunDir(outDir, say);
+      release = lockRunDir(outDir, warn);
       if (options.force) for (const name of RUN_FILES) rmSync(join(outDir, name), { recursive: true, force: true });
     }
 

@@ -16,15 +16,17 @@
 
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { ModelConfig } from '../models/config.js';
+import { validateModelConfig, type ModelConfig } from '../models/config.js';
 import { modelKindOf } from '../models/kinds.js';
 import type { Model } from '../models/model.js';
 import { bindTensors } from '../models/tensors.js';
+import { OPTIONS } from '../options/table.js';
 import { UsageError } from '../util/errors.js';
 import { beginSave, faultPoint } from '../util/fault-injection.js';
-import { systemErrorMessage } from '../util/fs-errors.js';
+import { systemErrorMessage, withPath } from '../util/fs-errors.js';
 import type { LrSchedule, OptimizerOptions } from './optimizer.js';
 import { Optimizer } from './optimizer.js';
+import { validateTrainingConfig } from './validate.js';
 import { SafetensorsFile, type NamedTensor } from './safetensors.js';
 import { writeFileDurably, writeSafetensors } from './safetensors-write.js';
 
@@ -249,6 +251,100 @@ export function resolveCheckpointDir(dir: string): string | null {
   return null;
 }
 
+/** The JSON type of a value, as a message names it. */
+function jsonType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
+
+/** The types config.json's fields must have (the ranges are checked by the model's and training's validation). */
+const FIELD_TYPES: Record<string, Record<string, 'number' | 'string' | 'boolean' | 'object'>> = {
+  '': { epoch: 'number', batch_in_epoch: 'number', step: 'number', seconds: 'number' },
+  model: {
+    model: 'string',
+    depth: 'number',
+    width: 'number',
+    hidden: 'number',
+    alpha: 'number',
+    beta: 'number',
+    filter: 'string',
+    sharedFilter: 'boolean',
+    inputScale: 'number',
+    seed: 'number',
+    dtype: 'string',
+    inputDim: 'number',
+    outputs: 'number',
+    readout: 'string',
+  },
+  task: { name: 'string' },
+  training: {
+    epochs: 'number',
+    batch: 'number',
+    optimizer: 'object',
+    clip: 'number',
+    evalEvery: 'number',
+    checkpointEvery: 'number',
+    logGradients: 'boolean',
+    seed: 'number',
+  },
+  'training.optimizer': {
+    kind: 'string',
+    lr: 'number',
+    momentum: 'number',
+    weightDecay: 'number',
+  },
+};
+
+/** Flags of the options table by their field name, to name config.json's fields in range errors. */
+function fieldOfFlag(flag: string): string | undefined {
+  const entry = Object.entries(OPTIONS).find(([, option]) => option.flag === flag);
+  return entry?.[0];
+}
+
+/**
+ * Checks the types of config.json's fields, then their ranges with the model's and training's validation;
+ * errors name the file and the field (`model.depth`), not the command-line option of the same meaning.
+ */
+function checkConfigFields(path: string, config: Record<string, unknown>): void {
+  for (const [section, fields] of Object.entries(FIELD_TYPES)) {
+    let holder: unknown = config;
+    for (const part of section === '' ? [] : section.split('.')) holder = (holder as Record<string, unknown>)[part];
+    for (const [field, type] of Object.entries(fields)) {
+      const value = (holder as Record<string, unknown>)[field];
+      const name = section === '' ? field : `${section}.${field}`;
+      const ok =
+        type === 'object'
+          ? typeof value === 'object' && value !== null && !Array.isArray(value)
+          : typeof value === type;
+      if (!ok)
+        throw new UsageError(
+          `${path}: field '${name}' is ${value === undefined ? 'missing' : jsonType(value)}; allowed: ${type === 'object' ? 'an object' : `a ${type}`}`,
+        );
+    }
+  }
+  for (const [section, validate] of [
+    ['model', () => validateModelConfig(config.model as ModelConfig)],
+    ['training', () => validateTrainingConfig(config.training as TrainingConfig)],
+  ] as const) {
+    try {
+      validate();
+    } catch (error) {
+      if (!(error instanceof UsageError)) throw error;
+      const message = error.message.replace(/^(--[a-z-]+)/, (flag) => {
+        const field = fieldOfFlag(flag);
+        return `field '${section}.${field ?? flag}'`;
+      });
+      throw new UsageError(`${path}: ${message.startsWith('field') ? message : `field '${section}': ${message}`}`);
+    }
+  }
+  for (const field of ['epoch', 'batch_in_epoch', 'step'] as const) {
+    const value = config[field] as number;
+    if (!Number.isInteger(value) || value < 0)
+      throw new UsageError(`${path}: field '${field}' must be an integer >= 0, got ${value}`);
+  }
+}
+
 /** Reads and checks config.json of a checkpoint directory. */
 export function readCheckpointConfig(dir: string): CheckpointConfig {
   const resolved = resolveCheckpointDir(dir);
@@ -260,20 +356,29 @@ export function readCheckpointConfig(dir: string): CheckpointConfig {
     );
   }
   const path = join(resolved, 'config.json');
-  let config: CheckpointConfig;
+  let parsed: unknown;
   try {
-    config = JSON.parse(readFileSync(path, 'utf8')) as CheckpointConfig;
+    parsed = JSON.parse(withPath(path, () => readFileSync(path, 'utf8')));
   } catch (error) {
+    if (error instanceof UsageError) throw error;
     throw new UsageError(`${path}: not valid JSON (${(error as Error).message.split('\n')[0]})`);
   }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new UsageError(
+      `${path}: the document is ${jsonType(parsed)}; allowed: a JSON object (a roaf checkpoint config)`,
+    );
+  const config = parsed as CheckpointConfig;
   if (config.format !== CHECKPOINT_FORMAT)
     throw new UsageError(`${path}: not a roaf checkpoint (format '${String(config.format)}')`);
   if (config.version !== CHECKPOINT_VERSION)
     throw new UsageError(`${path}: checkpoint version ${config.version}, this roaf reads ${CHECKPOINT_VERSION}`);
   for (const key of ['model', 'task', 'training'] as const) {
-    if (typeof config[key] !== 'object' || config[key] === null)
-      throw new UsageError(`${path}: field '${key}' is missing`);
+    if (typeof config[key] !== 'object' || config[key] === null || Array.isArray(config[key]))
+      throw new UsageError(
+        `${path}: field '${key}' is ${config[key] === undefined ? 'missing' : jsonType(config[key])}; allowed: an object`,
+      );
   }
+  checkConfigFields(path, parsed as Record<string, unknown>);
   return config;
 }
 

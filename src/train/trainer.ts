@@ -17,6 +17,7 @@ import type { FloatArray } from '../backend/backend.js';
 import type { BatchTargets, Dataset } from '../data/dataset.js';
 import { crossEntropyLoss, meanSquaredErrorLoss, type LossValue } from '../nn/losses.js';
 import type { GradientHook, Model } from '../models/model.js';
+import { stepDelay } from '../util/fault-injection.js';
 import { Random } from '../util/random.js';
 import { NonFiniteCheckpointError, saveCheckpoint, type Progress, type TaskConfig } from './checkpoint.js';
 import { MetricsLog, type MetricsRecord } from './metrics.js';
@@ -421,6 +422,7 @@ function* lockedTrainingSteps(
       lossSinceEval += meanLoss;
       batchesSinceEval += 1;
       progress.step += 1;
+      stepDelay();
       progress.batchInEpoch += 1;
       samplesSinceRate += B;
       const now = performance.now();

@@ -4,12 +4,25 @@
 //
 // Two ways in: `setFaultHook(fn)` (in-process tests: the hook throws to simulate a kill there), or the
 // environment variable ROAF_TEST_FAULT=<action>:<save>:<point> for a child process, where <action> is
-// `kill` or `enospc`, <save> is the 1-based index of the save within the process and <point> the 1-based
-// fault point within that save. ROAF_TEST_FAULT=trace prints every point to stderr. Unset, it costs one
-// counter increment per file-system step.
+// `kill`, `enospc` or `pause` (sleep 5 s there, after printing `fault point paused`, so a test can send
+// a signal in the middle of a save), <save> is the 1-based index of the save within the process and
+// <point> the 1-based fault point within that save. ROAF_TEST_FAULT=trace prints every point to stderr.
+// ROAF_TEST_STEP_MS=n makes every training step take n ms longer (a test's time to send a signal
+// mid-run). Unset, they cost a counter increment per file-system step and an environment look-up per step.
 
-/** The environment variable of the hook. */
+/** The environment variables of the hook. */
 export const FAULT_ENV = 'ROAF_TEST_FAULT';
+export const STEP_DELAY_ENV = 'ROAF_TEST_STEP_MS';
+
+function sleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Called after every training step: the step delay of the test hook. */
+export function stepDelay(): void {
+  const ms = Number(process.env[STEP_DELAY_ENV] ?? 0);
+  if (ms > 0) sleep(ms);
+}
 
 export interface FaultPoint {
   /** 1-based index of the save in this process. */
@@ -45,7 +58,7 @@ export function beginSave(): void {
 }
 
 interface EnvFault {
-  action: 'kill' | 'enospc' | 'trace';
+  action: 'kill' | 'enospc' | 'pause' | 'trace';
   save: number;
   point: number;
 }
@@ -54,10 +67,9 @@ function envFault(): EnvFault | null {
   const spec = process.env[FAULT_ENV];
   if (spec === undefined || spec === '') return null;
   if (spec === 'trace') return { action: 'trace', save: 0, point: 0 };
-  const match = /^(kill|enospc):(\d+):(\d+)$/.exec(spec);
-  if (!match)
-    throw new Error(`${FAULT_ENV} must be kill:<save>:<point>, enospc:<save>:<point> or trace, got '${spec}'`);
-  return { action: match[1] as 'kill' | 'enospc', save: Number(match[2]), point: Number(match[3]) };
+  const match = /^(kill|enospc|pause):(\d+):(\d+)$/.exec(spec);
+  if (!match) throw new Error(`${FAULT_ENV} must be kill|enospc|pause:<save>:<point> or trace, got '${spec}'`);
+  return { action: match[1] as 'kill' | 'enospc' | 'pause', save: Number(match[2]), point: Number(match[3]) };
 }
 
 /** A fault point: called right before each file-system step of a save. */
@@ -73,6 +85,11 @@ export function faultPoint(step: string, path: string): void {
   }
   if (fault.save !== here.save || fault.point !== here.point) return;
   if (fault.action === 'kill') process.kill(process.pid, 'SIGKILL');
+  if (fault.action === 'pause') {
+    process.stderr.write(`fault point paused ${here.save}:${here.point} ${step} ${path}\n`);
+    sleep(5000);
+    return;
+  }
   const error = new Error(`ENOSPC: no space left on device, write '${path}'`) as Error & Record<string, unknown>;
   Object.assign(error, { code: 'ENOSPC', errno: -28, syscall: 'write', path });
   throw error;
