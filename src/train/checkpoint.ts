@@ -273,9 +273,6 @@ const FIELD_TYPES: Record<string, Record<string, 'number' | 'string' | 'boolean'
     inputScale: 'number',
     seed: 'number',
     dtype: 'string',
-    inputDim: 'number',
-    outputs: 'number',
-    readout: 'string',
   },
   task: { name: 'string' },
   training: {
@@ -324,7 +321,17 @@ function checkConfigFields(path: string, config: Record<string, unknown>): void 
     }
   }
   for (const [section, validate] of [
-    ['model', () => validateModelConfig(config.model as ModelConfig)],
+    // the task's shape (inputDim, outputs, readout) is checked when the model is built for the task's data
+    [
+      'model',
+      () =>
+        validateModelConfig({
+          inputDim: 1,
+          outputs: 1,
+          readout: 'last',
+          ...(config.model as Partial<ModelConfig>),
+        } as ModelConfig),
+    ],
     ['training', () => validateTrainingConfig(config.training as TrainingConfig)],
   ] as const) {
     try {
