@@ -425,7 +425,10 @@ describe('the run worker', () => {
     assert.deepEqual(result, readResultFile(dir));
     assert.equal(result.status, 'stopped-early');
     assert.equal(result.stopped_early?.reason, 'diverged');
-    assert.match(result.stopped_early?.detail ?? '', /^training diverged at step \d+: loss is (NaN|-?Infinity)/);
+    assert.match(
+      result.stopped_early?.detail ?? '',
+      /^training diverged at step \d+: the (loss|gradient norm) is (NaN|-?Infinity)/,
+    );
     assert.ok(result.steps < result.steps_budget);
     assert.equal(
       result.steps,

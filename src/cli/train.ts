@@ -1,7 +1,11 @@
 // `roaf train` and `roaf eval`: build a model for a task, train it with progress and a metrics log,
 // checkpoint it, resume it, evaluate a saved one. Every option is validated before anything is written.
+// Faults (docs/guarantees.md): an existing run in --out is refused unless --resume or --force; the run
+// directory is locked while training; SIGINT/SIGTERM save a checkpoint at the current step, restore the
+// terminal and exit 130/143 (a second one during the save exits at once: the previous checkpoint is whole).
 
-import { mkdirSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { totalmem } from 'node:os';
 import type { Command } from 'commander';
 import { requireBackend } from '../backend/index.js';
@@ -25,8 +29,9 @@ import {
 import { defaultCoefficients, runDefaults } from '../models/defaults.js';
 import { Optimizer, type LrSchedule, type OptimizerKind } from '../train/optimizer.js';
 import { defaultRunDir, trainingConfig } from '../train/run-options.js';
-import { evaluate, peakRssBytes, runTraining, type Evaluation } from '../train/trainer.js';
-import { UsageError } from '../util/errors.js';
+import { holdsRun, lockRunDir } from '../train/run-lock.js';
+import { evaluate, peakRssBytes, runTrainingAsync, type Evaluation } from '../train/trainer.js';
+import { InterruptedError, UsageError } from '../util/errors.js';
 import { createProgress } from './progress.js';
 import { addTableOptions, percent, printJsonResult } from './options.js';
 
@@ -125,100 +130,187 @@ function describeEvaluation(evaluation: Evaluation): string {
     : `test MSE ${evaluation.mse?.toExponential(3)}`;
 }
 
-function trainCommand(options: TrainCliOptions): void {
+/** Refuses an --out that is not a directory (a file, or under a file). */
+function checkOutDir(outDir: string): boolean {
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(outDir).isDirectory();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return false;
+    if (code === 'ENOTDIR')
+      throw new UsageError(`--out ${outDir}: a parent of this path is a file; allowed: a directory path`);
+    throw error;
+  }
+  if (!isDirectory) throw new UsageError(`--out ${outDir}: is a file; allowed: a new or existing directory`);
+  return true;
+}
+
+/** What a fresh run replaces with --force: the files a run writes into its directory. */
+const RUN_FILES = ['metrics.jsonl', 'checkpoint', 'checkpoint.tmp', 'checkpoint.old', 'permutation.json'];
+
+/**
+ * SIGINT and SIGTERM while training: the first one asks the trainer to stop after the current step and
+ * save a checkpoint there, and removes the handlers, so that a second signal (during that save) ends the
+ * process at once with the default action; the previous checkpoint is complete by then (checkpoint.ts).
+ */
+function interruptHandling(onFirst: (signal: 'SIGINT' | 'SIGTERM') => void): {
+  signal: () => 'SIGINT' | 'SIGTERM' | null;
+  dispose: () => void;
+} {
+  let received: 'SIGINT' | 'SIGTERM' | null = null;
+  const handler = (signal: NodeJS.Signals) => {
+    if (received !== null) return;
+    received = signal === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
+    dispose();
+    onFirst(received);
+  };
+  const dispose = () => {
+    process.removeListener('SIGINT', handler);
+    process.removeListener('SIGTERM', handler);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return { signal: () => received, dispose };
+}
+
+async function trainCommand(options: TrainCliOptions): Promise<void> {
   const backendName = checkOptionChoice(OPTIONS.backend, options.backend);
   if (options.threads !== undefined) checkOption(OPTIONS.threads, options.threads);
+  if (options.resume && options.force)
+    throw new UsageError('--resume and --force exclude each other: --resume continues the run, --force replaces it');
+  const quiet = options.quiet;
+  const say = (line: string) => {
+    if (!quiet) process.stderr.write(line + '\n');
+  };
+  // taking over a stale lock is said even with --quiet: the user should know a run died there
+  const warn = (line: string) => process.stderr.write(line + '\n');
   let modelConfigBase;
   let task: TaskConfig;
   let training: TrainingConfig;
   let progress: Progress | undefined;
   let outDir: string;
-  if (options.resume) {
-    if (options.out === undefined)
-      throw new UsageError('--resume needs --out DIR, the directory of the run to continue');
-    outDir = options.out;
-    const checkpointDir = `${outDir}/checkpoint`;
-    if (resolveCheckpointDir(checkpointDir) === null) {
-      throw new UsageError(`--resume: no checkpoint in ${checkpointDir} (start the run without --resume)`);
+  let release: (() => void) | null = null;
+  try {
+    if (options.resume) {
+      if (options.out === undefined)
+        throw new UsageError('--resume needs --out DIR, the directory of the run to continue');
+      outDir = options.out;
+      const checkpointDir = `${outDir}/checkpoint`;
+      if (!checkOutDir(outDir) || resolveCheckpointDir(checkpointDir) === null) {
+        throw new UsageError(`--resume: no checkpoint in ${checkpointDir} (start the run without --resume)`);
+      }
+      // locked before reading, so a run still writing its checkpoint is not read half-way
+      release = lockRunDir(outDir, warn);
+      const saved = readCheckpointConfig(checkpointDir);
+      modelConfigBase = saved.model;
+      task = saved.task;
+      // A checkpoint from before schedules trained at a constant rate (not the task's default schedule).
+      training = { ...saved.training, lrSchedule: saved.training.lrSchedule ?? 'constant' };
+      if (options.epochs !== undefined) training.epochs = checkOption(OPTIONS.epochs, options.epochs);
+      progress = { epoch: saved.epoch, batchInEpoch: saved.batch_in_epoch, step: saved.step, seconds: saved.seconds };
+    } else {
+      ({ modelConfig: modelConfigBase, task, training } = freshRun(options));
+      outDir = options.out ?? defaultRunDir(modelConfigBase.model, task.name);
+      if (checkOutDir(outDir) && holdsRun(outDir) && !options.force) {
+        throw new UsageError(
+          `--out ${outDir}: already holds a run; --resume continues it, --force replaces it (or choose another directory)`,
+        );
+      }
     }
-    const saved = readCheckpointConfig(checkpointDir);
-    modelConfigBase = saved.model;
-    task = saved.task;
-    // A checkpoint from before schedules trained at a constant rate (not the task's default schedule).
-    training = { ...saved.training, lrSchedule: saved.training.lrSchedule ?? 'constant' };
-    if (options.epochs !== undefined) training.epochs = checkOption(OPTIONS.epochs, options.epochs);
-    progress = { epoch: saved.epoch, batchInEpoch: saved.batch_in_epoch, step: saved.step, seconds: saved.seconds };
-  } else {
-    ({ modelConfig: modelConfigBase, task, training } = freshRun(options));
-    outDir = options.out ?? defaultRunDir(modelConfigBase.model, task.name);
-  }
-  const backend = requireBackend(backendName, modelConfigBase.dtype, options.threads);
-  const data = loadTaskData(task, training.seed);
-  const model = createModel({ ...modelConfigBase, ...taskShape(data) }, backend);
-  const memory = applyMemoryOption(
-    model,
-    training.batch,
-    checkOptionChoice(OPTIONS.memory, options.memory),
-    totalmem(),
-  );
-  const optimizer = new Optimizer(training.optimizer, model.params, backend);
-  if (options.resume) {
-    loadModelTensors(`${outDir}/checkpoint`, model);
-    loadOptimizerState(`${outDir}/checkpoint`, optimizer);
-  }
-  mkdirSync(outDir, { recursive: true });
-
-  const batchesPerEpoch = Math.ceil(data.train.count / Math.min(training.batch, data.train.count));
-  const totalSteps = batchesPerEpoch * training.epochs;
-  const quiet = options.quiet;
-  const say = (line: string) => {
-    if (!quiet) process.stderr.write(line + '\n');
-  };
-  say(
-    `roaf: ${model.config.model} on ${task.name}: ${model.params.size.toLocaleString('en-US')} parameters, ` +
-      `${data.train.count} train / ${data.test.count} test samples, backend ${backend.describe()}, ` +
-      (memory?.mode === 'checkpoint' ? `activation checkpointing every ${memory.segmentLength} layers, ` : '') +
-      `run directory ${outDir}` +
-      (progress ? ` (resuming at step ${progress.step})` : ''),
-  );
-  const bar = createProgress(totalSteps, 'train', { quiet });
-  bar.update(progress?.step ?? 0, { loss: NaN, rate: 0, epoch: progress?.epoch ?? 0 });
-  const result = runTraining({
-    model,
-    train: data.train,
-    test: data.test,
-    task,
-    training,
-    outDir,
-    progress,
-    optimizer,
-    callbacks: {
-      onStep: (event) => bar.update(event.step, { loss: event.loss, rate: event.samplesPerSecond, epoch: event.epoch }),
-      onEvaluation: (record) =>
-        bar.log(
-          `epoch ${record.epoch} step ${record.step}: train loss ${record.train_loss?.toFixed(4) ?? '-'}, ` +
-            (record.test_accuracy !== undefined
-              ? `test accuracy ${percent(record.test_accuracy)}`
-              : `test MSE ${record.test_mse?.toExponential(3)}`) +
-            `, test loss ${record.test_loss.toFixed(4)} (${record.seconds.toFixed(1)} s)`,
-        ),
-      gradientSummary: gradientSummaryCallback,
-    },
-  });
-  bar.stop();
-  const seconds = result.progress.seconds;
-  process.stdout.write(
-    `${model.config.model} on ${task.name}: ${describeEvaluation(result.final)} after ${training.epochs} epoch(s), ${seconds.toFixed(1)} s; checkpoint in ${outDir}/checkpoint\n`,
-  );
-  if (options.json)
-    printJsonResult(
-      summary(model, task.name, training.epochs, result.final, seconds, {
-        step: result.progress.step,
-        out: outDir,
-        memory: memory?.mode ?? 'full',
-        peak_rss_bytes: peakRssBytes(),
-      }),
+    const backend = requireBackend(backendName, modelConfigBase.dtype, options.threads);
+    const data = loadTaskData(task, training.seed);
+    const model = createModel({ ...modelConfigBase, ...taskShape(data) }, backend);
+    const memory = applyMemoryOption(
+      model,
+      training.batch,
+      checkOptionChoice(OPTIONS.memory, options.memory),
+      totalmem(),
     );
+    const optimizer = new Optimizer(training.optimizer, model.params, backend);
+    if (options.resume) {
+      loadModelTensors(`${outDir}/checkpoint`, model);
+      loadOptimizerState(`${outDir}/checkpoint`, optimizer);
+    } else {
+      // everything is validated: now the directory is created, locked and (with --force) emptied of the old run
+      release = lockRunDir(outDir, warn);
+      if (options.force) for (const name of RUN_FILES) rmSync(join(outDir, name), { recursive: true, force: true });
+    }
+
+    const batchesPerEpoch = Math.ceil(data.train.count / Math.min(training.batch, data.train.count));
+    const totalSteps = batchesPerEpoch * training.epochs;
+    say(
+      `roaf: ${model.config.model} on ${task.name}: ${model.params.size.toLocaleString('en-US')} parameters, ` +
+        `${data.train.count} train / ${data.test.count} test samples, backend ${backend.describe()}, ` +
+        (memory?.mode === 'checkpoint' ? `activation checkpointing every ${memory.segmentLength} layers, ` : '') +
+        `run directory ${outDir}` +
+        (progress ? ` (resuming at step ${progress.step})` : ''),
+    );
+    const bar = createProgress(totalSteps, 'train', { quiet });
+    const interrupt = interruptHandling((signal) => {
+      // the terminal first: a second signal may end the process during the save
+      bar.stop();
+      process.stderr.write(
+        `roaf: ${signal}: saving a checkpoint at the current step (within one step and one save); ` +
+          `${signal === 'SIGINT' ? 'Ctrl-C' : 'SIGTERM'} again quits at once, keeping the previous checkpoint\n`,
+      );
+    });
+    let result;
+    try {
+      bar.update(progress?.step ?? 0, { loss: NaN, rate: 0, epoch: progress?.epoch ?? 0 });
+      result = await runTrainingAsync({
+        model,
+        train: data.train,
+        test: data.test,
+        task,
+        training,
+        outDir,
+        progress,
+        optimizer,
+        stopRequested: () => interrupt.signal() !== null,
+        callbacks: {
+          onStep: (event) =>
+            bar.update(event.step, { loss: event.loss, rate: event.samplesPerSecond, epoch: event.epoch }),
+          onEvaluation: (record) =>
+            bar.log(
+              `epoch ${record.epoch} step ${record.step}: train loss ${record.train_loss?.toFixed(4) ?? '-'}, ` +
+                (record.test_accuracy !== undefined
+                  ? `test accuracy ${percent(record.test_accuracy)}`
+                  : `test MSE ${record.test_mse?.toExponential(3)}`) +
+                `, test loss ${record.test_loss.toFixed(4)} (${record.seconds.toFixed(1)} s)`,
+            ),
+          gradientSummary: gradientSummaryCallback,
+        },
+      });
+    } finally {
+      // whatever ends the run (an error, divergence, a signal), the cursor is shown again
+      bar.stop();
+      interrupt.dispose();
+    }
+    const seconds = result.progress.seconds;
+    const signal = interrupt.signal();
+    if (result.interrupted && signal !== null) {
+      throw new InterruptedError(
+        signal,
+        `${signal}: stopped at step ${result.progress.step}; checkpoint in ${outDir}/checkpoint ` +
+          `(roaf train --resume --out ${outDir} continues exactly from there)`,
+      );
+    }
+    process.stdout.write(
+      `${model.config.model} on ${task.name}: ${describeEvaluation(result.final)} after ${training.epochs} epoch(s), ${seconds.toFixed(1)} s; checkpoint in ${outDir}/checkpoint\n`,
+    );
+    if (options.json)
+      printJsonResult(
+        summary(model, task.name, training.epochs, result.final, seconds, {
+          step: result.progress.step,
+          out: outDir,
+          memory: memory?.mode ?? 'full',
+          peak_rss_bytes: peakRssBytes(),
+        }),
+      );
+  } finally {
+    release?.();
+  }
 }
 
 function evalCommand(options: EvalCliOptions): void {
@@ -233,6 +325,12 @@ function evalCommand(options: EvalCliOptions): void {
   const start = performance.now();
   const evaluation = evaluate(model, data.test, saved.training.batch);
   const seconds = (performance.now() - start) / 1000;
+  if (!Number.isFinite(evaluation.loss)) {
+    throw new UsageError(
+      `--checkpoint ${options.checkpoint}: the model's test loss is ${evaluation.loss}: its weights are not usable ` +
+        '(a corrupt file or a diverged run); allowed: a checkpoint whose outputs are finite',
+    );
+  }
   process.stdout.write(
     `${saved.model.model} on ${task.name} (${data.test.count} test samples): ${describeEvaluation(evaluation)}\n`,
   );

@@ -467,6 +467,13 @@ export const OPTIONS = {
     default: false,
     help: 'continue the run in --out from its last checkpoint',
   },
+  force: {
+    type: 'boolean',
+    flag: '--force',
+    commands: TRAIN,
+    default: false,
+    help: 'replace the run already in --out (its metrics and checkpoints) instead of refusing',
+  },
   evalEvery: {
     type: 'integer',
     flag: '--eval-every',

@@ -1,43 +1,23 @@
 // The safetensors format (an 8-byte little-endian header length, a JSON header naming each tensor's
 // dtype, shape and byte range, then the raw little-endian data), so checkpoints load in any framework
-// without roaf. Written and read tensor by tensor, so multi-gigabyte files never sit in one Buffer.
+// without roaf. This file reads them (tensor by tensor, so multi-gigabyte files never sit in one Buffer);
+// safetensors-write.ts writes them.
 
-import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { UsageError } from '../util/errors.js';
 import {
   asBytes,
   checkedEntry,
   parseSafetensorsHeader,
-  safetensorsHeaderBytes,
   safetensorsHeaderLength,
   type HeaderEntry,
   type SafetensorsHeader,
-  type NamedTensor,
   type TensorData,
 } from './safetensors-bytes.js';
 
 export type { NamedTensor, TensorData } from './safetensors-bytes.js';
-
-/** Writes `tensors` to `path` (which should be a temporary name the caller renames into place). */
-export function writeSafetensors(path: string, tensors: NamedTensor[], metadata: Record<string, string> = {}): void {
-  const header = safetensorsHeaderBytes(tensors, metadata);
-  const fd = openSync(path, 'w');
-  try {
-    writeAll(fd, header);
-    for (const t of tensors) writeAll(fd, asBytes(t.data));
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  const chunk = 1 << 26;
-  for (let start = 0; start < bytes.length; start += chunk) {
-    const part = bytes.subarray(start, Math.min(bytes.length, start + chunk));
-    let written = 0;
-    while (written < part.length) written += writeSync(fd, part, written);
-  }
-}
+// The writer lives in safetensors-write.ts; re-exported so importers of this module keep working.
+export { writeSafetensors } from './safetensors-write.js';
 
 /** An open safetensors file: its header is parsed and checked; tensors are read on demand. */
 export class SafetensorsFile {

@@ -5,14 +5,23 @@
 // Exact resume: the order of epoch e is a permutation drawn from Random.derive(seed, e), so it is known
 // from the seed alone, and a checkpoint saves parameters, optimiser state and the position
 // (epoch, batch in epoch): training on from a checkpoint computes the very same operations.
+//
+// Faults (docs/guarantees.md): the loss and the global gradient norm are checked every step, before the
+// optimiser touches the parameters; a non-finite one ends the run with DivergedError naming the step and
+// where the gradient first became non-finite, after one metrics record saying so, and no checkpoint is
+// ever written with a non-finite value. The run directory is locked while training (run-lock.ts).
+// `runTrainingAsync` lets the event loop run between steps, so a SIGINT/SIGTERM handler can ask the run
+// to stop: it saves a checkpoint at the current step and returns with `interrupted`.
 
 import type { Dataset } from '../data/dataset.js';
 import type { GradientHook, Model } from '../models/model.js';
+import { stepDelay } from '../util/fault-injection.js';
 import { BatchBuffers, batchLoss, epochOrder, evaluate, type Evaluation } from './batches.js';
-import { saveCheckpoint, type Progress, type TaskConfig } from './checkpoint.js';
+import { NonFiniteCheckpointError, saveCheckpoint, type Progress, type TaskConfig } from './checkpoint.js';
 import { MetricsLog, type MetricsRecord } from './metrics.js';
-import { Optimizer, clipGradients, scheduledLr } from './optimizer.js';
-import { resolveRunOptions, writeTaskFiles, type TrainingOptions } from './run-options.js';
+import { Optimizer, gradientNorm, scheduledLr } from './optimizer.js';
+import { lockRunDir } from './run-lock.js';
+import { resolveRunOptions, writeTaskFiles, type ResolvedRunOptions, type TrainingOptions } from './run-options.js';
 
 // The batch pieces live in batches.ts (no Node built-ins, so the browser entry shares them).
 export { BatchBuffers, batchLoss, epochOrder, evaluate, type Evaluation };
@@ -55,6 +64,8 @@ export interface RunOptions {
   progress?: Progress;
   optimizer?: Optimizer;
   callbacks?: TrainerCallbacks;
+  /** Polled after every step: true stops the run there, after a checkpoint at the current step. */
+  stopRequested?: () => boolean;
 }
 
 export interface RunResult {
@@ -63,17 +74,68 @@ export interface RunResult {
   records: MetricsRecord[];
   /** True when onEvaluation stopped the run before its last epoch. */
   stopped: boolean;
+  /** True when stopRequested stopped the run (a checkpoint at `progress` was written). */
+  interrupted: boolean;
 }
 
-/** A non-finite training loss: the run cannot go on (its last checkpoint is the state before). */
+/** What went non-finite, for DivergedError. */
+export interface Divergence {
+  /** The step that could not be taken (1-based: `step - 1` steps were taken). */
+  step: number;
+  quantity: 'loss' | 'gradient norm' | 'test loss' | 'parameters';
+  value: number;
+  /** Where: the first layer or time step whose gradient is non-finite, or the first tensor. */
+  where?: string;
+}
+
+/** A non-finite loss or gradient: the run cannot go on (its last checkpoint is the state before). */
 export class DivergedError extends Error {
-  constructor(
-    readonly step: number,
-    readonly loss: number,
-  ) {
-    super(`training diverged at step ${step}: loss is ${loss} (try a smaller --lr or --clip 1)`);
+  /** The CLI's exit code for a diverged run (docs/guarantees.md). */
+  static readonly EXIT_CODE = 3;
+  readonly step: number;
+  readonly loss: number;
+
+  constructor(readonly divergence: Divergence) {
+    const { step, quantity, value, where } = divergence;
+    super(
+      `training diverged at step ${step}: the ${quantity} is ${value}` +
+        (where ? ` (first non-finite: ${where})` : '') +
+        '; no checkpoint with it was written (try a smaller --lr or --clip 1)',
+    );
     this.name = 'DivergedError';
+    this.step = step;
+    this.loss = quantity === 'loss' ? value : NaN;
   }
+}
+
+/**
+ * Where the backward pass first produced a non-finite gradient: it runs the batch again with a gradient
+ * hook (layers from the output down, or time steps from the last back), then names the first parameter
+ * tensor with a non-finite gradient. Only called once a step has diverged.
+ */
+function locateNonFiniteGradient(model: Model, buffers: BatchBuffers, indices: ArrayLike<number>): string {
+  let first: number | null = null;
+  const unit = model.recurrent ? 'time step' : 'layer';
+  const { inputs, gOutputs } = batchLoss(model, buffers, indices, true);
+  model.params.zeroGrad();
+  model.backward(indices.length, buffers.dataset.steps, inputs, gOutputs, (index, grad) => {
+    if (first !== null) return;
+    for (let i = 0; i < grad.length; i++) {
+      if (!Number.isFinite(grad[i]!)) {
+        first = index;
+        return;
+      }
+    }
+  });
+  const places: string[] = [];
+  if (first !== null) places.push(`the gradient of ${unit} ${first as number} in the backward pass`);
+  for (const parameter of model.params.parameters) {
+    if (parameter.grad.some((g) => !Number.isFinite(g))) {
+      places.push(`parameter ${parameter.name}`);
+      break;
+    }
+  }
+  return places.join(', ') || 'unknown';
 }
 
 /** The process's peak resident memory so far, in bytes (maxRSS is in KiB). */
@@ -83,8 +145,48 @@ export function peakRssBytes(): number {
 
 /** Trains until `training.epochs` epochs are complete, evaluating, logging and checkpointing on the way. */
 export function runTraining(request: RunOptions): RunResult {
+  const steps = trainingSteps(request);
+  for (;;) {
+    const next = steps.next();
+    if (next.done) return next.value;
+  }
+}
+
+/**
+ * runTraining, letting the event loop run after every step, so signal handlers and timers run while it
+ * trains (the CLI's SIGINT/SIGTERM handlers set `stopRequested`). Computes exactly what runTraining does.
+ */
+export async function runTrainingAsync(request: RunOptions): Promise<RunResult> {
+  const steps = trainingSteps(request);
+  for (;;) {
+    const next = steps.next();
+    if (next.done) return next.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The training loop, yielding after every step (see runTraining). */
+function* trainingSteps(request: RunOptions): Generator<void, RunResult, void> {
   const options = resolveRunOptions(request);
   const { model, train, test, task, training, outDir, callbacks = {} } = options;
+  const release = lockRunDir(outDir);
+  try {
+    return yield* lockedTrainingSteps(options, model, train, test, task, training, outDir, callbacks);
+  } finally {
+    release();
+  }
+}
+
+function* lockedTrainingSteps(
+  options: RunOptions,
+  model: Model,
+  train: Dataset,
+  test: Dataset,
+  task: TaskConfig,
+  training: ResolvedRunOptions['training'],
+  outDir: string,
+  callbacks: TrainerCallbacks,
+): Generator<void, RunResult, void> {
   writeTaskFiles(outDir, task);
   const optimizer = options.optimizer ?? new Optimizer(training.optimizer, model.params, model.backend);
   const progress: Progress = { ...(options.progress ?? { epoch: 0, batchInEpoch: 0, step: 0, seconds: 0 }) };
@@ -105,12 +207,39 @@ export function runTraining(request: RunOptions): RunResult {
   let samplesPerSecond = 0;
   let final: Evaluation | null = null;
 
+  const epochNow = () => Number((progress.epoch + progress.batchInEpoch / batchesPerEpoch).toFixed(4));
+
+  /** Logs the divergence (with the test figures of the parameters before it) and ends the run. */
+  const diverge = (divergence: Divergence): never => {
+    const evaluation = evaluate(model, test, testBuffers.capacity, testBuffers);
+    const record: MetricsRecord = {
+      epoch: epochNow(),
+      step: progress.step,
+      train_loss: batchesSinceEval > 0 ? lossSinceEval / batchesSinceEval : null,
+      test_loss: evaluation.loss,
+      ...(evaluation.accuracy !== undefined ? { test_accuracy: evaluation.accuracy } : { test_mse: evaluation.mse }),
+      seconds: Number(elapsed().toFixed(3)),
+      peak_rss_bytes: peakRssBytes(),
+      diverged: {
+        step: divergence.step,
+        quantity: divergence.quantity,
+        value: String(divergence.value),
+        ...(divergence.where ? { where: divergence.where } : {}),
+      },
+    };
+    metrics.append(record);
+    records.push(record);
+    throw new DivergedError(divergence);
+  };
+
   /** Evaluates and logs; true when the callback asks to stop. */
   const evaluateAndLog = (): boolean => {
     const evaluation = evaluate(model, test, testBuffers.capacity, testBuffers);
+    if (!Number.isFinite(evaluation.loss))
+      diverge({ step: progress.step, quantity: 'test loss', value: evaluation.loss });
     final = evaluation;
     const record: MetricsRecord = {
-      epoch: Number((progress.epoch + progress.batchInEpoch / batchesPerEpoch).toFixed(4)),
+      epoch: epochNow(),
       step: progress.step,
       train_loss: batchesSinceEval > 0 ? lossSinceEval / batchesSinceEval : null,
       test_loss: evaluation.loss,
@@ -138,11 +267,22 @@ export function runTraining(request: RunOptions): RunResult {
 
   const checkpoint = (): void => {
     progress.seconds = elapsed();
-    saveCheckpoint(checkpointDir, { model, optimizer, task, training, progress });
+    try {
+      saveCheckpoint(checkpointDir, { model, optimizer, task, training, progress });
+    } catch (error) {
+      if (!(error instanceof NonFiniteCheckpointError)) throw error;
+      diverge({
+        step: progress.step,
+        quantity: 'parameters',
+        value: error.value,
+        where: `${error.tensor}[${error.index}]`,
+      });
+    }
     callbacks.onCheckpoint?.(checkpointDir);
   };
 
   let stopped = false;
+  let interrupted = false;
   run: while (progress.epoch < training.epochs) {
     const order = epochOrder(training.seed, progress.epoch, train.count);
     while (progress.batchInEpoch < batchesPerEpoch) {
@@ -150,9 +290,24 @@ export function runTraining(request: RunOptions): RunResult {
       const indices = order.subarray(start, Math.min(start + batch, train.count));
       const B = indices.length;
       const { loss, rows, inputs, gOutputs } = batchLoss(model, trainBuffers, indices, true);
+      const meanLoss =
+        train.target.kind === 'regression' ? loss.lossSum / (rows * train.target.outputs) : loss.lossSum / rows;
+      // checked before the update, so the parameters stay those of the last finite step
+      if (!Number.isFinite(meanLoss)) diverge({ step: progress.step + 1, quantity: 'loss', value: meanLoss });
       model.params.zeroGrad();
       model.backward(B, train.steps, inputs, gOutputs);
-      if (training.clip > 0) clipGradients(model.params, model.backend, training.clip);
+      // the norm clipping needs anyway: one pass over the gradients, so checking it every step is cheap
+      const norm = gradientNorm(model.params, model.backend);
+      if (!Number.isFinite(norm)) {
+        diverge({
+          step: progress.step + 1,
+          quantity: 'gradient norm',
+          value: norm,
+          where: locateNonFiniteGradient(model, trainBuffers, indices),
+        });
+      }
+      if (training.clip > 0 && norm > training.clip)
+        model.backend.scale(model.params.size, model.params.grads, training.clip / norm);
       optimizer.step(
         scheduledLr(
           training.lrSchedule ?? 'constant',
@@ -161,14 +316,10 @@ export function runTraining(request: RunOptions): RunResult {
           batchesPerEpoch * training.epochs,
         ),
       );
-      const meanLoss =
-        train.target.kind === 'regression' ? loss.lossSum / (rows * train.target.outputs) : loss.lossSum / rows;
-      if (!Number.isFinite(meanLoss)) {
-        throw new DivergedError(progress.step + 1, meanLoss);
-      }
       lossSinceEval += meanLoss;
       batchesSinceEval += 1;
       progress.step += 1;
+      stepDelay();
       progress.batchInEpoch += 1;
       samplesSinceRate += B;
       const now = performance.now();
@@ -192,6 +343,14 @@ export function runTraining(request: RunOptions): RunResult {
         break run;
       }
       if (!endOfEpoch && training.checkpointEvery > 0 && progress.step % training.checkpointEvery === 0) checkpoint();
+      if (!endOfEpoch) {
+        yield;
+        if (options.stopRequested?.()) {
+          interrupted = true;
+          checkpoint();
+          break run;
+        }
+      }
     }
     const stop = evaluateAndLog();
     progress.epoch += 1;
@@ -201,7 +360,20 @@ export function runTraining(request: RunOptions): RunResult {
       stopped = true;
       break;
     }
+    if (progress.epoch < training.epochs) {
+      yield;
+      if (options.stopRequested?.()) {
+        interrupted = true;
+        break;
+      }
+    }
   }
   progress.seconds = elapsed();
-  return { final: final ?? evaluate(model, test, testBuffers.capacity, testBuffers), progress, records, stopped };
+  return {
+    final: final ?? evaluate(model, test, testBuffers.capacity, testBuffers),
+    progress,
+    records,
+    stopped,
+    interrupted,
+  };
 }

@@ -35,3 +35,20 @@ export function checkChoice<T extends string>(option: string, value: string, all
   }
   return value as T;
 }
+
+/**
+ * A run stopped by SIGINT or SIGTERM after saving its position: the CLI prints the one-line message and
+ * exits with the shell's convention for the signal, 128 + its number (130 for SIGINT, 143 for SIGTERM).
+ */
+export class InterruptedError extends Error {
+  readonly exitCode: number;
+
+  constructor(
+    readonly signal: 'SIGINT' | 'SIGTERM',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'InterruptedError';
+    this.exitCode = signal === 'SIGINT' ? 130 : 143;
+  }
+}
