@@ -149,14 +149,14 @@ const COPY_BATCH = 50;
 /**
  * The ROAF recipe for the adding problem (docs/long-memory.md): a cycle filter with signs +1, whose
  * eigenvalue-1 direction (the sum of the units) carries a marked value to the readout whatever its step;
- * W = 0 at init; biases ±3 alternating over the units, so that tanh starts saturated at +1 on half the
+ * W = 0 at init; biases ±12 alternating over the units, so that tanh starts saturated at +1 on half the
  * units and -1 on the other half and the cycle cancels these constant outputs instead of summing 10,000 of
  * them; lr 5e-3. The baselines keep the common settings (lr 2e-3).
  */
 const ADDING_ROAF: Partial<RunSettings> = {
   filter: 'cycle',
   recurrentScale: 0,
-  biasInit: 3,
+  biasInit: 12,
   biasSigns: 'alternating',
   lr: 5e-3,
 };
@@ -283,7 +283,7 @@ export const CLAIMS: readonly ClaimDefinition[] = [
     stopAtChance: false,
     goal: { metric: 'test_mse', op: '<', value: 0.01 },
     runs: [
-      addingRun('roaf-rnn', 250),
+      addingRun('roaf-rnn', 100),
       addingRun('rnn', 250),
       addingRun('lstm', 100),
       addingRun('gru', 100),
