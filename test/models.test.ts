@@ -251,6 +251,56 @@ describe('seeds', () => {
   }
 });
 
+describe('recurrent initialisation options (--recurrent-scale, --bias-init, --bias-signs)', () => {
+  const cell = (overrides: Partial<ModelConfig>) => {
+    const params = createModel(config('roaf-rnn', overrides), referenceBackend).params;
+    return { W: params.get('cell.W').value, U: params.get('cell.U').value, b: params.get('cell.b').value };
+  };
+
+  it('absent, they are the defaults: W ~ N(0, 1/N) as before, b = 0', () => {
+    const plain = cell({});
+    const explicit = cell({ recurrentScale: 1, biasInit: 0, biasSigns: 'constant' });
+    assert.deepEqual(plain, explicit);
+    assert.ok(plain.W.some((w) => w !== 0));
+    assert.ok(plain.b.every((b) => b === 0));
+  });
+
+  it('scale 0.5 halves W exactly and leaves U alone; r = 0 starts W at zero', () => {
+    const one = cell({}),
+      half = cell({ recurrentScale: 0.5 }),
+      zero = cell({ recurrentScale: 0 });
+    // 0.5/√N is exactly half of 1/√N, so each entry is exactly half (halving is exact in binary)
+    assert.deepEqual(
+      Array.from(half.W),
+      Array.from(one.W, (w) => w / 2),
+    );
+    assert.deepEqual(half.U, one.U);
+    assert.ok(zero.W.every((w) => w === 0));
+    assert.deepEqual(zero.U, one.U);
+  });
+
+  it('bias c: b_i = c (constant) or (-1)^i c (alternating), on every layer of a stack', () => {
+    assert.deepEqual(Array.from(cell({ biasInit: -3 }).b), new Array<number>(8).fill(-3));
+    assert.deepEqual(
+      Array.from(cell({ biasInit: 2.5, biasSigns: 'alternating' }).b),
+      [2.5, -2.5, 2.5, -2.5, 2.5, -2.5, 2.5, -2.5],
+    );
+    const stack = createModel(
+      config('roaf-rnn', { layers: 2, biasInit: 1, biasSigns: 'alternating' }),
+      referenceBackend,
+    );
+    for (const name of ['cells.0.b', 'cells.1.b']) {
+      assert.deepEqual(Array.from(stack.params.get(name).value), [1, -1, 1, -1, 1, -1, 1, -1], name);
+    }
+  });
+
+  it('the Elman rnn takes them too (it is the ROAF cell with alpha = 0)', () => {
+    const params = createModel(config('rnn', { recurrentScale: 0, biasInit: 1 }), referenceBackend).params;
+    assert.ok(params.get('cell.W').value.every((w) => w === 0));
+    assert.ok(params.get('cell.b').value.every((b) => b === 1));
+  });
+});
+
 describe('RoafMLP backward', async () => {
   for (const { name, backend } of await availableBackends()) {
     it(`${name}: with a gradient hook (layer by layer) it gives the gradients of the whole-stack kernels`, () => {

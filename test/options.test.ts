@@ -93,6 +93,8 @@ const LIBRARY_CHECKS: [OptionName, (value: number) => void][] = [
   ['alpha', (v) => validateModelConfig({ ...baseModel, alpha: v })],
   ['beta', (v) => validateModelConfig({ ...baseModel, beta: v })],
   ['inputScale', (v) => validateModelConfig({ ...baseModel, inputScale: v })],
+  ['recurrentScale', (v) => validateModelConfig({ ...baseModel, recurrentScale: v })],
+  ['biasInit', (v) => validateModelConfig({ ...baseModel, biasInit: v })],
   ['seed', (v) => validateModelConfig({ ...baseModel, seed: v })],
   ['epochs', (v) => validateTrainingConfig({ ...baseTraining, epochs: v })],
   ['batch', (v) => validateTrainingConfig({ ...baseTraining, batch: v })],

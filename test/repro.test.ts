@@ -305,8 +305,10 @@ describe('the claims table', () => {
   });
 
   it('a run and `roaf train` with its arguments save the same configuration', () => {
-    // Two quick runs (about a second each): a baseline whose coefficients the factory fixes, and a generated task.
+    // Quick runs (about a second each): the ROAF run with its init options, a baseline whose coefficients the
+    // factory fixes, and a generated task.
     for (const [claimName, runName] of [
+      ['long-memory', 'adding-roaf-rnn'],
       ['long-memory', 'adding-rnn'],
       ['deep-mlp', 'resmlp'],
     ] as const) {

@@ -82,6 +82,16 @@ function freshRun(options: TrainCliOptions): {
     filter: checkOptionChoice(OPTIONS.filter, options.filter),
     sharedFilter: options.sharedFilter,
     inputScale: checkOption(OPTIONS.inputScale, options.inputScale ?? defaults.inputScale),
+    // Only when not the default, so that configs (and checkpoints) from before these options stay equal.
+    ...(options.recurrentScale !== undefined && options.recurrentScale !== 1
+      ? { recurrentScale: checkOption(OPTIONS.recurrentScale, options.recurrentScale) }
+      : {}),
+    ...(options.biasInit !== undefined && options.biasInit !== 0
+      ? { biasInit: checkOption(OPTIONS.biasInit, options.biasInit) }
+      : {}),
+    ...(options.biasSigns !== undefined && options.biasSigns !== 'constant'
+      ? { biasSigns: checkOptionChoice(OPTIONS.biasSigns, options.biasSigns) }
+      : {}),
     seed: training.seed,
     dtype: checkOptionChoice(OPTIONS.dtype, options.dtype),
     // Recorded only when not the default, so that float32 runs keep the configs they always had.

@@ -4,6 +4,7 @@
 import type { DType } from '../backend/backend.js';
 import type { Precision } from '../backend/names.js';
 import type { FilterKind } from '../nn/filter.js';
+import type { BiasSigns } from '../nn/layers.js';
 import { OPTIONS, checkOption, checkOptionChoice } from '../options/table.js';
 import { UsageError, checkRange } from '../util/errors.js';
 import { MODEL_KINDS, type ModelKind } from './kinds.js';
@@ -40,6 +41,12 @@ export interface ModelConfig {
   sharedFilter: boolean;
   /** Recurrent ROAF/Elman cells: scale of the input weights U ~ N(0, inputScale²/D). */
   inputScale: number;
+  /** ROAF/Elman cells: scale of the recurrent weights at init, W ~ N(0, recurrentScale²/N); 1 when absent. */
+  recurrentScale?: number;
+  /** ROAF/Elman cells: the bias at init, b = biasInit; 0 when absent. */
+  biasInit?: number;
+  /** ROAF/Elman cells: how biasInit's signs are laid out over the units (nn/layers.ts); 'constant' when absent. */
+  biasSigns?: BiasSigns;
   /** Seed of every random draw of the model (weights and filters). */
   seed: number;
   dtype: DType;
@@ -67,6 +74,9 @@ export function validateModelConfig(config: ModelConfig): ModelConfig {
   // mlp and rnn fix beta = 1 and ignore the value given, so 0 passes for them
   checkOption(OPTIONS.beta, config.beta, { minExclusive: config.model !== 'mlp' && config.model !== 'rnn' });
   checkOption(OPTIONS.inputScale, config.inputScale);
+  if (config.recurrentScale !== undefined) checkOption(OPTIONS.recurrentScale, config.recurrentScale);
+  if (config.biasInit !== undefined) checkOption(OPTIONS.biasInit, config.biasInit);
+  if (config.biasSigns !== undefined) checkOptionChoice(OPTIONS.biasSigns, config.biasSigns);
   checkOption(OPTIONS.seed, config.seed);
   checkRange('input dimension', config.inputDim, 1, 1e9, { integer: true });
   checkRange('outputs', config.outputs, 1, 1e9, { integer: true });

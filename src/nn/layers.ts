@@ -5,7 +5,15 @@
 // Shapes: B batch, T steps, N width/units, D input dim, K outputs.
 
 import type { Backend, FilterOperand, FloatArray, GruSaved, LstmSaved } from '../backend/backend.js';
-import { normalInit, uniformInit, zeroInit, type Parameter, type ParameterStore } from './parameters.js';
+import {
+  alternatingInit,
+  constantInit,
+  normalInit,
+  uniformInit,
+  zeroInit,
+  type Parameter,
+  type ParameterStore,
+} from './parameters.js';
 
 /** y = x Wᵀ + b: W (out, in), b (out). Initialised like PyTorch's nn.Linear: uniform(±1/sqrt(in)). */
 export class Linear {
@@ -204,8 +212,17 @@ class SequenceBuffers<Name extends string> {
 
 /**
  * The ROAF cell, h_t = alpha O h_{t-1} + beta tanh(W h_{t-1} + U x_t + b), run over a whole sequence.
- * W ~ N(0, recurrentScale²/N), U ~ N(0, inputScale²/D), b = 0.
+ * W ~ N(0, recurrentScale²/N), U ~ N(0, inputScale²/D), b = biasInit (0 by default; see BIAS_SIGNS).
  */
+/**
+ * How `biasInit` is laid out over a ROAF cell's units: b_i = c, or b_i = (-1)^i c. With a large |c| the
+ * alternating form starts half the units saturated at +1 and half at -1, so that under a cycle filter
+ * (which moves unit i to unit i+1 each step) their constant outputs cancel in every unit's sum instead of
+ * growing as T·c (docs/long-memory.md).
+ */
+export const BIAS_SIGNS = ['constant', 'alternating'] as const;
+export type BiasSigns = (typeof BIAS_SIGNS)[number];
+
 export class RoafCell implements SequenceCell {
   readonly W: Parameter;
   readonly U: Parameter;
@@ -221,11 +238,20 @@ export class RoafCell implements SequenceCell {
     readonly alpha: number,
     readonly beta: number,
     readonly filter: FilterOperand,
-    { inputScale = 1, recurrentScale = 1 }: { inputScale?: number; recurrentScale?: number } = {},
+    {
+      inputScale = 1,
+      recurrentScale = 1,
+      biasInit = 0,
+      biasSigns = 'constant',
+    }: { inputScale?: number; recurrentScale?: number; biasInit?: number; biasSigns?: BiasSigns } = {},
   ) {
     this.W = store.declare(`${name}.W`, [units, units], normalInit(recurrentScale / Math.sqrt(units)));
     this.U = store.declare(`${name}.U`, [units, inputDim], normalInit(inputScale / Math.sqrt(inputDim)));
-    this.b = store.declare(`${name}.b`, [units], zeroInit);
+    this.b = store.declare(
+      `${name}.b`,
+      [units],
+      biasInit === 0 ? zeroInit : biasSigns === 'constant' ? constantInit(biasInit) : alternatingInit(biasInit),
+    );
     this.buffers = new SequenceBuffers(store, { hs: units, as: units, gzs: units });
   }
 

@@ -125,6 +125,13 @@ export function uniformInit(bound: number): Initializer {
 
 export const zeroInit: Initializer = (values) => values.fill(0);
 
+/** Fills with (-1)^i value: value, -value, value, ... */
+export function alternatingInit(value: number): Initializer {
+  return (values) => {
+    for (let i = 0; i < values.length; i++) values[i] = i % 2 === 0 ? value : -value;
+  };
+}
+
 /** Fills with a constant. */
 export function constantInit(value: number): Initializer {
   return (values) => values.fill(value);

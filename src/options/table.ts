@@ -17,6 +17,7 @@ import { MAX_SEQ_LEN, TASKS } from '../data/task-names.js';
 import { MODEL_KINDS } from '../models/config.js';
 import { MEMORY_OPTIONS } from '../models/memory.js';
 import { FILTER_KINDS } from '../nn/filter.js';
+import { BIAS_SIGNS } from '../nn/layers.js';
 import { LR_SCHEDULES, OPTIMIZER_KINDS } from '../train/optimizer.js';
 import { checkChoice, checkRange } from '../util/errors.js';
 
@@ -231,6 +232,37 @@ export const OPTIONS = {
     max: 1e6,
     minExclusive: true,
     help: 'recurrent input weights U ~ N(0, s²/D)',
+  },
+  recurrentScale: {
+    type: 'number',
+    flag: '--recurrent-scale',
+    placeholder: 'r',
+    commands: TRAIN,
+    default: 1,
+    min: 0,
+    max: 1e6,
+    help: 'ROAF/Elman recurrent weights at init W ~ N(0, r²/N); 0 starts W at zero',
+  },
+  biasInit: {
+    type: 'number',
+    flag: '--bias-init',
+    placeholder: 'c',
+    commands: TRAIN,
+    default: 0,
+    min: -1e3,
+    max: 1e3,
+    help: 'ROAF/Elman bias at init, b_i = c (negative: tanh starts saturated at -1, a closed gate)',
+  },
+  biasSigns: {
+    type: 'choice',
+    flag: '--bias-signs',
+    placeholder: 'kind',
+    commands: TRAIN,
+    default: 'constant',
+    help: 'signs of `--bias-init`: b_i = c, or alternating b_i = (-1)^i c (half the units saturate at +1, half at -1)',
+    get choices() {
+      return BIAS_SIGNS;
+    },
   },
   epochs: {
     type: 'integer',

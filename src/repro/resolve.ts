@@ -64,6 +64,11 @@ export function expectedConfig(settings: RunSettings): ExpectedConfig {
     filter: settings.filter ?? 'haar',
     sharedFilter: settings.sharedFilter ?? false,
     inputScale: settings.inputScale ?? defaults.inputScale,
+    ...(settings.recurrentScale !== undefined && settings.recurrentScale !== 1
+      ? { recurrentScale: settings.recurrentScale }
+      : {}),
+    ...(settings.biasInit !== undefined && settings.biasInit !== 0 ? { biasInit: settings.biasInit } : {}),
+    ...(settings.biasSigns !== undefined && settings.biasSigns !== 'constant' ? { biasSigns: settings.biasSigns } : {}),
     seed,
     dtype: 'float32',
   };
@@ -97,6 +102,9 @@ const FLAGS: Array<[keyof RunSettings, string]> = [
   ['filter', '--filter'],
   ['sharedFilter', '--shared-filter'],
   ['inputScale', '--input-scale'],
+  ['recurrentScale', '--recurrent-scale'],
+  ['biasInit', '--bias-init'],
+  ['biasSigns', '--bias-signs'],
   ['trainSize', '--train-size'],
   ['testSize', '--test-size'],
   ['trainLimit', '--train-limit'],

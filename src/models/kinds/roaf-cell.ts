@@ -16,11 +16,15 @@ import type { CellKind } from './recurrent.js';
 export const roafCellKind: CellKind<RoafCell> = {
   gates: 1,
   filtered: (config) => config.alpha !== 0,
-  // W ~ N(0, 1/N); U ~ N(0, s²/D) with s = --input-scale on the first layer (the task's inputs), and
-  // N(0, 1/N) above it, where the inputs are hidden states like those W reads.
+  // W ~ N(0, r²/N) with r = --recurrent-scale (1 by default); U ~ N(0, s²/D) with s = --input-scale on the
+  // first layer (the task's inputs), and N(0, 1/N) above it, where the inputs are hidden states like those
+  // W reads; b = --bias-init (0 by default; --bias-signs lays out its signs) on every layer.
   create: (store, name, D, config, layer, filter) =>
     new RoafCell(store, name, D, config.hidden, config.alpha, config.beta, filter, {
       inputScale: layer === 0 ? config.inputScale : 1,
+      recurrentScale: config.recurrentScale ?? 1,
+      biasInit: config.biasInit ?? 0,
+      biasSigns: config.biasSigns ?? 'constant',
     }),
   parameters: (D, N) => [
     ['W', [N, N]],
