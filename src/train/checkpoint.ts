@@ -16,6 +16,7 @@ import { UsageError } from '../util/errors.js';
 import type { LrSchedule, OptimizerOptions } from './optimizer.js';
 import { Optimizer } from './optimizer.js';
 import { SafetensorsFile, writeSafetensors, type NamedTensor } from './safetensors.js';
+import { checkLoadedModel } from '../models/tensors.js';
 
 export const CHECKPOINT_FORMAT = 'roaf-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -174,7 +175,9 @@ export function readCheckpointConfig(dir: string): CheckpointConfig {
 export function loadModelTensors(dir: string, model: Model): void {
   const resolved = resolveCheckpointDir(dir) ?? dir;
   const file = new SafetensorsFile(join(resolved, 'model.safetensors'));
-  for (const tensor of modelTensors(model).tensors) file.readInto(tensor.name, tensor.data, tensor.shape);
+  const { tensors, filterNames } = modelTensors(model);
+  for (const tensor of tensors) file.readInto(tensor.name, tensor.data, tensor.shape);
+  checkLoadedModel(model, file.path, filterNames); // finite weights, orthogonal filters
 }
 
 /** Loads the optimiser state saved next to the model. */

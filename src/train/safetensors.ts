@@ -4,6 +4,7 @@
 
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { UsageError } from '../util/errors.js';
+import { checkRegularFile } from '../util/paths.js';
 
 export type TensorData = Float32Array | Float64Array | Int32Array;
 
@@ -20,6 +21,28 @@ interface HeaderEntry {
   dtype: string;
   shape: number[];
   data_offsets: [number, number];
+}
+
+/** The largest JSON header read (the format's own limit is 100 MB). */
+const MAX_HEADER_BYTES = 100_000_000;
+
+function isSize(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** A tensor name from the file as one printable line (a hostile name may hold newlines or escapes). */
+function printable(name: string): string {
+  return /^[\w.\-/[\]]*$/.test(name) ? name : JSON.stringify(name);
+}
+
+/** Reads exactly `buffer.length` bytes at `position`, else a UsageError (the file shrank or is short). */
+function readFully(fd: number, buffer: Uint8Array, position: number, path: string, what: string): void {
+  let read = 0;
+  while (read < buffer.length) {
+    const n = readSync(fd, buffer, read, buffer.length - read, position + read);
+    if (n === 0) throw new UsageError(`${path}: the ${what} is truncated`);
+    read += n;
+  }
 }
 
 function asBytes(data: TensorData): Uint8Array {
@@ -72,6 +95,8 @@ export class SafetensorsFile {
   private readonly dataStart: number;
 
   constructor(readonly path: string) {
+    // A regular file only: a FIFO would block, /dev/zero never ends, a directory is not a checkpoint.
+    checkRegularFile(path, 'safetensors file');
     let fd: number;
     try {
       fd = openSync(path, 'r');
@@ -82,42 +107,72 @@ export class SafetensorsFile {
       const fileSize = fstatSync(fd).size;
       if (fileSize < 8) throw new UsageError(`${path}: not a safetensors file (${fileSize} bytes, truncated)`);
       const prefix = Buffer.alloc(8);
-      readSync(fd, prefix, 0, 8, 0);
+      readFully(fd, prefix, 0, path, 'header length');
       const headerLength = Number(prefix.readBigUInt64LE(0));
-      if (headerLength > fileSize - 8 || headerLength > 1 << 30) {
+      if (headerLength > fileSize - 8 || headerLength > MAX_HEADER_BYTES) {
         throw new UsageError(
-          `${path}: header length ${headerLength} exceeds the file size ${fileSize} (truncated or corrupt)`,
+          `${path}: header length ${headerLength} exceeds the file size ${fileSize} or ${MAX_HEADER_BYTES} bytes (truncated or corrupt)`,
         );
       }
       const headerBytes = Buffer.alloc(headerLength);
-      readSync(fd, headerBytes, 0, headerLength, 8);
-      let header: Record<string, unknown>;
+      readFully(fd, headerBytes, 8, path, 'header');
+      let header: unknown;
       try {
-        header = JSON.parse(headerBytes.toString('utf8')) as Record<string, unknown>;
+        header = JSON.parse(headerBytes.toString('utf8'));
       } catch {
         throw new UsageError(`${path}: header is not valid JSON (corrupt file)`);
       }
+      if (typeof header !== 'object' || header === null || Array.isArray(header))
+        throw new UsageError(`${path}: header is not a JSON object (corrupt file)`);
       this.dataStart = 8 + headerLength;
-      this.metadata = (header.__metadata__ ?? {}) as Record<string, string>;
+      const dataSize = fileSize - this.dataStart;
+      const metadata = (header as Record<string, unknown>).__metadata__ ?? {};
+      if (
+        typeof metadata !== 'object' ||
+        metadata === null ||
+        Array.isArray(metadata) ||
+        Object.values(metadata).some((v) => typeof v !== 'string')
+      )
+        throw new UsageError(`${path}: __metadata__ must be an object of strings`);
+      this.metadata = metadata as Record<string, string>;
+      const ranges: Array<{ name: string; begin: number; end: number }> = [];
       for (const [name, value] of Object.entries(header)) {
         if (name === '__metadata__') continue;
-        const entry = value as HeaderEntry;
-        const bytes = BYTES[entry?.dtype];
-        if (!bytes || !Array.isArray(entry.shape) || !Array.isArray(entry.data_offsets)) {
-          throw new UsageError(`${path}: tensor ${name} has a malformed header entry`);
-        }
-        const [begin, end] = entry.data_offsets;
-        const expected = entry.shape.reduce((a, b) => a * b, 1) * bytes;
-        if (end - begin !== expected)
+        const tensor = `${path}: tensor ${printable(name)}`;
+        const entry = value as Partial<HeaderEntry> | null;
+        const bytes = typeof entry?.dtype === 'string' ? BYTES[entry.dtype] : undefined;
+        if (entry === null || typeof entry !== 'object' || bytes === undefined)
+          throw new UsageError(`${tensor} has a malformed header entry (dtype must be one of F32, F64, I32)`);
+        const shape: unknown = entry.shape;
+        if (!Array.isArray(shape) || shape.length > 8 || !shape.every(isSize))
+          throw new UsageError(`${tensor}: shape must be a list of at most 8 non-negative integers`);
+        const offsets: unknown = entry.data_offsets;
+        if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isSize))
+          throw new UsageError(`${tensor}: data_offsets must be two non-negative integers`);
+        const [begin, end] = offsets as [number, number];
+        // Evaluated in float64: a product past 2^53 stays past any file size (see kernel-checks.ts).
+        const expected = shape.reduce((a, b) => a * b, 1) * bytes;
+        if (end < begin || end - begin !== expected)
           throw new UsageError(
-            `${path}: tensor ${name} has ${end - begin} bytes for shape [${entry.shape.join(',')}] (${expected} expected)`,
+            `${tensor} has data_offsets [${begin}, ${end}] (${end - begin} bytes) for ${entry.dtype} shape [${shape.join(',')}] (${expected} bytes expected)`,
           );
-        if (this.dataStart + end > fileSize) {
+        if (end > dataSize) {
           throw new UsageError(
-            `${path}: tensor ${name} ends at byte ${this.dataStart + end} but the file has ${fileSize} bytes (truncated)`,
+            `${tensor} ends at byte ${this.dataStart + end} but the file has ${fileSize} bytes (truncated)`,
           );
         }
-        this.entries.set(name, entry);
+        ranges.push({ name, begin, end });
+        this.entries.set(name, { dtype: entry.dtype!, shape, data_offsets: [begin, end] });
+      }
+      // Offsets count from the end of the header, so no tensor can be read from inside it; no two may overlap.
+      ranges.sort((a, b) => a.begin - b.begin || a.end - b.end);
+      for (let i = 1; i < ranges.length; i++) {
+        const previous = ranges[i - 1]!,
+          current = ranges[i]!;
+        if (current.begin < previous.end && current.end > current.begin && previous.end > previous.begin)
+          throw new UsageError(
+            `${path}: tensors ${printable(previous.name)} [${previous.begin}, ${previous.end}) and ${printable(current.name)} [${current.begin}, ${current.end}) overlap`,
+          );
       }
     } finally {
       closeSync(fd);
@@ -131,7 +186,7 @@ export class SafetensorsFile {
   /** Reads tensor `name` into `out`, checking its dtype and shape against what the caller expects. */
   readInto(name: string, out: TensorData, shape: readonly number[]): void {
     const entry = this.entries.get(name);
-    if (!entry) throw new UsageError(`${this.path}: tensor ${name} is missing`);
+    if (!entry) throw new UsageError(`${this.path}: tensor ${printable(name)} is missing`);
     const dtype = DTYPE_OF[out.constructor.name];
     if (entry.dtype !== dtype)
       throw new UsageError(`${this.path}: tensor ${name} is ${entry.dtype}, expected ${dtype}`);
