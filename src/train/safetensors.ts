@@ -2,7 +2,7 @@
 // dtype, shape and byte range, then the raw little-endian data), so checkpoints load in any framework
 // without roaf. Written and read tensor by tensor, so multi-gigabyte files never sit in one Buffer.
 
-import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { UsageError } from '../util/errors.js';
 import { checkRegularFile } from '../util/paths.js';
 
@@ -96,6 +96,7 @@ export class SafetensorsFile {
 
   constructor(readonly path: string) {
     // A regular file only: a FIFO would block, /dev/zero never ends, a directory is not a checkpoint.
+    if (!existsSync(path)) throw new UsageError(`${path}: checkpoint file is missing`);
     checkRegularFile(path, 'safetensors file');
     let fd: number;
     try {
