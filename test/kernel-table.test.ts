@@ -1,6 +1,7 @@
 // The kernel table and the argument checks it drives, on every backend: a wrong call (array too short, row
 // stride below the row length, wrong dtype or type, null where an array is required, sizes that are negative,
-// fractional, or whose product passes 2^31, 2^53 or 2^64, a filter of the wrong width or with a permutation
+// fractional, above 2^32 - 1, whose product passes 2^31, 2^53 or 2^64, absurd behind a zero factor (B = 0 with
+// N = 2^31 - 1, which would loop for ever), a filter of the wrong width or with a permutation
 // entry out of range, ...) throws a TypeError or RangeError naming the kernel and the argument, and the
 // backend keeps working afterwards. Also: the length expressions, the table's consistency, and that the
 // committed N-API glue (native/src/addon_kernels.inc) and WebAssembly exports (native/wasm/wasm_kernels.inc) are
@@ -98,12 +99,12 @@ const BAD_CALLS: BadCall[] = [
   },
   // sizes whose products pass 2^31, 2^53 and 2^64 (a signed 32- or 64-bit product would wrap to a small number)
   {
-    what: 'sizes whose product is 2^32 + 2^16',
+    what: 'sizes whose product is 2^32 (0 in 32-bit integers)',
     call: (b) =>
       b.roafCellForward({
         T: 2 ** 16,
         B: 2 ** 16,
-        D: 0,
+        D: 1,
         N: 1,
         alpha: 1,
         beta: 0.1,
@@ -117,28 +118,25 @@ const BAD_CALLS: BadCall[] = [
       }),
     error: RangeError,
     message:
-      /^roafCellForward: hs has 64 elements, needs at least \(T\+1\)\*B\*N = 4295032832 \(T = 65536, B = 65536, N = 1\)$/,
+      /^roafCellForward: xs has 1 elements, needs at least T\*B\*D = 4294967296 \(T = 65536, B = 65536, D = 1\)$/,
   },
   {
-    what: 'sizes whose product is 2^60',
+    what: 'a filter whose matrix needs 2^60 elements',
     call: (b) =>
-      b.roafLayerForward({
+      b.applyFilter({
+        filter: { kind: 'dense', n: 2 ** 30, matrix: f32(1) },
+        transpose: false,
         B: 0,
-        N: 2 ** 30,
         alpha: 1,
-        beta: 0.1,
-        filter: identity(2 ** 30),
-        x: f32(1),
-        W: f32(1),
-        b: f32(2 ** 10),
-        a: f32(1),
-        y: f32(1),
+        x: f32(0),
+        betaY: 0,
+        y: f32(0),
       }),
     error: RangeError,
-    message: /^roafLayerForward: W has 1 elements, needs at least N\*N = 1152921504606847000 \(N = 1073741824\)$/,
+    message: /^applyFilter: filter\.matrix has 1 elements, needs at least 1152921504606847000$/,
   },
   {
-    what: 'sizes whose product is 2^64 (0 in 64-bit integers)',
+    what: 'sizes whose product is 2^64 (0 in 64-bit integers) behind T = B = 0',
     call: (b) =>
       b.lstmForward({
         T: 0,
@@ -154,39 +152,91 @@ const BAD_CALLS: BadCall[] = [
         gates: f32(1),
       }),
     error: RangeError,
-    message: /^lstmForward: Wx has 1 elements, needs at least 4\*N\*D = 18446744073709552000/,
+    message: /^lstmForward: xs is empty as T\*B\*D = 0 .*, but its other sizes imply 2147483648 iterations/,
   },
   {
-    what: 'a row stride whose span is 2^64 + 1',
+    what: 'a row stride whose span is 2^63 + 1',
     call: (b) =>
-      b.gemm(gemmArgs({ M: 2 ** 21 + 1, N: 1, K: 1, lda: 2 ** 43, ldb: 1, ldc: 1, A: f32(1), B: f32(1), C: f32(1) })),
+      b.gemm(gemmArgs({ M: 2 ** 31 + 1, N: 1, K: 1, lda: 2 ** 32, ldb: 1, ldc: 1, A: f32(1), B: f32(1), C: f32(1) })),
     error: RangeError,
-    message: /^gemm: A has 1 elements, needs at least span\(M, K, lda\) = 18446744073709552000/,
+    message: /^gemm: lda must be an integer in \[0, 2\^32 - 1\], got 4294967296$/,
+  },
+  {
+    what: 'a row stride whose span passes 2^62',
+    call: (b) =>
+      b.gemm(gemmArgs({ M: 2 ** 31, N: 1, K: 1, lda: 2 ** 32 - 1, ldb: 1, ldc: 1, A: f32(1), B: f32(1), C: f32(1) })),
+    error: RangeError,
+    message: /^gemm: A has 1 elements, needs at least span\(M, K, lda\) = 9223372030412325000 /,
+  },
+  // absurd sizes hidden behind a zero factor: nothing to read or write, but a loop of 2^40 or more iterations
+  {
+    what: 'B = 0 with N = 2^31 - 1 and an identity filter',
+    call: (b) =>
+      b.roafLayerForward({
+        B: 0,
+        N: 2 ** 31 - 1,
+        alpha: 1,
+        beta: 0.1,
+        filter: identity(2 ** 31 - 1),
+        x: f32(0),
+        W: f32(0),
+        b: f32(0),
+        a: f32(0),
+        y: f32(0),
+      }),
+    error: RangeError,
+    message:
+      /^roafLayerForward: x is empty as B\*N = 0 \(B = 0, N = 2147483647\), but its other sizes imply 2147483647 iterations/,
+  },
+  {
+    what: 'B = 0 with T = 2^32 - 1 steps',
+    call: (b) =>
+      b.lstmForward({
+        T: 2 ** 32 - 1,
+        B: 0,
+        D: 1,
+        N: 1,
+        xs: f32(0),
+        Wx: f32(4),
+        Wh: f32(4),
+        b: f32(4),
+        hs: f32(0),
+        cs: f32(0),
+        gates: f32(0),
+      }),
+    error: RangeError,
+    message: /^lstmForward: xs is empty as T\*B\*D = 0 .*, but its other sizes imply 4294967295 iterations/,
+  },
+  {
+    what: 'a size of 2^32',
+    call: (b) => b.tanh(2 ** 32, f32(1), f32(1)),
+    error: RangeError,
+    message: /^tanh: n must be an integer in \[0, 2\^32 - 1\], got 4294967296$/,
   },
   // sizes that are not sizes
   {
     what: 'a negative size',
     call: (b) => b.tanh(-1, f32(1), f32(1)),
     error: RangeError,
-    message: /^tanh: n must be a non-negative integer below 2\^53, got -1$/,
+    message: /^tanh: n must be an integer in \[0, 2\^32 - 1\], got -1$/,
   },
   {
     what: 'a fractional size',
     call: (b) => b.scale(2.5, f32(3), 2),
     error: RangeError,
-    message: /^scale: n must be a non-negative integer below 2\^53, got 2\.5$/,
+    message: /^scale: n must be an integer in \[0, 2\^32 - 1\], got 2\.5$/,
   },
   {
     what: 'a size of 2^53',
     call: (b) => b.sumSquares(2 ** 53, f32(1)),
     error: RangeError,
-    message: /^sumSquares: n must be a non-negative integer below 2\^53, got 9007199254740992$/,
+    message: /^sumSquares: n must be an integer in \[0, 2\^32 - 1\], got 9007199254740992$/,
   },
   {
     what: 'a NaN size',
     call: (b) => b.gemm(gemmArgs({ K: Number.NaN })),
     error: RangeError,
-    message: /^gemm: K must be a non-negative integer below 2\^53, got NaN$/,
+    message: /^gemm: K must be an integer in \[0, 2\^32 - 1\], got NaN$/,
   },
   {
     what: 'an infinite size',
@@ -198,7 +248,7 @@ const BAD_CALLS: BadCall[] = [
     what: 'a size given as a string',
     call: (b) => b.gemm(gemmArgs({ M: '2' })),
     error: TypeError,
-    message: /^gemm: M must be a non-negative integer below 2\^53, got 2$/,
+    message: /^gemm: M must be an integer in \[0, 2\^32 - 1\], got 2$/,
   },
   {
     what: 'a missing size',
@@ -456,7 +506,7 @@ const BAD_CALLS: BadCall[] = [
     what: 'a negative allocation',
     call: (b) => b.allocate('float32', -1),
     error: RangeError,
-    message: /^allocate: length must be a non-negative integer below 2\^53, got -1$/,
+    message: /^allocate: length must be an integer in \[0, 2\^32 - 1\], got -1$/,
   },
   {
     what: 'an unknown dtype',

@@ -6,13 +6,21 @@
 // argument, instead of reading or writing out of bounds. Calls a backend makes to itself (BackendBase's
 // defaults calling `this.gemm`) are not checked again: they come from arguments already checked.
 //
-// Overflow: sizes are untrusted integers and a required length is a product of several. Each size must be a
-// non-negative safe integer (< 2^53), and lengths are evaluated in float64 with + and * only. Below 2^53
+// Overflow: sizes are untrusted integers and a required length is a product of several. Each size must be an
+// integer in [0, MAX_SIZE] (below 2^53), and lengths are evaluated in float64 with + and * only. Below 2^53
 // that is exact; an intermediate above 2^53 rounds to a value still at least 2^53 (rounding is monotone and
 // 2^53 is representable), and adding or multiplying non-negative values keeps it there, while no typed array
 // is that long. So a length is either exact or far beyond any array: a tiny array can never pass the check
 // meant for a huge one, and the C kernels, whose index arithmetic stays below the lengths checked here,
 // cannot wrap either.
+//
+// Absurd sizes with a zero factor: a call with B = 0 and N = 2^40 needs arrays of length 0, yet a kernel may
+// still loop over N (or over T, L, ...) outside the empty dimension, and hang. So every size is at most
+// MAX_SIZE (above any typed array's length), and every array's *nominal* length (its expression with each
+// size 0 counted as 1 and a span as rows·cols: the iterations a kernel may make around the empty dimension)
+// must be at most twice the array's length (a `T+1` term doubles the nominal length of a T = 0 call) or
+// EMPTY_CALL_WORK, whichever is larger. An empty call with sane sizes
+// (T = 0 steps of a batch of 3) passes; one that implies billions of empty iterations is a RangeError.
 
 import { dtypeOf, type Backend, type DType, type KernelName } from './backend.js';
 import { KERNEL_NAMES, KERNEL_TABLE, type KernelSpec } from './kernel-table.js';
@@ -20,12 +28,20 @@ import { KERNEL_NAMES, KERNEL_TABLE, type KernelSpec } from './kernel-table.js';
 /** The largest filter width: the C kernels keep it in an int. */
 const MAX_FILTER_WIDTH = 2 ** 31 - 1;
 
+/** The largest size argument: 2^32 - 1, above the length of any typed array a kernel can be given. */
+export const MAX_SIZE = 2 ** 32 - 1;
+
+/** The most iterations an empty call (a size 0 among its sizes) may imply: 2^24, a few ms even in JavaScript. */
+export const EMPTY_CALL_WORK = 2 ** 24;
+
 // ---- length expressions ----
 
 /** The values a length expression reads: the kernel's sizes, and its flags (for `flag ? a : b`). */
 export interface LengthScope {
   sizes: Map<string, number>;
   flags: Map<string, boolean>;
+  /** Evaluate the nominal length: each size 0 counts as 1, a span as rows·cols (see the header). */
+  nominal?: boolean;
 }
 
 /** A compiled length expression: its text, and its value in a scope. */
@@ -75,7 +91,7 @@ export function compileLength(text: string): LengthExpression {
     return (s) => {
       const v = s.sizes.get(name);
       if (v === undefined) throw new Error(`length '${text}' reads '${name}', which is not a size of the kernel`);
-      return v;
+      return s.nominal === true && v === 0 ? 1 : v;
     };
   };
   const atom = (): Node => {
@@ -105,6 +121,7 @@ export function compileLength(text: string): LengthExpression {
       const r = rows(s),
         c = cols(s),
         stride = ld(s);
+      if (s.nominal === true) return r * c;
       if (r === 0 || c === 0) return 0;
       if (stride < c) throw new RangeError(`row stride ${ldName} = ${stride} is smaller than its row length ${c}`);
       return (r - 1) * stride + c; // r >= 1: the subtraction is exact
@@ -158,7 +175,7 @@ function typeName(value: unknown): string {
 }
 
 function isSize(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_SIZE;
 }
 
 const FIXED_TYPES: Record<'float64s' | 'int32s' | 'uint8s', { name: TypedArrayName; is: (v: unknown) => boolean }> = {
@@ -200,7 +217,7 @@ function compileCheck(kernel: string, spec: KernelSpec): ArgumentCheck {
       if (!isSize(v))
         fail(
           typeof v === 'number' ? RangeError : TypeError,
-          `${arg.name} must be a non-negative integer below 2^53, got ${String(v)}`,
+          `${arg.name} must be an integer in [0, 2^32 - 1], got ${String(v)}`,
         );
       scope.sizes.set(arg.name, v);
     }
@@ -238,6 +255,15 @@ function compileCheck(kernel: string, spec: KernelSpec): ArgumentCheck {
       }
       const length = v.length;
       if (!(length >= required)) tooShort(name, length, required, expression);
+      if (expression !== undefined) checkEmptyWork(name, length, required, expression);
+    };
+    const checkEmptyWork = (name: string, length: number, required: number, expression: LengthExpression): void => {
+      const nominal = expression.evaluate({ ...scope, nominal: true });
+      if (nominal !== required && nominal > Math.max(2 * length, EMPTY_CALL_WORK))
+        fail(
+          RangeError,
+          `${name} is empty as ${expression.explain(scope, required)}, but its other sizes imply ${nominal} iterations (at most 2^24 or twice its length ${length})`,
+        );
     };
     const checkFilter = (label: string, f: unknown, width: string): void => {
       if (typeof f !== 'object' || f === null) fail(TypeError, `${label} must be a filter, got ${typeName(f)}`);
@@ -306,6 +332,7 @@ function compileCheck(kernel: string, spec: KernelSpec): ArgumentCheck {
           );
         const length = (v as ArrayLike<number>).length;
         if (!(length >= required)) tooShort(arg.name, length, required, expression);
+        checkEmptyWork(arg.name, length, required, expression);
       }
     }
 
@@ -329,7 +356,7 @@ function checkAllocation(backend: Backend, dtype: unknown, length: unknown): voi
     throw new TypeError(`allocate: dtype must be 'float32' or 'float64', got ${String(dtype)}`);
   if (!backend.supports(dtype)) throw new TypeError(`allocate: the ${backend.name} backend does not support ${dtype}`);
   if (!isSize(length))
-    throw new RangeError(`allocate: length must be a non-negative integer below 2^53, got ${String(length)}`);
+    throw new RangeError(`allocate: length must be an integer in [0, 2^32 - 1], got ${String(length)}`);
 }
 
 /**

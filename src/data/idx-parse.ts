@@ -16,13 +16,14 @@ export interface IdxFile {
   type: IdxType;
 }
 
-interface TypeInfo {
+export interface TypeInfo {
   code: number;
   type: IdxType;
   bytes: number;
 }
 
-const TYPES: readonly TypeInfo[] = [
+/** The element types by type code (idx.ts reads a gzip file's header with them before inflating it). */
+export const IDX_TYPES: readonly TypeInfo[] = [
   { code: 0x08, type: 'ubyte', bytes: 1 },
   { code: 0x09, type: 'byte', bytes: 1 },
   { code: 0x0b, type: 'short', bytes: 2 },
@@ -48,9 +49,9 @@ export function parseIdx(bytes: Uint8Array, path: string): IdxFile {
   }
   const typeCode = bytes[2]!; // the length was checked above
   const ndims = bytes[3]!;
-  const info = TYPES.find((t) => t.code === typeCode);
+  const info = IDX_TYPES.find((t) => t.code === typeCode);
   if (!info) {
-    const known = TYPES.map((t) => `${hex(t.code)} ${t.type}`).join(', ');
+    const known = IDX_TYPES.map((t) => `${hex(t.code)} ${t.type}`).join(', ');
     throw new UsageError(
       `IDX file '${path}' has unknown type code ${hex(typeCode)} (magic ${found}): expected one of ${known}`,
     );
@@ -127,7 +128,7 @@ function typeOf(data: IdxData): TypeInfo {
             : data instanceof Float32Array
               ? 'float'
               : 'double';
-  return TYPES.find((t) => t.type === type)!;
+  return IDX_TYPES.find((t) => t.type === type)!;
 }
 
 /** Encodes `data` with shape `dims` as IDX bytes (uncompressed); the element type follows the array type. */

@@ -22,6 +22,8 @@ export class ImageDataset implements Dataset {
   readonly inputDim: number;
   readonly target: TargetSpec = { kind: 'class', classes: IMAGE_CLASSES };
   readonly count: number;
+  /** The IDX file the images came from ('' when built in memory), for messages. */
+  source = '';
 
   /**
    * @param pixels (count, rows * cols) raw bytes 0..255, row-major images.

@@ -68,6 +68,11 @@ export function loadImageDataset(dir: string | undefined, { kind }: { kind: Imag
     throw new UsageError(`IDX file '${path}' has element type ${type}: expected ubyte (0x08)`);
   }
   const [count, rows, cols] = images.dims as [number, number, number]; // 3 dims, checked above
+  if (count === 0 || rows === 0 || cols === 0) {
+    throw new UsageError(
+      `IDX file '${imagesPath}' holds no images (dims [${images.dims.join(', ')}]): the ${split} split needs at least one`,
+    );
+  }
   if (labels.dims[0] !== count) {
     throw new UsageError(
       `image and label counts disagree: '${imagesPath}' has ${count} images, '${labelsPath}' has ${labels.dims[0]} labels`,
@@ -79,7 +84,9 @@ export function loadImageDataset(dir: string | undefined, { kind }: { kind: Imag
       `IDX file '${labelsPath}' has label ${labels.data[bad]} at index ${bad}: labels must be 0..${IMAGE_CLASSES - 1}`,
     );
   }
-  return new ImageDataset(`${kind}/${split}`, images.data, labels.data, rows, cols);
+  const dataset = new ImageDataset(`${kind}/${split}`, images.data, labels.data, rows, cols);
+  dataset.source = imagesPath;
+  return dataset;
 }
 
 /** `dir/name` if it exists, else `dir/name.gz`, else a `UsageError`. */

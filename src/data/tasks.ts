@@ -10,7 +10,7 @@ import { Random } from '../util/random.js';
 import { AddingDataset } from './adding.js';
 import { CopyDataset } from './copy.js';
 import { limitDataset, type TaskData } from './dataset.js';
-import { loadImageDataset, type ImageKind, type Split } from './mnist.js';
+import { loadImageDataset, type ImageDataset, type ImageKind, type Split } from './mnist.js';
 import { sequentialImages } from './sequential.js';
 import { DEFAULT_SEQ_LEN, DEFAULT_TEST_SIZE, DEFAULT_TRAIN_SIZE } from './task-names.js';
 
@@ -90,12 +90,19 @@ export function loadTask(name: string, opts: TaskOptions): TaskData {
 
 function loadImageTask(task: 'mnist' | 'fashion-mnist' | 'smnist' | 'psmnist', dataDir: string | undefined): TaskData {
   const kind: ImageKind = task === 'fashion-mnist' ? 'fashion-mnist' : 'mnist';
-  const load = (split: Split) => {
-    const images = loadImageDataset(dataDir, { kind }, split);
-    if (task === 'mnist' || task === 'fashion-mnist') return images;
-    return sequentialImages(`${task}/${split}`, images, { permuted: task === 'psmnist' });
-  };
-  return { train: load('train'), test: load('test') };
+  const train = loadImageDataset(dataDir, { kind }, 'train');
+  const test = loadImageDataset(dataDir, { kind }, 'test');
+  // Images of another size would train and evaluate at chance (or read past each image): refuse them.
+  if (test.rows !== train.rows || test.cols !== train.cols) {
+    throw new UsageError(
+      `IDX file '${test.source}' holds ${test.rows}x${test.cols} images, but the training images ('${train.source}') are ${train.rows}x${train.cols}`,
+    );
+  }
+  const wrap = (split: Split, images: ImageDataset) =>
+    task === 'mnist' || task === 'fashion-mnist'
+      ? images
+      : sequentialImages(`${task}/${split}`, images, { permuted: task === 'psmnist' });
+  return { train: wrap('train', train), test: wrap('test', test) };
 }
 
 function generateTask(task: 'adding' | 'copy', opts: TaskOptions): TaskData {

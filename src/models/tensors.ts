@@ -1,6 +1,7 @@
 // The tensors of model.safetensors: helpers the kinds declare their lists with (from the config alone),
 // and `bindTensors`, which pairs a declared list with a model's buffers for the checkpoint to write or
-// read, checking that the kind and the model agree on every name and shape.
+// read, checking that the kind and the model agree on every name and shape; and `checkLoadedModel`, which
+// refuses a loaded checkpoint with non-finite weights or filters that are not orthogonal.
 
 import type { DType, FilterOperand } from '../backend/backend.js';
 import type { FilterKind } from '../nn/filter.js';
@@ -8,6 +9,7 @@ import type { Parameter } from '../nn/parameters.js';
 import type { ModelConfig } from './config.js';
 import type { TensorList, TensorSpec } from './kind.js';
 import type { Model } from './model.js';
+import { UsageError } from '../util/errors.js';
 
 export function dtypeTag(dtype: DType): 'F32' | 'F64' {
   return dtype === 'float64' ? 'F64' : 'F32';
@@ -129,4 +131,116 @@ export function bindTensors(model: Model, list: TensorList): BoundTensor[] {
     );
   }
   return bound;
+}
+
+// ---- checks of a loaded model (class "validated checkpoints" of docs/guarantees.md) ----
+
+/**
+ * How far from orthogonal a loaded dense filter may be: max |OᵀO − I| over all entries. A float32 filter
+ * drawn by roaf is orthogonal to ~1e-6 (rounding of the entries); 1e-4 leaves room for that and for the
+ * float32 products, and still refuses any matrix that would grow or shrink signals noticeably.
+ */
+export const ORTHOGONALITY_TOLERANCE: Readonly<Record<DType, number>> = { float32: 1e-4, float64: 1e-10 };
+
+/** Above this many multiply-adds in total, dense filters are checked by probes instead of by OᵀO. */
+const EXACT_CHECK_WORK = 2 ** 28;
+
+/** A tensor name as one printable line, whatever a hostile file called it. */
+function quoted(name: string): string {
+  return /^[\w.\-/[\]]*$/.test(name) ? name : JSON.stringify(name);
+}
+
+/** The first non-finite entry of `values`, or -1. */
+function firstNonFinite(values: ArrayLike<number>): number {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) return i;
+  return -1;
+}
+
+/** max |OᵀO − I| of a row-major n×n matrix, in float64. */
+function orthogonalityError(m: ArrayLike<number>, n: number): number {
+  let worst = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = i; j < n; j++) {
+      let dot = 0;
+      for (let k = 0; k < n; k++) dot += m[k * n + i]! * m[k * n + j]!;
+      worst = Math.max(worst, Math.abs(dot - (i === j ? 1 : 0)));
+    }
+  }
+  return worst;
+}
+
+/**
+ * A probe of orthogonality in O(n²): for two vectors v (entries ±1/√n, signs from a fixed hash), the
+ * largest entry of OᵀO·v − v. Any OᵀO − I with an entry e contributes about e/√n per probe, so this refuses
+ * filters off by more than about tolerance·√n; the exact check covers the common sizes.
+ */
+function probeOrthogonality(m: ArrayLike<number>, n: number): number {
+  let worst = 0;
+  const v = new Float64Array(n),
+    y = new Float64Array(n);
+  for (const salt of [0x9e3779b9, 0x85ebca6b]) {
+    for (let i = 0; i < n; i++) v[i] = (Math.imul(i + 1, salt) >>> 31 === 0 ? 1 : -1) / Math.sqrt(n);
+    for (let r = 0; r < n; r++) {
+      let s = 0;
+      for (let k = 0; k < n; k++) s += m[r * n + k]! * v[k]!;
+      y[r] = s;
+    }
+    for (let c = 0; c < n; c++) {
+      let s = 0;
+      for (let r = 0; r < n; r++) s += m[r * n + c]! * y[r]!;
+      worst = Math.max(worst, Math.abs(s - v[c]!) * Math.sqrt(n));
+    }
+  }
+  return worst;
+}
+
+/**
+ * Checks a model just loaded from `path` (model.safetensors): every parameter finite, every dense filter
+ * orthogonal to ORTHOGONALITY_TOLERANCE, every permutation filter a permutation of 0..N-1 with signs ±1.
+ * Throws a UsageError naming the file, the tensor and the layer; the caller must not use the model then.
+ */
+export function checkLoadedModel(model: Model, path: string, filterNames: readonly string[]): void {
+  for (const p of model.params.parameters) {
+    const at = firstNonFinite(p.value);
+    if (at >= 0)
+      throw new UsageError(
+        `${path}: tensor ${quoted(p.name)} has a non-finite value (${p.value[at]}) at index ${at}; a checkpoint must hold finite weights`,
+      );
+  }
+  const dense = new Set(model.filters.filter((f) => f.kind === 'dense'));
+  let work = 0;
+  for (const f of dense) work += f.n ** 3 / 2;
+  const exact = work <= EXACT_CHECK_WORK;
+  const seen = new Set<FilterOperand>();
+  model.filters.forEach((filter, layer) => {
+    if (seen.has(filter)) return;
+    seen.add(filter);
+    const name = quoted(filterNames[layer] ?? `filters.${layer}`);
+    const where = `${path}: filter tensor ${name} (layer ${layer})`;
+    if (filter.kind === 'dense') {
+      const at = firstNonFinite(filter.matrix);
+      if (at >= 0) throw new UsageError(`${where} has a non-finite value (${filter.matrix[at]}) at index ${at}`);
+      const tolerance = ORTHOGONALITY_TOLERANCE[filter.matrix instanceof Float64Array ? 'float64' : 'float32'];
+      const error = exact ? orthogonalityError(filter.matrix, filter.n) : probeOrthogonality(filter.matrix, filter.n);
+      if (!(error <= tolerance))
+        throw new UsageError(
+          `${where} is not orthogonal: max |OᵀO - I| ${exact ? '=' : '≈'} ${error.toExponential(2)}, allowed ${tolerance}`,
+        );
+    } else if (filter.kind === 'permutation') {
+      const hit = new Uint8Array(filter.n);
+      for (let i = 0; i < filter.n; i++) {
+        const j = filter.perm[i]!;
+        if (!(j >= 0 && j < filter.n) || hit[j] === 1)
+          throw new UsageError(
+            `${path}: filter tensor ${name}.perm (layer ${layer}) is not a permutation of 0..${filter.n - 1}: entry ${i} is ${j}${j >= 0 && j < filter.n ? ', a repeat' : ''}`,
+          );
+        hit[j] = 1;
+        const s = filter.signs[i]!;
+        if (s !== 1 && s !== -1)
+          throw new UsageError(
+            `${path}: filter tensor ${name}.signs (layer ${layer}) has ${s} at index ${i}, allowed 1 or -1`,
+          );
+      }
+    }
+  });
 }

@@ -41,8 +41,14 @@ export interface Report {
   warnings: string[];
 }
 
-export function escapeHtml(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+/** Text for HTML content or a quoted attribute; anything that is not a string is shown as its String(). */
+export function escapeHtml(text: unknown): string {
+  return String(text)
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
 }
 
 /** Makes the ids inside one inline SVG unique on the page, so that plots cannot capture each other's clip paths. */
@@ -72,8 +78,8 @@ function percent(x: unknown): string {
   return typeof x === 'number' ? `${(100 * x).toFixed(2)} %` : '–';
 }
 
-function power(log10: number | null | undefined): string {
-  if (log10 === null || log10 === undefined) return '–';
+function power(log10: unknown): string {
+  if (typeof log10 !== 'number') return log10 === null || log10 === undefined ? '–' : escapeHtml(log10);
   return Math.abs(log10) < 4 ? formatNumber(10 ** log10, 3) : `10^${log10.toFixed(2)}`;
 }
 
@@ -340,7 +346,7 @@ export async function buildReport(runs: RunData[], options: ReportOptions): Prom
 <div class="muted">${escapeHtml(run.dir)}${described ? ` · ${escapeHtml(describeModel(described))}` : ''}</div>
 <h4>Final figures</h4>${table(finalFigures(run))}
 <h4>Configuration</h4>${table(configuration(run))}
-${d ? `<div class="muted">diagnostics: ${escapeHtml(d.data.dataset)}, batch ${d.data.batch}, ${d.spectrum ? `Jacobian ${escapeHtml(d.spectrum.jacobian)} of sample${d.spectrum.samples.length > 1 ? 's' : ''} ${d.spectrum.samples.join(', ')}` : 'no spectrum'}</div>` : ''}
+${d ? `<div class="muted">diagnostics: ${escapeHtml(d.data.dataset)}, batch ${formatNumber(d.data.batch)}, ${d.spectrum ? `Jacobian ${escapeHtml(d.spectrum.jacobian)} of sample${d.spectrum.samples.length > 1 ? 's' : ''} ${d.spectrum.samples.map((x) => formatNumber(x)).join(', ')}` : 'no spectrum'}</div>` : ''}
 ${run.warnings.length > 0 ? `<ul class="warnings">${run.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join('')}</ul>` : ''}
 </section>`;
   });

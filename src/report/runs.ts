@@ -3,14 +3,24 @@
 //
 // What cannot be read is either an error (nothing to report: no such directory, neither metrics.jsonl
 // nor diagnose.json) or a warning that names what was skipped (a truncated last line of a run killed
-// mid-write, an unreadable checkpoint config); the report then shows whatever is readable.
+// mid-write, an unreadable checkpoint config); the report then shows whatever is readable. Every file is
+// read only if it is a regular file of a sane size (a FIFO or /dev/zero would hang the report), and every
+// record is checked by type against schema.ts before anything reaches the page: a value of the wrong type
+// skips its record or file with a warning naming the file and the field.
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Diagnostics } from '../diagnostics/diagnose.js';
 import { readCheckpointConfig, resolveCheckpointDir, type CheckpointConfig } from '../train/checkpoint.js';
 import { readMetrics, type MetricsRecord } from '../train/metrics.js';
 import { UsageError } from '../util/errors.js';
+import { checkRegularFile, MAX_TEXT_FILE_BYTES, readTextFile } from '../util/paths.js';
+import * as schema from './schema.js';
+
+/** The warning for a file (or record) skipped because it is not what it should be. */
+function problem(error: unknown): string {
+  return (error as Error).message.split('\n')[0] ?? String(error);
+}
 
 export interface RunData {
   /** The directory as given. */
@@ -42,12 +52,15 @@ export function readRun(dir: string): RunData {
 
   let records: MetricsRecord[] = [];
   if (existsSync(metricsPath)) {
+    checkRegularFile(metricsPath, 'metrics log', MAX_TEXT_FILE_BYTES);
     const read = readMetrics(metricsPath);
-    records = read.records.filter((r, i) => {
-      const valid = typeof r === 'object' && r !== null && typeof r.step === 'number' && typeof r.epoch === 'number';
-      if (!valid)
-        warnings.push(`${metricsPath}: skipped record ${i + 1}: not a metrics record (no numeric step and epoch)`);
-      return valid;
+    records = read.records.flatMap((r, i) => {
+      try {
+        return [schema.metricsRecord(r, '')];
+      } catch (error) {
+        warnings.push(`${metricsPath}: skipped record ${i + 1}: ${problem(error)}`);
+        return [];
+      }
     });
     if (read.skipped.length > 0) {
       const lines = read.skipped.join(', ');
@@ -60,11 +73,14 @@ export function readRun(dir: string): RunData {
 
   let config: CheckpointConfig | null = null;
   const checkpointDir = join(dir, 'checkpoint');
-  if (resolveCheckpointDir(checkpointDir) !== null) {
+  const resolved = resolveCheckpointDir(checkpointDir);
+  if (resolved !== null) {
+    const configPath = join(resolved, 'config.json');
     try {
-      config = readCheckpointConfig(checkpointDir);
+      checkRegularFile(configPath, 'checkpoint config', MAX_TEXT_FILE_BYTES);
+      config = schema.checkpointConfig(readCheckpointConfig(checkpointDir), '') as unknown as CheckpointConfig;
     } catch (error) {
-      warnings.push(`${checkpointDir}: configuration skipped: ${(error as Error).message}`);
+      warnings.push(`${configPath}: configuration skipped: ${problem(error)}`);
     }
   } else if (existsSync(metricsPath)) {
     warnings.push(`${checkpointDir}: no checkpoint, so no configuration to show`);
@@ -73,18 +89,10 @@ export function readRun(dir: string): RunData {
   let diagnostics: Diagnostics | null = null;
   if (diagnosticsPath !== null) {
     try {
-      const parsed = JSON.parse(readFileSync(diagnosticsPath, 'utf8')) as Diagnostics;
-      if (
-        typeof parsed !== 'object' ||
-        parsed === null ||
-        typeof parsed.gradients !== 'object' ||
-        typeof parsed.config !== 'object'
-      ) {
-        throw new Error('not the output of roaf diagnose');
-      }
-      diagnostics = parsed;
+      const parsed: unknown = JSON.parse(readTextFile(diagnosticsPath, 'diagnostics'));
+      diagnostics = schema.diagnostics(parsed, '') as unknown as Diagnostics;
     } catch (error) {
-      warnings.push(`${diagnosticsPath}: skipped: ${(error as Error).message.split('\n')[0]}`);
+      warnings.push(`${diagnosticsPath}: skipped (not the output of roaf diagnose): ${problem(error)}`);
     }
   }
   return { dir, label: basename(resolve(dir)), records, config, diagnostics, warnings };

@@ -226,7 +226,13 @@ async function trainRun(
         detail: error.message,
       };
       // The parameters now hold non-finite values: diagnose the last checkpoint's instead.
-      if (resolveCheckpointDir(checkpointDir) !== null) loadModelTensors(checkpointDir, model);
+      // A checkpoint written before the divergence was noticed may hold non-finite weights itself, which
+      // loading refuses: then the parameters stay as they are, as before loads were checked.
+      try {
+        if (resolveCheckpointDir(checkpointDir) !== null) loadModelTensors(checkpointDir, model);
+      } catch (reloadError) {
+        if (!(reloadError instanceof UsageError)) throw reloadError;
+      }
     }
     bar.stop();
     sessionPeak = peakRssBytes();

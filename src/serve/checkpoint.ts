@@ -1,6 +1,11 @@
 // Loading a trained model to serve it: `loadCheckpoint(dir)` reads a checkpoint directory (config.json and
 // model.safetensors, as `roaf train` writes them; no optimiser state needed) and returns the model with
-// its configuration and `predict`/`classify` bound to it.
+// its configuration and `predict`/`classify` bound to it. The configuration is checked before anything is
+// allocated (a value out of range, or a model bigger than the machine's memory, is an error naming
+// config.json), and the loaded weights after (finite, orthogonal filters: checkLoadedModel).
+
+import { totalmem } from 'node:os';
+import { join } from 'node:path';
 
 import { BACKEND_NAMES, requireBackend, type BackendName } from '../backend/index.js';
 import type { Backend } from '../backend/backend.js';
@@ -8,9 +13,17 @@ import type { TaskData } from '../data/dataset.js';
 import { loadTask } from '../data/tasks.js';
 import { createModel } from '../models/factory.js';
 import type { Model } from '../models/model.js';
-import { loadModelTensors, readCheckpointConfig, type CheckpointConfig } from '../train/checkpoint.js';
+import {
+  loadModelTensors,
+  readCheckpointConfig,
+  resolveCheckpointDir,
+  type CheckpointConfig,
+} from '../train/checkpoint.js';
+import { validateModelConfig, type ModelConfig } from '../models/config.js';
+import { resolveBaseline } from '../models/factory.js';
+import { modelKind } from '../models/kinds.js';
 import { completeTaskConfig } from '../train/run-options.js';
-import { checkChoice } from '../util/errors.js';
+import { checkChoice, UsageError } from '../util/errors.js';
 import { classify, predict, type PredictInput, type PredictOptions, type Prediction } from './predict.js';
 
 export interface LoadOptions {
@@ -36,6 +49,7 @@ export interface LoadedModel {
 /** Loads the model saved in checkpoint directory `dir`; a missing or corrupt file is a UsageError naming it. */
 export function loadCheckpoint(dir: string, options: LoadOptions = {}): LoadedModel {
   const config = readCheckpointConfig(dir);
+  checkModelFits(config.model, join(resolveCheckpointDir(dir) ?? dir, 'config.json'), totalmem());
   const requested = options.backend ?? 'auto';
   const backend =
     typeof requested === 'string'
@@ -50,4 +64,28 @@ export function loadCheckpoint(dir: string, options: LoadOptions = {}): LoadedMo
     classify: (inputs, predictOptions) => classify(model, inputs, predictOptions),
     taskData: () => loadTask(config.task.name, { ...completeTaskConfig(config.task), seed: config.training.seed }),
   };
+}
+
+/**
+ * Checks a checkpoint's model configuration before the model is built: every field in range (an error
+ * names `configPath` and the field), and the bytes of its tensors (the estimate `roaf bench` makes, without
+ * optimiser state or activations) within `memoryBytes`, so a depth or width that implies terabytes is an
+ * error instead of an allocation failure.
+ */
+export function checkModelFits(config: ModelConfig, configPath: string, memoryBytes: number): void {
+  if (typeof config !== 'object' || config === null) throw new UsageError(`${configPath}: field 'model' is missing`);
+  let resolved: ModelConfig;
+  try {
+    resolved = validateModelConfig(resolveBaseline(config));
+  } catch (error) {
+    if (!(error instanceof UsageError) && !(error instanceof TypeError)) throw error;
+    throw new UsageError(`${configPath}: model: ${error.message.replace(/^--/, '')}`);
+  }
+  let bytes = 0;
+  for (const tensor of modelKind(resolved.model).tensors(resolved).tensors)
+    bytes += (tensor.dtype === 'F64' ? 8 : 4) * tensor.shape.reduce((a, b) => a * b, 1);
+  if (bytes > memoryBytes)
+    throw new UsageError(
+      `${configPath}: the model (${resolved.model}, depth ${resolved.depth}, width ${resolved.width}, hidden ${resolved.hidden}) needs about ${(bytes / 2 ** 30).toFixed(1)} GiB for its weights alone, more than this machine's ${(memoryBytes / 2 ** 30).toFixed(1)} GiB`,
+    );
 }

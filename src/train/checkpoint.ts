@@ -24,6 +24,7 @@ import { beginSave, faultPoint } from '../util/fault-injection.js';
 import { systemErrorMessage, withPath } from '../util/fs-errors.js';
 import type { LrSchedule, OptimizerOptions } from './optimizer.js';
 import { Optimizer } from './optimizer.js';
+import { checkLoadedModel } from '../models/tensors.js';
 import { modelTensors } from './model-tensors.js';
 import { validateTrainingConfig } from './validate.js';
 import { SafetensorsFile, type NamedTensor } from './safetensors.js';
@@ -386,7 +387,9 @@ export function readCheckpointConfig(dir: string): CheckpointConfig {
 export function loadModelTensors(dir: string, model: Model): void {
   const resolved = resolveCheckpointDir(dir) ?? dir;
   const file = new SafetensorsFile(join(resolved, 'model.safetensors'));
-  for (const tensor of modelTensors(model).tensors) file.readInto(tensor.name, tensor.data, tensor.shape);
+  const { tensors, filterNames } = modelTensors(model);
+  for (const tensor of tensors) file.readInto(tensor.name, tensor.data, tensor.shape);
+  checkLoadedModel(model, file.path, filterNames); // finite weights, orthogonal filters
 }
 
 /** Loads the optimiser state saved next to the model. */

@@ -57,50 +57,92 @@ export function safetensorsHeaderBytes(tensors: NamedTensor[], metadata: Record<
   return out;
 }
 
+/** The largest JSON header read (the format's own limit is 100 MB). */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+function isSize(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** A tensor name from the file as one printable line (a hostile name may hold newlines or escapes). */
+export function printable(name: string): string {
+  return /^[\w.\-/[\]]*$/.test(name) ? name : JSON.stringify(name);
+}
+
 /** The header length announced by the first 8 bytes of a file of `fileSize` bytes, checked; `source` names it in errors. */
 export function safetensorsHeaderLength(prefix: Uint8Array, fileSize: number, source: string): number {
   if (fileSize < 8) throw new UsageError(`${source}: not a safetensors file (${fileSize} bytes, truncated)`);
   const headerLength = Number(new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true));
-  if (headerLength > fileSize - 8 || headerLength > 1 << 30) {
+  if (headerLength > fileSize - 8 || headerLength > MAX_HEADER_BYTES) {
     throw new UsageError(
-      `${source}: header length ${headerLength} exceeds the file size ${fileSize} (truncated or corrupt)`,
+      `${source}: header length ${headerLength} exceeds the file size ${fileSize} or ${MAX_HEADER_BYTES} bytes (truncated or corrupt)`,
     );
   }
   return headerLength;
 }
 
-/** Parses and checks the JSON header (`headerBytes`, after the prefix) of a file of `fileSize` bytes. */
+/**
+ * Parses and checks the JSON header (`headerBytes`, after the prefix) of a file of `fileSize` bytes: every
+ * field of every entry by type, data ranges inside the data section (offsets count from the end of the
+ * header, so no tensor is read from inside it) and not overlapping.
+ */
 export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number, source: string): SafetensorsHeader {
-  let header: Record<string, unknown>;
+  let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(headerBytes)) as Record<string, unknown>;
+    header = JSON.parse(new TextDecoder().decode(headerBytes));
   } catch {
     throw new UsageError(`${source}: header is not valid JSON (corrupt file)`);
   }
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw new UsageError(`${source}: header is not a JSON object (corrupt file)`);
   const dataStart = 8 + headerBytes.length;
-  const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
+  const dataSize = fileSize - dataStart;
+  const metadata = (header as Record<string, unknown>).__metadata__ ?? {};
+  if (
+    typeof metadata !== 'object' ||
+    metadata === null ||
+    Array.isArray(metadata) ||
+    Object.values(metadata).some((v) => typeof v !== 'string')
+  )
+    throw new UsageError(`${source}: __metadata__ must be an object of strings`);
   const entries = new Map<string, HeaderEntry>();
+  const ranges: Array<{ name: string; begin: number; end: number }> = [];
   for (const [name, value] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    const entry = value as HeaderEntry;
-    const bytes = BYTES[entry?.dtype];
-    if (!bytes || !Array.isArray(entry.shape) || !Array.isArray(entry.data_offsets)) {
-      throw new UsageError(`${source}: tensor ${name} has a malformed header entry`);
-    }
-    const [begin, end] = entry.data_offsets;
-    const expected = entry.shape.reduce((a, b) => a * b, 1) * bytes;
-    if (end - begin !== expected)
+    const tensor = `${source}: tensor ${printable(name)}`;
+    const entry = value as Partial<HeaderEntry> | null;
+    const bytes = typeof entry?.dtype === 'string' ? BYTES[entry.dtype] : undefined;
+    if (entry === null || typeof entry !== 'object' || bytes === undefined)
+      throw new UsageError(`${tensor} has a malformed header entry (dtype must be one of F32, F64, I32)`);
+    const shape: unknown = entry.shape;
+    if (!Array.isArray(shape) || shape.length > 8 || !shape.every(isSize))
+      throw new UsageError(`${tensor}: shape must be a list of at most 8 non-negative integers`);
+    const offsets: unknown = entry.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isSize))
+      throw new UsageError(`${tensor}: data_offsets must be two non-negative integers`);
+    const [begin, end] = offsets as [number, number];
+    // Evaluated in float64: a product past 2^53 stays past any file size (see kernel-checks.ts).
+    const expected = shape.reduce((a: number, b: number) => a * b, 1) * bytes;
+    if (end < begin || end - begin !== expected)
       throw new UsageError(
-        `${source}: tensor ${name} has ${end - begin} bytes for shape [${entry.shape.join(',')}] (${expected} expected)`,
+        `${tensor} has data_offsets [${begin}, ${end}] (${end - begin} bytes) for ${entry.dtype} shape [${shape.join(',')}] (${expected} bytes expected)`,
       );
-    if (dataStart + end > fileSize) {
-      throw new UsageError(
-        `${source}: tensor ${name} ends at byte ${dataStart + end} but the file has ${fileSize} bytes (truncated)`,
-      );
+    if (end > dataSize) {
+      throw new UsageError(`${tensor} ends at byte ${dataStart + end} but the file has ${fileSize} bytes (truncated)`);
     }
-    entries.set(name, entry);
+    ranges.push({ name, begin, end });
+    entries.set(name, { dtype: entry.dtype!, shape: shape as number[], data_offsets: [begin, end] });
   }
-  return { entries, metadata, dataStart };
+  ranges.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  for (let i = 1; i < ranges.length; i++) {
+    const previous = ranges[i - 1]!;
+    const current = ranges[i]!;
+    if (current.begin < previous.end && current.end > current.begin && previous.end > previous.begin)
+      throw new UsageError(
+        `${source}: tensors ${printable(previous.name)} [${previous.begin}, ${previous.end}) and ${printable(current.name)} [${current.begin}, ${current.end}) overlap`,
+      );
+  }
+  return { entries, metadata: metadata as Record<string, string>, dataStart };
 }
 
 /** The header entry of tensor `name`, checked against the dtype of `out` and the expected `shape`. */
@@ -112,7 +154,7 @@ export function checkedEntry(
   shape: readonly number[],
 ): HeaderEntry {
   const entry = header.entries.get(name);
-  if (!entry) throw new UsageError(`${source}: tensor ${name} is missing`);
+  if (!entry) throw new UsageError(`${source}: tensor ${printable(name)} is missing`);
   const dtype = DTYPE_OF[out.constructor.name];
   if (entry.dtype !== dtype) throw new UsageError(`${source}: tensor ${name} is ${entry.dtype}, expected ${dtype}`);
   if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {

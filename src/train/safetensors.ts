@@ -3,12 +3,14 @@
 // without roaf. This file reads them (tensor by tensor, so multi-gigabyte files never sit in one Buffer);
 // safetensors-write.ts writes them.
 
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { UsageError } from '../util/errors.js';
+import { checkRegularFile } from '../util/paths.js';
 import {
   asBytes,
   checkedEntry,
   parseSafetensorsHeader,
+  printable,
   safetensorsHeaderLength,
   type HeaderEntry,
   type SafetensorsHeader,
@@ -19,6 +21,16 @@ export type { NamedTensor, TensorData } from './safetensors-bytes.js';
 // The writer lives in safetensors-write.ts; re-exported so importers of this module keep working.
 export { writeSafetensors } from './safetensors-write.js';
 
+/** Reads exactly `buffer.length` bytes at `position`, else a UsageError (the file shrank or is short). */
+function readFully(fd: number, buffer: Uint8Array, position: number, path: string, what: string): void {
+  let read = 0;
+  while (read < buffer.length) {
+    const n = readSync(fd, buffer, read, buffer.length - read, position + read);
+    if (n === 0) throw new UsageError(`${path}: the ${what} is truncated`);
+    read += n;
+  }
+}
+
 /** An open safetensors file: its header is parsed and checked; tensors are read on demand. */
 export class SafetensorsFile {
   readonly entries: Map<string, HeaderEntry>;
@@ -27,6 +39,9 @@ export class SafetensorsFile {
   private readonly header: SafetensorsHeader;
 
   constructor(readonly path: string) {
+    // A regular file only: a FIFO would block, /dev/zero never ends, a directory is not a checkpoint.
+    if (!existsSync(path)) throw new UsageError(`${path}: checkpoint file is missing`);
+    checkRegularFile(path, 'safetensors file');
     let fd: number;
     try {
       fd = openSync(path, 'r');
@@ -36,10 +51,10 @@ export class SafetensorsFile {
     try {
       const fileSize = fstatSync(fd).size;
       const prefix = new Uint8Array(8);
-      if (fileSize >= 8) readSync(fd, prefix, 0, 8, 0);
+      if (fileSize >= 8) readFully(fd, prefix, 0, path, 'header length');
       const headerLength = safetensorsHeaderLength(prefix, fileSize, path);
       const headerBytes = new Uint8Array(headerLength);
-      readSync(fd, headerBytes, 0, headerLength, 8);
+      readFully(fd, headerBytes, 8, path, 'header');
       const header = parseSafetensorsHeader(headerBytes, fileSize, path);
       this.header = header;
       this.entries = header.entries;
@@ -69,7 +84,7 @@ export class SafetensorsFile {
           Math.min(bytes.length - read, 1 << 26),
           this.dataStart + entry.data_offsets[0] + read,
         );
-        if (n === 0) throw new UsageError(`${this.path}: tensor ${name} is truncated`);
+        if (n === 0) throw new UsageError(`${this.path}: tensor ${printable(name)} is truncated`);
         read += n;
       }
     } finally {
