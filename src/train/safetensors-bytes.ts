@@ -131,7 +131,7 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number
       throw new UsageError(`${tensor} ends at byte ${dataStart + end} but the file has ${fileSize} bytes (truncated)`);
     }
     ranges.push({ name, begin, end });
-    entries.set(name, { dtype: entry.dtype!, shape: shape as number[], data_offsets: [begin, end] });
+    entries.set(name, { dtype: entry.dtype!, shape, data_offsets: [begin, end] });
   }
   ranges.sort((a, b) => a.begin - b.begin || a.end - b.end);
   for (let i = 1; i < ranges.length; i++) {
