@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -240,6 +240,29 @@ describe('loading hostile checkpoints', () => {
       /^UsageError: run\/config\.json: model: depth must be an integer >= 1/,
     );
     checkModelFits(config.model, 'run/config.json', 16 * 2 ** 30);
+  });
+
+  it('roaf train refuses options whose training state implies more memory than the machine has, writing nothing', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'roaf-huge-')), 'run');
+    const run = roaf([
+      'train',
+      '--model',
+      'roaf-mlp',
+      '--depth',
+      '1000000',
+      '--width',
+      '4096',
+      '--task',
+      'mnist',
+      '--out',
+      out,
+    ]);
+    assert.equal(run.status, 2, run.stderr);
+    assert.match(
+      run.stderr.trim(),
+      /^roaf: --model roaf-mlp --depth 1000000 --width 4096: training needs about \d+\.\d GiB for the weights, their gradients and the optimiser state alone, more than this machine's \d+\.\d GiB$/,
+    );
+    assert.equal(existsSync(out), false);
   });
 
   it('roaf eval --checkpoint on a corrupt checkpoint: exit code 2 and one line naming the file', () => {

@@ -11,8 +11,9 @@ import type { Command } from 'commander';
 import { requireBackend } from '../backend/index.js';
 import { loadTask } from '../data/tasks.js';
 import type { TaskData } from '../data/dataset.js';
-import type { ModelConfig } from '../models/config.js';
-import { createModel, taskShape } from '../models/factory.js';
+import { validateModelConfig, type ModelConfig } from '../models/config.js';
+import { createModel, resolveBaseline, taskShape } from '../models/factory.js';
+import { modelKind } from '../models/kinds.js';
 import { applyMemoryOption } from '../models/memory.js';
 import type { Model } from '../models/model.js';
 import { gradientSummaryCallback } from '../diagnostics/gradients.js';
@@ -32,6 +33,7 @@ import { defaultRunDir, trainingConfig } from '../train/run-options.js';
 import { holdsRun, lockRunDir } from '../train/run-lock.js';
 import { evaluate, peakRssBytes, runTrainingAsync, type Evaluation } from '../train/trainer.js';
 import { InterruptedError, UsageError } from '../util/errors.js';
+import { modelWeightBytes } from '../serve/checkpoint.js';
 import { createProgress } from './progress.js';
 import { addTableOptions, percent, printJsonResult } from './options.js';
 
@@ -230,6 +232,7 @@ async function trainCommand(options: TrainCliOptions): Promise<void> {
     }
     const backend = requireBackend(backendName, modelConfigBase.dtype, options.threads);
     const data = loadTaskData(task, training.seed);
+    checkTrainingFits({ ...modelConfigBase, ...taskShape(data) }, totalmem());
     const model = createModel({ ...modelConfigBase, ...taskShape(data) }, backend);
     const memory = applyMemoryOption(
       model,
@@ -355,4 +358,24 @@ export function registerTrainCommands(program: Command): void {
 
   const evaluation = program.command('eval').description("evaluate a saved model on its task's test set");
   addTableOptions(evaluation, 'eval').action(evalCommand);
+}
+
+/**
+ * Refuses, before anything is allocated, a model whose training state alone would not fit in the machine's
+ * memory: its weights and filters, their gradients and the optimiser's two moments (about four times the
+ * weights; activations come on top, and --memory checkpoint bounds those). Sizes within each option's range
+ * can still multiply to terabytes (--depth 1000000 --width 65536), which would otherwise fail inside an
+ * allocation after minutes of building.
+ */
+function checkTrainingFits(config: ModelConfig, memoryBytes: number): void {
+  const resolved = validateModelConfig(resolveBaseline(config));
+  const bytes = 4 * modelWeightBytes(resolved);
+  if (bytes > memoryBytes) {
+    const sizes = modelKind(resolved.model).recurrent
+      ? `--hidden ${resolved.hidden}`
+      : `--depth ${resolved.depth} --width ${resolved.width}`;
+    throw new UsageError(
+      `--model ${resolved.model} ${sizes}: training needs about ${(bytes / 2 ** 30).toFixed(1)} GiB for the weights, their gradients and the optimiser state alone, more than this machine's ${(memoryBytes / 2 ** 30).toFixed(1)} GiB`,
+    );
+  }
 }

@@ -66,6 +66,14 @@ export function loadCheckpoint(dir: string, options: LoadOptions = {}): LoadedMo
   };
 }
 
+/** The bytes of a (validated) model configuration's tensors: weights and filters, as a checkpoint holds them. */
+export function modelWeightBytes(resolved: ModelConfig): number {
+  let bytes = 0;
+  for (const tensor of modelKind(resolved.model).tensors(resolved).tensors)
+    bytes += (tensor.dtype === 'F64' ? 8 : 4) * tensor.shape.reduce((a, b) => a * b, 1);
+  return bytes;
+}
+
 /**
  * Checks a checkpoint's model configuration before the model is built: every field in range (an error
  * names `configPath` and the field), and the bytes of its tensors (the estimate `roaf bench` makes, without
@@ -81,9 +89,7 @@ export function checkModelFits(config: ModelConfig, configPath: string, memoryBy
     if (!(error instanceof UsageError) && !(error instanceof TypeError)) throw error;
     throw new UsageError(`${configPath}: model: ${error.message.replace(/^--/, '')}`);
   }
-  let bytes = 0;
-  for (const tensor of modelKind(resolved.model).tensors(resolved).tensors)
-    bytes += (tensor.dtype === 'F64' ? 8 : 4) * tensor.shape.reduce((a, b) => a * b, 1);
+  const bytes = modelWeightBytes(resolved);
   if (bytes > memoryBytes)
     throw new UsageError(
       `${configPath}: the model (${resolved.model}, depth ${resolved.depth}, width ${resolved.width}, hidden ${resolved.hidden}) needs about ${(bytes / 2 ** 30).toFixed(1)} GiB for its weights alone, more than this machine's ${(memoryBytes / 2 ** 30).toFixed(1)} GiB`,
