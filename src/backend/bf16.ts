@@ -28,27 +28,8 @@ import { UsageError } from '../util/errors.js';
 import type { Precision } from './names.js';
 export { PRECISIONS, type Precision } from './names.js';
 
-const word = new Float32Array(1);
-const bits = new Uint32Array(word.buffer);
-
-/**
- * x rounded to float32, then to bf16 (round to nearest, ties to even), as a number. NaN stays NaN; a value
- * past the largest bf16 (about 3.39e38) rounds to ±Infinity, as the hardware's conversion does.
- */
-export function bf16Round(x: number): number {
-  word[0] = x;
-  const u = bits[0]!;
-  if ((u & 0x7fffffff) > 0x7f800000) return x;
-  bits[0] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
-  return word[0];
-}
-
-/** A copy of x with every element rounded to bf16 (bf16Round). */
-export function roundToBf16(x: Float32Array): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = bf16Round(x[i]!);
-  return out;
-}
+// The rounding itself lives in bf16-round.ts (no Node built-ins: the reference backend and the browser use it).
+export { bf16Round, roundToBf16 } from './bf16-round.js';
 
 /**
  * A backend that runs every matrix product of `core` on bf16 operands (core.gemmBf16) and every fused kernel

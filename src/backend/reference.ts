@@ -20,7 +20,7 @@ import type {
 import { allocateHost } from './backend.js';
 import type { Backend } from './backend.js';
 import { BackendBase } from './backend-base.js';
-import { bf16Round } from './bf16.js';
+import { bf16Round } from './bf16-round.js';
 import { withArgumentChecks } from './kernel-checks.js';
 
 export class ReferenceBackend extends BackendBase {

@@ -78,7 +78,10 @@ export function readRun(dir: string): RunData {
     const configPath = join(resolved, 'config.json');
     try {
       checkRegularFile(configPath, 'checkpoint config', MAX_TEXT_FILE_BYTES);
-      config = schema.checkpointConfig(readCheckpointConfig(checkpointDir), '') as unknown as CheckpointConfig;
+      config = schema.checkpointConfig(
+        readCheckpointConfig(checkpointDir, { checkFields: false }),
+        '',
+      ) as unknown as CheckpointConfig;
     } catch (error) {
       warnings.push(`${configPath}: configuration skipped: ${problem(error)}`);
     }
