@@ -45,7 +45,6 @@ enum {
   SCRATCH_STACK,
   SCRATCH_STACK_ROWS,
   SCRATCH_SWEEP,   // shared by the threads of a whole-stack MLP kernel (thread 0's)
-  SCRATCH_GEMM_B,  // op(B) packed once and shared by the threads of a row-split product (thread 0's)
   SCRATCH_SLOTS
 };
 

@@ -263,13 +263,6 @@ void gemm_packed(int tid, const a_operand *a, idx M, const packed_b *pb, float a
 
 // ---- the public product ----
 
-// A row-split product packs op(B) once for all threads when it fits in this many floats (64 MB); beyond it,
-// each chunk packs its own blocks (gemm_serial), as a product that large spends little of its time packing.
-#define SHARED_B_MAX_FLOATS (16.0 * 1024 * 1024)
-// Packing a float costs about as much as this many multiply-adds (a load and a store against two FMAs a cycle
-// a lane): what the thread policy weighs when it decides whether packing runs on both threads.
-#define PACK_WORK_PER_FLOAT 8.0
-
 typedef struct {
   a_operand a;
   b_operand b;
@@ -277,23 +270,10 @@ typedef struct {
   float alpha, beta;
   float *c;
   idx ldc;
-  int split;  // 0: rows of C, 1: columns of C, 2: the K dimension (a partial sum per chunk, reduced after),
-              // 3: rows of C against op(B) packed once for all threads (pb)
+  int split;  // 0: rows of C, 1: columns of C, 2: the K dimension (a partial sum per chunk, reduced after)
   work_queue q;
   float *partials;  // K split: one (M, N) partial product per chunk of K
-  packed_b pb;      // split 3: the shared packed op(B), filled by gemm_pack_run before the rows are swept
 } gemm_task;
-
-/** Packs the KC-deep blocks of op(B) that this thread claims into the shared buffer (split 3, first pass). */
-static void gemm_pack_run(void *arg, int tid, int nt) {
-  (void)tid;
-  (void)nt;
-  gemm_task *g = arg;
-  idx lo, hi;
-  while (queue_claim(&g->q, &lo, &hi))
-    for (idx pc = lo; pc < hi; pc += KC)
-      pack_b(&g->b, pc, min_idx(KC, g->K - pc), 0, g->N, g->pb.data + pc * g->pb.Npad);
-}
 
 static void gemm_task_run(void *arg, int tid, int nt) {
   (void)nt;
@@ -305,9 +285,6 @@ static void gemm_task_run(void *arg, int tid, int nt) {
     if (g->split == 0) {
       a.p += a.trans ? lo : lo * a.ld;
       gemm_serial(tid, &a, &b, hi - lo, g->N, g->K, g->alpha, g->beta, g->c + lo * g->ldc, g->ldc);
-    } else if (g->split == 3) {
-      a.p += a.trans ? lo : lo * a.ld;
-      gemm_packed(tid, &a, hi - lo, &g->pb, g->alpha, g->beta, g->c + lo * g->ldc, g->ldc);
     } else if (g->split == 1) {
       b.p += b.trans ? lo * b.ld : lo;
       gemm_serial(tid, &a, &b, g->M, hi - lo, g->K, g->alpha, g->beta, g->c + lo, g->ldc);
@@ -428,20 +405,6 @@ static void gemm_general(const a_operand *a, const b_operand *b, idx M, idx N, i
   if (plan.threads <= 1) {
     gemm_serial(0, a, b, M, N, K, alpha, beta, c, ldc);
     return;
-  }
-  if (g.split == 0 && N <= NC && (double)K * (double)N <= SHARED_B_MAX_FLOATS) {
-    // Each row chunk run by gemm_serial would pack all of op(B) again: with 4 chunks a thread, op(B) is packed
-    // 8 times on two threads instead of once. Pack it once, both threads sharing the packing, then sweep the
-    // rows against it. Each C element sees the same operations in the same order as
-    // in gemm_serial (same KC blocks, same micro-kernel), so the result does not depend on the path.
-    g.split = 3;
-    g.pb = (packed_b){roaf_scratch(0, SCRATCH_GEMM_B, packed_b_size(K, N)), K, N, round_up(N, NR)};
-    idx rowChunk = g.q.chunk;
-    roaf_plan packPlan = roaf_parallel_plan(NULL, (double)K * (double)N * PACK_WORK_PER_FLOAT, (K + KC - 1) / KC);
-    queue_init(&g.q, K, chunk_for(K, packPlan.threads, 2, KC));
-    if (packPlan.threads <= 1) gemm_pack_run(&g, 0, 1);
-    else roaf_parallel_run(&packPlan, gemm_pack_run, &g);
-    queue_init(&g.q, M, rowChunk);
   }
   roaf_parallel_run(&plan, gemm_task_run, &g);
 }
