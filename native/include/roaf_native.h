@@ -44,7 +44,7 @@ enum {
   SCRATCH_PARTIAL,
   SCRATCH_STACK,
   SCRATCH_STACK_ROWS,
-  SCRATCH_SWEEP,   // shared by the threads of a whole-stack MLP kernel (thread 0's)
+  SCRATCH_SWEEP,  // shared by the threads of a whole-stack MLP kernel (thread 0's)
   SCRATCH_SLOTS
 };
 
