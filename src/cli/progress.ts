@@ -11,8 +11,22 @@ export interface ProgressReporter {
   stop(): void;
 }
 
-export function createProgress(total: number, label: string, { quiet = false } = {}): ProgressReporter {
+/**
+ * A reporter for `total` steps. `startStep` is where a resumed run continues: the bar starts there, and the
+ * rate and ETA count only the steps done since (the steps of an earlier session took an unknown time).
+ */
+export function createProgress(
+  total: number,
+  label: string,
+  {
+    quiet = false,
+    startStep = 0,
+    clock = () => performance.now(),
+  }: { quiet?: boolean; startStep?: number; /** milliseconds; tests pass their own */ clock?: () => number } = {},
+): ProgressReporter {
   if (quiet) return { update() {}, log() {}, stop() {} };
+  // A loss is shown once a step has produced one (a resumed run's first update carries none).
+  const lossText = (loss: number): string => (Number.isFinite(loss) ? loss.toFixed(4) : '-');
   if (process.stderr.isTTY) {
     const bar = new cliProgress.SingleBar(
       {
@@ -24,10 +38,10 @@ export function createProgress(total: number, label: string, { quiet = false } =
       },
       cliProgress.Presets.shades_classic,
     );
-    bar.start(total, 0, { loss: '-', rate: '-', epoch: 1 });
+    bar.start(total, startStep, { loss: '-', rate: '-', epoch: 1 });
     return {
       update(done, { loss, rate, epoch }) {
-        bar.update(done, { loss: loss.toFixed(4), rate: rate.toFixed(0), epoch: epoch + 1 });
+        bar.update(done, { loss: lossText(loss), rate: rate.toFixed(0), epoch: epoch + 1 });
       },
       log(line) {
         process.stderr.write('\r\x1b[K' + line + '\n');
@@ -37,16 +51,18 @@ export function createProgress(total: number, label: string, { quiet = false } =
       },
     };
   }
-  let lastPrint = 0;
-  const start = performance.now();
+  let lastPrint = -Infinity;
+  const start = clock();
   return {
     update(done, { loss, rate, epoch }) {
-      const now = performance.now();
+      const now = clock();
+      // nothing done yet (a resumed run's first update): the caller has already said where it continues
+      if (done <= startStep) return;
       if (now - lastPrint < 10_000 && done !== total) return;
       lastPrint = now;
-      const eta = rate > 0 && done > 0 ? (((now - start) / 1000) * (total - done)) / done : 0;
+      const eta = (((now - start) / 1000) * (total - done)) / (done - startStep);
       process.stderr.write(
-        `${label} step ${done}/${total} epoch ${epoch + 1} loss ${loss.toFixed(4)} ${rate.toFixed(0)} samples/s ETA ${eta.toFixed(0)}s\n`,
+        `${label} step ${done}/${total} epoch ${epoch + 1} loss ${lossText(loss)} ${rate.toFixed(0)} samples/s ETA ${eta.toFixed(0)}s\n`,
       );
     },
     log(line) {

@@ -259,7 +259,7 @@ async function trainCommand(options: TrainCliOptions): Promise<void> {
         `run directory ${outDir}` +
         (progress ? ` (resuming at step ${progress.step})` : ''),
     );
-    const bar = createProgress(totalSteps, 'train', { quiet });
+    const bar = createProgress(totalSteps, 'train', { quiet, startStep: progress?.step ?? 0 });
     const interrupt = interruptHandling((signal) => {
       // the terminal first: a second signal may end the process during the save
       bar.stop();

@@ -183,7 +183,7 @@ async function trainRun(
         `${saved ? `continuing at step ${fromStep} of ${budget}` : `${budget} steps`} in ${dir}`,
     );
     const killAt = Number(process.env[KILL_AT_STEP_ENV] ?? NaN);
-    const bar = createProgress(budget, `${job.claim}/${job.run}`, { quiet: job.quiet });
+    const bar = createProgress(budget, `${job.claim}/${job.run}`, { quiet: job.quiet, startStep: fromStep });
     bar.update(fromStep, { loss: NaN, rate: 0, epoch: saved?.epoch ?? 0 });
     let ruling: StoppedEarly | null = null;
     try {
