@@ -551,42 +551,29 @@ describe('roaf repro --quick, end to end', () => {
     );
   });
 
-  it('a session killed mid-run continues from its checkpoint to the same result as an uninterrupted run', () => {
-    const resumedRoot = join(work, 'killed');
-    const only = [
-      'repro',
-      'deep-mlp',
-      '--quick',
-      '--only',
-      'roaf-mlp',
-      '--out',
-      resumedRoot,
-      '--threads',
-      '1',
-      '--quiet',
-    ];
-    const killed = roaf(only, { ROAF_REPRO_KILL_AT_STEP: '30' });
-    assert.equal(killed.status, 1);
-    assert.match(
-      killed.stderr,
-      /deep-mlp\/roaf-mlp: its process was killed by SIGKILL.*run the same command again to continue/,
+  /** `roaf repro deep-mlp --quick --only roaf-mlp` under `resumedRoot`, with `env` and extra arguments. */
+  const onlyRoafMlp = (resumedRoot: string, env: Record<string, string> = {}, ...extra: string[]) =>
+    roaf(
+      [
+        'repro',
+        'deep-mlp',
+        '--quick',
+        '--only',
+        'roaf-mlp',
+        '--out',
+        resumedRoot,
+        '--threads',
+        '1',
+        '--quiet',
+        ...extra,
+      ],
+      env,
     );
+
+  /** Continues the interrupted run under `resumedRoot` and checks it ends exactly as the uninterrupted one. */
+  function resumeMatchesStraightRun(resumedRoot: string): void {
     const dir = join(resumedRoot, 'deep-mlp', 'roaf-mlp');
-    assert.equal(readCheckpointConfig(join(dir, 'checkpoint')).step, 20, 'the last checkpoint before the kill');
-    assert.ok(!existsSync(join(dir, 'result.json')));
-    const resumed = roaf([
-      'repro',
-      'deep-mlp',
-      '--quick',
-      '--only',
-      'roaf-mlp',
-      '--out',
-      resumedRoot,
-      '--threads',
-      '1',
-      '--quiet',
-      '--json',
-    ]);
+    const resumed = onlyRoafMlp(resumedRoot, {}, '--json');
     assert.equal(resumed.status, 0, resumed.stderr);
     assert.equal((lastJson(resumed.stdout) as { runs: Array<{ action: string }> }).runs[0]!.action, 'continued');
     const straight = join(root, 'deep-mlp', 'roaf-mlp');
@@ -608,6 +595,36 @@ describe('roaf repro --quick, end to end', () => {
       b.per_epoch.map((f) => ({ ...f, seconds: 0 })),
     );
     assert.deepEqual(a.diagnostics, b.diagnostics);
+  }
+
+  it('a session killed mid-run continues from its checkpoint to the same result as an uninterrupted run', () => {
+    const resumedRoot = join(work, 'killed');
+    const killed = onlyRoafMlp(resumedRoot, { ROAF_REPRO_KILL_AT_STEP: '30' });
+    assert.equal(killed.status, 1);
+    assert.match(
+      killed.stderr,
+      /deep-mlp\/roaf-mlp: its process was killed by SIGKILL.*run the same command again to continue/,
+    );
+    const dir = join(resumedRoot, 'deep-mlp', 'roaf-mlp');
+    assert.equal(readCheckpointConfig(join(dir, 'checkpoint')).step, 20, 'the last checkpoint before the kill');
+    assert.ok(!existsSync(join(dir, 'result.json')));
+    resumeMatchesStraightRun(resumedRoot);
+  });
+
+  it('SIGTERM to roaf repro: the run saves a checkpoint at the step it reached, exits 143, and continues exactly', () => {
+    const resumedRoot = join(work, 'terminated');
+    // the worker signals `roaf repro` after step 30, which passes SIGTERM back to the worker
+    const stopped = onlyRoafMlp(resumedRoot, { ROAF_REPRO_SIGNAL_AT_STEP: '30' });
+    assert.equal(stopped.status, 143, stopped.stderr);
+    const said = /deep-mlp\/roaf-mlp: SIGTERM: stopped at step (\d+), checkpoint saved there/.exec(stopped.stderr);
+    assert.ok(said, stopped.stderr);
+    const dir = join(resumedRoot, 'deep-mlp', 'roaf-mlp');
+    const step = readCheckpointConfig(join(dir, 'checkpoint')).step;
+    assert.equal(step, Number(said[1]));
+    // the last periodic checkpoint before the signal is at step 20 (the kill test above): this one is later
+    assert.ok(step >= 30, `checkpoint at step ${step}`);
+    assert.ok(!existsSync(join(dir, 'result.json')));
+    resumeMatchesStraightRun(resumedRoot);
   });
 
   it('psmnist: the ROAF RNN and the LSTM baseline, with per-epoch figures and a report', () => {

@@ -5,11 +5,13 @@
 //
 // Why a process per run: peak resident memory is a process-wide high-water mark, so each run's figure
 // must come from its own process; and a 50,000-layer model's memory is returned to the system before
-// the next run starts. Ctrl-C or SIGTERM kills the process at once: the trainer writes checkpoints
-// atomically, so the last one is always whole, and the next session continues from it exactly.
+// the next run starts. Ctrl-C or SIGTERM while it trains: the step under way finishes, a checkpoint is
+// saved at it, and the process exits 130/143 (SIGKILL ends it at once: the trainer writes checkpoints
+// atomically, so the last one is always whole); the next session continues from it exactly.
 //
-// Test hook: ROAF_REPRO_KILL_AT_STEP=k makes the process kill itself (SIGKILL) right after step k,
-// like a session ended mid-run.
+// Test hooks: ROAF_REPRO_KILL_AT_STEP=k makes the process kill itself (SIGKILL) right after step k, like a
+// session ended mid-run; ROAF_REPRO_SIGNAL_AT_STEP=k makes it send SIGTERM to its parent (`roaf repro`)
+// after step k, like a user stopping the command.
 
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,7 +40,7 @@ import {
 } from '../train/checkpoint.js';
 import { readMetrics, type MetricsRecord } from '../train/metrics.js';
 import { Optimizer } from '../train/optimizer.js';
-import { BatchBuffers, DivergedError, peakRssBytes, runTraining } from '../train/trainer.js';
+import { BatchBuffers, DivergedError, peakRssBytes, runTrainingAsync } from '../train/trainer.js';
 import { UsageError } from '../util/errors.js';
 import type { Goal } from './claims.js';
 import { stuckAtChance, type ChanceRule } from './early-stop.js';
@@ -86,6 +88,41 @@ export interface WorkerReport {
 
 /** The environment variable of the test hook (see the file header). */
 export const KILL_AT_STEP_ENV = 'ROAF_REPRO_KILL_AT_STEP';
+/** Test hook: after this step the worker sends SIGTERM to `roaf repro`, which passes it back. */
+export const SIGNAL_AT_STEP_ENV = 'ROAF_REPRO_SIGNAL_AT_STEP';
+
+/** Exit code of a worker stopped by a signal after saving its checkpoint: 128 + the signal's number. */
+const SIGNAL_EXIT_CODE = { SIGINT: 130, SIGTERM: 143 } as const;
+
+/**
+ * SIGINT and SIGTERM while a run trains: the first asks the trainer to stop after the current step (it saves
+ * a checkpoint there); later ones are ignored until then. Ctrl-C reaches this process twice at once (from
+ * the terminal, to the whole process group, and passed on by `roaf repro`), so a second signal cannot mean
+ * "quit now" here; SIGKILL does (the previous checkpoint is whole).
+ */
+function stopOnSignal(): { signal: () => 'SIGINT' | 'SIGTERM' | null; dispose: () => void } {
+  let received: 'SIGINT' | 'SIGTERM' | null = null;
+  const handler = (signal: NodeJS.Signals) => {
+    received ??= signal === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
+  };
+  const dispose = () => {
+    process.removeListener('SIGINT', handler);
+    process.removeListener('SIGTERM', handler);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return { signal: () => received, dispose };
+}
+
+/** A run stopped by a signal after saving its checkpoint at `step`. */
+class RunInterrupted extends Error {
+  constructor(
+    readonly signal: 'SIGINT' | 'SIGTERM',
+    readonly step: number,
+  ) {
+    super(`${signal}: stopped at step ${step}, checkpoint saved there`);
+  }
+}
 
 /** Accuracy on the ten recalled symbols of the copy task: the last ten steps of every test sequence. */
 export function copyRecallAccuracy(model: Model, dataset: Dataset, batch: number): number {
@@ -183,11 +220,13 @@ async function trainRun(
         `${saved ? `continuing at step ${fromStep} of ${budget}` : `${budget} steps`} in ${dir}`,
     );
     const killAt = Number(process.env[KILL_AT_STEP_ENV] ?? NaN);
+    const signalAt = Number(process.env[SIGNAL_AT_STEP_ENV] ?? NaN);
+    const interrupt = stopOnSignal();
     const bar = createProgress(budget, `${job.claim}/${job.run}`, { quiet: job.quiet, startStep: fromStep });
     bar.update(fromStep, { loss: NaN, rate: 0, epoch: saved?.epoch ?? 0 });
     let ruling: StoppedEarly | null = null;
     try {
-      const result = runTraining({
+      const result = await runTrainingAsync({
         model,
         train: data.train,
         test: data.test,
@@ -196,10 +235,12 @@ async function trainRun(
         outDir: dir,
         optimizer,
         progress: saved ? checkpointProgress(saved) : undefined,
+        stopRequested: () => interrupt.signal() !== null,
         callbacks: {
           onStep: (event) => {
             bar.update(event.step, { loss: event.loss, rate: event.samplesPerSecond, epoch: event.epoch });
             if (event.step === killAt) process.kill(process.pid, 'SIGKILL');
+            if (event.step === signalAt) process.kill(process.ppid, 'SIGTERM');
           },
           onEvaluation: (record) => {
             history.push(record);
@@ -215,9 +256,15 @@ async function trainRun(
           },
         },
       });
+      const signal = interrupt.signal();
+      if (result.interrupted && signal !== null) {
+        bar.stop();
+        throw new RunInterrupted(signal, result.progress.step);
+      }
       // The rule firing at the very last evaluation stops nothing: the run is complete.
       stopped = result.stopped ? ruling : null;
     } catch (error) {
+      interrupt.dispose();
       if (!(error instanceof DivergedError)) throw error;
       stopped = {
         reason: 'diverged',
@@ -234,6 +281,7 @@ async function trainRun(
         if (!(reloadError instanceof UsageError)) throw reloadError;
       }
     }
+    interrupt.dispose();
     bar.stop();
     sessionPeak = peakRssBytes();
   }
@@ -365,6 +413,10 @@ async function main(): Promise<number> {
     if (error instanceof UsageError) {
       process.stderr.write(`roaf: ${job.claim}/${job.run}: ${error.message}\n`);
       return 2;
+    }
+    if (error instanceof RunInterrupted) {
+      process.stderr.write(`roaf: ${job.claim}/${job.run}: ${error.message}\n`);
+      return SIGNAL_EXIT_CODE[error.signal];
     }
     throw error;
   }
