@@ -624,7 +624,23 @@ describe('roaf repro --quick, end to end', () => {
     // the last periodic checkpoint before the signal is at step 20 (the kill test above): this one is later
     assert.ok(step >= 30, `checkpoint at step ${step}`);
     assert.ok(!existsSync(join(dir, 'result.json')));
+    // the figures so far, for the README while the run is under way
+    const progress = readJson(join(dir, 'progress.json')) as unknown as ReproResult;
+    assert.equal(progress.status, 'in-progress');
+    const lastEvaluation = Math.floor(step / 10) * 10; // quick deep-mlp evaluates every 10 steps
+    assert.equal(progress.steps, lastEvaluation);
+    assert.equal(progress.final?.step, lastEvaluation);
+    const tables = join(work, 'tables-in-progress', 'deep-mlp', 'roaf-mlp');
+    mkdirSync(tables, { recursive: true });
+    writeFileSync(join(tables, 'progress.json'), JSON.stringify({ ...progress, quick: false }));
+    assert.match(
+      claimBlock(claim('deep-mlp'), join(work, 'tables-in-progress')),
+      new RegExp(
+        `\\| roaf-mlp \\| roaf-mlp L=300 N=16 [^|]*\\| 94,330 \\| 0 of 2 \\(training: step ${lastEvaluation} of \\d+\\) \\|`,
+      ),
+    );
     resumeMatchesStraightRun(resumedRoot);
+    assert.ok(!existsSync(join(dir, 'progress.json')), 'result.json replaces progress.json');
   });
 
   it('psmnist: the ROAF RNN and the LSTM baseline, with per-epoch figures and a report', () => {

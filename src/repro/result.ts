@@ -14,6 +14,12 @@ import type { ExpectedConfig } from './resolve.js';
 export const RESULT_FORMAT = 'roaf-repro-result';
 export const RESULT_VERSION = 1;
 export const RESULT_FILE = 'result.json';
+/**
+ * A run still training keeps its figures so far in progress.json, the same format with status
+ * 'in-progress', rewritten at every evaluation and removed once result.json is written: the README shows
+ * a run of several sessions while it is under way, from files the repository holds.
+ */
+export const PROGRESS_FILE = 'progress.json';
 
 /** The test figures of one evaluation. */
 export interface Figures {
@@ -52,8 +58,8 @@ export interface ReproResult {
   run: string;
   quick: boolean;
   baseline: boolean;
-  /** 'finished': every epoch trained; 'stopped-early': see stopped_early. */
-  status: 'finished' | 'stopped-early';
+  /** 'finished': every epoch trained; 'stopped-early': see stopped_early; 'in-progress': progress.json. */
+  status: 'finished' | 'stopped-early' | 'in-progress';
   model: string;
   task: string;
   /** Every hyperparameter: the model, task and training configuration of the run's checkpoint. */
@@ -146,16 +152,16 @@ export function readDiagnosticsFile(path: string): Diagnostics | null {
   }
 }
 
-/** Writes result.json whole, then renames it into place: a reader never sees half a file. */
-export function writeResult(dir: string, result: ReproResult): void {
-  const path = join(dir, RESULT_FILE);
+/** Writes result.json (or progress.json) whole, then renames it into place: a reader never sees half a file. */
+export function writeResult(dir: string, result: ReproResult, file = RESULT_FILE): void {
+  const path = join(dir, file);
   writeFileSync(`${path}.tmp`, JSON.stringify(result, null, 2) + '\n');
   renameSync(`${path}.tmp`, path);
 }
 
-/** Reads a run's result.json, or null if it has none. */
-export function readResult(dir: string): ReproResult | null {
-  const path = join(dir, RESULT_FILE);
+/** Reads a run's result.json (or progress.json), or null if it has none. */
+export function readResult(dir: string, file = RESULT_FILE): ReproResult | null {
+  const path = join(dir, file);
   if (!existsSync(path)) return null;
   let parsed: ReproResult;
   try {

@@ -1,5 +1,6 @@
 // The README's results: one block per claim between `<!-- results:<claim> -->` and
-// `<!-- /results:<claim> -->`, generated from experiments/results/<claim>/*/result.json alone: the
+// `<!-- /results:<claim> -->`, generated from experiments/results/<claim>/*/result.json (progress.json for
+// a run still training) alone: the
 // paper's figure, then a table of the runs (model, parameters, epochs, test figures, wall time, peak
 // memory, the command), the machine they ran on, and the claim's main plot. `node
 // scripts/results-tables.mjs` rewrites the blocks; a test fails when the README and the files disagree.
@@ -10,7 +11,7 @@ import type { ModelConfig } from '../models/config.js';
 import { describeModel } from '../report/figures.js';
 import { UsageError } from '../util/errors.js';
 import { CLAIMS, type ClaimDefinition } from './claims.js';
-import { readResult, type Figures, type ReproResult } from './result.js';
+import { PROGRESS_FILE, readResult, type Figures, type ReproResult } from './result.js';
 
 /** The report plots shown under each claim's table, when they exist. */
 const MAIN_PLOTS: Record<string, string[]> = {
@@ -77,14 +78,20 @@ export function describeFigures(r: ReproResult): string {
 
 function epochsCell(r: ReproResult): string {
   if (r.status === 'finished') return String(r.epochs_done);
+  if (r.status === 'in-progress')
+    return `${r.epochs_done} of ${r.epochs} (training: step ${int(r.steps)} of ${int(r.steps_budget)})`;
   const reached = r.final?.epoch ?? r.stopped_early?.epoch ?? 0;
   return `${Number(reached.toFixed(2))} of ${r.epochs}`;
 }
 
-/** The results of a claim's runs, in the table's order (runs without result.json left out). */
+/**
+ * The results of a claim's runs, in the table's order: result.json, or for a run still training its
+ * progress.json (runs with neither left out).
+ */
 export function claimResults(claim: ClaimDefinition, root: string): ReproResult[] {
   return claim.runs.flatMap((run) => {
-    const result = readResult(join(root, claim.name, run.name));
+    const dir = join(root, claim.name, run.name);
+    const result = readResult(dir) ?? readResult(dir, PROGRESS_FILE);
     return result && !result.quick ? [result] : [];
   });
 }

@@ -13,7 +13,7 @@
 // session ended mid-run; ROAF_REPRO_SIGNAL_AT_STEP=k makes it send SIGTERM to its parent (`roaf repro`)
 // after step k, like a user stopping the command.
 
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireBackend, type BackendName } from '../backend/index.js';
 import type { Backend } from '../backend/backend.js';
@@ -47,6 +47,7 @@ import { stuckAtChance, type ChanceRule } from './early-stop.js';
 import { gitCommit, machineInfo } from './machine.js';
 import type { ExpectedConfig } from './resolve.js';
 import {
+  PROGRESS_FILE,
   RESULT_FORMAT,
   RESULT_VERSION,
   firstReaching,
@@ -153,7 +154,6 @@ interface TrainingOutcome {
   stopped: StoppedEarly | null;
   sessionPeak: number | null;
   params: number;
-  backendDescription: string;
   recall?: number;
   finalDiagnostics: DiagnosticsSummary | null;
 }
@@ -244,6 +244,24 @@ async function trainRun(
           },
           onEvaluation: (record) => {
             history.push(record);
+            writeResult(
+              dir,
+              buildResult(job, {
+                status: 'in-progress',
+                config: { model: config, task: expected.task, training },
+                params: model.params.size,
+                epochsDone: Math.floor(record.epoch),
+                steps: record.step,
+                stepsBudget: budget,
+                records: history,
+                wallSeconds: record.seconds,
+                peakRssBytes: largestPeakRss(history),
+                stopped: null,
+                diagnostics: { init: null, final: null },
+                backend,
+              }),
+              PROGRESS_FILE,
+            );
             const figure =
               record.test_accuracy !== undefined
                 ? `test accuracy ${(record.test_accuracy * 100).toFixed(2)} %`
@@ -301,7 +319,6 @@ async function trainRun(
     stopped,
     sessionPeak,
     params: model.params.size,
-    backendDescription: backend.describe(),
     finalDiagnostics,
     ...(recall !== undefined ? { recall } : {}),
   };
@@ -332,6 +349,67 @@ async function writeLearningCurves(job: WorkerJob, records: MetricsRecord[]): Pr
   );
 }
 
+/** What result.json and progress.json are made of (see ReproResult for each field). */
+interface ResultParts {
+  status: ReproResult['status'];
+  config: ReproResult['config'];
+  params: number;
+  epochsDone: number;
+  steps: number;
+  stepsBudget: number;
+  records: readonly MetricsRecord[];
+  wallSeconds: number;
+  peakRssBytes: number | null;
+  stopped: StoppedEarly | null;
+  diagnostics: ReproResult['diagnostics'];
+  backend: Backend;
+  recall?: number;
+}
+
+// Measured once per process: the FMA peak takes a moment, and progress.json is written at every evaluation.
+let machine: ReturnType<typeof machineInfo> | null = null;
+
+function buildResult(job: WorkerJob, parts: ResultParts): ReproResult {
+  const { records } = parts;
+  const last = records.length > 0 ? records[records.length - 1]! : null;
+  machine ??= machineInfo(parts.backend);
+  return {
+    format: RESULT_FORMAT,
+    version: RESULT_VERSION,
+    claim: job.claim,
+    run: job.run,
+    quick: job.quick,
+    baseline: job.baseline,
+    status: parts.status,
+    model: parts.config.model.model,
+    task: job.expected.task.name,
+    config: parts.config,
+    params: parts.params,
+    epochs: job.expected.training.epochs,
+    epochs_done: parts.epochsDone,
+    steps: parts.steps,
+    steps_budget: parts.stepsBudget,
+    per_epoch: perEpochFigures(records),
+    final: last ? toFigures(last) : null,
+    evaluations: records.length,
+    goal:
+      job.goal && records.some((r) => typeof r[job.goal!.metric] === 'number')
+        ? { ...job.goal, reached: firstReaching(records, job.goal) }
+        : null,
+    ...(parts.recall !== undefined ? { recall_accuracy: parts.recall } : {}),
+    wall_seconds: Number(parts.wallSeconds.toFixed(3)),
+    peak_rss_bytes: parts.peakRssBytes,
+    stopped_early: parts.stopped,
+    diagnostics: parts.diagnostics,
+    backend: parts.backend.describe(),
+    machine,
+    git_commit: gitCommit(),
+    command: job.command,
+    train_command: job.trainCommand,
+    finished_at: new Date().toISOString(),
+  };
+}
+
 async function runJob(job: WorkerJob): Promise<WorkerReport> {
   const { expected, dir } = job;
   const backend = requireBackend(job.backend, expected.model.dtype, job.threads ?? undefined);
@@ -356,45 +434,25 @@ async function runJob(job: WorkerJob): Promise<WorkerReport> {
   const records = existsSync(metricsPath) ? readMetrics(metricsPath).records : [];
   const batch = Math.min(expected.training.batch, data.train.count);
   const stepsBudget = Math.ceil(data.train.count / batch) * expected.training.epochs;
-  const last = records.length > 0 ? records[records.length - 1]! : null;
-  const result: ReproResult = {
-    format: RESULT_FORMAT,
-    version: RESULT_VERSION,
-    claim: job.claim,
-    run: job.run,
-    quick: job.quick,
-    baseline: job.baseline,
+  const result = buildResult(job, {
     status: outcome.stopped ? 'stopped-early' : 'finished',
-    model: config.model,
-    task: expected.task.name,
     config: saved
       ? { model: saved.model, task: saved.task, training: saved.training }
       : { model: config, task: expected.task, training: expected.training },
     params: outcome.params,
-    epochs: expected.training.epochs,
-    epochs_done: saved?.epoch ?? 0,
+    epochsDone: saved?.epoch ?? 0,
     steps: saved?.step ?? 0,
-    steps_budget: stepsBudget,
-    per_epoch: perEpochFigures(records),
-    final: last ? toFigures(last) : null,
-    evaluations: records.length,
-    goal:
-      job.goal && records.some((r) => typeof r[job.goal!.metric] === 'number')
-        ? { ...job.goal, reached: firstReaching(records, job.goal) }
-        : null,
-    ...(outcome.recall !== undefined ? { recall_accuracy: outcome.recall } : {}),
-    wall_seconds: Number((saved?.seconds ?? 0).toFixed(3)),
-    peak_rss_bytes: largestPeakRss(records, outcome.sessionPeak),
-    stopped_early: outcome.stopped,
+    stepsBudget,
+    records,
+    wallSeconds: saved?.seconds ?? 0,
+    peakRssBytes: largestPeakRss(records, outcome.sessionPeak),
+    stopped: outcome.stopped,
     diagnostics: { init: initDiagnostics, final: outcome.finalDiagnostics },
-    backend: outcome.backendDescription,
-    machine: machineInfo(backend),
-    git_commit: gitCommit(),
-    command: job.command,
-    train_command: job.trainCommand,
-    finished_at: new Date().toISOString(),
-  };
+    backend,
+    ...(outcome.recall !== undefined ? { recall: outcome.recall } : {}),
+  });
   writeResult(dir, result);
+  rmSync(join(dir, PROGRESS_FILE), { force: true });
   return { result };
 }
 
