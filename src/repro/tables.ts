@@ -64,7 +64,7 @@ export function describeFigures(r: ReproResult): string {
     parts.push(
       r.goal.reached
         ? `${threshold} from step ${int(r.goal.reached.step)} (${formatSeconds(r.goal.reached.seconds)})`
-        : `never ${threshold}`,
+        : `${r.status === 'in-progress' ? 'not yet' : 'never'} ${threshold}`,
     );
   }
   if (r.stopped_early) {
@@ -135,7 +135,8 @@ export function claimBlock(claim: ClaimDefinition, root: string, link = 'experim
   const commits = [...new Set(results.map((r) => (r.git_commit ? r.git_commit.slice(0, 7) : 'unknown')))];
   lines.push('');
   lines.push(
-    `Measured on ${machines.join('; ')}; roaf commit ${commits.join(', ')}. ` +
+    `Measured on ${machines.join('; ')}; roaf commit ${commits.join(', ')}. Wall time is the training time ` +
+      'summed over every session that trained the run (where other work shared the cores, it includes their share). ' +
       `Curves, gradient norms and spectra of every run: \`${link}/${claim.name}/report.html\`.`,
   );
   for (const plot of MAIN_PLOTS[claim.name] ?? []) {
