@@ -26,7 +26,7 @@ import { claimBlock, staleClaims, updateReadme } from '../src/repro/tables.js';
 import { readCheckpointConfig } from '../src/train/checkpoint.js';
 import { readMetrics, type MetricsRecord } from '../src/train/metrics.js';
 import { DEFAULT_OPTIMIZER } from '../src/train/optimizer.js';
-import { DivergedError, runTraining } from '../src/train/trainer.js';
+import { DivergedError, runTraining, runTrainingAsync } from '../src/train/trainer.js';
 import type { TrainingConfig } from '../src/train/checkpoint.js';
 import { UsageError } from '../src/util/errors.js';
 
@@ -101,6 +101,35 @@ describe('trainer hooks for repro', () => {
     );
     for (const r of records)
       assert.ok(typeof r.peak_rss_bytes === 'number' && r.peak_rss_bytes > 1e6, 'peak_rss_bytes in every record');
+  });
+
+  it('stopRequested ends the run after a checkpoint at the current step, without a final test pass', async () => {
+    const outDir = join(work, 'hook-interrupt');
+    let evaluations = 0;
+    let steps = 0;
+    const result = await runTrainingAsync({
+      model: model(),
+      train: data.train,
+      test: data.test,
+      task: { name: 'adding', seqLen: 6 },
+      outDir,
+      training: training({ evalEvery: 2 }),
+      stopRequested: () => steps === 3,
+      callbacks: {
+        onStep: () => {
+          steps += 1;
+        },
+        onEvaluation: () => {
+          evaluations += 1;
+          return 'continue';
+        },
+      },
+    });
+    assert.equal(result.interrupted, true);
+    assert.equal(result.final, null, 'no test pass for a run being stopped');
+    assert.equal(result.progress.step, 3);
+    assert.equal(readCheckpointConfig(join(outDir, 'checkpoint')).step, 3);
+    assert.equal(evaluations, 1, 'only the evaluation at step 2');
   });
 
   it("'stop' at the last evaluation stops nothing; at an epoch's end it stops before the next epoch", () => {

@@ -301,8 +301,9 @@ async function trainCommand(options: TrainCliOptions): Promise<void> {
       interrupt.dispose();
     }
     const seconds = result.progress.seconds;
-    const signal = interrupt.signal();
-    if (result.interrupted && signal !== null) {
+    if (result.interrupted) {
+      // only the signal handlers ask the trainer to stop
+      const signal = interrupt.signal() ?? 'SIGINT';
       throw new InterruptedError(
         signal,
         `${signal}: stopped at step ${result.progress.step}; checkpoint in ${outDir}/checkpoint ` +

@@ -68,15 +68,20 @@ export interface RunOptions {
   stopRequested?: () => boolean;
 }
 
-export interface RunResult {
-  final: Evaluation;
+interface RunResultBase {
   progress: Progress;
   records: MetricsRecord[];
   /** True when onEvaluation stopped the run before its last epoch. */
   stopped: boolean;
-  /** True when stopRequested stopped the run (a checkpoint at `progress` was written). */
-  interrupted: boolean;
 }
+
+/**
+ * How a run ended: trained (to the end, or stopped by onEvaluation) with its final evaluation, or
+ * interrupted by stopRequested after a checkpoint at `progress`, with none (a run being stopped should not
+ * spend minutes on a test pass nobody reads).
+ */
+export type RunResult =
+  (RunResultBase & { interrupted: false; final: Evaluation }) | (RunResultBase & { interrupted: true; final: null });
 
 /** What went non-finite, for DivergedError. */
 export interface Divergence {
@@ -369,6 +374,7 @@ function* lockedTrainingSteps(
     }
   }
   progress.seconds = elapsed();
+  if (interrupted) return { final: null, progress, records, stopped, interrupted };
   return {
     final: final ?? evaluate(model, test, testBuffers.capacity, testBuffers),
     progress,
