@@ -96,6 +96,13 @@ typedef struct {
   void (*roaf_cell_backward)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
                              const float *W, const float *U, const float *hs, const float *as, float *ghs, float *gzs,
                              float *gW, float *gU, float *gb, float *gh0, float *gxs, int lastStepOnly);
+  /** The cell on bf16 products (W h, gz W, the weight gradients), everything else float32 (docs/precision.md). */
+  void (*roaf_cell_forward_bf16)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
+                                 const float *xs, const float *W, const float *U, const float *b, float *hs, float *as);
+  void (*roaf_cell_backward_bf16)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
+                                  const float *xs, const float *W, const float *U, const float *hs, const float *as,
+                                  float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs,
+                                  int lastStepOnly);
   void (*lstm_forward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *b,
                        float *hs, float *cs, float *gates);
   void (*lstm_backward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,

@@ -14,7 +14,7 @@
 //   roaf_layer.c   one ROAF layer per call (forward, backward)
 //   roaf_tiles.c   ROAF steps on register tiles: what the MLP stack and the cell run on
 //   roaf_mlp.c     the whole ROAF MLP stack in one call, as row sweeps over its layers
-//   roaf_cell.c    the ROAF recurrent cell over a whole sequence, as row sweeps over its steps
+//   roaf_cell.c    the ROAF recurrent cell over a whole sequence, as row sweeps over its steps (float32 and bf16)
 //   lstm_gru.c     the LSTM and GRU cells over a whole sequence
 //   optimizers.c   Adam(W) and SGD updates
 //   fma_peak.c     the measured arithmetic peak
@@ -128,12 +128,61 @@ void k_gemm(int transA, int transB, idx M, idx N, idx K, float alpha, const floa
 
 #define k_gemm_bf16 ROAF_SUFFIX(k_gemm_bf16)
 #define k_bf16_hardware ROAF_SUFFIX(k_bf16_hardware)
+#define bf16_round_rows ROAF_SUFFIX(bf16_round_rows)
+#define bf16_packed_b_size ROAF_SUFFIX(bf16_packed_b_size)
+#define bf16_pack_b_full ROAF_SUFFIX(bf16_pack_b_full)
+#define bf16_tile ROAF_SUFFIX(bf16_tile)
+
+/** The bf16 bits (high half of the float32) of x rounded to nearest even; NaN stays a (quiet) NaN. */
+static inline uint32_t bf16_bits(float x) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+/** One packed pair: lo in the low 16 bits, hi in the high 16 bits. */
+static inline uint32_t bf16_pair(float lo, float hi) { return bf16_bits(lo) | (bf16_bits(hi) << 16); }
+
+/** The float32 value of a bf16 held in the low 16 bits of h. */
+static inline float bf16_value(uint32_t h) {
+  uint32_t u = h << 16;
+  float x;
+  memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+/** x rounded to bf16 (nearest even), as a float32: the reference's bf16Round. */
+static inline float bf16_round(float x) { return bf16_value(bf16_bits(x)); }
 
 /** k_gemm with op(A), op(B) rounded to bf16 (nearest even) and float32 accumulation. */
 void k_gemm_bf16(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda, const float *B,
                  idx ldb, float beta, float *C, idx ldc);
 /** 1 when this copy's k_gemm_bf16 runs vdpbf16ps on this CPU (AVX512_BF16), 0 when it runs the C fallback. */
 int k_bf16_hardware(void);
+
+// The pieces of the bf16 product the fused bf16 kernels (roaf_cell.c) build on: the weights packed once per
+// call, each step's rows rounded into pairs, and one register tile of the product, accumulated in the order of
+// k_gemm_bf16's micro-kernel (so for K <= 512, one block of k, the sums are k_gemm_bf16's bit for bit).
+
+/**
+ * dst[r·ldd + p] = the bf16 pair (x[r, 2p] low, x[r, 2p+1] high) for p < (N+1)/2, the high half 0 past column N,
+ * for `rows` rows of x (row stride ldx): the A operand of bf16_tile.
+ */
+void bf16_round_rows(idx rows, idx N, const float *x, idx ldx, uint32_t *dst, idx ldd);
+/** Words of op(B) (K, N) packed whole by bf16_pack_b_full: (K+1)/2 pairs x N rounded up to NR. */
+size_t bf16_packed_b_size(idx K, idx N);
+/**
+ * Packs all of op(B) (K, N) (B stored (N, K) when trans) rounded to bf16 into `dst`: NR-column panels, panel q
+ * at dst + q·NR·((K+1)/2), each (K+1)/2 pair rows of NR words, zero past column N and row K.
+ */
+void bf16_pack_b_full(const float *B, idx ldb, int trans, idx K, idx N, uint32_t *dst);
+/**
+ * out[i·NR + j] = Σ_p (a[i·lda + p]) · (b[p·NR + j]) over kp pairs, for i < MR, j < NR: one register tile of the
+ * bf16 product (row i of A is the pair words at a + i·lda: all MR rows must be readable), on vdpbf16ps when `hw`
+ * (k_bf16_hardware()), else in C with the same bits.
+ */
+void bf16_tile(int hw, idx kp, const uint32_t *a, idx lda, const uint32_t *b, float *out);
 
 // ---- elementwise kernels and losses (elementwise.c) ----
 
@@ -314,6 +363,8 @@ void roaf_weight_tiles(idx B, idx N, const float *gz, const float *x, float *gW,
 #define k_roaf_mlp_backward ROAF_SUFFIX(k_roaf_mlp_backward)
 #define k_roaf_cell_forward ROAF_SUFFIX(k_roaf_cell_forward)
 #define k_roaf_cell_backward ROAF_SUFFIX(k_roaf_cell_backward)
+#define k_roaf_cell_forward_bf16 ROAF_SUFFIX(k_roaf_cell_forward_bf16)
+#define k_roaf_cell_backward_bf16 ROAF_SUFFIX(k_roaf_cell_backward_bf16)
 #define k_lstm_forward ROAF_SUFFIX(k_lstm_forward)
 #define k_lstm_backward ROAF_SUFFIX(k_lstm_backward)
 #define k_gru_forward ROAF_SUFFIX(k_gru_forward)
@@ -339,6 +390,12 @@ void k_roaf_cell_forward(idx T, idx B, idx D, idx N, float alpha, float beta, co
 void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
                           const float *W, const float *U, const float *hs, const float *as, float *ghs, float *gzs,
                           float *gW, float *gU, float *gb, float *gh0, float *gxs, int lastStepOnly);
+void k_roaf_cell_forward_bf16(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
+                              const float *xs, const float *W, const float *U, const float *b, float *hs, float *as);
+void k_roaf_cell_backward_bf16(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
+                               const float *xs, const float *W, const float *U, const float *hs, const float *as,
+                               float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs,
+                               int lastStepOnly);
 // lstm_gru.c
 void k_lstm_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *b,
                     float *hs, float *cs, float *gates);

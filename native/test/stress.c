@@ -257,18 +257,23 @@ static float *loss_gradients(idx T, idx B, idx N, int lastStepOnly) {
 
 static void run_cell(const roaf_kernels *k, const stress_case *c, result *r) {
   idx kind = c->p[0], T = c->p[1], B = c->p[2], D = c->p[3], N = c->p[4], optional = c->p[5], last = c->p[6];
+  int bf16 = c->p[7] != 0;  // the cell on bf16 products (roaf_cell.c)
   float alpha = c->s[0], beta = c->s[1];
   roaf_filter f = make_filter((int)kind, N);
   float *xs = rnd(T * B * D, 1.0f), *W = rnd(N * N, 1.0f / sqrtf((float)N)), *U = rnd(N * D, 1.0f);
   float *b = rnd(N, 0.1f), *hs = filled((T + 1) * B * N, 0.0f), *as = filled(T * B * N, NAN);
   for (idx i = 0; i < B * N; i++) hs[i] = uniform(0.5f);
-  k->roaf_cell_forward(T, B, D, N, alpha, beta, &f, xs, W, U, b, hs, as);
+  if (bf16) k->roaf_cell_forward_bf16(T, B, D, N, alpha, beta, &f, xs, W, U, b, hs, as);
+  else k->roaf_cell_forward(T, B, D, N, alpha, beta, &f, xs, W, U, b, hs, as);
   keepf(r, "hs", hs, (T + 1) * B * N);
   keepf(r, "as", as, T * B * N);
   float *ghs = loss_gradients(T, B, N, (int)last), *gzs = filled(T * B * N, 0.0f), *gW = rnd(N * N, 1.0f);
   float *gU = rnd(N * D, 1.0f), *gb = rnd(N, 1.0f);
   float *gh0 = optional ? filled(B * N, NAN) : NULL, *gxs = optional ? filled(T * B * D, NAN) : NULL;
-  k->roaf_cell_backward(T, B, D, N, alpha, beta, &f, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs, (int)last);
+  if (bf16)
+    k->roaf_cell_backward_bf16(T, B, D, N, alpha, beta, &f, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs,
+                               (int)last);
+  else k->roaf_cell_backward(T, B, D, N, alpha, beta, &f, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs, (int)last);
   keepf(r, "gzs", gzs, T * B * N);
   keepf(r, "gW", gW, N * N);
   keepf(r, "gU", gU, N * D);
@@ -441,6 +446,15 @@ static void build_cases(void) {
                            cells[i].kind, cells[i].T, cells[i].B, cells[i].D, cells[i].N, v != 1, v == 2);
       c->s[0] = cells[i].alpha;
       c->s[1] = cells[i].beta;
+      // The bf16 cell on at most 4 steps: a float32 difference between instruction sets (the dense filter's
+      // product) may round a state to the other bf16 neighbour, and over many steps that grows past the check's
+      // float32 tolerance; 4 steps reach every path (sweeps, ping-pong rows, the weight gradients).
+      stress_case *h =
+          add(run_cell, "roafCellBf16 kind=%ld T=%ld B=%ld D=%ld N=%ld optional=%ld lastStepOnly=%ld", cells[i].kind,
+              cells[i].T < 4 ? cells[i].T : 4, cells[i].B, cells[i].D, cells[i].N, v != 1, v == 2);
+      h->s[0] = cells[i].alpha;
+      h->s[1] = cells[i].beta;
+      h->p[7] = 1;
     }
   static const idx gated[][4] = {{12, 17, 3, 33}, {6, 40, 1, 16}, {2, 1, 1, 1}};
   for (size_t i = 0; i < 3; i++)

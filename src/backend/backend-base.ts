@@ -203,10 +203,21 @@ export abstract class BackendBase implements Backend {
 
   // ---- ROAF cell over a whole sequence: h_t = alpha O h_{t-1} + beta tanh(W h_{t-1} + U x_t + b) ----
 
-  roafCellForward({ T, B, D, N, alpha, beta, filter, xs, W, U, b, hs, as }: RoafCellForwardArgs): void {
+  roafCellForward(args: RoafCellForwardArgs): void {
+    this.cellForward((g) => this.gemm(g), args);
+  }
+
+  /**
+   * The cell forward with its products on `gemm` (this.gemm, or this.gemmBf16 for roafCellForwardBf16); every
+   * other kernel, the filter's product included, is this backend's own.
+   */
+  private cellForward(
+    gemm: (args: GemmArgs) => void,
+    { T, B, D, N, alpha, beta, filter, xs, W, U, b, hs, as }: RoafCellForwardArgs,
+  ): void {
     const step = B * N;
     // The input drive of every step at once: as_t = x_t Uᵀ + b, (T·B, N).
-    this.gemm({
+    gemm({
       transA: false,
       transB: true,
       M: T * B,
@@ -227,7 +238,7 @@ export abstract class BackendBase implements Backend {
       const hNext = hs.subarray((t + 1) * step, (t + 2) * step);
       const a = as.subarray(t * step, (t + 1) * step);
       // z_t = h_{t-1} Wᵀ + drive
-      this.gemm({
+      gemm({
         transA: false,
         transB: true,
         M: B,
@@ -248,28 +259,36 @@ export abstract class BackendBase implements Backend {
     }
   }
 
-  roafCellBackward({
-    T,
-    B,
-    D,
-    N,
-    alpha,
-    beta,
-    filter,
-    xs,
-    W,
-    U,
-    hs,
-    as,
-    ghs,
-    gzs,
-    gW,
-    gU,
-    gb,
-    gh0,
-    gxs,
-    lastStepOnly,
-  }: RoafCellBackwardArgs): void {
+  roafCellBackward(args: RoafCellBackwardArgs): void {
+    this.cellBackward((g) => this.gemm(g), args);
+  }
+
+  /** The cell backward with its products on `gemm`, as cellForward. */
+  private cellBackward(
+    gemm: (args: GemmArgs) => void,
+    {
+      T,
+      B,
+      D,
+      N,
+      alpha,
+      beta,
+      filter,
+      xs,
+      W,
+      U,
+      hs,
+      as,
+      ghs,
+      gzs,
+      gW,
+      gU,
+      gb,
+      gh0,
+      gxs,
+      lastStepOnly,
+    }: RoafCellBackwardArgs,
+  ): void {
     const step = B * N;
     for (let t = T - 1; t >= 0; t--) {
       const gh = ghs.subarray(t * step, (t + 1) * step); // complete ∂loss/∂h_{t+1}
@@ -280,7 +299,7 @@ export abstract class BackendBase implements Backend {
       const target = t > 0 ? ghs.subarray((t - 1) * step, t * step) : gh0;
       if (target === null) continue;
       const keep = t > 0 && !lastStepOnly ? 1 : 0; // with lastStepOnly the earlier entries are not read
-      this.gemm({
+      gemm({
         transA: false,
         transB: false,
         M: B,
@@ -299,7 +318,7 @@ export abstract class BackendBase implements Backend {
     }
     // Weight gradients as one product each over all T·B rows: gW += Σ_t gz_tᵀ h_{t-1}, gU += Σ_t gz_tᵀ x_t.
     const rows = T * B;
-    this.gemm({
+    gemm({
       transA: true,
       transB: false,
       M: N,
@@ -314,7 +333,7 @@ export abstract class BackendBase implements Backend {
       C: gW,
       ldc: N,
     });
-    this.gemm({
+    gemm({
       transA: true,
       transB: false,
       M: N,
@@ -331,7 +350,7 @@ export abstract class BackendBase implements Backend {
     });
     this.sumRows(rows, N, gzs, gb);
     if (gxs !== null) {
-      this.gemm({
+      gemm({
         transA: false,
         transB: false,
         M: rows,
@@ -347,6 +366,16 @@ export abstract class BackendBase implements Backend {
         ldc: D,
       });
     }
+  }
+
+  // ---- the ROAF cell with bf16 products (--precision bf16, docs/precision.md) ----
+
+  roafCellForwardBf16(args: RoafCellForwardArgs): void {
+    this.cellForward((g) => this.gemmBf16(g), args);
+  }
+
+  roafCellBackwardBf16(args: RoafCellBackwardArgs): void {
+    this.cellBackward((g) => this.gemmBf16(g), args);
   }
 
   // ---- LSTM over a whole sequence ----

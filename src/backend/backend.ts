@@ -535,6 +535,14 @@ export interface FusedKernels {
   roafCellForward(args: RoafCellForwardArgs): void;
   /** Backpropagation through time for the ROAF cell. */
   roafCellBackward(args: RoafCellBackwardArgs): void;
+  /**
+   * roafCellForward with bf16 products (`--precision bf16`, docs/precision.md): W h and the input product U x on
+   * operands rounded to bf16 with float32 sums; tanh, the filter (a dense O h in float32), the state in float32.
+   * Its default is roafCellForward's on gemmBf16; the native backend fuses it (W packed once per call).
+   */
+  roafCellForwardBf16(args: RoafCellForwardArgs): void;
+  /** roafCellBackward with bf16 products (gz W and the weight gradients), as roafCellForwardBf16. */
+  roafCellBackwardBf16(args: RoafCellBackwardArgs): void;
   /** The LSTM over T steps. */
   lstmForward(args: LstmForwardArgs): void;
   /** Backpropagation through time for the LSTM. */

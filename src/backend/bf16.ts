@@ -3,7 +3,8 @@
 // bf16 is float32 with its mantissa cut to 8 significant bits (the sign, the 8 exponent bits and the top 7
 // stored mantissa bits of a float32): the same range, unit roundoff u = 2^-8. Here it is only ever a product
 // operand. `withBf16Products(backend)` gives a backend whose matrix products (`gemm`) are the backend's
-// `gemmBf16`, and whose fused kernels (ROAF layer, stack and cell, LSTM, GRU) are BackendBase's defaults on
+// `gemmBf16`, whose ROAF cell is the backend's own bf16 cell (`roafCellForwardBf16`: fused C on the native
+// backend), and whose other fused kernels (ROAF layer and stack, LSTM, GRU) are BackendBase's defaults on
 // them: every product of a model, forward and backward (weight gradients included), rounds its operands to
 // bf16 and accumulates in float32, while the weights, the recurrent state, tanh and the gates, the filters
 // (applyFilter, float32: an orthogonal filter rounded to bf16 would no longer be orthogonal, and its error
@@ -16,6 +17,8 @@ import type {
   DType,
   FloatArray,
   GemmArgs,
+  RoafCellBackwardArgs,
+  RoafCellForwardArgs,
   SgdUpdateArgs,
   SoftmaxCrossEntropyArgs,
   SquaredErrorArgs,
@@ -82,6 +85,21 @@ class Bf16Products extends BackendBase {
   }
   applyFilter(args: ApplyFilterArgs): void {
     this.core.applyFilter(args);
+  }
+  // The ROAF cell: the core's bf16 cell, which the native backend fuses (W packed once per call, every step's
+  // tiles in one sweep) and the others run as BackendBase's default on gemmBf16, the same arithmetic as this
+  // class's own default would be.
+  override roafCellForward(args: RoafCellForwardArgs): void {
+    this.core.roafCellForwardBf16(args);
+  }
+  override roafCellBackward(args: RoafCellBackwardArgs): void {
+    this.core.roafCellBackwardBf16(args);
+  }
+  override roafCellForwardBf16(args: RoafCellForwardArgs): void {
+    this.core.roafCellForwardBf16(args);
+  }
+  override roafCellBackwardBf16(args: RoafCellBackwardArgs): void {
+    this.core.roafCellBackwardBf16(args);
   }
   softmaxCrossEntropy(args: SoftmaxCrossEntropyArgs): number {
     return this.core.softmaxCrossEntropy(args);

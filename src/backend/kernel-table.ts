@@ -114,6 +114,47 @@ const GEMM_ARGS = [
   size('ldc'),
 ] as const;
 
+/** The arguments of the ROAF cell forward (float32 and bf16 products). */
+const ROAF_CELL_FORWARD_ARGS = [
+  size('T'),
+  size('B'),
+  size('D'),
+  size('N'),
+  float('alpha'),
+  float('beta'),
+  filter('filter', 'N'),
+  floats('xs', 'T*B*D'),
+  floats('W', 'N*N'),
+  floats('U', 'N*D'),
+  floats('b', 'N'),
+  floats('hs', '(T+1)*B*N'),
+  floats('as', 'T*B*N'),
+] as const;
+
+/** The arguments of the ROAF cell backward (float32 and bf16 products). */
+const ROAF_CELL_BACKWARD_ARGS = [
+  size('T'),
+  size('B'),
+  size('D'),
+  size('N'),
+  float('alpha'),
+  float('beta'),
+  filter('filter', 'N'),
+  floats('xs', 'T*B*D'),
+  floats('W', 'N*N'),
+  floats('U', 'N*D'),
+  floats('hs', '(T+1)*B*N'),
+  floats('as', 'T*B*N'),
+  floats('ghs', 'T*B*N'),
+  floats('gzs', 'T*B*N'),
+  floats('gW', 'N*N'),
+  floats('gU', 'N*D'),
+  floats('gb', 'N'),
+  optFloats('gh0', 'B*N'),
+  optFloats('gxs', 'T*B*D'),
+  bool('lastStepOnly'),
+] as const;
+
 export const KERNEL_TABLE = {
   // ---- core: dense linear algebra and row ops ----
   gemm: { object: true, returns: 'void', args: GEMM_ARGS },
@@ -228,51 +269,12 @@ export const KERNEL_TABLE = {
       { name: 'gradSquares', kind: 'float64s', length: 'L+1', nullable: true },
     ],
   },
-  roafCellForward: {
-    object: true,
-    returns: 'void',
-    args: [
-      size('T'),
-      size('B'),
-      size('D'),
-      size('N'),
-      float('alpha'),
-      float('beta'),
-      filter('filter', 'N'),
-      floats('xs', 'T*B*D'),
-      floats('W', 'N*N'),
-      floats('U', 'N*D'),
-      floats('b', 'N'),
-      floats('hs', '(T+1)*B*N'),
-      floats('as', 'T*B*N'),
-    ],
-  },
-  roafCellBackward: {
-    object: true,
-    returns: 'void',
-    args: [
-      size('T'),
-      size('B'),
-      size('D'),
-      size('N'),
-      float('alpha'),
-      float('beta'),
-      filter('filter', 'N'),
-      floats('xs', 'T*B*D'),
-      floats('W', 'N*N'),
-      floats('U', 'N*D'),
-      floats('hs', '(T+1)*B*N'),
-      floats('as', 'T*B*N'),
-      floats('ghs', 'T*B*N'),
-      floats('gzs', 'T*B*N'),
-      floats('gW', 'N*N'),
-      floats('gU', 'N*D'),
-      floats('gb', 'N'),
-      optFloats('gh0', 'B*N'),
-      optFloats('gxs', 'T*B*D'),
-      bool('lastStepOnly'),
-    ],
-  },
+  roafCellForward: { object: true, returns: 'void', args: ROAF_CELL_FORWARD_ARGS },
+  roafCellBackward: { object: true, returns: 'void', args: ROAF_CELL_BACKWARD_ARGS },
+
+  // The cell with bf16 products (docs/precision.md): the same arguments as the float32 kernels.
+  roafCellForwardBf16: { object: true, returns: 'void', args: ROAF_CELL_FORWARD_ARGS },
+  roafCellBackwardBf16: { object: true, returns: 'void', args: ROAF_CELL_BACKWARD_ARGS },
 
   // ---- fused: LSTM and GRU ----
   lstmForward: {
