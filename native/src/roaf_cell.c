@@ -174,6 +174,16 @@ static uint32_t *bf16_rows(int tid, idx rows, idx N, idx pairs, const float *x) 
   return w;
 }
 
+/**
+ * Prefetches part `part` of `parts` of the cache lines of floats [p, p + n): the rows a block's next step will
+ * touch (fresh memory every step), spread over the block's tiles so that they do not stall the product.
+ */
+static inline void prefetch_part(const float *p, idx n, idx part, idx parts) {
+  if (p == NULL) return;
+  idx lines = (n * (idx)sizeof(float) + 63) / 64, l1 = lines * (part + 1) / parts;
+  for (idx l = lines * part / parts; l < l1; l++) __builtin_prefetch((const char *)p + l * 64, 1, 3);
+}
+
 /** Step t of the bf16 forward for rows [r0, r1): h_t from h_{t-1}. */
 static void bf16_forward_step(void *p, void *state, int tid, idx t, idx r0, idx r1, idx lo, idx hi) {
   (void)state;
@@ -191,12 +201,18 @@ static void bf16_forward_step(void *p, void *state, int tid, idx t, idx r0, idx 
   float xr[MR];
   float tile[MR * NR] __attribute__((aligned(64)));
   vf vbeta = vset1(c->beta);
+  int ahead = t + 1 < c->T;  // the next step's a and h rows
+  const float *nextA = ahead ? c->as + (t + 1) * step + r0 * N : NULL;
+  const float *nextH = ahead ? c->hs + (t + 2) * step + r0 * N : NULL;
+  idx tiles = ((rows + MR - 1) / MR) * ((N + NR - 1) / NR), done = 0;
   for (idx i = 0; i < rows; i += MR) {
     idx mr = min_idx(MR, rows - i);
     if (c->b != NULL)
       for (idx r = 0; r < mr; r++) xr[r] = bf16_round(c->xs[t * c->B + r0 + i + r]);
-    for (idx j0 = 0; j0 < N; j0 += NR) {
+    for (idx j0 = 0; j0 < N; j0 += NR, done++) {
       idx nr = min_idx(NR, N - j0);
+      prefetch_part(nextA, rows * N, done, tiles);
+      prefetch_part(nextH, rows * N, done, tiles);
       bf16_tile(c->hw, pairs, ah + i * pairs, pairs, c->wp + j0 * pairs, tile);
       for (idx r = 0; r < mr; r++) {
         float *ar = a + (i + r) * N + j0, *yr = y + (i + r) * N + j0;
@@ -280,10 +296,18 @@ static void bf16_backward_step(void *p, void *state, int tid, idx s, idx r0, idx
   int accumulate = t > 0 && ping == NULL;  // add to the loss term of h_{t-1}
   const uint32_t *ag = bf16_rows(tid, rows, N, pairs, gz);
   float tile[MR * NR] __attribute__((aligned(64)));
+  int ahead = t > 1;  // the rows the next step reads and writes
+  const float *nextA = ahead ? c->as + (t - 2) * step + r0 * N : NULL;
+  const float *nextG = ahead && ping == NULL ? c->ghs + (t - 2) * step + r0 * N : NULL;
+  const float *nextZ = ahead ? c->gzs + (t - 2) * step + r0 * N : NULL;
+  idx tiles = ((rows + MR - 1) / MR) * ((N + NR - 1) / NR), done = 0;
   for (idx i = 0; i < rows; i += MR) {
     idx mr = min_idx(MR, rows - i);
-    for (idx j0 = 0; j0 < N; j0 += NR) {
+    for (idx j0 = 0; j0 < N; j0 += NR, done++) {
       idx nr = min_idx(NR, N - j0);
+      prefetch_part(nextA, rows * N, done, tiles);
+      prefetch_part(nextG, rows * N, done, tiles);
+      prefetch_part(nextZ, rows * N, done, tiles);
       bf16_tile(c->hw, pairs, ag + i * pairs, pairs, c->wp + j0 * pairs, tile);
       for (idx r = 0; r < mr; r++) {
         float *out = target + (i + r) * N + j0;
