@@ -30,10 +30,11 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 
-import type { Backend, FilterOperand } from '../src/backend/backend.js';
+import type { Backend, FilterOperand, GemmArgs } from '../src/backend/backend.js';
 import { bf16Round, withBf16Products } from '../src/backend/bf16.js';
 import { loadBackend } from '../src/backend/index.js';
 import {
+  nativeGemmPackedOnce,
   nativeInfo,
   setNativeIsa,
   setNativeParallelThreshold,
@@ -381,6 +382,56 @@ describe('the native fused bf16 ROAF cell against the reference bf16 arithmetic,
       );
     }
   }
+});
+
+describe('the benchmark product with B packed once (bench/gemm.ts)', () => {
+  after(() => {
+    if (native !== null) setNativeIsa(info!.isa);
+  });
+  it(
+    'float32 and bf16 on every instruction set, against the reference, within the bound of one product',
+    { skip: nativeSkip },
+    () => {
+      const rng = new Random(77);
+      for (const isa of info!.available) {
+        setNativeIsa(isa);
+        for (const [M, N, K] of [
+          [13, 37, 45],
+          [8, 32, 64],
+          [1, 1, 1],
+          [70, 65, 300],
+        ] as const) {
+          const A = randomArray(rng, M * K);
+          const B = randomArray(rng, K * N);
+          for (const bf16 of [false, true]) {
+            const C = new Float32Array(M * N).fill(NaN);
+            nativeGemmPackedOnce(bf16, M, N, K, A, B, C, 2);
+            const want = new Float64Array(M * N);
+            const S = new Float64Array(M * N);
+            const gemm = (args: GemmArgs): void =>
+              bf16 ? referenceBackend.gemmBf16(args) : referenceBackend.gemm(args);
+            const base = { transA: false, transB: false, M, N, K, alpha: 1, lda: K, ldb: N, beta: 0, ldc: N };
+            gemm({ ...base, A: f64(A), B: f64(B), C: want });
+            gemm({ ...base, A: abs64(A), B: abs64(B), C: S });
+            within(
+              `${isa} ${bf16 ? 'bf16' : 'float32'} ${M}x${N}x${K}`,
+              C,
+              want,
+              Array.from(S, (v) => (gamma(K) + 2 * U32) * v),
+            );
+          }
+        }
+      }
+      assert.throws(
+        () => nativeGemmPackedOnce(true, 2, 2, 2, new Float32Array(3), new Float32Array(4), new Float32Array(4), 1),
+        /A must be/,
+      );
+      assert.throws(
+        () => nativeGemmPackedOnce(true, 2, 2, 0, new Float32Array(4), new Float32Array(4), new Float32Array(4), 1),
+        /K must be/,
+      );
+    },
+  );
 });
 
 describe('the bf16 cell on every backend', () => {

@@ -73,6 +73,8 @@ typedef struct {
                     idx ldb, float beta, float *C, idx ldc);
   /** 1 when gemm_bf16 runs AVX512_BF16's vdpbf16ps on this CPU, 0 when it runs the portable C arithmetic. */
   int (*bf16_hardware)(void);
+  /** Benchmark support: `repeats` products C = A B on one thread with B packed once, float32 or bf16 operands. */
+  void (*gemm_packed_once)(int bf16, idx M, idx N, idx K, const float *A, const float *B, float *C, idx repeats);
   void (*add_row_vector)(idx rows, idx n, float *y, const float *bias);
   void (*sum_rows)(idx rows, idx n, const float *x, float *out);
   void (*tanh)(idx n, const float *x, float *out);

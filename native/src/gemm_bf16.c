@@ -362,3 +362,35 @@ void bf16_tile(int hw, idx kp, const uint32_t *a, idx lda, const uint32_t *b, fl
   (void)hw;
   bf16_tile_generic(kp, a, lda, b, out);
 }
+
+// ---- benchmark support: products with the weight operand packed once ----
+
+void k_gemm_packed_once(int bf16, idx M, idx N, idx K, const float *A, const float *B, float *C, idx repeats) {
+  if (M <= 0 || N <= 0 || K <= 0) return;
+  if (!bf16) {  // float32: B packed once (pack_b_full), then gemm_packed, as the fused float32 kernels do
+    b_operand b = {.p = B, .ld = N, .scale = 1.0f};
+    packed_b pb = pack_b_full(&b, K, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(K, N)));
+    a_operand a = {.p = A, .ld = K};
+    for (idx r = 0; r < repeats; r++) gemm_packed(0, &a, M, &pb, 1.0f, 0.0f, C, N);
+    return;
+  }
+  // bf16: B rounded and packed once, then per product A's rows rounded into pairs and the tiles of the fused
+  // bf16 cell (roaf_cell.c), one block of k.
+  idx pairs = (K + 1) / 2, padded = round_up(M, MR);
+  int hw = bf16_hardware();
+  uint32_t *bp = (uint32_t *)roaf_scratch(0, SCRATCH_SHARED_B, bf16_packed_b_size(K, N));
+  bf16_pack_b_full(B, N, 0, K, N, bp);
+  uint32_t *ap = (uint32_t *)roaf_scratch(0, SCRATCH_WORK, (size_t)(padded * pairs));
+  float tile[MR * NR] __attribute__((aligned(64)));
+  for (idx r = 0; r < repeats; r++) {
+    bf16_round_rows(M, K, A, K, ap, pairs);
+    memset(ap + M * pairs, 0, (size_t)((padded - M) * pairs) * sizeof(uint32_t));
+    for (idx j0 = 0; j0 < N; j0 += NR) {
+      idx nr = min_idx(NR, N - j0);
+      for (idx i = 0; i < M; i += MR) {
+        bf16_tile(hw, pairs, ap + i * pairs, pairs, bp + j0 * pairs, tile);
+        for (idx k = 0; k < min_idx(MR, M - i); k++) memcpy(C + (i + k) * N + j0, tile + k * NR, float_bytes(nr));
+      }
+    }
+  }
+}

@@ -10,6 +10,7 @@ const roaf_kernels ROAF_SUFFIX(roaf_kernels) = {
     .gemm = k_gemm,
     .gemm_bf16 = k_gemm_bf16,
     .bf16_hardware = k_bf16_hardware,
+    .gemm_packed_once = k_gemm_packed_once,
     .add_row_vector = k_add_row_vector,
     .sum_rows = k_sum_rows,
     .tanh = k_tanh,

@@ -132,6 +132,7 @@ void k_gemm(int transA, int transB, idx M, idx N, idx K, float alpha, const floa
 #define bf16_packed_b_size ROAF_SUFFIX(bf16_packed_b_size)
 #define bf16_pack_b_full ROAF_SUFFIX(bf16_pack_b_full)
 #define bf16_tile ROAF_SUFFIX(bf16_tile)
+#define k_gemm_packed_once ROAF_SUFFIX(k_gemm_packed_once)
 
 /** The bf16 bits (high half of the float32) of x rounded to nearest even; NaN stays a (quiet) NaN. */
 static inline uint32_t bf16_bits(float x) {
@@ -183,6 +184,11 @@ void bf16_pack_b_full(const float *B, idx ldb, int trans, idx K, idx N, uint32_t
  * (k_bf16_hardware()), else in C with the same bits.
  */
 void bf16_tile(int hw, idx kp, const uint32_t *a, idx lda, const uint32_t *b, float *out);
+/**
+ * Benchmark support (bench/gemm.ts): `repeats` products C (M, N) = A (M, K) B (K, N) on the calling thread with B
+ * packed once, in float32 (gemm_packed) or on bf16 operands (the fused bf16 cell's tiles, A rounded per product).
+ */
+void k_gemm_packed_once(int bf16, idx M, idx N, idx K, const float *A, const float *B, float *C, idx repeats);
 
 // ---- elementwise kernels and losses (elementwise.c) ----
 
