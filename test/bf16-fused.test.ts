@@ -190,6 +190,11 @@ function product(transA: boolean, transB: boolean, M: number, N: number, K: numb
   return C;
 }
 
+/** The sizes and strides of a product C (M, N) = op(A) op(B) of packed row-major matrices, alpha 1, beta 0. */
+function plain(transA: boolean, transB: boolean, M: number, N: number, K: number) {
+  return { transA, transB, M, N, K, alpha: 1, lda: transA ? M : K, ldb: transB ? K : N, beta: 0, ldc: N };
+}
+
 /** y = alpha O x (or Oᵀ x) in float64 for B rows. */
 function filtered(f: FilterOperand, transpose: boolean, B: number, alpha: number, x: Float64Array): Float64Array {
   const y = new Float64Array(x.length);
@@ -380,6 +385,170 @@ describe('the native fused bf16 ROAF cell against the reference bf16 arithmetic,
           assert.ok(rounded > 0, 'no step shows the bf16 rounding: were the products rounded?');
         },
       );
+    }
+  }
+});
+
+// ---- the stack ----
+
+interface StackConfig {
+  kinds: FilterSpec['filter'][]; // one per layer (L = its length)
+  shared: boolean; // one filter for every layer
+  B: number;
+  N: number;
+  alpha: number;
+  beta: number;
+}
+
+const STACKS: StackConfig[] = [
+  { kinds: ['dense', 'permutation', 'identity'], shared: false, B: 19, N: 37, alpha: 1, beta: 0.4 },
+  { kinds: ['dense', 'dense', 'dense', 'dense'], shared: true, B: 9, N: 64, alpha: 0.9, beta: 0.5 },
+  { kinds: ['dense'], shared: false, B: 9, N: 70, alpha: 1, beta: 0.3 },
+  { kinds: ['permutation'], shared: false, B: 17, N: 33, alpha: 1, beta: 0.3 },
+  { kinds: ['dense', 'dense'], shared: false, B: 10, N: 16, alpha: 0, beta: 1 },
+];
+
+function operand(spec: FilterSpec, N: number): FilterOperand {
+  return spec.filter === 'dense'
+    ? { kind: 'dense', n: N, matrix: spec.matrix! }
+    : spec.filter === 'permutation'
+      ? { kind: 'permutation', n: N, perm: spec.perm!, signs: spec.signs! }
+      : { kind: 'identity', n: N };
+}
+
+/**
+ * The fused bf16 stack: every layer's forward against the reference on the kernel's own input to it (the
+ * bounds of the cell's forward, with the bias as the drive); the backward of a one-layer stack (∂loss/∂x_0, gW,
+ * gb, the gradient norms) and of the last layer of a deeper one (gW_{L-1}, gb_{L-1}: gz_{L-1} comes from the
+ * given ∂loss/∂x_L) on the same rounded operands; the rest of a deeper backward composes layers whose gz the
+ * kernel keeps to itself, so test/bf16.test.ts compares it with the reference's whole stack at a tolerance.
+ */
+function checkStack(c: StackConfig, rng: Random, label: string): void {
+  const { B, N, alpha, beta } = c;
+  const L = c.kinds.length;
+  const size = B * N;
+  const first = operand(makeFilter(rng, c.kinds[0]!, N), N);
+  const filters = c.kinds.map((kind, l) => (c.shared || l === 0 ? first : operand(makeFilter(rng, kind, N), N)));
+  const Ws = randomArray(rng, L * N * N, 1.5 / Math.sqrt(N));
+  const bs = randomArray(rng, L * N, 0.1);
+  const xs = new Float32Array((L + 1) * size);
+  xs.set(randomArray(rng, size));
+  const as = new Float32Array(L * size).fill(NaN);
+  native!.roafMlpForwardBf16({ L, B, N, alpha, beta, filters, Ws, bs, xs, as });
+  for (let l = 0; l < L; l++) {
+    const x = xs.subarray(l * size, (l + 1) * size);
+    const W = Ws.subarray(l * N * N, (l + 1) * N * N);
+    const b = bs.subarray(l * N, (l + 1) * N);
+    const a = new Float64Array(size);
+    const y = new Float64Array(size);
+    const f = filter64(filters[l]!, false);
+    referenceBackend.roafLayerForwardBf16({ B, N, alpha, beta, filter: f, x: f64(x), W: f64(W), b: f64(b), a, y });
+    const SW = product(false, true, B, N, N, abs64(x), abs64(W));
+    const SO =
+      alpha !== 0 ? filtered(filter64(filters[l]!, true), false, B, Math.abs(alpha), abs64(x)) : new Float64Array(size);
+    const boundA = new Float64Array(size);
+    const boundY = new Float64Array(size);
+    for (let i = 0; i < size; i++) {
+      boundA[i] = gamma(N) * SW[i]! + 4 * U32 * (SW[i]! + Math.abs(b[i % N]!)) + TANH_ERROR;
+      boundY[i] = Math.abs(beta) * boundA[i]! + gamma(N) * SO[i]! + 4 * U32 * (Math.abs(beta * a[i]!) + SO[i]!);
+    }
+    within(`${label} layer ${l}: a`, as.subarray(l * size, (l + 1) * size), a, boundA);
+    within(`${label} layer ${l}: x_${l + 1}`, xs.subarray((l + 1) * size, (l + 2) * size), y, boundY);
+  }
+  // The backward.
+  const gy0 = randomArray(rng, size, 0.1);
+  const gy = gy0.slice();
+  const gWs0 = randomArray(rng, L * N * N);
+  const gbs0 = randomArray(rng, L * N);
+  const gWs = gWs0.slice();
+  const gbs = gbs0.slice();
+  const gradSquares = new Float64Array(L + 1);
+  native!.roafMlpBackwardBf16({ L, B, N, alpha, beta, filters, Ws, xs, as, gy, gWs, gbs, gradSquares });
+  // The last layer's gz from ∂loss/∂x_L. The kernel forms it in float32 (within 4 u32 of the exact value, as in
+  // the cell's check), so its bf16 rounding may differ from this one's where gz lies that close to the midpoint
+  // between two bf16 values: those terms may move by one bf16 step (2^-7 relative) more.
+  const l = L - 1;
+  const aL = as.subarray(l * size);
+  const gz = new Float32Array(size);
+  const tie = new Float64Array(size);
+  for (let i = 0; i < size; i++) {
+    gz[i] = beta * gy0[i]! * (1 - aL[i]! * aL[i]!);
+    const v = gz[i]!;
+    if (bf16Round(v * (1 + 4 * U32)) !== bf16Round(v * (1 - 4 * U32))) tie[i] = 2 ** -7 * Math.abs(v);
+  }
+  const x = f64(xs.subarray(l * size, (l + 1) * size));
+  const gW = product(true, false, N, N, B, f64(gz), x);
+  const SgW = product(true, false, N, N, B, abs64(gz), abs64(x));
+  const tieW = new Float64Array(N * N);
+  referenceBackend.gemm({ ...plain(true, false, N, N, B), A: tie, B: abs64(x), C: tieW });
+  const wantW = new Float64Array(N * N);
+  const boundW = new Float64Array(N * N);
+  for (let i = 0; i < N * N; i++) {
+    const c0 = gWs0[l * N * N + i]!;
+    wantW[i] = c0 + gW[i]!;
+    boundW[i] = gamma(B) * SgW[i]! + 6 * U32 * SgW[i]! + 2 * U32 * Math.abs(c0) + tieW[i]!;
+  }
+  within(`${label}: gW_${l}`, gWs.subarray(l * N * N, (l + 1) * N * N), wantW, boundW);
+  let gySquares = 0;
+  for (const v of gy0) gySquares += v * v;
+  assert.ok(Math.abs(gradSquares[L]! - gySquares) <= 1e-12 * gySquares, `${label}: gradSquares[L]`);
+  if (L === 1) {
+    // ∂loss/∂x_0 = gz W + alpha Oᵀ gy, gb += Σ gz, gradSquares[0] = ||∂loss/∂x_0||².
+    const flow = product(false, false, B, N, N, f64(gz), f64(Ws));
+    const SW = product(false, false, B, N, N, abs64(gz), abs64(Ws));
+    const filterTerm =
+      alpha !== 0 ? filtered(filter64(filters[0]!, false), true, B, alpha, f64(gy0)) : new Float64Array(size);
+    const SO =
+      alpha !== 0
+        ? filtered(filter64(filters[0]!, true), true, B, Math.abs(alpha), abs64(gy0))
+        : new Float64Array(size);
+    const tieFlow = new Float64Array(size);
+    referenceBackend.gemm({ ...plain(false, false, B, N, N), A: tie, B: abs64(Ws), C: tieFlow });
+    const want = new Float64Array(size);
+    const bound = new Float64Array(size);
+    for (let i = 0; i < size; i++) {
+      want[i] = flow[i]! + filterTerm[i]!;
+      bound[i] = gamma(N) * (SW[i]! + SO[i]!) + 8 * U32 * (SW[i]! + SO[i]!) + tieFlow[i]!;
+    }
+    within(`${label}: ∂loss/∂x_0`, gy, want, bound);
+    let squares = 0;
+    for (const v of gy) squares += v * v;
+    assert.ok(Math.abs(gradSquares[0]! - squares) <= 1e-12 * squares, `${label}: gradSquares[0]`);
+    for (let j = 0; j < N; j++) {
+      let sum = 0;
+      let sumAbs = 0;
+      for (let r = 0; r < B; r++) {
+        sum += gz[r * N + j]!;
+        sumAbs += Math.abs(gz[r * N + j]!);
+      }
+      const wantB = gbs0[j]! + sum;
+      assert.ok(
+        Math.abs(gbs[j]! - wantB) <= gamma(B) * sumAbs + 4 * U32 * (sumAbs + Math.abs(gbs0[j]!)),
+        `${label}: gb[${j}] ${gbs[j]} vs ${wantB}`,
+      );
+    }
+  }
+}
+
+describe('the native fused bf16 ROAF stack against the reference bf16 arithmetic, layer by layer', () => {
+  const isas: NativeIsa[] = info?.available ?? [];
+  const oldThreshold = native === null ? 0 : setNativeParallelThreshold(0);
+  after(() => {
+    if (native === null) return;
+    setNativeIsa(info!.isa);
+    setNativeThreads(info!.threads);
+    setNativeParallelThreshold(oldThreshold);
+  });
+  for (const isa of isas.length > 0 ? isas : (['avx512'] as NativeIsa[])) {
+    for (const threads of [1, 2]) {
+      it(`${isa}, ${threads} thread${threads > 1 ? 's' : ''}`, { skip: nativeSkip }, () => {
+        setNativeIsa(isa);
+        setNativeThreads(threads);
+        setNativeParallelThreshold(0);
+        const rng = new Random(99);
+        for (const c of STACKS)
+          checkStack(c, rng, `${c.kinds.join('/')}${c.shared ? ' (shared)' : ''} B=${c.B} N=${c.N} alpha=${c.alpha}`);
+      });
     }
   }
 });

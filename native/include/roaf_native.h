@@ -93,6 +93,12 @@ typedef struct {
                            const float *bs, float *xs, float *as);
   void (*roaf_mlp_backward)(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
                             const float *xs, const float *as, float *gy, float *gWs, float *gbs, double *gradSquares);
+  /** The stack on bf16 products (W x, gz W, the weight gradients), everything else float32 (docs/precision.md). */
+  void (*roaf_mlp_forward_bf16)(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters,
+                                const float *Ws, const float *bs, float *xs, float *as);
+  void (*roaf_mlp_backward_bf16)(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters,
+                                 const float *Ws, const float *xs, const float *as, float *gy, float *gWs, float *gbs,
+                                 double *gradSquares);
   void (*roaf_cell_forward)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
                             const float *W, const float *U, const float *b, float *hs, float *as);
   void (*roaf_cell_backward)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,

@@ -394,3 +394,9 @@ void k_gemm_packed_once(int bf16, idx M, idx N, idx K, const float *A, const flo
     }
   }
 }
+
+void gemm_bf16_thread(int tid, int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda,
+                      const float *B, idx ldb, float beta, float *C, idx ldc) {
+  bf16_operand a = {A, lda, transA}, b = {B, ldb, transB};
+  gemm_bf16_serial(tid, bf16_hardware(), &a, &b, M, N, K, alpha, beta, C, ldc);
+}

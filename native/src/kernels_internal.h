@@ -13,7 +13,7 @@
 //   filters.c      applying a dense, permutation or identity filter
 //   roaf_layer.c   one ROAF layer per call (forward, backward)
 //   roaf_tiles.c   ROAF steps on register tiles: what the MLP stack and the cell run on
-//   roaf_mlp.c     the whole ROAF MLP stack in one call, as row sweeps over its layers
+//   roaf_mlp.c     the whole ROAF MLP stack in one call, as row sweeps over its layers (float32 and bf16)
 //   roaf_cell.c    the ROAF recurrent cell over a whole sequence, as row sweeps over its steps (float32 and bf16)
 //   lstm_gru.c     the LSTM and GRU cells over a whole sequence
 //   optimizers.c   Adam(W) and SGD updates
@@ -133,6 +133,7 @@ void k_gemm(int transA, int transB, idx M, idx N, idx K, float alpha, const floa
 #define bf16_pack_b_full ROAF_SUFFIX(bf16_pack_b_full)
 #define bf16_tile ROAF_SUFFIX(bf16_tile)
 #define k_gemm_packed_once ROAF_SUFFIX(k_gemm_packed_once)
+#define gemm_bf16_thread ROAF_SUFFIX(gemm_bf16_thread)
 
 /** The bf16 bits (high half of the float32) of x rounded to nearest even; NaN stays a (quiet) NaN. */
 static inline uint32_t bf16_bits(float x) {
@@ -184,6 +185,9 @@ void bf16_pack_b_full(const float *B, idx ldb, int trans, idx K, idx N, uint32_t
  * (k_bf16_hardware()), else in C with the same bits.
  */
 void bf16_tile(int hw, idx kp, const uint32_t *a, idx lda, const uint32_t *b, float *out);
+/** k_gemm_bf16 on the calling thread (tid's scratch): for a task that already runs on the pool. */
+void gemm_bf16_thread(int tid, int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda,
+                      const float *B, idx ldb, float beta, float *C, idx ldc);
 /**
  * Benchmark support (bench/gemm.ts): `repeats` products C (M, N) = A (M, K) B (K, N) on the calling thread with B
  * packed once, in float32 (gemm_packed) or on bf16 operands (the fused bf16 cell's tiles, A rounded per product).
@@ -361,12 +365,54 @@ void row_squares(idx rows, idx N, const float *g, double *sq);
 /** gW (N, N) += gzᵀ x over B rows, gz and x (B, N) read in place, on tiles; `pl` spread over B·N²/(MR·SNR). */
 void roaf_weight_tiles(idx B, idx N, const float *gz, const float *x, float *gW, prefetch_plan *pl);
 
+// ---- ROAF steps on bf16 products (roaf_tiles.c): the --precision bf16 cell and stack ----
+
+/**
+ * What the tiles of a bf16 step share: W rounded and packed into pair panels (bf16_pack_b_full: op(B) = Wᵀ
+ * forward, W backward), a dense filter's O packed in float32 (pack_b_full: Oᵀ forward, O backward), the
+ * filter, and the forward's drive.
+ */
+typedef struct {
+  idx N, pairs;
+  float alpha, beta;
+  const roaf_filter *f;
+  int dense;       // a dense filter with alpha != 0: its product in float32 on `ob`
+  int filterRows;  // a permutation or identity filter with alpha != 0: filter_row after the tiles
+  int hw;          // bf16_tile runs vdpbf16ps
+  const uint32_t *wp;
+  const packed_b *ob;
+  // The forward's drive: z = acc + bias (+ bf16(xd[r]) ur[j], ur = U rounded: a cell with one input); with
+  // bias = NULL, z = acc + a (a holds the drive on entry).
+  const float *bias, *ur, *xd;
+  const float *next[3];  // rows·N floats each that the next step touches (or NULL): prefetched over the tiles
+} bf16_rows_args;
+
+#define bf16_rows_setup ROAF_SUFFIX(bf16_rows_setup)
+#define bf16_forward_rows ROAF_SUFFIX(bf16_forward_rows)
+#define bf16_backward_rows ROAF_SUFFIX(bf16_backward_rows)
+
+/** The arguments of a bf16 step with its filter settings; the caller points wp, ob, the drive and next. */
+bf16_rows_args bf16_rows_setup(idx N, float alpha, float beta, const roaf_filter *f);
+/**
+ * One forward step over `rows` rows with bf16 products: a = tanh(x Wᵀ + drive), y = beta a + alpha O x, the
+ * terms combined in the order of BackendBase's layer and cell (the dense O x first into y, in float32).
+ */
+void bf16_forward_rows(int tid, const bf16_rows_args *f, idx rows, const float *x, float *a, float *y);
+/**
+ * One backward step over `rows` rows: out (+)= gz W (bf16), then + alpha gy O (float32) or the O(N) filter, and,
+ * unless gzNext is NULL, gzNext = beta out ⊙ (1 - aNext²).
+ */
+void bf16_backward_rows(int tid, const bf16_rows_args *f, idx rows, const float *gy, const float *gz, float *out,
+                        int accumulate, const float *aNext, float *gzNext);
+
 // ---- the kernels of the table (kernels.c), by file ----
 
 #define k_roaf_layer_forward ROAF_SUFFIX(k_roaf_layer_forward)
 #define k_roaf_layer_backward ROAF_SUFFIX(k_roaf_layer_backward)
 #define k_roaf_mlp_forward ROAF_SUFFIX(k_roaf_mlp_forward)
 #define k_roaf_mlp_backward ROAF_SUFFIX(k_roaf_mlp_backward)
+#define k_roaf_mlp_forward_bf16 ROAF_SUFFIX(k_roaf_mlp_forward_bf16)
+#define k_roaf_mlp_backward_bf16 ROAF_SUFFIX(k_roaf_mlp_backward_bf16)
 #define k_roaf_cell_forward ROAF_SUFFIX(k_roaf_cell_forward)
 #define k_roaf_cell_backward ROAF_SUFFIX(k_roaf_cell_backward)
 #define k_roaf_cell_forward_bf16 ROAF_SUFFIX(k_roaf_cell_forward_bf16)
@@ -390,6 +436,10 @@ void k_roaf_mlp_forward(idx L, idx B, idx N, float alpha, float beta, const roaf
                         const float *bs, float *xs, float *as);
 void k_roaf_mlp_backward(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
                          const float *xs, const float *as, float *gy, float *gWs, float *gbs, double *gradSquares);
+void k_roaf_mlp_forward_bf16(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
+                             const float *bs, float *xs, float *as);
+void k_roaf_mlp_backward_bf16(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
+                              const float *xs, const float *as, float *gy, float *gWs, float *gbs, double *gradSquares);
 // roaf_cell.c
 void k_roaf_cell_forward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
                          const float *W, const float *U, const float *b, float *hs, float *as);

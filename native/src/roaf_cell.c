@@ -152,37 +152,12 @@ void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, c
 // target + acc, then + alpha Oᵀ gh), so the two differ only in the order of float32 sums.
 
 typedef struct {
-  idx T, B, N, pairs;
-  float alpha, beta;
-  const roaf_filter *f;
-  int dense;                 // a dense filter with alpha != 0: the float32 product on `ob`
-  int filterRows;            // a permutation or identity filter with alpha != 0: filter_row after the tiles
-  int hw;                    // bf16_tile runs vdpbf16ps
-  const uint32_t *wp;        // W rounded and packed: forward op(B) = Wᵀ, backward op(B) = W
-  packed_b ob;               // dense: O packed in float32, forward op(B) = Oᵀ, backward op(B) = O
-  const float *xs, *ur, *b;  // forward with D = 1: x_t, U rounded to bf16, b (the drive is formed in the tiles)
+  idx T, B, N;
+  bf16_rows_args rows;  // what every step's tiles share: W and O packed once per call, the filter, the drive
+  const float *xs;      // forward with D = 1: the inputs, rounded per row in the tiles
   float *hs, *as, *ghs, *gzs, *gh0;
   int lastStepOnly;
 } bf16_cell_task;
-
-/** rows x N of x rounded into pair words (row stride pairs), rows padded with zeros to a multiple of MR. */
-static uint32_t *bf16_rows(int tid, idx rows, idx N, idx pairs, const float *x) {
-  idx padded = round_up(rows, MR);
-  uint32_t *w = (uint32_t *)roaf_scratch(tid, SCRATCH_WORK, (size_t)(padded * pairs));
-  bf16_round_rows(rows, N, x, N, w, pairs);
-  memset(w + rows * pairs, 0, (size_t)((padded - rows) * pairs) * sizeof(uint32_t));
-  return w;
-}
-
-/**
- * Prefetches part `part` of `parts` of the cache lines of floats [p, p + n): the rows a block's next step will
- * touch (fresh memory every step), spread over the block's tiles so that they do not stall the product.
- */
-static inline void prefetch_part(const float *p, idx n, idx part, idx parts) {
-  if (p == NULL) return;
-  idx lines = (n * (idx)sizeof(float) + 63) / 64, l1 = lines * (part + 1) / parts;
-  for (idx l = lines * part / parts; l < l1; l++) __builtin_prefetch((const char *)p + l * 64, 1, 3);
-}
 
 /** Step t of the bf16 forward for rows [r0, r1): h_t from h_{t-1}. */
 static void bf16_forward_step(void *p, void *state, int tid, idx t, idx r0, idx r1, idx lo, idx hi) {
@@ -190,61 +165,32 @@ static void bf16_forward_step(void *p, void *state, int tid, idx t, idx r0, idx 
   (void)lo;
   (void)hi;
   const bf16_cell_task *c = p;
-  idx N = c->N, pairs = c->pairs, step = c->B * N, rows = r1 - r0;
-  const float *h = c->hs + t * step + r0 * N;
-  float *a = c->as + t * step + r0 * N, *y = c->hs + (t + 1) * step + r0 * N;
-  const uint32_t *ah = bf16_rows(tid, rows, N, pairs, h);
-  if (c->dense) {  // y = alpha O h, in float32; the tiles add beta a
-    a_operand ao = {.p = h, .ld = N};
-    gemm_packed(tid, &ao, rows, &c->ob, c->alpha, 0.0f, y, N);
+  idx N = c->N, step = c->B * N;
+  bf16_rows_args f = c->rows;
+  if (f.ur != NULL) f.xd = c->xs + t * c->B + r0;
+  if (t + 1 < c->T) {  // the next step's a and h rows
+    f.next[0] = c->as + (t + 1) * step + r0 * N;
+    f.next[1] = c->hs + (t + 2) * step + r0 * N;
   }
-  float xr[MR];
-  float tile[MR * NR] __attribute__((aligned(64)));
-  vf vbeta = vset1(c->beta);
-  int ahead = t + 1 < c->T;  // the next step's a and h rows
-  const float *nextA = ahead ? c->as + (t + 1) * step + r0 * N : NULL;
-  const float *nextH = ahead ? c->hs + (t + 2) * step + r0 * N : NULL;
-  idx tiles = ((rows + MR - 1) / MR) * ((N + NR - 1) / NR), done = 0;
-  for (idx i = 0; i < rows; i += MR) {
-    idx mr = min_idx(MR, rows - i);
-    if (c->b != NULL)
-      for (idx r = 0; r < mr; r++) xr[r] = bf16_round(c->xs[t * c->B + r0 + i + r]);
-    for (idx j0 = 0; j0 < N; j0 += NR, done++) {
-      idx nr = min_idx(NR, N - j0);
-      prefetch_part(nextA, rows * N, done, tiles);
-      prefetch_part(nextH, rows * N, done, tiles);
-      bf16_tile(c->hw, pairs, ah + i * pairs, pairs, c->wp + j0 * pairs, tile);
-      for (idx r = 0; r < mr; r++) {
-        float *ar = a + (i + r) * N + j0, *yr = y + (i + r) * N + j0;
-        for (idx jj = 0; jj < nr; jj += VL) {
-          idx w = min_idx(VL, nr - jj);
-          // z = acc + drive, the drive x̃ ũ + b (exact product, one rounding) or precomputed in a
-          vf drive = c->b != NULL ? vfma(vset1(xr[r]), loadw(c->ur + j0 + jj, w), loadw(c->b + j0 + jj, w))
-                                  : loadw(ar + jj, w);
-          vf av = vtanh(vadd(vload(tile + r * NR + jj), drive));
-          storew(ar + jj, av, w);
-          vf yv = vmul(vbeta, av);
-          if (c->dense) yv = vadd(yv, loadw(yr + jj, w));
-          storew(yr + jj, yv, w);
-        }
-      }
-    }
-  }
-  if (c->filterRows)
-    for (idx r = 0; r < rows; r++) filter_row(c->f, 0, N, c->alpha, h + r * N, 1.0f, y + r * N);
+  bf16_forward_rows(tid, &f, r1 - r0, c->hs + t * step + r0 * N, c->as + t * step + r0 * N,
+                    c->hs + (t + 1) * step + r0 * N);
 }
 
-/** The shared scratch of a bf16 cell call: W packed, then (dense) O packed, then (forward, D = 1) U rounded. */
-static float *bf16_cell_shared(bf16_cell_task *c, const float *W, int trans, idx extra) {
+/**
+ * Packs a bf16 call's shared operands into thread 0's shared scratch: W rounded (op(B) = Wᵀ when trans), then
+ * for a dense filter O in float32 (op(B) = Oᵀ when trans); returns `extra` floats after them.
+ */
+static float *bf16_cell_shared(bf16_cell_task *c, packed_b *ob, const float *W, int trans, idx extra) {
   idx N = c->N;
   size_t wsize = (size_t)round_up((idx)bf16_packed_b_size(N, N), 16);
-  size_t osize = c->dense ? (size_t)round_up((idx)packed_b_size(N, N), 16) : 0;
+  size_t osize = c->rows.dense ? (size_t)round_up((idx)packed_b_size(N, N), 16) : 0;
   float *shared = roaf_scratch(0, SCRATCH_SHARED_B, wsize + osize + (size_t)extra);
   bf16_pack_b_full(W, N, trans, N, N, (uint32_t *)shared);
-  c->wp = (const uint32_t *)shared;
-  if (c->dense) {
-    b_operand ob = {.p = c->f->matrix, .ld = N, .trans = trans, .scale = 1.0f};
-    c->ob = pack_b_full(&ob, N, N, shared + wsize);
+  c->rows.wp = (const uint32_t *)shared;
+  if (c->rows.dense) {
+    b_operand o = {.p = c->rows.f->matrix, .ld = N, .trans = trans, .scale = 1.0f};
+    *ob = pack_b_full(&o, N, N, shared + wsize);
+    c->rows.ob = ob;
   }
   return shared + wsize + osize;
 }
@@ -252,31 +198,21 @@ static float *bf16_cell_shared(bf16_cell_task *c, const float *W, int trans, idx
 void k_roaf_cell_forward_bf16(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
                               const float *xs, const float *W, const float *U, const float *b, float *hs, float *as) {
   if (T <= 0 || B <= 0 || N <= 0) return;
-  bf16_cell_task c = {.T = T,
-                      .B = B,
-                      .N = N,
-                      .pairs = (N + 1) / 2,
-                      .alpha = alpha,
-                      .beta = beta,
-                      .f = f,
-                      .dense = f->kind == FILTER_DENSE && alpha != 0.0f,
-                      .filterRows = f->kind != FILTER_DENSE && alpha != 0.0f,
-                      .hw = k_bf16_hardware(),
-                      .hs = hs,
-                      .as = as};
+  bf16_cell_task c = {.T = T, .B = B, .N = N, .rows = bf16_rows_setup(N, alpha, beta, f), .hs = hs, .as = as};
   if (D != 1) {  // the input drive of every step at once, as BackendBase does: as = xs Uᵀ (bf16) + b
     k_gemm_bf16(0, 1, T * B, N, D, 1.0f, xs, D, U, D, 0.0f, as, N);
     k_add_row_vector(T * B, N, as, b);
   }
-  float *ur = bf16_cell_shared(&c, W, 1, D == 1 ? N : 0);
+  packed_b ob;
+  float *ur = bf16_cell_shared(&c, &ob, W, 1, D == 1 ? N : 0);
   if (D == 1) {  // x_t u is one exact product per element: the tiles form the drive
     for (idx j = 0; j < N; j++) ur[j] = bf16_round(U[j]);
     c.xs = xs;
-    c.ur = ur;
-    c.b = b;
+    c.rows.ur = ur;
+    c.rows.bias = b;
   }
   roaf_row_sweep(bf16_forward_step, &c, sizeof(sweep_local), T, B, MR,
-                 (double)T * (double)B * (double)N * (double)N * (c.dense ? 2 : 1));
+                 (double)T * (double)B * (double)N * (double)N * (c.rows.dense ? 2 : 1));
 }
 
 /** Step s of the bf16 backward through time for rows [r0, r1), t = T-1-s (cell_backward_step's bookkeeping). */
@@ -285,48 +221,23 @@ static void bf16_backward_step(void *p, void *state, int tid, idx s, idx r0, idx
   (void)lo;
   (void)hi;
   const bf16_cell_task *c = p;
-  idx N = c->N, pairs = c->pairs, step = c->B * N, rows = r1 - r0, t = c->T - 1 - s;
+  idx N = c->N, step = c->B * N, rows = r1 - r0, t = c->T - 1 - s;
   float *ping = c->lastStepOnly ? c->ghs : NULL;
   const float *gh = (s == 0 || ping == NULL ? c->ghs + t * step : ping + ((s + 1) & 1) * step) + r0 * N;
   float *gz = c->gzs + t * step + r0 * N;
-  if (s == 0) roaf_gz_rows(rows, N, c->beta, gh, c->as + t * step + r0 * N, gz);
+  if (s == 0) roaf_gz_rows(rows, N, c->rows.beta, gh, c->as + t * step + r0 * N, gz);
   float *target = t == 0 ? (c->gh0 != NULL ? c->gh0 + r0 * N : NULL)
                          : (ping == NULL ? c->ghs + (t - 1) * step : ping + (s & 1) * step) + r0 * N;
   if (target == NULL) return;
+  bf16_rows_args f = c->rows;
+  if (t > 1) {  // the rows the next step reads and writes
+    f.next[0] = c->as + (t - 2) * step + r0 * N;
+    f.next[1] = ping == NULL ? c->ghs + (t - 2) * step + r0 * N : NULL;
+    f.next[2] = c->gzs + (t - 2) * step + r0 * N;
+  }
   int accumulate = t > 0 && ping == NULL;  // add to the loss term of h_{t-1}
-  const uint32_t *ag = bf16_rows(tid, rows, N, pairs, gz);
-  float tile[MR * NR] __attribute__((aligned(64)));
-  int ahead = t > 1;  // the rows the next step reads and writes
-  const float *nextA = ahead ? c->as + (t - 2) * step + r0 * N : NULL;
-  const float *nextG = ahead && ping == NULL ? c->ghs + (t - 2) * step + r0 * N : NULL;
-  const float *nextZ = ahead ? c->gzs + (t - 2) * step + r0 * N : NULL;
-  idx tiles = ((rows + MR - 1) / MR) * ((N + NR - 1) / NR), done = 0;
-  for (idx i = 0; i < rows; i += MR) {
-    idx mr = min_idx(MR, rows - i);
-    for (idx j0 = 0; j0 < N; j0 += NR, done++) {
-      idx nr = min_idx(NR, N - j0);
-      prefetch_part(nextA, rows * N, done, tiles);
-      prefetch_part(nextG, rows * N, done, tiles);
-      prefetch_part(nextZ, rows * N, done, tiles);
-      bf16_tile(c->hw, pairs, ag + i * pairs, pairs, c->wp + j0 * pairs, tile);
-      for (idx r = 0; r < mr; r++) {
-        float *out = target + (i + r) * N + j0;
-        for (idx jj = 0; jj < nr; jj += VL) {
-          idx w = min_idx(VL, nr - jj);
-          vf g = vload(tile + r * NR + jj);
-          if (accumulate) g = vadd(loadw(out + jj, w), g);
-          storew(out + jj, g, w);
-        }
-      }
-    }
-  }
-  if (c->dense) {  // target += alpha gh O, in float32
-    a_operand ao = {.p = gh, .ld = N};
-    gemm_packed(tid, &ao, rows, &c->ob, c->alpha, 1.0f, target, N);
-  } else if (c->filterRows) {
-    for (idx r = 0; r < rows; r++) filter_row(c->f, 1, N, c->alpha, gh + r * N, 1.0f, target + r * N);
-  }
-  if (t > 0) roaf_gz_rows(rows, N, c->beta, target, c->as + (t - 1) * step + r0 * N, c->gzs + (t - 1) * step + r0 * N);
+  bf16_backward_rows(tid, &f, rows, gh, gz, target, accumulate, t > 0 ? c->as + (t - 1) * step + r0 * N : NULL,
+                     t > 0 ? c->gzs + (t - 1) * step + r0 * N : NULL);
 }
 
 void k_roaf_cell_backward_bf16(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
@@ -337,22 +248,17 @@ void k_roaf_cell_backward_bf16(idx T, idx B, idx D, idx N, float alpha, float be
   bf16_cell_task c = {.T = T,
                       .B = B,
                       .N = N,
-                      .pairs = (N + 1) / 2,
-                      .alpha = alpha,
-                      .beta = beta,
-                      .f = f,
-                      .dense = f->kind == FILTER_DENSE && alpha != 0.0f,
-                      .filterRows = f->kind != FILTER_DENSE && alpha != 0.0f,
-                      .hw = k_bf16_hardware(),
+                      .rows = bf16_rows_setup(N, alpha, beta, f),
                       .as = (float *)as,
                       .ghs = ghs,
                       .gzs = gzs,
                       .gh0 = gh0,
                       .lastStepOnly = lastStepOnly};
-  bf16_cell_shared(&c, W, 0, 0);
+  packed_b ob;
+  bf16_cell_shared(&c, &ob, W, 0, 0);
   if (B > 0)
     roaf_row_sweep(bf16_backward_step, &c, sizeof(sweep_local), T, B, MR,
-                   (double)T * (double)B * (double)N * (double)N * (c.dense ? 2 : 1));
+                   (double)T * (double)B * (double)N * (double)N * (c.rows.dense ? 2 : 1));
   // The parameter gradients as one bf16 product (or float32 sum) each over all T·B rows, as BackendBase does.
   k_sum_rows(T * B, N, gzs, gb);
   k_gemm_bf16(1, 0, N, N, T * B, 1.0f, gzs, N, hs, N, 1.0f, gW, N);  // Σ_t gz_tᵀ h_{t-1}

@@ -229,18 +229,21 @@ static void run_layer(const roaf_kernels *k, const stress_case *c, result *r) {
 
 static void run_mlp(const roaf_kernels *k, const stress_case *c, result *r) {
   idx kind = c->p[0], L = c->p[1], B = c->p[2], N = c->p[3], shared = c->p[4], squares = c->p[5];
+  int bf16 = c->p[7] != 0;  // the stack on bf16 products (roaf_mlp.c)
   float alpha = c->s[0], beta = c->s[1];
   roaf_filter *filters = own(allocate((size_t)L * sizeof(roaf_filter)));
   for (idx l = 0; l < L; l++) filters[l] = shared && l > 0 ? filters[0] : make_filter((int)kind, N);
   float *Ws = rnd(L * N * N, 1.0f / sqrtf((float)N)), *bs = rnd(L * N, 0.1f);
   float *xs = filled((L + 1) * B * N, NAN), *as = filled(L * B * N, NAN);
   for (idx i = 0; i < B * N; i++) xs[i] = uniform(1.0f);
-  k->roaf_mlp_forward(L, B, N, alpha, beta, filters, Ws, bs, xs, as);
+  if (bf16) k->roaf_mlp_forward_bf16(L, B, N, alpha, beta, filters, Ws, bs, xs, as);
+  else k->roaf_mlp_forward(L, B, N, alpha, beta, filters, Ws, bs, xs, as);
   keepf(r, "xs", xs, (L + 1) * B * N);
   keepf(r, "as", as, L * B * N);
   float *gy = rnd(B * N, 1.0f), *gWs = rnd(L * N * N, 1.0f), *gbs = rnd(L * N, 1.0f);
   double *gradSquares = squares ? own(allocate((size_t)(L + 1) * sizeof(double))) : NULL;
-  k->roaf_mlp_backward(L, B, N, alpha, beta, filters, Ws, xs, as, gy, gWs, gbs, gradSquares);
+  if (bf16) k->roaf_mlp_backward_bf16(L, B, N, alpha, beta, filters, Ws, xs, as, gy, gWs, gbs, gradSquares);
+  else k->roaf_mlp_backward(L, B, N, alpha, beta, filters, Ws, xs, as, gy, gWs, gbs, gradSquares);
   keepf(r, "gy", gy, B * N);
   keepf(r, "gWs", gWs, L * N * N);
   keepf(r, "gbs", gbs, L * N);
@@ -430,6 +433,14 @@ static void build_cases(void) {
                                stacks[s][0], stacks[s][1], stacks[s][2], shared, (idx)((s + (size_t)a) % 2), a);
           c->s[0] = a == 1 ? 0.9f : 0.0f;
           c->s[1] = a == 1 ? 0.3f : 1.0f;
+          if (shared == 0) {  // the bf16 stack on at most 3 layers (as the bf16 cell on 4 steps, see there)
+            stress_case *h = add(run_mlp, "roafMlpBf16 kind=%ld L=%ld B=%ld N=%ld shared=%ld squares=%ld setting=%ld",
+                                 kind, stacks[s][0] < 3 ? stacks[s][0] : 3, stacks[s][1], stacks[s][2], shared,
+                                 (idx)((s + (size_t)a) % 2), a);
+            h->s[0] = c->s[0];
+            h->s[1] = c->s[1];
+            h->p[7] = 1;
+          }
         }
   }
   add(run_mlp, "roafMlp kind=%ld L=%ld B=%ld N=%ld shared=%ld squares=%ld vanishing", 0, 17, 5, 7, 0, 1, 0)->s[1] =

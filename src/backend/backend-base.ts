@@ -88,9 +88,20 @@ export abstract class BackendBase implements Backend {
 
   // ---- ROAF layer: y = alpha O x + beta tanh(W x + b) ----
 
-  roafLayerForward({ B, N, alpha, beta, filter, x, W, b, a, y }: RoafLayerForwardArgs): void {
+  roafLayerForward(args: RoafLayerForwardArgs): void {
+    this.layerForward((g) => this.gemm(g), args);
+  }
+
+  /**
+   * The layer forward with its product on `gemm` (this.gemm, or this.gemmBf16 for roafLayerForwardBf16); every
+   * other kernel, the filter's product included, is this backend's own.
+   */
+  private layerForward(
+    gemm: (args: GemmArgs) => void,
+    { B, N, alpha, beta, filter, x, W, b, a, y }: RoafLayerForwardArgs,
+  ): void {
     // z = x Wᵀ + b, written into a and activated there.
-    this.gemm({
+    gemm({
       transA: false,
       transB: true,
       M: B,
@@ -111,10 +122,18 @@ export abstract class BackendBase implements Backend {
     if (alpha !== 0) this.applyFilter({ filter, transpose: false, B, alpha, x, betaY: 1, y });
   }
 
-  roafLayerBackward({ B, N, alpha, beta, filter, x, a, W, gy, gx, gW, gb, gz }: RoafLayerBackwardArgs): void {
+  roafLayerBackward(args: RoafLayerBackwardArgs): void {
+    this.layerBackward((g) => this.gemm(g), args);
+  }
+
+  /** The layer backward with its products on `gemm`, as layerForward. */
+  private layerBackward(
+    gemm: (args: GemmArgs) => void,
+    { B, N, alpha, beta, filter, x, a, W, gy, gx, gW, gb, gz }: RoafLayerBackwardArgs,
+  ): void {
     for (let i = 0; i < B * N; i++) gz[i] = beta * gy[i]! * (1 - a[i]! * a[i]!);
     // gW += gzᵀ x
-    this.gemm({
+    gemm({
       transA: true,
       transB: false,
       M: N,
@@ -132,7 +151,7 @@ export abstract class BackendBase implements Backend {
     this.sumRows(B, N, gz, gb);
     if (gx === null) return;
     // gx = gz W + alpha Oᵀ gy
-    this.gemm({
+    gemm({
       transA: false,
       transB: false,
       M: B,
@@ -152,10 +171,18 @@ export abstract class BackendBase implements Backend {
 
   // ---- ROAF MLP: the L layers of a stack, one after the other ----
 
-  roafMlpForward({ L, B, N, alpha, beta, filters, Ws, bs, xs, as }: RoafMlpForwardArgs): void {
+  roafMlpForward(args: RoafMlpForwardArgs): void {
+    this.mlpForward((layer) => this.roafLayerForward(layer), args);
+  }
+
+  /** The stack forward on `layer` (this.roafLayerForward, or roafLayerForwardBf16). */
+  private mlpForward(
+    layer: (args: RoafLayerForwardArgs) => void,
+    { L, B, N, alpha, beta, filters, Ws, bs, xs, as }: RoafMlpForwardArgs,
+  ): void {
     const size = B * N;
     for (let l = 0; l < L; l++) {
-      this.roafLayerForward({
+      layer({
         B,
         N,
         alpha,
@@ -170,7 +197,15 @@ export abstract class BackendBase implements Backend {
     }
   }
 
-  roafMlpBackward({ L, B, N, alpha, beta, filters, Ws, xs, as, gy, gWs, gbs, gradSquares }: RoafMlpBackwardArgs): void {
+  roafMlpBackward(args: RoafMlpBackwardArgs): void {
+    this.mlpBackward((layer) => this.roafLayerBackward(layer), args);
+  }
+
+  /** The stack backward on `layer` (this.roafLayerBackward, or roafLayerBackwardBf16). */
+  private mlpBackward(
+    layer: (args: RoafLayerBackwardArgs) => void,
+    { L, B, N, alpha, beta, filters, Ws, xs, as, gy, gWs, gbs, gradSquares }: RoafMlpBackwardArgs,
+  ): void {
     const size = B * N;
     // Two buffers of the model's dtype take turns as ∂loss/∂x_{l+1} and ∂loss/∂x_l, as the per-layer path does.
     const dtype = dtypeOf(gy);
@@ -180,7 +215,7 @@ export abstract class BackendBase implements Backend {
     g.set(gy.subarray(0, size));
     for (let l = L - 1; l >= 0; l--) {
       if (gradSquares !== null) gradSquares[l + 1] = this.sumSquares(size, g);
-      this.roafLayerBackward({
+      layer({
         B,
         N,
         alpha,
@@ -368,7 +403,23 @@ export abstract class BackendBase implements Backend {
     }
   }
 
-  // ---- the ROAF cell with bf16 products (--precision bf16, docs/precision.md) ----
+  // ---- the ROAF layer, stack and cell with bf16 products (--precision bf16, docs/precision.md) ----
+
+  roafLayerForwardBf16(args: RoafLayerForwardArgs): void {
+    this.layerForward((g) => this.gemmBf16(g), args);
+  }
+
+  roafLayerBackwardBf16(args: RoafLayerBackwardArgs): void {
+    this.layerBackward((g) => this.gemmBf16(g), args);
+  }
+
+  roafMlpForwardBf16(args: RoafMlpForwardArgs): void {
+    this.mlpForward((layer) => this.roafLayerForwardBf16(layer), args);
+  }
+
+  roafMlpBackwardBf16(args: RoafMlpBackwardArgs): void {
+    this.mlpBackward((layer) => this.roafLayerBackwardBf16(layer), args);
+  }
 
   roafCellForwardBf16(args: RoafCellForwardArgs): void {
     this.cellForward((g) => this.gemmBf16(g), args);

@@ -531,6 +531,18 @@ export interface FusedKernels {
   roafMlpForward(args: RoafMlpForwardArgs): void;
   /** L ROAF layers backward: the same as L calls of roafLayerBackward, from layer L-1 down to 0. */
   roafMlpBackward(args: RoafMlpBackwardArgs): void;
+  /**
+   * roafLayerForward with bf16 products (`--precision bf16`, docs/precision.md): W x on operands rounded to bf16
+   * with float32 sums; the bias, tanh and the filter (a dense O x in float32) in float32. Its default is
+   * roafLayerForward's on gemmBf16.
+   */
+  roafLayerForwardBf16(args: RoafLayerForwardArgs): void;
+  /** roafLayerBackward with bf16 products (gz W and gzᵀ x), as roafLayerForwardBf16. */
+  roafLayerBackwardBf16(args: RoafLayerBackwardArgs): void;
+  /** roafMlpForward on roafLayerForwardBf16's arithmetic; the native backend fuses it (W packed once per call). */
+  roafMlpForwardBf16(args: RoafMlpForwardArgs): void;
+  /** roafMlpBackward on roafLayerBackwardBf16's arithmetic, as roafMlpForwardBf16. */
+  roafMlpBackwardBf16(args: RoafMlpBackwardArgs): void;
   /** The ROAF cell over T steps. */
   roafCellForward(args: RoafCellForwardArgs): void;
   /** Backpropagation through time for the ROAF cell. */

@@ -3,9 +3,9 @@
 // bf16 is float32 with its mantissa cut to 8 significant bits (the sign, the 8 exponent bits and the top 7
 // stored mantissa bits of a float32): the same range, unit roundoff u = 2^-8. Here it is only ever a product
 // operand. `withBf16Products(backend)` gives a backend whose matrix products (`gemm`) are the backend's
-// `gemmBf16`, whose ROAF cell is the backend's own bf16 cell (`roafCellForwardBf16`: fused C on the native
-// backend), and whose other fused kernels (ROAF layer and stack, LSTM, GRU) are BackendBase's defaults on
-// them: every product of a model, forward and backward (weight gradients included), rounds its operands to
+// `gemmBf16`, whose ROAF layer, stack and cell are the backend's own bf16 kernels (`roafCellForwardBf16` ...:
+// the stack and the cell fused in C on the native backend), and whose LSTM and GRU are BackendBase's defaults
+// on those products: every product of a model, forward and backward (weight gradients included), rounds its operands to
 // bf16 and accumulates in float32, while the weights, the recurrent state, tanh and the gates, the filters
 // (applyFilter, float32: an orthogonal filter rounded to bf16 would no longer be orthogonal, and its error
 // would compound over every step or layer), the losses and the optimiser stay float32.
@@ -19,6 +19,10 @@ import type {
   GemmArgs,
   RoafCellBackwardArgs,
   RoafCellForwardArgs,
+  RoafLayerBackwardArgs,
+  RoafLayerForwardArgs,
+  RoafMlpBackwardArgs,
+  RoafMlpForwardArgs,
   SgdUpdateArgs,
   SoftmaxCrossEntropyArgs,
   SquaredErrorArgs,
@@ -86,9 +90,32 @@ class Bf16Products extends BackendBase {
   applyFilter(args: ApplyFilterArgs): void {
     this.core.applyFilter(args);
   }
-  // The ROAF cell: the core's bf16 cell, which the native backend fuses (W packed once per call, every step's
-  // tiles in one sweep) and the others run as BackendBase's default on gemmBf16, the same arithmetic as this
-  // class's own default would be.
+  // The ROAF layer, stack and cell: the core's bf16 kernels (the stack and the cell fused in C on the native
+  // backend; the others BackendBase's defaults on gemmBf16, the same arithmetic as this class's own defaults).
+  override roafLayerForward(args: RoafLayerForwardArgs): void {
+    this.core.roafLayerForwardBf16(args);
+  }
+  override roafLayerBackward(args: RoafLayerBackwardArgs): void {
+    this.core.roafLayerBackwardBf16(args);
+  }
+  override roafMlpForward(args: RoafMlpForwardArgs): void {
+    this.core.roafMlpForwardBf16(args);
+  }
+  override roafMlpBackward(args: RoafMlpBackwardArgs): void {
+    this.core.roafMlpBackwardBf16(args);
+  }
+  override roafLayerForwardBf16(args: RoafLayerForwardArgs): void {
+    this.core.roafLayerForwardBf16(args);
+  }
+  override roafLayerBackwardBf16(args: RoafLayerBackwardArgs): void {
+    this.core.roafLayerBackwardBf16(args);
+  }
+  override roafMlpForwardBf16(args: RoafMlpForwardArgs): void {
+    this.core.roafMlpForwardBf16(args);
+  }
+  override roafMlpBackwardBf16(args: RoafMlpBackwardArgs): void {
+    this.core.roafMlpBackwardBf16(args);
+  }
   override roafCellForward(args: RoafCellForwardArgs): void {
     this.core.roafCellForwardBf16(args);
   }

@@ -114,6 +114,68 @@ const GEMM_ARGS = [
   size('ldc'),
 ] as const;
 
+/** The arguments of the ROAF layer forward (float32 and bf16 products). */
+const ROAF_LAYER_FORWARD_ARGS = [
+  size('B'),
+  size('N'),
+  float('alpha'),
+  float('beta'),
+  filter('filter', 'N'),
+  floats('x', 'B*N'),
+  floats('W', 'N*N'),
+  floats('b', 'N'),
+  floats('a', 'B*N'),
+  floats('y', 'B*N'),
+] as const;
+
+/** The arguments of the ROAF layer backward (float32 and bf16 products). */
+const ROAF_LAYER_BACKWARD_ARGS = [
+  size('B'),
+  size('N'),
+  float('alpha'),
+  float('beta'),
+  filter('filter', 'N'),
+  floats('x', 'B*N'),
+  floats('a', 'B*N'),
+  floats('W', 'N*N'),
+  floats('gy', 'B*N'),
+  optFloats('gx', 'B*N'),
+  floats('gW', 'N*N'),
+  floats('gb', 'N'),
+  floats('gz', 'B*N'),
+] as const;
+
+/** The arguments of the ROAF stack forward (float32 and bf16 products). */
+const ROAF_MLP_FORWARD_ARGS = [
+  size('L'),
+  size('B'),
+  size('N'),
+  float('alpha'),
+  float('beta'),
+  { name: 'filters', kind: 'filters', count: 'L', width: 'N' },
+  floats('Ws', 'L*N*N'),
+  floats('bs', 'L*N'),
+  floats('xs', '(L+1)*B*N'),
+  floats('as', 'L*B*N'),
+] as const;
+
+/** The arguments of the ROAF stack backward (float32 and bf16 products). */
+const ROAF_MLP_BACKWARD_ARGS = [
+  size('L'),
+  size('B'),
+  size('N'),
+  float('alpha'),
+  float('beta'),
+  { name: 'filters', kind: 'filters', count: 'L', width: 'N' },
+  floats('Ws', 'L*N*N'),
+  floats('xs', '(L+1)*B*N'),
+  floats('as', 'L*B*N'),
+  floats('gy', 'B*N'),
+  floats('gWs', 'L*N*N'),
+  floats('gbs', 'L*N'),
+  { name: 'gradSquares', kind: 'float64s', length: 'L+1', nullable: true },
+] as const;
+
 /** The arguments of the ROAF cell forward (float32 and bf16 products). */
 const ROAF_CELL_FORWARD_ARGS = [
   size('T'),
@@ -199,80 +261,19 @@ export const KERNEL_TABLE = {
   },
 
   // ---- fused: ROAF layer, stack and cell ----
-  roafLayerForward: {
-    object: true,
-    returns: 'void',
-    args: [
-      size('B'),
-      size('N'),
-      float('alpha'),
-      float('beta'),
-      filter('filter', 'N'),
-      floats('x', 'B*N'),
-      floats('W', 'N*N'),
-      floats('b', 'N'),
-      floats('a', 'B*N'),
-      floats('y', 'B*N'),
-    ],
-  },
-  roafLayerBackward: {
-    object: true,
-    returns: 'void',
-    args: [
-      size('B'),
-      size('N'),
-      float('alpha'),
-      float('beta'),
-      filter('filter', 'N'),
-      floats('x', 'B*N'),
-      floats('a', 'B*N'),
-      floats('W', 'N*N'),
-      floats('gy', 'B*N'),
-      optFloats('gx', 'B*N'),
-      floats('gW', 'N*N'),
-      floats('gb', 'N'),
-      floats('gz', 'B*N'),
-    ],
-  },
-  roafMlpForward: {
-    object: true,
-    returns: 'void',
-    args: [
-      size('L'),
-      size('B'),
-      size('N'),
-      float('alpha'),
-      float('beta'),
-      { name: 'filters', kind: 'filters', count: 'L', width: 'N' },
-      floats('Ws', 'L*N*N'),
-      floats('bs', 'L*N'),
-      floats('xs', '(L+1)*B*N'),
-      floats('as', 'L*B*N'),
-    ],
-  },
-  roafMlpBackward: {
-    object: true,
-    returns: 'void',
-    args: [
-      size('L'),
-      size('B'),
-      size('N'),
-      float('alpha'),
-      float('beta'),
-      { name: 'filters', kind: 'filters', count: 'L', width: 'N' },
-      floats('Ws', 'L*N*N'),
-      floats('xs', '(L+1)*B*N'),
-      floats('as', 'L*B*N'),
-      floats('gy', 'B*N'),
-      floats('gWs', 'L*N*N'),
-      floats('gbs', 'L*N'),
-      { name: 'gradSquares', kind: 'float64s', length: 'L+1', nullable: true },
-    ],
-  },
+  roafLayerForward: { object: true, returns: 'void', args: ROAF_LAYER_FORWARD_ARGS },
+  roafLayerBackward: { object: true, returns: 'void', args: ROAF_LAYER_BACKWARD_ARGS },
+  roafMlpForward: { object: true, returns: 'void', args: ROAF_MLP_FORWARD_ARGS },
+  roafMlpBackward: { object: true, returns: 'void', args: ROAF_MLP_BACKWARD_ARGS },
   roafCellForward: { object: true, returns: 'void', args: ROAF_CELL_FORWARD_ARGS },
   roafCellBackward: { object: true, returns: 'void', args: ROAF_CELL_BACKWARD_ARGS },
 
-  // The cell with bf16 products (docs/precision.md): the same arguments as the float32 kernels.
+  // The layer, stack and cell with bf16 products (docs/precision.md): the same arguments as the float32
+  // kernels. One layer runs as BackendBase's default on the native gemmBf16 (a few calls per layer).
+  roafLayerForwardBf16: { object: true, returns: 'void', args: ROAF_LAYER_FORWARD_ARGS, native: false },
+  roafLayerBackwardBf16: { object: true, returns: 'void', args: ROAF_LAYER_BACKWARD_ARGS, native: false },
+  roafMlpForwardBf16: { object: true, returns: 'void', args: ROAF_MLP_FORWARD_ARGS },
+  roafMlpBackwardBf16: { object: true, returns: 'void', args: ROAF_MLP_BACKWARD_ARGS },
   roafCellForwardBf16: { object: true, returns: 'void', args: ROAF_CELL_FORWARD_ARGS },
   roafCellBackwardBf16: { object: true, returns: 'void', args: ROAF_CELL_BACKWARD_ARGS },
 
