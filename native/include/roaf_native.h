@@ -121,6 +121,17 @@ typedef struct {
   void (*gru_backward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
                        const float *gates, const float *hn, float *ghs, float *gGates, float *gHn, float *gWx,
                        float *gWh, float *gbx, float *gbh, float *gxs, int lastStepOnly);
+  /** The LSTM and GRU on bf16 products (every matrix product), everything else float32 (docs/precision.md). */
+  void (*lstm_forward_bf16)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                            const float *b, float *hs, float *cs, float *gates);
+  void (*lstm_backward_bf16)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                             const float *hs, const float *cs, const float *gates, float *ghs, float *gGates,
+                             float *gWx, float *gWh, float *gb, float *gxs, int lastStepOnly);
+  void (*gru_forward_bf16)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                           const float *bx, const float *bh, float *hs, float *gates, float *hn);
+  void (*gru_backward_bf16)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                            const float *hs, const float *gates, const float *hn, float *ghs, float *gGates, float *gHn,
+                            float *gWx, float *gWh, float *gbx, float *gbh, float *gxs, int lastStepOnly);
   double (*softmax_cross_entropy)(idx B, idx K, const float *logits, const int32_t *labels, float gradScale,
                                   float *grad, uint8_t *correct);
   double (*squared_error)(idx B, idx K, const float *pred, const float *target, float gradScale, float *grad);

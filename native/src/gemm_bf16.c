@@ -375,28 +375,46 @@ void k_gemm_packed_once(int bf16, idx M, idx N, idx K, const float *A, const flo
     return;
   }
   // bf16: B rounded and packed once, then per product A's rows rounded into pairs and the tiles of the fused
-  // bf16 cell (roaf_cell.c), one block of k.
-  idx pairs = (K + 1) / 2, padded = round_up(M, MR);
+  // bf16 kernels (roaf_cell.c, lstm_gru.c), one block of k.
+  uint32_t *dst = (uint32_t *)roaf_scratch(0, SCRATCH_SHARED_B, bf16_packed_b_size(K, N));
+  bf16_packed_b pb = bf16_pack_b(B, N, 0, K, N, dst);
   int hw = bf16_hardware();
-  uint32_t *bp = (uint32_t *)roaf_scratch(0, SCRATCH_SHARED_B, bf16_packed_b_size(K, N));
-  bf16_pack_b_full(B, N, 0, K, N, bp);
-  uint32_t *ap = (uint32_t *)roaf_scratch(0, SCRATCH_WORK, (size_t)(padded * pairs));
-  float tile[MR * NR] __attribute__((aligned(64)));
-  for (idx r = 0; r < repeats; r++) {
-    bf16_round_rows(M, K, A, K, ap, pairs);
-    memset(ap + M * pairs, 0, (size_t)((padded - M) * pairs) * sizeof(uint32_t));
-    for (idx j0 = 0; j0 < N; j0 += NR) {
-      idx nr = min_idx(NR, N - j0);
-      for (idx i = 0; i < M; i += MR) {
-        bf16_tile(hw, pairs, ap + i * pairs, pairs, bp + j0 * pairs, tile);
-        for (idx k = 0; k < min_idx(MR, M - i); k++) memcpy(C + (i + k) * N + j0, tile + k * NR, float_bytes(nr));
-      }
-    }
-  }
+  for (idx r = 0; r < repeats; r++) gemm_bf16_packed(0, hw, A, K, M, &pb, 1.0f, 0.0f, C, N);
 }
 
 void gemm_bf16_thread(int tid, int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda,
                       const float *B, idx ldb, float beta, float *C, idx ldc) {
   bf16_operand a = {A, lda, transA}, b = {B, ldb, transB};
   gemm_bf16_serial(tid, bf16_hardware(), &a, &b, M, N, K, alpha, beta, C, ldc);
+}
+
+bf16_packed_b bf16_pack_b(const float *B, idx ldb, int trans, idx K, idx N, uint32_t *dst) {
+  bf16_pack_b_full(B, ldb, trans, K, N, dst);
+  return (bf16_packed_b){dst, K, N};
+}
+
+void gemm_bf16_packed(int tid, int hw, const float *A, idx lda, idx M, const bf16_packed_b *pb, float alpha, float beta,
+                      float *C, idx ldc) {
+  if (M <= 0 || pb->N <= 0) return;
+  idx K = pb->K, N = pb->N, pairs = (K + 1) / 2, padded = round_up(M, MR);
+  uint32_t *ap = (uint32_t *)roaf_scratch(tid, SCRATCH_PACK_A, (size_t)(padded * pairs));
+  bf16_round_rows(M, K, A, lda, ap, pairs);
+  memset(ap + M * pairs, 0, (size_t)((padded - M) * pairs) * sizeof(uint32_t));
+  float tile[MR * NR] __attribute__((aligned(64)));
+  vf va = vset1(alpha), vb = vset1(beta);
+  for (idx j0 = 0; j0 < N; j0 += NR) {
+    idx nr = min_idx(NR, N - j0);
+    for (idx i = 0; i < M; i += MR) {
+      bf16_tile(hw, pairs, ap + i * pairs, pairs, pb->data + j0 * pairs, tile);
+      for (idx r = 0; r < min_idx(MR, M - i); r++) {
+        float *c = C + (i + r) * ldc + j0;
+        for (idx jj = 0; jj < nr; jj += VL) {  // alpha acc + beta C in one rounding after the product's, as gemmBf16
+          idx w = min_idx(VL, nr - jj);
+          vf v = vmul(va, vload(tile + r * NR + jj));
+          if (beta != 0.0f) v = vfma(vb, loadw(c + jj, w), v);
+          storew(c + jj, v, w);
+        }
+      }
+    }
+  }
 }

@@ -15,7 +15,7 @@
 //   roaf_tiles.c   ROAF steps on register tiles: what the MLP stack and the cell run on
 //   roaf_mlp.c     the whole ROAF MLP stack in one call, as row sweeps over its layers (float32 and bf16)
 //   roaf_cell.c    the ROAF recurrent cell over a whole sequence, as row sweeps over its steps (float32 and bf16)
-//   lstm_gru.c     the LSTM and GRU cells over a whole sequence
+//   lstm_gru.c     the LSTM and GRU cells over a whole sequence (float32 and bf16)
 //   optimizers.c   Adam(W) and SGD updates
 //   fma_peak.c     the measured arithmetic peak
 //   qr.c           the orthogonal factor of the Householder QR of many matrices (drawing dense filters)
@@ -134,6 +134,8 @@ void k_gemm(int transA, int transB, idx M, idx N, idx K, float alpha, const floa
 #define bf16_tile ROAF_SUFFIX(bf16_tile)
 #define k_gemm_packed_once ROAF_SUFFIX(k_gemm_packed_once)
 #define gemm_bf16_thread ROAF_SUFFIX(gemm_bf16_thread)
+#define bf16_pack_b ROAF_SUFFIX(bf16_pack_b)
+#define gemm_bf16_packed ROAF_SUFFIX(gemm_bf16_packed)
 
 /** The bf16 bits (high half of the float32) of x rounded to nearest even; NaN stays a (quiet) NaN. */
 static inline uint32_t bf16_bits(float x) {
@@ -185,6 +187,20 @@ void bf16_pack_b_full(const float *B, idx ldb, int trans, idx K, idx N, uint32_t
  * (k_bf16_hardware()), else in C with the same bits.
  */
 void bf16_tile(int hw, idx kp, const uint32_t *a, idx lda, const uint32_t *b, float *out);
+/** op(B) rounded and packed whole (bf16_pack_b_full) for many products: recurrent weights. */
+typedef struct {
+  const uint32_t *data;
+  idx K, N;
+} bf16_packed_b;
+
+/** Packs op(B) (K, N) into `dst` (bf16_packed_b_size(K, N) words), as bf16_pack_b_full. */
+bf16_packed_b bf16_pack_b(const float *B, idx ldb, int trans, idx K, idx N, uint32_t *dst);
+/**
+ * C (M, pb->N) = alpha A pb + beta C on one thread (tid's scratch; hw: k_bf16_hardware()), A (M, pb->K) row-major
+ * with row stride lda, rounded to bf16 pairs per call: gemm_packed on bf16 operands.
+ */
+void gemm_bf16_packed(int tid, int hw, const float *A, idx lda, idx M, const bf16_packed_b *pb, float alpha, float beta,
+                      float *C, idx ldc);
 /** k_gemm_bf16 on the calling thread (tid's scratch): for a task that already runs on the pool. */
 void gemm_bf16_thread(int tid, int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda,
                       const float *B, idx ldb, float beta, float *C, idx ldc);
@@ -421,6 +437,10 @@ void bf16_backward_rows(int tid, const bf16_rows_args *f, idx rows, const float 
 #define k_lstm_backward ROAF_SUFFIX(k_lstm_backward)
 #define k_gru_forward ROAF_SUFFIX(k_gru_forward)
 #define k_gru_backward ROAF_SUFFIX(k_gru_backward)
+#define k_lstm_forward_bf16 ROAF_SUFFIX(k_lstm_forward_bf16)
+#define k_lstm_backward_bf16 ROAF_SUFFIX(k_lstm_backward_bf16)
+#define k_gru_forward_bf16 ROAF_SUFFIX(k_gru_forward_bf16)
+#define k_gru_backward_bf16 ROAF_SUFFIX(k_gru_backward_bf16)
 #define k_adam_update ROAF_SUFFIX(k_adam_update)
 #define k_sgd_update ROAF_SUFFIX(k_sgd_update)
 #define k_fma_peak ROAF_SUFFIX(k_fma_peak)
@@ -463,6 +483,16 @@ void k_gru_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx,
 void k_gru_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
                     const float *gates, const float *hn, float *ghs, float *gGates, float *gHn, float *gWx, float *gWh,
                     float *gbx, float *gbh, float *gxs, int lastStepOnly);
+void k_lstm_forward_bf16(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *b,
+                         float *hs, float *cs, float *gates);
+void k_lstm_backward_bf16(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                          const float *hs, const float *cs, const float *gates, float *ghs, float *gGates, float *gWx,
+                          float *gWh, float *gb, float *gxs, int lastStepOnly);
+void k_gru_forward_bf16(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *bx,
+                        const float *bh, float *hs, float *gates, float *hn);
+void k_gru_backward_bf16(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
+                         const float *gates, const float *hn, float *ghs, float *gGates, float *gHn, float *gWx,
+                         float *gWh, float *gbx, float *gbh, float *gxs, int lastStepOnly);
 // qr.c
 void k_orthogonal_from_qr(idx count, idx N, int signFix, double *a, double *q);
 // optimizers.c

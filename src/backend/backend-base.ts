@@ -429,12 +429,38 @@ export abstract class BackendBase implements Backend {
     this.cellBackward((g) => this.gemmBf16(g), args);
   }
 
+  // ---- the LSTM and GRU with bf16 products (--precision bf16, docs/precision.md) ----
+
+  lstmForwardBf16(args: LstmForwardArgs): void {
+    this.lstmForwardOn((g) => this.gemmBf16(g), args);
+  }
+
+  lstmBackwardBf16(args: LstmBackwardArgs): void {
+    this.lstmBackwardOn((g) => this.gemmBf16(g), args);
+  }
+
+  gruForwardBf16(args: GruForwardArgs): void {
+    this.gruForwardOn((g) => this.gemmBf16(g), args);
+  }
+
+  gruBackwardBf16(args: GruBackwardArgs): void {
+    this.gruBackwardOn((g) => this.gemmBf16(g), args);
+  }
+
   // ---- LSTM over a whole sequence ----
 
-  lstmForward({ T, B, D, N, xs, Wx, Wh, b, hs, cs, gates }: LstmForwardArgs): void {
+  lstmForward(args: LstmForwardArgs): void {
+    this.lstmForwardOn((g) => this.gemm(g), args);
+  }
+
+  /** The LSTM forward with its products on `gemm` (this.gemm, or this.gemmBf16 for lstmForwardBf16). */
+  private lstmForwardOn(
+    gemm: (args: GemmArgs) => void,
+    { T, B, D, N, xs, Wx, Wh, b, hs, cs, gates }: LstmForwardArgs,
+  ): void {
     const G = 4 * N;
     // The input side of every step at once: gates = xs Wxᵀ + b, (T·B, 4N).
-    this.gemm({
+    gemm({
       transA: false,
       transB: true,
       M: T * B,
@@ -453,7 +479,7 @@ export abstract class BackendBase implements Backend {
     for (let t = 0; t < T; t++) {
       const hPrev = hs.subarray(t * B * N, (t + 1) * B * N);
       const g = gates.subarray(t * B * G, (t + 1) * B * G);
-      this.gemm({
+      gemm({
         transA: false,
         transB: true,
         M: B,
@@ -489,25 +515,15 @@ export abstract class BackendBase implements Backend {
     }
   }
 
-  lstmBackward({
-    T,
-    B,
-    D,
-    N,
-    xs,
-    Wx,
-    Wh,
-    hs,
-    cs,
-    gates,
-    ghs,
-    gGates,
-    gWx,
-    gWh,
-    gb,
-    gxs,
-    lastStepOnly,
-  }: LstmBackwardArgs): void {
+  lstmBackward(args: LstmBackwardArgs): void {
+    this.lstmBackwardOn((g) => this.gemm(g), args);
+  }
+
+  /** The LSTM backward with its products on `gemm` (this.gemm, or this.gemmBf16 for lstmBackwardBf16). */
+  private lstmBackwardOn(
+    gemm: (args: GemmArgs) => void,
+    { T, B, D, N, xs, Wx, Wh, hs, cs, gates, ghs, gGates, gWx, gWh, gb, gxs, lastStepOnly }: LstmBackwardArgs,
+  ): void {
     const G = 4 * N;
     const gc = this.scratch('lstmBackward.gc', this.workDType(dtypeOf(xs)), B * N); // ∂loss/∂c_{t+1}, carried backwards
     gc.fill(0);
@@ -536,7 +552,7 @@ export abstract class BackendBase implements Backend {
       if (t > 0) {
         const ghPrev = ghs.subarray((t - 1) * B * N, t * B * N);
         const keep = lastStepOnly ? 0 : 1;
-        this.gemm({
+        gemm({
           transA: false,
           transB: false,
           M: B,
@@ -554,7 +570,7 @@ export abstract class BackendBase implements Backend {
       }
     }
     const rows = T * B;
-    this.gemm({
+    gemm({
       transA: true,
       transB: false,
       M: G,
@@ -569,7 +585,7 @@ export abstract class BackendBase implements Backend {
       C: gWh,
       ldc: N,
     });
-    this.gemm({
+    gemm({
       transA: true,
       transB: false,
       M: G,
@@ -586,7 +602,7 @@ export abstract class BackendBase implements Backend {
     });
     this.sumRows(rows, G, gGates, gb);
     if (gxs !== null) {
-      this.gemm({
+      gemm({
         transA: false,
         transB: false,
         M: rows,
@@ -606,9 +622,17 @@ export abstract class BackendBase implements Backend {
 
   // ---- GRU over a whole sequence ----
 
-  gruForward({ T, B, D, N, xs, Wx, Wh, bx, bh, hs, gates, hn }: GruForwardArgs): void {
+  gruForward(args: GruForwardArgs): void {
+    this.gruForwardOn((g) => this.gemm(g), args);
+  }
+
+  /** The GRU forward with its products on `gemm` (this.gemm, or this.gemmBf16 for gruForwardBf16). */
+  private gruForwardOn(
+    gemm: (args: GemmArgs) => void,
+    { T, B, D, N, xs, Wx, Wh, bx, bh, hs, gates, hn }: GruForwardArgs,
+  ): void {
     const G = 3 * N;
-    this.gemm({
+    gemm({
       transA: false,
       transB: true,
       M: T * B,
@@ -629,7 +653,7 @@ export abstract class BackendBase implements Backend {
     for (let t = 0; t < T; t++) {
       const hPrev = hs.subarray(t * B * N, (t + 1) * B * N);
       const g = gates.subarray(t * B * G, (t + 1) * B * G);
-      this.gemm({
+      gemm({
         transA: false,
         transB: true,
         M: B,
@@ -663,27 +687,15 @@ export abstract class BackendBase implements Backend {
     }
   }
 
-  gruBackward({
-    T,
-    B,
-    D,
-    N,
-    xs,
-    Wx,
-    Wh,
-    hs,
-    gates,
-    hn,
-    ghs,
-    gGates,
-    gHn,
-    gWx,
-    gWh,
-    gbx,
-    gbh,
-    gxs,
-    lastStepOnly,
-  }: GruBackwardArgs): void {
+  gruBackward(args: GruBackwardArgs): void {
+    this.gruBackwardOn((g) => this.gemm(g), args);
+  }
+
+  /** The GRU backward with its products on `gemm` (this.gemm, or this.gemmBf16 for gruBackwardBf16). */
+  private gruBackwardOn(
+    gemm: (args: GemmArgs) => void,
+    { T, B, D, N, xs, Wx, Wh, hs, gates, hn, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs, lastStepOnly }: GruBackwardArgs,
+  ): void {
     const G = 3 * N;
     const work = this.workDType(dtypeOf(xs));
     // gGates holds the gradients of the input-side pre-activations [r, z, n]; the recurrent side differs
@@ -715,7 +727,7 @@ export abstract class BackendBase implements Backend {
       if (t > 0) {
         const ghPrev = ghs.subarray((t - 1) * B * N, t * B * N);
         const keep = lastStepOnly ? 0 : 1;
-        this.gemm({
+        gemm({
           transA: false,
           transB: false,
           M: B,
@@ -744,7 +756,7 @@ export abstract class BackendBase implements Backend {
       for (let j = 0; j < 2 * N; j++) recurrent[i * G + j] = gGates[i * G + j]!;
       for (let j = 0; j < N; j++) recurrent[i * G + 2 * N + j] = gHn[i * N + j]!;
     }
-    this.gemm({
+    gemm({
       transA: true,
       transB: false,
       M: G,
@@ -760,7 +772,7 @@ export abstract class BackendBase implements Backend {
       ldc: N,
     });
     this.sumRows(rows, G, recurrent, gbh);
-    this.gemm({
+    gemm({
       transA: true,
       transB: false,
       M: G,
@@ -777,7 +789,7 @@ export abstract class BackendBase implements Backend {
     });
     this.sumRows(rows, G, gGates, gbx);
     if (gxs !== null) {
-      this.gemm({
+      gemm({
         transA: false,
         transB: false,
         M: rows,

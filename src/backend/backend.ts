@@ -563,6 +563,18 @@ export interface FusedKernels {
   gruForward(args: GruForwardArgs): void;
   /** Backpropagation through time for the GRU. */
   gruBackward(args: GruBackwardArgs): void;
+  /**
+   * lstmForward with bf16 products (`--precision bf16`, docs/precision.md): the input and recurrent products on
+   * operands rounded to bf16 with float32 sums; the gates, the cell state and the hidden state in float32. Its
+   * default is lstmForward's on gemmBf16; the native backend fuses it (Wh packed once per call).
+   */
+  lstmForwardBf16(args: LstmForwardArgs): void;
+  /** lstmBackward with bf16 products (the recurrent product and the weight gradients), as lstmForwardBf16. */
+  lstmBackwardBf16(args: LstmBackwardArgs): void;
+  /** gruForward with bf16 products, as lstmForwardBf16. */
+  gruForwardBf16(args: GruForwardArgs): void;
+  /** gruBackward with bf16 products, as lstmForwardBf16. */
+  gruBackwardBf16(args: GruBackwardArgs): void;
   /** Q of the Householder QR of many matrices, for building the dense filters (see OrthogonalFromQrArgs). */
   orthogonalFromQr(args: OrthogonalFromQrArgs): void;
 }

@@ -217,6 +217,81 @@ const ROAF_CELL_BACKWARD_ARGS = [
   bool('lastStepOnly'),
 ] as const;
 
+/** The arguments of the LSTM forward (float32 and bf16 products). */
+const LSTM_FORWARD_ARGS = [
+  size('T'),
+  size('B'),
+  size('D'),
+  size('N'),
+  floats('xs', 'T*B*D'),
+  floats('Wx', '4*N*D'),
+  floats('Wh', '4*N*N'),
+  floats('b', '4*N'),
+  floats('hs', '(T+1)*B*N'),
+  floats('cs', '(T+1)*B*N'),
+  floats('gates', 'T*B*4*N'),
+] as const;
+
+/** The arguments of the LSTM backward (float32 and bf16 products). */
+const LSTM_BACKWARD_ARGS = [
+  size('T'),
+  size('B'),
+  size('D'),
+  size('N'),
+  floats('xs', 'T*B*D'),
+  floats('Wx', '4*N*D'),
+  floats('Wh', '4*N*N'),
+  floats('hs', '(T+1)*B*N'),
+  floats('cs', '(T+1)*B*N'),
+  floats('gates', 'T*B*4*N'),
+  floats('ghs', 'T*B*N'),
+  floats('gGates', 'T*B*4*N'),
+  floats('gWx', '4*N*D'),
+  floats('gWh', '4*N*N'),
+  floats('gb', '4*N'),
+  optFloats('gxs', 'T*B*D'),
+  bool('lastStepOnly'),
+] as const;
+
+/** The arguments of the GRU forward (float32 and bf16 products). */
+const GRU_FORWARD_ARGS = [
+  size('T'),
+  size('B'),
+  size('D'),
+  size('N'),
+  floats('xs', 'T*B*D'),
+  floats('Wx', '3*N*D'),
+  floats('Wh', '3*N*N'),
+  floats('bx', '3*N'),
+  floats('bh', '3*N'),
+  floats('hs', '(T+1)*B*N'),
+  floats('gates', 'T*B*3*N'),
+  floats('hn', 'T*B*N'),
+] as const;
+
+/** The arguments of the GRU backward (float32 and bf16 products). */
+const GRU_BACKWARD_ARGS = [
+  size('T'),
+  size('B'),
+  size('D'),
+  size('N'),
+  floats('xs', 'T*B*D'),
+  floats('Wx', '3*N*D'),
+  floats('Wh', '3*N*N'),
+  floats('hs', '(T+1)*B*N'),
+  floats('gates', 'T*B*3*N'),
+  floats('hn', 'T*B*N'),
+  floats('ghs', 'T*B*N'),
+  floats('gGates', 'T*B*3*N'),
+  floats('gHn', 'T*B*N'),
+  floats('gWx', '3*N*D'),
+  floats('gWh', '3*N*N'),
+  floats('gbx', '3*N'),
+  floats('gbh', '3*N'),
+  optFloats('gxs', 'T*B*D'),
+  bool('lastStepOnly'),
+] as const;
+
 export const KERNEL_TABLE = {
   // ---- core: dense linear algebra and row ops ----
   gemm: { object: true, returns: 'void', args: GEMM_ARGS },
@@ -278,89 +353,15 @@ export const KERNEL_TABLE = {
   roafCellBackwardBf16: { object: true, returns: 'void', args: ROAF_CELL_BACKWARD_ARGS },
 
   // ---- fused: LSTM and GRU ----
-  lstmForward: {
-    object: true,
-    returns: 'void',
-    args: [
-      size('T'),
-      size('B'),
-      size('D'),
-      size('N'),
-      floats('xs', 'T*B*D'),
-      floats('Wx', '4*N*D'),
-      floats('Wh', '4*N*N'),
-      floats('b', '4*N'),
-      floats('hs', '(T+1)*B*N'),
-      floats('cs', '(T+1)*B*N'),
-      floats('gates', 'T*B*4*N'),
-    ],
-  },
-  lstmBackward: {
-    object: true,
-    returns: 'void',
-    args: [
-      size('T'),
-      size('B'),
-      size('D'),
-      size('N'),
-      floats('xs', 'T*B*D'),
-      floats('Wx', '4*N*D'),
-      floats('Wh', '4*N*N'),
-      floats('hs', '(T+1)*B*N'),
-      floats('cs', '(T+1)*B*N'),
-      floats('gates', 'T*B*4*N'),
-      floats('ghs', 'T*B*N'),
-      floats('gGates', 'T*B*4*N'),
-      floats('gWx', '4*N*D'),
-      floats('gWh', '4*N*N'),
-      floats('gb', '4*N'),
-      optFloats('gxs', 'T*B*D'),
-      bool('lastStepOnly'),
-    ],
-  },
-  gruForward: {
-    object: true,
-    returns: 'void',
-    args: [
-      size('T'),
-      size('B'),
-      size('D'),
-      size('N'),
-      floats('xs', 'T*B*D'),
-      floats('Wx', '3*N*D'),
-      floats('Wh', '3*N*N'),
-      floats('bx', '3*N'),
-      floats('bh', '3*N'),
-      floats('hs', '(T+1)*B*N'),
-      floats('gates', 'T*B*3*N'),
-      floats('hn', 'T*B*N'),
-    ],
-  },
-  gruBackward: {
-    object: true,
-    returns: 'void',
-    args: [
-      size('T'),
-      size('B'),
-      size('D'),
-      size('N'),
-      floats('xs', 'T*B*D'),
-      floats('Wx', '3*N*D'),
-      floats('Wh', '3*N*N'),
-      floats('hs', '(T+1)*B*N'),
-      floats('gates', 'T*B*3*N'),
-      floats('hn', 'T*B*N'),
-      floats('ghs', 'T*B*N'),
-      floats('gGates', 'T*B*3*N'),
-      floats('gHn', 'T*B*N'),
-      floats('gWx', '3*N*D'),
-      floats('gWh', '3*N*N'),
-      floats('gbx', '3*N'),
-      floats('gbh', '3*N'),
-      optFloats('gxs', 'T*B*D'),
-      bool('lastStepOnly'),
-    ],
-  },
+  lstmForward: { object: true, returns: 'void', args: LSTM_FORWARD_ARGS },
+  lstmBackward: { object: true, returns: 'void', args: LSTM_BACKWARD_ARGS },
+  gruForward: { object: true, returns: 'void', args: GRU_FORWARD_ARGS },
+  gruBackward: { object: true, returns: 'void', args: GRU_BACKWARD_ARGS },
+  // The LSTM and GRU with bf16 products (docs/precision.md): the same arguments as the float32 kernels.
+  lstmForwardBf16: { object: true, returns: 'void', args: LSTM_FORWARD_ARGS },
+  lstmBackwardBf16: { object: true, returns: 'void', args: LSTM_BACKWARD_ARGS },
+  gruForwardBf16: { object: true, returns: 'void', args: GRU_FORWARD_ARGS },
+  gruBackwardBf16: { object: true, returns: 'void', args: GRU_BACKWARD_ARGS },
 
   // ---- core: losses ----
   softmaxCrossEntropy: {
