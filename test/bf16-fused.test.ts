@@ -553,6 +553,316 @@ describe('the native fused bf16 ROAF stack against the reference bf16 arithmetic
   }
 });
 
+// ---- LSTM and GRU ----
+
+const ACT_ERROR = 16 * U32; // the vector sigmoid and tanh of simd.h: within a few float32 ulps, |value| <= 1
+
+interface Gated {
+  kind: 'lstm' | 'gru';
+  T: number;
+  B: number;
+  D: number;
+  N: number;
+}
+
+const GATED: Gated[] = [
+  { kind: 'lstm', T: 4, B: 11, D: 3, N: 21 },
+  { kind: 'lstm', T: 3, B: 9, D: 1, N: 40 },
+  { kind: 'gru', T: 4, B: 11, D: 3, N: 21 },
+  { kind: 'gru', T: 3, B: 9, D: 1, N: 40 },
+];
+
+/** |value| of every element of a float64 array. */
+const mags = (x: ArrayLike<number>): Float64Array => abs64(x);
+
+/**
+ * The fused bf16 LSTM or GRU: every forward step against the reference's one-step bf16 forward in float64 from
+ * the kernel's own h_{t-1} (and c_{t-1}), within the float32 sums' bound of each pre-activation carried through
+ * the gates (sigmoid' <= 1/4, tanh' <= 1; the products of gates with their float32 roundings); the backward's
+ * products on the kernel's own gate gradients (∂loss/∂h_{t-1} = its loss term + the gate gradients Wh (+ the
+ * GRU's z term), every weight gradient, the bias sums) within the bounds of one product; lastStepOnly bit for
+ * bit against zeros before the last step. The gate gradients themselves are elementwise float32 work on a
+ * carried state (the LSTM's ∂loss/∂c) that test/bf16.test.ts compares with the reference at a tolerance.
+ */
+function checkGated(c: Gated, rng: Random, label: string): void {
+  const { T, B, D, N } = c;
+  const k = c.kind === 'lstm' ? 4 : 3;
+  const G = k * N;
+  const step = B * N;
+  const xs = randomArray(rng, T * B * D);
+  const Wx = randomArray(rng, G * D, 1 / Math.sqrt(D));
+  const Wh = randomArray(rng, G * N, 1.5 / Math.sqrt(N));
+  const b = randomArray(rng, G, 0.1);
+  const bh = randomArray(rng, G, 0.1);
+  const loss = randomArray(rng, T * step, 0.1);
+  const gWx0 = randomArray(rng, G * D);
+  const gWh0 = randomArray(rng, G * N);
+  const gb0 = randomArray(rng, G);
+  const gbh0 = randomArray(rng, G);
+  const h0 = randomArray(rng, step, 0.5);
+  const c0 = randomArray(rng, step, 0.5);
+  const run = (ghsIn: Float32Array, lastStepOnly: boolean) => {
+    const hs = new Float32Array((T + 1) * step);
+    hs.set(h0);
+    const cs = new Float32Array((T + 1) * step);
+    cs.set(c0);
+    const gates = new Float32Array(T * B * G).fill(NaN);
+    const hn = new Float32Array(T * step).fill(NaN);
+    const o = {
+      ghs: ghsIn.slice(),
+      gGates: new Float32Array(T * B * G).fill(NaN),
+      gHn: new Float32Array(T * step).fill(NaN),
+      gWx: gWx0.slice(),
+      gWh: gWh0.slice(),
+      gb: gb0.slice(),
+      gbh: gbh0.slice(),
+      gxs: new Float32Array(T * B * D).fill(NaN),
+    };
+    if (c.kind === 'lstm') {
+      native!.lstmForwardBf16({ T, B, D, N, xs, Wx, Wh, b, hs, cs, gates });
+      native!.lstmBackwardBf16({
+        ...{ T, B, D, N, xs, Wx, Wh, hs, cs, gates, ghs: o.ghs, gGates: o.gGates },
+        ...{ gWx: o.gWx, gWh: o.gWh, gb: o.gb, gxs: o.gxs, lastStepOnly },
+      });
+    } else {
+      native!.gruForwardBf16({ T, B, D, N, xs, Wx, Wh, bx: b, bh, hs, gates, hn });
+      native!.gruBackwardBf16({
+        ...{ T, B, D, N, xs, Wx, Wh, hs, gates, hn, ghs: o.ghs, gGates: o.gGates, gHn: o.gHn },
+        ...{ gWx: o.gWx, gWh: o.gWh, gbx: o.gb, gbh: o.gbh, gxs: o.gxs, lastStepOnly },
+      });
+    }
+    return { hs, cs, gates, hn, ...o };
+  };
+  const r = run(loss, false);
+  // The forward, step by step.
+  for (let t = 0; t < T; t++) {
+    const h = r.hs.subarray(t * step, (t + 1) * step);
+    const xt = xs.subarray(t * B * D, (t + 1) * B * D);
+    const Sx = product(false, true, B, G, D, mags(xt), mags(Wx));
+    const Sh = product(false, true, B, G, N, mags(h), mags(Wh));
+    const hs = new Float64Array(2 * step);
+    hs.set(h);
+    const gates = new Float64Array(B * G);
+    const one = { T: 1, B, D, N, xs: f64(xt), Wx: f64(Wx), Wh: f64(Wh) };
+    const boundGates = new Float64Array(B * G);
+    const boundH = new Float64Array(step);
+    const got = r.gates.subarray(t * B * G, (t + 1) * B * G);
+    const dz = (row: number, col: number, bias: number): number =>
+      gamma(D) * Sx[row * G + col]! +
+      gamma(N) * Sh[row * G + col]! +
+      4 * U32 * (Sx[row * G + col]! + Sh[row * G + col]! + bias);
+    if (c.kind === 'lstm') {
+      const cs = new Float64Array(2 * step);
+      cs.set(r.cs.subarray(t * step, (t + 1) * step));
+      referenceBackend.lstmForwardBf16({ ...one, b: f64(b), hs, cs, gates });
+      const boundC = new Float64Array(step);
+      for (let row = 0; row < B; row++) {
+        for (let j = 0; j < N; j++) {
+          const e = row * N + j;
+          const at = (q: number): number => gates[row * G + q * N + j]!;
+          const d = [0, 1, 2, 3].map(
+            (q) => dz(row, q * N + j, Math.abs(b[q * N + j]!)) * (q === 2 ? 1 : 0.25) + ACT_ERROR,
+          );
+          d.forEach((v, q) => (boundGates[row * G + q * N + j] = v));
+          const cPrev = Math.abs(cs[e]!);
+          boundC[e] =
+            d[1]! * cPrev +
+            d[0]! * Math.abs(at(2)) +
+            Math.abs(at(0)) * d[2]! +
+            4 * U32 * (Math.abs(at(1)) * cPrev + Math.abs(at(0) * at(2)));
+          boundH[e] =
+            d[3]! * Math.abs(Math.tanh(cs[step + e]!)) +
+            Math.abs(at(3)) * (boundC[e] + ACT_ERROR) +
+            2 * U32 * Math.abs(hs[step + e]!);
+        }
+      }
+      within(
+        `${label} step ${t}: c`,
+        r.cs.subarray((t + 1) * step, (t + 2) * step),
+        cs.subarray(step),
+        boundC.map((v) => v * 1.01),
+      );
+    } else {
+      const hn = new Float64Array(step);
+      referenceBackend.gruForwardBf16({ ...one, bx: f64(b), bh: f64(bh), hs, gates, hn });
+      const boundHn = new Float64Array(step);
+      for (let row = 0; row < B; row++) {
+        for (let j = 0; j < N; j++) {
+          const e = row * N + j;
+          const at = (q: number): number => gates[row * G + q * N + j]!;
+          const gx = (q: number): number =>
+            gamma(D) * Sx[row * G + q * N + j]! + 2 * U32 * (Sx[row * G + q * N + j]! + Math.abs(b[q * N + j]!));
+          const dP = (q: number): number => (gamma(N) + U32) * Sh[row * G + q * N + j]!;
+          const pre = (q: number): number =>
+            gx(q) +
+            dP(q) +
+            3 *
+              U32 *
+              (Sx[row * G + q * N + j]! +
+                Math.abs(b[q * N + j]!) +
+                Sh[row * G + q * N + j]! +
+                Math.abs(bh[q * N + j]!));
+          const dR = pre(0) / 4 + ACT_ERROR;
+          const dZ = pre(1) / 4 + ACT_ERROR;
+          boundHn[e] = dP(2) + 2 * U32 * (Sh[row * G + 2 * N + j]! + Math.abs(bh[2 * N + j]!));
+          const hnj = Math.abs(hn[e]!);
+          const dN =
+            gx(2) +
+            dR * hnj +
+            Math.abs(at(0)) * boundHn[e] +
+            3 * U32 * (Sx[row * G + 2 * N + j]! + Math.abs(b[2 * N + j]!) + Math.abs(at(0)) * hnj) +
+            ACT_ERROR;
+          boundGates[row * G + j] = dR;
+          boundGates[row * G + N + j] = dZ;
+          boundGates[row * G + 2 * N + j] = dN;
+          const hp = h[e]!;
+          boundH[e] =
+            dZ * Math.abs(hp - at(2)) +
+            Math.abs(1 - at(1)) * dN +
+            4 * U32 * (Math.abs(at(1) * (hp - at(2))) + Math.abs(at(2)) + Math.abs(hp));
+        }
+      }
+      within(
+        `${label} step ${t}: hn`,
+        r.hn.subarray(t * step, (t + 1) * step),
+        hn,
+        boundHn.map((v) => v * 1.01),
+      );
+    }
+    within(
+      `${label} step ${t}: gates`,
+      got,
+      gates,
+      boundGates.map((v) => v * 1.01),
+    );
+    within(
+      `${label} step ${t}: h`,
+      r.hs.subarray((t + 1) * step, (t + 2) * step),
+      hs.subarray(step),
+      boundH.map((v) => v * 1.01),
+    );
+  }
+  // The backward's products on the kernel's own gate gradients.
+  const rows = T * B;
+  const recurrent = new Float32Array(rows * G); // the A operand of the recurrent product, (T·B, G)
+  for (let i = 0; i < rows; i++)
+    for (let q = 0; q < G; q++)
+      recurrent[i * G + q] = c.kind === 'gru' && q >= 2 * N ? r.gHn[i * N + q - 2 * N]! : r.gGates[i * G + q]!;
+  for (let t = T - 1; t > 0; t--) {
+    const A = recurrent.subarray(t * B * G, (t + 1) * B * G);
+    const flow = product(false, false, B, N, G, f64(A), f64(Wh));
+    const S = product(false, false, B, N, G, mags(A), mags(Wh));
+    const want = new Float64Array(step);
+    const bound = new Float64Array(step);
+    for (let e = 0; e < step; e++) {
+      const lossTerm = loss[(t - 1) * step + e]!;
+      // GRU: ∂loss/∂h_{t-1} also gets gh_t ⊙ z_t, formed first (one rounding, or one fused multiply-add)
+      const zTerm =
+        c.kind === 'gru' ? r.ghs[t * step + e]! * r.gates[t * B * G + Math.floor(e / N) * G + N + (e % N)]! : 0;
+      want[e] = lossTerm + zTerm + flow[e]!;
+      bound[e] = gamma(G) * S[e]! + 4 * U32 * (Math.abs(lossTerm) + Math.abs(zTerm) + S[e]!);
+    }
+    within(`${label}: ∂loss/∂h_${t - 1}`, r.ghs.subarray((t - 1) * step, t * step), want, bound);
+  }
+  const check = (
+    name: string,
+    got: ArrayLike<number>,
+    initial: ArrayLike<number> | null,
+    C: Float64Array,
+    S: Float64Array,
+    K: number,
+  ): void => {
+    const want = new Float64Array(C.length);
+    const bound = new Float64Array(C.length);
+    for (let i = 0; i < C.length; i++) {
+      const c0 = initial === null ? 0 : initial[i]!;
+      want[i] = c0 + C[i]!;
+      bound[i] = gamma(K) * S[i]! + 2 * U32 * (S[i]! + Math.abs(c0));
+    }
+    within(`${label}: ${name}`, got, want, bound);
+  };
+  const hsRows = f64(r.hs.subarray(0, rows * N));
+  const gGates = f64(r.gGates);
+  check(
+    'gWh',
+    r.gWh,
+    gWh0,
+    product(true, false, G, N, rows, f64(recurrent), hsRows),
+    product(true, false, G, N, rows, mags(recurrent), mags(hsRows)),
+    rows,
+  );
+  check(
+    'gWx',
+    r.gWx,
+    gWx0,
+    product(true, false, G, D, rows, gGates, f64(xs)),
+    product(true, false, G, D, rows, mags(gGates), mags(xs)),
+    rows,
+  );
+  check(
+    'gxs',
+    r.gxs,
+    null,
+    product(false, false, rows, D, G, gGates, f64(Wx)),
+    product(false, false, rows, D, G, mags(gGates), mags(Wx)),
+    G,
+  );
+  const sums = (x: ArrayLike<number>, initial: ArrayLike<number>, name: string, got: ArrayLike<number>) => {
+    const C = new Float64Array(G);
+    const S = new Float64Array(G);
+    for (let i = 0; i < rows * G; i++) {
+      C[i % G] = C[i % G]! + x[i]!;
+      S[i % G] = S[i % G]! + Math.abs(x[i]!);
+    }
+    check(name, got, initial, C, S, rows);
+  };
+  sums(r.gGates, gb0, c.kind === 'lstm' ? 'gb' : 'gbx', r.gb);
+  if (c.kind === 'gru') sums(recurrent, gbh0, 'gbh', r.gbh);
+  // lastStepOnly: bit for bit the backward with zeros before the last step.
+  const last = new Float32Array(T * step).fill(NaN);
+  last.set(loss.subarray((T - 1) * step), (T - 1) * step);
+  const zeros = new Float32Array(T * step);
+  zeros.set(loss.subarray((T - 1) * step), (T - 1) * step);
+  const a = run(last, true);
+  const z = run(zeros, false);
+  const outputs: ('gGates' | 'gWx' | 'gWh' | 'gb' | 'gbh' | 'gxs' | 'gHn')[] = [
+    'gGates',
+    'gWx',
+    'gWh',
+    'gb',
+    'gbh',
+    'gxs',
+  ];
+  if (c.kind === 'gru') outputs.push('gHn');
+  for (const name of outputs) {
+    a[name].forEach((v, i) => {
+      if (v !== z[name][i]) assert.fail(`${label} lastStepOnly: ${name}[${i}] ${v} vs ${z[name][i]}`);
+    });
+  }
+}
+
+describe('the native fused bf16 LSTM and GRU against the reference bf16 arithmetic, step by step', () => {
+  const isas: NativeIsa[] = info?.available ?? [];
+  const oldThreshold = native === null ? 0 : setNativeParallelThreshold(0);
+  after(() => {
+    if (native === null) return;
+    setNativeIsa(info!.isa);
+    setNativeThreads(info!.threads);
+    setNativeParallelThreshold(oldThreshold);
+  });
+  for (const isa of isas.length > 0 ? isas : (['avx512'] as NativeIsa[])) {
+    for (const threads of [1, 2]) {
+      it(`${isa}, ${threads} thread${threads > 1 ? 's' : ''}`, { skip: nativeSkip }, () => {
+        setNativeIsa(isa);
+        setNativeThreads(threads);
+        setNativeParallelThreshold(0);
+        const rng = new Random(31);
+        for (const c of GATED) checkGated(c, rng, `${c.kind} T=${c.T} B=${c.B} D=${c.D} N=${c.N}`);
+      });
+    }
+  }
+});
+
 describe('the benchmark product with B packed once (bench/gemm.ts)', () => {
   after(() => {
     if (native !== null) setNativeIsa(info!.isa);
