@@ -5,14 +5,23 @@
 // thread: fma_peak in native/, see docs/native.md), which bounds what any single-thread product can reach, and
 // the same loop on both threads at once, which bounds a two-thread product (below 2 x one thread's where the
 // two virtual cores share hardware): a two-thread line quotes its share of both. When the CPU has AVX512_BF16, also the bf16 product (gemmBf16: bf16 operands, float32 sums; its samples
-// interleaved with float32's) and its speed as a ratio to float32's on the same thread count.
+// interleaved with float32's) and its speed as a ratio to float32's on the same thread count. Last, on one
+// thread, the products with the weight operand B packed once for many products (as the fused kernels pack
+// their weights once per call, and the bf16 cell rounds only its h rows per step): float32 and bf16, 256³ and
+// 512³, and their ratio (the issue's bf16 figure at 256³ is this one).
 //
 //   npm run build && node dist/bench/gemm.js [--isa avx512|avx2|portable] [--repeats 15] [--no-bf16]
 
 import { parseArgs } from 'node:util';
 
 import { loadBackend, nativeInfo, nativeLoadError, setNativeThreads } from '../src/index.js';
-import { nativeFmaPeak, nativeFmaPeakAllThreads, setNativeIsa, type NativeIsa } from '../src/backend/native.js';
+import {
+  nativeFmaPeak,
+  nativeFmaPeakAllThreads,
+  nativeGemmPackedOnce,
+  setNativeIsa,
+  type NativeIsa,
+} from '../src/backend/native.js';
 import { bf16Round } from '../src/backend/bf16.js';
 import { Random } from '../src/util/random.js';
 
@@ -121,5 +130,52 @@ for (const n of [256, 512, 1024]) {
       );
     }
   });
+}
+
+// The weight operand packed once (one thread): float32 and bf16 samples interleaved.
+setNativeThreads(1);
+console.log(`C = A B with B packed once for all products, one thread${bf16 ? ', float32 and bf16' : ''}`);
+for (const n of [256, 512]) {
+  const A = Float32Array.from({ length: n * n }, () => rng.normal());
+  const B = Float32Array.from({ length: n * n }, () => rng.normal());
+  const C = new Float32Array(n * n);
+  const flops = 2 * n * n * n;
+  const inner = Math.max(1, Math.round(2e9 / flops / 4));
+  const kinds = bf16 ? [false, true] : [false];
+  for (const useBf16 of kinds) {
+    C.fill(NaN);
+    nativeGemmPackedOnce(useBf16, n, n, n, A, B, C, 1);
+    for (let s = 0; s < 20; s++) {
+      const i = rng.int(n);
+      const j = rng.int(n);
+      let want = 0;
+      for (let k = 0; k < n; k++) {
+        const a = A[i * n + k]!;
+        const b = B[k * n + j]!;
+        want += useBf16 ? bf16Round(a) * bf16Round(b) : a * b;
+      }
+      if (!(Math.abs(C[i * n + j]! - want) <= 1e-4 * Math.sqrt(n) * 4))
+        throw new Error(`packed-once ${useBf16 ? 'bf16' : 'float32'} ${n}: wrong result at (${i}, ${j})`);
+    }
+  }
+  const samples = kinds.map(() => [] as number[]);
+  for (let r = 0; r < repeats + 1; r++) {
+    kinds.forEach((useBf16, v) => {
+      nativeGemmPackedOnce(useBf16, n, n, n, A, B, C, Math.max(1, inner >> 2));
+      const t0 = process.hrtime.bigint();
+      nativeGemmPackedOnce(useBf16, n, n, n, A, B, C, inner);
+      if (r > 0) samples[v]!.push(Number(process.hrtime.bigint() - t0) / 1e9 / inner);
+    });
+  }
+  const gflops = samples.map((s) => flops / median(s) / 1e9);
+  const share = (100 * gflops[0]!) / peak;
+  console.log(
+    `packed-once float32 ${n}x${n}x${n} threads=1: ${gflops[0]!.toFixed(1)} GFLOPS (${share.toFixed(0)} % of peak)`,
+  );
+  if (bf16) {
+    console.log(
+      `packed-once bf16 ${n}x${n}x${n} threads=1: ${gflops[1]!.toFixed(1)} GFLOPS (${(gflops[1]! / gflops[0]!).toFixed(2)}x packed-once float32)`,
+    );
+  }
 }
 setNativeThreads(info.threads);

@@ -73,6 +73,8 @@ typedef struct {
                     idx ldb, float beta, float *C, idx ldc);
   /** 1 when gemm_bf16 runs AVX512_BF16's vdpbf16ps on this CPU, 0 when it runs the portable C arithmetic. */
   int (*bf16_hardware)(void);
+  /** Benchmark support: `repeats` products C = A B on one thread with B packed once, float32 or bf16 operands. */
+  void (*gemm_packed_once)(int bf16, idx M, idx N, idx K, const float *A, const float *B, float *C, idx repeats);
   void (*add_row_vector)(idx rows, idx n, float *y, const float *bias);
   void (*sum_rows)(idx rows, idx n, const float *x, float *out);
   void (*tanh)(idx n, const float *x, float *out);
@@ -91,11 +93,24 @@ typedef struct {
                            const float *bs, float *xs, float *as);
   void (*roaf_mlp_backward)(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
                             const float *xs, const float *as, float *gy, float *gWs, float *gbs, double *gradSquares);
+  /** The stack on bf16 products (W x, gz W, the weight gradients), everything else float32 (docs/precision.md). */
+  void (*roaf_mlp_forward_bf16)(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters,
+                                const float *Ws, const float *bs, float *xs, float *as);
+  void (*roaf_mlp_backward_bf16)(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters,
+                                 const float *Ws, const float *xs, const float *as, float *gy, float *gWs, float *gbs,
+                                 double *gradSquares);
   void (*roaf_cell_forward)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
                             const float *W, const float *U, const float *b, float *hs, float *as);
   void (*roaf_cell_backward)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
                              const float *W, const float *U, const float *hs, const float *as, float *ghs, float *gzs,
                              float *gW, float *gU, float *gb, float *gh0, float *gxs, int lastStepOnly);
+  /** The cell on bf16 products (W h, gz W, the weight gradients), everything else float32 (docs/precision.md). */
+  void (*roaf_cell_forward_bf16)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
+                                 const float *xs, const float *W, const float *U, const float *b, float *hs, float *as);
+  void (*roaf_cell_backward_bf16)(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
+                                  const float *xs, const float *W, const float *U, const float *hs, const float *as,
+                                  float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs,
+                                  int lastStepOnly);
   void (*lstm_forward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *b,
                        float *hs, float *cs, float *gates);
   void (*lstm_backward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
@@ -106,6 +121,17 @@ typedef struct {
   void (*gru_backward)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
                        const float *gates, const float *hn, float *ghs, float *gGates, float *gHn, float *gWx,
                        float *gWh, float *gbx, float *gbh, float *gxs, int lastStepOnly);
+  /** The LSTM and GRU on bf16 products (every matrix product), everything else float32 (docs/precision.md). */
+  void (*lstm_forward_bf16)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                            const float *b, float *hs, float *cs, float *gates);
+  void (*lstm_backward_bf16)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                             const float *hs, const float *cs, const float *gates, float *ghs, float *gGates,
+                             float *gWx, float *gWh, float *gb, float *gxs, int lastStepOnly);
+  void (*gru_forward_bf16)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                           const float *bx, const float *bh, float *hs, float *gates, float *hn);
+  void (*gru_backward_bf16)(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                            const float *hs, const float *gates, const float *hn, float *ghs, float *gGates, float *gHn,
+                            float *gWx, float *gWh, float *gbx, float *gbh, float *gxs, int lastStepOnly);
   double (*softmax_cross_entropy)(idx B, idx K, const float *logits, const int32_t *labels, float gradScale,
                                   float *grad, uint8_t *correct);
   double (*squared_error)(idx B, idx K, const float *pred, const float *target, float gradScale, float *grad);

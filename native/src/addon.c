@@ -338,6 +338,24 @@ static napi_value js_fma_peak(napi_env env, napi_callback_info info) {
   return number(env, total);
 }
 
+/**
+ * Benchmark support (bench/gemm.ts): `repeats` products C (M, N) = A (M, K) B (K, N) on the calling thread with B
+ * packed once, float32 or on bf16 operands; arrays of at least M·K, K·N and M·N floats.
+ */
+static napi_value js_gemm_packed_once(napi_env env, napi_callback_info info) {
+  args_t in;
+  if (!get_args(env, info, &in, "gemmPackedOnce", 8)) return NULL;
+  int bf16 = arg_bool(&in, 0, "bf16");
+  idx M = arg_idx(&in, 1, "M"), N = arg_idx(&in, 2, "N"), K = arg_idx(&in, 3, "K");
+  float *A = arg_array(&in, 4, "A", napi_float32_array, 0);
+  float *B = arg_array(&in, 5, "B", napi_float32_array, 0);
+  float *C = arg_array(&in, 6, "C", napi_float32_array, 0);
+  idx repeats = arg_idx(&in, 7, "repeats");
+  if (in.failed) return NULL;
+  kernels->gemm_packed_once(bf16, M, N, K, A, B, C, repeats);
+  return undefined(env);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   kernels = isa_kernels(best_isa());
   roaf_pool_set_threads(default_threads());
@@ -349,6 +367,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("setThreads", js_set_threads),
       FN("setParallelThreshold", js_set_parallel_threshold),
       FN("fmaPeak", js_fma_peak),
+      FN("gemmPackedOnce", js_gemm_packed_once),
 #undef FN
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -21,25 +21,6 @@
 
 // ---- rounding and packing ----
 
-/** The bf16 bits (high half of the float32) of x rounded to nearest even; NaN stays a (quiet) NaN. */
-static inline uint32_t bf16_bits(float x) {
-  uint32_t u;
-  memcpy(&u, &x, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
-  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-}
-
-/** One packed pair: lo in the low 16 bits, hi in the high 16 bits. */
-static inline uint32_t bf16_pair(float lo, float hi) { return bf16_bits(lo) | (bf16_bits(hi) << 16); }
-
-/** The float32 value of a bf16 held in the low 16 bits of h. */
-static inline float bf16_value(uint32_t h) {
-  uint32_t u = h << 16;
-  float x;
-  memcpy(&x, &u, sizeof x);
-  return x;
-}
-
 /** A stored operand: element (r, c) of op(X) is p[c * ld + r] when transposed, else p[r * ld + c]. */
 typedef struct {
   const float *p;
@@ -287,4 +268,153 @@ void k_gemm_bf16(int transA, int transB, idx M, idx N, idx K, float alpha, const
     return;
   }
   roaf_parallel_run(&plan, gemm_bf16_run, &g);
+}
+
+// ---- the pieces of the fused bf16 kernels (kernels_internal.h) ----
+
+void bf16_round_rows(idx rows, idx N, const float *x, idx ldx, uint32_t *dst, idx ldd) {
+  idx pairs = (N + 1) / 2;
+  for (idx r = 0; r < rows; r++) {
+    const float *row = x + r * ldx;
+    uint32_t *out = dst + r * ldd;
+    idx p = 0;
+#if defined(ROAF_ISA_AVX512)
+    // 16 values a vector: rounded as bf16_bits does (NaN quietened), then each pair of 32-bit lanes folded into
+    // the low word of its 64-bit lane, and the 64-bit lanes narrowed to 8 words.
+    const __m512i abs = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    const __m512i half = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x40);
+    for (; 2 * p + 16 <= N; p += 8) {
+      __m512i u = _mm512_loadu_si512((const void *)(row + 2 * p));
+      __m512i rounded = _mm512_srli_epi32(
+          _mm512_add_epi32(u, _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(u, 16), one))), 16);
+      __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs), inf);
+      rounded = _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(u, 16), quiet);
+      __m512i folded = _mm512_or_si512(rounded, _mm512_srli_epi64(rounded, 16));
+      _mm256_storeu_si256((__m256i *)(out + p), _mm512_cvtepi64_epi32(folded));
+    }
+#endif
+    for (; p < pairs; p++) out[p] = bf16_pair(row[2 * p], 2 * p + 1 < N ? row[2 * p + 1] : 0.0f);
+  }
+}
+
+size_t bf16_packed_b_size(idx K, idx N) { return (size_t)(((K + 1) / 2) * round_up(N, NR)); }
+
+void bf16_pack_b_full(const float *B, idx ldb, int trans, idx K, idx N, uint32_t *dst) {
+  bf16_operand b = {B, ldb, trans};
+  pack_b_bf16(&b, 0, (K + 1) / 2, K, 0, N, dst);
+}
+
+/** bf16_tile in plain C: per pair, acc += hi·hi then acc += lo·lo (micro_bf16_generic's order). */
+static void bf16_tile_generic(idx kp, const uint32_t *a, idx lda, const uint32_t *b, float *out) {
+  for (int i = 0; i < MR * NR; i++) out[i] = 0.0f;
+  for (idx p = 0; p < kp; p++) {
+    float blo[NR], bhi[NR];
+    for (int j = 0; j < NR; j++) {
+      blo[j] = bf16_value(b[p * NR + j] & 0xffffu);
+      bhi[j] = bf16_value(b[p * NR + j] >> 16);
+    }
+    for (int i = 0; i < MR; i++) {
+      uint32_t w = a[i * lda + p];
+      float alo = bf16_value(w & 0xffffu), ahi = bf16_value(w >> 16);
+      for (int j = 0; j < NR; j++) {
+        float s = out[i * NR + j] + ahi * bhi[j];
+        out[i * NR + j] = s + alo * blo[j];
+      }
+    }
+  }
+}
+
+#if defined(BF16_HARDWARE)
+/** bf16_tile on vdpbf16ps: MR x 2 vectors of accumulators, A broadcast from MR rows read in place. */
+__attribute__((target("avx512bf16"))) static void bf16_tile_hardware(idx kp, const uint32_t *a, idx lda,
+                                                                     const uint32_t *b, float *out) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+  for (idx p = 0; p < kp; p++) {
+    __m512bh bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) bv[v] = (__m512bh)_mm512_loadu_si512((const void *)(b + v * VL));
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i * lda + p]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
+    }
+    b += NR;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) _mm512_storeu_ps(out + i * NR + v * VL, acc[i][v]);
+}
+#endif
+
+void bf16_tile(int hw, idx kp, const uint32_t *a, idx lda, const uint32_t *b, float *out) {
+#if defined(BF16_HARDWARE)
+  if (hw) {
+    bf16_tile_hardware(kp, a, lda, b, out);
+    return;
+  }
+#endif
+  (void)hw;
+  bf16_tile_generic(kp, a, lda, b, out);
+}
+
+// ---- benchmark support: products with the weight operand packed once ----
+
+void k_gemm_packed_once(int bf16, idx M, idx N, idx K, const float *A, const float *B, float *C, idx repeats) {
+  if (M <= 0 || N <= 0 || K <= 0) return;
+  if (!bf16) {  // float32: B packed once (pack_b_full), then gemm_packed, as the fused float32 kernels do
+    b_operand b = {.p = B, .ld = N, .scale = 1.0f};
+    packed_b pb = pack_b_full(&b, K, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(K, N)));
+    a_operand a = {.p = A, .ld = K};
+    for (idx r = 0; r < repeats; r++) gemm_packed(0, &a, M, &pb, 1.0f, 0.0f, C, N);
+    return;
+  }
+  // bf16: B rounded and packed once, then per product A's rows rounded into pairs and the tiles of the fused
+  // bf16 kernels (roaf_cell.c, lstm_gru.c), one block of k.
+  uint32_t *dst = (uint32_t *)roaf_scratch(0, SCRATCH_SHARED_B, bf16_packed_b_size(K, N));
+  bf16_packed_b pb = bf16_pack_b(B, N, 0, K, N, dst);
+  int hw = bf16_hardware();
+  for (idx r = 0; r < repeats; r++) gemm_bf16_packed(0, hw, A, K, M, &pb, 1.0f, 0.0f, C, N);
+}
+
+void gemm_bf16_thread(int tid, int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda,
+                      const float *B, idx ldb, float beta, float *C, idx ldc) {
+  bf16_operand a = {A, lda, transA}, b = {B, ldb, transB};
+  gemm_bf16_serial(tid, bf16_hardware(), &a, &b, M, N, K, alpha, beta, C, ldc);
+}
+
+bf16_packed_b bf16_pack_b(const float *B, idx ldb, int trans, idx K, idx N, uint32_t *dst) {
+  bf16_pack_b_full(B, ldb, trans, K, N, dst);
+  return (bf16_packed_b){dst, K, N};
+}
+
+void gemm_bf16_packed(int tid, int hw, const float *A, idx lda, idx M, const bf16_packed_b *pb, float alpha, float beta,
+                      float *C, idx ldc) {
+  if (M <= 0 || pb->N <= 0) return;
+  idx K = pb->K, N = pb->N, pairs = (K + 1) / 2, padded = round_up(M, MR);
+  uint32_t *ap = (uint32_t *)roaf_scratch(tid, SCRATCH_PACK_A, (size_t)(padded * pairs));
+  bf16_round_rows(M, K, A, lda, ap, pairs);
+  memset(ap + M * pairs, 0, (size_t)((padded - M) * pairs) * sizeof(uint32_t));
+  float tile[MR * NR] __attribute__((aligned(64)));
+  vf va = vset1(alpha), vb = vset1(beta);
+  for (idx j0 = 0; j0 < N; j0 += NR) {
+    idx nr = min_idx(NR, N - j0);
+    for (idx i = 0; i < M; i += MR) {
+      bf16_tile(hw, pairs, ap + i * pairs, pairs, pb->data + j0 * pairs, tile);
+      for (idx r = 0; r < min_idx(MR, M - i); r++) {
+        float *c = C + (i + r) * ldc + j0;
+        for (idx jj = 0; jj < nr; jj += VL) {  // alpha acc + beta C in one rounding after the product's, as gemmBf16
+          idx w = min_idx(VL, nr - jj);
+          vf v = vmul(va, vload(tile + r * NR + jj));
+          if (beta != 0.0f) v = vfma(vb, loadw(c + jj, w), v);
+          storew(c + jj, v, w);
+        }
+      }
+    }
+  }
 }

@@ -13,9 +13,9 @@
 //   filters.c      applying a dense, permutation or identity filter
 //   roaf_layer.c   one ROAF layer per call (forward, backward)
 //   roaf_tiles.c   ROAF steps on register tiles: what the MLP stack and the cell run on
-//   roaf_mlp.c     the whole ROAF MLP stack in one call, as row sweeps over its layers
-//   roaf_cell.c    the ROAF recurrent cell over a whole sequence, as row sweeps over its steps
-//   lstm_gru.c     the LSTM and GRU cells over a whole sequence
+//   roaf_mlp.c     the whole ROAF MLP stack in one call, as row sweeps over its layers (float32 and bf16)
+//   roaf_cell.c    the ROAF recurrent cell over a whole sequence, as row sweeps over its steps (float32 and bf16)
+//   lstm_gru.c     the LSTM and GRU cells over a whole sequence (float32 and bf16)
 //   optimizers.c   Adam(W) and SGD updates
 //   fma_peak.c     the measured arithmetic peak
 //   qr.c           the orthogonal factor of the Householder QR of many matrices (drawing dense filters)
@@ -128,12 +128,87 @@ void k_gemm(int transA, int transB, idx M, idx N, idx K, float alpha, const floa
 
 #define k_gemm_bf16 ROAF_SUFFIX(k_gemm_bf16)
 #define k_bf16_hardware ROAF_SUFFIX(k_bf16_hardware)
+#define bf16_round_rows ROAF_SUFFIX(bf16_round_rows)
+#define bf16_packed_b_size ROAF_SUFFIX(bf16_packed_b_size)
+#define bf16_pack_b_full ROAF_SUFFIX(bf16_pack_b_full)
+#define bf16_tile ROAF_SUFFIX(bf16_tile)
+#define k_gemm_packed_once ROAF_SUFFIX(k_gemm_packed_once)
+#define gemm_bf16_thread ROAF_SUFFIX(gemm_bf16_thread)
+#define bf16_pack_b ROAF_SUFFIX(bf16_pack_b)
+#define gemm_bf16_packed ROAF_SUFFIX(gemm_bf16_packed)
+
+/** The bf16 bits (high half of the float32) of x rounded to nearest even; NaN stays a (quiet) NaN. */
+static inline uint32_t bf16_bits(float x) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+/** One packed pair: lo in the low 16 bits, hi in the high 16 bits. */
+static inline uint32_t bf16_pair(float lo, float hi) { return bf16_bits(lo) | (bf16_bits(hi) << 16); }
+
+/** The float32 value of a bf16 held in the low 16 bits of h. */
+static inline float bf16_value(uint32_t h) {
+  uint32_t u = h << 16;
+  float x;
+  memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+/** x rounded to bf16 (nearest even), as a float32: the reference's bf16Round. */
+static inline float bf16_round(float x) { return bf16_value(bf16_bits(x)); }
 
 /** k_gemm with op(A), op(B) rounded to bf16 (nearest even) and float32 accumulation. */
 void k_gemm_bf16(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda, const float *B,
                  idx ldb, float beta, float *C, idx ldc);
 /** 1 when this copy's k_gemm_bf16 runs vdpbf16ps on this CPU (AVX512_BF16), 0 when it runs the C fallback. */
 int k_bf16_hardware(void);
+
+// The pieces of the bf16 product the fused bf16 kernels (roaf_cell.c) build on: the weights packed once per
+// call, each step's rows rounded into pairs, and one register tile of the product, accumulated in the order of
+// k_gemm_bf16's micro-kernel (so for K <= 512, one block of k, the sums are k_gemm_bf16's bit for bit).
+
+/**
+ * dst[r·ldd + p] = the bf16 pair (x[r, 2p] low, x[r, 2p+1] high) for p < (N+1)/2, the high half 0 past column N,
+ * for `rows` rows of x (row stride ldx): the A operand of bf16_tile.
+ */
+void bf16_round_rows(idx rows, idx N, const float *x, idx ldx, uint32_t *dst, idx ldd);
+/** Words of op(B) (K, N) packed whole by bf16_pack_b_full: (K+1)/2 pairs x N rounded up to NR. */
+size_t bf16_packed_b_size(idx K, idx N);
+/**
+ * Packs all of op(B) (K, N) (B stored (N, K) when trans) rounded to bf16 into `dst`: NR-column panels, panel q
+ * at dst + q·NR·((K+1)/2), each (K+1)/2 pair rows of NR words, zero past column N and row K.
+ */
+void bf16_pack_b_full(const float *B, idx ldb, int trans, idx K, idx N, uint32_t *dst);
+/**
+ * out[i·NR + j] = Σ_p (a[i·lda + p]) · (b[p·NR + j]) over kp pairs, for i < MR, j < NR: one register tile of the
+ * bf16 product (row i of A is the pair words at a + i·lda: all MR rows must be readable), on vdpbf16ps when `hw`
+ * (k_bf16_hardware()), else in C with the same bits.
+ */
+void bf16_tile(int hw, idx kp, const uint32_t *a, idx lda, const uint32_t *b, float *out);
+/** op(B) rounded and packed whole (bf16_pack_b_full) for many products: recurrent weights. */
+typedef struct {
+  const uint32_t *data;
+  idx K, N;
+} bf16_packed_b;
+
+/** Packs op(B) (K, N) into `dst` (bf16_packed_b_size(K, N) words), as bf16_pack_b_full. */
+bf16_packed_b bf16_pack_b(const float *B, idx ldb, int trans, idx K, idx N, uint32_t *dst);
+/**
+ * C (M, pb->N) = alpha A pb + beta C on one thread (tid's scratch; hw: k_bf16_hardware()), A (M, pb->K) row-major
+ * with row stride lda, rounded to bf16 pairs per call: gemm_packed on bf16 operands.
+ */
+void gemm_bf16_packed(int tid, int hw, const float *A, idx lda, idx M, const bf16_packed_b *pb, float alpha, float beta,
+                      float *C, idx ldc);
+/** k_gemm_bf16 on the calling thread (tid's scratch): for a task that already runs on the pool. */
+void gemm_bf16_thread(int tid, int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda,
+                      const float *B, idx ldb, float beta, float *C, idx ldc);
+/**
+ * Benchmark support (bench/gemm.ts): `repeats` products C (M, N) = A (M, K) B (K, N) on the calling thread with B
+ * packed once, in float32 (gemm_packed) or on bf16 operands (the fused bf16 cell's tiles, A rounded per product).
+ */
+void k_gemm_packed_once(int bf16, idx M, idx N, idx K, const float *A, const float *B, float *C, idx repeats);
 
 // ---- elementwise kernels and losses (elementwise.c) ----
 
@@ -306,18 +381,66 @@ void row_squares(idx rows, idx N, const float *g, double *sq);
 /** gW (N, N) += gzᵀ x over B rows, gz and x (B, N) read in place, on tiles; `pl` spread over B·N²/(MR·SNR). */
 void roaf_weight_tiles(idx B, idx N, const float *gz, const float *x, float *gW, prefetch_plan *pl);
 
+// ---- ROAF steps on bf16 products (roaf_tiles.c): the --precision bf16 cell and stack ----
+
+/**
+ * What the tiles of a bf16 step share: W rounded and packed into pair panels (bf16_pack_b_full: op(B) = Wᵀ
+ * forward, W backward), a dense filter's O packed in float32 (pack_b_full: Oᵀ forward, O backward), the
+ * filter, and the forward's drive.
+ */
+typedef struct {
+  idx N, pairs;
+  float alpha, beta;
+  const roaf_filter *f;
+  int dense;       // a dense filter with alpha != 0: its product in float32 on `ob`
+  int filterRows;  // a permutation or identity filter with alpha != 0: filter_row after the tiles
+  int hw;          // bf16_tile runs vdpbf16ps
+  const uint32_t *wp;
+  const packed_b *ob;
+  // The forward's drive: z = acc + bias (+ bf16(xd[r]) ur[j], ur = U rounded: a cell with one input); with
+  // bias = NULL, z = acc + a (a holds the drive on entry).
+  const float *bias, *ur, *xd;
+  const float *next[3];  // rows·N floats each that the next step touches (or NULL): prefetched over the tiles
+} bf16_rows_args;
+
+#define bf16_rows_setup ROAF_SUFFIX(bf16_rows_setup)
+#define bf16_forward_rows ROAF_SUFFIX(bf16_forward_rows)
+#define bf16_backward_rows ROAF_SUFFIX(bf16_backward_rows)
+
+/** The arguments of a bf16 step with its filter settings; the caller points wp, ob, the drive and next. */
+bf16_rows_args bf16_rows_setup(idx N, float alpha, float beta, const roaf_filter *f);
+/**
+ * One forward step over `rows` rows with bf16 products: a = tanh(x Wᵀ + drive), y = beta a + alpha O x, the
+ * terms combined in the order of BackendBase's layer and cell (the dense O x first into y, in float32).
+ */
+void bf16_forward_rows(int tid, const bf16_rows_args *f, idx rows, const float *x, float *a, float *y);
+/**
+ * One backward step over `rows` rows: out (+)= gz W (bf16), then + alpha gy O (float32) or the O(N) filter, and,
+ * unless gzNext is NULL, gzNext = beta out ⊙ (1 - aNext²).
+ */
+void bf16_backward_rows(int tid, const bf16_rows_args *f, idx rows, const float *gy, const float *gz, float *out,
+                        int accumulate, const float *aNext, float *gzNext);
+
 // ---- the kernels of the table (kernels.c), by file ----
 
 #define k_roaf_layer_forward ROAF_SUFFIX(k_roaf_layer_forward)
 #define k_roaf_layer_backward ROAF_SUFFIX(k_roaf_layer_backward)
 #define k_roaf_mlp_forward ROAF_SUFFIX(k_roaf_mlp_forward)
 #define k_roaf_mlp_backward ROAF_SUFFIX(k_roaf_mlp_backward)
+#define k_roaf_mlp_forward_bf16 ROAF_SUFFIX(k_roaf_mlp_forward_bf16)
+#define k_roaf_mlp_backward_bf16 ROAF_SUFFIX(k_roaf_mlp_backward_bf16)
 #define k_roaf_cell_forward ROAF_SUFFIX(k_roaf_cell_forward)
 #define k_roaf_cell_backward ROAF_SUFFIX(k_roaf_cell_backward)
+#define k_roaf_cell_forward_bf16 ROAF_SUFFIX(k_roaf_cell_forward_bf16)
+#define k_roaf_cell_backward_bf16 ROAF_SUFFIX(k_roaf_cell_backward_bf16)
 #define k_lstm_forward ROAF_SUFFIX(k_lstm_forward)
 #define k_lstm_backward ROAF_SUFFIX(k_lstm_backward)
 #define k_gru_forward ROAF_SUFFIX(k_gru_forward)
 #define k_gru_backward ROAF_SUFFIX(k_gru_backward)
+#define k_lstm_forward_bf16 ROAF_SUFFIX(k_lstm_forward_bf16)
+#define k_lstm_backward_bf16 ROAF_SUFFIX(k_lstm_backward_bf16)
+#define k_gru_forward_bf16 ROAF_SUFFIX(k_gru_forward_bf16)
+#define k_gru_backward_bf16 ROAF_SUFFIX(k_gru_backward_bf16)
 #define k_adam_update ROAF_SUFFIX(k_adam_update)
 #define k_sgd_update ROAF_SUFFIX(k_sgd_update)
 #define k_fma_peak ROAF_SUFFIX(k_fma_peak)
@@ -333,12 +456,22 @@ void k_roaf_mlp_forward(idx L, idx B, idx N, float alpha, float beta, const roaf
                         const float *bs, float *xs, float *as);
 void k_roaf_mlp_backward(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
                          const float *xs, const float *as, float *gy, float *gWs, float *gbs, double *gradSquares);
+void k_roaf_mlp_forward_bf16(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
+                             const float *bs, float *xs, float *as);
+void k_roaf_mlp_backward_bf16(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
+                              const float *xs, const float *as, float *gy, float *gWs, float *gbs, double *gradSquares);
 // roaf_cell.c
 void k_roaf_cell_forward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
                          const float *W, const float *U, const float *b, float *hs, float *as);
 void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
                           const float *W, const float *U, const float *hs, const float *as, float *ghs, float *gzs,
                           float *gW, float *gU, float *gb, float *gh0, float *gxs, int lastStepOnly);
+void k_roaf_cell_forward_bf16(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
+                              const float *xs, const float *W, const float *U, const float *b, float *hs, float *as);
+void k_roaf_cell_backward_bf16(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
+                               const float *xs, const float *W, const float *U, const float *hs, const float *as,
+                               float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs,
+                               int lastStepOnly);
 // lstm_gru.c
 void k_lstm_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *b,
                     float *hs, float *cs, float *gates);
@@ -350,6 +483,16 @@ void k_gru_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx,
 void k_gru_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
                     const float *gates, const float *hn, float *ghs, float *gGates, float *gHn, float *gWx, float *gWh,
                     float *gbx, float *gbh, float *gxs, int lastStepOnly);
+void k_lstm_forward_bf16(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *b,
+                         float *hs, float *cs, float *gates);
+void k_lstm_backward_bf16(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                          const float *hs, const float *cs, const float *gates, float *ghs, float *gGates, float *gWx,
+                          float *gWh, float *gb, float *gxs, int lastStepOnly);
+void k_gru_forward_bf16(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *bx,
+                        const float *bh, float *hs, float *gates, float *hn);
+void k_gru_backward_bf16(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
+                         const float *gates, const float *hn, float *ghs, float *gGates, float *gHn, float *gWx,
+                         float *gWh, float *gbx, float *gbh, float *gxs, int lastStepOnly);
 // qr.c
 void k_orthogonal_from_qr(idx count, idx N, int signFix, double *a, double *q);
 // optimizers.c

@@ -58,13 +58,48 @@ static void add_bias_sums(const bias_sums *s, float *out) {
 
 typedef struct {
   idx T, B, D, N;
-  packed_b pb;
+  int bf16;            // the products on bf16 operands (--precision bf16): pb16 instead of pb
+  int hw;              // with bf16: bf16_tile runs vdpbf16ps
+  packed_b pb;         // the recurrent weights packed in float32
+  bf16_packed_b pb16;  // or rounded and packed into bf16 pairs
   const float *hs_in, *cs_in, *gates_in, *hn_in, *bh;
   float *hs, *cs, *gates, *ghs, *gGates, *gHn, *hn;
   work_queue q;
   bias_sums sums, sums2;
   int lastStepOnly;  // backward: ghs holds a loss term at the last step only; the others are overwritten
 } rnn_task;
+
+/**
+ * Packs the recurrent weights Wh (G x N, row-major) once per call into thread 0's shared scratch: op(B) = Whᵀ
+ * (K = N) when trans, else Wh (K = G); in float32, or rounded to bf16 pairs for the bf16 kernels.
+ */
+static void pack_recurrent(rnn_task *c, const float *Wh, int trans, idx K, idx cols) {
+  if (c->bf16) {
+    c->hw = k_bf16_hardware();
+    uint32_t *dst = (uint32_t *)roaf_scratch(0, SCRATCH_SHARED_B, bf16_packed_b_size(K, cols));
+    c->pb16 = bf16_pack_b(Wh, c->N, trans, K, cols, dst);
+    return;
+  }
+  b_operand bw = {.p = Wh, .ld = c->N, .trans = trans, .scale = 1.0f};
+  c->pb = pack_b_full(&bw, K, cols, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(K, cols)));
+}
+
+/** One step's product C (rows, cols) = A (rows, K) op(B) + beta C on the packed recurrent weights. */
+static void step_product(const rnn_task *c, int tid, const float *A, idx lda, idx rows, float beta, float *C, idx ldc) {
+  if (c->bf16) {
+    gemm_bf16_packed(tid, c->hw, A, lda, rows, &c->pb16, 1.0f, beta, C, ldc);
+    return;
+  }
+  a_operand a = {.p = A, .ld = lda};
+  gemm_packed(tid, &a, rows, &c->pb, 1.0f, beta, C, ldc);
+}
+
+/** A product of the whole sequence (the input side, the weight gradients): k_gemm or k_gemm_bf16. */
+static void product(int bf16, int transA, int transB, idx M, idx N, idx K, const float *A, idx lda, const float *B,
+                    idx ldb, float beta, float *C, idx ldc) {
+  if (bf16) k_gemm_bf16(transA, transB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+  else k_gemm(transA, transB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
 
 static void lstm_forward_rows(rnn_task *c, int tid, idx r0, idx r1) {
   idx N = c->N, G = 4 * N, rows = r1 - r0;
@@ -74,8 +109,7 @@ static void lstm_forward_rows(rnn_task *c, int tid, idx r0, idx r1) {
     float *hNext = c->hs + ((t + 1) * c->B + r0) * N;
     float *cNext = c->cs + ((t + 1) * c->B + r0) * N;
     float *g = c->gates + (t * c->B + r0) * G;
-    a_operand a = {.p = hPrev, .ld = N};
-    gemm_packed(tid, &a, rows, &c->pb, 1.0f, 1.0f, g, G);  // gates = drive + h Whᵀ
+    step_product(c, tid, hPrev, N, rows, 1.0f, g, G);  // gates = drive + h Whᵀ
     for (idx r = 0; r < rows; r++) {
       float *gr = g + r * G;
       FOR_LANES(j, N, w) {
@@ -102,14 +136,13 @@ static void lstm_forward_run(void *p, int tid, int nt) {
   while (queue_claim(&c->q, &r0, &r1)) lstm_forward_rows(c, tid, r0, r1);
 }
 
-void k_lstm_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *b,
-                    float *hs, float *cs, float *gates) {
+static void lstm_forward(int bf16, idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                         const float *b, float *hs, float *cs, float *gates) {
   idx G = 4 * N;
-  k_gemm(0, 1, T * B, G, D, 1.0f, xs, D, Wx, D, 0.0f, gates, G);
+  product(bf16, 0, 1, T * B, G, D, xs, D, Wx, D, 0.0f, gates, G);
   k_add_row_vector(T * B, G, gates, b);
-  b_operand bw = {.p = Wh, .ld = N, .trans = 1, .scale = 1.0f};
-  rnn_task c = {.T = T, .B = B, .D = D, .N = N, .hs = hs, .cs = cs, .gates = gates};
-  c.pb = pack_b_full(&bw, N, G, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(N, G)));
+  rnn_task c = {.T = T, .B = B, .D = D, .N = N, .bf16 = bf16, .hs = hs, .cs = cs, .gates = gates};
+  pack_recurrent(&c, Wh, 1, N, G);
   roaf_plan plan = sweep_setup(&c.q, T, B, G, N);
   roaf_parallel_run(&plan, lstm_forward_run, &c);
 }
@@ -143,8 +176,7 @@ static void lstm_backward_rows(rnn_task *c, int tid, idx r0, idx r1) {
     }
     accumulate_columns(rows, G, gg, G, group_sums(&c->sums, &c->q, r0), tmp);
     if (t > 0) {
-      a_operand a = {.p = gg, .ld = G};
-      gemm_packed(tid, &a, rows, &c->pb, 1.0f, c->lastStepOnly ? 0.0f : 1.0f, c->ghs + ((t - 1) * c->B + r0) * N, N);
+      step_product(c, tid, gg, G, rows, c->lastStepOnly ? 0.0f : 1.0f, c->ghs + ((t - 1) * c->B + r0) * N, N);
     }
   }
 }
@@ -156,28 +188,28 @@ static void lstm_backward_run(void *p, int tid, int nt) {
   while (queue_claim(&c->q, &r0, &r1)) lstm_backward_rows(c, tid, r0, r1);
 }
 
-void k_lstm_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
-                     const float *cs, const float *gates, float *ghs, float *gGates, float *gWx, float *gWh, float *gb,
-                     float *gxs, int lastStepOnly) {
+static void lstm_backward(int bf16, idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                          const float *hs, const float *cs, const float *gates, float *ghs, float *gGates, float *gWx,
+                          float *gWh, float *gb, float *gxs, int lastStepOnly) {
   idx G = 4 * N;
-  b_operand bw = {.p = Wh, .ld = N, .trans = 0, .scale = 1.0f};
   rnn_task c = {.T = T,
                 .B = B,
                 .D = D,
                 .N = N,
+                .bf16 = bf16,
                 .cs_in = cs,
                 .gates_in = gates,
                 .ghs = ghs,
                 .gGates = gGates,
                 .lastStepOnly = lastStepOnly};
-  c.pb = pack_b_full(&bw, G, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(G, N)));
+  pack_recurrent(&c, Wh, 0, G, N);
   roaf_plan plan = sweep_setup(&c.q, T, B, N, G);
   c.sums = bias_sums_new(SCRATCH_WORK2, &c.q, G);
   roaf_parallel_run(&plan, lstm_backward_run, &c);
   add_bias_sums(&c.sums, gb);
-  k_gemm(1, 0, G, N, T * B, 1.0f, gGates, G, hs, N, 1.0f, gWh, N);
-  k_gemm(1, 0, G, D, T * B, 1.0f, gGates, G, xs, D, 1.0f, gWx, D);
-  if (gxs != NULL) k_gemm(0, 0, T * B, D, G, 1.0f, gGates, G, Wx, D, 0.0f, gxs, D);
+  product(bf16, 1, 0, G, N, T * B, gGates, G, hs, N, 1.0f, gWh, N);
+  product(bf16, 1, 0, G, D, T * B, gGates, G, xs, D, 1.0f, gWx, D);
+  if (gxs != NULL) product(bf16, 0, 0, T * B, D, G, gGates, G, Wx, D, 0.0f, gxs, D);
 }
 
 // ---- GRU ----
@@ -191,8 +223,7 @@ static void gru_forward_rows(rnn_task *c, int tid, idx r0, idx r1) {
     float *hNext = c->hs + ((t + 1) * c->B + r0) * N;
     float *g = c->gates + (t * c->B + r0) * G;
     float *hn = c->hn + (t * c->B + r0) * N;
-    a_operand a = {.p = hPrev, .ld = N};
-    gemm_packed(tid, &a, rows, &c->pb, 1.0f, 0.0f, P, G);
+    step_product(c, tid, hPrev, N, rows, 0.0f, P, G);
     for (idx r = 0; r < rows; r++) {
       float *gr = g + r * G;
       const float *pr = P + r * G;
@@ -219,14 +250,13 @@ static void gru_forward_run(void *p, int tid, int nt) {
   while (queue_claim(&c->q, &r0, &r1)) gru_forward_rows(c, tid, r0, r1);
 }
 
-void k_gru_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *bx,
-                   const float *bh, float *hs, float *gates, float *hn) {
+static void gru_forward(int bf16, idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                        const float *bx, const float *bh, float *hs, float *gates, float *hn) {
   idx G = 3 * N;
-  k_gemm(0, 1, T * B, G, D, 1.0f, xs, D, Wx, D, 0.0f, gates, G);
+  product(bf16, 0, 1, T * B, G, D, xs, D, Wx, D, 0.0f, gates, G);
   k_add_row_vector(T * B, G, gates, bx);
-  b_operand bw = {.p = Wh, .ld = N, .trans = 1, .scale = 1.0f};
-  rnn_task c = {.T = T, .B = B, .D = D, .N = N, .hs = hs, .gates = gates, .hn = hn, .bh = bh};
-  c.pb = pack_b_full(&bw, N, G, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(N, G)));
+  rnn_task c = {.T = T, .B = B, .D = D, .N = N, .bf16 = bf16, .hs = hs, .gates = gates, .hn = hn, .bh = bh};
+  pack_recurrent(&c, Wh, 1, N, G);
   roaf_plan plan = sweep_setup(&c.q, T, B, G, N);
   roaf_parallel_run(&plan, gru_forward_run, &c);
 }
@@ -269,8 +299,7 @@ static void gru_backward_rows(rnn_task *c, int tid, idx r0, idx r1) {
     accumulate_columns(rows, G, gg, G, accX, tmp);
     accumulate_columns(rows, G, rec, G, accH, tmp);
     if (ghPrev != NULL) {
-      a_operand a = {.p = rec, .ld = G};
-      gemm_packed(tid, &a, rows, &c->pb, 1.0f, 1.0f, ghPrev, N);
+      step_product(c, tid, rec, G, rows, 1.0f, ghPrev, N);
     }
   }
 }
@@ -282,15 +311,15 @@ static void gru_backward_run(void *p, int tid, int nt) {
   while (queue_claim(&c->q, &r0, &r1)) gru_backward_rows(c, tid, r0, r1);
 }
 
-void k_gru_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
-                    const float *gates, const float *hn, float *ghs, float *gGates, float *gHn, float *gWx, float *gWh,
-                    float *gbx, float *gbh, float *gxs, int lastStepOnly) {
+static void gru_backward(int bf16, idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                         const float *hs, const float *gates, const float *hn, float *ghs, float *gGates, float *gHn,
+                         float *gWx, float *gWh, float *gbx, float *gbh, float *gxs, int lastStepOnly) {
   idx G = 3 * N;
-  b_operand bw = {.p = Wh, .ld = N, .trans = 0, .scale = 1.0f};
   rnn_task c = {.T = T,
                 .B = B,
                 .D = D,
                 .N = N,
+                .bf16 = bf16,
                 .hs_in = hs,
                 .gates_in = gates,
                 .hn_in = hn,
@@ -298,7 +327,7 @@ void k_gru_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx
                 .gGates = gGates,
                 .gHn = gHn,
                 .lastStepOnly = lastStepOnly};
-  c.pb = pack_b_full(&bw, G, N, roaf_scratch(0, SCRATCH_SHARED_B, packed_b_size(G, N)));
+  pack_recurrent(&c, Wh, 0, G, N);
   roaf_plan plan = sweep_setup(&c.q, T, B, N, G);
   c.sums = bias_sums_new(SCRATCH_WORK2, &c.q, G);
   c.sums2 = bias_sums_new(SCRATCH_PARTIAL, &c.q, G);
@@ -306,8 +335,47 @@ void k_gru_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx
   add_bias_sums(&c.sums, gbx);
   add_bias_sums(&c.sums2, gbh);
   // Recurrent-side pre-activation gradients [gr, gz | gn ⊙ r]: the first 2N columns of gGates, then gHn.
-  k_gemm(1, 0, 2 * N, N, T * B, 1.0f, gGates, G, hs, N, 1.0f, gWh, N);
-  k_gemm(1, 0, N, N, T * B, 1.0f, gHn, N, hs, N, 1.0f, gWh + 2 * N * N, N);
-  k_gemm(1, 0, G, D, T * B, 1.0f, gGates, G, xs, D, 1.0f, gWx, D);
-  if (gxs != NULL) k_gemm(0, 0, T * B, D, G, 1.0f, gGates, G, Wx, D, 0.0f, gxs, D);
+  product(bf16, 1, 0, 2 * N, N, T * B, gGates, G, hs, N, 1.0f, gWh, N);
+  product(bf16, 1, 0, N, N, T * B, gHn, N, hs, N, 1.0f, gWh + 2 * N * N, N);
+  product(bf16, 1, 0, G, D, T * B, gGates, G, xs, D, 1.0f, gWx, D);
+  if (gxs != NULL) product(bf16, 0, 0, T * B, D, G, gGates, G, Wx, D, 0.0f, gxs, D);
+}
+
+// ---- the kernels: float32, and on bf16 products (--precision bf16, docs/precision.md) ----
+
+void k_lstm_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *b,
+                    float *hs, float *cs, float *gates) {
+  lstm_forward(0, T, B, D, N, xs, Wx, Wh, b, hs, cs, gates);
+}
+void k_lstm_forward_bf16(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *b,
+                         float *hs, float *cs, float *gates) {
+  lstm_forward(1, T, B, D, N, xs, Wx, Wh, b, hs, cs, gates);
+}
+void k_lstm_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
+                     const float *cs, const float *gates, float *ghs, float *gGates, float *gWx, float *gWh, float *gb,
+                     float *gxs, int lastStepOnly) {
+  lstm_backward(0, T, B, D, N, xs, Wx, Wh, hs, cs, gates, ghs, gGates, gWx, gWh, gb, gxs, lastStepOnly);
+}
+void k_lstm_backward_bf16(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh,
+                          const float *hs, const float *cs, const float *gates, float *ghs, float *gGates, float *gWx,
+                          float *gWh, float *gb, float *gxs, int lastStepOnly) {
+  lstm_backward(1, T, B, D, N, xs, Wx, Wh, hs, cs, gates, ghs, gGates, gWx, gWh, gb, gxs, lastStepOnly);
+}
+void k_gru_forward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *bx,
+                   const float *bh, float *hs, float *gates, float *hn) {
+  gru_forward(0, T, B, D, N, xs, Wx, Wh, bx, bh, hs, gates, hn);
+}
+void k_gru_forward_bf16(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *bx,
+                        const float *bh, float *hs, float *gates, float *hn) {
+  gru_forward(1, T, B, D, N, xs, Wx, Wh, bx, bh, hs, gates, hn);
+}
+void k_gru_backward(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
+                    const float *gates, const float *hn, float *ghs, float *gGates, float *gHn, float *gWx, float *gWh,
+                    float *gbx, float *gbh, float *gxs, int lastStepOnly) {
+  gru_backward(0, T, B, D, N, xs, Wx, Wh, hs, gates, hn, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs, lastStepOnly);
+}
+void k_gru_backward_bf16(idx T, idx B, idx D, idx N, const float *xs, const float *Wx, const float *Wh, const float *hs,
+                         const float *gates, const float *hn, float *ghs, float *gGates, float *gHn, float *gWx,
+                         float *gWh, float *gbx, float *gbh, float *gxs, int lastStepOnly) {
+  gru_backward(1, T, B, D, N, xs, Wx, Wh, hs, gates, hn, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs, lastStepOnly);
 }

@@ -139,3 +139,129 @@ void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, c
   k_gemm(1, 0, N, D, T * B, 1.0f, gzs, N, xs, D, 1.0f, gU, D);
   if (gxs != NULL) k_gemm(0, 0, T * B, D, N, 1.0f, gzs, N, U, D, 0.0f, gxs, D);
 }
+
+// ---- the cell with bf16 products (--precision bf16, docs/precision.md) ----
+//
+// The same sweeps with the arithmetic of `withBf16Products`: W h and the backward's gz W on bf16 operands with
+// float32 sums, everything else float32. W is rounded and packed into bf16 pair panels once per call (it changes
+// only at the optimiser step); each step rounds its B x N rows of h (or gz) into pairs, B·N conversions against
+// B·N² multiply-adds, and runs bf16_tile (vdpbf16ps where the CPU has AVX512_BF16). A dense filter's O h stays
+// a float32 product (an orthogonal matrix rounded to bf16 is no longer orthogonal: docs/precision.md), on O
+// packed once per call; permutation and identity filters are O(N) per row, as in float32. Each step combines its
+// terms in the order of BackendBase's cell on bf16 products (tanh(acc + drive), then beta a, then + alpha O h;
+// target + acc, then + alpha Oᵀ gh), so the two differ only in the order of float32 sums.
+
+typedef struct {
+  idx T, B, N;
+  bf16_rows_args rows;  // what every step's tiles share: W and O packed once per call, the filter, the drive
+  const float *xs;      // forward with D = 1: the inputs, rounded per row in the tiles
+  float *hs, *as, *ghs, *gzs, *gh0;
+  int lastStepOnly;
+} bf16_cell_task;
+
+/** Step t of the bf16 forward for rows [r0, r1): h_t from h_{t-1}. */
+static void bf16_forward_step(void *p, void *state, int tid, idx t, idx r0, idx r1, idx lo, idx hi) {
+  (void)state;
+  (void)lo;
+  (void)hi;
+  const bf16_cell_task *c = p;
+  idx N = c->N, step = c->B * N;
+  bf16_rows_args f = c->rows;
+  if (f.ur != NULL) f.xd = c->xs + t * c->B + r0;
+  if (t + 1 < c->T) {  // the next step's a and h rows
+    f.next[0] = c->as + (t + 1) * step + r0 * N;
+    f.next[1] = c->hs + (t + 2) * step + r0 * N;
+  }
+  bf16_forward_rows(tid, &f, r1 - r0, c->hs + t * step + r0 * N, c->as + t * step + r0 * N,
+                    c->hs + (t + 1) * step + r0 * N);
+}
+
+/**
+ * Packs a bf16 call's shared operands into thread 0's shared scratch: W rounded (op(B) = Wᵀ when trans), then
+ * for a dense filter O in float32 (op(B) = Oᵀ when trans); returns `extra` floats after them.
+ */
+static float *bf16_cell_shared(bf16_cell_task *c, packed_b *ob, const float *W, int trans, idx extra) {
+  idx N = c->N;
+  size_t wsize = (size_t)round_up((idx)bf16_packed_b_size(N, N), 16);
+  size_t osize = c->rows.dense ? (size_t)round_up((idx)packed_b_size(N, N), 16) : 0;
+  float *shared = roaf_scratch(0, SCRATCH_SHARED_B, wsize + osize + (size_t)extra);
+  bf16_pack_b_full(W, N, trans, N, N, (uint32_t *)shared);
+  c->rows.wp = (const uint32_t *)shared;
+  if (c->rows.dense) {
+    b_operand o = {.p = c->rows.f->matrix, .ld = N, .trans = trans, .scale = 1.0f};
+    *ob = pack_b_full(&o, N, N, shared + wsize);
+    c->rows.ob = ob;
+  }
+  return shared + wsize + osize;
+}
+
+void k_roaf_cell_forward_bf16(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
+                              const float *xs, const float *W, const float *U, const float *b, float *hs, float *as) {
+  if (T <= 0 || B <= 0 || N <= 0) return;
+  bf16_cell_task c = {.T = T, .B = B, .N = N, .rows = bf16_rows_setup(N, alpha, beta, f), .hs = hs, .as = as};
+  if (D != 1) {  // the input drive of every step at once, as BackendBase does: as = xs Uᵀ (bf16) + b
+    k_gemm_bf16(0, 1, T * B, N, D, 1.0f, xs, D, U, D, 0.0f, as, N);
+    k_add_row_vector(T * B, N, as, b);
+  }
+  packed_b ob;
+  float *ur = bf16_cell_shared(&c, &ob, W, 1, D == 1 ? N : 0);
+  if (D == 1) {  // x_t u is one exact product per element: the tiles form the drive
+    for (idx j = 0; j < N; j++) ur[j] = bf16_round(U[j]);
+    c.xs = xs;
+    c.rows.ur = ur;
+    c.rows.bias = b;
+  }
+  roaf_row_sweep(bf16_forward_step, &c, sizeof(sweep_local), T, B, MR,
+                 (double)T * (double)B * (double)N * (double)N * (c.rows.dense ? 2 : 1));
+}
+
+/** Step s of the bf16 backward through time for rows [r0, r1), t = T-1-s (cell_backward_step's bookkeeping). */
+static void bf16_backward_step(void *p, void *state, int tid, idx s, idx r0, idx r1, idx lo, idx hi) {
+  (void)state;
+  (void)lo;
+  (void)hi;
+  const bf16_cell_task *c = p;
+  idx N = c->N, step = c->B * N, rows = r1 - r0, t = c->T - 1 - s;
+  float *ping = c->lastStepOnly ? c->ghs : NULL;
+  const float *gh = (s == 0 || ping == NULL ? c->ghs + t * step : ping + ((s + 1) & 1) * step) + r0 * N;
+  float *gz = c->gzs + t * step + r0 * N;
+  if (s == 0) roaf_gz_rows(rows, N, c->rows.beta, gh, c->as + t * step + r0 * N, gz);
+  float *target = t == 0 ? (c->gh0 != NULL ? c->gh0 + r0 * N : NULL)
+                         : (ping == NULL ? c->ghs + (t - 1) * step : ping + (s & 1) * step) + r0 * N;
+  if (target == NULL) return;
+  bf16_rows_args f = c->rows;
+  if (t > 1) {  // the rows the next step reads and writes
+    f.next[0] = c->as + (t - 2) * step + r0 * N;
+    f.next[1] = ping == NULL ? c->ghs + (t - 2) * step + r0 * N : NULL;
+    f.next[2] = c->gzs + (t - 2) * step + r0 * N;
+  }
+  int accumulate = t > 0 && ping == NULL;  // add to the loss term of h_{t-1}
+  bf16_backward_rows(tid, &f, rows, gh, gz, target, accumulate, t > 0 ? c->as + (t - 1) * step + r0 * N : NULL,
+                     t > 0 ? c->gzs + (t - 1) * step + r0 * N : NULL);
+}
+
+void k_roaf_cell_backward_bf16(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f,
+                               const float *xs, const float *W, const float *U, const float *hs, const float *as,
+                               float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs,
+                               int lastStepOnly) {
+  if (T <= 0 || N <= 0) return;
+  bf16_cell_task c = {.T = T,
+                      .B = B,
+                      .N = N,
+                      .rows = bf16_rows_setup(N, alpha, beta, f),
+                      .as = (float *)as,
+                      .ghs = ghs,
+                      .gzs = gzs,
+                      .gh0 = gh0,
+                      .lastStepOnly = lastStepOnly};
+  packed_b ob;
+  bf16_cell_shared(&c, &ob, W, 0, 0);
+  if (B > 0)
+    roaf_row_sweep(bf16_backward_step, &c, sizeof(sweep_local), T, B, MR,
+                   (double)T * (double)B * (double)N * (double)N * (c.rows.dense ? 2 : 1));
+  // The parameter gradients as one bf16 product (or float32 sum) each over all T·B rows, as BackendBase does.
+  k_sum_rows(T * B, N, gzs, gb);
+  k_gemm_bf16(1, 0, N, N, T * B, 1.0f, gzs, N, hs, N, 1.0f, gW, N);  // Σ_t gz_tᵀ h_{t-1}
+  k_gemm_bf16(1, 0, N, D, T * B, 1.0f, gzs, N, xs, D, 1.0f, gU, D);
+  if (gxs != NULL) k_gemm_bf16(0, 0, T * B, D, N, 1.0f, gzs, N, U, D, 0.0f, gxs, D);
+}

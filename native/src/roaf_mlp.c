@@ -178,3 +178,134 @@ void k_roaf_mlp_backward(idx L, idx B, idx N, float alpha, float beta, const roa
     }
   }
 }
+
+// ---- the stack on bf16 products (--precision bf16, docs/precision.md) ----
+//
+// The same sweeps on the bf16 steps of roaf_tiles.c: each thread rounds and packs a layer's W into bf16 pair
+// panels (and a dense filter's O in float32) when it first reaches the layer, each block rounds its rows, and
+// the weight gradients gz_lᵀ x_l are one bf16 product per layer, in the order of BackendBase's layers on
+// gemmBf16.
+
+/** What a thread keeps between the blocks of a bf16 sweep: the layer it packed, and the packed O. */
+typedef struct {
+  idx planned;  // 1 + the step whose layer is packed; 0: none
+  packed_b ob;
+} bf16_local;
+
+/** The bf16 step arguments of layer l, its weights packed into tid's scratch when the thread first reaches it. */
+static bf16_rows_args mlp_bf16_layer(const mlp_task *m, bf16_local *local, int tid, idx l, idx step, int trans) {
+  idx N = m->N;
+  const roaf_filter *filter = &m->filters[l];
+  bf16_rows_args f = bf16_rows_setup(N, m->alpha, m->beta, filter);
+  uint32_t *wp = (uint32_t *)roaf_scratch(tid, SCRATCH_PACK_B, bf16_packed_b_size(N, N));
+  float *op = f.dense ? roaf_scratch(tid, SCRATCH_WORK2, packed_b_size(N, N)) : NULL;
+  if (local->planned != step + 1) {
+    local->planned = step + 1;
+    bf16_pack_b_full(m->Ws + l * N * N, N, trans, N, N, wp);
+    if (f.dense) {
+      b_operand o = {.p = filter->matrix, .ld = N, .trans = trans, .scale = 1.0f};
+      local->ob = pack_b_full(&o, N, N, op);
+    }
+  }
+  f.wp = wp;
+  f.ob = &local->ob;
+  return f;
+}
+
+static void mlp_bf16_forward_step(void *p, void *state, int tid, idx l, idx r0, idx r1, idx lo, idx hi) {
+  (void)lo;
+  (void)hi;
+  const mlp_task *m = p;
+  idx N = m->N, step = m->B * N;
+  bf16_rows_args f = mlp_bf16_layer(m, state, tid, l, l, 1);
+  f.bias = m->bs + l * N;
+  if (l + 1 < m->L) {  // the next layer's a and x rows
+    f.next[0] = m->as + (l + 1) * step + r0 * N;
+    f.next[1] = m->xs + (l + 2) * step + r0 * N;
+  }
+  bf16_forward_rows(tid, &f, r1 - r0, m->xs + l * step + r0 * N, m->as + l * step + r0 * N,
+                    m->xs + (l + 1) * step + r0 * N);
+}
+
+void k_roaf_mlp_forward_bf16(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
+                             const float *bs, float *xs, float *as) {
+  if (L <= 0 || B <= 0 || N <= 0) return;
+  mlp_task m = {
+      .L = L, .B = B, .N = N, .alpha = alpha, .beta = beta, .filters = filters, .Ws = Ws, .bs = bs, .xs = xs, .as = as};
+  roaf_row_sweep(mlp_bf16_forward_step, &m, sizeof(bf16_local), L, B, MR,
+                 (double)L * (double)B * (double)N * (double)N * 2);
+}
+
+static void mlp_bf16_backward_step(void *p, void *state, int tid, idx s, idx r0, idx r1, idx lo, idx hi) {
+  (void)lo;
+  (void)hi;
+  const mlp_task *m = p;
+  idx L = m->L, N = m->N, B = m->B, step = B * N, rows = r1 - r0, l = L - 1 - s;
+  const float *gy = (s == 0 ? m->gy : m->ping[(s + 1) & 1]) + r0 * N;  // ∂loss/∂x_{l+1}
+  float *out = m->ping[s & 1] + r0 * N;                                // ∂loss/∂x_l
+  if (s == 0) {
+    if (m->rowSq != NULL) row_squares(rows, N, gy, m->rowSq + L * B + r0);
+    roaf_gz_rows(rows, N, m->beta, gy, m->as + l * step + r0 * N, m->gzs + l * step + r0 * N);
+  }
+  bf16_rows_args f = mlp_bf16_layer(m, state, tid, l, s, 0);
+  if (l > 1) {  // the rows the next layer reads and writes
+    f.next[0] = m->as + (l - 2) * step + r0 * N;
+    f.next[1] = m->gzs + (l - 2) * step + r0 * N;
+  }
+  bf16_backward_rows(tid, &f, rows, gy, m->gzs + l * step + r0 * N, out, 0,
+                     l > 0 ? m->as + (l - 1) * step + r0 * N : NULL, l > 0 ? m->gzs + (l - 1) * step + r0 * N : NULL);
+  if (m->rowSq != NULL) row_squares(rows, N, out, m->rowSq + l * B + r0);
+  if (l == 0) memcpy(m->gy + r0 * N, out, float_bytes(rows * N));
+}
+
+/** gW_l += gz_lᵀ x_l (bf16 operands) and gb_l += Σ_rows gz_l for the layers of the queue. */
+static void mlp_bf16_weight_run(void *p, int tid, int nt) {
+  (void)nt;
+  mlp_task *m = p;
+  idx B = m->B, N = m->N, step = B * N, l0, l1;
+  while (queue_claim(&m->layers, &l0, &l1)) {
+    for (idx l = l0; l < l1; l++) {
+      gemm_bf16_thread(tid, 1, 0, N, N, B, 1.0f, m->gzs + l * step, N, m->xs + l * step, N, 1.0f, m->gWs + l * N * N,
+                       N);
+      mlp_bias_sum(B, N, m->gzs + l * step, m->gbs + l * N);
+    }
+  }
+}
+
+void k_roaf_mlp_backward_bf16(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
+                              const float *xs, const float *as, float *gy, float *gWs, float *gbs,
+                              double *gradSquares) {
+  if (N <= 0) return;
+  if (L <= 0 || B <= 0) {
+    if (gradSquares != NULL) gradSquares[0] = B > 0 ? k_sum_squares(B * N, gy) : 0.0;
+    return;
+  }
+  mlp_task m = {.L = L,
+                .B = B,
+                .N = N,
+                .alpha = alpha,
+                .beta = beta,
+                .filters = filters,
+                .Ws = Ws,
+                .xs = (float *)xs,
+                .as = (float *)as,
+                .gy = gy,
+                .gWs = gWs,
+                .gbs = gbs};
+  m.gzs = roaf_scratch(0, SCRATCH_STACK, (size_t)(L * B * N + 2 * B * N));
+  m.ping[0] = m.gzs + L * B * N;
+  m.ping[1] = m.ping[0] + B * N;
+  if (gradSquares != NULL) m.rowSq = (double *)roaf_scratch(0, SCRATCH_STACK_ROWS, (size_t)(2 * (L + 1) * B));
+  double work = (double)L * (double)B * (double)N * (double)N;
+  roaf_row_sweep(mlp_bf16_backward_step, &m, sizeof(bf16_local), L, B, MR, work * 2);
+  roaf_plan plan = roaf_parallel_plan((const void *)mlp_bf16_weight_run, work, L);
+  queue_init(&m.layers, L, chunk_for(L, plan.threads, 32, 1));
+  roaf_parallel_run(&plan, mlp_bf16_weight_run, &m);
+  if (gradSquares != NULL) {
+    for (idx l = 0; l <= L; l++) {
+      double total = 0.0;
+      for (idx r = 0; r < B; r++) total += m.rowSq[l * B + r];
+      gradSquares[l] = total;
+    }
+  }
+}

@@ -325,3 +325,107 @@ void roaf_weight_tiles(idx B, idx N, const float *gz, const float *x, float *gW,
     }
   }
 }
+
+// ---- steps on bf16 products (the --precision bf16 cell and stack) ----
+
+bf16_rows_args bf16_rows_setup(idx N, float alpha, float beta, const roaf_filter *f) {
+  return (bf16_rows_args){.N = N,
+                          .pairs = (N + 1) / 2,
+                          .alpha = alpha,
+                          .beta = beta,
+                          .f = f,
+                          .dense = f->kind == FILTER_DENSE && alpha != 0.0f,
+                          .filterRows = f->kind != FILTER_DENSE && alpha != 0.0f,
+                          .hw = k_bf16_hardware()};
+}
+
+/** rows x N of x rounded into pair words (row stride pairs), rows padded with zeros to a multiple of MR. */
+static uint32_t *bf16_rows(int tid, idx rows, idx N, idx pairs, const float *x) {
+  idx padded = round_up(rows, MR);
+  uint32_t *w = (uint32_t *)roaf_scratch(tid, SCRATCH_WORK, (size_t)(padded * pairs));
+  bf16_round_rows(rows, N, x, N, w, pairs);
+  memset(w + rows * pairs, 0, (size_t)((padded - rows) * pairs) * sizeof(uint32_t));
+  return w;
+}
+
+/**
+ * Prefetches tile `part` of `parts`'s share of the rows the next step touches (f->next: fresh memory every step),
+ * spread over the tiles of a block so that they do not stall the product.
+ */
+static inline void prefetch_share(const bf16_rows_args *f, idx n, idx part, idx parts) {
+  idx lines = (n * (idx)sizeof(float) + 63) / 64, l0 = lines * part / parts, l1 = lines * (part + 1) / parts;
+  for (int r = 0; r < 3; r++)
+    if (f->next[r] != NULL)
+      for (idx l = l0; l < l1; l++) __builtin_prefetch((const char *)f->next[r] + l * 64, 1, 3);
+}
+
+void bf16_forward_rows(int tid, const bf16_rows_args *f, idx rows, const float *x, float *a, float *y) {
+  idx N = f->N, pairs = f->pairs;
+  const uint32_t *ax = bf16_rows(tid, rows, N, pairs, x);
+  if (f->dense) {  // y = alpha O x, in float32; the tiles add beta a
+    a_operand ao = {.p = x, .ld = N};
+    gemm_packed(tid, &ao, rows, f->ob, f->alpha, 0.0f, y, N);
+  }
+  float xr[MR];
+  float tile[MR * NR] __attribute__((aligned(64)));
+  vf vbeta = vset1(f->beta);
+  idx tiles = ((rows + MR - 1) / MR) * ((N + NR - 1) / NR), done = 0;
+  for (idx i = 0; i < rows; i += MR) {
+    idx mr = min_idx(MR, rows - i);
+    if (f->ur != NULL)
+      for (idx r = 0; r < mr; r++) xr[r] = bf16_round(f->xd[i + r]);
+    for (idx j0 = 0; j0 < N; j0 += NR, done++) {
+      idx nr = min_idx(NR, N - j0);
+      prefetch_share(f, rows * N, done, tiles);
+      bf16_tile(f->hw, pairs, ax + i * pairs, pairs, f->wp + j0 * pairs, tile);
+      for (idx r = 0; r < mr; r++) {
+        float *ar = a + (i + r) * N + j0, *yr = y + (i + r) * N + j0;
+        for (idx jj = 0; jj < nr; jj += VL) {
+          idx w = min_idx(VL, nr - jj);
+          // z = acc + drive: the bias, plus x̃ ũ (an exact product: one rounding in all), or the drive in a
+          vf drive = f->bias == NULL ? loadw(ar + jj, w) : loadw(f->bias + j0 + jj, w);
+          if (f->ur != NULL) drive = vfma(vset1(xr[r]), loadw(f->ur + j0 + jj, w), drive);
+          vf av = vtanh(vadd(vload(tile + r * NR + jj), drive));
+          storew(ar + jj, av, w);
+          vf yv = vmul(vbeta, av);
+          if (f->dense) yv = vadd(yv, loadw(yr + jj, w));
+          storew(yr + jj, yv, w);
+        }
+      }
+    }
+  }
+  if (f->filterRows)
+    for (idx r = 0; r < rows; r++) filter_row(f->f, 0, N, f->alpha, x + r * N, 1.0f, y + r * N);
+}
+
+void bf16_backward_rows(int tid, const bf16_rows_args *f, idx rows, const float *gy, const float *gz, float *out,
+                        int accumulate, const float *aNext, float *gzNext) {
+  idx N = f->N, pairs = f->pairs;
+  const uint32_t *ag = bf16_rows(tid, rows, N, pairs, gz);
+  float tile[MR * NR] __attribute__((aligned(64)));
+  idx tiles = ((rows + MR - 1) / MR) * ((N + NR - 1) / NR), done = 0;
+  for (idx i = 0; i < rows; i += MR) {
+    idx mr = min_idx(MR, rows - i);
+    for (idx j0 = 0; j0 < N; j0 += NR, done++) {
+      idx nr = min_idx(NR, N - j0);
+      prefetch_share(f, rows * N, done, tiles);
+      bf16_tile(f->hw, pairs, ag + i * pairs, pairs, f->wp + j0 * pairs, tile);
+      for (idx r = 0; r < mr; r++) {
+        float *o = out + (i + r) * N + j0;
+        for (idx jj = 0; jj < nr; jj += VL) {
+          idx w = min_idx(VL, nr - jj);
+          vf g = vload(tile + r * NR + jj);
+          if (accumulate) g = vadd(loadw(o + jj, w), g);
+          storew(o + jj, g, w);
+        }
+      }
+    }
+  }
+  if (f->dense) {  // out += alpha gy O, in float32
+    a_operand ao = {.p = gy, .ld = N};
+    gemm_packed(tid, &ao, rows, f->ob, f->alpha, 1.0f, out, N);
+  } else if (f->filterRows) {
+    for (idx r = 0; r < rows; r++) filter_row(f->f, 1, N, f->alpha, gy + r * N, 1.0f, out + r * N);
+  }
+  if (gzNext != NULL) roaf_gz_rows(rows, N, f->beta, out, aNext, gzNext);
+}

@@ -229,18 +229,21 @@ static void run_layer(const roaf_kernels *k, const stress_case *c, result *r) {
 
 static void run_mlp(const roaf_kernels *k, const stress_case *c, result *r) {
   idx kind = c->p[0], L = c->p[1], B = c->p[2], N = c->p[3], shared = c->p[4], squares = c->p[5];
+  int bf16 = c->p[7] != 0;  // the stack on bf16 products (roaf_mlp.c)
   float alpha = c->s[0], beta = c->s[1];
   roaf_filter *filters = own(allocate((size_t)L * sizeof(roaf_filter)));
   for (idx l = 0; l < L; l++) filters[l] = shared && l > 0 ? filters[0] : make_filter((int)kind, N);
   float *Ws = rnd(L * N * N, 1.0f / sqrtf((float)N)), *bs = rnd(L * N, 0.1f);
   float *xs = filled((L + 1) * B * N, NAN), *as = filled(L * B * N, NAN);
   for (idx i = 0; i < B * N; i++) xs[i] = uniform(1.0f);
-  k->roaf_mlp_forward(L, B, N, alpha, beta, filters, Ws, bs, xs, as);
+  if (bf16) k->roaf_mlp_forward_bf16(L, B, N, alpha, beta, filters, Ws, bs, xs, as);
+  else k->roaf_mlp_forward(L, B, N, alpha, beta, filters, Ws, bs, xs, as);
   keepf(r, "xs", xs, (L + 1) * B * N);
   keepf(r, "as", as, L * B * N);
   float *gy = rnd(B * N, 1.0f), *gWs = rnd(L * N * N, 1.0f), *gbs = rnd(L * N, 1.0f);
   double *gradSquares = squares ? own(allocate((size_t)(L + 1) * sizeof(double))) : NULL;
-  k->roaf_mlp_backward(L, B, N, alpha, beta, filters, Ws, xs, as, gy, gWs, gbs, gradSquares);
+  if (bf16) k->roaf_mlp_backward_bf16(L, B, N, alpha, beta, filters, Ws, xs, as, gy, gWs, gbs, gradSquares);
+  else k->roaf_mlp_backward(L, B, N, alpha, beta, filters, Ws, xs, as, gy, gWs, gbs, gradSquares);
   keepf(r, "gy", gy, B * N);
   keepf(r, "gWs", gWs, L * N * N);
   keepf(r, "gbs", gbs, L * N);
@@ -257,18 +260,23 @@ static float *loss_gradients(idx T, idx B, idx N, int lastStepOnly) {
 
 static void run_cell(const roaf_kernels *k, const stress_case *c, result *r) {
   idx kind = c->p[0], T = c->p[1], B = c->p[2], D = c->p[3], N = c->p[4], optional = c->p[5], last = c->p[6];
+  int bf16 = c->p[7] != 0;  // the cell on bf16 products (roaf_cell.c)
   float alpha = c->s[0], beta = c->s[1];
   roaf_filter f = make_filter((int)kind, N);
   float *xs = rnd(T * B * D, 1.0f), *W = rnd(N * N, 1.0f / sqrtf((float)N)), *U = rnd(N * D, 1.0f);
   float *b = rnd(N, 0.1f), *hs = filled((T + 1) * B * N, 0.0f), *as = filled(T * B * N, NAN);
   for (idx i = 0; i < B * N; i++) hs[i] = uniform(0.5f);
-  k->roaf_cell_forward(T, B, D, N, alpha, beta, &f, xs, W, U, b, hs, as);
+  if (bf16) k->roaf_cell_forward_bf16(T, B, D, N, alpha, beta, &f, xs, W, U, b, hs, as);
+  else k->roaf_cell_forward(T, B, D, N, alpha, beta, &f, xs, W, U, b, hs, as);
   keepf(r, "hs", hs, (T + 1) * B * N);
   keepf(r, "as", as, T * B * N);
   float *ghs = loss_gradients(T, B, N, (int)last), *gzs = filled(T * B * N, 0.0f), *gW = rnd(N * N, 1.0f);
   float *gU = rnd(N * D, 1.0f), *gb = rnd(N, 1.0f);
   float *gh0 = optional ? filled(B * N, NAN) : NULL, *gxs = optional ? filled(T * B * D, NAN) : NULL;
-  k->roaf_cell_backward(T, B, D, N, alpha, beta, &f, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs, (int)last);
+  if (bf16)
+    k->roaf_cell_backward_bf16(T, B, D, N, alpha, beta, &f, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs,
+                               (int)last);
+  else k->roaf_cell_backward(T, B, D, N, alpha, beta, &f, xs, W, U, hs, as, ghs, gzs, gW, gU, gb, gh0, gxs, (int)last);
   keepf(r, "gzs", gzs, T * B * N);
   keepf(r, "gW", gW, N * N);
   keepf(r, "gU", gU, N * D);
@@ -425,6 +433,14 @@ static void build_cases(void) {
                                stacks[s][0], stacks[s][1], stacks[s][2], shared, (idx)((s + (size_t)a) % 2), a);
           c->s[0] = a == 1 ? 0.9f : 0.0f;
           c->s[1] = a == 1 ? 0.3f : 1.0f;
+          if (shared == 0) {  // the bf16 stack on at most 3 layers (as the bf16 cell on 4 steps, see there)
+            stress_case *h = add(run_mlp, "roafMlpBf16 kind=%ld L=%ld B=%ld N=%ld shared=%ld squares=%ld setting=%ld",
+                                 kind, stacks[s][0] < 3 ? stacks[s][0] : 3, stacks[s][1], stacks[s][2], shared,
+                                 (idx)((s + (size_t)a) % 2), a);
+            h->s[0] = c->s[0];
+            h->s[1] = c->s[1];
+            h->p[7] = 1;
+          }
         }
   }
   add(run_mlp, "roafMlp kind=%ld L=%ld B=%ld N=%ld shared=%ld squares=%ld vanishing", 0, 17, 5, 7, 0, 1, 0)->s[1] =
@@ -441,6 +457,15 @@ static void build_cases(void) {
                            cells[i].kind, cells[i].T, cells[i].B, cells[i].D, cells[i].N, v != 1, v == 2);
       c->s[0] = cells[i].alpha;
       c->s[1] = cells[i].beta;
+      // The bf16 cell on at most 4 steps: a float32 difference between instruction sets (the dense filter's
+      // product) may round a state to the other bf16 neighbour, and over many steps that grows past the check's
+      // float32 tolerance; 4 steps reach every path (sweeps, ping-pong rows, the weight gradients).
+      stress_case *h =
+          add(run_cell, "roafCellBf16 kind=%ld T=%ld B=%ld D=%ld N=%ld optional=%ld lastStepOnly=%ld", cells[i].kind,
+              cells[i].T < 4 ? cells[i].T : 4, cells[i].B, cells[i].D, cells[i].N, v != 1, v == 2);
+      h->s[0] = cells[i].alpha;
+      h->s[1] = cells[i].beta;
+      h->p[7] = 1;
     }
   static const idx gated[][4] = {{12, 17, 3, 33}, {6, 40, 1, 16}, {2, 1, 1, 1}};
   for (size_t i = 0; i < 3; i++)

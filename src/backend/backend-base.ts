@@ -88,9 +88,20 @@ export abstract class BackendBase implements Backend {
 
   // ---- ROAF layer: y = alpha O x + beta tanh(W x + b) ----
 
-  roafLayerForward({ B, N, alpha, beta, filter, x, W, b, a, y }: RoafLayerForwardArgs): void {
+  roafLayerForward(args: RoafLayerForwardArgs): void {
+    this.layerForward((g) => this.gemm(g), args);
+  }
+
+  /**
+   * The layer forward with its product on `gemm` (this.gemm, or this.gemmBf16 for roafLayerForwardBf16); every
+   * other kernel, the filter's product included, is this backend's own.
+   */
+  private layerForward(
+    gemm: (args: GemmArgs) => void,
+    { B, N, alpha, beta, filter, x, W, b, a, y }: RoafLayerForwardArgs,
+  ): void {
     // z = x Wᵀ + b, written into a and activated there.
-    this.gemm({
+    gemm({
       transA: false,
       transB: true,
       M: B,
@@ -111,10 +122,18 @@ export abstract class BackendBase implements Backend {
     if (alpha !== 0) this.applyFilter({ filter, transpose: false, B, alpha, x, betaY: 1, y });
   }
 
-  roafLayerBackward({ B, N, alpha, beta, filter, x, a, W, gy, gx, gW, gb, gz }: RoafLayerBackwardArgs): void {
+  roafLayerBackward(args: RoafLayerBackwardArgs): void {
+    this.layerBackward((g) => this.gemm(g), args);
+  }
+
+  /** The layer backward with its products on `gemm`, as layerForward. */
+  private layerBackward(
+    gemm: (args: GemmArgs) => void,
+    { B, N, alpha, beta, filter, x, a, W, gy, gx, gW, gb, gz }: RoafLayerBackwardArgs,
+  ): void {
     for (let i = 0; i < B * N; i++) gz[i] = beta * gy[i]! * (1 - a[i]! * a[i]!);
     // gW += gzᵀ x
-    this.gemm({
+    gemm({
       transA: true,
       transB: false,
       M: N,
@@ -132,7 +151,7 @@ export abstract class BackendBase implements Backend {
     this.sumRows(B, N, gz, gb);
     if (gx === null) return;
     // gx = gz W + alpha Oᵀ gy
-    this.gemm({
+    gemm({
       transA: false,
       transB: false,
       M: B,
@@ -152,10 +171,18 @@ export abstract class BackendBase implements Backend {
 
   // ---- ROAF MLP: the L layers of a stack, one after the other ----
 
-  roafMlpForward({ L, B, N, alpha, beta, filters, Ws, bs, xs, as }: RoafMlpForwardArgs): void {
+  roafMlpForward(args: RoafMlpForwardArgs): void {
+    this.mlpForward((layer) => this.roafLayerForward(layer), args);
+  }
+
+  /** The stack forward on `layer` (this.roafLayerForward, or roafLayerForwardBf16). */
+  private mlpForward(
+    layer: (args: RoafLayerForwardArgs) => void,
+    { L, B, N, alpha, beta, filters, Ws, bs, xs, as }: RoafMlpForwardArgs,
+  ): void {
     const size = B * N;
     for (let l = 0; l < L; l++) {
-      this.roafLayerForward({
+      layer({
         B,
         N,
         alpha,
@@ -170,7 +197,15 @@ export abstract class BackendBase implements Backend {
     }
   }
 
-  roafMlpBackward({ L, B, N, alpha, beta, filters, Ws, xs, as, gy, gWs, gbs, gradSquares }: RoafMlpBackwardArgs): void {
+  roafMlpBackward(args: RoafMlpBackwardArgs): void {
+    this.mlpBackward((layer) => this.roafLayerBackward(layer), args);
+  }
+
+  /** The stack backward on `layer` (this.roafLayerBackward, or roafLayerBackwardBf16). */
+  private mlpBackward(
+    layer: (args: RoafLayerBackwardArgs) => void,
+    { L, B, N, alpha, beta, filters, Ws, xs, as, gy, gWs, gbs, gradSquares }: RoafMlpBackwardArgs,
+  ): void {
     const size = B * N;
     // Two buffers of the model's dtype take turns as ∂loss/∂x_{l+1} and ∂loss/∂x_l, as the per-layer path does.
     const dtype = dtypeOf(gy);
@@ -180,7 +215,7 @@ export abstract class BackendBase implements Backend {
     g.set(gy.subarray(0, size));
     for (let l = L - 1; l >= 0; l--) {
       if (gradSquares !== null) gradSquares[l + 1] = this.sumSquares(size, g);
-      this.roafLayerBackward({
+      layer({
         B,
         N,
         alpha,
@@ -203,10 +238,21 @@ export abstract class BackendBase implements Backend {
 
   // ---- ROAF cell over a whole sequence: h_t = alpha O h_{t-1} + beta tanh(W h_{t-1} + U x_t + b) ----
 
-  roafCellForward({ T, B, D, N, alpha, beta, filter, xs, W, U, b, hs, as }: RoafCellForwardArgs): void {
+  roafCellForward(args: RoafCellForwardArgs): void {
+    this.cellForward((g) => this.gemm(g), args);
+  }
+
+  /**
+   * The cell forward with its products on `gemm` (this.gemm, or this.gemmBf16 for roafCellForwardBf16); every
+   * other kernel, the filter's product included, is this backend's own.
+   */
+  private cellForward(
+    gemm: (args: GemmArgs) => void,
+    { T, B, D, N, alpha, beta, filter, xs, W, U, b, hs, as }: RoafCellForwardArgs,
+  ): void {
     const step = B * N;
     // The input drive of every step at once: as_t = x_t Uᵀ + b, (T·B, N).
-    this.gemm({
+    gemm({
       transA: false,
       transB: true,
       M: T * B,
@@ -227,7 +273,7 @@ export abstract class BackendBase implements Backend {
       const hNext = hs.subarray((t + 1) * step, (t + 2) * step);
       const a = as.subarray(t * step, (t + 1) * step);
       // z_t = h_{t-1} Wᵀ + drive
-      this.gemm({
+      gemm({
         transA: false,
         transB: true,
         M: B,
@@ -248,28 +294,36 @@ export abstract class BackendBase implements Backend {
     }
   }
 
-  roafCellBackward({
-    T,
-    B,
-    D,
-    N,
-    alpha,
-    beta,
-    filter,
-    xs,
-    W,
-    U,
-    hs,
-    as,
-    ghs,
-    gzs,
-    gW,
-    gU,
-    gb,
-    gh0,
-    gxs,
-    lastStepOnly,
-  }: RoafCellBackwardArgs): void {
+  roafCellBackward(args: RoafCellBackwardArgs): void {
+    this.cellBackward((g) => this.gemm(g), args);
+  }
+
+  /** The cell backward with its products on `gemm`, as cellForward. */
+  private cellBackward(
+    gemm: (args: GemmArgs) => void,
+    {
+      T,
+      B,
+      D,
+      N,
+      alpha,
+      beta,
+      filter,
+      xs,
+      W,
+      U,
+      hs,
+      as,
+      ghs,
+      gzs,
+      gW,
+      gU,
+      gb,
+      gh0,
+      gxs,
+      lastStepOnly,
+    }: RoafCellBackwardArgs,
+  ): void {
     const step = B * N;
     for (let t = T - 1; t >= 0; t--) {
       const gh = ghs.subarray(t * step, (t + 1) * step); // complete ∂loss/∂h_{t+1}
@@ -280,7 +334,7 @@ export abstract class BackendBase implements Backend {
       const target = t > 0 ? ghs.subarray((t - 1) * step, t * step) : gh0;
       if (target === null) continue;
       const keep = t > 0 && !lastStepOnly ? 1 : 0; // with lastStepOnly the earlier entries are not read
-      this.gemm({
+      gemm({
         transA: false,
         transB: false,
         M: B,
@@ -299,7 +353,7 @@ export abstract class BackendBase implements Backend {
     }
     // Weight gradients as one product each over all T·B rows: gW += Σ_t gz_tᵀ h_{t-1}, gU += Σ_t gz_tᵀ x_t.
     const rows = T * B;
-    this.gemm({
+    gemm({
       transA: true,
       transB: false,
       M: N,
@@ -314,7 +368,7 @@ export abstract class BackendBase implements Backend {
       C: gW,
       ldc: N,
     });
-    this.gemm({
+    gemm({
       transA: true,
       transB: false,
       M: N,
@@ -331,7 +385,7 @@ export abstract class BackendBase implements Backend {
     });
     this.sumRows(rows, N, gzs, gb);
     if (gxs !== null) {
-      this.gemm({
+      gemm({
         transA: false,
         transB: false,
         M: rows,
@@ -349,12 +403,64 @@ export abstract class BackendBase implements Backend {
     }
   }
 
+  // ---- the ROAF layer, stack and cell with bf16 products (--precision bf16, docs/precision.md) ----
+
+  roafLayerForwardBf16(args: RoafLayerForwardArgs): void {
+    this.layerForward((g) => this.gemmBf16(g), args);
+  }
+
+  roafLayerBackwardBf16(args: RoafLayerBackwardArgs): void {
+    this.layerBackward((g) => this.gemmBf16(g), args);
+  }
+
+  roafMlpForwardBf16(args: RoafMlpForwardArgs): void {
+    this.mlpForward((layer) => this.roafLayerForwardBf16(layer), args);
+  }
+
+  roafMlpBackwardBf16(args: RoafMlpBackwardArgs): void {
+    this.mlpBackward((layer) => this.roafLayerBackwardBf16(layer), args);
+  }
+
+  roafCellForwardBf16(args: RoafCellForwardArgs): void {
+    this.cellForward((g) => this.gemmBf16(g), args);
+  }
+
+  roafCellBackwardBf16(args: RoafCellBackwardArgs): void {
+    this.cellBackward((g) => this.gemmBf16(g), args);
+  }
+
+  // ---- the LSTM and GRU with bf16 products (--precision bf16, docs/precision.md) ----
+
+  lstmForwardBf16(args: LstmForwardArgs): void {
+    this.lstmForwardOn((g) => this.gemmBf16(g), args);
+  }
+
+  lstmBackwardBf16(args: LstmBackwardArgs): void {
+    this.lstmBackwardOn((g) => this.gemmBf16(g), args);
+  }
+
+  gruForwardBf16(args: GruForwardArgs): void {
+    this.gruForwardOn((g) => this.gemmBf16(g), args);
+  }
+
+  gruBackwardBf16(args: GruBackwardArgs): void {
+    this.gruBackwardOn((g) => this.gemmBf16(g), args);
+  }
+
   // ---- LSTM over a whole sequence ----
 
-  lstmForward({ T, B, D, N, xs, Wx, Wh, b, hs, cs, gates }: LstmForwardArgs): void {
+  lstmForward(args: LstmForwardArgs): void {
+    this.lstmForwardOn((g) => this.gemm(g), args);
+  }
+
+  /** The LSTM forward with its products on `gemm` (this.gemm, or this.gemmBf16 for lstmForwardBf16). */
+  private lstmForwardOn(
+    gemm: (args: GemmArgs) => void,
+    { T, B, D, N, xs, Wx, Wh, b, hs, cs, gates }: LstmForwardArgs,
+  ): void {
     const G = 4 * N;
     // The input side of every step at once: gates = xs Wxᵀ + b, (T·B, 4N).
-    this.gemm({
+    gemm({
       transA: false,
       transB: true,
       M: T * B,
@@ -373,7 +479,7 @@ export abstract class BackendBase implements Backend {
     for (let t = 0; t < T; t++) {
       const hPrev = hs.subarray(t * B * N, (t + 1) * B * N);
       const g = gates.subarray(t * B * G, (t + 1) * B * G);
-      this.gemm({
+      gemm({
         transA: false,
         transB: true,
         M: B,
@@ -409,25 +515,15 @@ export abstract class BackendBase implements Backend {
     }
   }
 
-  lstmBackward({
-    T,
-    B,
-    D,
-    N,
-    xs,
-    Wx,
-    Wh,
-    hs,
-    cs,
-    gates,
-    ghs,
-    gGates,
-    gWx,
-    gWh,
-    gb,
-    gxs,
-    lastStepOnly,
-  }: LstmBackwardArgs): void {
+  lstmBackward(args: LstmBackwardArgs): void {
+    this.lstmBackwardOn((g) => this.gemm(g), args);
+  }
+
+  /** The LSTM backward with its products on `gemm` (this.gemm, or this.gemmBf16 for lstmBackwardBf16). */
+  private lstmBackwardOn(
+    gemm: (args: GemmArgs) => void,
+    { T, B, D, N, xs, Wx, Wh, hs, cs, gates, ghs, gGates, gWx, gWh, gb, gxs, lastStepOnly }: LstmBackwardArgs,
+  ): void {
     const G = 4 * N;
     const gc = this.scratch('lstmBackward.gc', this.workDType(dtypeOf(xs)), B * N); // ∂loss/∂c_{t+1}, carried backwards
     gc.fill(0);
@@ -456,7 +552,7 @@ export abstract class BackendBase implements Backend {
       if (t > 0) {
         const ghPrev = ghs.subarray((t - 1) * B * N, t * B * N);
         const keep = lastStepOnly ? 0 : 1;
-        this.gemm({
+        gemm({
           transA: false,
           transB: false,
           M: B,
@@ -474,7 +570,7 @@ export abstract class BackendBase implements Backend {
       }
     }
     const rows = T * B;
-    this.gemm({
+    gemm({
       transA: true,
       transB: false,
       M: G,
@@ -489,7 +585,7 @@ export abstract class BackendBase implements Backend {
       C: gWh,
       ldc: N,
     });
-    this.gemm({
+    gemm({
       transA: true,
       transB: false,
       M: G,
@@ -506,7 +602,7 @@ export abstract class BackendBase implements Backend {
     });
     this.sumRows(rows, G, gGates, gb);
     if (gxs !== null) {
-      this.gemm({
+      gemm({
         transA: false,
         transB: false,
         M: rows,
@@ -526,9 +622,17 @@ export abstract class BackendBase implements Backend {
 
   // ---- GRU over a whole sequence ----
 
-  gruForward({ T, B, D, N, xs, Wx, Wh, bx, bh, hs, gates, hn }: GruForwardArgs): void {
+  gruForward(args: GruForwardArgs): void {
+    this.gruForwardOn((g) => this.gemm(g), args);
+  }
+
+  /** The GRU forward with its products on `gemm` (this.gemm, or this.gemmBf16 for gruForwardBf16). */
+  private gruForwardOn(
+    gemm: (args: GemmArgs) => void,
+    { T, B, D, N, xs, Wx, Wh, bx, bh, hs, gates, hn }: GruForwardArgs,
+  ): void {
     const G = 3 * N;
-    this.gemm({
+    gemm({
       transA: false,
       transB: true,
       M: T * B,
@@ -549,7 +653,7 @@ export abstract class BackendBase implements Backend {
     for (let t = 0; t < T; t++) {
       const hPrev = hs.subarray(t * B * N, (t + 1) * B * N);
       const g = gates.subarray(t * B * G, (t + 1) * B * G);
-      this.gemm({
+      gemm({
         transA: false,
         transB: true,
         M: B,
@@ -583,27 +687,15 @@ export abstract class BackendBase implements Backend {
     }
   }
 
-  gruBackward({
-    T,
-    B,
-    D,
-    N,
-    xs,
-    Wx,
-    Wh,
-    hs,
-    gates,
-    hn,
-    ghs,
-    gGates,
-    gHn,
-    gWx,
-    gWh,
-    gbx,
-    gbh,
-    gxs,
-    lastStepOnly,
-  }: GruBackwardArgs): void {
+  gruBackward(args: GruBackwardArgs): void {
+    this.gruBackwardOn((g) => this.gemm(g), args);
+  }
+
+  /** The GRU backward with its products on `gemm` (this.gemm, or this.gemmBf16 for gruBackwardBf16). */
+  private gruBackwardOn(
+    gemm: (args: GemmArgs) => void,
+    { T, B, D, N, xs, Wx, Wh, hs, gates, hn, ghs, gGates, gHn, gWx, gWh, gbx, gbh, gxs, lastStepOnly }: GruBackwardArgs,
+  ): void {
     const G = 3 * N;
     const work = this.workDType(dtypeOf(xs));
     // gGates holds the gradients of the input-side pre-activations [r, z, n]; the recurrent side differs
@@ -635,7 +727,7 @@ export abstract class BackendBase implements Backend {
       if (t > 0) {
         const ghPrev = ghs.subarray((t - 1) * B * N, t * B * N);
         const keep = lastStepOnly ? 0 : 1;
-        this.gemm({
+        gemm({
           transA: false,
           transB: false,
           M: B,
@@ -664,7 +756,7 @@ export abstract class BackendBase implements Backend {
       for (let j = 0; j < 2 * N; j++) recurrent[i * G + j] = gGates[i * G + j]!;
       for (let j = 0; j < N; j++) recurrent[i * G + 2 * N + j] = gHn[i * N + j]!;
     }
-    this.gemm({
+    gemm({
       transA: true,
       transB: false,
       M: G,
@@ -680,7 +772,7 @@ export abstract class BackendBase implements Backend {
       ldc: N,
     });
     this.sumRows(rows, G, recurrent, gbh);
-    this.gemm({
+    gemm({
       transA: true,
       transB: false,
       M: G,
@@ -697,7 +789,7 @@ export abstract class BackendBase implements Backend {
     });
     this.sumRows(rows, G, gGates, gbx);
     if (gxs !== null) {
-      this.gemm({
+      gemm({
         transA: false,
         transB: false,
         M: rows,

@@ -531,10 +531,30 @@ export interface FusedKernels {
   roafMlpForward(args: RoafMlpForwardArgs): void;
   /** L ROAF layers backward: the same as L calls of roafLayerBackward, from layer L-1 down to 0. */
   roafMlpBackward(args: RoafMlpBackwardArgs): void;
+  /**
+   * roafLayerForward with bf16 products (`--precision bf16`, docs/precision.md): W x on operands rounded to bf16
+   * with float32 sums; the bias, tanh and the filter (a dense O x in float32) in float32. Its default is
+   * roafLayerForward's on gemmBf16.
+   */
+  roafLayerForwardBf16(args: RoafLayerForwardArgs): void;
+  /** roafLayerBackward with bf16 products (gz W and gzᵀ x), as roafLayerForwardBf16. */
+  roafLayerBackwardBf16(args: RoafLayerBackwardArgs): void;
+  /** roafMlpForward on roafLayerForwardBf16's arithmetic; the native backend fuses it (W packed once per call). */
+  roafMlpForwardBf16(args: RoafMlpForwardArgs): void;
+  /** roafMlpBackward on roafLayerBackwardBf16's arithmetic, as roafMlpForwardBf16. */
+  roafMlpBackwardBf16(args: RoafMlpBackwardArgs): void;
   /** The ROAF cell over T steps. */
   roafCellForward(args: RoafCellForwardArgs): void;
   /** Backpropagation through time for the ROAF cell. */
   roafCellBackward(args: RoafCellBackwardArgs): void;
+  /**
+   * roafCellForward with bf16 products (`--precision bf16`, docs/precision.md): W h and the input product U x on
+   * operands rounded to bf16 with float32 sums; tanh, the filter (a dense O h in float32), the state in float32.
+   * Its default is roafCellForward's on gemmBf16; the native backend fuses it (W packed once per call).
+   */
+  roafCellForwardBf16(args: RoafCellForwardArgs): void;
+  /** roafCellBackward with bf16 products (gz W and the weight gradients), as roafCellForwardBf16. */
+  roafCellBackwardBf16(args: RoafCellBackwardArgs): void;
   /** The LSTM over T steps. */
   lstmForward(args: LstmForwardArgs): void;
   /** Backpropagation through time for the LSTM. */
@@ -543,6 +563,18 @@ export interface FusedKernels {
   gruForward(args: GruForwardArgs): void;
   /** Backpropagation through time for the GRU. */
   gruBackward(args: GruBackwardArgs): void;
+  /**
+   * lstmForward with bf16 products (`--precision bf16`, docs/precision.md): the input and recurrent products on
+   * operands rounded to bf16 with float32 sums; the gates, the cell state and the hidden state in float32. Its
+   * default is lstmForward's on gemmBf16; the native backend fuses it (Wh packed once per call).
+   */
+  lstmForwardBf16(args: LstmForwardArgs): void;
+  /** lstmBackward with bf16 products (the recurrent product and the weight gradients), as lstmForwardBf16. */
+  lstmBackwardBf16(args: LstmBackwardArgs): void;
+  /** gruForward with bf16 products, as lstmForwardBf16. */
+  gruForwardBf16(args: GruForwardArgs): void;
+  /** gruBackward with bf16 products, as lstmForwardBf16. */
+  gruBackwardBf16(args: GruBackwardArgs): void;
   /** Q of the Householder QR of many matrices, for building the dense filters (see OrthogonalFromQrArgs). */
   orthogonalFromQr(args: OrthogonalFromQrArgs): void;
 }

@@ -3,8 +3,9 @@
 // bf16 is float32 with its mantissa cut to 8 significant bits (the sign, the 8 exponent bits and the top 7
 // stored mantissa bits of a float32): the same range, unit roundoff u = 2^-8. Here it is only ever a product
 // operand. `withBf16Products(backend)` gives a backend whose matrix products (`gemm`) are the backend's
-// `gemmBf16`, and whose fused kernels (ROAF layer, stack and cell, LSTM, GRU) are BackendBase's defaults on
-// them: every product of a model, forward and backward (weight gradients included), rounds its operands to
+// `gemmBf16`, and whose fused kernels (ROAF layer, stack and cell, LSTM, GRU) are the backend's own bf16
+// versions (`roafCellForwardBf16`, ...: fused C on the native backend, BackendBase's defaults on gemmBf16
+// elsewhere): every product of a model, forward and backward (weight gradients included), rounds its operands to
 // bf16 and accumulates in float32, while the weights, the recurrent state, tanh and the gates, the filters
 // (applyFilter, float32: an orthogonal filter rounded to bf16 would no longer be orthogonal, and its error
 // would compound over every step or layer), the losses and the optimiser stay float32.
@@ -16,6 +17,16 @@ import type {
   DType,
   FloatArray,
   GemmArgs,
+  GruBackwardArgs,
+  GruForwardArgs,
+  LstmBackwardArgs,
+  LstmForwardArgs,
+  RoafCellBackwardArgs,
+  RoafCellForwardArgs,
+  RoafLayerBackwardArgs,
+  RoafLayerForwardArgs,
+  RoafMlpBackwardArgs,
+  RoafMlpForwardArgs,
   SgdUpdateArgs,
   SoftmaxCrossEntropyArgs,
   SquaredErrorArgs,
@@ -82,6 +93,69 @@ class Bf16Products extends BackendBase {
   }
   applyFilter(args: ApplyFilterArgs): void {
     this.core.applyFilter(args);
+  }
+  // Every fused kernel: the core's bf16 version (the stack, the cell, the LSTM and the GRU fused in C on the
+  // native backend; the others BackendBase's defaults on gemmBf16, the same arithmetic as this class's own
+  // defaults would be).
+  override roafLayerForward(args: RoafLayerForwardArgs): void {
+    this.core.roafLayerForwardBf16(args);
+  }
+  override roafLayerBackward(args: RoafLayerBackwardArgs): void {
+    this.core.roafLayerBackwardBf16(args);
+  }
+  override roafMlpForward(args: RoafMlpForwardArgs): void {
+    this.core.roafMlpForwardBf16(args);
+  }
+  override roafMlpBackward(args: RoafMlpBackwardArgs): void {
+    this.core.roafMlpBackwardBf16(args);
+  }
+  override roafLayerForwardBf16(args: RoafLayerForwardArgs): void {
+    this.core.roafLayerForwardBf16(args);
+  }
+  override roafLayerBackwardBf16(args: RoafLayerBackwardArgs): void {
+    this.core.roafLayerBackwardBf16(args);
+  }
+  override roafMlpForwardBf16(args: RoafMlpForwardArgs): void {
+    this.core.roafMlpForwardBf16(args);
+  }
+  override roafMlpBackwardBf16(args: RoafMlpBackwardArgs): void {
+    this.core.roafMlpBackwardBf16(args);
+  }
+  override lstmForward(args: LstmForwardArgs): void {
+    this.core.lstmForwardBf16(args);
+  }
+  override lstmBackward(args: LstmBackwardArgs): void {
+    this.core.lstmBackwardBf16(args);
+  }
+  override gruForward(args: GruForwardArgs): void {
+    this.core.gruForwardBf16(args);
+  }
+  override gruBackward(args: GruBackwardArgs): void {
+    this.core.gruBackwardBf16(args);
+  }
+  override lstmForwardBf16(args: LstmForwardArgs): void {
+    this.core.lstmForwardBf16(args);
+  }
+  override lstmBackwardBf16(args: LstmBackwardArgs): void {
+    this.core.lstmBackwardBf16(args);
+  }
+  override gruForwardBf16(args: GruForwardArgs): void {
+    this.core.gruForwardBf16(args);
+  }
+  override gruBackwardBf16(args: GruBackwardArgs): void {
+    this.core.gruBackwardBf16(args);
+  }
+  override roafCellForward(args: RoafCellForwardArgs): void {
+    this.core.roafCellForwardBf16(args);
+  }
+  override roafCellBackward(args: RoafCellBackwardArgs): void {
+    this.core.roafCellBackwardBf16(args);
+  }
+  override roafCellForwardBf16(args: RoafCellForwardArgs): void {
+    this.core.roafCellForwardBf16(args);
+  }
+  override roafCellBackwardBf16(args: RoafCellBackwardArgs): void {
+    this.core.roafCellBackwardBf16(args);
   }
   softmaxCrossEntropy(args: SoftmaxCrossEntropyArgs): number {
     return this.core.softmaxCrossEntropy(args);

@@ -44,6 +44,16 @@ type Addon = {
   setThreads(n: number): void;
   setParallelThreshold(work: number): number;
   fmaPeak(seconds: number, threads: number): number;
+  gemmPackedOnce(
+    bf16: boolean,
+    M: number,
+    N: number,
+    K: number,
+    A: Float32Array,
+    B: Float32Array,
+    C: Float32Array,
+    repeats: number,
+  ): void;
 } & Partial<Record<KernelName, (...args: unknown[]) => unknown>>;
 
 let addon: Addon | null | undefined;
@@ -185,6 +195,42 @@ export function nativeFmaPeakAllThreads(seconds = 0.3): number {
   const threads = nativeInfo()?.threads ?? 1;
   const runs = [0, 1, 2].map(() => a.fmaPeak(seconds, threads)).sort((x, y) => x - y);
   return runs[1]!;
+}
+
+/**
+ * Benchmark support (bench/gemm.ts): `repeats` products C (M, N) = A (M, K) B (K, N), row-major, on the calling
+ * thread with B packed once for all of them, as the fused kernels pack their weights once per call: in float32,
+ * or on bf16 operands with float32 sums (the fused bf16 cell's tiles; A is rounded for every product).
+ */
+export function nativeGemmPackedOnce(
+  bf16: boolean,
+  M: number,
+  N: number,
+  K: number,
+  A: Float32Array,
+  B: Float32Array,
+  C: Float32Array,
+  repeats: number,
+): void {
+  const a = requireAddon();
+  for (const [name, value] of [
+    ['M', M],
+    ['N', N],
+    ['K', K],
+    ['repeats', repeats],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < 1)
+      throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  }
+  for (const [name, array, length] of [
+    ['A', A, M * K],
+    ['B', B, K * N],
+    ['C', C, M * N],
+  ] as const) {
+    if (!(array instanceof Float32Array) || array.length < length)
+      throw new RangeError(`${name} must be a Float32Array of at least ${length} elements`);
+  }
+  a.gemmPackedOnce(bf16, M, N, K, A, B, C, repeats);
 }
 
 // ---- marshalling: argument objects into the addon's positional arguments, driven by the kernel table ----
