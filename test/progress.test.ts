@@ -9,10 +9,10 @@ import { createProgress } from '../src/cli/progress.js';
 function captureStderr(body: () => void): string[] {
   const lines: string[] = [];
   const original = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((chunk: string | Uint8Array) => {
+  process.stderr.write = (chunk: string | Uint8Array) => {
     lines.push(String(chunk));
     return true;
-  });
+  };
   try {
     body();
   } finally {
