@@ -28,8 +28,68 @@ typedef struct {
   int trans;
 } bf16_operand;
 
-static inline float op_at(const bf16_operand *x, idx r, idx c) {
-  return x->trans ? x->p[c * x->ld + r] : x->p[r * x->ld + c];
+#if defined(ROAF_ISA_AVX512)
+/** bf16_bits of 16 floats at once, in the low halves of the lanes: the same bits as the scalar function. */
+static inline __m512i bf16_bits16(__m512i u) {
+  const __m512i abs = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+  const __m512i half = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x40);
+  __m512i rounded = _mm512_srli_epi32(
+      _mm512_add_epi32(u, _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(u, 16), one))), 16);
+  __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs), inf);
+  return _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(u, 16), quiet);
+}
+#endif
+
+/** out[j] = bf16_pair(lo[j], hi[j]) for j < n; hi NULL: zero high halves. */
+static void pair_two_rows(const float *lo, const float *hi, idx n, uint32_t *restrict out) {
+  idx j = 0;
+#if defined(ROAF_ISA_AVX512)
+  for (; j + 16 <= n; j += 16) {
+    __m512i l = bf16_bits16(_mm512_loadu_si512((const void *)(lo + j)));
+    __m512i h = hi != NULL ? _mm512_slli_epi32(bf16_bits16(_mm512_loadu_si512((const void *)(hi + j))), 16)
+                           : _mm512_setzero_si512();
+    _mm512_storeu_si512((void *)(out + j), _mm512_or_si512(l, h));
+  }
+#endif
+  for (; j < n; j++) out[j] = bf16_pair(lo[j], hi != NULL ? hi[j] : 0.0f);
+}
+
+/**
+ * One panel of `width` words a pair row, kp pair rows, from an operand whose k pairs run along memory: panel word
+ * (p, i) = pair(x[i·ld + 2p], x[i·ld + 2p + 1]) for i < n and 2p < kLeft (zero elsewhere, and for the odd
+ * element past kLeft). Rounded a row at a time with vectors, then transposed into the panel.
+ */
+static void pack_along_k(const float *x, idx ld, idx n, idx width, idx kp, idx kLeft, uint32_t *restrict panel) {
+  uint32_t rows[NR * KP];  // width <= NR, kp <= KP
+  idx count = min_idx(kLeft, 2 * kp), pairs = (count + 1) / 2;
+  bf16_round_rows(n, count, x, ld, rows, kp);
+  for (idx p = 0; p < kp; p++) {
+    uint32_t *out = panel + p * width;
+    idx i = 0;
+    if (p < pairs)
+      for (; i < n; i++) out[i] = rows[i * kp + p];
+    for (; i < width; i++) out[i] = 0;
+  }
+}
+
+/**
+ * The same from an operand whose k pairs run across rows: panel word (p, i) = pair(x[2p·ld + i],
+ * x[(2p+1)·ld + i]) for i < n and 2p < kLeft, zero elsewhere.
+ */
+static void pack_across_k(const float *x, idx ld, idx n, idx width, idx kp, idx kLeft, uint32_t *restrict panel) {
+  for (idx p = 0; p < kp; p++) {
+    uint32_t *out = panel + p * width;
+    idx k = 2 * p, filled = k < kLeft ? n : 0;
+    if (filled > 0) pair_two_rows(x + k * ld, k + 1 < kLeft ? x + (k + 1) * ld : NULL, n, out);
+    for (idx i = filled; i < width; i++) out[i] = 0;
+  }
+}
+
+/** Packs the panel of op(X) rows r0 .. r0+n (n <= width), pairs p0 .. p0+kp of K values. */
+static void pack_panel(const bf16_operand *x, idx r0, idx n, idx width, idx p0, idx kp, idx K, uint32_t *panel) {
+  idx k0 = 2 * p0;
+  if (!x->trans) pack_along_k(x->p + r0 * x->ld + k0, x->ld, n, width, kp, K - k0, panel);
+  else pack_across_k(x->p + k0 * x->ld + r0, x->ld, n, width, kp, K - k0, panel);
 }
 
 /**
@@ -37,65 +97,44 @@ static inline float op_at(const bf16_operand *x, idx r, idx c) {
  * row mc and column K.
  */
 static void pack_a_bf16(const bf16_operand *a, idx i0, idx mc, idx p0, idx kp, idx K, uint32_t *restrict dst) {
-  for (idx ir = 0; ir < mc; ir += MR) {
-    idx mr = min_idx(MR, mc - ir);
-    uint32_t *panel = dst + ir * kp;
-    for (idx p = 0; p < kp; p++) {
-      idx k = 2 * (p0 + p);
-      idx i = 0;
-      for (; i < mr; i++) {
-        float lo = op_at(a, i0 + ir + i, k), hi = k + 1 < K ? op_at(a, i0 + ir + i, k + 1) : 0.0f;
-        panel[p * MR + i] = bf16_pair(lo, hi);
-      }
-      for (; i < MR; i++) panel[p * MR + i] = 0;
-    }
-  }
+  for (idx ir = 0; ir < mc; ir += MR) pack_panel(a, i0 + ir, min_idx(MR, mc - ir), MR, p0, kp, K, dst + ir * kp);
 }
-
-/** Packs op(B)[2·p0 : 2·(p0+kp)), j0 : j0+nc) as NR-column panels, each kp x NR words, zero-padded. */
-static void pack_b_bf16(const bf16_operand *b, idx p0, idx kp, idx K, idx j0, idx nc, uint32_t *restrict dst) {
-  for (idx jr = 0; jr < nc; jr += NR) {
-    idx nr = min_idx(NR, nc - jr);
-    uint32_t *panel = dst + jr * kp;
-    for (idx p = 0; p < kp; p++) {
-      idx k = 2 * (p0 + p);
-      uint32_t *out = panel + p * NR;
-      if (!b->trans) {  // two rows of B, contiguous along j: a loop the compiler vectorises
-        const float *r0 = b->p + k * b->ld + j0 + jr;
-        const float *r1 = k + 1 < K ? r0 + b->ld : NULL;
-        for (idx j = 0; j < nr; j++) out[j] = bf16_pair(r0[j], r1 != NULL ? r1[j] : 0.0f);
-      } else {
-        for (idx j = 0; j < nr; j++) {
-          const float *row = b->p + (j0 + jr + j) * b->ld + k;
-          out[j] = bf16_pair(row[0], k + 1 < K ? row[1] : 0.0f);
-        }
-      }
-      for (idx j = nr; j < NR; j++) out[j] = 0;
-    }
-  }
-}
-
-// ---- micro-kernels: C[0:mr, 0:nr] = alpha (a-panel x b-panel) + beta C (beta == 0: C is not read) ----
 
 /**
- * Writes an MR x NR tile of float32 accumulators (row stride NR) into C: alpha·acc, plus beta·C in one fused
- * multiply-add, the same rounding as the vector epilogue, so every copy gives the same bits.
+ * Packs op(B)[2·p0 : 2·(p0+kp)), j0 : j0+nc) as NR-column panels, each kp x NR words, zero-padded. op(B) is
+ * (K, N): its column j is a row of Bᵀ, so B itself packs like A transposed and back.
  */
-static inline void store_tile(const float *acc, float *c, idx ldc, idx mr, idx nr, float alpha, float beta) {
-  for (idx i = 0; i < mr; i++) {
-    float *row = c + i * ldc;
-    if (beta == 0.0f)
-      for (idx j = 0; j < nr; j++) row[j] = alpha * acc[i * NR + j];
-    else
-      for (idx j = 0; j < nr; j++) row[j] = fmaf(beta, row[j], alpha * acc[i * NR + j]);
+static void pack_b_bf16(const bf16_operand *b, idx p0, idx kp, idx K, idx j0, idx nc, uint32_t *restrict dst) {
+  bf16_operand bt = {b->p, b->ld, !b->trans};
+  for (idx jr = 0; jr < nc; jr += NR) pack_panel(&bt, j0 + jr, min_idx(NR, nc - jr), NR, p0, kp, K, dst + jr * kp);
+}
+
+// ---- the tile: an MR x NR block of float32 sums over kp pairs ----
+
+/**
+ * Writes an MR x NR tile of float32 sums (row stride NR) into C[0:mr, 0:nr]: alpha·sum, plus beta·C in one
+ * fused multiply-add (beta == 0: C is not read). Every copy rounds the same way, so every copy gives the same
+ * bits.
+ */
+static inline void store_tile(const float *tile, float *c, idx ldc, idx mr, idx nr, float alpha, float beta) {
+  vf va = vset1(alpha), vb = vset1(beta);
+  for (idx r = 0; r < mr; r++) {
+    float *row = c + r * ldc;
+    for (idx jj = 0; jj < nr; jj += VL) {
+      idx w = min_idx(VL, nr - jj);
+      vf v = vmul(va, vload(tile + r * NR + jj));
+      if (beta != 0.0f) v = vfma(vb, loadw(row + jj, w), v);
+      storew(row + jj, v, w);
+    }
   }
 }
 
-/** The bf16 arithmetic in plain C: per pair, acc += hi·hi then acc += lo·lo, products exact in float32. */
-static void micro_bf16_generic(idx kp, const uint32_t *restrict a, const uint32_t *restrict b, float *c, idx ldc,
-                               idx mr, idx nr, float alpha, float beta) {
-  float acc[MR * NR];
-  for (int i = 0; i < MR * NR; i++) acc[i] = 0.0f;
+/**
+ * The tile in plain C: per pair, acc += hi·hi then acc += lo·lo, products exact in float32. A's word (i, p) is
+ * a[i·asi + p·ask]: a packed panel has (asi, ask) = (1, MR), rows of pairs read in place (their stride, 1).
+ */
+static void tile_generic(idx kp, const uint32_t *a, idx asi, idx ask, const uint32_t *b, float *out) {
+  for (int i = 0; i < MR * NR; i++) out[i] = 0.0f;
   for (idx p = 0; p < kp; p++) {
     float blo[NR], bhi[NR];
     for (int j = 0; j < NR; j++) {
@@ -103,22 +142,21 @@ static void micro_bf16_generic(idx kp, const uint32_t *restrict a, const uint32_
       bhi[j] = bf16_value(b[p * NR + j] >> 16);
     }
     for (int i = 0; i < MR; i++) {
-      float alo = bf16_value(a[p * MR + i] & 0xffffu), ahi = bf16_value(a[p * MR + i] >> 16);
+      uint32_t w = a[i * asi + p * ask];
+      float alo = bf16_value(w & 0xffffu), ahi = bf16_value(w >> 16);
       for (int j = 0; j < NR; j++) {
-        float s = acc[i * NR + j] + ahi * bhi[j];
-        acc[i * NR + j] = s + alo * blo[j];
+        float s = out[i * NR + j] + ahi * bhi[j];
+        out[i * NR + j] = s + alo * blo[j];
       }
     }
   }
-  store_tile(acc, c, ldc, mr, nr, alpha, beta);
 }
 
 #if defined(ROAF_ISA_AVX512)
 #define BF16_HARDWARE 1
-/** `vdpbf16ps` on MR x 2 vectors of accumulators (NR = 2 vectors of 16 in the AVX-512 copy). */
-__attribute__((target("avx512bf16"))) static void micro_bf16_hardware(idx kp, const uint32_t *restrict a,
-                                                                      const uint32_t *restrict b, float *c, idx ldc,
-                                                                      idx mr, idx nr, float alpha, float beta) {
+/** The tile on `vdpbf16ps`: MR x 2 vectors of accumulators (NR = 2 vectors of 16 in the AVX-512 copy). */
+__attribute__((target("avx512bf16"))) static void tile_hardware(idx kp, const uint32_t *a, idx asi, idx ask,
+                                                                const uint32_t *b, float *out) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; i++)
@@ -130,33 +168,30 @@ __attribute__((target("avx512bf16"))) static void micro_bf16_hardware(idx kp, co
     for (int v = 0; v < NV; v++) bv[v] = (__m512bh)_mm512_loadu_si512((const void *)(b + v * VL));
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
-      __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+      __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i * asi]);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
     }
-    a += MR;
+    a += ask;
     b += NR;
   }
-  if (mr == MR && nr == NR) {
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) {
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; v++) {
-        float *cp = c + i * ldc + v * VL;
-        __m512 r = _mm512_mul_ps(acc[i][v], va);
-        if (beta != 0.0f) r = _mm512_fmadd_ps(_mm512_loadu_ps(cp), vb, r);
-        _mm512_storeu_ps(cp, r);
-      }
-    }
-    return;
-  }
-  float tile[MR * NR];
   for (int i = 0; i < MR; i++)
-    for (int v = 0; v < NV; v++) _mm512_storeu_ps(tile + i * NR + v * VL, acc[i][v]);
-  store_tile(tile, c, ldc, mr, nr, alpha, beta);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) _mm512_storeu_ps(out + i * NR + v * VL, acc[i][v]);
 }
 #endif
+
+static void tile_bf16(int hw, idx kp, const uint32_t *a, idx asi, idx ask, const uint32_t *b, float *out) {
+#if defined(BF16_HARDWARE)
+  if (hw) {
+    tile_hardware(kp, a, asi, ask, b, out);
+    return;
+  }
+#endif
+  (void)hw;
+  tile_generic(kp, a, asi, ask, b, out);
+}
 
 /** Whether this copy runs `vdpbf16ps` on this CPU (only the AVX-512 copy has it). */
 static int bf16_hardware(void) {
@@ -183,6 +218,7 @@ static void gemm_bf16_serial(int tid, int hw, const bf16_operand *a, const bf16_
   }
   uint32_t *bp = (uint32_t *)roaf_scratch(tid, SCRATCH_PACK_B, (size_t)(KP * round_up(min_idx(N, NC), NR)));
   uint32_t *ap = (uint32_t *)roaf_scratch(tid, SCRATCH_PACK_A, (size_t)KP * MC);
+  float tile[MR * NR] __attribute__((aligned(64)));
   for (idx jc = 0; jc < N; jc += NC) {
     idx nc = min_idx(NC, N - jc);
     for (idx pc = 0; pc < pairs; pc += KP) {
@@ -190,21 +226,21 @@ static void gemm_bf16_serial(int tid, int hw, const bf16_operand *a, const bf16_
       float betaBlock = pc == 0 ? beta : 1.0f;
       pack_b_bf16(b, pc, kp, K, jc, nc, bp);
       for (idx ic = 0; ic < M; ic += MC) {
-        idx mc = min_idx(MC, M - ic);
-        pack_a_bf16(a, ic, mc, pc, kp, K, ap);
+        idx mc = min_idx(MC, M - ic), asi = 1, ask = MR;
+        if (!a->trans) {  // rows of pairs, read in place by the tile: no transposition into panels
+          idx k0 = 2 * pc, padded = round_up(mc, MR);
+          bf16_round_rows(mc, min_idx(K - k0, 2 * kp), a->p + ic * a->ld + k0, a->ld, ap, kp);
+          memset(ap + mc * kp, 0, (size_t)((padded - mc) * kp) * sizeof(uint32_t));
+          asi = kp;
+          ask = 1;
+        } else {
+          pack_a_bf16(a, ic, mc, pc, kp, K, ap);
+        }
         for (idx jr = 0; jr < nc; jr += NR) {
-          idx nr = min_idx(NR, nc - jr);
           for (idx ir = 0; ir < mc; ir += MR) {
-            const uint32_t *pa = ap + ir * kp, *pb = bp + jr * kp;
-            float *cc = c + (ic + ir) * ldc + jc + jr;
-            idx mr = min_idx(MR, mc - ir);
-#if defined(BF16_HARDWARE)
-            if (hw) {
-              micro_bf16_hardware(kp, pa, pb, cc, ldc, mr, nr, alpha, betaBlock);
-              continue;
-            }
-#endif
-            micro_bf16_generic(kp, pa, pb, cc, ldc, mr, nr, alpha, betaBlock);
+            tile_bf16(hw, kp, ap + ir * kp, asi, ask, bp + jr * kp, tile);
+            store_tile(tile, c + (ic + ir) * ldc + jc + jr, ldc, min_idx(MR, mc - ir), min_idx(NR, nc - jr), alpha,
+                       betaBlock);
           }
         }
       }
@@ -279,16 +315,10 @@ void bf16_round_rows(idx rows, idx N, const float *x, idx ldx, uint32_t *dst, id
     uint32_t *out = dst + r * ldd;
     idx p = 0;
 #if defined(ROAF_ISA_AVX512)
-    // 16 values a vector: rounded as bf16_bits does (NaN quietened), then each pair of 32-bit lanes folded into
-    // the low word of its 64-bit lane, and the 64-bit lanes narrowed to 8 words.
-    const __m512i abs = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
-    const __m512i half = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x40);
+    // 16 values a vector, rounded; then each pair of 32-bit lanes folded into the low word of its 64-bit lane,
+    // and the 64-bit lanes narrowed to 8 words.
     for (; 2 * p + 16 <= N; p += 8) {
-      __m512i u = _mm512_loadu_si512((const void *)(row + 2 * p));
-      __m512i rounded = _mm512_srli_epi32(
-          _mm512_add_epi32(u, _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(u, 16), one))), 16);
-      __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs), inf);
-      rounded = _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(u, 16), quiet);
+      __m512i rounded = bf16_bits16(_mm512_loadu_si512((const void *)(row + 2 * p)));
       __m512i folded = _mm512_or_si512(rounded, _mm512_srli_epi64(rounded, 16));
       _mm256_storeu_si256((__m256i *)(out + p), _mm512_cvtepi64_epi32(folded));
     }
@@ -304,63 +334,8 @@ void bf16_pack_b_full(const float *B, idx ldb, int trans, idx K, idx N, uint32_t
   pack_b_bf16(&b, 0, (K + 1) / 2, K, 0, N, dst);
 }
 
-/** bf16_tile in plain C: per pair, acc += hi·hi then acc += lo·lo (micro_bf16_generic's order). */
-static void bf16_tile_generic(idx kp, const uint32_t *a, idx lda, const uint32_t *b, float *out) {
-  for (int i = 0; i < MR * NR; i++) out[i] = 0.0f;
-  for (idx p = 0; p < kp; p++) {
-    float blo[NR], bhi[NR];
-    for (int j = 0; j < NR; j++) {
-      blo[j] = bf16_value(b[p * NR + j] & 0xffffu);
-      bhi[j] = bf16_value(b[p * NR + j] >> 16);
-    }
-    for (int i = 0; i < MR; i++) {
-      uint32_t w = a[i * lda + p];
-      float alo = bf16_value(w & 0xffffu), ahi = bf16_value(w >> 16);
-      for (int j = 0; j < NR; j++) {
-        float s = out[i * NR + j] + ahi * bhi[j];
-        out[i * NR + j] = s + alo * blo[j];
-      }
-    }
-  }
-}
-
-#if defined(BF16_HARDWARE)
-/** bf16_tile on vdpbf16ps: MR x 2 vectors of accumulators, A broadcast from MR rows read in place. */
-__attribute__((target("avx512bf16"))) static void bf16_tile_hardware(idx kp, const uint32_t *a, idx lda,
-                                                                     const uint32_t *b, float *out) {
-  __m512 acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
-  for (idx p = 0; p < kp; p++) {
-    __m512bh bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) bv[v] = (__m512bh)_mm512_loadu_si512((const void *)(b + v * VL));
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) {
-      __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i * lda + p]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
-    }
-    b += NR;
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) _mm512_storeu_ps(out + i * NR + v * VL, acc[i][v]);
-}
-#endif
-
 void bf16_tile(int hw, idx kp, const uint32_t *a, idx lda, const uint32_t *b, float *out) {
-#if defined(BF16_HARDWARE)
-  if (hw) {
-    bf16_tile_hardware(kp, a, lda, b, out);
-    return;
-  }
-#endif
-  (void)hw;
-  bf16_tile_generic(kp, a, lda, b, out);
+  tile_bf16(hw, kp, a, lda, 1, b, out);
 }
 
 // ---- benchmark support: products with the weight operand packed once ----
@@ -401,20 +376,9 @@ void gemm_bf16_packed(int tid, int hw, const float *A, idx lda, idx M, const bf1
   bf16_round_rows(M, K, A, lda, ap, pairs);
   memset(ap + M * pairs, 0, (size_t)((padded - M) * pairs) * sizeof(uint32_t));
   float tile[MR * NR] __attribute__((aligned(64)));
-  vf va = vset1(alpha), vb = vset1(beta);
-  for (idx j0 = 0; j0 < N; j0 += NR) {
-    idx nr = min_idx(NR, N - j0);
+  for (idx j0 = 0; j0 < N; j0 += NR)
     for (idx i = 0; i < M; i += MR) {
-      bf16_tile(hw, pairs, ap + i * pairs, pairs, pb->data + j0 * pairs, tile);
-      for (idx r = 0; r < min_idx(MR, M - i); r++) {
-        float *c = C + (i + r) * ldc + j0;
-        for (idx jj = 0; jj < nr; jj += VL) {  // alpha acc + beta C in one rounding after the product's, as gemmBf16
-          idx w = min_idx(VL, nr - jj);
-          vf v = vmul(va, vload(tile + r * NR + jj));
-          if (beta != 0.0f) v = vfma(vb, loadw(c + jj, w), v);
-          storew(c + jj, v, w);
-        }
-      }
+      tile_bf16(hw, pairs, ap + i * pairs, pairs, 1, pb->data + j0 * pairs, tile);
+      store_tile(tile, C + i * ldc + j0, ldc, min_idx(MR, M - i), min_idx(NR, N - j0), alpha, beta);
     }
-  }
 }
