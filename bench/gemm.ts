@@ -15,30 +15,51 @@
 import { parseArgs } from 'node:util';
 
 import { loadBackend, nativeInfo, nativeLoadError, setNativeThreads } from '../src/index.js';
-import {
-  nativeFmaPeak,
-  nativeFmaPeakAllThreads,
-  nativeGemmPackedOnce,
-  setNativeIsa,
-  type NativeIsa,
-} from '../src/backend/native.js';
+import { nativeFmaPeak, nativeFmaPeakAllThreads, nativeGemmPackedOnce, setNativeIsa } from '../src/backend/native.js';
 import { bf16Round } from '../src/backend/bf16.js';
 import { Random } from '../src/util/random.js';
+import { checkChoice, checkRange } from '../src/util/errors.js';
 
-const { values } = parseArgs({
-  options: {
-    isa: { type: 'string' },
-    repeats: { type: 'string', default: '15' },
-    'no-bf16': { type: 'boolean', default: false },
-  },
-});
+const USAGE = `usage: node dist/bench/gemm.js [options]
+  --isa NAME     the native instruction set to time: avx512, avx2 or portable (default: the best this CPU runs)
+  --repeats R    timed samples per product, median reported (default 15)
+  --no-bf16      skip the bf16 products
+  --help         this text
+`;
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      isa: { type: 'string' },
+      repeats: { type: 'string', default: '15' },
+      'no-bf16': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+} catch (error) {
+  process.stderr.write(`gemm benchmark: ${(error as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+const { values } = parsed;
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+let repeats = 0;
+let isa: 'avx512' | 'avx2' | 'portable' | undefined;
+try {
+  repeats = checkRange('--repeats', Number(values.repeats), 1, 1000, { integer: true });
+  if (values.isa !== undefined) isa = checkChoice('--isa', values.isa, ['avx512', 'avx2', 'portable'] as const);
+} catch (error) {
+  process.stderr.write(`gemm benchmark: ${(error as Error).message}\n`);
+  process.exit(2);
+}
 const backend = loadBackend('native');
 if (backend === null) {
   console.log(`gemm benchmark skipped: native backend not built (${nativeLoadError() ?? 'unknown reason'})`);
   process.exit(0);
 }
-if (values.isa !== undefined) setNativeIsa(values.isa as NativeIsa);
-const repeats = Number(values.repeats);
+if (isa !== undefined) setNativeIsa(isa);
 const info = nativeInfo()!;
 const rng = new Random(1);
 

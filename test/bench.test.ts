@@ -67,3 +67,27 @@ describe('roaf info --peak', () => {
     assert.doesNotMatch(plain.stdout, /FMA peak/); // measured only when asked: it takes a second
   });
 });
+
+describe('bench/gemm.js options', () => {
+  const GEMM = join(dirname(fileURLToPath(import.meta.url)), '..', 'bench', 'gemm.js');
+  const gemm = (args: string[]) => spawnSync(process.execPath, [GEMM, ...args], { encoding: 'utf8' });
+
+  it('--help prints the options and exits 0 without timing anything', () => {
+    const result = gemm(['--help']);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /--repeats R/);
+    assert.doesNotMatch(result.stdout, /GFLOPS/);
+  });
+
+  for (const [args, pattern] of [
+    [['--repeats', '0'], /--repeats must be an integer >= 1 and <= 1000, got 0/],
+    [['--isa', 'x86'], /--isa must be one of avx512, avx2, portable, got 'x86'/],
+    [['--bogus'], /Unknown option '--bogus'/],
+  ] as const) {
+    it(`${args.join(' ')}: names the option and the allowed values, exit code 2`, () => {
+      const result = gemm([...args]);
+      assert.equal(result.status, 2, result.stdout);
+      assert.match(result.stderr, pattern);
+    });
+  }
+});
