@@ -332,10 +332,14 @@ export function elementwiseCases(rng: Random): Case[] {
 export function filterCases(rng: Random): Case[] {
   const cases: Case[] = [];
   for (const kind of ['dense', 'permutation', 'identity'] as const) {
+    // Widths for every path of the native filter rows: one register (N <= 16), gathers of 16 with a masked
+    // tail (33), whole gathers (64), and the scalar loop past 1,024.
     for (const [B, N] of [
       [1, 1],
+      [3, 16],
       [7, 33],
       [33, 64],
+      [2, 1030],
     ] as const) {
       const filter = makeFilter(rng, kind, N);
       for (const transpose of [false, true]) {

@@ -10,5 +10,5 @@ void k_apply_filter(const roaf_filter *f, int transpose, idx B, float alpha, con
     k_gemm(0, !transpose, B, N, N, alpha, x, N, f->matrix, N, betaY, y, N);
     return;
   }
-  for (idx r = 0; r < B; r++) filter_row(f, transpose, N, alpha, x + r * N, betaY, y + r * N);
+  filter_rows(f, transpose, B, N, alpha, x, betaY, y);
 }

@@ -23,7 +23,7 @@ static void roaf_step_rows(idx rows, idx N, float alpha, float beta, const roaf_
       if (dense) hv = vfma(valpha, loadw(p + N + j, w), hv);
       storew(hr + j, hv, w);
     }
-    if (!dense && alpha != 0.0f) filter_row(f, 0, N, alpha, hPrev + r * N, 1.0f, hr);
+    if (!dense && alpha != 0.0f) filter_rows(f, 0, 1, N, alpha, hPrev + r * N, 1.0f, hr);
   }
 }
 
@@ -98,8 +98,7 @@ static void layer_backward_run(void *p, int tid, int nt) {
       a.p = L->gz + r0 * N;
     }
     gemm_packed(tid, &a, r1 - r0, &L->pb, 1.0f, 0.0f, L->gx + r0 * N, N);
-    if (!L->dense && L->alpha != 0.0f)
-      for (idx r = r0; r < r1; r++) filter_row(L->f, 1, N, L->alpha, L->gy + r * N, 1.0f, L->gx + r * N);
+    if (!L->dense && L->alpha != 0.0f) filter_rows(L->f, 1, r1 - r0, N, L->alpha, L->gy + r0 * N, 1.0f, L->gx + r0 * N);
   }
   // gW rows [m0, m1): gW[m0:m1, :] += gz[:, m0:m1]ᵀ x.
   idx m0, m1;

@@ -163,8 +163,7 @@ void roaf_forward_rows(const roaf_forward_args *f, const roaf_filter *filter, in
       else roaf_forward_tile(&fi, 0, mr, x + i * N, panel, p * width, a + i * N, y + i * N, pl);
     }
   }
-  if (filter->kind == FILTER_PERMUTATION && f->alpha != 0.0f)
-    for (idx r = 0; r < rows; r++) filter_row(filter, 0, N, f->alpha, x + r * N, 1.0f, y + r * N);
+  if (filter->kind == FILTER_PERMUTATION && f->alpha != 0.0f) filter_rows(filter, 0, rows, N, f->alpha, x, 1.0f, y);
 }
 
 void backward_in_place(roaf_backward_args *f, const float *O, const float *W) {
@@ -285,7 +284,7 @@ void roaf_backward_rows(const roaf_backward_args *f, const roaf_filter *filter, 
     }
   }
   if (permutation) {
-    for (idx r = 0; r < rows; r++) filter_row(filter, 1, N, f->alpha, gy + r * N, 1.0f, out + r * N);
+    filter_rows(filter, 1, rows, N, f->alpha, gy, 1.0f, out);
     if (gzNext != NULL) roaf_gz_rows(rows, N, f->beta, out, aNext, gzNext);
   }
 }
@@ -394,8 +393,7 @@ void bf16_forward_rows(int tid, const bf16_rows_args *f, idx rows, const float *
       }
     }
   }
-  if (f->filterRows)
-    for (idx r = 0; r < rows; r++) filter_row(f->f, 0, N, f->alpha, x + r * N, 1.0f, y + r * N);
+  if (f->filterRows) filter_rows(f->f, 0, rows, N, f->alpha, x, 1.0f, y);
 }
 
 void bf16_backward_rows(int tid, const bf16_rows_args *f, idx rows, const float *gy, const float *gz, float *out,
@@ -425,7 +423,7 @@ void bf16_backward_rows(int tid, const bf16_rows_args *f, idx rows, const float 
     a_operand ao = {.p = gy, .ld = N};
     gemm_packed(tid, &ao, rows, f->ob, f->alpha, 1.0f, out, N);
   } else if (f->filterRows) {
-    for (idx r = 0; r < rows; r++) filter_row(f->f, 1, N, f->alpha, gy + r * N, 1.0f, out + r * N);
+    filter_rows(f->f, 1, rows, N, f->alpha, gy, 1.0f, out);
   }
   if (gzNext != NULL) roaf_gz_rows(rows, N, f->beta, out, aNext, gzNext);
 }
