@@ -142,8 +142,14 @@ static void mlp_weight_run(void *p, int tid, int nt) {
   while (queue_claim(&m->layers, &l0, &l1)) mlp_weight_layers(m, l0, l1);
 }
 
-void k_roaf_mlp_backward(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
-                         const float *xs, const float *as, float *gy, float *gWs, float *gbs, double *gradSquares) {
+/**
+ * The backward pass of either precision: the row sweep of `step` from the last layer down (each thread keeping
+ * `localSize` bytes between its blocks), then the weight gradients of every layer by `weights` from a queue of
+ * layers, then the squared gradient norms per layer.
+ */
+static void mlp_backward(roaf_sweep_fn step, size_t localSize, roaf_task_fn weights, idx L, idx B, idx N, float alpha,
+                         float beta, const roaf_filter *filters, const float *Ws, const float *xs, const float *as,
+                         float *gy, float *gWs, float *gbs, double *gradSquares) {
   if (N <= 0) return;
   if (L <= 0 || B <= 0) {
     if (gradSquares != NULL) gradSquares[0] = B > 0 ? k_sum_squares(B * N, gy) : 0.0;
@@ -166,10 +172,10 @@ void k_roaf_mlp_backward(idx L, idx B, idx N, float alpha, float beta, const roa
   m.ping[1] = m.ping[0] + B * N;
   if (gradSquares != NULL) m.rowSq = (double *)roaf_scratch(0, SCRATCH_STACK_ROWS, (size_t)(2 * (L + 1) * B));
   double work = (double)L * (double)B * (double)N * (double)N;
-  roaf_row_sweep(mlp_backward_step, &m, sizeof(sweep_local), L, B, MR, work * 2);
-  roaf_plan plan = roaf_parallel_plan((const void *)mlp_weight_run, work, L);
+  roaf_row_sweep(step, &m, localSize, L, B, MR, work * 2);
+  roaf_plan plan = roaf_parallel_plan((const void *)weights, work, L);
   queue_init(&m.layers, L, chunk_for(L, plan.threads, 32, 1));
-  roaf_parallel_run(&plan, mlp_weight_run, &m);
+  roaf_parallel_run(&plan, weights, &m);
   if (gradSquares != NULL) {
     for (idx l = 0; l <= L; l++) {
       double total = 0.0;
@@ -177,6 +183,12 @@ void k_roaf_mlp_backward(idx L, idx B, idx N, float alpha, float beta, const roa
       gradSquares[l] = total;
     }
   }
+}
+
+void k_roaf_mlp_backward(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
+                         const float *xs, const float *as, float *gy, float *gWs, float *gbs, double *gradSquares) {
+  mlp_backward(mlp_backward_step, sizeof(sweep_local), mlp_weight_run, L, B, N, alpha, beta, filters, Ws, xs, as, gy,
+               gWs, gbs, gradSquares);
 }
 
 // ---- the stack on bf16 products (--precision bf16, docs/precision.md) ----
@@ -275,37 +287,6 @@ static void mlp_bf16_weight_run(void *p, int tid, int nt) {
 void k_roaf_mlp_backward_bf16(idx L, idx B, idx N, float alpha, float beta, const roaf_filter *filters, const float *Ws,
                               const float *xs, const float *as, float *gy, float *gWs, float *gbs,
                               double *gradSquares) {
-  if (N <= 0) return;
-  if (L <= 0 || B <= 0) {
-    if (gradSquares != NULL) gradSquares[0] = B > 0 ? k_sum_squares(B * N, gy) : 0.0;
-    return;
-  }
-  mlp_task m = {.L = L,
-                .B = B,
-                .N = N,
-                .alpha = alpha,
-                .beta = beta,
-                .filters = filters,
-                .Ws = Ws,
-                .xs = (float *)xs,
-                .as = (float *)as,
-                .gy = gy,
-                .gWs = gWs,
-                .gbs = gbs};
-  m.gzs = roaf_scratch(0, SCRATCH_STACK, (size_t)(L * B * N + 2 * B * N));
-  m.ping[0] = m.gzs + L * B * N;
-  m.ping[1] = m.ping[0] + B * N;
-  if (gradSquares != NULL) m.rowSq = (double *)roaf_scratch(0, SCRATCH_STACK_ROWS, (size_t)(2 * (L + 1) * B));
-  double work = (double)L * (double)B * (double)N * (double)N;
-  roaf_row_sweep(mlp_bf16_backward_step, &m, sizeof(bf16_local), L, B, MR, work * 2);
-  roaf_plan plan = roaf_parallel_plan((const void *)mlp_bf16_weight_run, work, L);
-  queue_init(&m.layers, L, chunk_for(L, plan.threads, 32, 1));
-  roaf_parallel_run(&plan, mlp_bf16_weight_run, &m);
-  if (gradSquares != NULL) {
-    for (idx l = 0; l <= L; l++) {
-      double total = 0.0;
-      for (idx r = 0; r < B; r++) total += m.rowSq[l * B + r];
-      gradSquares[l] = total;
-    }
-  }
+  mlp_backward(mlp_bf16_backward_step, sizeof(bf16_local), mlp_bf16_weight_run, L, B, N, alpha, beta, filters, Ws, xs,
+               as, gy, gWs, gbs, gradSquares);
 }
