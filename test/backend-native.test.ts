@@ -40,6 +40,7 @@ import { loadWasmBackendSync, wasmLoadError } from '../src/backend/wasm-node.js'
 import { Random } from '../src/util/random.js';
 import { CoreOnlyBackend } from './helpers.js';
 import { WASM_TOL_SCALE, caseGroups, checkCase, execute, type Case, type Placement } from './kernel-cases.js';
+import { nativeSettingsForSuite, nativeVariants, useNativeVariant } from './native-settings.js';
 
 const native = loadNativeBackend();
 const info = nativeInfo();
@@ -66,15 +67,10 @@ interface Subject {
   skip: string | false;
 }
 
-const nativeConfigurations = (info?.available ?? []).flatMap((isa) =>
-  [1, 2].map((threads) => ({
-    label: `${isa}, ${threads} thread${threads === 1 ? '' : 's'}`,
-    setup: () => {
-      setNativeIsa(isa);
-      setNativeThreads(threads);
-    },
-  })),
-);
+const nativeConfigurations = (info === null ? [] : nativeVariants()).map((variant) => ({
+  label: variant.label,
+  setup: () => useNativeVariant(variant),
+}));
 
 const subjects: Subject[] = [
   { name: 'reference', backend: referenceBackend, configurations: [{ label: 'float32' }], skip: false },
@@ -117,13 +113,7 @@ describe('every backend matches the float64 reference', () => {
     return w;
   };
 
-  const oldThreshold = native === null ? 0 : setNativeParallelThreshold(0);
-  after(() => {
-    if (native === null) return;
-    setNativeIsa(info!.isa);
-    setNativeThreads(info!.threads);
-    setNativeParallelThreshold(oldThreshold);
-  });
+  nativeSettingsForSuite();
 
   for (const subject of subjects) {
     describe(subject.name, { skip: subject.skip }, () => {

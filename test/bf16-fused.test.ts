@@ -33,17 +33,11 @@ import { after, describe, it } from 'node:test';
 import type { Backend, FilterOperand, GemmArgs } from '../src/backend/backend.js';
 import { bf16Round, withBf16Products } from '../src/backend/bf16.js';
 import { loadBackend } from '../src/backend/index.js';
-import {
-  nativeGemmPackedOnce,
-  nativeInfo,
-  setNativeIsa,
-  setNativeParallelThreshold,
-  setNativeThreads,
-  type NativeIsa,
-} from '../src/backend/native.js';
+import { nativeGemmPackedOnce, nativeInfo, setNativeIsa } from '../src/backend/native.js';
 import { referenceBackend } from '../src/backend/reference.js';
 import { Random } from '../src/util/random.js';
 import { makeFilter, randomArray, type FilterSpec } from './kernel-cases.js';
+import { nativeSettingsForSuite, nativeVariants, useNativeVariant } from './native-settings.js';
 
 const U32 = 2 ** -24;
 const gamma = (K: number): number => (K * U32) / (1 - K * U32);
@@ -342,50 +336,35 @@ function checkBackward(c: Config, x: Inputs, r: Run, label: string): void {
 }
 
 describe('the native fused bf16 ROAF cell against the reference bf16 arithmetic, step by step', () => {
-  const isas: NativeIsa[] = info?.available ?? [];
-  const oldThreshold = native === null ? 0 : setNativeParallelThreshold(0);
-  after(() => {
-    if (native === null) return;
-    setNativeIsa(info!.isa);
-    setNativeThreads(info!.threads);
-    setNativeParallelThreshold(oldThreshold);
-  });
-  for (const isa of isas.length > 0 ? isas : (['avx512'] as NativeIsa[])) {
-    for (const threads of [1, 2]) {
-      it(
-        `${isa}, ${threads} thread${threads > 1 ? 's' : ''}: forward, backward, lastStepOnly`,
-        { skip: nativeSkip },
-        () => {
-          setNativeIsa(isa);
-          setNativeThreads(threads);
-          setNativeParallelThreshold(0);
-          const rng = new Random(4242);
-          let rounded = 0;
-          for (const c of CONFIGS) {
-            const label = `${c.kind} T=${c.T} B=${c.B} D=${c.D} N=${c.N} alpha=${c.alpha}`;
-            const x = inputs(c, rng);
-            const r = run(native!, c, x, x.loss, false);
-            for (let t = 0; t < c.T; t++) if (checkForwardStep(c, x, r, t, label)) rounded++;
-            checkBackward(c, x, r, label);
-            // lastStepOnly: the same loss at the last step, nothing before (NaN: never read), equals the full
-            // backward with zeros before the last step, bit for bit.
-            const step = c.B * c.N;
-            const last = new Float32Array(c.T * step).fill(NaN);
-            last.set(x.loss.subarray((c.T - 1) * step), (c.T - 1) * step);
-            const zeros = new Float32Array(c.T * step);
-            zeros.set(x.loss.subarray((c.T - 1) * step), (c.T - 1) * step);
-            const a = run(native!, c, x, last, true);
-            const b = run(native!, c, x, zeros, false);
-            for (const name of ['gzs', 'gW', 'gU', 'gb', 'gh0', 'gxs'] as const) {
-              a[name].forEach((v, i) => {
-                if (v !== b[name][i]) assert.fail(`${label} lastStepOnly: ${name}[${i}] ${v} vs ${b[name][i]}`);
-              });
-            }
-          }
-          assert.ok(rounded > 0, 'no step shows the bf16 rounding: were the products rounded?');
-        },
-      );
-    }
+  nativeSettingsForSuite();
+  for (const variant of nativeVariants()) {
+    it(`${variant.label}: forward, backward, lastStepOnly`, { skip: nativeSkip }, () => {
+      useNativeVariant(variant);
+      const rng = new Random(4242);
+      let rounded = 0;
+      for (const c of CONFIGS) {
+        const label = `${c.kind} T=${c.T} B=${c.B} D=${c.D} N=${c.N} alpha=${c.alpha}`;
+        const x = inputs(c, rng);
+        const r = run(native!, c, x, x.loss, false);
+        for (let t = 0; t < c.T; t++) if (checkForwardStep(c, x, r, t, label)) rounded++;
+        checkBackward(c, x, r, label);
+        // lastStepOnly: the same loss at the last step, nothing before (NaN: never read), equals the full
+        // backward with zeros before the last step, bit for bit.
+        const step = c.B * c.N;
+        const last = new Float32Array(c.T * step).fill(NaN);
+        last.set(x.loss.subarray((c.T - 1) * step), (c.T - 1) * step);
+        const zeros = new Float32Array(c.T * step);
+        zeros.set(x.loss.subarray((c.T - 1) * step), (c.T - 1) * step);
+        const a = run(native!, c, x, last, true);
+        const b = run(native!, c, x, zeros, false);
+        for (const name of ['gzs', 'gW', 'gU', 'gb', 'gh0', 'gxs'] as const) {
+          a[name].forEach((v, i) => {
+            if (v !== b[name][i]) assert.fail(`${label} lastStepOnly: ${name}[${i}] ${v} vs ${b[name][i]}`);
+          });
+        }
+      }
+      assert.ok(rounded > 0, 'no step shows the bf16 rounding: were the products rounded?');
+    });
   }
 });
 
@@ -531,25 +510,14 @@ function checkStack(c: StackConfig, rng: Random, label: string): void {
 }
 
 describe('the native fused bf16 ROAF stack against the reference bf16 arithmetic, layer by layer', () => {
-  const isas: NativeIsa[] = info?.available ?? [];
-  const oldThreshold = native === null ? 0 : setNativeParallelThreshold(0);
-  after(() => {
-    if (native === null) return;
-    setNativeIsa(info!.isa);
-    setNativeThreads(info!.threads);
-    setNativeParallelThreshold(oldThreshold);
-  });
-  for (const isa of isas.length > 0 ? isas : (['avx512'] as NativeIsa[])) {
-    for (const threads of [1, 2]) {
-      it(`${isa}, ${threads} thread${threads > 1 ? 's' : ''}`, { skip: nativeSkip }, () => {
-        setNativeIsa(isa);
-        setNativeThreads(threads);
-        setNativeParallelThreshold(0);
-        const rng = new Random(99);
-        for (const c of STACKS)
-          checkStack(c, rng, `${c.kinds.join('/')}${c.shared ? ' (shared)' : ''} B=${c.B} N=${c.N} alpha=${c.alpha}`);
-      });
-    }
+  nativeSettingsForSuite();
+  for (const variant of nativeVariants()) {
+    it(variant.label, { skip: nativeSkip }, () => {
+      useNativeVariant(variant);
+      const rng = new Random(99);
+      for (const c of STACKS)
+        checkStack(c, rng, `${c.kinds.join('/')}${c.shared ? ' (shared)' : ''} B=${c.B} N=${c.N} alpha=${c.alpha}`);
+    });
   }
 });
 
@@ -842,24 +810,13 @@ function checkGated(c: Gated, rng: Random, label: string): void {
 }
 
 describe('the native fused bf16 LSTM and GRU against the reference bf16 arithmetic, step by step', () => {
-  const isas: NativeIsa[] = info?.available ?? [];
-  const oldThreshold = native === null ? 0 : setNativeParallelThreshold(0);
-  after(() => {
-    if (native === null) return;
-    setNativeIsa(info!.isa);
-    setNativeThreads(info!.threads);
-    setNativeParallelThreshold(oldThreshold);
-  });
-  for (const isa of isas.length > 0 ? isas : (['avx512'] as NativeIsa[])) {
-    for (const threads of [1, 2]) {
-      it(`${isa}, ${threads} thread${threads > 1 ? 's' : ''}`, { skip: nativeSkip }, () => {
-        setNativeIsa(isa);
-        setNativeThreads(threads);
-        setNativeParallelThreshold(0);
-        const rng = new Random(31);
-        for (const c of GATED) checkGated(c, rng, `${c.kind} T=${c.T} B=${c.B} D=${c.D} N=${c.N}`);
-      });
-    }
+  nativeSettingsForSuite();
+  for (const variant of nativeVariants()) {
+    it(variant.label, { skip: nativeSkip }, () => {
+      useNativeVariant(variant);
+      const rng = new Random(31);
+      for (const c of GATED) checkGated(c, rng, `${c.kind} T=${c.T} B=${c.B} D=${c.D} N=${c.N}`);
+    });
   }
 });
 

@@ -18,18 +18,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import type { Backend, GemmArgs } from '../src/backend/backend.js';
 import { backendForPrecision, bf16Round, roundToBf16, withBf16Products } from '../src/backend/bf16.js';
 import { loadBackend } from '../src/backend/index.js';
-import {
-  nativeInfo,
-  setNativeIsa,
-  setNativeParallelThreshold,
-  setNativeThreads,
-  type NativeIsa,
-} from '../src/backend/native.js';
+import { nativeInfo, setNativeIsa, setNativeThreads, type NativeIsa } from '../src/backend/native.js';
 import { referenceBackend } from '../src/backend/reference.js';
 import { loadTask } from '../src/data/tasks.js';
 import type { Dataset } from '../src/data/dataset.js';
@@ -39,6 +33,7 @@ import { DEFAULT_OPTIMIZER, Optimizer } from '../src/train/optimizer.js';
 import { BatchBuffers, batchLoss, epochOrder } from '../src/train/trainer.js';
 import { Random } from '../src/util/random.js';
 import { cellCases, execute, gatedCases, layerCases, mlpStackCases, relativeError, type Case } from './kernel-cases.js';
+import { nativeSettingsForSuite } from './native-settings.js';
 
 const U = 2 ** -8; // bf16 unit roundoff
 const U32 = 2 ** -24; // float32 unit roundoff
@@ -222,13 +217,7 @@ describe('gemmBf16 against float64', () => {
   const exactResults = cases.map((c, i) => exact(c, inputs[i]!, false));
   const roundedResults = cases.map((c, i) => exact(c, inputs[i]!, true));
   const isas: NativeIsa[] = info?.available ?? [];
-  const oldThreshold = native === null ? 0 : setNativeParallelThreshold(0);
-  after(() => {
-    if (native === null) return;
-    setNativeIsa(info!.isa);
-    setNativeThreads(info!.threads);
-    setNativeParallelThreshold(oldThreshold);
-  });
+  nativeSettingsForSuite();
 
   it('the reference: within the bf16 bound of the exact product, and not within float32 accuracy of it', () => {
     let rounded = 0;
