@@ -20,13 +20,21 @@ export interface MachineInfo {
   platform: string;
 }
 
+/**
+ * The best of five short FMA-peak measurements: the runs write results while other work shares the cores,
+ * and contention only ever lowers the figure (a median of three once recorded 133 GFLOPS on a 219 GFLOPS core).
+ */
+function bestFmaPeak(): number {
+  return Math.max(...[0, 1, 2, 3, 4].map(() => nativeFmaPeak(0.05)));
+}
+
 export function machineInfo(backend: Backend): MachineInfo {
   const list = cpus();
   const native = backend.name === 'native' ? nativeInfo() : null;
   return {
     cpu: list[0]?.model.trim() ?? 'unknown',
     cores: list.length,
-    fma_peak_gflops: native ? Number((nativeFmaPeak() / 1e9).toFixed(1)) : null,
+    fma_peak_gflops: native ? Number((bestFmaPeak() / 1e9).toFixed(1)) : null,
     isa: native?.isa ?? null,
     total_memory_bytes: totalmem(),
     node: process.version,
