@@ -77,8 +77,8 @@ const work = mkdtempSync(join(tmpdir(), 'roaf-onnx-check-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
 const CASES: Record<string, { options: ModelOptions; save?: OnnxSaveOptions }> = {
-  'mlp-10': { options: { model: 'roaf-mlp', inputDim: 20, outputs: 10, depth: 10, width: 16 } },
-  'mlp-500': { options: { model: 'roaf-mlp', inputDim: 20, outputs: 10, depth: 500, width: 16 } },
+  'mlp-10': { options: { model: 'roaf-mlp', inputDim: 20, outputs: 10, depth: 10, width: 16, filter: 'haar' } },
+  'mlp-500': { options: { model: 'roaf-mlp', inputDim: 20, outputs: 10, depth: 500, width: 16, filter: 'haar' } },
   'mlp-perm': {
     options: { model: 'roaf-mlp', inputDim: 20, outputs: 10, depth: 30, width: 16, filter: 'permutation', alpha: 0.9 },
   },
@@ -88,7 +88,7 @@ const CASES: Record<string, { options: ModelOptions; save?: OnnxSaveOptions }> =
     options: { model: 'roaf-mlp', inputDim: 20, outputs: 10, depth: 30, width: 16 },
     save: { externalDataThreshold: 0 },
   },
-  'roaf-rnn': { options: { model: 'roaf-rnn', inputDim: 1, outputs: 10, hidden: 16 } },
+  'roaf-rnn': { options: { model: 'roaf-rnn', inputDim: 1, outputs: 10, hidden: 16, filter: 'haar' } },
   'roaf-rnn-stack-every': {
     options: { model: 'roaf-rnn', inputDim: 10, outputs: 9, hidden: 16, filter: 'cycle', layers: 2, readout: 'every' },
   },

@@ -15,7 +15,7 @@ import { defaultSegmentLength, type ActivationMemory } from '../models/kind.js';
 import { applyMemoryOption, chooseMemoryMode } from '../models/memory.js';
 import { OPTIONS, checkOptionChoice } from '../options/table.js';
 import { MODEL_KINDS, kindsWhere, modelKind, type ModelKind } from '../models/kinds.js';
-import { FILTER_KINDS } from '../nn/filter.js';
+import { DEFAULT_FILTER, FILTER_KINDS } from '../nn/filter.js';
 import { UsageError, checkChoice, checkRange } from '../util/errors.js';
 import { numberOption, printJsonResult, tableOption } from './options.js';
 
@@ -223,7 +223,7 @@ export function registerBenchCommand(program: Command): void {
     .addOption(numberOption('--batch <B>', 'batch size').default(128))
     .addOption(numberOption('--seq-len <T>', `recurrent steps (default ${RECURRENT_DEFAULTS.seqLen}, like psMNIST)`))
     .addOption(numberOption('--input-dim <D>', 'inputs per sample or step (default 1 recurrent, 784 feed-forward)'))
-    .option('--filter <kind>', `orthogonal filter: ${FILTER_KINDS.join(', ')}`, 'haar')
+    .option('--filter <kind>', `orthogonal filter: ${FILTER_KINDS.join(', ')}`, DEFAULT_FILTER)
     .addOption(tableOption(OPTIONS.memory))
     .option('--backend <name>', 'auto, native, wasm or reference', 'auto')
     .addOption(numberOption('--threads <k>', 'native backend threads (default: all cores)'))

@@ -14,7 +14,7 @@ import { applyMemoryOption } from '../models/memory.js';
 import { CURVE_LABELS } from '../models/kind.js';
 import { MODEL_KINDS, modelKind } from '../models/kinds.js';
 import type { Model } from '../models/model.js';
-import { FILTER_KINDS } from '../nn/filter.js';
+import { DEFAULT_FILTER, FILTER_KINDS } from '../nn/filter.js';
 import { describeModel, writeDiagnosticsOutputs } from '../report/figures.js';
 import { loadModelTensors, readCheckpointConfig } from '../train/checkpoint.js';
 import { UsageError, checkChoice, checkRange } from '../util/errors.js';
@@ -118,7 +118,7 @@ function atInitialisation(options: DiagnoseCliOptions, backendName: BackendName)
       : {}),
     alpha: checkRange('--alpha', options.alpha ?? coefficients.alpha, 0, 1),
     beta: checkRange('--beta', options.beta ?? coefficients.beta, 0, 100, { minExclusive: true }),
-    filter: checkChoice('--filter', options.filter ?? 'haar', FILTER_KINDS),
+    filter: checkChoice('--filter', options.filter ?? DEFAULT_FILTER, FILTER_KINDS),
     sharedFilter: options.sharedFilter ?? false,
     inputScale: checkRange('--input-scale', options.inputScale ?? defaults.inputScale, 0, 1e6, { minExclusive: true }),
     seed,
@@ -234,7 +234,7 @@ export function registerDiagnoseCommand(program: Command): void {
     .addOption(
       numberOption('--beta <b>', "weight of the nonlinear branch (default: the model's default at this depth)"),
     )
-    .option('--filter <kind>', `orthogonal filter: ${FILTER_KINDS.join(', ')} (default haar)`)
+    .option('--filter <kind>', `orthogonal filter: ${FILTER_KINDS.join(', ')} (default ${DEFAULT_FILTER})`)
     .option('--shared-filter', 'one filter shared by all layers')
     .addOption(numberOption('--input-scale <s>', 'recurrent input weights U ~ N(0, s²/D)'))
     .addOption(numberOption('--seed <n>', 'seed of the model at initialisation').default(0))

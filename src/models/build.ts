@@ -8,6 +8,7 @@ import type { Precision } from '../backend/names.js';
 import type { Backend, DType } from '../backend/backend.js';
 import type { Dataset, TaskData } from '../data/dataset.js';
 import { TASKS, type TaskName } from '../data/task-names.js';
+import { DEFAULT_FILTER } from '../nn/filter.js';
 import { UsageError } from '../util/errors.js';
 import { validateModelConfig, type ModelConfig } from './config.js';
 import { runDefaults } from './defaults.js';
@@ -98,7 +99,7 @@ export function modelConfig(options: ModelOptions): ModelConfig {
     width: sizes.width,
     hidden: sizes.hidden,
     ...modelKind(model).defaultCoefficients(fields.depth ?? sizes.depth),
-    filter: 'haar',
+    filter: DEFAULT_FILTER,
     sharedFilter: false,
     inputScale: sizes.inputScale,
     seed: 0,

@@ -21,6 +21,14 @@ export const FILTER_KINDS = ['haar', 'qr-uniform', 'permutation', 'cycle', 'iden
 export type FilterKind = (typeof FILTER_KINDS)[number];
 
 /**
+ * The filter a model gets when none is named. A signed permutation: O(N) to apply and to store instead of N²,
+ * and as accurate as Haar where compared at the same seed and budget (docs/defaults.md, "Which filter":
+ * psMNIST at N = 256 after ten epochs 97.11 % against Haar's 97.09 %, a deep MLP of 1,000 layers within 0.02
+ * points), so the fastest filter that matches is the default.
+ */
+export const DEFAULT_FILTER: FilterKind = 'permutation';
+
+/**
  * Q of the QR decomposition of the row-major n x n matrix `a` (consumed), by Householder reflections in
  * float64. With `signFix`, column j of Q is multiplied by sign(R_jj), making the decomposition unique.
  */

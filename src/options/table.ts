@@ -16,7 +16,7 @@ import { BACKEND_NAMES, PRECISIONS } from '../backend/names.js';
 import { MAX_SEQ_LEN, TASKS } from '../data/task-names.js';
 import { MODEL_KINDS } from '../models/config.js';
 import { MEMORY_OPTIONS } from '../models/memory.js';
-import { FILTER_KINDS } from '../nn/filter.js';
+import { DEFAULT_FILTER, FILTER_KINDS } from '../nn/filter.js';
 import { BIAS_SIGNS } from '../nn/layers.js';
 import { LR_SCHEDULES, OPTIMIZER_KINDS } from '../train/optimizer.js';
 import { checkChoice, checkRange } from '../util/errors.js';
@@ -207,7 +207,7 @@ export const OPTIONS = {
     placeholder: 'kind',
     commands: TRAIN,
     readme: true,
-    default: 'haar',
+    default: DEFAULT_FILTER,
     help: 'orthogonal filter',
     get choices() {
       return FILTER_KINDS;

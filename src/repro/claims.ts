@@ -184,6 +184,7 @@ function addingRun(model: 'roaf-rnn' | 'rnn' | 'lstm' | 'gru', checkpointEvery: 
     seed: 0,
     evalEvery: 250,
     checkpointEvery,
+    filter: 'haar', // as run (the default then); the baselines record it but have no filter
     ...(model === 'roaf-rnn' ? ADDING_ROAF : {}),
     quick: {
       seqLen: 50,
@@ -213,6 +214,7 @@ function copyRun(model: 'roaf-rnn' | 'lstm', checkpointEvery: number): RunDefini
     lr: 1e-3,
     lrSchedule: 'cosine',
     clip: 1,
+    filter: 'haar', // the filter these claims were set up with
     seed: 0,
     evalEvery: 250,
     checkpointEvery,
@@ -247,6 +249,8 @@ const DEEP_MLP_COMMON = {
   seed: 0,
   checkpointEvery: 120,
   memory: 'checkpoint',
+  // The filter the runs were made with (Haar was the default then; the default is now a permutation).
+  filter: 'haar',
 } as const;
 const DEEP_MLP_QUICK: Partial<RunSettings> = {
   depth: 300,

@@ -4,6 +4,7 @@
 // directory's configuration with the table's, field by field.
 
 import type { ModelConfig } from '../models/config.js';
+import { DEFAULT_FILTER } from '../nn/filter.js';
 import { resolveBaseline } from '../models/factory.js';
 import type { TaskConfig, TrainingConfig } from '../train/checkpoint.js';
 import { defaultCoefficients, runDefaults } from '../models/defaults.js';
@@ -61,7 +62,7 @@ export function expectedConfig(settings: RunSettings): ExpectedConfig {
     hidden: settings.hidden ?? defaults.hidden,
     alpha: settings.alpha ?? coefficients.alpha,
     beta: settings.beta ?? coefficients.beta,
-    filter: settings.filter ?? 'haar',
+    filter: settings.filter ?? DEFAULT_FILTER,
     sharedFilter: settings.sharedFilter ?? false,
     inputScale: settings.inputScale ?? defaults.inputScale,
     ...(settings.recurrentScale !== undefined && settings.recurrentScale !== 1
