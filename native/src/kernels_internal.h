@@ -293,7 +293,7 @@ static inline void filter_rows(const roaf_filter *f, int transpose, idx rows, id
     }
     for (idx r = 0; r < rows; r++, x += N, y += N)
       for (idx j = 0; j < N; j += 16) {
-        __mmask16 m = N - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (N - j)) - 1u);
+        __mmask16 m = (__mmask16)(N - j >= 16 ? 0xffffu : (1u << (N - j)) - 1u);
         __m512i pv = _mm512_maskz_loadu_epi32(m, perm + j);
         __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, pv, x, 4);
         __m512 v = _mm512_mul_ps(_mm512_mul_ps(va, _mm512_maskz_loadu_ps(m, s + j)), g);
