@@ -41,6 +41,7 @@ enum {
   SCRATCH_WORK,
   SCRATCH_WORK2,
   SCRATCH_SHARED_B,
+  SCRATCH_WHOLE_B,  // a thread's own copy of op(B) packed whole (threaded products, rows split)
   SCRATCH_PARTIAL,
   SCRATCH_STACK,
   SCRATCH_STACK_ROWS,

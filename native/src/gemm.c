@@ -200,34 +200,56 @@ static void scale_block(idx M, idx N, float beta, float *c, idx ldc) {
   }
 }
 
-void gemm_serial(int tid, const a_operand *a, const b_operand *b, idx M, idx N, idx K, float alpha, float beta,
-                 float *c, idx ldc) {
+/**
+ * op(B) packed block after block as gemm_blocks reads it: the blocks of NC columns in order, each its KC-row
+ * blocks in order (block (jc, pc) at jc K + pc round_up(nc, NR)); K round_up(N, NR) floats in all.
+ */
+static void pack_b_blocks(const b_operand *b, idx K, idx N, float *dst) {
+  for (idx jc = 0; jc < N; jc += NC) {
+    idx nc = min_idx(NC, N - jc);
+    for (idx pc = 0; pc < K; pc += KC) pack_b(b, pc, min_idx(KC, K - pc), jc, nc, dst + jc * K + pc * round_up(nc, NR));
+  }
+}
+
+/**
+ * The product on one thread, block by block. op(B)'s blocks come from `packed` (pack_b_blocks) when given,
+ * else each is packed when needed into tid's buffer. Either way every element of C gets the same sums in the
+ * same order.
+ */
+static void gemm_blocks(int tid, const a_operand *a, const b_operand *b, idx M, idx N, idx K, float alpha, float beta,
+                        float *c, idx ldc, const float *packed) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
     scale_block(M, N, beta, c, ldc);
     return;
   }
-  float *bp = roaf_scratch(tid, SCRATCH_PACK_B, (size_t)(KC * round_up(min_idx(N, NC), NR)));
+  float *bp = packed != NULL ? NULL : roaf_scratch(tid, SCRATCH_PACK_B, (size_t)(KC * round_up(min_idx(N, NC), NR)));
   float *ap = roaf_scratch(tid, SCRATCH_PACK_A, (size_t)KC * MC);
   for (idx jc = 0; jc < N; jc += NC) {
     idx nc = min_idx(NC, N - jc);
     for (idx pc = 0; pc < K; pc += KC) {
       idx kc = min_idx(KC, K - pc);
       float betaBlock = pc == 0 ? beta : 1.0f;
-      pack_b(b, pc, kc, jc, nc, bp);
+      const float *block = packed != NULL ? packed + jc * K + pc * round_up(nc, NR) : bp;
+      if (packed == NULL) pack_b(b, pc, kc, jc, nc, bp);
       for (idx ic = 0; ic < M; ic += MC) {
         idx mc = min_idx(MC, M - ic);
         if (a->p2 == NULL && a->trans && A_IN_PLACE) {
           idx ask, asi;
           const float *ab = a_block(a, ic, pc, &ask, &asi);
-          macro_kernel_direct(mc, nc, kc, alpha, ab, ask, asi, bp, betaBlock, c + ic * ldc + jc, ldc, ap);
+          macro_kernel_direct(mc, nc, kc, alpha, ab, ask, asi, block, betaBlock, c + ic * ldc + jc, ldc, ap);
         } else {
           pack_a(a, ic, mc, pc, kc, ap);
-          macro_kernel(mc, nc, kc, alpha, ap, bp, betaBlock, c + ic * ldc + jc, ldc);
+          macro_kernel(mc, nc, kc, alpha, ap, block, betaBlock, c + ic * ldc + jc, ldc);
         }
       }
     }
   }
+}
+
+void gemm_serial(int tid, const a_operand *a, const b_operand *b, idx M, idx N, idx K, float alpha, float beta,
+                 float *c, idx ldc) {
+  gemm_blocks(tid, a, b, M, N, K, alpha, beta, c, ldc, NULL);
 }
 
 // ---- products against a matrix packed once (recurrent weights) ----
@@ -272,6 +294,7 @@ typedef struct {
   idx ldc;
   int split;  // 0: rows of C, 1: columns of C, 2: the K dimension (a partial sum per chunk, reduced after)
   work_queue q;
+  int packOnce;     // rows split: each thread packs op(B) once, whole, for all the chunks it claims
   float *partials;  // K split: one (M, N) partial product per chunk of K
 } gemm_task;
 
@@ -279,12 +302,17 @@ static void gemm_task_run(void *arg, int tid, int nt) {
   (void)nt;
   gemm_task *g = arg;
   idx lo, hi;
+  float *packed = NULL;
   while (queue_claim(&g->q, &lo, &hi)) {
     a_operand a = g->a;
     b_operand b = g->b;
     if (g->split == 0) {
+      if (g->packOnce && packed == NULL) {
+        packed = roaf_scratch(tid, SCRATCH_WHOLE_B, (size_t)(g->K * round_up(g->N, NR)));
+        pack_b_blocks(&b, g->K, g->N, packed);
+      }
       a.p += a.trans ? lo : lo * a.ld;
-      gemm_serial(tid, &a, &b, hi - lo, g->N, g->K, g->alpha, g->beta, g->c + lo * g->ldc, g->ldc);
+      gemm_blocks(tid, &a, &b, hi - lo, g->N, g->K, g->alpha, g->beta, g->c + lo * g->ldc, g->ldc, packed);
     } else if (g->split == 1) {
       b.p += b.trans ? lo * b.ld : lo;
       gemm_serial(tid, &a, &b, g->M, hi - lo, g->K, g->alpha, g->beta, g->c + lo, g->ldc);
@@ -397,6 +425,9 @@ static void gemm_general(const a_operand *a, const b_operand *b, idx M, idx N, i
     g.split = 0;
     plan = roaf_parallel_plan(NULL, work, (M + MR - 1) / MR);
     queue_init(&g.q, M, chunk_for(M, plan.threads, 4, MR));
+    // Chunks that each packed all of op(B) again cost the second thread a quarter of its time at 1024³;
+    // packed once per thread, it costs what one thread's product costs (within a per-thread memory bound).
+    g.packOnce = (double)K * (double)round_up(N, NR) <= WHOLE_B_FLOATS;
   } else {
     g.split = 1;
     plan = roaf_parallel_plan(NULL, work, (N + NR - 1) / NR);

@@ -206,9 +206,25 @@ int k_bf16_hardware(void) { return bf16_hardware(); }
 
 // ---- the driver ----
 
-/** C (M, N) = alpha op(A) op(B) + beta C on one thread, tid's scratch; hw: use vdpbf16ps. */
-static void gemm_bf16_serial(int tid, int hw, const bf16_operand *a, const bf16_operand *b, idx M, idx N, idx K,
-                             float alpha, float beta, float *c, idx ldc) {
+/**
+ * op(B) (K, N) rounded and packed block after block as gemm_bf16_blocks reads it: the blocks of NC columns in
+ * order, each its KP-pair blocks in order (block (jc, pc) at jc (K+1)/2 + pc round_up(nc, NR) words).
+ */
+static void pack_b_bf16_blocks(const bf16_operand *b, idx K, idx N, uint32_t *dst) {
+  idx pairs = (K + 1) / 2;
+  for (idx jc = 0; jc < N; jc += NC) {
+    idx nc = min_idx(NC, N - jc);
+    for (idx pc = 0; pc < pairs; pc += KP)
+      pack_b_bf16(b, pc, min_idx(KP, pairs - pc), K, jc, nc, dst + jc * pairs + pc * round_up(nc, NR));
+  }
+}
+
+/**
+ * C (M, N) = alpha op(A) op(B) + beta C on one thread, tid's scratch; hw: use vdpbf16ps. op(B)'s blocks come
+ * from `packed` (pack_b_bf16_blocks) when given, else each is packed when needed: the same sums either way.
+ */
+static void gemm_bf16_blocks(int tid, int hw, const bf16_operand *a, const bf16_operand *b, idx M, idx N, idx K,
+                             float alpha, float beta, float *c, idx ldc, const uint32_t *packed) {
   if (M <= 0 || N <= 0) return;
   idx pairs = (K + 1) / 2;
   if (pairs == 0 || alpha == 0.0f) {
@@ -216,7 +232,9 @@ static void gemm_bf16_serial(int tid, int hw, const bf16_operand *a, const bf16_
       for (idx j = 0; j < N; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
     return;
   }
-  uint32_t *bp = (uint32_t *)roaf_scratch(tid, SCRATCH_PACK_B, (size_t)(KP * round_up(min_idx(N, NC), NR)));
+  uint32_t *bp = packed != NULL
+                     ? NULL
+                     : (uint32_t *)roaf_scratch(tid, SCRATCH_PACK_B, (size_t)(KP * round_up(min_idx(N, NC), NR)));
   uint32_t *ap = (uint32_t *)roaf_scratch(tid, SCRATCH_PACK_A, (size_t)KP * MC);
   float tile[MR * NR] __attribute__((aligned(64)));
   for (idx jc = 0; jc < N; jc += NC) {
@@ -224,7 +242,8 @@ static void gemm_bf16_serial(int tid, int hw, const bf16_operand *a, const bf16_
     for (idx pc = 0; pc < pairs; pc += KP) {
       idx kp = min_idx(KP, pairs - pc);
       float betaBlock = pc == 0 ? beta : 1.0f;
-      pack_b_bf16(b, pc, kp, K, jc, nc, bp);
+      const uint32_t *block = packed != NULL ? packed + jc * pairs + pc * round_up(nc, NR) : bp;
+      if (packed == NULL) pack_b_bf16(b, pc, kp, K, jc, nc, bp);
       for (idx ic = 0; ic < M; ic += MC) {
         idx mc = min_idx(MC, M - ic), asi = 1, ask = MR;
         if (!a->trans) {  // rows of pairs, read in place by the tile: no transposition into panels
@@ -238,7 +257,7 @@ static void gemm_bf16_serial(int tid, int hw, const bf16_operand *a, const bf16_
         }
         for (idx jr = 0; jr < nc; jr += NR) {
           for (idx ir = 0; ir < mc; ir += MR) {
-            tile_bf16(hw, kp, ap + ir * kp, asi, ask, bp + jr * kp, tile);
+            tile_bf16(hw, kp, ap + ir * kp, asi, ask, block + jr * kp, tile);
             store_tile(tile, c + (ic + ir) * ldc + jc + jr, ldc, min_idx(MR, mc - ir), min_idx(NR, nc - jr), alpha,
                        betaBlock);
           }
@@ -249,13 +268,19 @@ static void gemm_bf16_serial(int tid, int hw, const bf16_operand *a, const bf16_
   (void)hw;
 }
 
+static void gemm_bf16_serial(int tid, int hw, const bf16_operand *a, const bf16_operand *b, idx M, idx N, idx K,
+                             float alpha, float beta, float *c, idx ldc) {
+  gemm_bf16_blocks(tid, hw, a, b, M, N, K, alpha, beta, c, ldc, NULL);
+}
+
 typedef struct {
   bf16_operand a, b;
   idx M, N, K;
   float alpha, beta;
   float *c;
   idx ldc;
-  int split;  // 0: rows of C, 1: columns of C
+  int split;     // 0: rows of C, 1: columns of C
+  int packOnce;  // rows split: each thread packs op(B) once, whole, for all the chunks it claims (gemm.c)
   int hw;
   work_queue q;
 } gemm_bf16_task;
@@ -264,11 +289,16 @@ static void gemm_bf16_run(void *arg, int tid, int nt) {
   (void)nt;
   gemm_bf16_task *g = arg;
   idx lo, hi;
+  uint32_t *packed = NULL;
   while (queue_claim(&g->q, &lo, &hi)) {
     bf16_operand a = g->a, b = g->b;
     if (g->split == 0) {
+      if (g->packOnce && packed == NULL) {
+        packed = (uint32_t *)roaf_scratch(tid, SCRATCH_WHOLE_B, (size_t)((g->K + 1) / 2 * round_up(g->N, NR)));
+        pack_b_bf16_blocks(&b, g->K, g->N, packed);
+      }
       a.p += a.trans ? lo : lo * a.ld;
-      gemm_bf16_serial(tid, g->hw, &a, &b, hi - lo, g->N, g->K, g->alpha, g->beta, g->c + lo * g->ldc, g->ldc);
+      gemm_bf16_blocks(tid, g->hw, &a, &b, hi - lo, g->N, g->K, g->alpha, g->beta, g->c + lo * g->ldc, g->ldc, packed);
     } else {
       b.p += b.trans ? lo * b.ld : lo;
       gemm_bf16_serial(tid, g->hw, &a, &b, g->M, hi - lo, g->K, g->alpha, g->beta, g->c + lo, g->ldc);
@@ -294,6 +324,7 @@ void k_gemm_bf16(int transA, int transB, idx M, idx N, idx K, float alpha, const
   if (M >= N) {
     plan = roaf_parallel_plan(NULL, work, (M + MR - 1) / MR);
     queue_init(&g.q, M, chunk_for(M, plan.threads, 4, MR));
+    g.packOnce = (double)((K + 1) / 2) * (double)round_up(N, NR) <= WHOLE_B_FLOATS;
   } else {
     g.split = 1;
     plan = roaf_parallel_plan(NULL, work, (N + NR - 1) / NR);

@@ -47,6 +47,7 @@
 #define NR 8
 #endif
 #define NV (NR / VL)
+#define WHOLE_B_FLOATS (4 << 20)  // threaded products pack op(B) whole per thread up to 16 MB, else per chunk
 #define KC 256
 #define MC (MR * 24)
 #define NC 4096
