@@ -84,7 +84,11 @@ interface ProductCase {
   beta: number;
 }
 
-/** Awkward shapes: odd K (a half-empty last pair), K past one packed block (512), strides, every transpose. */
+/**
+ * Awkward shapes: odd K (a half-empty last pair), K past one packed block (512), K long enough to be split
+ * into chunks of whole blocks (the weight-gradient shape, K >= 4 (M + N), here with an odd K), strides,
+ * every transpose.
+ */
 function productCases(): ProductCase[] {
   const shapes: [number, number, number][] = [
     [1, 1, 1],
@@ -92,6 +96,7 @@ function productCases(): ProductCase[] {
     [8, 32, 2],
     [17, 65, 129],
     [40, 24, 1100],
+    [24, 16, 2049],
     [3, 100, 513],
     [33, 1, 300],
     [1, 70, 64],

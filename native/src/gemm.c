@@ -6,7 +6,6 @@
 
 #include "kernels_internal.h"
 
-#define K_SPLIT_CHUNKS 8  // chunks of K in a K-split product, whatever the thread count
 #ifndef A_IN_PLACE
 #define A_IN_PLACE 1  // read a transposed A in place instead of packing it (0: always pack, to compare)
 #endif
@@ -325,17 +324,15 @@ static void gemm_task_run(void *arg, int tid, int nt) {
   }
 }
 
-/** C = alpha Σ partials + beta C after a K-split product, summed in chunk order (deterministic). */
-static void gemm_reduce(gemm_task *g) {
-  vf va = vset1(g->alpha), vb = vset1(g->beta);
-  idx chunks = (g->K + g->q.chunk - 1) / g->q.chunk;
-  for (idx i = 0; i < g->M; i++) {
-    float *row = g->c + i * g->ldc;
-    FOR_LANES(j, g->N, w) {
+void sum_partials(idx chunks, idx M, idx N, const float *partials, float alpha, float beta, float *c, idx ldc) {
+  vf va = vset1(alpha), vb = vset1(beta);
+  for (idx i = 0; i < M; i++) {
+    float *row = c + i * ldc;
+    FOR_LANES(j, N, w) {
       vf sum = vzero();
-      for (idx t = 0; t < chunks; t++) sum = vadd(sum, loadw(g->partials + t * g->M * g->N + i * g->N + j, w));
+      for (idx t = 0; t < chunks; t++) sum = vadd(sum, loadw(partials + t * M * N + i * N + j, w));
       vf r = vmul(va, sum);
-      if (g->beta != 0.0f) r = vfma(vb, loadw(row + j, w), r);
+      if (beta != 0.0f) r = vfma(vb, loadw(row + j, w), r);
       storew(row + j, r, w);
     }
   }
@@ -418,7 +415,7 @@ static void gemm_general(const a_operand *a, const b_operand *b, idx M, idx N, i
     queue_init(&g.q, K, chunk);
     g.partials = roaf_scratch(0, SCRATCH_PARTIAL, (size_t)((K + chunk - 1) / chunk) * (size_t)(M * N));
     roaf_parallel_run(&plan, gemm_task_run, &g);
-    gemm_reduce(&g);
+    sum_partials((K + chunk - 1) / chunk, M, N, g.partials, alpha, beta, c, ldc);
     return;
   }
   if (M >= N) {

@@ -279,10 +279,11 @@ typedef struct {
   float alpha, beta;
   float *c;
   idx ldc;
-  int split;     // 0: rows of C, 1: columns of C
+  int split;     // 0: rows of C, 1: columns of C, 2: the K dimension (a partial sum per chunk, reduced after)
   int packOnce;  // rows split: each thread packs op(B) once, whole, for all the chunks it claims (gemm.c)
   int hw;
   work_queue q;
+  float *partials;  // K split: one (M, N) partial product per chunk of K
 } gemm_bf16_task;
 
 static void gemm_bf16_run(void *arg, int tid, int nt) {
@@ -299,9 +300,14 @@ static void gemm_bf16_run(void *arg, int tid, int nt) {
       }
       a.p += a.trans ? lo : lo * a.ld;
       gemm_bf16_blocks(tid, g->hw, &a, &b, hi - lo, g->N, g->K, g->alpha, g->beta, g->c + lo * g->ldc, g->ldc, packed);
-    } else {
+    } else if (g->split == 1) {
       b.p += b.trans ? lo * b.ld : lo;
       gemm_bf16_serial(tid, g->hw, &a, &b, g->M, hi - lo, g->K, g->alpha, g->beta, g->c + lo, g->ldc);
+    } else {
+      a.p += a.trans ? lo * a.ld : lo;
+      b.p += b.trans ? lo : lo * b.ld;
+      float *partial = g->partials + (lo / g->q.chunk) * g->M * g->N;
+      gemm_bf16_serial(tid, g->hw, &a, &b, g->M, g->N, hi - lo, 1.0f, 0.0f, partial, g->N);
     }
   }
 }
@@ -321,6 +327,18 @@ void k_gemm_bf16(int transA, int transB, idx M, idx N, idx K, float alpha, const
                       .hw = bf16_hardware()};
   double work = (double)M * (double)N * (double)K;
   roaf_plan plan;
+  if (K >= 4 * (M + N) && K >= 4 * KP && work >= roaf_min_parallel_work) {
+    // Long and thin (weight gradients over T·B rows): split K, as k_gemm does. Chunks of whole pair blocks keep
+    // the pairs of k those of the unsplit product; otherwise each thread would pack all of op(B) per chunk.
+    g.split = 2;
+    plan = roaf_parallel_plan(NULL, work, K / (2 * KP));
+    idx chunk = round_up((K + K_SPLIT_CHUNKS - 1) / K_SPLIT_CHUNKS, 2 * KP), chunks = (K + chunk - 1) / chunk;
+    queue_init(&g.q, K, chunk);
+    g.partials = roaf_scratch(0, SCRATCH_PARTIAL, (size_t)(chunks * M * N));
+    roaf_parallel_run(&plan, gemm_bf16_run, &g);
+    sum_partials(chunks, M, N, g.partials, alpha, beta, C, ldc);
+    return;
+  }
   if (M >= N) {
     plan = roaf_parallel_plan(NULL, work, (M + MR - 1) / MR);
     queue_init(&g.q, M, chunk_for(M, plan.threads, 4, MR));

@@ -47,6 +47,7 @@
 #define NR 8
 #endif
 #define NV (NR / VL)
+#define K_SPLIT_CHUNKS 8          // chunks of K in a K-split product (gemm.c, gemm_bf16.c), whatever the thread count
 #define WHOLE_B_FLOATS (4 << 20)  // threaded products pack op(B) whole per thread up to 16 MB, else per chunk
 #define KC 256
 #define MC (MR * 24)
@@ -124,6 +125,13 @@ size_t packed_b_size(idx K, idx N);
 void gemm_packed(int tid, const a_operand *a, idx M, const packed_b *pb, float alpha, float beta, float *c, idx ldc);
 void k_gemm(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda, const float *B, idx ldb,
             float beta, float *C, idx ldc);
+#define sum_partials ROAF_SUFFIX(sum_partials)
+/**
+ * C = alpha Σ partials + beta C after a product split along K into `chunks` partial products (M, N) stored one
+ * after another, summed in chunk order: the chunks depend on the shape only, so the result does not depend on
+ * the thread count.
+ */
+void sum_partials(idx chunks, idx M, idx N, const float *partials, float alpha, float beta, float *c, idx ldc);
 
 // ---- the bf16 matrix product (gemm_bf16.c) ----
 
