@@ -68,6 +68,8 @@ const CONFIGS: Config[] = [
   { kind: 'dense', T: 4, B: 9, D: 2, N: 24, alpha: 0, beta: 1 },
   { kind: 'dense', T: 3, B: 8, D: 1, N: 1, alpha: 1, beta: 0.5 },
   { kind: 'dense', T: 2, B: 10, D: 1, N: 130, alpha: 1, beta: 0.3 },
+  // K past one packed block of pairs (512 values): W packed whole in more than one block of rounded rows
+  { kind: 'permutation', T: 2, B: 5, D: 1, N: 600, alpha: 1, beta: 0.3 },
 ];
 
 interface Inputs {
@@ -538,6 +540,9 @@ const GATED: Gated[] = [
   { kind: 'lstm', T: 3, B: 9, D: 1, N: 40 },
   { kind: 'gru', T: 4, B: 11, D: 3, N: 21 },
   { kind: 'gru', T: 3, B: 9, D: 1, N: 40 },
+  // N past one packed block of pairs (512 values): Wh packed whole in more than one block of rounded rows
+  { kind: 'lstm', T: 2, B: 3, D: 1, N: 520 },
+  { kind: 'gru', T: 2, B: 3, D: 1, N: 520 },
 ];
 
 /** |value| of every element of a float64 array. */

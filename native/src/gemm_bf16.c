@@ -57,39 +57,65 @@ static void pair_two_rows(const float *lo, const float *hi, idx n, uint32_t *res
 /**
  * One panel of `width` words a pair row, kp pair rows, from an operand whose k pairs run along memory: panel word
  * (p, i) = pair(x[i·ld + 2p], x[i·ld + 2p + 1]) for i < n and 2p < kLeft (zero elsewhere, and for the odd
- * element past kLeft). Rounded a row at a time with vectors, then transposed into the panel.
+ * element past kLeft). Rounded a row at a time with vectors, KP pairs at a time (a whole operand packed at once
+ * has more: bf16_pack_b_full), then transposed into the panel.
  */
 static void pack_along_k(const float *x, idx ld, idx n, idx width, idx kp, idx kLeft, uint32_t *restrict panel) {
-  uint32_t rows[NR * KP];  // width <= NR, kp <= KP
-  idx count = min_idx(kLeft, 2 * kp), pairs = (count + 1) / 2;
-  bf16_round_rows(n, count, x, ld, rows, kp);
-  for (idx p = 0; p < kp; p++) {
-    uint32_t *out = panel + p * width;
-    idx i = 0;
-    if (p < pairs)
-      for (; i < n; i++) out[i] = rows[i * kp + p];
-    for (; i < width; i++) out[i] = 0;
+  uint32_t rows[NR * KP];  // width <= NR
+  for (idx p0 = 0; p0 < kp; p0 += KP) {
+    idx kpc = min_idx(KP, kp - p0), count = max_idx(0, min_idx(kLeft - 2 * p0, 2 * kpc)), pairs = (count + 1) / 2;
+    if (count > 0) bf16_round_rows(n, count, x + 2 * p0, ld, rows, kpc);
+    for (idx p = 0; p < kpc; p++) {
+      uint32_t *out = panel + (p0 + p) * width;
+      idx i = 0;
+      if (p < pairs)
+        for (; i < n; i++) out[i] = rows[i * kpc + p];
+      for (; i < width; i++) out[i] = 0;
+    }
   }
 }
 
 /**
- * The same from an operand whose k pairs run across rows: panel word (p, i) = pair(x[2p·ld + i],
- * x[(2p+1)·ld + i]) for i < n and 2p < kLeft, zero elsewhere.
+ * Panels from an operand whose k pairs run across rows: panel q (at dst + q·width·kp) word (p, i) =
+ * pair(x[2p·ld + q·width + i], x[(2p+1)·ld + q·width + i]) for q·width + i < n and 2p < kLeft, zero elsewhere.
+ * Each pair of rows is read once, in memory order, and rounded with vectors; a loop over panels that read each
+ * row a panel's width at a time ran at a few GB/s (rows 1 KB apart, a scalar tail when width < 16).
  */
-static void pack_across_k(const float *x, idx ld, idx n, idx width, idx kp, idx kLeft, uint32_t *restrict panel) {
-  for (idx p = 0; p < kp; p++) {
-    uint32_t *out = panel + p * width;
-    idx k = 2 * p, filled = k < kLeft ? n : 0;
-    if (filled > 0) pair_two_rows(x + k * ld, k + 1 < kLeft ? x + (k + 1) * ld : NULL, n, out);
-    for (idx i = filled; i < width; i++) out[i] = 0;
+static inline __attribute__((always_inline)) void pack_across_k(const float *x, idx ld, idx n, idx width, idx kp,
+                                                                idx kLeft, uint32_t *restrict dst) {
+  uint32_t words[NC];
+  idx piece = NC / width * width;  // columns of whole panels at a time (a whole operand may be wider than NC)
+  for (idx c0 = 0; c0 < n; c0 += piece) {
+    idx nc = min_idx(piece, n - c0), panels = (nc + width - 1) / width;
+    for (idx p = 0; p < kp; p++) {
+      idx k = 2 * p;
+      if (k < kLeft) pair_two_rows(x + k * ld + c0, k + 1 < kLeft ? x + (k + 1) * ld + c0 : NULL, nc, words);
+      for (idx q = 0; q < panels; q++) {
+        uint32_t *out = dst + (c0 + q * width) * kp + p * width;
+        idx filled = k < kLeft ? min_idx(width, nc - q * width) : 0;
+        const uint32_t *src = words + q * width;
+        if (filled == width)  // a whole panel row: width is a constant here, so this is a few vector moves
+          for (idx i = 0; i < width; i++) out[i] = src[i];
+        else
+          for (idx i = 0; i < width; i++) out[i] = i < filled ? src[i] : 0;
+      }
+    }
   }
 }
 
-/** Packs the panel of op(X) rows r0 .. r0+n (n <= width), pairs p0 .. p0+kp of K values. */
-static void pack_panel(const bf16_operand *x, idx r0, idx n, idx width, idx p0, idx kp, idx K, uint32_t *panel) {
+/**
+ * Packs the rows r0 .. r0+n of op(X) into panels of `width` rows (panel q at dst + q·width·kp), pairs p0 .. p0+kp
+ * of K values.
+ */
+static inline __attribute__((always_inline)) void pack_panels(const bf16_operand *x, idx r0, idx n, idx width, idx p0,
+                                                              idx kp, idx K, uint32_t *dst) {
   idx k0 = 2 * p0;
-  if (!x->trans) pack_along_k(x->p + r0 * x->ld + k0, x->ld, n, width, kp, K - k0, panel);
-  else pack_across_k(x->p + k0 * x->ld + r0, x->ld, n, width, kp, K - k0, panel);
+  if (x->trans) {
+    pack_across_k(x->p + k0 * x->ld + r0, x->ld, n, width, kp, K - k0, dst);
+    return;
+  }
+  for (idx r = 0; r < n; r += width)
+    pack_along_k(x->p + (r0 + r) * x->ld + k0, x->ld, min_idx(width, n - r), width, kp, K - k0, dst + r * kp);
 }
 
 /**
@@ -97,7 +123,7 @@ static void pack_panel(const bf16_operand *x, idx r0, idx n, idx width, idx p0, 
  * row mc and column K.
  */
 static void pack_a_bf16(const bf16_operand *a, idx i0, idx mc, idx p0, idx kp, idx K, uint32_t *restrict dst) {
-  for (idx ir = 0; ir < mc; ir += MR) pack_panel(a, i0 + ir, min_idx(MR, mc - ir), MR, p0, kp, K, dst + ir * kp);
+  pack_panels(a, i0, mc, MR, p0, kp, K, dst);
 }
 
 /**
@@ -106,7 +132,7 @@ static void pack_a_bf16(const bf16_operand *a, idx i0, idx mc, idx p0, idx kp, i
  */
 static void pack_b_bf16(const bf16_operand *b, idx p0, idx kp, idx K, idx j0, idx nc, uint32_t *restrict dst) {
   bf16_operand bt = {b->p, b->ld, !b->trans};
-  for (idx jr = 0; jr < nc; jr += NR) pack_panel(&bt, j0 + jr, min_idx(NR, nc - jr), NR, p0, kp, K, dst + jr * kp);
+  pack_panels(&bt, j0, nc, NR, p0, kp, K, dst);
 }
 
 // ---- the tile: an MR x NR block of float32 sums over kp pairs ----
