@@ -15,6 +15,7 @@ import { before, describe, it } from 'node:test';
 import { ORTHOGONALITY_TOLERANCE } from '../src/models/tensors.js';
 import { checkModelFits, loadCheckpoint } from '../src/serve/checkpoint.js';
 import { SafetensorsFile } from '../src/train/safetensors.js';
+import { MAX_HEADER_BYTES, safetensorsHeaderLength } from '../src/train/safetensors-bytes.js';
 import { UsageError } from '../src/util/errors.js';
 import {
   buildSafetensors,
@@ -214,6 +215,19 @@ describe('loading hostile checkpoints', () => {
     bytes.writeBigUInt64LE(2n ** 63n, 0);
     writeFileSync(path, bytes);
     assertRefused(dir, /model\.safetensors: header length \d+ exceeds the file size 64/);
+  });
+
+  it("reads a header past the format's 100 MB (a million-layer checkpoint) and refuses one past 500 MB", () => {
+    const prefix = (length: number): Uint8Array => {
+      const bytes = Buffer.alloc(8);
+      bytes.writeBigUInt64LE(BigInt(length), 0);
+      return bytes;
+    };
+    assert.equal(safetensorsHeaderLength(prefix(353_386_288), 1_569_437_216, 'm'), 353_386_288);
+    assert.throws(
+      () => safetensorsHeaderLength(prefix(MAX_HEADER_BYTES + 8), 2 * MAX_HEADER_BYTES, 'm'),
+      /m: header length 500000008 exceeds the file size 1000000000 or 500000000 bytes/,
+    );
   });
 
   it('refuses a checkpoint file that is a directory or a FIFO, without hanging', () => {

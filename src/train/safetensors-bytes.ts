@@ -57,8 +57,12 @@ export function safetensorsHeaderBytes(tensors: NamedTensor[], metadata: Record<
   return out;
 }
 
-/** The largest JSON header read (the format's own limit is 100 MB). */
-export const MAX_HEADER_BYTES = 100_000_000;
+/**
+ * The largest JSON header read. The format's own readers stop at 100 MB, but a checkpoint of the
+ * 1,000,000-layer MLP has an entry per tensor, 353 MB of header, and must be read to resume: roaf reads up
+ * to 500 MB, below V8's longest string (2^29 - 24 characters), the bound a header has anyway.
+ */
+export const MAX_HEADER_BYTES = 500_000_000;
 
 function isSize(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
