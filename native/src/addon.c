@@ -305,6 +305,27 @@ static napi_value js_set_parallel_threshold(napi_env env, napi_callback_info inf
   return number(env, old);
 }
 
+/**
+ * Test hook: simulateThreadChoice(costs, threads) runs the thread-count policy's rule 3 on a made-up kind of
+ * task whose run i costs costs[2i] on one thread and costs[2i + 1] on two (Float64Array), writing its choice
+ * for each run into threads (Int32Array, half the length of costs).
+ */
+static napi_value js_simulate_thread_choice(napi_env env, napi_callback_info info) {
+  args_t in;
+  if (!get_args(env, info, &in, "simulateThreadChoice", 2)) return NULL;
+  size_t costCount = 0, runCount = 0;
+  double *costs = arg_array(&in, 0, "costs", napi_float64_array, 0);
+  int *threads = arg_array(&in, 1, "threads", napi_int32_array, 0);
+  if (in.failed) return NULL;
+  napi_get_typedarray_info(env, in.argv[0], NULL, &costCount, NULL, NULL, NULL);
+  napi_get_typedarray_info(env, in.argv[1], NULL, &runCount, NULL, NULL, NULL);
+  if (costCount != 2 * runCount) fail(&in, "costs", "must hold two costs for each run of threads");
+  if (in.failed) return NULL;
+  extern void roaf_simulate_thread_choice(const double *costs, idx runs, int *threads);
+  roaf_simulate_thread_choice(costs, (idx)runCount, threads);
+  return undefined(env);
+}
+
 typedef struct {
   double seconds;
   double flops[ROAF_MAX_THREADS];  // what each thread that took part measured; 0 for one that did not
@@ -366,6 +387,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("setIsa", js_set_isa),
       FN("setThreads", js_set_threads),
       FN("setParallelThreshold", js_set_parallel_threshold),
+      FN("simulateThreadChoice", js_simulate_thread_choice),
       FN("fmaPeak", js_fma_peak),
       FN("gemmPackedOnce", js_gemm_packed_once),
 #undef FN

@@ -16,9 +16,14 @@
 //     virtual machine, two threads can take longer than one while both look busy. So the long tasks that
 //     recur with the same shape every training step (row sweeps, the MLP's weight-gradient pass) are planned
 //     with a kind, and each kind keeps its time per multiply-add on one thread and on several and uses the
-//     faster; its first run is not measured (it touches fresh memory), its second runs on one thread. Now and
-//     then it runs the other way to notice when things change: a probe costs a run at the slower speed, so the
-//     pause between probes starts at 16 runs and doubles, up to 256, while probes confirm the choice by 30 %.
+//     faster; its first run is not measured (it touches fresh memory), its second runs on one thread. Each
+//     time is the median of the last three runs that way, not a mean: a run the host disturbs is only ever
+//     slower (2-7 times, now and then), and a mean let one such run move a kind to its slower choice for up to
+//     256 runs (docs/native.md has the measurements). Two slow runs in three, a change that lasts, still move
+//     it, and after a move the other way is probed again soon. Now and then it runs the other way to notice
+//     when things change: a probe costs a run at the slower speed, so the pause between probes starts at 16
+//     runs and doubles, up to 256, while probes confirm the choice by 30 %; a probe faster than the choice is
+//     repeated at once (up to three in a row), so that fresh runs, not one, decide.
 // roaf_min_parallel_work = 0 is the test setting: every task splits as far as its units allow, and rules 2
 // and 3 stay out of the way, so tests compare 1 and 2 threads for real.
 //
@@ -85,13 +90,19 @@ int roaf_pool_available_threads(void) {
 
 // ---- rule 3: long kinds of task, timed ----
 
+#define RECENT_RUNS 3  // rule 3: a choice's time is the median of its last three runs
+
 typedef struct {
   const void *kind;
-  double cost[2];  // ns per multiply-add on one thread, on several (0: not measured yet)
-  int runs;        // the first run is not measured: it touches fresh memory
-  int untilProbe;  // runs before the next probe
-  int interval;    // runs between probes
-  int probing;     // the current run is a probe, on cost index probing - 1
+  double recent[2][RECENT_RUNS];  // ns per multiply-add of the last runs on one thread, on several (a ring)
+  int measured[2];                // runs measured on one thread, on several (at most RECENT_RUNS)
+  int next[2];                    // where each ring's next run goes
+  int runs;                       // the first run is not measured: it touches fresh memory
+  int untilProbe;                 // runs before the next probe
+  int interval;                   // runs between probes
+  int probing;                    // the current run is a probe, on cost index probing - 1
+  int choice;                     // the way chosen by the last run that was not a probe (1: several)
+  int streak;                     // probes in a row (a probe faster than the choice is repeated)
 } kind_record;
 
 static kind_record kinds[KINDS];  // kernels are called from one JavaScript thread
@@ -108,17 +119,32 @@ static kind_record *record_for(const void *kind) {
   return NULL;
 }
 
-/** Threads for the next task of a kind that rules 1 and 2 allow `available` threads. */
-static int timed_threads(kind_record *c, int available) {
-  if (c != NULL) c->probing = 0;
-  if (available <= 1 || c == NULL || roaf_min_parallel_work <= 0) return available;
+/** ns per multiply-add on one thread (several = 0) or several: the median of the last runs (the lower of two). */
+static double kind_cost(const kind_record *c, int several) {
+  const double *r = c->recent[several];
+  int n = c->measured[several];
+  if (n <= 1) return r[0];
+  if (n == 2) return r[0] < r[1] ? r[0] : r[1];
+  double lo = r[0] < r[1] ? r[0] : r[1], hi = r[0] < r[1] ? r[1] : r[0];
+  return r[2] < lo ? lo : r[2] > hi ? hi : r[2];
+}
+
+/** Rule 3's choice for the next task of a kind, between 1 and `available` (> 1) threads. */
+static int choose_threads(kind_record *c, int available) {
   if (c->runs++ < 1) return available;
-  if (c->cost[0] == 0) {  // measure one thread first: the first runs of a training loop are its warm-up
+  if (c->measured[0] == 0) {  // measure one thread first: the first runs of a training loop are its warm-up
     c->untilProbe = c->interval = PROBE_RUNS;
     return 1;
   }
-  if (c->cost[1] == 0) return available;
-  int several = c->cost[1] < c->cost[0];
+  if (c->measured[1] == 0) {
+    c->choice = 1;
+    return available;
+  }
+  int several = kind_cost(c, 1) < kind_cost(c, 0);
+  if (several != c->choice) {  // the choice's own runs got slower: look at the other way again soon
+    c->choice = several;
+    c->untilProbe = c->interval = PROBE_RUNS;
+  }
   if (--c->untilProbe <= 0) {
     several = !several;
     c->probing = 1 + several;
@@ -126,16 +152,48 @@ static int timed_threads(kind_record *c, int available) {
   return several ? available : 1;
 }
 
-/** Records how long a task of `work` multiply-adds took on nt threads since `start`; schedules the next probe. */
-static void timed_record(kind_record *c, int nt, long long start, double work) {
-  if (c == NULL || c->runs <= 1 || work <= 0) return;
-  double cost = (double)(now_ns() - start) / work, *old = &c->cost[nt > 1];
-  *old = *old == 0 ? cost : 0.5 * *old + 0.5 * cost;
+/** Threads for the next task of a kind that rules 1 and 2 allow `available` threads. */
+static int timed_threads(kind_record *c, int available) {
+  if (c != NULL) c->probing = 0;
+  if (available <= 1 || c == NULL || roaf_min_parallel_work <= 0) return available;
+  return choose_threads(c, available);
+}
+
+/** Adds a run's cost (ns per multiply-add) on nt threads to its kind's record; schedules the next probe. */
+static void record_cost(kind_record *c, int nt, double cost) {
+  if (c->runs <= 1) return;
+  int several = nt > 1;
+  c->recent[several][c->next[several]] = cost;
+  c->next[several] = (c->next[several] + 1) % RECENT_RUNS;
+  if (c->measured[several] < RECENT_RUNS) c->measured[several]++;
   if (c->probing) {
-    double probed = c->cost[c->probing - 1], chosen = c->cost[2 - c->probing];
-    int clear = chosen > 0 && probed > PROBE_CLEAR_MARGIN * chosen;
-    c->interval = clear ? (c->interval * 2 < PROBE_RUNS_MAX ? c->interval * 2 : PROBE_RUNS_MAX) : PROBE_RUNS;
-    c->untilProbe = c->interval;
+    int probed = c->probing - 1;
+    double chosen = kind_cost(c, !probed);
+    if (cost > PROBE_CLEAR_MARGIN * chosen) {  // the choice stands, clearly: probe less often
+      c->interval = c->interval * 2 < PROBE_RUNS_MAX ? c->interval * 2 : PROBE_RUNS_MAX;
+      c->untilProbe = c->interval;
+      c->streak = 0;
+    } else if (cost < chosen && kind_cost(c, probed) >= chosen && ++c->streak < RECENT_RUNS) {
+      c->untilProbe = 1;  // a faster run than the choice's: probe again at once, so the median is of fresh runs
+    } else {
+      c->untilProbe = c->interval = PROBE_RUNS;
+      c->streak = 0;
+    }
+  }
+}
+
+/** Records how long a task of `work` multiply-adds took on nt threads since `start`. */
+static void timed_record(kind_record *c, int nt, long long start, double work) {
+  if (c == NULL || work <= 0) return;
+  record_cost(c, nt, (double)(now_ns() - start) / work);
+}
+
+void roaf_simulate_thread_choice(const double *costs, idx runs, int *threads) {
+  kind_record c = {.kind = costs};
+  for (idx i = 0; i < runs; i++) {
+    c.probing = 0;
+    threads[i] = choose_threads(&c, 2);
+    record_cost(&c, threads[i], costs[2 * i + (threads[i] > 1)]);
   }
 }
 

@@ -16,6 +16,12 @@
  */
 extern double roaf_min_parallel_work;
 
+/**
+ * Test hook: rule 3 (parallel.c) choosing between one thread and two for a kind whose run i would cost
+ * costs[2i] on one thread and costs[2i + 1] on two; threads[i] receives the choice for run i.
+ */
+void roaf_simulate_thread_choice(const double *costs, idx runs, int *threads);
+
 // ---- work queues ----
 
 /**

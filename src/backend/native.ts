@@ -43,6 +43,7 @@ type Addon = {
   setIsa(isa: string): void;
   setThreads(n: number): void;
   setParallelThreshold(work: number): number;
+  simulateThreadChoice(costs: Float64Array, threads: Int32Array): void;
   fmaPeak(seconds: number, threads: number): number;
   gemmPackedOnce(
     bf16: boolean,
@@ -170,6 +171,23 @@ export function setNativeIsa(isa: NativeIsa): void {
  */
 export function setNativeParallelThreshold(work: number): number {
   return requireAddon().setParallelThreshold(work);
+}
+
+/**
+ * Test hook: the thread-count policy's choice for each run of a made-up kind of task (rule 3 of
+ * native/src/parallel.c: long recurring tasks timed on one thread and on two). Run i costs oneThread[i] on
+ * one thread and twoThreads[i] on two (any unit); returns the threads chosen for each run.
+ */
+export function simulateNativeThreadChoice(oneThread: readonly number[], twoThreads: readonly number[]): Int32Array {
+  if (oneThread.length !== twoThreads.length) throw new RangeError('one cost per run on each side');
+  const costs = new Float64Array(2 * oneThread.length);
+  oneThread.forEach((cost, i) => {
+    costs[2 * i] = cost;
+    costs[2 * i + 1] = twoThreads[i]!;
+  });
+  const threads = new Int32Array(oneThread.length);
+  requireAddon().simulateThreadChoice(costs, threads);
+  return threads;
 }
 
 /**
