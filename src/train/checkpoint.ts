@@ -393,7 +393,7 @@ export function loadModelTensors(dir: string, model: Model): void {
   const resolved = resolveCheckpointDir(dir) ?? dir;
   const file = new SafetensorsFile(join(resolved, 'model.safetensors'));
   const { tensors, filterNames } = modelTensors(model);
-  for (const tensor of tensors) file.readInto(tensor.name, tensor.data, tensor.shape);
+  file.readAllInto(tensors);
   checkLoadedModel(model, file.path, filterNames); // finite weights, orthogonal filters
 }
 
@@ -401,7 +401,7 @@ export function loadModelTensors(dir: string, model: Model): void {
 export function loadOptimizerState(dir: string, optimizer: Optimizer): void {
   const resolved = resolveCheckpointDir(dir) ?? dir;
   const file = new SafetensorsFile(join(resolved, 'optimizer.safetensors'));
-  for (const [name, data] of Object.entries(optimizer.state)) file.readInto(name, data, [data.length]);
+  file.readAllInto(Object.entries(optimizer.state).map(([name, data]) => ({ name, data, shape: [data.length] })));
   const steps = Number(file.metadata.steps);
   if (!Number.isInteger(steps) || steps < 0)
     throw new UsageError(`${file.path}: metadata 'steps' is missing or invalid`);

@@ -71,21 +71,32 @@ export class SafetensorsFile {
 
   /** Reads tensor `name` into `out`, checking its dtype and shape against what the caller expects. */
   readInto(name: string, out: TensorData, shape: readonly number[]): void {
-    const entry = checkedEntry(this.header, this.path, name, out, shape);
+    this.readAllInto([{ name, data: out, shape }]);
+  }
+
+  /**
+   * Reads each tensor into its `data`, checking dtype and shape, with the file opened once: a
+   * 1,000,000-layer model has two million tensors, and opening the file for each took a quarter of the
+   * load.
+   */
+  readAllInto(tensors: Iterable<{ name: string; data: TensorData; shape: readonly number[] }>): void {
     const fd = openSync(this.path, 'r');
     try {
-      const bytes = asBytes(out);
-      let read = 0;
-      while (read < bytes.length) {
-        const n = readSync(
-          fd,
-          bytes,
-          read,
-          Math.min(bytes.length - read, 1 << 26),
-          this.dataStart + entry.data_offsets[0] + read,
-        );
-        if (n === 0) throw new UsageError(`${this.path}: tensor ${printable(name)} is truncated`);
-        read += n;
+      for (const { name, data, shape } of tensors) {
+        const entry = checkedEntry(this.header, this.path, name, data, shape);
+        const bytes = asBytes(data);
+        let read = 0;
+        while (read < bytes.length) {
+          const n = readSync(
+            fd,
+            bytes,
+            read,
+            Math.min(bytes.length - read, 1 << 26),
+            this.dataStart + entry.data_offsets[0] + read,
+          );
+          if (n === 0) throw new UsageError(`${this.path}: tensor ${printable(name)} is truncated`);
+          read += n;
+        }
       }
     } finally {
       closeSync(fd);
