@@ -20,6 +20,8 @@
 //   gz = beta gh (1 - a²): |Δ| <= 4·u32·|beta·gh|
 //   ∂loss/∂h_{t-1} = loss term + gz W + alpha Oᵀ gh: |Δ| <= γ_N·(S_W + |alpha|·S_O) + 4·u32·(|loss| + S_W + |alpha|·S_O)
 //   the weight gradients (one bf16 product over all T·B rows, as gemmBf16): |Δ| <= γ_K·S + 2·u32·(S + |C0|)
+//                        (with D = 1 those of the input side, matrix-vector products, are float32: the same bound
+//                        on the unrounded operands)
 // These are around 1e-6 of the values, while the bf16 rounding itself moves them by up to 2u ≈ 0.8 %: each
 // forward check also asserts that the bf16 result is not within its bound of the float32 cell's.
 //
@@ -186,6 +188,27 @@ function product(transA: boolean, transB: boolean, M: number, N: number, K: numb
   return C;
 }
 
+/**
+ * A product of the input side of a backward pass (the input weights' gradient, ∂loss/∂x): with one input
+ * (D = 1) a matrix-vector product, which the bf16 kernels run in float32 (docs/precision.md), so its operands
+ * are not rounded; else `product`.
+ */
+function inputSide(
+  D: number,
+  transA: boolean,
+  transB: boolean,
+  M: number,
+  N: number,
+  K: number,
+  A: Float64Array,
+  B: Float64Array,
+) {
+  if (D > 1) return product(transA, transB, M, N, K, A, B);
+  const C = new Float64Array(M * N);
+  referenceBackend.gemm({ ...plain(transA, transB, M, N, K), A, B, C });
+  return C;
+}
+
 /** The sizes and strides of a product C (M, N) = op(A) op(B) of packed row-major matrices, alpha 1, beta 0. */
 function plain(transA: boolean, transB: boolean, M: number, N: number, K: number) {
   return { transA, transB, M, N, K, alpha: 1, lda: transA ? M : K, ldb: transB ? K : N, beta: 0, ldc: N };
@@ -316,16 +339,16 @@ function checkBackward(c: Config, x: Inputs, r: Run, label: string): void {
     'gU',
     r.gU,
     x.gU,
-    product(true, false, N, D, rows, gzs, f64(x.xs)),
-    product(true, false, N, D, rows, abs64(gzs), abs64(x.xs)),
+    inputSide(D, true, false, N, D, rows, gzs, f64(x.xs)),
+    inputSide(D, true, false, N, D, rows, abs64(gzs), abs64(x.xs)),
     rows,
   );
   check(
     'gxs',
     r.gxs,
     null,
-    product(false, false, rows, D, N, gzs, f64(x.U)),
-    product(false, false, rows, D, N, abs64(gzs), abs64(x.U)),
+    inputSide(D, false, false, rows, D, N, gzs, f64(x.U)),
+    inputSide(D, false, false, rows, D, N, abs64(gzs), abs64(x.U)),
     N,
   );
   const sums = new Float64Array(N);
@@ -768,16 +791,16 @@ function checkGated(c: Gated, rng: Random, label: string): void {
     'gWx',
     r.gWx,
     gWx0,
-    product(true, false, G, D, rows, gGates, f64(xs)),
-    product(true, false, G, D, rows, mags(gGates), mags(xs)),
+    inputSide(D, true, false, G, D, rows, gGates, f64(xs)),
+    inputSide(D, true, false, G, D, rows, mags(gGates), mags(xs)),
     rows,
   );
   check(
     'gxs',
     r.gxs,
     null,
-    product(false, false, rows, D, G, gGates, f64(Wx)),
-    product(false, false, rows, D, G, mags(gGates), mags(Wx)),
+    inputSide(D, false, false, rows, D, G, gGates, f64(Wx)),
+    inputSide(D, false, false, rows, D, G, mags(gGates), mags(Wx)),
     G,
   );
   const sums = (x: ArrayLike<number>, initial: ArrayLike<number>, name: string, got: ArrayLike<number>) => {

@@ -171,6 +171,18 @@ static inline float bf16_round(float x) { return bf16_value(bf16_bits(x)); }
 /** k_gemm with op(A), op(B) rounded to bf16 (nearest even) and float32 accumulation. */
 void k_gemm_bf16(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda, const float *B,
                  idx ldb, float beta, float *C, idx ldc);
+/**
+ * A product of a bf16 backward pass's input side (the input weights' gradient, ∂loss/∂x): with one input
+ * (D = 1) it is a matrix-vector product, bound by reading its matrix (gz over all T·B rows) from memory, so it
+ * runs in float32 (k_gemm's matrix-vector loop) instead of packing gz into bf16 pairs for a tile that would use
+ * one of its NR columns; otherwise k_gemm_bf16. BackendBase.inputSideProduct is the same rule.
+ */
+static inline void input_side_gemm(idx D, int transA, int transB, idx M, idx N, idx K, float alpha, const float *A,
+                                   idx lda, const float *B, idx ldb, float beta, float *C, idx ldc) {
+  if (D == 1) k_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else k_gemm_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 /** 1 when this copy's k_gemm_bf16 runs vdpbf16ps on this CPU (AVX512_BF16), 0 when it runs the C fallback. */
 int k_bf16_hardware(void);
 

@@ -94,7 +94,10 @@ static void step_product(const rnn_task *c, int tid, const float *A, idx lda, id
   gemm_packed(tid, &a, rows, &c->pb, 1.0f, beta, C, ldc);
 }
 
-/** A product of the whole sequence (the input side, the weight gradients): k_gemm or k_gemm_bf16. */
+/**
+ * A product of the whole sequence (the input side, the weight gradients): k_gemm or k_gemm_bf16. The input
+ * side's gradients with one input (D = 1) are matrix-vector products and stay float32 (input_side_gemm).
+ */
 static void product(int bf16, int transA, int transB, idx M, idx N, idx K, const float *A, idx lda, const float *B,
                     idx ldb, float beta, float *C, idx ldc) {
   if (bf16) k_gemm_bf16(transA, transB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
@@ -208,8 +211,8 @@ static void lstm_backward(int bf16, idx T, idx B, idx D, idx N, const float *xs,
   roaf_parallel_run(&plan, lstm_backward_run, &c);
   add_bias_sums(&c.sums, gb);
   product(bf16, 1, 0, G, N, T * B, gGates, G, hs, N, 1.0f, gWh, N);
-  product(bf16, 1, 0, G, D, T * B, gGates, G, xs, D, 1.0f, gWx, D);
-  if (gxs != NULL) product(bf16, 0, 0, T * B, D, G, gGates, G, Wx, D, 0.0f, gxs, D);
+  product(bf16 && D > 1, 1, 0, G, D, T * B, gGates, G, xs, D, 1.0f, gWx, D);
+  if (gxs != NULL) product(bf16 && D > 1, 0, 0, T * B, D, G, gGates, G, Wx, D, 0.0f, gxs, D);
 }
 
 // ---- GRU ----
@@ -337,8 +340,8 @@ static void gru_backward(int bf16, idx T, idx B, idx D, idx N, const float *xs, 
   // Recurrent-side pre-activation gradients [gr, gz | gn ⊙ r]: the first 2N columns of gGates, then gHn.
   product(bf16, 1, 0, 2 * N, N, T * B, gGates, G, hs, N, 1.0f, gWh, N);
   product(bf16, 1, 0, N, N, T * B, gHn, N, hs, N, 1.0f, gWh + 2 * N * N, N);
-  product(bf16, 1, 0, G, D, T * B, gGates, G, xs, D, 1.0f, gWx, D);
-  if (gxs != NULL) product(bf16, 0, 0, T * B, D, G, gGates, G, Wx, D, 0.0f, gxs, D);
+  product(bf16 && D > 1, 1, 0, G, D, T * B, gGates, G, xs, D, 1.0f, gWx, D);
+  if (gxs != NULL) product(bf16 && D > 1, 0, 0, T * B, D, G, gGates, G, Wx, D, 0.0f, gxs, D);
 }
 
 // ---- the kernels: float32, and on bf16 products (--precision bf16, docs/precision.md) ----

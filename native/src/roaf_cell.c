@@ -259,9 +259,10 @@ void k_roaf_cell_backward_bf16(idx T, idx B, idx D, idx N, float alpha, float be
   if (B > 0)
     roaf_row_sweep(bf16_backward_step, &c, sizeof(sweep_local), T, B, MR,
                    (double)T * (double)B * (double)N * (double)N * (c.rows.dense ? 2 : 1));
-  // The parameter gradients as one bf16 product (or float32 sum) each over all T·B rows, as BackendBase does.
+  // The parameter gradients as one bf16 product (or float32 sum) each over all T·B rows, as BackendBase does;
+  // with one input (D = 1) those of the input side are matrix-vector products, in float32 (input_side_gemm).
   k_sum_rows(T * B, N, gzs, gb);
   k_gemm_bf16(1, 0, N, N, T * B, 1.0f, gzs, N, hs, N, 1.0f, gW, N);  // Σ_t gz_tᵀ h_{t-1}
-  k_gemm_bf16(1, 0, N, D, T * B, 1.0f, gzs, N, xs, D, 1.0f, gU, D);
-  if (gxs != NULL) k_gemm_bf16(0, 0, T * B, D, N, 1.0f, gzs, N, U, D, 0.0f, gxs, D);
+  input_side_gemm(D, 1, 0, N, D, T * B, 1.0f, gzs, N, xs, D, 1.0f, gU, D);
+  if (gxs != NULL) input_side_gemm(D, 0, 0, T * B, D, N, 1.0f, gzs, N, U, D, 0.0f, gxs, D);
 }

@@ -368,7 +368,10 @@ export abstract class BackendBase implements Backend {
       C: gW,
       ldc: N,
     });
-    gemm({
+    this.inputSideProduct(
+      gemm,
+      D,
+    )({
       transA: true,
       transB: false,
       M: N,
@@ -385,7 +388,10 @@ export abstract class BackendBase implements Backend {
     });
     this.sumRows(rows, N, gzs, gb);
     if (gxs !== null) {
-      gemm({
+      this.inputSideProduct(
+        gemm,
+        D,
+      )({
         transA: false,
         transB: false,
         M: rows,
@@ -401,6 +407,15 @@ export abstract class BackendBase implements Backend {
         ldc: D,
       });
     }
+  }
+
+  /**
+   * The product for a backward pass's input side (the input weights' gradient, ∂loss/∂x): with one input
+   * (D = 1) a matrix-vector product, bound by memory, so this.gemm (float32) whatever `gemm` is; else `gemm`.
+   * The native kernels' input_side_gemm (native/src/kernels_internal.h) is the same rule.
+   */
+  private inputSideProduct(gemm: (args: GemmArgs) => void, D: number): (args: GemmArgs) => void {
+    return D === 1 ? (args) => this.gemm(args) : gemm;
   }
 
   // ---- the ROAF layer, stack and cell with bf16 products (--precision bf16, docs/precision.md) ----
@@ -585,7 +600,10 @@ export abstract class BackendBase implements Backend {
       C: gWh,
       ldc: N,
     });
-    gemm({
+    this.inputSideProduct(
+      gemm,
+      D,
+    )({
       transA: true,
       transB: false,
       M: G,
@@ -602,7 +620,10 @@ export abstract class BackendBase implements Backend {
     });
     this.sumRows(rows, G, gGates, gb);
     if (gxs !== null) {
-      gemm({
+      this.inputSideProduct(
+        gemm,
+        D,
+      )({
         transA: false,
         transB: false,
         M: rows,
@@ -772,7 +793,10 @@ export abstract class BackendBase implements Backend {
       ldc: N,
     });
     this.sumRows(rows, G, recurrent, gbh);
-    gemm({
+    this.inputSideProduct(
+      gemm,
+      D,
+    )({
       transA: true,
       transB: false,
       M: G,
@@ -789,7 +813,10 @@ export abstract class BackendBase implements Backend {
     });
     this.sumRows(rows, G, gGates, gbx);
     if (gxs !== null) {
-      gemm({
+      this.inputSideProduct(
+        gemm,
+        D,
+      )({
         transA: false,
         transB: false,
         M: rows,
