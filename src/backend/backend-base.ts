@@ -353,6 +353,7 @@ export abstract class BackendBase implements Backend {
     }
     // Weight gradients as one product each over all T·B rows: gW += Σ_t gz_tᵀ h_{t-1}, gU += Σ_t gz_tᵀ x_t.
     const rows = T * B;
+    const inputSide = this.inputSideProduct(gemm, D);
     gemm({
       transA: true,
       transB: false,
@@ -368,10 +369,7 @@ export abstract class BackendBase implements Backend {
       C: gW,
       ldc: N,
     });
-    this.inputSideProduct(
-      gemm,
-      D,
-    )({
+    inputSide({
       transA: true,
       transB: false,
       M: N,
@@ -388,10 +386,7 @@ export abstract class BackendBase implements Backend {
     });
     this.sumRows(rows, N, gzs, gb);
     if (gxs !== null) {
-      this.inputSideProduct(
-        gemm,
-        D,
-      )({
+      inputSide({
         transA: false,
         transB: false,
         M: rows,
@@ -585,6 +580,7 @@ export abstract class BackendBase implements Backend {
       }
     }
     const rows = T * B;
+    const inputSide = this.inputSideProduct(gemm, D);
     gemm({
       transA: true,
       transB: false,
@@ -600,10 +596,7 @@ export abstract class BackendBase implements Backend {
       C: gWh,
       ldc: N,
     });
-    this.inputSideProduct(
-      gemm,
-      D,
-    )({
+    inputSide({
       transA: true,
       transB: false,
       M: G,
@@ -620,10 +613,7 @@ export abstract class BackendBase implements Backend {
     });
     this.sumRows(rows, G, gGates, gb);
     if (gxs !== null) {
-      this.inputSideProduct(
-        gemm,
-        D,
-      )({
+      inputSide({
         transA: false,
         transB: false,
         M: rows,
@@ -772,6 +762,7 @@ export abstract class BackendBase implements Backend {
     }
     // Recurrent-side pre-activation gradients of every step, [gr, gz, gn ⊙ r], for one product over all rows.
     const rows = T * B;
+    const inputSide = this.inputSideProduct(gemm, D);
     const recurrent = this.scratch('gruBackward.recurrent', work, rows * G);
     for (let i = 0; i < rows; i++) {
       for (let j = 0; j < 2 * N; j++) recurrent[i * G + j] = gGates[i * G + j]!;
@@ -793,10 +784,7 @@ export abstract class BackendBase implements Backend {
       ldc: N,
     });
     this.sumRows(rows, G, recurrent, gbh);
-    this.inputSideProduct(
-      gemm,
-      D,
-    )({
+    inputSide({
       transA: true,
       transB: false,
       M: G,
@@ -813,10 +801,7 @@ export abstract class BackendBase implements Backend {
     });
     this.sumRows(rows, G, gGates, gbx);
     if (gxs !== null) {
-      this.inputSideProduct(
-        gemm,
-        D,
-      )({
+      inputSide({
         transA: false,
         transB: false,
         M: rows,

@@ -21,11 +21,14 @@ export type { NamedTensor, TensorData } from './safetensors-bytes.js';
 // The writer lives in safetensors-write.ts; re-exported so importers of this module keep working.
 export { writeSafetensors } from './safetensors-write.js';
 
-/** Reads exactly `buffer.length` bytes at `position`, else a UsageError (the file shrank or is short). */
+/**
+ * Reads exactly `buffer.length` bytes at `position`, else a UsageError (the file shrank or is short); at most
+ * 64 MB a call, as one readSync cannot read 2 GB.
+ */
 function readFully(fd: number, buffer: Uint8Array, position: number, path: string, what: string): void {
   let read = 0;
   while (read < buffer.length) {
-    const n = readSync(fd, buffer, read, buffer.length - read, position + read);
+    const n = readSync(fd, buffer, read, Math.min(buffer.length - read, 1 << 26), position + read);
     if (n === 0) throw new UsageError(`${path}: the ${what} is truncated`);
     read += n;
   }
@@ -84,19 +87,8 @@ export class SafetensorsFile {
     try {
       for (const { name, data, shape } of tensors) {
         const entry = checkedEntry(this.header, this.path, name, data, shape);
-        const bytes = asBytes(data);
-        let read = 0;
-        while (read < bytes.length) {
-          const n = readSync(
-            fd,
-            bytes,
-            read,
-            Math.min(bytes.length - read, 1 << 26),
-            this.dataStart + entry.data_offsets[0] + read,
-          );
-          if (n === 0) throw new UsageError(`${this.path}: tensor ${printable(name)} is truncated`);
-          read += n;
-        }
+        const at = this.dataStart + entry.data_offsets[0];
+        readFully(fd, asBytes(data), at, this.path, `tensor ${printable(name)}`);
       }
     } finally {
       closeSync(fd);
