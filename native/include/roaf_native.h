@@ -45,7 +45,8 @@ enum {
   SCRATCH_PARTIAL,
   SCRATCH_STACK,
   SCRATCH_STACK_ROWS,
-  SCRATCH_SWEEP,  // shared by the threads of a whole-stack MLP kernel (thread 0's)
+  SCRATCH_SWEEP,      // shared by the threads of a whole-stack MLP kernel (thread 0's)
+  SCRATCH_GRADIENTS,  // a fused kernel's parameter-gradient sums, carried across the chunks of its backward
   SCRATCH_SLOTS
 };
 

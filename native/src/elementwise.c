@@ -36,11 +36,9 @@ void k_add_row_vector(idx rows, idx n, float *y, const float *bias) {
   }
 }
 
-/** out[j] += Σ rows, summed in float per block of rows and in double across blocks. */
-void k_sum_rows(idx rows, idx n, const float *x, float *out) {
-  double *sums = (double *)roaf_scratch(0, SCRATCH_WORK2, (size_t)(2 * n));
+/** sums[j] += Σ rows (sums in double), summed in float per block of 64 rows and in double across blocks. */
+void k_sum_rows_double(idx rows, idx n, const float *x, double *sums) {
   float *block = roaf_scratch(0, SCRATCH_WORK, (size_t)n);
-  memset(sums, 0, (size_t)n * sizeof(double));
   for (idx r0 = 0; r0 < rows; r0 += 64) {
     memset(block, 0, (size_t)n * sizeof(float));
     idx r1 = min_idx(rows, r0 + 64);
@@ -50,6 +48,13 @@ void k_sum_rows(idx rows, idx n, const float *x, float *out) {
     }
     for (idx j = 0; j < n; j++) sums[j] += block[j];
   }
+}
+
+/** out[j] += Σ rows (k_sum_rows_double, then one rounding). */
+void k_sum_rows(idx rows, idx n, const float *x, float *out) {
+  double *sums = (double *)roaf_scratch(0, SCRATCH_WORK2, (size_t)(2 * n));
+  memset(sums, 0, (size_t)n * sizeof(double));
+  k_sum_rows_double(rows, n, x, sums);
   for (idx j = 0; j < n; j++) out[j] = (float)(out[j] + sums[j]);
 }
 

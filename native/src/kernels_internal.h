@@ -172,15 +172,16 @@ static inline float bf16_round(float x) { return bf16_value(bf16_bits(x)); }
 void k_gemm_bf16(int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda, const float *B,
                  idx ldb, float beta, float *C, idx ldc);
 /**
- * A product of a bf16 backward pass's input side (the input weights' gradient, ∂loss/∂x): with one input
- * (D = 1) it is a matrix-vector product, bound by reading its matrix (gz over all T·B rows) from memory, so it
- * runs in float32 (k_gemm's matrix-vector loop) instead of packing gz into bf16 pairs for a tile that would use
- * one of its NR columns; otherwise k_gemm_bf16. BackendBase.inputSideProduct is the same rule.
+ * C = op(A) op(B) + beta C on k_gemm_bf16 when bf16, else k_gemm: a fused kernel's products over a whole
+ * sequence (the input side, the weight gradients). Its callers pass bf16 && D > 1 for the gradients of the
+ * input side: with one input (D = 1) those are matrix-vector products, bound by reading gz from memory, so they
+ * stay float32 (k_gemm's matrix-vector loop) instead of packing gz into bf16 pairs for a tile that would use one
+ * of its NR columns. BackendBase.inputSideProduct is the same rule.
  */
-static inline void input_side_gemm(idx D, int transA, int transB, idx M, idx N, idx K, float alpha, const float *A,
-                                   idx lda, const float *B, idx ldb, float beta, float *C, idx ldc) {
-  if (D == 1) k_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else k_gemm_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+static inline void product(int bf16, int transA, int transB, idx M, idx N, idx K, const float *A, idx lda,
+                           const float *B, idx ldb, float beta, float *C, idx ldc) {
+  if (bf16) k_gemm_bf16(transA, transB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+  else k_gemm(transA, transB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
 /** 1 when this copy's k_gemm_bf16 runs vdpbf16ps on this CPU (AVX512_BF16), 0 when it runs the C fallback. */
@@ -239,6 +240,7 @@ typedef void (*range_fn)(void *arg, idx lo, idx hi);
 #define parallel_range ROAF_SUFFIX(parallel_range)
 #define k_add_row_vector ROAF_SUFFIX(k_add_row_vector)
 #define k_sum_rows ROAF_SUFFIX(k_sum_rows)
+#define k_sum_rows_double ROAF_SUFFIX(k_sum_rows_double)
 #define k_tanh ROAF_SUFFIX(k_tanh)
 #define k_tanh_backward ROAF_SUFFIX(k_tanh_backward)
 #define k_sum_squares ROAF_SUFFIX(k_sum_squares)
@@ -251,6 +253,7 @@ typedef void (*range_fn)(void *arg, idx lo, idx hi);
 void parallel_range(range_fn fn, void *arg, idx n, double costPerElement);
 void k_add_row_vector(idx rows, idx n, float *y, const float *bias);
 void k_sum_rows(idx rows, idx n, const float *x, float *out);
+void k_sum_rows_double(idx rows, idx n, const float *x, double *sums);
 void k_tanh(idx n, const float *x, float *out);
 void k_tanh_backward(idx n, const float *a, const float *gy, float *gx);
 double k_sum_squares(idx n, const float *x);

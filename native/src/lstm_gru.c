@@ -94,16 +94,6 @@ static void step_product(const rnn_task *c, int tid, const float *A, idx lda, id
   gemm_packed(tid, &a, rows, &c->pb, 1.0f, beta, C, ldc);
 }
 
-/**
- * A product of the whole sequence (the input side, the weight gradients): k_gemm or k_gemm_bf16. The input
- * side's gradients with one input (D = 1) are matrix-vector products and stay float32 (input_side_gemm).
- */
-static void product(int bf16, int transA, int transB, idx M, idx N, idx K, const float *A, idx lda, const float *B,
-                    idx ldb, float beta, float *C, idx ldc) {
-  if (bf16) k_gemm_bf16(transA, transB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
-  else k_gemm(transA, transB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
-}
-
 static void lstm_forward_rows(rnn_task *c, int tid, idx r0, idx r1) {
   idx N = c->N, G = 4 * N, rows = r1 - r0;
   for (idx t = 0; t < c->T; t++) {

@@ -18,6 +18,7 @@ typedef struct {
   float *hs, *as, *ghs, *gzs, *gh0;
   roaf_backward_args backward;  // the backward's operands, packed once per call
   int lastStepOnly;             // backward: only ghs's last step is read; ghs's steps 0 and 1 serve as ping-pong rows
+  idx s0;                       // backward: the first step of this chunk of the sweep (backward_in_chunks)
 } cell_task;
 
 /** Step t of the forward for rows [r0, r1) of the slot [lo, hi): h_t from h_{t-1}. */
@@ -78,11 +79,11 @@ void k_roaf_cell_forward(idx T, idx B, idx D, idx N, float alpha, float beta, co
  * Step s of backpropagation through time for rows [r0, r1) of the slot [lo, hi), t = T-1-s: ∂loss/∂h_{t-1} += what
  * flows back through step t (∂loss/∂h_0 = it, when asked for), and gz_{t-1} for the next step.
  */
-static void cell_backward_step(void *p, void *state, int tid, idx s, idx r0, idx r1, idx lo, idx hi) {
+static void cell_backward_step(void *p, void *state, int tid, idx chunkStep, idx r0, idx r1, idx lo, idx hi) {
   (void)tid;
   const cell_task *c = p;
   sweep_local *local = state;
-  idx N = c->N, step = c->B * N, rows = r1 - r0, t = c->T - 1 - s;
+  idx s = c->s0 + chunkStep, N = c->N, step = c->B * N, rows = r1 - r0, t = c->T - 1 - s;
   // ∂loss/∂h_t lives in ghs's step t-1, or, with lastStepOnly, alternates between ghs's steps 0 and 1 after the
   // first step (which reads the last): T·B·N floats of gradients never go to memory, and no loss terms are read.
   float *ping = c->lastStepOnly ? c->ghs : NULL;
@@ -109,10 +110,61 @@ static void cell_backward_step(void *p, void *state, int tid, idx s, idx r0, idx
   roaf_backward_rows(&f, c->f, rows, gh, gz, target, aNext, gzNext, &local->pl);
 }
 
+/**
+ * Steps of the backward per chunk: about GRADIENT_CHUNK_BYTES of gz (4 steps at psMNIST's N = 256, B = 128), so
+ * that the parameter gradients of a chunk read its gz from cache, not memory; 1 at the test setting (threshold
+ * 0), so that the tests cross many chunks.
+ */
+#define GRADIENT_CHUNK_BYTES (1 << 20)
+static idx gradient_chunk_steps(idx B, idx N) {
+  if (roaf_min_parallel_work <= 0) return 1;
+  return max_idx(1, GRADIENT_CHUNK_BYTES / max_idx(1, B * N * (idx)sizeof(float)));
+}
+
+/** What backward_in_chunks needs of a cell's backward: its sweep, and where a chunk's steps start. */
+typedef struct {
+  roaf_sweep_fn step;
+  void *task;
+  idx *s0;
+  double work;  // multiply-adds of one step of the sweep
+} cell_sweep;
+
+/**
+ * The backward through time a chunk of steps at a time, each chunk's parameter gradients taken in after its
+ * sweep while its gz is still in cache (at psMNIST's shapes gz is 100 MB; read back from memory by three
+ * products it cost the bf16 step about a sixth of its time): Σ gz_tᵀ h_{t-1}, Σ gz_tᵀ x_t (on bf16 products
+ * when bf16, the input side's only when D > 1: `product`), Σ gz_t, summed across chunks in float32 (the products)
+ * and double (the bias), and added to the gradients once at the end; gxs, a product per row, is written chunk
+ * by chunk. A chunk is whole steps, the same on any number of threads, and so are the sums.
+ */
+static void backward_in_chunks(const cell_sweep *sweep, int bf16, idx T, idx B, idx D, idx N, const float *xs,
+                               const float *U, const float *hs, const float *gzs, float *gW, float *gU, float *gb,
+                               float *gxs) {
+  size_t nW = (size_t)(N * N), nU = (size_t)(N * D);
+  float *sumW = roaf_scratch(0, SCRATCH_GRADIENTS, nW + nU + 2 * (size_t)N + 16), *sumU = sumW + nW;
+  double *sumB = (double *)(sumU + round_up((idx)nU, 2));
+  memset(sumB, 0, (size_t)N * sizeof(double));
+  idx chunk = gradient_chunk_steps(B, N), step = B * N;
+  for (idx s0 = 0; s0 < T; s0 += chunk) {
+    idx n = min_idx(chunk, T - s0), t0 = T - s0 - n, rows = n * B;  // steps t0 .. t0+n-1, last first
+    float first = s0 == 0 ? 0.0f : 1.0f;
+    *sweep->s0 = s0;
+    roaf_row_sweep(sweep->step, sweep->task, sizeof(sweep_local), n, B, MR, (double)n * sweep->work);
+    const float *gz = gzs + t0 * step;
+    k_sum_rows_double(rows, N, gz, sumB);
+    product(bf16, 1, 0, N, N, rows, gz, N, hs + t0 * step, N, first, sumW, N);
+    product(bf16 && D > 1, 1, 0, N, D, rows, gz, N, xs + t0 * B * D, D, first, sumU, D);
+    if (gxs != NULL) product(bf16 && D > 1, 0, 0, rows, D, N, gz, N, U, D, 0.0f, gxs + t0 * B * D, D);
+  }
+  for (size_t i = 0; i < nW; i++) gW[i] += sumW[i];
+  for (size_t i = 0; i < nU; i++) gU[i] += sumU[i];
+  for (idx j = 0; j < N; j++) gb[j] = (float)(gb[j] + sumB[j]);
+}
+
 void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, const roaf_filter *f, const float *xs,
                           const float *W, const float *U, const float *hs, const float *as, float *ghs, float *gzs,
                           float *gW, float *gU, float *gb, float *gh0, float *gxs, int lastStepOnly) {
-  if (T <= 0 || N <= 0) return;
+  if (T <= 0 || N <= 0 || B <= 0) return;  // no rows: every gradient is unchanged
   int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
   cell_task c = {
       .T = T,
@@ -130,14 +182,8 @@ void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, c
       .backward = {.N = N, .alpha = alpha, .beta = beta, .identity = f->kind == FILTER_IDENTITY && alpha != 0.0f}};
   roaf_pack_backward(&c.backward, dense ? f->matrix : NULL, W,
                      roaf_scratch(0, SCRATCH_SHARED_B, roaf_backward_packed_size(N)));
-  if (B > 0)
-    roaf_row_sweep(cell_backward_step, &c, sizeof(sweep_local), T, B, MR,
-                   (double)T * (double)B * (double)N * (double)N * (dense ? 2 : 1));
-  // The parameter gradients as one product (or sum) each over all T·B rows.
-  k_sum_rows(T * B, N, gzs, gb);
-  k_gemm(1, 0, N, N, T * B, 1.0f, gzs, N, hs, N, 1.0f, gW, N);  // Σ_t gz_tᵀ h_{t-1}
-  k_gemm(1, 0, N, D, T * B, 1.0f, gzs, N, xs, D, 1.0f, gU, D);
-  if (gxs != NULL) k_gemm(0, 0, T * B, D, N, 1.0f, gzs, N, U, D, 0.0f, gxs, D);
+  cell_sweep sweep = {cell_backward_step, &c, &c.s0, (double)B * (double)N * (double)N * (dense ? 2 : 1)};
+  backward_in_chunks(&sweep, 0, T, B, D, N, xs, U, hs, gzs, gW, gU, gb, gxs);
 }
 
 // ---- the cell with bf16 products (--precision bf16, docs/precision.md) ----
@@ -157,6 +203,7 @@ typedef struct {
   const float *xs;      // forward with D = 1: the inputs, rounded per row in the tiles
   float *hs, *as, *ghs, *gzs, *gh0;
   int lastStepOnly;
+  idx s0;  // backward: the first step of this chunk of the sweep (its step s is step s0 + s of the whole)
 } bf16_cell_task;
 
 /** Step t of the bf16 forward for rows [r0, r1): h_t from h_{t-1}. */
@@ -216,12 +263,12 @@ void k_roaf_cell_forward_bf16(idx T, idx B, idx D, idx N, float alpha, float bet
 }
 
 /** Step s of the bf16 backward through time for rows [r0, r1), t = T-1-s (cell_backward_step's bookkeeping). */
-static void bf16_backward_step(void *p, void *state, int tid, idx s, idx r0, idx r1, idx lo, idx hi) {
+static void bf16_backward_step(void *p, void *state, int tid, idx chunkStep, idx r0, idx r1, idx lo, idx hi) {
   (void)state;
   (void)lo;
   (void)hi;
   const bf16_cell_task *c = p;
-  idx N = c->N, step = c->B * N, rows = r1 - r0, t = c->T - 1 - s;
+  idx s = c->s0 + chunkStep, N = c->N, step = c->B * N, rows = r1 - r0, t = c->T - 1 - s;
   float *ping = c->lastStepOnly ? c->ghs : NULL;
   const float *gh = (s == 0 || ping == NULL ? c->ghs + t * step : ping + ((s + 1) & 1) * step) + r0 * N;
   float *gz = c->gzs + t * step + r0 * N;
@@ -244,7 +291,7 @@ void k_roaf_cell_backward_bf16(idx T, idx B, idx D, idx N, float alpha, float be
                                const float *xs, const float *W, const float *U, const float *hs, const float *as,
                                float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs,
                                int lastStepOnly) {
-  if (T <= 0 || N <= 0) return;
+  if (T <= 0 || N <= 0 || B <= 0) return;  // no rows: every gradient is unchanged
   bf16_cell_task c = {.T = T,
                       .B = B,
                       .N = N,
@@ -256,13 +303,6 @@ void k_roaf_cell_backward_bf16(idx T, idx B, idx D, idx N, float alpha, float be
                       .lastStepOnly = lastStepOnly};
   packed_b ob;
   bf16_cell_shared(&c, &ob, W, 0, 0);
-  if (B > 0)
-    roaf_row_sweep(bf16_backward_step, &c, sizeof(sweep_local), T, B, MR,
-                   (double)T * (double)B * (double)N * (double)N * (c.rows.dense ? 2 : 1));
-  // The parameter gradients as one bf16 product (or float32 sum) each over all T·B rows, as BackendBase does;
-  // with one input (D = 1) those of the input side are matrix-vector products, in float32 (input_side_gemm).
-  k_sum_rows(T * B, N, gzs, gb);
-  k_gemm_bf16(1, 0, N, N, T * B, 1.0f, gzs, N, hs, N, 1.0f, gW, N);  // Σ_t gz_tᵀ h_{t-1}
-  input_side_gemm(D, 1, 0, N, D, T * B, 1.0f, gzs, N, xs, D, 1.0f, gU, D);
-  if (gxs != NULL) input_side_gemm(D, 0, 0, T * B, D, N, 1.0f, gzs, N, U, D, 0.0f, gxs, D);
+  cell_sweep sweep = {bf16_backward_step, &c, &c.s0, (double)B * (double)N * (double)N * (c.rows.dense ? 2 : 1)};
+  backward_in_chunks(&sweep, 1, T, B, D, N, xs, U, hs, gzs, gW, gU, gb, gxs);
 }

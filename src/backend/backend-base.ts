@@ -407,7 +407,7 @@ export abstract class BackendBase implements Backend {
   /**
    * The product for a backward pass's input side (the input weights' gradient, ∂loss/∂x): with one input
    * (D = 1) a matrix-vector product, bound by memory, so this.gemm (float32) whatever `gemm` is; else `gemm`.
-   * The native kernels' input_side_gemm (native/src/kernels_internal.h) is the same rule.
+   * The native kernels' `product(bf16 && D > 1, …)` (native/src/kernels_internal.h) is the same rule.
    */
   private inputSideProduct(gemm: (args: GemmArgs) => void, D: number): (args: GemmArgs) => void {
     return D === 1 ? (args) => this.gemm(args) : gemm;
