@@ -207,6 +207,9 @@ function roafArgs(
   ];
   if (config.hidden !== undefined) args.push('--hidden', String(config.hidden), '--seq-len', String(config.seq_len));
   if (config.depth !== undefined) args.push('--depth', String(config.depth), '--width', String(config.width));
+  // The peers apply a dense Haar O (bench/peers), so roaf must too: its default filter is a signed permutation,
+  // O(N) a row, and timing that against their O(N²) product made the ROAF rows look faster than they are.
+  if (config.model === 'roaf-rnn' || config.model === 'roaf-mlp') args.push('--filter', 'haar');
   if (config.forward) args.push('--forward');
   if (threads !== null) args.push('--threads', String(threads));
   if (precision === 'bf16') args.push('--precision', 'bf16');
