@@ -55,6 +55,8 @@ interface BenchConfig {
   seq_len?: number;
   depth?: number;
   width?: number;
+  /** The ROAF models' filter, the same in roaf and PyTorch (TF.js times Haar only). */
+  filter?: 'haar' | 'permutation';
   tfjs: boolean;
   /** Also time the forward pass alone (the psMNIST epoch estimate needs it). */
   forward: boolean;
@@ -95,6 +97,11 @@ function configurations(T: number, L: number): BenchConfig[] {
   return [
     rnn('roaf-rnn-128', 'roaf-rnn', 128, 'ROAF RNN', { tfjs: true, targets: { pytorch: 3, tfjs: 50 } }),
     rnn('roaf-rnn-256', 'roaf-rnn', 256, 'ROAF RNN', { tfjs: true, forward: true, targets: { pytorch: 3, tfjs: 50 } }),
+    // roaf's default filter, a signed permutation, against PyTorch's gather formulations of it.
+    rnn('roaf-rnn-256-perm', 'roaf-rnn', 256, 'ROAF RNN (permutation filter)', {
+      filter: 'permutation',
+      targets: { pytorch: 3 },
+    }),
     mlp(64),
     mlp(128),
     rnn('lstm-128', 'lstm', 128, 'LSTM', { targets: { pytorch: 1 } }),
@@ -207,9 +214,9 @@ function roafArgs(
   ];
   if (config.hidden !== undefined) args.push('--hidden', String(config.hidden), '--seq-len', String(config.seq_len));
   if (config.depth !== undefined) args.push('--depth', String(config.depth), '--width', String(config.width));
-  // The peers apply a dense Haar O (bench/peers), so roaf must too: its default filter is a signed permutation,
-  // O(N) a row, and timing that against their O(N²) product made the ROAF rows look faster than they are.
-  if (config.model === 'roaf-rnn' || config.model === 'roaf-mlp') args.push('--filter', 'haar');
+  // roaf runs the peers' filter, named: its default is a signed permutation, O(N) a row, and timing that
+  // against the peers' dense Haar product (O(N²)) once made the ROAF rows look faster than they are.
+  if (config.model === 'roaf-rnn' || config.model === 'roaf-mlp') args.push('--filter', config.filter ?? 'haar');
   if (config.forward) args.push('--forward');
   if (threads !== null) args.push('--threads', String(threads));
   if (precision === 'bf16') args.push('--precision', 'bf16');
@@ -270,8 +277,9 @@ function torchInfo(options: HarnessOptions): Record<string, unknown> {
 }
 
 function torchConfig(config: BenchConfig): Record<string, unknown> {
-  const { model, batch, hidden, seq_len, depth, width } = config;
-  return config.hidden !== undefined ? { model, batch, hidden, seq_len } : { model, batch, depth, width };
+  const { model, batch, hidden, seq_len, depth, width, filter } = config;
+  const shape = config.hidden !== undefined ? { model, batch, hidden, seq_len } : { model, batch, depth, width };
+  return filter === undefined ? shape : { ...shape, filter };
 }
 
 /** One thread count's timing of a PyTorch formulation (torch_bench.py's `runs`). */
@@ -733,7 +741,7 @@ function main(): number {
       fmtRatio(ratio(o.pytorch, o.roaf), config.targets.pytorch),
       config.tfjs ? describeOutcome(o.tfjs) : '-',
       config.tfjs ? fmtRatio(ratio(o.tfjs, o.roaf), config.targets.tfjs) : '-',
-      ...bf16Cells(o, config.name === 'roaf-rnn-256'),
+      ...bf16Cells(o, config.name.startsWith('roaf-rnn-256')),
     ]);
     // The peers compute the same products as roaf, so roaf's FLOP count gives their GFLOPS too.
     const flops = isMeasurement(o.roaf)

@@ -91,3 +91,72 @@ describe('bench/gemm.js options', () => {
     });
   }
 });
+
+// The PyTorch peer's formulations are what roaf's speed ratios are measured against: each must compute the
+// same loss and gradients as the formula written literally, or its time means nothing. torch_bench.py checks
+// that itself before timing; here it runs on small shapes and every formulation must pass, for both filters.
+describe('bench/peers/torch_bench.py', () => {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const SCRIPT = join(root, 'bench', 'peers', 'torch_bench.py');
+  const PYTHON = '/usr/bin/python3';
+  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+  const missing =
+    probe.error !== undefined
+      ? `${PYTHON} is not available: apt-get install python3-torch`
+      : probe.status !== 0
+        ? `${PYTHON} cannot import torch: apt-get install python3-torch`
+        : null;
+  const torchBench = (configs: object[]) =>
+    spawnSync(
+      PYTHON,
+      [SCRIPT, '--configs', JSON.stringify(configs), '--threads', '1', '--repeats', '1', '--warmup', '1'],
+      { encoding: 'utf8' },
+    );
+
+  it(
+    'every formulation of each model agrees with the literal formula (Haar and permutation filters)',
+    { skip: missing ?? false },
+    () => {
+      const configs = [
+        { model: 'roaf-rnn', batch: 3, hidden: 12, seq_len: 20 },
+        { model: 'roaf-rnn', batch: 3, hidden: 12, seq_len: 20, filter: 'permutation' },
+        { model: 'roaf-mlp', batch: 3, depth: 5, width: 12 },
+      ];
+      const result = torchBench(configs);
+      assert.equal(result.status, 0, result.stderr);
+      const lines = result.stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      assert.equal(lines.length, configs.length);
+      for (const [i, line] of lines.entries()) {
+        const formulations = line.formulations as {
+          name: string;
+          failed?: string;
+          check?: { max_gradient_error: number };
+        }[];
+        const names = formulations.map((f) => f.name);
+        // The permutation filter is timed in its gather form, never as the dense product the Haar rows use.
+        if (configs[i]!.filter === 'permutation') assert.ok(names.includes('gather-manual-backward'), names.join());
+        else assert.ok(!names.some((name) => name.startsWith('gather')), names.join());
+        for (const f of formulations) {
+          assert.equal(f.failed, undefined, `${JSON.stringify(configs[i])} ${f.name}: ${f.failed}`);
+          assert.ok(
+            f.check !== undefined && f.check.max_gradient_error <= 1e-4,
+            `${f.name}: ${JSON.stringify(f.check)}`,
+          );
+        }
+        assert.ok(names.includes(line.fastest as string));
+      }
+    },
+  );
+
+  it('a filter a model lacks is refused, naming the model and the filters it has', { skip: missing ?? false }, () => {
+    const result = torchBench([{ model: 'roaf-mlp', batch: 3, depth: 2, width: 4, filter: 'permutation' }]);
+    assert.notEqual(result.status, 0);
+    assert.match(
+      result.stderr,
+      /roaf-mlp: filter 'permutation' is not available \(roaf-rnn: haar or permutation; roaf-mlp: haar\)/,
+    );
+  });
+});

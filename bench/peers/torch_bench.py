@@ -25,6 +25,13 @@ mlp_formulations() list them):
     manual-backward     a torch.autograd.Function with the backward through time written by hand (as roaf
                         does): per-step products in the loops, the weight gradients as one (N, T*B) x (T*B, N)
                         product after the backward loop instead of T small products summed by autograd
+  roaf-rnn with "filter": "permutation" (roaf's default filter: O a signed permutation, (h O^T)[:, i] =
+  s_i h[:, p(i)], O(N) a row instead of the N x N product)
+    literal             the formula as written with O as a dense matrix (the reference: it checks the gathers)
+    gather-step-input   step-input with the filter as h.index_select(1, p) * (alpha s)
+    gather-precomputed  precomputed-inplace with the same gather
+    jit-gather          gather-precomputed's loop as one torch.jit.script function
+    gather-manual-backward  manual-backward with the gather forward and its inverse gather backward
   roaf-mlp  x_{l+1} = alpha * x_l O_l^T + beta * tanh(x_l W_l^T + b_l) between Linear(784, N) and Linear(N, 10)
     literal             the formula as written (the reference)
     loop                addmm per layer (bias and filter term fused into the products)
@@ -44,7 +51,7 @@ in its `failed` field) and not timed. torch.no_grad() is never used in a timed t
 of an autograd.Function runs without a graph by design: its backward is the hand-written one, checked too).
 
 Same coefficients and initialisation scales as roaf: ROAF RNN alpha = 1, beta = 0.1, W ~ N(0, 1/N),
-U ~ N(0, 9/D); ROAF MLP alpha = 1, beta = min(0.5, 1 / sqrt(L)) (roaf's default); O Haar-distributed (QR with sign fix); input
+U ~ N(0, 9/D); ROAF MLP alpha = 1, beta = min(0.5, 1 / sqrt(L)) (roaf's default); O Haar-distributed (QR with sign fix) or, with "filter": "permutation", a random signed permutation; input
 and readout layers uniform(+-1/sqrt(fan_in)), PyTorch's default.
 
 Each formulation is timed with torch.set_num_threads(k) (and OpenBLAS's own thread count set to k) for
@@ -138,11 +145,25 @@ def uniform_fan_in(shape, fan_in, generator):
     return (torch.rand(shape, generator=generator) * 2 - 1) * bound
 
 
-def rnn_weights(D, N, K, input_scale, generator):
-    return {'W': torch.randn(N, N, generator=generator) / math.sqrt(N),
-            'U': torch.randn(N, D, generator=generator) * (input_scale / math.sqrt(D)),
-            'b': torch.zeros(N), 'O': haar(N, generator),
-            'readout.W': uniform_fan_in((K, N), N, generator), 'readout.b': uniform_fan_in((K,), N, generator)}
+def signed_permutation(n, generator):
+    """(p, s, O): a random permutation p, random signs s and the dense O with O[i, p(i)] = s_i, as roaf draws it."""
+    p = torch.randperm(n, generator=generator)
+    s = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    O = torch.zeros(n, n)
+    O[torch.arange(n), p] = s
+    return p, s, O
+
+
+def rnn_weights(D, N, K, input_scale, filter_kind, generator):
+    weights = {'W': torch.randn(N, N, generator=generator) / math.sqrt(N),
+               'U': torch.randn(N, D, generator=generator) * (input_scale / math.sqrt(D)),
+               'b': torch.zeros(N),
+               'readout.W': uniform_fan_in((K, N), N, generator), 'readout.b': uniform_fan_in((K,), N, generator)}
+    if filter_kind == 'permutation':
+        weights['perm'], weights['signs'], weights['O'] = signed_permutation(N, generator)
+    else:
+        weights['O'] = haar(N, generator)
+    return weights
 
 
 def mlp_weights(D, N, K, L, filtered, generator):
@@ -166,6 +187,10 @@ class RoafRNN(nn.Module):
         self.U = nn.Parameter(weights['U'].clone())  # (N, D)
         self.b = nn.Parameter(weights['b'].clone())  # (N)
         self.register_buffer('O', weights['O'].clone())  # (N, N), fixed
+        if 'perm' in weights:  # a signed permutation: O's gather form as well as its dense matrix
+            self.register_buffer('perm', weights['perm'].clone())  # (N) int64: p
+            self.register_buffer('inverse', torch.argsort(weights['perm']))  # p^-1: the backward's gather
+            self.register_buffer('alpha_signs', alpha * weights['signs'])  # (N): alpha s
         self.readout_W = nn.Parameter(weights['readout.W'].clone())  # (K, N)
         self.readout_b = nn.Parameter(weights['readout.b'].clone())  # (K)
 
@@ -332,6 +357,86 @@ def rnn_manual_backward(m, x):
     return RoafRNNFunction.apply(x, m.W, m.U, m.b, m.O, m.alpha, m.beta)
 
 
+# The filter as a gather: h O^T = h[:, p] * s, so alpha h O^T + beta a = h.index_select(1, p) * (alpha s) + beta a.
+# mul_ on index_select's fresh output is allowed: neither backward needs the tensor it overwrites.
+
+def rnn_gather_step_input(m, x):
+    h = x.new_zeros(x.shape[1], m.W.shape[0])
+    Wt, Ut = m.W.t(), m.U.t()
+    for x_t in x.unbind(0):
+        a = torch.tanh(torch.addmm(torch.addmm(m.b, x_t, Ut), h, Wt))
+        h = h.index_select(1, m.perm).mul_(m.alpha_signs).add_(a, alpha=m.beta)
+    return h
+
+
+def rnn_gather_precomputed(m, x):
+    drive = rnn_drive(m, x)
+    h = x.new_zeros(x.shape[1], m.W.shape[0])
+    Wt = m.W.t()
+    for drive_t in drive.unbind(0):
+        a = torch.addmm(drive_t, h, Wt).tanh_()
+        h = h.index_select(1, m.perm).mul_(m.alpha_signs).add_(a, alpha=m.beta)
+    return h
+
+
+def rnn_gather_script(x: Tensor, W: Tensor, U: Tensor, b: Tensor, perm: Tensor, alpha_signs: Tensor, beta: float) -> Tensor:
+    T, B, D = x.shape[0], x.shape[1], x.shape[2]
+    drive = torch.addmm(b, x.reshape(T * B, D), U.t()).view(T, B, W.shape[0])
+    h = torch.zeros([B, W.shape[0]], dtype=x.dtype, device=x.device)
+    Wt = W.t()
+    for drive_t in drive.unbind(0):
+        a = torch.addmm(drive_t, h, Wt).tanh_()
+        h = h.index_select(1, perm).mul_(alpha_signs).add_(a, alpha=beta)
+    return h
+
+
+def rnn_jit_gather(m, x):
+    return scripted(rnn_gather_script)(x, m.W, m.U, m.b, m.perm, m.alpha_signs, m.beta)
+
+
+class RoafRNNGatherFunction(torch.autograd.Function):
+    """RoafRNNFunction with the filter as a gather: forward h[:, p] * (alpha s), backward (g * (alpha s))[:, p^-1]."""
+
+    @staticmethod
+    def forward(ctx, x, W, U, b, perm, inverse, alpha_signs, beta):
+        T, B, D = x.shape
+        N = W.shape[0]
+        a_all = torch.addmm(b, x.reshape(T * B, D), U.t()).view(T, B, N)
+        hs = x.new_empty(T + 1, B, N)
+        hs[0].zero_()
+        Wt = W.t()
+        a_list, h_list = a_all.unbind(0), hs.unbind(0)
+        for t in range(T):
+            a = a_list[t].addmm_(h_list[t], Wt).tanh_()
+            torch.mul(h_list[t].index_select(1, perm), alpha_signs, out=h_list[t + 1]).add_(a, alpha=beta)
+        ctx.save_for_backward(x, W, inverse, alpha_signs, hs, a_all)
+        ctx.beta = beta
+        return hs[T].clone()
+
+    @staticmethod
+    def backward(ctx, grad_h):
+        x, W, inverse, alpha_signs, hs, a_all = ctx.saved_tensors
+        beta = ctx.beta
+        T, B, N = a_all.shape
+        dz = torch.empty_like(a_all)
+        g = grad_h.contiguous()
+        a_list, dz_list = a_all.unbind(0), dz.unbind(0)
+        for t in range(T - 1, -1, -1):
+            a, dz_t = a_list[t], dz_list[t]
+            gb = g * beta
+            torch.addcmul(gb, gb, a * a, value=-1, out=dz_t)
+            g = torch.mm(dz_t, W).add_(g.mul(alpha_signs).index_select(1, inverse))  # dz_t W + alpha g O
+        dz2 = dz.view(T * B, N)
+        grad_W = dz2.t() @ hs[:T].reshape(T * B, N)
+        grad_U = dz2.t() @ x.reshape(T * B, -1)
+        grad_b = dz2.sum(0)
+        return None, grad_W, grad_U, grad_b, None, None, None, None
+
+
+def rnn_gather_manual_backward(m, x):
+    return RoafRNNGatherFunction.apply(x, m.W, m.U, m.b, m.perm, m.inverse, m.alpha_signs, m.beta)
+
+
 # ---- ROAF MLP and mlp ----
 
 class RoafMLP(nn.Module):
@@ -487,6 +592,19 @@ def rnn_formulations():
     ]
 
 
+def rnn_permutation_formulations():
+    """The ROAF RNN with a signed-permutation filter: the dense reference, then the gathers."""
+    def f(name, description, loop, warmup=0):
+        return Formulation(name, description, lambda w, alpha, beta: RoafRNN(w, alpha, beta, loop), warmup)
+    return [
+        f('literal', 'the formula as written, O as a dense matrix (reference)', rnn_literal),
+        f('gather-step-input', 'step-input with the filter as index_select * alpha s', rnn_gather_step_input),
+        f('gather-precomputed', 'precomputed-inplace with the filter as index_select * alpha s', rnn_gather_precomputed),
+        f('jit-gather', 'gather-precomputed loop under torch.jit.script', rnn_jit_gather, JIT_WARMUP),
+        f('gather-manual-backward', 'manual-backward with the filter as a gather and its inverse', rnn_gather_manual_backward),
+    ]
+
+
 def mlp_formulations(filtered):
     def f(name, description, layers, stacked=False, warmup=0):
         return Formulation(name, description, lambda w, alpha, beta: RoafMLP(w, alpha, beta, layers, stacked), warmup)
@@ -505,8 +623,14 @@ def formulations(config, generator):
     """(weights, alpha, beta, [Formulation]) for a configuration; the first formulation is the reference."""
     kind = config['model']
     K = 10
+    filter_kind = config.get('filter', 'haar')
+    if filter_kind not in ('haar', 'permutation') or (filter_kind != 'haar' and kind != 'roaf-rnn'):
+        raise SystemExit(f'torch_bench.py: {kind}: filter {filter_kind!r} is not available (roaf-rnn: haar or '
+                         'permutation; roaf-mlp: haar)')
     if kind == 'roaf-rnn':
-        return rnn_weights(1, config['hidden'], K, 3.0, generator), 1.0, 0.1, rnn_formulations()
+        alpha, beta = 1.0, 0.1
+        listed = rnn_permutation_formulations() if filter_kind == 'permutation' else rnn_formulations()
+        return rnn_weights(1, config['hidden'], K, 3.0, filter_kind, generator), alpha, beta, listed
     if kind in ('rnn', 'lstm', 'gru'):
         module = {'rnn': 'nn.RNN', 'lstm': 'nn.LSTM', 'gru': 'nn.GRU'}[kind]
         torch.manual_seed(config.get('seed', 0))  # nn modules draw from the global generator
@@ -685,7 +809,7 @@ def bench(config, threads, warmup, repeats, forward, only):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--configs', help='JSON list of configurations: {"model", "batch", "hidden", "seq_len"} or {"model", "batch", "depth", "width"}')
+    parser.add_argument('--configs', help='JSON list of configurations: {"model", "batch", "hidden", "seq_len"[, "filter"]} or {"model", "batch", "depth", "width"}')
     parser.add_argument('--threads', default='1,2', help='comma-separated thread counts to try (default 1,2)')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--repeats', type=int, default=5)
@@ -704,7 +828,8 @@ def main():
         parser.error(f'--warmup and --repeats must be >= 1, got {args.warmup} and {args.repeats}')
     threads = [int(k) for k in args.threads.split(',')]
     only = None if args.formulations is None else set(args.formulations.split(','))
-    known = {f.name for f in rnn_formulations() + mlp_formulations(True)} | {'nn.RNN', 'nn.LSTM', 'nn.GRU'}
+    listed = rnn_formulations() + rnn_permutation_formulations() + mlp_formulations(True)
+    known = {f.name for f in listed} | {'nn.RNN', 'nn.LSTM', 'nn.GRU'}
     if only is not None and not only <= known:
         parser.error(f'--formulations: unknown {", ".join(sorted(only - known))}; known: {", ".join(sorted(known))}')
     for config in json.loads(args.configs):
