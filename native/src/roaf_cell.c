@@ -143,7 +143,7 @@ static void backward_in_chunks(const cell_sweep *sweep, int bf16, idx T, idx B, 
                                float *gxs) {
   size_t nW = (size_t)(N * N), nU = (size_t)(N * D);
   float *sumW = roaf_scratch(0, SCRATCH_GRADIENTS, nW + nU + 2 * (size_t)N + 16), *sumU = sumW + nW;
-  double *sumB = (double *)(sumU + round_up((idx)nU, 2));
+  double *sumB = (double *)(sumW + round_up((idx)(nW + nU), 2));  // an even float offset: 8-byte aligned
   memset(sumB, 0, (size_t)N * sizeof(double));
   idx chunk = gradient_chunk_steps(B, N), step = B * N;
   for (idx s0 = 0; s0 < T; s0 += chunk) {
