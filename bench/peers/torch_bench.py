@@ -575,9 +575,13 @@ class Formulation:
 JIT_WARMUP = 3
 
 
+def rnn_formulation(name, description, loop, warmup=0):
+    """A ROAF RNN formulation: RoafRNN with `loop` as its unrolled cell."""
+    return Formulation(name, description, lambda w, alpha, beta: RoafRNN(w, alpha, beta, loop), warmup)
+
+
 def rnn_formulations():
-    def f(name, description, loop, warmup=0):
-        return Formulation(name, description, lambda w, alpha, beta: RoafRNN(w, alpha, beta, loop), warmup)
+    f = rnn_formulation
     return [
         f('literal', 'the formula as written, one operator per term (reference)', rnn_literal),
         f('step-input', 'addmm per step, input product inside the loop', rnn_step_input),
@@ -594,8 +598,7 @@ def rnn_formulations():
 
 def rnn_permutation_formulations():
     """The ROAF RNN with a signed-permutation filter: the dense reference, then the gathers."""
-    def f(name, description, loop, warmup=0):
-        return Formulation(name, description, lambda w, alpha, beta: RoafRNN(w, alpha, beta, loop), warmup)
+    f = rnn_formulation
     return [
         f('literal', 'the formula as written, O as a dense matrix (reference)', rnn_literal),
         f('gather-step-input', 'step-input with the filter as index_select * alpha s', rnn_gather_step_input),
