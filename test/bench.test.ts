@@ -7,6 +7,8 @@ import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
+import { PYTHON, torchMissing } from './helpers.js';
+
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 
 function roaf(args: string[]) {
@@ -98,14 +100,7 @@ describe('bench/gemm.js options', () => {
 describe('bench/peers/torch_bench.py', () => {
   const root = fileURLToPath(new URL('../..', import.meta.url));
   const SCRIPT = join(root, 'bench', 'peers', 'torch_bench.py');
-  const PYTHON = '/usr/bin/python3';
-  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-  const missing =
-    probe.error !== undefined
-      ? `${PYTHON} is not available: apt-get install python3-torch`
-      : probe.status !== 0
-        ? `${PYTHON} cannot import torch: apt-get install python3-torch`
-        : null;
+  const missing = torchMissing();
   const torchBench = (configs: object[]) =>
     spawnSync(
       PYTHON,

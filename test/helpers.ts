@@ -3,6 +3,7 @@
 // core; wasm when its module loads), and CoreOnlyBackend, a backend that implements the core only.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import type {
   AdamUpdateArgs,
   ApplyFilterArgs,
@@ -197,4 +198,15 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let worst = 0;
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
   return worst;
+}
+
+/** Debian's Python, which the PyTorch checks run (python3-torch). */
+export const PYTHON = '/usr/bin/python3';
+
+/** Why the PyTorch checks cannot run here (PYTHON or its torch missing), or null when they can. */
+export function torchMissing(): string | null {
+  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.error) return `${PYTHON} is not available (${probe.error.message}): apt-get install python3-torch`;
+  if (probe.status !== 0) return `${PYTHON} cannot import torch: apt-get install python3-torch`;
+  return null;
 }

@@ -29,19 +29,10 @@ import type { TaskConfig } from '../src/train/checkpoint.js';
 import { trainingConfig } from '../src/train/run-options.js';
 import { SafetensorsFile, writeSafetensors, type NamedTensor } from '../src/train/safetensors.js';
 import { BatchBuffers, batchLoss, epochOrder, runTraining } from '../src/train/trainer.js';
+import { PYTHON, torchMissing } from './helpers.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
-const PYTHON = '/usr/bin/python3';
-
-/** Why the PyTorch tests cannot run here, or null when they can. */
-function torchMissing(): string | null {
-  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-  if (probe.error) return `${PYTHON} is not available (${probe.error.message}): apt-get install python3-torch`;
-  if (probe.status !== 0) return `${PYTHON} cannot import torch: apt-get install python3-torch`;
-  return null;
-}
-
 const missing = torchMissing();
 const work = mkdtempSync(join(tmpdir(), 'roaf-torch-'));
 after(() => rmSync(work, { recursive: true, force: true }));
