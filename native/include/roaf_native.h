@@ -59,6 +59,9 @@ typedef struct {
   const float *matrix;
   const int32_t *perm;
   const float *signs;
+  /** Optional (NULL: computed per use): Oᵀ in gather form, (Oᵀ x)[j] = inverseSigns[j] x[inversePerm[j]]. */
+  const int32_t *inversePerm;
+  const float *inverseSigns;
 } roaf_filter;
 enum { FILTER_DENSE = 0, FILTER_PERMUTATION = 1, FILTER_IDENTITY = 2 };
 

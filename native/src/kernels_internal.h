@@ -267,14 +267,52 @@ double k_squared_error(idx B, idx K, const float *pred, const float *target, flo
 
 #define k_apply_filter ROAF_SUFFIX(k_apply_filter)
 
+#if defined(ROAF_ISA_AVX512) || defined(ROAF_ISA_AVX2)
+/**
+ * The permutation filter (gather form, y[j] = betaY y[j] + (alpha s[j]) x[perm[j]]) on whole groups of 8 rows
+ * without gathers: the group's x transposed into columns of 8 (8 x 8 blocks in registers), then each 8 output
+ * columns read as the 8 whole columns perm[j] and transposed back. The same arithmetic as the gathers, which on
+ * Zen 4 cost some 45 cycles each (perf: a tenth of the bf16 ROAF RNN step at N = 256, docs/native.md). N a
+ * multiple of 8, at most 1,024; x and y may be the same rows. Returns the rows done.
+ */
+static inline idx permute_row_groups(const int32_t *perm, const float *s, idx rows, idx N, float alpha, const float *x,
+                                     float betaY, float *y) {
+  float columns[1024 * 8] __attribute__((aligned(32)));
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(betaY);
+  idx r = 0;
+  for (; r + 8 <= rows; r += 8, x += 8 * N, y += 8 * N) {
+    for (idx k0 = 0; k0 < N; k0 += 8) {
+      __m256 v[8];
+      for (int i = 0; i < 8; i++) v[i] = _mm256_loadu_ps(x + i * N + k0);
+      transpose8x8(v);
+      for (int c = 0; c < 8; c++) _mm256_store_ps(columns + (k0 + c) * 8, v[c]);
+    }
+    for (idx j0 = 0; j0 < N; j0 += 8) {
+      __m256 v[8];
+      for (int c = 0; c < 8; c++) v[c] = _mm256_load_ps(columns + (idx)perm[j0 + c] * 8);
+      transpose8x8(v);
+      const __m256 as = _mm256_mul_ps(va, _mm256_loadu_ps(s + j0));
+      for (int i = 0; i < 8; i++) {
+        __m256 o = _mm256_mul_ps(as, v[i]);
+        if (betaY != 0.0f) o = _mm256_fmadd_ps(vb, _mm256_loadu_ps(y + i * N + j0), o);
+        _mm256_storeu_ps(y + i * N + j0, o);
+      }
+    }
+  }
+  return r;
+}
+#endif
+
 /**
  * y = betaY y + alpha (O x) (or Oᵀ x) on `rows` rows (row stride N) for a permutation or identity filter, in
  * O(N) a row: (O x)[i] = s_i x[perm_i], (Oᵀ x)[perm_i] = s_i x[i]. betaY == 0 never reads y. Every copy rounds
  * the same way: (alpha s_i) x[perm_i] (exact sign flip, one rounding), then betaY y + that in one fused
  * multiply-add.
  *
- * The AVX-512 copy permutes in registers: N <= 16, one `vpermps` a row; wider, gathers of 16. The transpose
- * gathers through the inverse permutation (Oᵀ x)[j] = s_{inv j} x[inv j], computed once for all the rows.
+ * The x86 copies take whole groups of 8 rows by 8 x 8 transposes in registers (permute_row_groups, N a
+ * multiple of 8); the AVX-512 copy permutes the other rows in registers: N <= 16, one `vpermps` a row; wider,
+ * gathers of 16. The transpose gathers through the inverse permutation (Oᵀ x)[j] = s_{inv j} x[inv j],
+ * computed once for all the rows.
  * (A scalar loop here cost 40 % of a width-16 stack's training step, docs/reproduce.md.)
  */
 static inline void filter_rows(const roaf_filter *f, int transpose, idx rows, idx N, float alpha, const float *x,
@@ -291,18 +329,37 @@ static inline void filter_rows(const roaf_filter *f, int transpose, idx rows, id
   }
   const int32_t *perm = f->perm;
   const float *s = f->signs;
+  if (transpose && f->inversePerm != NULL) {
+    perm = f->inversePerm;
+    s = f->inverseSigns;
+    transpose = 0;
+  }
+#if defined(ROAF_ISA_AVX512) || defined(ROAF_ISA_AVX2)
+  int32_t inverse[1024];
+  float inverseSigns[1024];
+  if (N <= 1024 && transpose) {  // gather through the inverse permutation
+    for (idx i = 0; i < N; i++) {
+      inverse[perm[i]] = (int32_t)i;
+      inverseSigns[perm[i]] = s[i];
+    }
+    perm = inverse;
+    s = inverseSigns;
+    transpose = 0;
+  }
+#if defined(ROAF_ISA_AVX512)
+  const int groups = N <= 1024 && N > 16 && N % 8 == 0;  // N <= 16: one vpermps a row is cheaper
+#else
+  const int groups = N <= 1024 && N % 8 == 0;
+#endif
+  if (groups) {
+    idx done = permute_row_groups(perm, s, rows, N, alpha, x, betaY, y);
+    rows -= done;
+    x += done * N;
+    y += done * N;
+  }
+#endif
 #if defined(ROAF_ISA_AVX512)
   if (N <= 1024) {
-    int32_t inverse[1024];
-    float inverseSigns[1024];
-    if (transpose) {  // gather through the inverse permutation
-      for (idx i = 0; i < N; i++) {
-        inverse[perm[i]] = (int32_t)i;
-        inverseSigns[perm[i]] = s[i];
-      }
-      perm = inverse;
-      s = inverseSigns;
-    }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(betaY);
     if (N <= 16) {
       __mmask16 m = (__mmask16)((1u << N) - 1u);
@@ -340,6 +397,23 @@ static inline void filter_rows(const roaf_filter *f, int transpose, idx rows, id
       }
     }
   }
+}
+
+/**
+ * f with its inverse in gather form filled in (a permutation of n <= 1,024; inverse and inverseSigns hold n
+ * each), for a caller that applies Oᵀ to many blocks of rows: filter_rows then does not invert it every call.
+ */
+static inline roaf_filter filter_with_inverse(const roaf_filter *f, int32_t *inverse, float *inverseSigns) {
+  roaf_filter g = *f;
+  if (f->kind == FILTER_PERMUTATION && f->inversePerm == NULL && f->n <= 1024) {
+    for (int i = 0; i < f->n; i++) {
+      inverse[f->perm[i]] = i;
+      inverseSigns[f->perm[i]] = f->signs[i];
+    }
+    g.inversePerm = inverse;
+    g.inverseSigns = inverseSigns;
+  }
+  return g;
 }
 
 void k_apply_filter(const roaf_filter *f, int transpose, idx B, float alpha, const float *x, float betaY, float *y);

@@ -167,6 +167,10 @@ void k_roaf_cell_backward(idx T, idx B, idx D, idx N, float alpha, float beta, c
                           float *gW, float *gU, float *gb, float *gh0, float *gxs, int lastStepOnly) {
   if (T <= 0 || N <= 0 || B <= 0) return;  // no rows: every gradient is unchanged
   int dense = f->kind == FILTER_DENSE && alpha != 0.0f;
+  int32_t inverse[1024];
+  float inverseSigns[1024];
+  roaf_filter ft = filter_with_inverse(f, inverse, inverseSigns);  // Oᵀ, every step
+  f = &ft;
   cell_task c = {
       .T = T,
       .B = B,
@@ -293,10 +297,13 @@ void k_roaf_cell_backward_bf16(idx T, idx B, idx D, idx N, float alpha, float be
                                float *ghs, float *gzs, float *gW, float *gU, float *gb, float *gh0, float *gxs,
                                int lastStepOnly) {
   if (T <= 0 || N <= 0 || B <= 0) return;  // no rows: every gradient is unchanged
+  int32_t inverse[1024];
+  float inverseSigns[1024];
+  roaf_filter ft = filter_with_inverse(f, inverse, inverseSigns);  // Oᵀ, every step
   bf16_cell_task c = {.T = T,
                       .B = B,
                       .N = N,
-                      .rows = bf16_rows_setup(N, alpha, beta, f),
+                      .rows = bf16_rows_setup(N, alpha, beta, &ft),
                       .as = (float *)as,
                       .ghs = ghs,
                       .gzs = gzs,

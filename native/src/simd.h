@@ -21,6 +21,29 @@
 #define ROAF_CAT2(a, b) a##_##b
 #define ROAF_CAT(a, b) ROAF_CAT2(a, b)
 
+#if defined(ROAF_ISA_AVX512) || defined(ROAF_ISA_AVX2)
+#include <immintrin.h>
+/** r[0..8) as the rows of an 8 x 8 block of floats, transposed in registers: 32-bit pairs, 64-bit pairs, then
+ * 128-bit halves (the AVX2 vtranspose, and the permutation filter's row groups on both x86 copies). */
+static inline void transpose8x8(__m256 r[8]) {
+  __m256 t[8], s[8];
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; i++) {
+    s[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+  }
+}
+#endif
+
 #if defined(ROAF_ISA_AVX512)
 #include <immintrin.h>
 #define ROAF_SUFFIX(name) ROAF_CAT(name, avx512)
@@ -107,23 +130,7 @@ static inline vf vround(vf a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_
 static inline vf vpow2i(vf n) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
 }
-static inline void vtranspose(vf r[VL]) {  // 32-bit pairs, 64-bit pairs, then 128-bit halves
-  vf t[VL], s[VL];
-  for (int i = 0; i < 4; i++) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 2; i++) {
-    s[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; i++) {
-    r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
-    r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
-  }
-}
+static inline void vtranspose(vf r[VL]) { transpose8x8(r); }
 #elif defined(ROAF_ISA_SIMD128)
 // WebAssembly 128-bit SIMD (clang -msimd128). Baseline wasm SIMD has no fused multiply-add: vfma and vnmadd
 // round the product before the sum, so results differ from the FMA paths by a rounding per multiply-add

@@ -12,13 +12,14 @@
 
 extern const roaf_kernels roaf_kernels_simd128;
 
-// src/backend/wasm.ts writes filter lists as arrays of this struct: 5 i32 fields (kind, n, matrix, perm, signs).
-_Static_assert(sizeof(roaf_filter) == 20, "roaf_filter must be 20 bytes on wasm32");
+// src/backend/wasm.ts writes filter lists as arrays of this struct: 7 i32 fields (kind, n, matrix, perm, signs,
+// inversePerm, inverseSigns).
+_Static_assert(sizeof(roaf_filter) == 28, "roaf_filter must be 28 bytes on wasm32");
 _Static_assert(sizeof(idx) == 4, "idx must be i32 on wasm32");
 
 /** One filter operand from its four values, as the N-API glue reads it (data: the matrix or the signs). */
 static inline roaf_filter wasm_filter(int kind, int n, float *data, int32_t *perm) {
-  roaf_filter f = {.kind = kind, .n = n, .matrix = 0, .perm = 0, .signs = 0};
+  roaf_filter f = {.kind = kind, .n = n};
   if (kind == FILTER_DENSE) f.matrix = data;
   else if (kind == FILTER_PERMUTATION) {
     f.signs = data;

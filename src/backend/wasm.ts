@@ -94,7 +94,8 @@ Object.defineProperty(LinearFloat32Array, 'name', { value: 'Float32Array' });
 const FILTER_DENSE = 0;
 const FILTER_PERMUTATION = 1;
 const FILTER_IDENTITY = 2;
-const FILTER_BYTES = 20; // roaf_filter on wasm32: kind, n, matrix, perm, signs (native/wasm/entry.c checks it)
+const FILTER_WORDS = 7; // roaf_filter on wasm32: kind, n, matrix, perm, signs, inversePerm, inverseSigns (i32 each)
+const FILTER_BYTES = 4 * FILTER_WORDS; // native/wasm/entry.c checks it
 
 type AnyArray = Float32Array | Float64Array | Int32Array | Uint8Array;
 
@@ -294,13 +295,15 @@ export class WasmBackend extends BackendBase {
               const filters = value as readonly FilterOperand[];
               const table = this.malloc(filters.length * FILTER_BYTES, 'filters');
               blocks.push(table);
-              const words = new Int32Array(this.buffer, table, filters.length * 5);
+              const words = new Int32Array(this.buffer, table, filters.length * FILTER_WORDS);
+              words.fill(0); // the inverse's pointers stay NULL: the kernels invert where they need it
               filters.forEach((f, l) => {
-                words[5 * l] = filterKind(f);
-                words[5 * l + 1] = f.n;
-                words[5 * l + 2] = f.kind === 'dense' ? pointer(f.matrix) : 0;
-                words[5 * l + 3] = pointer(filterPerm(f));
-                words[5 * l + 4] = f.kind === 'permutation' ? pointer(f.signs) : 0;
+                const at = FILTER_WORDS * l;
+                words[at] = filterKind(f);
+                words[at + 1] = f.n;
+                words[at + 2] = f.kind === 'dense' ? pointer(f.matrix) : 0;
+                words[at + 3] = pointer(filterPerm(f));
+                words[at + 4] = f.kind === 'permutation' ? pointer(f.signs) : 0;
               });
               list.push(table);
               break;
