@@ -303,6 +303,15 @@ static inline idx permute_row_groups(const int32_t *perm, const float *s, idx ro
 }
 #endif
 
+/** Oᵀ of the signed permutation (perm, s) of n in gather form: inverse[perm[i]] = i, inverseSigns[perm[i]] = s[i]. */
+static inline void invert_permutation(const int32_t *perm, const float *s, idx n, int32_t *inverse,
+                                      float *inverseSigns) {
+  for (idx i = 0; i < n; i++) {
+    inverse[perm[i]] = (int32_t)i;
+    inverseSigns[perm[i]] = s[i];
+  }
+}
+
 /**
  * y = betaY y + alpha (O x) (or Oᵀ x) on `rows` rows (row stride N) for a permutation or identity filter, in
  * O(N) a row: (O x)[i] = s_i x[perm_i], (Oᵀ x)[perm_i] = s_i x[i]. betaY == 0 never reads y. Every copy rounds
@@ -338,10 +347,7 @@ static inline void filter_rows(const roaf_filter *f, int transpose, idx rows, id
   int32_t inverse[1024];
   float inverseSigns[1024];
   if (N <= 1024 && transpose) {  // gather through the inverse permutation
-    for (idx i = 0; i < N; i++) {
-      inverse[perm[i]] = (int32_t)i;
-      inverseSigns[perm[i]] = s[i];
-    }
+    invert_permutation(perm, s, N, inverse, inverseSigns);
     perm = inverse;
     s = inverseSigns;
     transpose = 0;
@@ -406,10 +412,7 @@ static inline void filter_rows(const roaf_filter *f, int transpose, idx rows, id
 static inline roaf_filter filter_with_inverse(const roaf_filter *f, int32_t *inverse, float *inverseSigns) {
   roaf_filter g = *f;
   if (f->kind == FILTER_PERMUTATION && f->inversePerm == NULL && f->n <= 1024) {
-    for (int i = 0; i < f->n; i++) {
-      inverse[f->perm[i]] = i;
-      inverseSigns[f->perm[i]] = f->signs[i];
-    }
+    invert_permutation(f->perm, f->signs, f->n, inverse, inverseSigns);
     g.inversePerm = inverse;
     g.inverseSigns = inverseSigns;
   }
