@@ -36,9 +36,23 @@ static void pack_a(const a_operand *a, idx i0, idx mc, idx p0, idx kc, float *re
       }
     } else {
       idx kEnd1 = a->p2 != NULL ? max_idx(0, min_idx(kc, a->k1 - p0)) : kc;  // columns from p, then from p2
+      idx kVector = 0;  // columns [0, kVector) packed by register transposes
+#if defined(ROAF_ISA_AVX512)
+      // A whole panel of MR = 8 rows goes 8 columns at a time through an 8 x 8 transpose: element by element,
+      // packing A took 6 % of a 1,024³ product on two threads (perf), as much as packing B; now 2 %.
+      if (mr == 8) {
+        const float *src = a->p + (i0 + ir) * a->ld + p0;
+        for (; kVector + 8 <= kEnd1; kVector += 8) {
+          __m256 r[8];
+          for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * a->ld + kVector);
+          transpose8x8(r);
+          for (int j = 0; j < 8; j++) _mm256_storeu_ps(panel + (kVector + j) * MR, r[j]);
+        }
+      }
+#endif
       for (idx i = 0; i < mr; i++) {
         const float *src = a->p + (i0 + ir + i) * a->ld + p0;
-        for (idx k = 0; k < kEnd1; k++) panel[k * MR + i] = src[k];
+        for (idx k = kVector; k < kEnd1; k++) panel[k * MR + i] = src[k];
         if (kEnd1 < kc) {
           const float *src2 = a->p2 + (i0 + ir + i) * a->ld2 + (p0 + kEnd1 - a->k1);
           for (idx k = kEnd1; k < kc; k++) panel[k * MR + i] = src2[k - kEnd1];
