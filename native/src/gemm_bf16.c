@@ -377,16 +377,18 @@ void k_gemm_bf16(int transA, int transB, idx M, idx N, idx K, float alpha, const
     sum_partials(chunks, M, N, g.partials, alpha, beta, C, ldc);
     return;
   }
+  int rowStrips = 0;  // as k_gemm: strips of ROW_STRIP rows when op(B) is packed whole and K has several blocks
   if (M >= N) {
     plan = roaf_parallel_plan(NULL, work, (M + MR - 1) / MR);
-    queue_init(&g.q, M, chunk_for(M, plan.threads, 4, MR));
     g.packOnce = (double)((K + 1) / 2) * (double)round_up(N, NR) <= WHOLE_B_FLOATS;
+    rowStrips = g.packOnce && (K + 1) / 2 > KP;
+    queue_init(&g.q, M, rowStrips ? ROW_STRIP : chunk_for(M, plan.threads, 4, MR));
   } else {
     g.split = 1;
     plan = roaf_parallel_plan(NULL, work, (N + NR - 1) / NR);
     queue_init(&g.q, N, chunk_for(N, plan.threads, 4, NR));
   }
-  if (plan.threads <= 1) {
+  if (plan.threads <= 1 && !rowStrips) {
     gemm_bf16_serial(0, g.hw, &g.a, &g.b, M, N, K, alpha, beta, C, ldc);
     return;
   }
