@@ -48,8 +48,8 @@
 #endif
 #define NV (NR / VL)
 #define K_SPLIT_CHUNKS 8          // chunks of K in a K-split product (gemm.c, gemm_bf16.c), whatever the thread count
-#define WHOLE_B_FLOATS (4 << 20)  // threaded products pack op(B) whole per thread up to 16 MB, else per chunk
-#define ROW_STRIP (2 * MR)        // rows of C a threaded product's strip covers (gemm.c, gemm_general)
+#define WHOLE_B_FLOATS (4 << 20)  // products split by rows pack op(B) whole per thread up to 16 MB, else per chunk
+#define ROW_STRIP (2 * MR)        // rows of C a strip covers, op(B) packed whole (gemm_general, k_gemm_bf16)
 #define KC 256
 #define MC (MR * 24)
 #define NC 4096
