@@ -97,8 +97,8 @@ static inline __attribute__((always_inline)) void pack_across_k(const float *x, 
         // packing's samples 807 -> 683; 24 rows ahead: 860.
         const float *ahead = x + (k + PAIR_PREFETCH_ROWS) * ld + c0;
         for (idx j = 0; j < nc; j += 16) {
-          __builtin_prefetch(ahead + j, 0, 3);
-          __builtin_prefetch(ahead + ld + j, 0, 3);
+          prefetch_line(ahead + j);
+          prefetch_line(ahead + ld + j);
         }
       }
       if (k < kLeft) pair_two_rows(x + k * ld + c0, k + 1 < kLeft ? x + (k + 1) * ld + c0 : NULL, nc, words);

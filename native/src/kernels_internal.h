@@ -434,7 +434,6 @@ void k_apply_filter(const roaf_filter *f, int transpose, idx B, float alpha, con
 typedef struct {
   const char *start[4];
   idx lines[4];
-  int write[4];
   int regions, region;
   idx line, interval, countdown;
 } prefetch_plan;
@@ -484,8 +483,8 @@ typedef struct {
 #define row_squares ROAF_SUFFIX(row_squares)
 #define roaf_weight_tiles ROAF_SUFFIX(roaf_weight_tiles)
 
-/** Adds `floats` floats from p to the plan (write: they will be written). */
-void plan_add(prefetch_plan *pl, const void *p, idx floats, int write);
+/** Adds `floats` floats from p to the plan. */
+void plan_add(prefetch_plan *pl, const void *p, idx floats);
 /** Spreads the plan's lines evenly over `steps` iterations of the tile loops. */
 void plan_spread(prefetch_plan *pl, idx steps);
 /**

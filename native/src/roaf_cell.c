@@ -31,8 +31,8 @@ static void cell_forward_step(void *p, void *state, int tid, idx t, idx r0, idx 
     local->planned = t + 1;
     local->pl = (prefetch_plan){0};
     if (t + 1 < c->T) {
-      plan_add(&local->pl, c->as + (t + 1) * step + lo * N, (hi - lo) * N, 1);
-      plan_add(&local->pl, c->hs + (t + 2) * step + lo * N, (hi - lo) * N, 1);
+      plan_add(&local->pl, c->as + (t + 1) * step + lo * N, (hi - lo) * N);
+      plan_add(&local->pl, c->hs + (t + 2) * step + lo * N, (hi - lo) * N);
     }
     plan_spread(&local->pl, forward_iterations(N, c->panels, hi - lo));
   }
@@ -97,9 +97,9 @@ static void cell_backward_step(void *p, void *state, int tid, idx chunkStep, idx
     local->planned = s + 1;
     local->pl = (prefetch_plan){0};
     if (t > 1) {
-      plan_add(&local->pl, c->as + (t - 2) * step + lo * N, (hi - lo) * N, 0);
-      if (ping == NULL) plan_add(&local->pl, c->ghs + (t - 2) * step + lo * N, (hi - lo) * N, 1);
-      plan_add(&local->pl, c->gzs + (t - 2) * step + lo * N, (hi - lo) * N, 1);
+      plan_add(&local->pl, c->as + (t - 2) * step + lo * N, (hi - lo) * N);
+      if (ping == NULL) plan_add(&local->pl, c->ghs + (t - 2) * step + lo * N, (hi - lo) * N);
+      plan_add(&local->pl, c->gzs + (t - 2) * step + lo * N, (hi - lo) * N);
     }
     plan_spread(&local->pl, backward_iterations(N, c->dense, hi - lo));
   }

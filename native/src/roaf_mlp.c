@@ -36,11 +36,11 @@ static void mlp_forward_step(void *p, void *state, int tid, idx l, idx r0, idx r
     local->panels = roaf_pack_forward(m->Ws + l * N * N, dense ? filter->matrix : NULL, N, packed);
     local->pl = (prefetch_plan){0};
     if (l + 1 < m->L) {
-      plan_add(&local->pl, m->Ws + (l + 1) * N * N, N * N, 0);
+      plan_add(&local->pl, m->Ws + (l + 1) * N * N, N * N);
       if (mlp_dense(m, l + 1) && m->filters[l + 1].matrix != filter->matrix)
-        plan_add(&local->pl, m->filters[l + 1].matrix, N * N, 0);
-      plan_add(&local->pl, m->as + (l + 1) * step + lo * N, (hi - lo) * N, 1);
-      plan_add(&local->pl, m->xs + (l + 2) * step + lo * N, (hi - lo) * N, 1);
+        plan_add(&local->pl, m->filters[l + 1].matrix, N * N);
+      plan_add(&local->pl, m->as + (l + 1) * step + lo * N, (hi - lo) * N);
+      plan_add(&local->pl, m->xs + (l + 2) * step + lo * N, (hi - lo) * N);
     }
     plan_spread(&local->pl, forward_iterations(N, local->panels, hi - lo));
   }
@@ -82,12 +82,12 @@ static void mlp_backward_step(void *p, void *state, int tid, idx s, idx r0, idx 
     local->planned = s + 1;
     local->pl = (prefetch_plan){0};
     if (l > 0) {
-      plan_add(&local->pl, m->Ws + (l - 1) * N * N, N * N, 0);
+      plan_add(&local->pl, m->Ws + (l - 1) * N * N, N * N);
       if (mlp_dense(m, l - 1) && m->filters[l - 1].matrix != filter->matrix)
-        plan_add(&local->pl, m->filters[l - 1].matrix, N * N, 0);
+        plan_add(&local->pl, m->filters[l - 1].matrix, N * N);
       if (l > 1) {
-        plan_add(&local->pl, m->as + (l - 2) * step + lo * N, (hi - lo) * N, 0);
-        plan_add(&local->pl, m->gzs + (l - 2) * step + lo * N, (hi - lo) * N, 1);
+        plan_add(&local->pl, m->as + (l - 2) * step + lo * N, (hi - lo) * N);
+        plan_add(&local->pl, m->gzs + (l - 2) * step + lo * N, (hi - lo) * N);
       }
     }
     plan_spread(&local->pl, backward_iterations(N, mlp_dense(m, l), hi - lo));
@@ -125,9 +125,9 @@ static void mlp_weight_layers(const mlp_task *m, idx l0, idx l1) {
     float *gW = m->gWs + l * N * N;
     prefetch_plan pl = {0};
     if (l + 1 < l1) {
-      plan_add(&pl, gz + step, step, 0);
-      plan_add(&pl, x + step, step, 0);
-      plan_add(&pl, gW + N * N, N * N, 1);
+      plan_add(&pl, gz + step, step);
+      plan_add(&pl, x + step, step);
+      plan_add(&pl, gW + N * N, N * N);
     }
     plan_spread(&pl, ((N + SNR - 1) / SNR) * ((N + MR - 1) / MR) * B);
     roaf_weight_tiles(B, N, gz, x, gW, &pl);

@@ -47,12 +47,11 @@ idx roaf_pack_forward(const float *W, const float *O, idx N, float *dst) {
 
 size_t roaf_packed_size(idx N) { return (size_t)(N * round_up(N, VL) * 2); }
 
-void plan_add(prefetch_plan *pl, const void *p, idx floats, int write) {
+void plan_add(prefetch_plan *pl, const void *p, idx floats) {
   if (p == NULL || floats <= 0) return;
   uintptr_t first = (uintptr_t)p / 64, last = ((uintptr_t)p + (uintptr_t)floats * sizeof(float) - 1) / 64;
   pl->start[pl->regions] = (const char *)(first * 64);
   pl->lines[pl->regions] = (idx)(last - first + 1);
-  pl->write[pl->regions] = write;
   pl->regions++;
 }
 
@@ -66,8 +65,7 @@ void plan_spread(prefetch_plan *pl, idx steps) {
 static inline void plan_fire(prefetch_plan *pl) {
   if (pl->region >= pl->regions) return;
   const char *p = pl->start[pl->region] + pl->line * 64;
-  if (pl->write[pl->region]) __builtin_prefetch(p, 1, 3);
-  else __builtin_prefetch(p, 0, 3);
+  prefetch_line(p);
   if (++pl->line == pl->lines[pl->region]) {
     pl->region++;
     pl->line = 0;
@@ -355,7 +353,7 @@ static inline void prefetch_share(const bf16_rows_args *f, idx n, idx part, idx 
   idx lines = (n * (idx)sizeof(float) + 63) / 64, l0 = lines * part / parts, l1 = lines * (part + 1) / parts;
   for (int r = 0; r < 3; r++)
     if (f->next[r] != NULL)
-      for (idx l = l0; l < l1; l++) __builtin_prefetch((const char *)f->next[r] + l * 64, 1, 3);
+      for (idx l = l0; l < l1; l++) prefetch_line((const char *)f->next[r] + l * 64);
 }
 
 void bf16_forward_rows(int tid, const bf16_rows_args *f, idx rows, const float *x, float *a, float *y) {
