@@ -868,6 +868,13 @@ function main(): number {
       ' `npm run bench -- --psmnist-epoch --only roaf-rnn-256` measures a real epoch.',
     ...(epochFloor !== null ? [epochFloor] : []),
     'The machine is shared and timings are noisy: compare medians, rerun a configuration with --only to check one.',
+    // One disturbed measurement moves a ratio by more than the margins the verdicts test (a one-round run once
+    // printed float32/bf16 2.19x where three rounds gave 1.55x).
+    ...(options.rounds === 1 && !options.quick
+      ? [
+          'One round: each meets/misses above rests on one measurement per engine; --rounds 3 reports the median of three.',
+        ]
+      : []),
   ];
   out.write('notes:\n' + notes.map((n) => `  - ${n}\n`).join(''));
 
