@@ -22,7 +22,7 @@
 /**
  * Asks for the cache line holding p. On x86 an asm statement, not __builtin_prefetch: GCC 12 deleted loops whose
  * only statements were __builtin_prefetch calls (the bf16 steps' prefetch of the next step's rows compiled to
- * nothing, and their stores waited on memory: 16 % of the bf16 cell's forward at N = 256, B = 64). prefetcht0
+ * nothing, and their stores waited on memory: 14 % of the bf16 cell's forward at N = 256, B = 64). prefetcht0
  * serves writes too (a line no other core holds arrives exclusive); prefetchw measured the same. The address is
  * a register operand: with a memory operand GCC kept the float32 tiles' accumulators in memory around it (the
  * float32 step ran at half speed).
