@@ -219,6 +219,11 @@ export function gemmCases(rng: Random): Case[] {
     [257, 257, 257],
     [40, 24, 1500],
     [7, 1, 2000],
+    // A few columns of op(B) with op(A) = Aᵀ: the input side's weight gradients (adding D = 2, copy D = 10; the
+    // native gemv_like path up to 10 columns), and one column past it
+    [300, 2, 2000],
+    [96, 10, 513],
+    [64, 11, 300],
   ];
   const cases: Case[] = [];
   let variant = 0;
