@@ -8,7 +8,8 @@
 // interleaved with float32's) and its speed as a ratio to float32's on the same thread count. Last, on one
 // thread, the products with the weight operand B packed once for many products (as the fused kernels pack
 // their weights once per call, and the bf16 cell rounds only its h rows per step): float32 and bf16, 256³ and
-// 512³, and their ratio (the issue's bf16 figure at 256³ is this one).
+// 512³, and their ratio (the issue's bf16 figure at 256³ is this one). Then weight-gradient shapes on one
+// thread, C = Aᵀ B over 50,000 rows with 2, 10, 16 and 128 columns: milliseconds and GFLOPS.
 //
 //   npm run build && node dist/bench/gemm.js [--isa avx512|avx2|portable] [--repeats 15] [--no-bf16]
 
@@ -206,5 +207,37 @@ for (const n of [256, 512]) {
       `packed-once bf16 ${n}x${n}x${n} threads=1: ${gflops[1]!.toFixed(1)} GFLOPS (${(gflops[1]! / gflops[0]!).toFixed(2)}x packed-once float32)`,
     );
   }
+}
+// Weight-gradient shapes, one thread: C (M, N) = Aᵀ B over K rows, A (K, M) and B (K, N) as stored: the
+// recurrent weights' gradient (N = the hidden size) and the input side's (N = D: 2 for the adding problem, 10
+// for the copy task; matrix-vector loops up to 10 columns, docs/native.md).
+setNativeThreads(1);
+console.log('C = Aᵀ B over K = 50,000 rows (weight gradients), M = 512, one thread');
+for (const N of [2, 10, 16, 128]) {
+  const M = 512;
+  const K = 50_000;
+  const A = Float32Array.from({ length: K * M }, () => rng.normal());
+  const B = Float32Array.from({ length: K * N }, () => rng.normal());
+  const C = new Float32Array(M * N);
+  const product = { transA: true, transB: false, M, N, K, alpha: 1, A, lda: M, B, ldb: N, beta: 0, C, ldc: N };
+  backend.gemm(product);
+  for (let s = 0; s < 10; s++) {
+    const i = rng.int(M);
+    const j = rng.int(N);
+    let want = 0;
+    for (let k = 0; k < K; k++) want += A[k * M + i]! * B[k * N + j]!;
+    if (!(Math.abs(C[i * N + j]! - want) <= 1e-4 * Math.sqrt(K) * 4))
+      throw new Error(`weight gradient 512x${N}x${K}: wrong result at (${i}, ${j})`);
+  }
+  const samples: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const t0 = process.hrtime.bigint();
+    backend.gemm(product);
+    samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  const ms = median(samples);
+  console.log(
+    `gemm Aᵀ B ${M}x${N}x${K} threads=1: ${ms.toFixed(1)} ms, ${((2 * M * N * K) / ms / 1e6).toFixed(1)} GFLOPS`,
+  );
 }
 setNativeThreads(info.threads);
