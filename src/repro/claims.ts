@@ -201,9 +201,9 @@ function addingRun(model: 'roaf-rnn' | 'rnn' | 'lstm' | 'gru', checkpointEvery: 
 
 /**
  * The ROAF recipe for the copy task at a lag of 1,000 (docs/long-memory.md#the-copy-task-at-a-lag-of-1000): beta
- * 0.5 instead of 0.1, so that each step writes its symbol into the state strongly enough to outlast 1,000
- * rotations by the filter (beta 0.02 stayed above the memoryless loss even at a lag of 100); input scale 5;
- * lr 1e-2. The LSTM keeps the common settings.
+ * 0.5 instead of the RNN's 0.1, so that each step writes its symbol into the state strongly enough to outlast
+ * 1,000 rotations by the filter (with 0.1 the loss stayed above the memoryless one even at a lag of 100);
+ * input scale 5; lr 1e-2. The LSTM keeps the common settings.
  */
 const COPY_ROAF: Partial<RunSettings> = { beta: 0.5, inputScale: 5, lr: 1e-2 };
 
