@@ -69,6 +69,55 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+/**
+ * Checks `samples` random entries of C (M x N, row stride N) against float64 dot products of op(A)'s row i and
+ * op(B)'s column j (a(i, k), b(k, j)), on bf16-rounded operands when `roundBf16` (float32 sums: the bound of
+ * test/bf16.test.ts, loosely); throws naming `label` and the entry.
+ */
+function checkSampled(
+  label: string,
+  C: ArrayLike<number>,
+  M: number,
+  N: number,
+  K: number,
+  a: (i: number, k: number) => number,
+  b: (k: number, j: number) => number,
+  roundBf16: boolean,
+  samples: number,
+): void {
+  const round = roundBf16 ? bf16Round : (x: number): number => x;
+  for (let s = 0; s < samples; s++) {
+    const i = rng.int(M);
+    const j = rng.int(N);
+    let want = 0;
+    for (let k = 0; k < K; k++) want += round(a(i, k)) * round(b(k, j));
+    if (!(Math.abs(C[i * N + j]! - want) <= 1e-4 * Math.sqrt(K) * 4))
+      throw new Error(`${label}: wrong result at (${i}, ${j})`);
+  }
+}
+
+/** checkSampled on a row-major n x n product C = A B, 20 entries. */
+function checkSquare(
+  label: string,
+  C: ArrayLike<number>,
+  A: ArrayLike<number>,
+  B: ArrayLike<number>,
+  n: number,
+  roundBf16: boolean,
+): void {
+  checkSampled(
+    label,
+    C,
+    n,
+    n,
+    n,
+    (i, k) => A[i * n + k]!,
+    (k, j) => B[k * n + j]!,
+    roundBf16,
+    20,
+  );
+}
+
 const peak = nativeFmaPeak(0.3) / 1e9;
 console.log(`FMA peak, one thread, ${info.isa}: ${peak.toFixed(1)} GFLOPS (median of 3 runs of 0.3 s)`);
 setNativeThreads(2);
@@ -104,24 +153,12 @@ for (const n of [256, 512, 1024]) {
   // The variants timed: float32, and bf16 where it runs on vdpbf16ps (elsewhere it is the C fallback).
   const variants = [1, 2].flatMap((threads) => [{ threads, bf16: false }, ...(bf16 ? [{ threads, bf16: true }] : [])]);
   const multiply = (useBf16: boolean): void => (useBf16 ? backend.gemmBf16(product) : backend.gemm(product));
-  // Check each result first: float32 against float64 dot products on sampled entries; bf16 against the same
-  // on bf16-rounded operands (float32 sums: the bound of test/bf16.test.ts, loosely).
+  // Each result is checked first, on sampled entries.
   for (const { threads, bf16: useBf16 } of variants) {
     setNativeThreads(threads);
     C.fill(NaN);
     multiply(useBf16);
-    for (let s = 0; s < 20; s++) {
-      const i = rng.int(n);
-      const j = rng.int(n);
-      let want = 0;
-      for (let k = 0; k < n; k++) {
-        const a = A[i * n + k]!;
-        const b = B[k * n + j]!;
-        want += useBf16 ? bf16Round(a) * bf16Round(b) : a * b;
-      }
-      if (!(Math.abs(C[i * n + j]! - want) <= 1e-4 * Math.sqrt(n) * 4))
-        throw new Error(`gemm${useBf16 ? 'Bf16' : ''} ${n}: wrong result at (${i}, ${j})`);
-    }
+    checkSquare(`gemm${useBf16 ? 'Bf16' : ''} ${n}`, C, A, B, n, useBf16);
   }
   // Samples of every variant alternate, so that a shared machine's load hits them alike.
   const samples = variants.map(() => [] as number[]);
@@ -175,18 +212,7 @@ for (const n of [256, 512]) {
   for (const useBf16 of kinds) {
     C.fill(NaN);
     nativeGemmPackedOnce(useBf16, n, n, n, A, B, C, 1);
-    for (let s = 0; s < 20; s++) {
-      const i = rng.int(n);
-      const j = rng.int(n);
-      let want = 0;
-      for (let k = 0; k < n; k++) {
-        const a = A[i * n + k]!;
-        const b = B[k * n + j]!;
-        want += useBf16 ? bf16Round(a) * bf16Round(b) : a * b;
-      }
-      if (!(Math.abs(C[i * n + j]! - want) <= 1e-4 * Math.sqrt(n) * 4))
-        throw new Error(`packed-once ${useBf16 ? 'bf16' : 'float32'} ${n}: wrong result at (${i}, ${j})`);
-    }
+    checkSquare(`packed-once ${useBf16 ? 'bf16' : 'float32'} ${n}`, C, A, B, n, useBf16);
   }
   const samples = kinds.map(() => [] as number[]);
   for (let r = 0; r < repeats + 1; r++) {
@@ -221,14 +247,17 @@ for (const N of [2, 10, 16, 128]) {
   const C = new Float32Array(M * N);
   const product = { transA: true, transB: false, M, N, K, alpha: 1, A, lda: M, B, ldb: N, beta: 0, C, ldc: N };
   backend.gemm(product);
-  for (let s = 0; s < 10; s++) {
-    const i = rng.int(M);
-    const j = rng.int(N);
-    let want = 0;
-    for (let k = 0; k < K; k++) want += A[k * M + i]! * B[k * N + j]!;
-    if (!(Math.abs(C[i * N + j]! - want) <= 1e-4 * Math.sqrt(K) * 4))
-      throw new Error(`weight gradient 512x${N}x${K}: wrong result at (${i}, ${j})`);
-  }
+  checkSampled(
+    `weight gradient ${M}x${N}x${K}`,
+    C,
+    M,
+    N,
+    K,
+    (i, k) => A[k * M + i]!,
+    (k, j) => B[k * N + j]!,
+    false,
+    10,
+  );
   const samples: number[] = [];
   for (let r = 0; r < repeats; r++) {
     const t0 = process.hrtime.bigint();

@@ -227,6 +227,23 @@ void gemm_bf16_packed(int tid, int hw, const float *A, idx lda, idx M, const bf1
 /** k_gemm_bf16 on the calling thread (tid's scratch): for a task that already runs on the pool. */
 void gemm_bf16_thread(int tid, int transA, int transB, idx M, idx N, idx K, float alpha, const float *A, idx lda,
                       const float *B, idx ldb, float beta, float *C, idx ldc);
+
+/**
+ * product() on thread tid alone (its scratch, no threads started): for a product inside a kernel's own threaded
+ * work, such as a step's rows. Always the tiles, whose sums per element do not depend on the rows around it;
+ * product() takes a matrix-vector loop instead for a few shapes (gemv_like in gemm.c).
+ */
+static inline void product_on_thread(int bf16, int tid, int transA, int transB, idx M, idx N, idx K, const float *A,
+                                     idx lda, const float *B, idx ldb, float beta, float *C, idx ldc) {
+  if (bf16) {
+    gemm_bf16_thread(tid, transA, transB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  a_operand a = {.p = A, .ld = lda, .trans = transA};
+  b_operand b = {.p = B, .ld = ldb, .trans = transB, .scale = 1.0f};
+  gemm_serial(tid, &a, &b, M, N, K, 1.0f, beta, C, ldc);
+}
+
 /**
  * Benchmark support (bench/gemm.ts): `repeats` products C (M, N) = A (M, K) B (K, N) on the calling thread with B
  * packed once, in float32 (gemm_packed) or on bf16 operands (the fused bf16 cell's tiles, A rounded per product).

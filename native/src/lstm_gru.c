@@ -94,14 +94,7 @@ static void pack_recurrent(rnn_task *c, const float *Wh, int trans, idx K, idx c
  */
 static void step_drive(const rnn_task *c, int tid, idx t, idx r0, idx rows, idx G, float *g) {
   idx D = c->D;
-  const float *x = c->xs + (t * c->B + r0) * D;
-  if (c->bf16) {
-    gemm_bf16_thread(tid, 0, 1, rows, G, D, 1.0f, x, D, c->Wx, D, 0.0f, g, G);
-  } else {
-    a_operand a = {.p = x, .ld = D};
-    b_operand b = {.p = c->Wx, .ld = D, .trans = 1, .scale = 1.0f};
-    gemm_serial(tid, &a, &b, rows, G, D, 1.0f, 0.0f, g, G);
-  }
+  product_on_thread(c->bf16, tid, 0, 1, rows, G, D, c->xs + (t * c->B + r0) * D, D, c->Wx, D, 0.0f, g, G);
   k_add_row_vector(rows, G, g, c->bx);
 }
 
