@@ -653,6 +653,10 @@ describe('roaf repro --quick, end to end', () => {
     // the last periodic checkpoint before the signal is at step 20 (the kill test above): this one is later
     assert.ok(step >= 30, `checkpoint at step ${step}`);
     assert.ok(!existsSync(join(dir, 'result.json')));
+    // the claim's report of the run as far as it got, written before the command exits (--quiet: not said)
+    const reportPath = join(resumedRoot, 'deep-mlp', 'report.html');
+    assert.ok(readFileSync(reportPath, 'utf8').includes('data-plot="test-accuracy"'), 'the learning curve so far');
+    assert.ok(existsSync(join(resumedRoot, 'deep-mlp', 'report-plots', 'test-accuracy.png')));
     // the figures so far, for the README while the run is under way
     const progress = readJson(join(dir, 'progress.json')) as unknown as ReproResult;
     assert.equal(progress.status, 'in-progress');

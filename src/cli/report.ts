@@ -1,11 +1,12 @@
 // `roaf report RUN_DIR... [--out FILE]`: one self-contained HTML page comparing runs side by side, with
 // the plots also written as SVG and PNG files next to it.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join, parse } from 'node:path';
 import type { Command } from 'commander';
 import { buildReport } from '../report/html.js';
 import { readRuns } from '../report/runs.js';
+import { writeFileWhole } from '../util/paths.js';
 
 interface ReportCliOptions {
   out: string;
@@ -19,7 +20,7 @@ async function reportCommand(dirs: string[], options: ReportCliOptions): Promise
   const figuresDir = join(dir, `${name}-plots`);
   const report = await buildReport(runs, { title: options.title, figuresDir, generated: new Date().toISOString() });
   mkdirSync(dirname(options.out) || '.', { recursive: true });
-  writeFileSync(options.out, report.html);
+  writeFileWhole(options.out, report.html);
   for (const warning of report.warnings) process.stderr.write(`roaf: warning: ${warning}\n`);
   if (!options.quiet) {
     process.stdout.write(

@@ -1,13 +1,14 @@
 // From measurements to figures: turns diagnostics results and metrics logs into plot series, and writes
 // the figure files of `roaf diagnose --out` (gradient-norm curve and Jacobian spectrum, SVG and PNG).
 
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Diagnostics } from '../diagnostics/diagnose.js';
 import type { GradientSummary } from '../diagnostics/gradients.js';
 import { curvePosition } from '../models/kind.js';
 import { findModelKind } from '../models/kinds.js';
 import type { MetricsRecord } from '../train/metrics.js';
+import { writeFileWhole } from '../util/paths.js';
 import {
   gradientNormSpec,
   spectrumSpec,
@@ -101,7 +102,7 @@ export function lossPoints(label: string, records: MetricsRecord[]): CurvePoint[
 export async function writeDiagnosticsOutputs(dir: string, d: Diagnostics): Promise<string[]> {
   mkdirSync(dir, { recursive: true });
   const label = describeModel(d.config);
-  writeFileSync(join(dir, 'diagnose.json'), JSON.stringify(d) + '\n');
+  writeFileWhole(join(dir, 'diagnose.json'), JSON.stringify(d) + '\n');
   const written = [join(dir, 'diagnose.json')];
   const figures: Figure[] = [
     await writeFigure(dir, 'gradient-norms', gradientNormSpec([diagnosticsGradientSeries(label, d)])),

@@ -2,11 +2,13 @@
 // (no browser, no canvas) and to PNG by resvg. One function per figure (in specs.ts); every figure can
 // overlay several runs or models.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+
+import { writeFileWhole } from '../util/paths.js';
 
 // The specs live in specs.ts (no Node built-ins, so the browser demo draws the very same figures).
 export {
@@ -51,8 +53,8 @@ export interface Figure {
 export async function writeFigure(dir: string, name: string, spec: TopLevelSpec): Promise<Figure> {
   const svg = await renderSvg(spec);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `${name}.svg`), svg);
-  writeFileSync(join(dir, `${name}.png`), svgToPng(svg));
+  writeFileWhole(join(dir, `${name}.svg`), svg);
+  writeFileWhole(join(dir, `${name}.png`), svgToPng(svg));
   const title = typeof spec.title === 'string' ? spec.title : name;
   return { name, title, svg };
 }

@@ -2,11 +2,12 @@
 // and diagnostics. Written last (atomically), so its presence means the run is complete; the README
 // tables (src/repro/tables.ts) are generated from these files alone.
 
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Diagnostics } from '../diagnostics/diagnose.js';
 import type { MetricsRecord } from '../train/metrics.js';
 import { UsageError } from '../util/errors.js';
+import { writeFileWhole } from '../util/paths.js';
 import type { Goal } from './claims.js';
 import type { MachineInfo } from './machine.js';
 import type { ExpectedConfig } from './resolve.js';
@@ -152,11 +153,9 @@ export function readDiagnosticsFile(path: string): Diagnostics | null {
   }
 }
 
-/** Writes result.json (or progress.json) whole, then renames it into place: a reader never sees half a file. */
+/** Writes result.json (or progress.json) whole (writeFileWhole): a reader never sees half a file. */
 export function writeResult(dir: string, result: ReproResult, file = RESULT_FILE): void {
-  const path = join(dir, file);
-  writeFileSync(`${path}.tmp`, JSON.stringify(result, null, 2) + '\n');
-  renameSync(`${path}.tmp`, path);
+  writeFileWhole(join(dir, file), JSON.stringify(result, null, 2) + '\n');
 }
 
 /** Reads a run's result.json (or progress.json), or null if it has none. */

@@ -10,7 +10,7 @@
 // with the claim's table is an error naming the run, the field and both values, never retrained.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BackendName } from '../backend/index.js';
@@ -18,6 +18,7 @@ import { buildReport } from '../report/html.js';
 import { readRun, type RunData } from '../report/runs.js';
 import { readCheckpointConfig, resolveCheckpointDir } from '../train/checkpoint.js';
 import { UsageError } from '../util/errors.js';
+import { writeFileWhole } from '../util/paths.js';
 import { CLAIMS, CLAIM_NAMES, type ClaimDefinition, type RunDefinition } from './claims.js';
 import {
   configDifferences,
@@ -239,11 +240,14 @@ export async function writeClaimReport(
     generated: new Date().toISOString(),
   });
   const path = join(claimDir, 'report.html');
-  writeFileSync(path, report.html);
+  writeFileWhole(path, report.html);
   return { path, warnings: report.warnings };
 }
 
-/** Trains every unfinished run of the claim, one process each, then writes the claim's report. */
+/**
+ * Trains every unfinished run of the claim, one process each, then writes the claim's report (also when a signal or a
+ * failure ends it early, before the error goes on).
+ */
 export async function reproduceClaim(options: ReproOptions): Promise<ClaimOutcome> {
   const plan = planClaim(options);
   const say = (line: string) => {
@@ -308,6 +312,16 @@ export async function reproduceClaim(options: ReproOptions): Promise<ClaimOutcom
         result: report.result,
       });
     }
+  } catch (error) {
+    // A session ending (SIGTERM, Ctrl-C) or a run that died still leaves the claim's report of every run as far
+    // as it got: the curves of a run that spans several sessions are there to look at after each of them.
+    try {
+      const report = await writeClaimReport(plan);
+      if (report) say(`report of the runs so far: ${report.path}`);
+    } catch (reportError) {
+      say(`report: not written: ${reportError instanceof Error ? reportError.message : String(reportError)}`);
+    }
+    throw error;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

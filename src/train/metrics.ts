@@ -2,8 +2,10 @@
 // Appended line by line (a killed run loses at most the line being written). On resume, records past
 // the checkpoint's step are dropped, so the log describes exactly the run that continues.
 
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+
+import { writeFileWhole } from '../util/paths.js';
 
 export interface MetricsRecord {
   /** Epochs completed, fractional for evaluations inside an epoch. */
@@ -45,11 +47,12 @@ export class MetricsLog {
   ) {
     mkdirSync(dirname(path), { recursive: true });
     if (resumeStep === 0 || !existsSync(path)) {
-      writeFileSync(path, '');
+      writeFileWhole(path, '');
       return;
     }
+    // Whole, not in place: a kill while the records after the checkpoint are dropped must not lose the others.
     const kept = readMetrics(path).records.filter((r) => r.step <= resumeStep);
-    writeFileSync(path, kept.map((r) => JSON.stringify(r) + '\n').join(''));
+    writeFileWhole(path, kept.map((r) => JSON.stringify(r) + '\n').join(''));
   }
 
   append(record: MetricsRecord): void {

@@ -5,7 +5,7 @@
 // the CLI cannot drift apart. Also the files a run directory gets besides metrics and checkpoints (the
 // psMNIST permutation, so others can rebuild the data: docs/tasks.md).
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { COPY_SYMBOLS } from '../data/copy.js';
 import type { Dataset } from '../data/dataset.js';
@@ -16,6 +16,7 @@ import { datasetTask } from '../models/factory.js';
 import type { ModelKind } from '../models/kinds.js';
 import { OPTIONS, checkOptionChoice } from '../options/table.js';
 import { UsageError, checkRange } from '../util/errors.js';
+import { writeFileWhole } from '../util/paths.js';
 import type { TaskConfig, TrainingConfig } from './checkpoint.js';
 import { DEFAULT_OPTIMIZER, type OptimizerOptions } from './optimizer.js';
 import type { RunOptions } from './trainer.js';
@@ -151,5 +152,5 @@ export function writeTaskFiles(outDir: string, task: TaskConfig): void {
     meaning: 'step t of a sequence reads pixel permutation[t] of the row-major 28x28 image (pixels / 255)',
     permutation: task.permutation,
   };
-  writeFileSync(join(outDir, 'permutation.json'), JSON.stringify(file) + '\n');
+  writeFileWhole(join(outDir, 'permutation.json'), JSON.stringify(file) + '\n');
 }

@@ -2,9 +2,20 @@
 // a sane size (a FIFO would block for ever, /dev/zero never ends, a directory is not a file), and an output
 // directory must be creatable and writable before hours of training are spent on what it cannot save.
 // Errors are UsageErrors naming the path (and the option, where there is one), so the CLI prints one line
-// and exits with code 2.
+// and exits with code 2. And every file roaf writes whole (not the checkpoints: train/checkpoint.ts) goes
+// through writeFileWhole, so that a kill never leaves half of one.
 
-import { accessSync, constants, mkdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  type Stats,
+} from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
 import { UsageError } from './errors.js';
@@ -45,6 +56,23 @@ export function checkRegularFile(path: string, what: string, maxBytes = Infinity
 export function readTextFile(path: string, what: string, maxBytes = MAX_TEXT_FILE_BYTES): string {
   checkRegularFile(path, what, maxBytes);
   return readFileSync(path, 'utf8');
+}
+
+/**
+ * Writes `data` to `path` whole: into `<path>.tmp` beside it, then renamed over `path`. A kill or a full disk
+ * at any moment leaves the old file or the new one, never half of either, and a reader never sees a partial
+ * file (a report, a result.json, a metrics log rewritten on resume). A failed write removes the temporary file
+ * and rethrows.
+ */
+export function writeFileWhole(path: string, data: string | Uint8Array): void {
+  const temporary = `${path}.tmp`;
+  try {
+    writeFileSync(temporary, data);
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw error;
+  }
 }
 
 /**
