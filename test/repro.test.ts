@@ -18,6 +18,7 @@ import { loadTask } from '../src/data/tasks.js';
 import { createModel, modelConfig } from '../src/models/factory.js';
 import { CLAIMS } from '../src/repro/claims.js';
 import { CHANCE_MARGIN, stuckAtChance } from '../src/repro/early-stop.js';
+import { MachineRecord, type MachineInfo } from '../src/repro/machine.js';
 import { configDifferences, expectedConfig, runSettings, trainArguments } from '../src/repro/resolve.js';
 import type { ReproResult } from '../src/repro/result.js';
 import { planClaim } from '../src/repro/runs.js';
@@ -691,6 +692,35 @@ describe('roaf repro --quick, end to end', () => {
     assert.match(cli.stdout, /^psmnist\/roaf-rnn: finished: epoch 1: [\d.]+ %; epoch 2: [\d.]+ %/m);
     const html = readFileSync(join(root, 'psmnist', 'report.html'), 'utf8');
     assert.ok(html.includes('data-plot="gradient-norms-step"'));
+  });
+});
+
+describe('the machine a result records', () => {
+  it('keeps the best FMA peak measured, measuring again at most once per interval', () => {
+    const peaks = [80.1, 114.8, 90.0, 70.0];
+    let calls = 0;
+    let clock = 0;
+    const measure = (): MachineInfo => ({
+      cpu: 'test',
+      cores: 2,
+      fma_peak_gflops: peaks[calls++]!,
+      isa: 'avx512',
+      total_memory_bytes: 1,
+      node: 'v0',
+      platform: 'test',
+    });
+    const record = new MachineRecord(measure, 60_000, () => clock);
+    assert.equal(record.current().fma_peak_gflops, 80.1); // a first measurement under contention
+    clock = 30_000;
+    assert.equal(record.current().fma_peak_gflops, 80.1);
+    assert.equal(calls, 1, 'not measured again within the interval');
+    clock = 60_000;
+    assert.equal(record.current().fma_peak_gflops, 114.8); // the cores were free this time
+    clock = 120_000;
+    assert.equal(record.current().fma_peak_gflops, 114.8); // 90.0: lower, not kept
+    clock = 180_000;
+    assert.equal(record.current().fma_peak_gflops, 114.8);
+    assert.equal(calls, 4);
   });
 });
 

@@ -44,7 +44,7 @@ import { BatchBuffers, DivergedError, peakRssBytes, runTrainingAsync } from '../
 import { UsageError } from '../util/errors.js';
 import type { Goal } from './claims.js';
 import { stuckAtChance, type ChanceRule } from './early-stop.js';
-import { gitCommit, machineInfo } from './machine.js';
+import { MachineRecord, gitCommit, machineInfo } from './machine.js';
 import type { ExpectedConfig } from './resolve.js';
 import {
   PROGRESS_FILE,
@@ -366,13 +366,14 @@ interface ResultParts {
   recall?: number;
 }
 
-// Measured once per process: the FMA peak takes a moment, and progress.json is written at every evaluation.
-let machine: ReturnType<typeof machineInfo> | null = null;
+// The machine this process runs on: measured when the run starts, then again at most once a minute as
+// progress.json is written at the evaluations, the best FMA peak kept (MachineRecord).
+let machine: MachineRecord | null = null;
 
 function buildResult(job: WorkerJob, parts: ResultParts): ReproResult {
   const { records } = parts;
   const last = records.length > 0 ? records[records.length - 1]! : null;
-  machine ??= machineInfo(parts.backend);
+  machine ??= new MachineRecord(() => machineInfo(parts.backend));
   return {
     format: RESULT_FORMAT,
     version: RESULT_VERSION,
@@ -402,7 +403,7 @@ function buildResult(job: WorkerJob, parts: ResultParts): ReproResult {
     stopped_early: parts.stopped,
     diagnostics: parts.diagnostics,
     backend: parts.backend.describe(),
-    machine,
+    machine: machine.current(),
     git_commit: gitCommit(),
     command: job.command,
     train_command: job.trainCommand,
@@ -413,6 +414,8 @@ function buildResult(job: WorkerJob, parts: ResultParts): ReproResult {
 async function runJob(job: WorkerJob): Promise<WorkerReport> {
   const { expected, dir } = job;
   const backend = requireBackend(job.backend, expected.model.dtype, job.threads ?? undefined);
+  machine = new MachineRecord(() => machineInfo(backend));
+  machine.current(); // before training: the cores are most likely idle now
   const data = loadTask(expected.task.name, { ...expected.task, seed: expected.training.seed });
   const config: ModelConfig = { ...expected.model, ...taskShape(data) };
   mkdirSync(dir, { recursive: true });
