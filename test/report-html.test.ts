@@ -13,6 +13,7 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
+  rmSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -183,6 +184,33 @@ describe('roaf report', () => {
     assert.ok(run.warnings.some((w) => /skipped line 1/.test(w)));
     assert.ok(run.warnings.some((w) => /no evaluation recorded yet/.test(w)));
     assert.equal(report(early, '--out', join(root, 'early.html')).status, 0);
+  });
+
+  it('a finished repro run whose checkpoint is gone: configuration from result.json; a bad one is named', async () => {
+    const finished = join(root, 'finished');
+    cpSync(runs[2]!, finished, { recursive: true });
+    const { model, task, training } = JSON.parse(readFileSync(join(finished, 'checkpoint', 'config.json'), 'utf8')) as {
+      model: unknown;
+      task: unknown;
+      training: unknown;
+    };
+    rmSync(join(finished, 'checkpoint'), { recursive: true });
+    assert.match(readRun(finished).warnings.join('\n'), /no checkpoint \(nor result\.json\), so no configuration/);
+    const resultPath = join(finished, 'result.json');
+    writeFileSync(resultPath, JSON.stringify({ format: 'roaf-repro-result', config: { model, task, training } }));
+    const run = readRun(finished);
+    assert.deepEqual(run.warnings, []);
+    assert.equal(run.config?.model.model, 'resmlp');
+    const built = await buildReport([run], {
+      title: 't',
+      figuresDir: join(root, 'finished-figures'),
+      generated: 'test',
+    });
+    assert.match(built.html, /identity \(shared\)/); // resmlp's filter, now from result.json
+    writeFileSync(resultPath, JSON.stringify({ config: { model, task, training: { epochs: 'ten' } } }));
+    const bad = readRun(finished);
+    assert.equal(bad.config, null);
+    assert.match(bad.warnings.join('\n'), /finished\/result\.json: configuration skipped: .*config\.training\.epochs/);
   });
 
   it('a directory without metrics, a missing directory, or no directory: one-line errors, exit code 2', () => {

@@ -1,5 +1,5 @@
-// Reading run directories for the report: the metrics log, the checkpoint's configuration and any
-// diagnostics saved by `roaf diagnose --out RUN/diagnostics` (or a diagnose output directory itself).
+// Reading run directories for the report: the metrics log, the checkpoint's configuration (or, without a
+// checkpoint, the configuration recorded in a `roaf repro` run's result.json) and any diagnostics saved by `roaf diagnose --out RUN/diagnostics` (or a diagnose output directory itself).
 //
 // What cannot be read is either an error (nothing to report: no such directory, neither metrics.jsonl
 // nor diagnose.json) or a warning that names what was skipped (a truncated last line of a run killed
@@ -33,6 +33,9 @@ export interface RunData {
   /** Everything skipped or odd, one line each, naming the file. */
   warnings: string[];
 }
+
+/** What `roaf repro` writes beside a finished run's metrics: its configuration, kept when the checkpoint is gone. */
+const RESULT_FILE = 'result.json';
 
 /** Where diagnostics of a run may be: RUN/diagnostics/diagnose.json, or RUN/diagnose.json. */
 const DIAGNOSTICS_PATHS = [join('diagnostics', 'diagnose.json'), 'diagnose.json'];
@@ -85,8 +88,20 @@ export function readRun(dir: string): RunData {
     } catch (error) {
       warnings.push(`${configPath}: configuration skipped: ${problem(error)}`);
     }
+  } else if (existsSync(join(dir, RESULT_FILE))) {
+    // a finished `roaf repro` run keeps its configuration in result.json, which outlives the checkpoint
+    const resultPath = join(dir, RESULT_FILE);
+    try {
+      checkRegularFile(resultPath, 'repro result', MAX_TEXT_FILE_BYTES);
+      const parsed: unknown = JSON.parse(readTextFile(resultPath, 'repro result'));
+      const recorded =
+        typeof parsed === 'object' && parsed !== null ? (parsed as { config?: unknown }).config : undefined;
+      config = schema.checkpointConfig(recorded, 'config') as unknown as CheckpointConfig;
+    } catch (error) {
+      warnings.push(`${resultPath}: configuration skipped: ${problem(error)}`);
+    }
   } else if (existsSync(metricsPath)) {
-    warnings.push(`${checkpointDir}: no checkpoint, so no configuration to show`);
+    warnings.push(`${checkpointDir}: no checkpoint (nor ${RESULT_FILE}), so no configuration to show`);
   }
 
   let diagnostics: Diagnostics | null = null;
