@@ -1,5 +1,6 @@
 // Reading run directories for the report: the metrics log, the checkpoint's configuration (or, without a
-// checkpoint, the configuration recorded in a `roaf repro` run's result.json) and any diagnostics saved by `roaf diagnose --out RUN/diagnostics` (or a diagnose output directory itself).
+// checkpoint, the configuration recorded in a `roaf repro` run's result.json) and any diagnostics saved
+// by `roaf diagnose --out RUN/diagnostics` (or a diagnose output directory itself).
 //
 // What cannot be read is either an error (nothing to report: no such directory, neither metrics.jsonl
 // nor diagnose.json) or a warning that names what was skipped (a truncated last line of a run killed
@@ -77,6 +78,7 @@ export function readRun(dir: string): RunData {
   let config: CheckpointConfig | null = null;
   const checkpointDir = join(dir, 'checkpoint');
   const resolved = resolveCheckpointDir(checkpointDir);
+  const resultPath = join(dir, RESULT_FILE);
   if (resolved !== null) {
     const configPath = join(resolved, 'config.json');
     try {
@@ -88,9 +90,8 @@ export function readRun(dir: string): RunData {
     } catch (error) {
       warnings.push(`${configPath}: configuration skipped: ${problem(error)}`);
     }
-  } else if (existsSync(join(dir, RESULT_FILE))) {
+  } else if (existsSync(resultPath)) {
     // a finished `roaf repro` run keeps its configuration in result.json, which outlives the checkpoint
-    const resultPath = join(dir, RESULT_FILE);
     try {
       checkRegularFile(resultPath, 'repro result', MAX_TEXT_FILE_BYTES);
       const parsed: unknown = JSON.parse(readTextFile(resultPath, 'repro result'));
