@@ -246,11 +246,11 @@ describe('early-stop rule', () => {
   });
 });
 
-// config.json of the psMNIST run the lead started with `roaf train --model roaf-rnn --task psmnist --hidden 1024
-// --batch 64 --lr 3e-4 --lr-schedule cosine --epochs 10 --input-scale 3 --alpha 1 --beta 0.1 --filter haar --seed 0
-// --threads 2 --checkpoint-every 100 --out experiments/results/psmnist/roaf-rnn` (model, task, training), which
-// `roaf repro psmnist` must adopt and continue.
-const LEAD_PSMNIST_CONFIG = {
+// config.json of the psMNIST study run that reached 98 % (`experiments/psmnist-study/run.sh n1024-wd1`: roaf train
+// --model roaf-rnn --task psmnist --hidden 1024 --batch 64 --lr 3e-4 --lr-schedule cosine --epochs 10 --input-scale 3
+// --alpha 1 --beta 0.1 --filter permutation --weight-decay 1 --seed 0 --threads 1 --checkpoint-every 100; model,
+// task, training), which `roaf repro psmnist` must adopt.
+const ADOPTED_PSMNIST_CONFIG = {
   model: {
     model: 'roaf-rnn',
     depth: 100,
@@ -258,7 +258,7 @@ const LEAD_PSMNIST_CONFIG = {
     hidden: 1024,
     alpha: 1,
     beta: 0.1,
-    filter: 'haar',
+    filter: 'permutation',
     sharedFilter: false,
     inputScale: 3,
     seed: 0,
@@ -271,7 +271,7 @@ const LEAD_PSMNIST_CONFIG = {
   training: {
     epochs: 10,
     batch: 64,
-    optimizer: { kind: 'adam', lr: 0.0003, momentum: 0.9, weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    optimizer: { kind: 'adam', lr: 0.0003, momentum: 0.9, weightDecay: 1, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
     lrSchedule: 'cosine',
     clip: 0,
     evalEvery: 0,
@@ -306,9 +306,9 @@ describe('the claims table', () => {
     }
   });
 
-  it('psmnist/roaf-rnn is exactly the run the lead started, so repro adopts it', () => {
+  it('psmnist/roaf-rnn is exactly the study run that reached 98 %, so repro adopts it', () => {
     const run = claim('psmnist').runs.find((r) => r.name === 'roaf-rnn')!;
-    assert.deepEqual(configDifferences(expectedConfig(runSettings(run, false)), LEAD_PSMNIST_CONFIG), []);
+    assert.deepEqual(configDifferences(expectedConfig(runSettings(run, false)), ADOPTED_PSMNIST_CONFIG), []);
     const root = join(work, 'adopt');
     mkdirSync(join(root, 'psmnist', 'roaf-rnn', 'checkpoint'), { recursive: true });
     writeFileSync(
@@ -316,7 +316,7 @@ describe('the claims table', () => {
       JSON.stringify({
         format: 'roaf-checkpoint',
         version: 1,
-        ...LEAD_PSMNIST_CONFIG,
+        ...ADOPTED_PSMNIST_CONFIG,
         seed: 0,
         epoch: 0,
         batch_in_epoch: 100,
@@ -672,6 +672,15 @@ describe('roaf repro --quick, end to end', () => {
       new RegExp(
         `\\| roaf-mlp \\| roaf-mlp L=300 N=16 [^|]*\\| 94,330 \\| 0 of 2 \\(training: step ${lastEvaluation} of \\d+\\) \\|`,
       ),
+    );
+    // with a checkpoint saved after that evaluation (as at the end of a session), the row says how far
+    // training got and for how long; the figures stay the evaluation's
+    const later = { ...readJson(join(dir, 'checkpoint', 'config.json')), step: lastEvaluation + 7, seconds: 12345 };
+    mkdirSync(join(tables, 'checkpoint'));
+    writeFileSync(join(tables, 'checkpoint', 'config.json'), JSON.stringify(later));
+    assert.match(
+      claimBlock(claim('deep-mlp'), join(work, 'tables-in-progress')),
+      new RegExp(`\\| 0 of 2 \\(training: step ${lastEvaluation + 7} of \\d+\\) \\| [^|]+ \\| 3\\.43 h \\|`),
     );
     resumeMatchesStraightRun(resumedRoot);
     assert.ok(!existsSync(join(dir, 'progress.json')), 'result.json replaces progress.json');

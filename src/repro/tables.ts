@@ -1,6 +1,6 @@
 // The README's results: one block per claim between `<!-- results:<claim> -->` and
 // `<!-- /results:<claim> -->`, generated from experiments/results/<claim>/*/result.json (progress.json for
-// a run still training) alone: the
+// a run still training, with the step and time of its checkpoint when that is later) alone: the
 // paper's figure, then a table of the runs (model, parameters, epochs, test figures, wall time, peak
 // memory, the command), the machine they ran on, and the claim's main plot. `node
 // scripts/results-tables.mjs` rewrites the blocks; a test fails when the README and the files disagree.
@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelConfig } from '../models/config.js';
+import { readCheckpointConfig, resolveCheckpointDir } from '../train/checkpoint.js';
 import { describeModel } from '../report/figures.js';
 import { UsageError } from '../util/errors.js';
 import { CLAIMS, type ClaimDefinition } from './claims.js';
@@ -85,14 +86,35 @@ function epochsCell(r: ReproResult): string {
 }
 
 /**
+ * A run still training, as far as its checkpoint got: progress.json is written at the evaluations only, so
+ * a checkpoint saved later (at the end of a session) holds a later step and more training time. The
+ * figures stay those of the last evaluation.
+ */
+function withCheckpointProgress(result: ReproResult, dir: string): ReproResult {
+  const checkpointDir = join(dir, 'checkpoint');
+  if (result.status !== 'in-progress' || resolveCheckpointDir(checkpointDir) === null) return result;
+  const saved = readCheckpointConfig(checkpointDir);
+  if (saved.step <= result.steps) return result;
+  return {
+    ...result,
+    steps: saved.step,
+    epochs_done: Math.max(result.epochs_done, saved.epoch),
+    // `seconds` came with checkpoint version 1 but is not range-checked on reading: a bad one is ignored
+    wall_seconds: Number.isFinite(saved.seconds) ? Math.max(result.wall_seconds, saved.seconds) : result.wall_seconds,
+  };
+}
+
+/**
  * The results of a claim's runs, in the table's order: result.json, or for a run still training its
- * progress.json (runs with neither left out).
+ * progress.json brought up to its checkpoint's step (runs with neither left out).
  */
 export function claimResults(claim: ClaimDefinition, root: string): ReproResult[] {
   return claim.runs.flatMap((run) => {
     const dir = join(root, claim.name, run.name);
-    const result = readResult(dir) ?? readResult(dir, PROGRESS_FILE);
-    return result && !result.quick ? [result] : [];
+    const finished = readResult(dir);
+    const result = finished ?? readResult(dir, PROGRESS_FILE);
+    if (!result || result.quick) return [];
+    return [finished ? result : withCheckpointProgress(result, dir)];
   });
 }
 
