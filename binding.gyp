@@ -21,6 +21,7 @@
       "native/src/roaf_layer.c",
       "native/src/roaf_mlp.c",
       "native/src/roaf_tiles.c",
+      "native/src/spectrum.c",
     ],
     "strict_cflags": ["-Wshadow", "-Wconversion"],
   },

@@ -82,7 +82,7 @@ gcc $opt -g -fno-omit-frame-pointer $flags -std=gnu11 -Wall -Wextra -Werror -Ina
 if [ "$mode" = asan ] && [ "${SANITIZE_SKIP_NODE:-}" != 1 ]; then
   [ -f dist/test/backend-native.test.js ] || npm run build
   echo "sanitize: [$(elapsed)] Node tests on the native backend"
-  tests=(backend-native kernel-table models stacked memory trajectory bench)
+  tests=(backend-native kernel-table models stacked memory trajectory bench spectrum-kernel)
   tests=("${tests[@]/#/dist/test/}")
   tests=("${tests[@]/%/.test.js}")
   env "${node_env[@]}" LD_PRELOAD="$runtime" \

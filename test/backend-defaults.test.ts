@@ -16,14 +16,16 @@ import { CoreOnlyBackend } from './helpers.js';
 import { caseGroups, execute } from './kernel-cases.js';
 
 /**
- * The fused kernels: those BackendBase has a default for, except the QR that draws the dense filters, which
- * computes no product (its default is plain float64 TypeScript; test/qr.test.ts checks it), and the bf16 cell,
+ * The fused kernels: those BackendBase has a default for, except the QR that draws the dense filters and the
+ * Jacobian product spectrum's step, which compute no product of the core (their defaults are plain float64
+ * TypeScript; test/qr.test.ts and test/spectrum-kernel.test.ts check them), and the bf16 cell,
  * whose default is the cell's on this.gemmBf16 (test/bf16-fused.test.ts checks it).
  */
 const FUSED = KERNEL_NAMES.filter(
   (name) =>
     typeof (BackendBase.prototype as unknown as Record<string, unknown>)[name] === 'function' &&
     name !== 'orthogonalFromQr' &&
+    name !== 'productSpectrumPush' &&
     !name.endsWith('Bf16'),
 );
 

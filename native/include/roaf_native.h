@@ -146,6 +146,9 @@ typedef struct {
   void (*sgd_update)(idx n, float *params, const float *grads, float *velocity, float lr, float momentum);
   /** Q of the Householder QR of `count` (N, N) float64 matrices `a` (consumed), into `q`: drawing dense filters. */
   void (*orthogonal_from_qr)(idx count, idx N, int signFix, double *a, double *q);
+  /** One more factor J (consumed) of a Jacobian product's spectrum: docs/kernels.md, src/diagnostics. */
+  void (*product_spectrum_push)(idx n, int first, double *J, double *reflectors, double *tau, double *lyapunovSums,
+                                double *m, double *s, double *work);
 } roaf_kernels;
 
 extern const roaf_kernels roaf_kernels_portable;

@@ -42,4 +42,5 @@ const roaf_kernels ROAF_SUFFIX(roaf_kernels) = {
     .adam_update = k_adam_update,
     .sgd_update = k_sgd_update,
     .orthogonal_from_qr = k_orthogonal_from_qr,
+    .product_spectrum_push = k_product_spectrum_push,
 };

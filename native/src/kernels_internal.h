@@ -607,6 +607,7 @@ void bf16_backward_rows(int tid, const bf16_rows_args *f, idx rows, const float 
 #define k_sgd_update ROAF_SUFFIX(k_sgd_update)
 #define k_fma_peak ROAF_SUFFIX(k_fma_peak)
 #define k_orthogonal_from_qr ROAF_SUFFIX(k_orthogonal_from_qr)
+#define k_product_spectrum_push ROAF_SUFFIX(k_product_spectrum_push)
 
 // roaf_layer.c
 void k_roaf_layer_forward(idx B, idx N, float alpha, float beta, const roaf_filter *f, const float *x, const float *W,
@@ -657,6 +658,9 @@ void k_gru_backward_bf16(idx T, idx B, idx D, idx N, const float *xs, const floa
                          float *gWh, float *gbx, float *gbh, float *gxs, int lastStepOnly);
 // qr.c
 void k_orthogonal_from_qr(idx count, idx N, int signFix, double *a, double *q);
+// spectrum.c
+void k_product_spectrum_push(idx n, int first, double *J, double *reflectors, double *tau, double *lyapunovSums,
+                             double *m, double *s, double *work);
 // optimizers.c
 void k_adam_update(idx n, float *params, const float *grads, float *m, float *v, float lr, double beta1, double beta2,
                    float eps, float weightDecay, double t);

@@ -362,6 +362,31 @@ static void run_optimisers(const roaf_kernels *k, const stress_case *c, result *
   keepf(r, "velocity", v, n);
 }
 
+/** Doubles uniform in (-scale, scale), plus `diagonal` on the diagonal of each n x n block. */
+static double *rnd_doubles(idx count, idx n, double scale, double diagonal) {
+  double *p = own(allocate((size_t)count * sizeof(double)));
+  for (idx i = 0; i < count; i++)
+    p[i] = (double)uniform((float)scale) + ((i % (n * n)) % (n + 1) == 0 ? diagonal : 0.0);
+  return p;
+}
+
+static void run_spectrum(const roaf_kernels *k, const stress_case *c, result *r) {
+  idx n = c->p[0], factors = c->p[1];
+  double *J = rnd_doubles(n * n, n, 0.0, 0.0), *reflectors = rnd_doubles(n * n, n, 1.0, 0.0);
+  double *tau = rnd_doubles(n, n, 1.0, 0.0), *sums = rnd_doubles(n, n, 0.0, 0.0);
+  double *m = rnd_doubles(n * n, n, 1.0, 0.0), *s = rnd_doubles(n, n, 1.0, 0.0);
+  double *work = rnd_doubles(3 * n * n + n, n, 1.0, 0.0);
+  for (idx l = 0; l < factors; l++) {
+    double *factor = rnd_doubles(n * n, n, 2.0 / sqrt((double)n), 0.5);
+    memcpy(J, factor, (size_t)(n * n) * sizeof(double));
+    k->product_spectrum_push(n, l == 0, J, reflectors, tau, sums, m, s, work);
+  }
+  // Doubles, so not compared across instruction sets (the Node suite does that against the reference).
+  keep(r, "lyapunovSums", sums, (size_t)n * sizeof(double), 0);
+  keep(r, "m", m, (size_t)(n * n) * sizeof(double), 0);
+  keep(r, "s", s, (size_t)n * sizeof(double), 0);
+}
+
 static stress_case cases[1024];
 static int case_count;
 
@@ -483,6 +508,8 @@ static void build_cases(void) {
   for (size_t i = 0; i < 4; i++)
     for (idx t = 1; t <= 7; t += 6)
       add(run_optimisers, "optimisers n=%ld t=%ld", params[i], t, 0, 0, 0, 0, 0)->s[0] = t == 7 ? 0.01f : 0.0f;
+  static const idx spectra[] = {1, 9, 33, 70};
+  for (size_t i = 0; i < 4; i++) add(run_spectrum, "spectrum n=%ld factors=%ld", spectra[i], 3, 0, 0, 0, 0, 0);
 }
 
 // ---- checks ----

@@ -22,6 +22,7 @@ import type {
   LstmBackwardArgs,
   LstmForwardArgs,
   OrthogonalFromQrArgs,
+  ProductSpectrumPushArgs,
   RoafCellBackwardArgs,
   RoafCellForwardArgs,
   RoafLayerBackwardArgs,
@@ -32,6 +33,7 @@ import type {
   SoftmaxCrossEntropyArgs,
   SquaredErrorArgs,
 } from './backend.js';
+import { productSpectrumPush } from '../diagnostics/product-spectrum.js';
 import { orthogonalFromQr } from '../nn/filter.js';
 import { dtypeOf } from './backend.js';
 
@@ -830,5 +832,12 @@ export abstract class BackendBase implements Backend {
     for (let m = 0; m < count; m++) {
       q.set(orthogonalFromQr(a.subarray(m * nn, (m + 1) * nn), N, signFix), m * nn);
     }
+  }
+
+  // ---- diagnostics ----
+
+  /** The reference step in float64 TypeScript (src/diagnostics/product-spectrum.ts), which computes no product. */
+  productSpectrumPush(args: ProductSpectrumPushArgs): void {
+    productSpectrumPush(args);
   }
 }

@@ -468,6 +468,34 @@ export interface OrthogonalFromQrArgs {
   q: Float64Array;
 }
 
+/**
+ * One factor of the singular spectrum of a long product of Jacobians (src/diagnostics/product-spectrum.ts,
+ * whose header gives the method): the product A = J_L ⋯ J_1 is carried as an orthonormal frame (Householder
+ * reflectors) and a triangular product P = diag(e^s) M; this multiplies it on the left by one more factor J.
+ * Float64 whatever the model's dtype. Backends agree to rounding, not bit for bit: the products are reordered
+ * for the cache (docs/kernels.md, "The Jacobian product spectrum").
+ */
+export interface ProductSpectrumPushArgs {
+  /** The factors' size. */
+  n: number;
+  /** Whether J is the first factor (the product starts at J; reflectors, tau, m and s are only written). */
+  first: boolean;
+  /** (n, n) row-major: the factor, consumed (overwritten). */
+  J: Float64Array;
+  /** (n, n) read (the previous frame, unless first) and written: row k holds reflector k in entries k..n-1. */
+  reflectors: Float64Array;
+  /** (n) read and written: 2 / v_kᵀv_k of each reflector, 0 where it is the identity. */
+  tau: Float64Array;
+  /** (n) accumulated: Σ log|R_kk| over the factors, the Lyapunov sums. */
+  lyapunovSums: Float64Array;
+  /** (n, n) read and written: M of P = diag(e^s) M, upper triangular, rows of max-norm 1. */
+  m: Float64Array;
+  /** (n) read and written: the rows' natural-log scales (-Infinity: a zero row). */
+  s: Float64Array;
+  /** (3n² + n) scratch, contents undefined on entry and exit. */
+  work: Float64Array;
+}
+
 // ---- the interface ----
 
 /** What every backend implements itself. */
@@ -577,6 +605,8 @@ export interface FusedKernels {
   gruBackwardBf16(args: GruBackwardArgs): void;
   /** Q of the Householder QR of many matrices, for building the dense filters (see OrthogonalFromQrArgs). */
   orthogonalFromQr(args: OrthogonalFromQrArgs): void;
+  /** One more factor of a Jacobian product's spectrum (see ProductSpectrumPushArgs). */
+  productSpectrumPush(args: ProductSpectrumPushArgs): void;
 }
 
 /** A complete backend: its core and the fused kernels (its own or BackendBase's defaults). */

@@ -97,6 +97,11 @@ function overlap(x: unknown, y: unknown): boolean {
   return x.byteOffset < y.byteOffset + y.byteLength && y.byteOffset < x.byteOffset + x.byteLength;
 }
 
+/** Whether any two of the arrays share memory. */
+function anyOverlap(...arrays: unknown[]): boolean {
+  return arrays.some((x, i) => arrays.slice(i + 1).some((y) => overlap(x, y)));
+}
+
 /** The arguments of the matrix products (gemm and gemmBf16). */
 const GEMM_ARGS = [
   bool('transA'),
@@ -443,6 +448,27 @@ export const KERNEL_TABLE = {
       { name: 'q', kind: 'float64s', length: 'count*N*N', nullable: false },
     ],
     rule: (a) => (overlap(a.a, a.q) ? 'a and q must not overlap' : null),
+  },
+
+  // ---- fused: diagnostics ----
+  productSpectrumPush: {
+    object: true,
+    returns: 'void',
+    args: [
+      size('n'),
+      bool('first'),
+      { name: 'J', kind: 'float64s', length: 'n*n', nullable: false },
+      { name: 'reflectors', kind: 'float64s', length: 'n*n', nullable: false },
+      { name: 'tau', kind: 'float64s', length: 'n', nullable: false },
+      { name: 'lyapunovSums', kind: 'float64s', length: 'n', nullable: false },
+      { name: 'm', kind: 'float64s', length: 'n*n', nullable: false },
+      { name: 's', kind: 'float64s', length: 'n', nullable: false },
+      { name: 'work', kind: 'float64s', length: '3*n*n+n', nullable: false },
+    ],
+    rule: (a) =>
+      anyOverlap(a.J, a.reflectors, a.tau, a.lyapunovSums, a.m, a.s, a.work)
+        ? 'J, reflectors, tau, lyapunovSums, m, s and work must not overlap'
+        : null,
   },
 } as const satisfies Record<KernelName, KernelSpec>;
 

@@ -193,7 +193,7 @@ export function diagnose(model: Model, dataset: Dataset, options: DiagnoseOption
       if (isNotApplicable(chain))
         throw new Error(`${model.config.model}: a Jacobian chain for sample 0 but not for sample ${b}`);
       chainInfo = chain;
-      const product = new ProductSpectrum(chain.size);
+      const product = new ProductSpectrum(chain.size, (args) => model.backend.productSpectrumPush(args));
       const every = Math.max(1, Math.floor(chain.count / 100));
       chain.run((index, J) => {
         product.push(J);
