@@ -20,11 +20,13 @@
 // time: it exits 1 only when roaf itself fails (a crash or a non-finite loss).
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+
+import { TORCH_INSTALL, torchEnv } from './torch-env.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url)); // dist/bench
 const ROOT = join(HERE, '..', '..');
@@ -33,7 +35,6 @@ const TORCH_SCRIPT = join(ROOT, 'bench', 'peers', 'torch_bench.py');
 const TFJS_SCRIPT = join(HERE, 'peers', 'tfjs-bench.js');
 const GEMM_SCRIPT = join(HERE, 'gemm.js');
 const WASM_SCRIPT = join(HERE, 'wasm.js');
-const TORCH_INSTALL = 'apt-get update && apt-get install -y python3-torch libopenblas0-pthread';
 const TFJS_INSTALL = 'npm install --save-dev @tensorflow/tfjs @tensorflow/tfjs-backend-wasm';
 
 /** psMNIST: 60,000 training and 10,000 test sequences. */
@@ -247,24 +248,6 @@ function runRoaf(config: BenchConfig, options: HarnessOptions, precision: 'float
 }
 
 // ---- PyTorch ----
-
-function torchEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  // Set in this environment for other tools, they force OpenBLAS onto slower kernels than the CPU has.
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  // PyTorch 1.13 picks its AVX2 kernels on AVX-512 CPUs unless told; give it its fastest.
-  if (env.ATEN_CPU_CAPABILITY === undefined && cpuHasAvx512()) env.ATEN_CPU_CAPABILITY = 'avx512';
-  return env;
-}
-
-function cpuHasAvx512(): boolean {
-  try {
-    return /\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 function torchInfo(options: HarnessOptions): Record<string, unknown> {
   const result = run(options.python, [TORCH_SCRIPT, '--info'], torchEnv());

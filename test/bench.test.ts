@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
+import { loadNativeBackend, nativeLoadError } from '../src/backend/native.js';
 import { PYTHON, torchMissing } from './helpers.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
@@ -153,5 +154,45 @@ describe('bench/peers/torch_bench.py', () => {
       result.stderr,
       /roaf-mlp: filter 'permutation' is not available \(roaf-rnn: haar or permutation; roaf-mlp: haar\)/,
     );
+  });
+});
+
+// The spectrum benchmark: its options, and one tiny run end to end, in which roaf's log singular values agree
+// with the reference's and each PyTorch formulation's (where PyTorch is installed) or the run exits 1.
+describe('bench/spectrum.js', () => {
+  const nativeMissing = loadNativeBackend() === null ? `native backend not built: ${nativeLoadError()}` : false;
+  const SPECTRUM = join(dirname(fileURLToPath(import.meta.url)), '..', 'bench', 'spectrum.js');
+  const spectrum = (args: string[]) =>
+    spawnSync(process.execPath, [SPECTRUM, '--python', PYTHON, ...args], { encoding: 'utf8' });
+
+  for (const [args, pattern] of [
+    [['--sizes', '0'], /--sizes must be an integer >= 1 and <= 4096, got 0/],
+    [['--factors', '1'], /--factors must be an integer >= 2 and <= 1000, got 1/],
+    [['--factors', '3', '--reference-factors', '3'], /--reference-factors must be an integer >= 0 and <= 2, got 3/],
+    [['--bogus'], /Unknown option '--bogus'/],
+  ] as const) {
+    it(`${args.join(' ')}: names the option and the allowed values, exit code 2`, () => {
+      const result = spectrum([...args]);
+      assert.equal(result.status, 2, result.stdout);
+      assert.match(result.stderr, pattern);
+    });
+  }
+
+  it('--sizes 24,40 --json: every engine timed, checked against each other', { skip: nativeMissing }, () => {
+    const result = spectrum(['--sizes', '24,40', '--factors', '3', '--repeats', '1', '--json']);
+    assert.equal(result.status, 0, result.stderr);
+    const report = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as {
+      sizes: { n: number; roaf_ms_1_thread: number; reference_ms: number; pytorch: unknown; pytorch_best?: unknown }[];
+    };
+    assert.deepEqual(
+      report.sizes.map((s) => s.n),
+      [24, 40],
+    );
+    for (const size of report.sizes) {
+      assert.ok(size.roaf_ms_1_thread > 0 && size.reference_ms > 0);
+      // PyTorch either ran, and then a formulation agreed with roaf, or was skipped with the reason.
+      if (torchMissing() === null) assert.ok(size.pytorch_best !== undefined, JSON.stringify(size.pytorch));
+      else assert.match(JSON.stringify(size.pytorch), /skipped/);
+    }
   });
 });
