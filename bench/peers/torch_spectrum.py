@@ -64,44 +64,35 @@ def main() -> int:
         M, t = scaled_rows(C @ M)
         return M, c + t
 
-    def run_geqrf_ormqr(timings):
-        a = tau = M = s = None
-        for index, J in enumerate(factors):
-            J = J.clone()
-            start = time.perf_counter()
-            Z = J if a is None else torch.ormqr(a, tau, J, left=False, transpose=False)
-            a, tau = torch.geqrf(Z)
-            R = torch.triu(a)
-            if M is None:
-                M, s = scaled_rows(R)
-            else:
-                M, s = multiply(R, M, s)
-            if index > 0:
-                timings.append(time.perf_counter() - start)
-        return M, s
+    def geqrf_ormqr(J, frame):
+        """The frame as LAPACK's reflectors (a, tau), applied to J by dormqr; the new reflectors and R."""
+        Z = J if frame is None else torch.ormqr(frame[0], frame[1], J, left=False, transpose=False)
+        a, tau = torch.geqrf(Z)
+        return (a, tau), torch.triu(a)
 
-    def run_qr_matmul(timings):
-        Q = M = s = None
+    def qr_matmul(J, Q):
+        """The frame formed as Q and applied as a product; the new Q and R."""
+        return torch.linalg.qr(J if Q is None else J @ Q)
+
+    def run_chain(step, timings):
+        """Pushes every factor through `step` (a formulation) and the triangular product, timing all but the first."""
+        frame = M = s = None
         for index, J in enumerate(factors):
             J = J.clone()
             start = time.perf_counter()
-            Z = J if Q is None else J @ Q
-            Q, R = torch.linalg.qr(Z)
-            if M is None:
-                M, s = scaled_rows(R)
-            else:
-                M, s = multiply(R, M, s)
+            frame, R = step(J, frame)
+            M, s = scaled_rows(R) if M is None else multiply(R, M, s)
             if index > 0:
                 timings.append(time.perf_counter() - start)
         return M, s
 
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
-        for name, run in (("geqrf-ormqr", run_geqrf_ormqr), ("qr-matmul", run_qr_matmul)):
+        for name, step in (("geqrf-ormqr", geqrf_ormqr), ("qr-matmul", qr_matmul)):
             timings = []
-            run([])  # warm-up: the first calls allocate and pick kernels
+            run_chain(step, [])  # warm-up: the first calls allocate and pick kernels
             for _ in range(args.repeats):
-                M, s = run(timings)
+                M, s = run_chain(step, timings)
             top = s.max()
             logs = torch.log(torch.linalg.svdvals(M * torch.exp(s - top)[:, None])) + top
             print(json.dumps({
