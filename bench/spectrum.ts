@@ -4,8 +4,8 @@
 // torch_spectrum.py: the same computation in float64 with LAPACK's QR, in two formulations, the faster being
 // the peer), on the same random factors, in one run. Each line gives the median, the GFLOPS (11/3 n³ flops a
 // factor: the frame 2 n³, the QR 4/3 n³, the triangular product 1/3 n³) and their share of this CPU's float64
-// peak (half its measured float32 FMA peak: a 512-bit FMA holds 8 doubles or 16 floats), and the ratio of the
-// peer's time to roaf's. Before timing, roaf's log singular values are checked against the reference's, and the
+// peak on the cores it ran on (one core's is half its measured float32 FMA peak: a 512-bit FMA holds 8 doubles or
+// 16 floats), and the ratio of the peer's time to roaf's. Before timing, roaf's log singular values are checked against the reference's, and the
 // peer's against roaf's (a formulation that disagrees is reported and not used).
 //
 //   npm run build && node dist/bench/spectrum.js [--sizes 256,512,1024] [--factors 6] [--repeats 3] [--json]
@@ -178,8 +178,9 @@ function torchPeer(n: number, factors: Float64Array[]): PeerLine[] | { skipped: 
 }
 
 const gflops = (n: number, ms: number) => ((11 / 3) * n ** 3) / (ms * 1e6);
-const describe = (n: number, ms: number) =>
-  `${ms.toFixed(1)} ms (${gflops(n, ms).toFixed(1)} GFLOPS, ${((100 * gflops(n, ms)) / float64Peak).toFixed(0)} % of peak)`;
+/** ms, GFLOPS and their share of the peak of the cores it ran on (`threads` x one core's). */
+const describe = (n: number, ms: number, threads = 1) =>
+  `${ms.toFixed(1)} ms (${gflops(n, ms).toFixed(1)} GFLOPS, ${((100 * gflops(n, ms)) / (threads * float64Peak)).toFixed(0)} % of ${threads === 1 ? "one core's" : `${threads} cores'`} peak)`;
 
 const report: Record<string, unknown>[] = [];
 let failed = false;
@@ -200,7 +201,7 @@ for (const n of sizes) {
   }
   const best = Math.min(roaf[1]!, roaf[2]!);
   const line: Record<string, unknown> = { n, roaf_ms_1_thread: roaf[1], roaf_ms_2_threads: roaf[2] };
-  let text = `n = ${n}: roaf 1 thread ${describe(n, roaf[1]!)}, 2 threads ${describe(n, roaf[2]!)}`;
+  let text = `n = ${n}: roaf 1 thread ${describe(n, roaf[1]!)}, 2 threads ${describe(n, roaf[2]!, 2)}`;
 
   if (referenceFactors > 0) {
     const reference = timeChain(n, factors, referenceFactors + 1);
@@ -236,7 +237,7 @@ for (const n of sizes) {
       line.pytorch_best = fastest;
       line.ratio_pytorch_over_roaf = fastest.ms_per_factor / best;
       text +=
-        `; PyTorch ${fastest.formulation} ${fastest.threads} thr ${describe(n, fastest.ms_per_factor)}` +
+        `; PyTorch ${fastest.formulation} ${fastest.threads} thr ${describe(n, fastest.ms_per_factor, fastest.threads)}` +
         ` (${agreeing.map((p) => `${p.formulation} ${p.threads} thr ${p.ms_per_factor.toFixed(1)}`).join(', ')})` +
         `; PyTorch's time / roaf's: ${(fastest.ms_per_factor / best).toFixed(2)}`;
     }
