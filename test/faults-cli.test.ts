@@ -269,18 +269,26 @@ describe('runs: refusal and lock', () => {
 
   it('two runs on one directory at once: the second is refused while the first trains', async () => {
     const out = join(work, 'concurrent');
-    let firstDone = false;
-    const first = roaf(['train', ...SMALL, ...EPOCHS, '--out', out], { ROAF_TEST_STEP_MS: '600' }).then((r) => {
-      firstDone = true;
-      return r;
-    });
-    while (!existsSync(join(out, 'roaf.lock'))) await new Promise((r) => setTimeout(r, 10));
-    const second = await roaf(['train', ...SMALL, ...EPOCHS, '--out', out, '--force']);
-    assert.ok(!firstDone, 'the first run was still training (a slower machine would need a longer step delay)');
+    let refused: Outcome | null = null;
+    // The first run's steps take 5 s each (a minute for the run), so it is still training however slowly
+    // the second process starts on a loaded machine; once the second has been refused, SIGINT ends the
+    // first with a checkpoint, and resuming it must end like the uninterrupted run.
+    const first = await roaf(
+      ['train', ...SMALL, ...EPOCHS, '--out', out],
+      { ROAF_TEST_STEP_MS: '5000' },
+      async (child) => {
+        while (!existsSync(join(out, 'roaf.lock'))) await new Promise((r) => setTimeout(r, 10));
+        refused = await roaf(['train', ...SMALL, ...EPOCHS, '--out', out, '--force']);
+        child.kill('SIGINT');
+      },
+    );
+    assert.equal(first.status, 130, `the first run was still training when the second ended: ${first.stderr}`);
+    assert.ok(refused, 'the second run ran');
+    const second = refused as Outcome;
     assert.equal(second.status, 2, second.stderr);
     assert.match(second.stderr, /the run is locked by process \d+/);
-    assert.equal((await first).status, 0);
-    await assertSameEnd(out, 'the first run, undisturbed'); // resume of a finished run: nothing to train
+    assert.ok(!existsSync(join(out, 'roaf.lock')), 'the first run released its lock');
+    await assertSameEnd(out, 'the first run, undisturbed by the second');
   });
 });
 
