@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { loadNativeBackend, nativeLoadError } from '../src/backend/native.js';
 import { referenceBackend as backend } from '../src/backend/reference.js';
 import { AddingDataset } from '../src/data/adding.js';
 import type { Dataset } from '../src/data/dataset.js';
@@ -130,25 +131,53 @@ describe("gradient norms of diagnose equal those of the model's own backward pas
     assert.ok(curve.log10Norms[0]! < curve.log10Norms[1500]! && curve.log10Norms[1500]! < curve.log10Norms[3000]!);
   });
 
-  it('goes on where float32 underflows through time too (Elman RNN, T = 2000)', () => {
-    const long = new AddingDataset({ name: 'adding/test', steps: 2000, count: 4, seed: 5 });
-    const make = () =>
-      createModel(config({ model: 'rnn', inputDim: 2, outputs: 1, hidden: 16, dtype: 'float32' }), backend);
-    const plain = hookNorms(make(), long, 4);
-    const result = diagnose(make(), long, { batch: 4, samples: 0 });
-    const curve = result.gradients.log10_norms;
-    assert.equal(plain[0], 0, 'expected the plain backward through time to underflow at h_1');
-    assert.ok(curve[0] !== null && curve[0]! < -45, `log10 ||∂loss/∂h_1|| = ${curve[0]}`);
-    let compared = 0;
-    plain.forEach((norm, t) => {
-      if (norm > 1e-30) {
-        compared++;
-        assert.ok(Math.abs((curve[t] as number) - Math.log10(norm)) < 1e-6, `step ${t + 1}`);
-      }
+  for (const model of ['rnn', 'lstm', 'gru'] as const) {
+    it(`goes on where float32 underflows through time too (${model}, T = 2000)`, () => {
+      const long = new AddingDataset({ name: 'adding/test', steps: 2000, count: 4, seed: 5 });
+      const make = () => createModel(config({ model, inputDim: 2, outputs: 1, hidden: 16, dtype: 'float32' }), backend);
+      const plain = hookNorms(make(), long, 4);
+      const result = diagnose(make(), long, { batch: 4, samples: 0 });
+      const curve = result.gradients.log10_norms;
+      // 1e-38: float32's smallest normal number; below it (subnormals, then 0) the plain norm loses digits.
+      assert.ok(plain[0]! < 1e-38, `expected the plain backward through time to underflow at h_1: ${plain[0]}`);
+      assert.ok(curve[0] !== null && curve[0]! < -100, `log10 ||∂loss/∂h_1|| = ${curve[0]}`);
+      let compared = 0;
+      plain.forEach((norm, t) => {
+        if (norm > 1e-30) {
+          compared++;
+          assert.ok(Math.abs((curve[t] as number) - Math.log10(norm)) < 1e-6, `step ${t + 1}`);
+        }
+      });
+      assert.ok(compared > 10);
+      // Where the plain norm has gone, the curve goes on falling towards h_1 (vanishing gradients).
+      assert.ok(curve[0]! < (curve[1000] as number) && (curve[1000] as number) < (curve[1999] as number));
     });
-    assert.ok(compared > 10);
-  });
+  }
 });
+
+const native = loadNativeBackend();
+
+describe(
+  "the gated cells' stepwise curves on the native backend",
+  {
+    skip: native ? false : `native backend not built: ${nativeLoadError() ?? 'unknown reason'}`,
+  },
+  () => {
+    for (const model of ['lstm', 'gru'] as const) {
+      it(`${model}: the curve equals the reference's below float32's range (T = 2000)`, () => {
+        const long = new AddingDataset({ name: 'adding/test', steps: 2000, count: 4, seed: 5 });
+        const cfg = config({ model, inputDim: 2, outputs: 1, hidden: 16, dtype: 'float32' });
+        const want = diagnose(createModel(cfg, backend), long, { batch: 4, samples: 0 }).gradients.log10_norms;
+        const got = diagnose(createModel(cfg, native!), long, { batch: 4, samples: 0 }).gradients.log10_norms;
+        assert.ok((want[0] as number) < -100);
+        // float32 products summed in another order: 1e-5 in log10 is 2e-5 relative, after 2,000 steps.
+        want.forEach((w, t) =>
+          assert.ok(Math.abs((got[t] as number) - (w as number)) < 1e-5, `step ${t + 1}: ${got[t]} vs ${w}`),
+        );
+      });
+    }
+  },
+);
 
 describe('--log-gradients summaries', () => {
   it('downsamples to at most 64 evenly spaced points including both ends', () => {

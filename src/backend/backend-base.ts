@@ -41,6 +41,90 @@ function sigmoid(x: number): number {
   return 1 / (1 + Math.exp(-x));
 }
 
+/**
+ * The pointwise part of one step of the LSTM's backward (the reference's, and the diagnostics' gradient
+ * curve's): from ∂loss/∂h_t `gh` and ∂loss/∂c_t carried from step t+1 `gc` (both (B, N)), the gates'
+ * pre-activation gradients `gg` (B, 4N); `gc` becomes ∂loss/∂c_{t-1}. `gates` (B, 4N) [i, f, g, o] and
+ * `cPrev`, `cNext` (c_{t-1}, c_t; (B, N)) are the forward's saved state.
+ */
+export function lstmStepBackward(
+  B: number,
+  N: number,
+  gates: FloatArray,
+  cPrev: FloatArray,
+  cNext: FloatArray,
+  gh: FloatArray,
+  gc: FloatArray,
+  gg: FloatArray,
+): void {
+  const G = 4 * N;
+  for (let r = 0; r < B; r++) {
+    const go = r * G;
+    for (let j = 0; j < N; j++) {
+      const at = r * N + j;
+      const i = gates[go + j]!,
+        f = gates[go + N + j]!,
+        c2 = gates[go + 2 * N + j]!,
+        o = gates[go + 3 * N + j]!;
+      const tc = Math.tanh(cNext[at]!);
+      const ghj = gh[at]!;
+      const gcTotal = gc[at]! + ghj * o * (1 - tc * tc);
+      gg[go + j] = gcTotal * c2 * i * (1 - i);
+      gg[go + N + j] = gcTotal * cPrev[at]! * f * (1 - f);
+      gg[go + 2 * N + j] = gcTotal * i * (1 - c2 * c2);
+      gg[go + 3 * N + j] = ghj * tc * o * (1 - o);
+      gc[at] = gcTotal * f;
+    }
+  }
+}
+
+/**
+ * The pointwise part of one step of the GRU's backward: from ∂loss/∂h_t `gh` (B, N), the input-side
+ * pre-activation gradients `gg` [r, z, n] (B, 3N), ∂loss/∂(W_hn h + b_hn) `gHn` (B, N), and the recurrent
+ * side `ghRec` [gr, gz, gn ⊙ r] (B, 3N), whose product with Wh plus gruUpdateGateCarry is ∂loss/∂h_{t-1}.
+ * `gates` (B, 3N), `hPrev` (h_{t-1}) and `hn` (B, N) are the forward's saved state.
+ */
+export function gruStepBackward(
+  B: number,
+  N: number,
+  gates: FloatArray,
+  hPrev: FloatArray,
+  hn: FloatArray,
+  gh: FloatArray,
+  gg: FloatArray,
+  gHn: FloatArray,
+  ghRec: FloatArray,
+): void {
+  const G = 3 * N;
+  for (let r = 0; r < B; r++) {
+    const go = r * G;
+    for (let j = 0; j < N; j++) {
+      const at = r * N + j;
+      const rg = gates[go + j]!,
+        z = gates[go + N + j]!,
+        n = gates[go + 2 * N + j]!;
+      const ghj = gh[at]!;
+      const gn = ghj * (1 - z) * (1 - n * n);
+      const gz = ghj * (hPrev[at]! - n) * z * (1 - z);
+      const gr = gn * hn[at]! * rg * (1 - rg);
+      gg[go + j] = gr;
+      gg[go + N + j] = gz;
+      gg[go + 2 * N + j] = gn;
+      gHn[at] = gn * rg;
+      ghRec[go + j] = gr;
+      ghRec[go + N + j] = gz;
+      ghRec[go + 2 * N + j] = gn * rg;
+    }
+  }
+}
+
+/** The GRU's direct path h_{t-1} → h_t: ghPrev += gh ⊙ z (all (B, N); `gates` (B, 3N)). */
+export function gruUpdateGateCarry(B: number, N: number, gates: FloatArray, gh: FloatArray, ghPrev: FloatArray): void {
+  for (let r = 0; r < B; r++) {
+    for (let j = 0; j < N; j++) ghPrev[r * N + j] = ghPrev[r * N + j]! + gh[r * N + j]! * gates[r * 3 * N + N + j]!;
+  }
+}
+
 export abstract class BackendBase implements Backend {
   abstract readonly name: string;
   abstract describe(): string;
@@ -539,28 +623,19 @@ export abstract class BackendBase implements Backend {
     const G = 4 * N;
     const gc = this.scratch('lstmBackward.gc', this.workDType(dtypeOf(xs)), B * N); // ∂loss/∂c_{t+1}, carried backwards
     gc.fill(0);
+    const step = B * N;
     for (let t = T - 1; t >= 0; t--) {
-      const g = gates.subarray(t * B * G, (t + 1) * B * G);
       const gg = gGates.subarray(t * B * G, (t + 1) * B * G);
-      for (let r = 0; r < B; r++) {
-        const go = r * G;
-        const prev = t * B * N + r * N;
-        const next = (t + 1) * B * N + r * N;
-        for (let j = 0; j < N; j++) {
-          const i = g[go + j]!,
-            f = g[go + N + j]!,
-            c2 = g[go + 2 * N + j]!,
-            o = g[go + 3 * N + j]!;
-          const tc = Math.tanh(cs[next + j]!);
-          const gh = ghs[t * B * N + r * N + j]!;
-          const gcTotal = gc[r * N + j]! + gh * o * (1 - tc * tc);
-          gg[go + j] = gcTotal * c2 * i * (1 - i);
-          gg[go + N + j] = gcTotal * cs[prev + j]! * f * (1 - f);
-          gg[go + 2 * N + j] = gcTotal * i * (1 - c2 * c2);
-          gg[go + 3 * N + j] = gh * tc * o * (1 - o);
-          gc[r * N + j] = gcTotal * f;
-        }
-      }
+      lstmStepBackward(
+        B,
+        N,
+        gates.subarray(t * B * G, (t + 1) * B * G),
+        cs.subarray(t * step, (t + 1) * step),
+        cs.subarray((t + 1) * step, (t + 2) * step),
+        ghs.subarray(t * step, (t + 1) * step),
+        gc,
+        gg,
+      );
       if (t > 0) {
         const ghPrev = ghs.subarray((t - 1) * B * N, t * B * N);
         const keep = lastStepOnly ? 0 : 1;
@@ -714,29 +789,20 @@ export abstract class BackendBase implements Backend {
     // gGates holds the gradients of the input-side pre-activations [r, z, n]; the recurrent side differs
     // only in the candidate: ∂/∂(W_hn h + b_hn) = gn ⊙ r, so one step's recurrent rows are kept in ghRec.
     const ghRec = this.scratch('gruBackward.ghRec', work, B * G);
+    const step = B * N;
     for (let t = T - 1; t >= 0; t--) {
       const g = gates.subarray(t * B * G, (t + 1) * B * G);
-      const gg = gGates.subarray(t * B * G, (t + 1) * B * G);
-      for (let r = 0; r < B; r++) {
-        const go = r * G;
-        const prev = t * B * N + r * N;
-        for (let j = 0; j < N; j++) {
-          const rg = g[go + j]!,
-            z = g[go + N + j]!,
-            n = g[go + 2 * N + j]!;
-          const gh = ghs[t * B * N + r * N + j]!;
-          const gn = gh * (1 - z) * (1 - n * n);
-          const gz = gh * (hs[prev + j]! - n) * z * (1 - z);
-          const gr = gn * hn[t * B * N + r * N + j]! * rg * (1 - rg);
-          gg[go + j] = gr;
-          gg[go + N + j] = gz;
-          gg[go + 2 * N + j] = gn;
-          gHn[t * B * N + r * N + j] = gn * rg;
-          ghRec[go + j] = gr;
-          ghRec[go + N + j] = gz;
-          ghRec[go + 2 * N + j] = gn * rg;
-        }
-      }
+      gruStepBackward(
+        B,
+        N,
+        g,
+        hs.subarray(t * step, (t + 1) * step),
+        hn.subarray(t * step, (t + 1) * step),
+        ghs.subarray(t * step, (t + 1) * step),
+        gGates.subarray(t * B * G, (t + 1) * B * G),
+        gHn.subarray(t * step, (t + 1) * step),
+        ghRec,
+      );
       if (t > 0) {
         const ghPrev = ghs.subarray((t - 1) * B * N, t * B * N);
         const keep = lastStepOnly ? 0 : 1;
@@ -755,11 +821,7 @@ export abstract class BackendBase implements Backend {
           C: ghPrev,
           ldc: N,
         });
-        for (let r = 0; r < B; r++) {
-          for (let j = 0; j < N; j++) {
-            ghPrev[r * N + j] = ghPrev[r * N + j]! + ghs[t * B * N + r * N + j]! * g[r * G + N + j]!;
-          }
-        }
+        gruUpdateGateCarry(B, N, g, ghs.subarray(t * step, (t + 1) * step), ghPrev);
       }
     }
     // Recurrent-side pre-activation gradients of every step, [gr, gz, gn ⊙ r], for one product over all rows.

@@ -2,10 +2,11 @@
 // compact summaries that `roaf train --log-gradients` adds to metrics.jsonl.
 //
 // How a model's curve is measured its kind declares (models/kinds/): feed-forward models and single-layer
-// ROAF/Elman cells read at the last state run their backward piecewise with exact power-of-two rescaling,
-// so the curve goes on where float32 (or float64) would underflow, and is returned as log10 norms; the
-// others (LSTM, GRU, per-step readouts, stacked layers: the top layer's ∂loss/∂h_t) use `model.backward`
-// with its gradient hook, where an underflow is -Infinity (models/gradient-curve.ts).
+// cells read at the last state (ROAF/Elman over chunks of steps, LSTM and GRU one step at a time) run their
+// backward piecewise with exact power-of-two rescaling, so the curve goes on where float32 (or float64)
+// would underflow, and is returned as log10 norms; the others (per-step readouts, stacked layers: the top
+// layer's ∂loss/∂h_t) use `model.backward` with its gradient hook, where an underflow is -Infinity
+// (models/gradient-curve.ts).
 
 import type { FloatArray } from '../backend/backend.js';
 import { collectNorms } from '../models/gradient-curve.js';

@@ -3,7 +3,7 @@
 //
 // - `hookGradientCurve`: any model, through `model.backward` and its gradient hook. Exact wherever the
 //   model's own backward is representable; an underflow to 0 is -Infinity.
-// - `PowerOfTwoScale`: for kinds that run their backward piecewise (layer by layer, or chunks of steps):
+// - `PowerOfTwoScale`: for kinds that run their backward piecewise (layer by layer, chunks of steps, or steps):
 //   between pieces the gradient is rescaled by a power of two (exact in floating point) and the exponent
 //   kept on the side, so the curve goes on where the plain backward would underflow or overflow (a plain
 //   MLP at depth 50,000 vanishes like 10^-20000).
@@ -84,16 +84,44 @@ export class PowerOfTwoScale {
     this.rescaleFrom(frobeniusNorm(stored), stored);
   }
 
+  /** Rescales the parts of one gradient by the same power of two, to a joint norm of ~1. */
+  rescaleTogether(parts: FloatArray[]): void {
+    this.rescaleFrom(Math.hypot(...parts.map(frobeniusNorm)), ...parts);
+  }
+
   private log10Of(norm: number): number {
     return norm === 0 ? -Infinity : Math.log10(norm) + this.exponent * Math.log10(2);
   }
 
-  private rescaleFrom(norm: number, stored: FloatArray): void {
+  private rescaleFrom(norm: number, ...stored: FloatArray[]): void {
     if (norm === 0 || !Number.isFinite(norm)) return;
     const shift = Math.round(Math.log2(norm));
     if (shift !== 0 && Math.abs(shift) < 1000) {
-      this.scale(stored, 2 ** -shift);
+      for (const part of stored) this.scale(part, 2 ** -shift);
       this.exponent += shift;
     }
   }
+}
+
+/**
+ * The curve of a gated cell read at its last state (LSTM, GRU), its backward run one step at a time: before
+ * each step the carried gradients (`carried`: ∂loss/∂h_t first, then any other state's, such as the LSTM's
+ * ∂loss/∂c_t) are rescaled together by one power of two, so the curve goes on below the dtype's range.
+ * `stepBack(t)` turns the carried ∂loss/∂(state at step t+1) into ∂loss/∂(state at step t) in place
+ * (t = T-1..1, 0-based as the kernels count); entry t of the curve is ||∂loss/∂h_{t+1}||.
+ */
+export function stepwiseGradientCurve(T: number, carried: FloatArray[], stepBack: (t: number) => void): GradientCurve {
+  const gh = carried[0]!;
+  // A plain loop rather than a backend kernel: the parts may be of different dtypes (float64 cell-state
+  // gradients beside float32 hidden ones, as the reference backward keeps them), and are only B·N long.
+  const scaled = new PowerOfTwoScale((values, factor) => {
+    for (let i = 0; i < values.length; i++) values[i] = values[i]! * factor;
+  });
+  const log10Norms = new Float64Array(T);
+  for (let t = T - 1; t >= 0; t--) {
+    scaled.rescaleTogether(carried);
+    log10Norms[t] = scaled.log10Norm(gh);
+    if (t > 0) stepBack(t);
+  }
+  return { index: 'step', log10Norms };
 }

@@ -1,10 +1,15 @@
 // The GRU cell of the gru kind (PyTorch's equations and gate order [r, z, n]): its parameters, saved
-// state and per-step Jacobian ∂h_t/∂h_{t-1} (N x N, h_0 = 0 as in the model). No theory bound applies.
+// state and per-step Jacobian ∂h_t/∂h_{t-1} (N x N, h_0 = 0 as in the model); its gradient curve goes on
+// below float32's range. No theory bound applies.
 //
 // Shapes: T steps, D input dim, N units, G = 3N.
 
+import type { FloatArray } from '../../backend/backend.js';
+import { gruStepBackward, gruUpdateGateCarry } from '../../backend/backend-base.js';
 import { GruCell } from '../../nn/layers.js';
-import { notApplicable, type JacobianChain } from '../kind.js';
+import { stepwiseGradientCurve } from '../gradient-curve.js';
+import { notApplicable, type GradientCurve, type JacobianChain } from '../kind.js';
+import type { RecurrentModel } from '../recurrent.js';
 import { gatePreactivations, recurrentProjection, sigmoid } from './jacobian-steps.js';
 import type { CellKind } from './recurrent.js';
 
@@ -21,6 +26,7 @@ export const gruCellKind: CellKind<GruCell> = {
   ],
   stateWidth: (N) => 9 * N, // hs, hn, gHn (N each); gates, gGates (3N each)
   jacobianChain: gruChain,
+  scaledGradientCurve: scaledGruBackward,
   boundFactors: () =>
     notApplicable('no theory bound for gru: the bounds alpha ± beta·||W||₂ (docs/math.md) cover ROAF layers and cells'),
 };
@@ -66,4 +72,82 @@ function gruChain(cell: GruCell, xs: ArrayLike<number>, T: number): JacobianChai
       }
     },
   };
+}
+
+/**
+ * The GRU's backward one step at a time (the reference's pointwise step, the backend's gemm), rescaling
+ * ∂loss/∂h_t by a power of two at every step (stepwiseGradientCurve). The readout's gradients accumulate
+ * into the model's.
+ */
+function scaledGruBackward(
+  model: RecurrentModel<GruCell>,
+  cell: GruCell,
+  B: number,
+  T: number,
+  inputs: FloatArray,
+  gOutputs: FloatArray,
+): GradientCurve {
+  const { hidden: N, dtype } = model.config;
+  const G = 3 * N,
+    step = B * N;
+  const backend = model.backend;
+  // The states again, by the same kernel on the same inputs (the cell keeps its own copy private).
+  const hs = backend.allocate(dtype, (T + 1) * step);
+  const gates = backend.allocate(dtype, T * B * G);
+  const hn = backend.allocate(dtype, T * step);
+  hs.fill(0, 0, step);
+  const Wh = cell.Wh.value;
+  backend.gruForward({
+    T,
+    B,
+    D: cell.inputDim,
+    N,
+    xs: inputs,
+    Wx: cell.Wx.value,
+    Wh,
+    bx: cell.bx.value,
+    bh: cell.bh.value,
+    hs,
+    gates,
+    hn,
+  });
+  const gh = backend.allocate(dtype, step);
+  gh.fill(0);
+  model.readout.backward(backend, B, hs.subarray(T * step), gOutputs, gh);
+  const gg = backend.allocate(dtype, B * G),
+    ghRec = backend.allocate(dtype, B * G),
+    gHn = backend.allocate(dtype, step),
+    ghPrev = backend.allocate(dtype, step);
+  return stepwiseGradientCurve(T, [gh], (t) => {
+    const g = gates.subarray(t * B * G, (t + 1) * B * G);
+    gruStepBackward(
+      B,
+      N,
+      g,
+      hs.subarray(t * step, (t + 1) * step),
+      hn.subarray(t * step, (t + 1) * step),
+      gh,
+      gg,
+      gHn,
+      ghRec,
+    );
+    // ∂loss/∂h_{t-1} = ghRec Wh + gh ⊙ z: only the readout at the last step adds a term of its own.
+    backend.gemm({
+      transA: false,
+      transB: false,
+      M: B,
+      N,
+      K: G,
+      alpha: 1,
+      A: ghRec,
+      lda: G,
+      B: Wh,
+      ldb: N,
+      beta: 0,
+      C: ghPrev,
+      ldc: N,
+    });
+    gruUpdateGateCarry(B, N, g, gh, ghPrev);
+    gh.set(ghPrev);
+  });
 }
