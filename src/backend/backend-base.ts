@@ -42,6 +42,23 @@ function sigmoid(x: number): number {
 }
 
 /**
+ * ∂loss/∂h_{t-1} through the recurrent product of one step of a gated cell: C = A·Wh + beta·C, with A the
+ * step's recurrent-side gate gradients (B, G), Wh (G, N), C (B, N).
+ */
+export function recurrentInputGradient(
+  gemm: (args: GemmArgs) => void,
+  B: number,
+  N: number,
+  G: number,
+  A: FloatArray,
+  Wh: FloatArray,
+  beta: number,
+  C: FloatArray,
+): void {
+  gemm({ transA: false, transB: false, M: B, N, K: G, alpha: 1, A, lda: G, B: Wh, ldb: N, beta, C, ldc: N });
+}
+
+/**
  * The pointwise part of one step of the LSTM's backward (the reference's, and the diagnostics' gradient
  * curve's): from ∂loss/∂h_t `gh` and ∂loss/∂c_t carried from step t+1 `gc` (both (B, N)), the gates'
  * pre-activation gradients `gg` (B, 4N); `gc` becomes ∂loss/∂c_{t-1}. `gates` (B, 4N) [i, f, g, o] and
@@ -638,22 +655,7 @@ export abstract class BackendBase implements Backend {
       );
       if (t > 0) {
         const ghPrev = ghs.subarray((t - 1) * B * N, t * B * N);
-        const keep = lastStepOnly ? 0 : 1;
-        gemm({
-          transA: false,
-          transB: false,
-          M: B,
-          N,
-          K: G,
-          alpha: 1,
-          A: gg,
-          lda: G,
-          B: Wh,
-          ldb: N,
-          beta: keep,
-          C: ghPrev,
-          ldc: N,
-        });
+        recurrentInputGradient(gemm, B, N, G, gg, Wh, lastStepOnly ? 0 : 1, ghPrev);
       }
     }
     const rows = T * B;
@@ -805,22 +807,7 @@ export abstract class BackendBase implements Backend {
       );
       if (t > 0) {
         const ghPrev = ghs.subarray((t - 1) * B * N, t * B * N);
-        const keep = lastStepOnly ? 0 : 1;
-        gemm({
-          transA: false,
-          transB: false,
-          M: B,
-          N,
-          K: G,
-          alpha: 1,
-          A: ghRec,
-          lda: G,
-          B: Wh,
-          ldb: N,
-          beta: keep,
-          C: ghPrev,
-          ldc: N,
-        });
+        recurrentInputGradient(gemm, B, N, G, ghRec, Wh, lastStepOnly ? 0 : 1, ghPrev);
         gruUpdateGateCarry(B, N, g, ghs.subarray(t * step, (t + 1) * step), ghPrev);
       }
     }

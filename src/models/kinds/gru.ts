@@ -5,7 +5,7 @@
 // Shapes: T steps, D input dim, N units, G = 3N.
 
 import type { FloatArray } from '../../backend/backend.js';
-import { gruStepBackward, gruUpdateGateCarry } from '../../backend/backend-base.js';
+import { gruStepBackward, gruUpdateGateCarry, recurrentInputGradient } from '../../backend/backend-base.js';
 import { GruCell } from '../../nn/layers.js';
 import { stepwiseGradientCurve } from '../gradient-curve.js';
 import { notApplicable, type GradientCurve, type JacobianChain } from '../kind.js';
@@ -132,21 +132,7 @@ function scaledGruBackward(
       ghRec,
     );
     // ∂loss/∂h_{t-1} = ghRec Wh + gh ⊙ z: only the readout at the last step adds a term of its own.
-    backend.gemm({
-      transA: false,
-      transB: false,
-      M: B,
-      N,
-      K: G,
-      alpha: 1,
-      A: ghRec,
-      lda: G,
-      B: Wh,
-      ldb: N,
-      beta: 0,
-      C: ghPrev,
-      ldc: N,
-    });
+    recurrentInputGradient((args) => backend.gemm(args), B, N, G, ghRec, Wh, 0, ghPrev);
     gruUpdateGateCarry(B, N, g, gh, ghPrev);
     gh.set(ghPrev);
   });

@@ -6,7 +6,7 @@
 // Shapes: T steps, D input dim, N units, G = 4N.
 
 import type { FloatArray } from '../../backend/backend.js';
-import { lstmStepBackward } from '../../backend/backend-base.js';
+import { lstmStepBackward, recurrentInputGradient } from '../../backend/backend-base.js';
 import { LstmCell } from '../../nn/layers.js';
 import { stepwiseGradientCurve } from '../gradient-curve.js';
 import { notApplicable, type GradientCurve, type JacobianChain } from '../kind.js';
@@ -134,20 +134,6 @@ function scaledLstmBackward(
       gg,
     );
     // ∂loss/∂h_{t-1} = gg Wh: only the readout at the last step adds a term of its own, so nothing to keep.
-    backend.gemm({
-      transA: false,
-      transB: false,
-      M: B,
-      N,
-      K: G,
-      alpha: 1,
-      A: gg,
-      lda: G,
-      B: Wh,
-      ldb: N,
-      beta: 0,
-      C: gh,
-      ldc: N,
-    });
+    recurrentInputGradient((args) => backend.gemm(args), B, N, G, gg, Wh, 0, gh);
   });
 }
