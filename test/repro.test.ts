@@ -702,6 +702,52 @@ describe('roaf repro --quick, end to end', () => {
     const html = readFileSync(join(root, 'psmnist', 'report.html'), 'utf8');
     assert.ok(html.includes('data-plot="gradient-norms-step"'));
   });
+
+  it('--rediagnose: finished runs diagnosed again from their checkpoints, nothing trained; a run without one is refused', () => {
+    const dirOf = (run: string) => join(root, 'psmnist', run);
+    const files = (run: string) =>
+      ['metrics.jsonl', 'checkpoint/model.safetensors', 'checkpoint/config.json'].map((f) =>
+        readFileSync(join(dirOf(run), f)),
+      );
+    const before = { result: readResultFile(dirOf('lstm')), files: files('lstm') };
+    const initBefore = readFileSync(join(dirOf('lstm'), 'diagnose-init', 'diagnose.json'), 'utf8');
+    rmSync(join(dirOf('lstm'), 'diagnose-final', 'diagnose.json')); // must be written again
+    const again = roaf(args('psmnist', '--only', 'lstm', '--rediagnose'));
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(
+      again.stdout,
+      /^psmnist\/lstm: (finished|stopped early) \(in an earlier session\), diagnosed again: /m,
+    );
+    const after = readResultFile(dirOf('lstm'));
+    const { rediagnosed, ...rest } = after;
+    assert.deepEqual(rest, before.result, 'figures, wall time, machine and diagnostics as they were (the same code)');
+    assert.ok(rediagnosed && /^\d{4}-\d\d-\d\dT/.test(rediagnosed.at) && rediagnosed.machine.cores >= 1);
+    assert.deepEqual(files('lstm'), before.files, 'metrics and checkpoint untouched: nothing trained');
+    assert.ok(existsSync(join(dirOf('lstm'), 'diagnose-final', 'diagnose.json')));
+    const initAfter = JSON.parse(readFileSync(join(dirOf('lstm'), 'diagnose-init', 'diagnose.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    const { seconds: _s1, ...initNow } = initAfter;
+    const { seconds: _s2, ...initThen } = JSON.parse(initBefore) as Record<string, unknown>;
+    assert.deepEqual(initNow, initThen, 'the diagnosis at initialisation is the same model and data again');
+
+    // A finished run whose checkpoint is gone cannot be diagnosed again: named, refused, nothing changed.
+    rmSync(join(dirOf('lstm'), 'checkpoint'), { recursive: true });
+    const refused = roaf(args('psmnist', '--only', 'lstm', '--rediagnose'));
+    assert.equal(refused.status, 2, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /--rediagnose: lstm kept no checkpoint \(.*checkpoint\), so its trained model cannot be diagnosed again/,
+    );
+    assert.deepEqual(readResultFile(dirOf('lstm')), after);
+    // Without --only it is left alone, and the runs that can be are diagnosed again.
+    const all = roaf(args('psmnist', '--rediagnose'));
+    assert.equal(all.status, 0, all.stderr);
+    assert.match(all.stdout, /^psmnist\/roaf-rnn: finished \(in an earlier session\), diagnosed again: /m);
+    assert.match(all.stdout, /^psmnist\/lstm: (finished|stopped early) \(in an earlier session\): /m);
+    assert.deepEqual(readResultFile(dirOf('lstm')), after);
+  });
 });
 
 describe('the machine a result records', () => {

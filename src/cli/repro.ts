@@ -17,6 +17,7 @@ interface ReproCliOptions {
   backend: string;
   out?: string;
   dryRun: boolean;
+  rediagnose: boolean;
   json: boolean;
   quiet: boolean;
 }
@@ -34,6 +35,7 @@ function reproOptions(claim: string, options: ReproCliOptions): ReproOptions {
     backend: checkChoice('--backend', options.backend, BACKEND_NAMES),
     out: options.out,
     quiet: options.quiet,
+    rediagnose: options.rediagnose,
   };
 }
 
@@ -74,7 +76,8 @@ async function reproCommand(claim: string, cli: ReproCliOptions): Promise<void> 
   for (const { run, action, result } of outcome.runs) {
     const status = result.status === 'stopped-early' ? 'stopped early' : 'finished';
     process.stdout.write(
-      `${outcome.claim}/${run}: ${status}${action === 'skipped' ? ' (in an earlier session)' : ''}: ` +
+      `${outcome.claim}/${run}: ${status}${action === 'skipped' || action === 'rediagnosed' ? ' (in an earlier session)' : ''}` +
+        `${action === 'rediagnosed' ? ', diagnosed again' : ''}: ` +
         `${describeFigures(result)}; ${formatSeconds(result.wall_seconds)}, ` +
         `peak ${formatBytes(result.peak_rss_bytes)} (${result.params.toLocaleString('en-US')} parameters)\n`,
     );
@@ -96,6 +99,11 @@ export function registerReproCommand(program: Command): void {
     .option('--backend <name>', 'auto, native or reference', 'auto')
     .option('--out <dir>', 'results root (default experiments/results; with --quick runs/repro-quick)')
     .option('--dry-run', "print each run's state and its roaf train command; train nothing", false)
+    .option(
+      '--rediagnose',
+      'train nothing: diagnose each finished run again from its checkpoint (gradient norms and spectrum, at init and trained)',
+      false,
+    )
     .option('--json', "end stdout with one JSON object: every run's result", false)
     .option('--quiet', 'no progress output', false)
     .action(reproCommand);

@@ -95,6 +95,11 @@ export interface ReproResult {
   command: string;
   train_command: string;
   finished_at: string;
+  /**
+   * Set when `roaf repro --rediagnose` measured the diagnostics again after training: by which commit, on
+   * which backend and machine, when. Everything else (figures, wall time, machine, git_commit) stays the training's.
+   */
+  rediagnosed?: { git_commit: string | null; backend: string; machine: MachineInfo; at: string };
 }
 
 export function toFigures(r: MetricsRecord): Figures {

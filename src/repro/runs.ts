@@ -6,6 +6,8 @@
 //   - result.json present: finished; skipped (its configuration must still match the table);
 //   - a checkpoint present: unfinished; continued from the checkpoint, exactly as `roaf train --resume`;
 //   - neither: started from scratch.
+// With --rediagnose nothing is trained: each finished run that kept its checkpoint is diagnosed again
+// (the diagnostics of a newer roaf), and every other run is left alone with a message.
 // Every selected run is checked before anything is trained: a directory whose configuration disagrees
 // with the claim's table is an error naming the run, the field and both values, never retrained.
 
@@ -48,6 +50,8 @@ export interface ReproOptions {
   /** Root of the results (default RESULTS_ROOT, or QUICK_ROOT with --quick). */
   out?: string;
   quiet: boolean;
+  /** Diagnose finished runs again from their checkpoints instead of training (see the file header). */
+  rediagnose?: boolean;
 }
 
 export interface PlannedRun {
@@ -57,6 +61,8 @@ export interface PlannedRun {
   state: 'new' | 'unfinished' | 'finished';
   /** Unfinished: the step its checkpoint holds. */
   checkpointStep?: number;
+  /** Finished: whether its checkpoint is still there (--rediagnose needs it). */
+  hasCheckpoint?: boolean;
   result?: ReproResult;
   trainArgs: string[];
   /** How a feed-forward stack keeps its activations (`roaf train --memory`); auto when the table says nothing. */
@@ -73,8 +79,11 @@ export interface ClaimPlan {
 export interface RunOutcome {
   run: string;
   dir: string;
-  /** 'skipped': finished in an earlier session; 'trained': from scratch; 'continued': from a checkpoint. */
-  action: 'skipped' | 'trained' | 'continued';
+  /**
+   * 'skipped': finished in an earlier session; 'trained': from scratch; 'continued': from a checkpoint;
+   * 'rediagnosed': finished earlier and diagnosed again (--rediagnose).
+   */
+  action: 'skipped' | 'trained' | 'continued' | 'rediagnosed';
   result: ReproResult;
 }
 
@@ -144,7 +153,8 @@ export function planClaim(options: ReproOptions): ClaimPlan {
     if (result !== null) {
       const differences = configDifferences(expected, result.config);
       if (differences.length > 0) throw mismatchError(claim, definition, join(dir, RESULT_FILE), differences);
-      return { ...planned, state: 'finished', result };
+      const hasCheckpoint = resolveCheckpointDir(join(dir, 'checkpoint')) !== null;
+      return { ...planned, state: 'finished', result, hasCheckpoint };
     }
     const checkpointDir = join(dir, 'checkpoint');
     if (resolveCheckpointDir(checkpointDir) !== null) {
@@ -156,7 +166,21 @@ export function planClaim(options: ReproOptions): ClaimPlan {
     }
     return { ...planned, state: 'new' };
   });
+  if (options.rediagnose && options.only !== undefined) {
+    // Runs named by --only must be diagnosable: otherwise the command cannot do what it was asked.
+    const refused = runs.map(whyNotRediagnosable).filter((why): why is string => why !== null);
+    if (refused.length > 0) throw new UsageError(`--rediagnose: ${refused.join('; ')}`);
+  }
   return { claim, quick: options.quick, root, runs };
+}
+
+/** Why --rediagnose leaves a run alone (null: it can be diagnosed again). */
+function whyNotRediagnosable(run: PlannedRun): string | null {
+  if (run.state !== 'finished')
+    return `${run.definition.name} is not finished (${run.state === 'new' ? 'not started' : `its checkpoint is at step ${run.checkpointStep}`}): roaf repro without --rediagnose trains it`;
+  if (!run.hasCheckpoint)
+    return `${run.definition.name} kept no checkpoint (${join(run.dir, 'checkpoint')}), so its trained model cannot be diagnosed again`;
+  return null;
 }
 
 /** Runs a worker process; rejects with RunEnded when it gives no result (UsageError when it could not start). */
@@ -268,7 +292,14 @@ export async function reproduceClaim(options: ReproOptions): Promise<ClaimOutcom
   try {
     for (const run of plan.runs) {
       const name = `${plan.claim.name}/${run.definition.name}`;
-      if (run.state === 'finished' && run.result) {
+      const leftAlone = options.rediagnose ? whyNotRediagnosable(run) : null;
+      if (leftAlone !== null) {
+        say(`${plan.claim.name}/${leftAlone}; left alone`);
+        if (run.result)
+          outcomes.push({ run: run.definition.name, dir: run.dir, action: 'skipped', result: run.result });
+        continue;
+      }
+      if (run.state === 'finished' && run.result && !options.rediagnose) {
         say(`${name}: finished in an earlier session (${run.dir}/${RESULT_FILE}), skipped`);
         outcomes.push({ run: run.definition.name, dir: run.dir, action: 'skipped', result: run.result });
         continue;
@@ -276,9 +307,11 @@ export async function reproduceClaim(options: ReproOptions): Promise<ClaimOutcom
       const signal = interruptedBy();
       if (signal) throw new RunEnded(`interrupted by ${signal} before run ${name} started`, signal, true);
       say(
-        run.state === 'unfinished'
-          ? `${name}: continuing from the checkpoint at step ${run.checkpointStep}`
-          : `${name}: starting`,
+        options.rediagnose
+          ? `${name}: diagnosing it again (its training is left as it is)`
+          : run.state === 'unfinished'
+            ? `${name}: continuing from the checkpoint at step ${run.checkpointStep}`
+            : `${name}: starting`,
       );
       mkdirSync(run.dir, { recursive: true });
       const job: WorkerJob = {
@@ -297,6 +330,7 @@ export async function reproduceClaim(options: ReproOptions): Promise<ClaimOutcom
         trainCommand: ['roaf train', ...run.trainArgs, '--out', run.dir].join(' '),
         diagnose: DIAGNOSE,
         ...(run.memory !== undefined ? { memory: run.memory } : {}),
+        ...(options.rediagnose ? { rediagnose: true } : {}),
       };
       const report = await runWorker(
         job,
@@ -308,7 +342,7 @@ export async function reproduceClaim(options: ReproOptions): Promise<ClaimOutcom
       outcomes.push({
         run: run.definition.name,
         dir: run.dir,
-        action: run.state === 'unfinished' ? 'continued' : 'trained',
+        action: options.rediagnose ? 'rediagnosed' : run.state === 'unfinished' ? 'continued' : 'trained',
         result: report.result,
       });
     }

@@ -48,12 +48,14 @@ import { MachineRecord, gitCommit, machineInfo } from './machine.js';
 import type { ExpectedConfig } from './resolve.js';
 import {
   PROGRESS_FILE,
+  RESULT_FILE,
   RESULT_FORMAT,
   RESULT_VERSION,
   firstReaching,
   readDiagnosticsFile,
   largestPeakRss,
   perEpochFigures,
+  readResult,
   summarizeDiagnostics,
   toFigures,
   writeResult,
@@ -81,6 +83,8 @@ export interface WorkerJob {
   diagnose: { batch: number; samples: number };
   /** `roaf train --memory` of the run (default auto). */
   memory?: 'full' | 'checkpoint';
+  /** `roaf repro --rediagnose`: diagnose the finished run again from its checkpoint; train nothing. */
+  rediagnose?: boolean;
 }
 
 export interface WorkerReport {
@@ -419,6 +423,7 @@ async function runJob(job: WorkerJob): Promise<WorkerReport> {
   const data = loadTask(expected.task.name, { ...expected.task, seed: expected.training.seed });
   const config: ModelConfig = { ...expected.model, ...taskShape(data) };
   mkdirSync(dir, { recursive: true });
+  if (job.rediagnose) return rediagnoseRun(job, backend, data, config);
   const outcome = await trainRun(job, backend, data, config);
 
   // At initialisation: the same seed builds the same model, so this can come after training (the
@@ -456,6 +461,45 @@ async function runJob(job: WorkerJob): Promise<WorkerReport> {
   });
   writeResult(dir, result);
   rmSync(join(dir, PROGRESS_FILE), { force: true });
+  return { result };
+}
+
+/**
+ * `roaf repro --rediagnose`: a finished run's two diagnoses measured again by this version of roaf, after
+ * training from its checkpoint and at initialisation from its seed. Its metrics, curves and figures stay
+ * as they were; result.json gets the new summaries and a `rediagnosed` record of when and how.
+ */
+async function rediagnoseRun(
+  job: WorkerJob,
+  backend: Backend,
+  data: TaskData,
+  config: ModelConfig,
+): Promise<WorkerReport> {
+  const { dir } = job;
+  const checkpointDir = join(dir, 'checkpoint');
+  const previous = readResult(dir);
+  if (previous === null || resolveCheckpointDir(checkpointDir) === null)
+    throw new UsageError(`${dir}: --rediagnose needs a finished run (${RESULT_FILE}) with its checkpoint`);
+  const B = job.diagnose.batch;
+  const trained = withMemory(job, createModel(config, backend), B);
+  loadModelTensors(checkpointDir, trained);
+  say(job, 'diagnosing the trained model again');
+  const final = summarizeDiagnostics(await diagnoseInto(job, trained, data, join(dir, 'diagnose-final')));
+  say(job, 'diagnosing the model at initialisation again');
+  const initial = withMemory(job, createModel(config, backend), B);
+  const init = summarizeDiagnostics(await diagnoseInto(job, initial, data, join(dir, 'diagnose-init')));
+  machine ??= new MachineRecord(() => machineInfo(backend));
+  const result: ReproResult = {
+    ...previous,
+    diagnostics: { init, final },
+    rediagnosed: {
+      git_commit: gitCommit(),
+      backend: backend.describe(),
+      machine: machine.current(),
+      at: new Date().toISOString(),
+    },
+  };
+  writeResult(dir, result);
   return { result };
 }
 
