@@ -7,8 +7,9 @@ import type { FloatArray } from '../src/backend/backend.js';
 import { referenceBackend } from '../src/backend/reference.js';
 import { FILTER_KINDS, filterMatrix, makeFilter, orthogonalFromQr } from '../src/nn/filter.js';
 import { createModel } from '../src/models/factory.js';
-import type { ModelConfig, ModelKind } from '../src/models/config.js';
+import { validateModelConfig, type ModelConfig, type ModelKind } from '../src/models/config.js';
 import { RoafMLP } from '../src/models/roaf-mlp.js';
+import { UsageError } from '../src/util/errors.js';
 import { Random } from '../src/util/random.js';
 import { availableBackends, randomArray } from './helpers.js';
 
@@ -298,6 +299,48 @@ describe('recurrent initialisation options (--recurrent-scale, --bias-init, --bi
     const params = createModel(config('rnn', { recurrentScale: 0, biasInit: 1 }), referenceBackend).params;
     assert.ok(params.get('cell.W').value.every((w) => w === 0));
     assert.ok(params.get('cell.b').value.every((b) => b === 1));
+  });
+});
+
+describe('lstm --forget-bias', () => {
+  const lstm = (overrides: Partial<ModelConfig>) => createModel(config('lstm', overrides), referenceBackend).params;
+
+  it("sets b_f = c on every layer; every other weight is the seed's, as without it", () => {
+    const N = 8; // config's hidden
+    const plain = lstm({ layers: 2 });
+    const biased = lstm({ layers: 2, forgetBias: 1.5 });
+    for (const { name } of plain.parameters) {
+      const a = Array.from(plain.get(name).value),
+        b = Array.from(biased.get(name).value);
+      if (!name.endsWith('.b') || name.startsWith('readout')) {
+        assert.deepEqual(b, a, name);
+        continue;
+      }
+      // gate order [i, f, g, o]: only the forget gate's slice changes
+      assert.deepEqual(b.slice(N, 2 * N), new Array<number>(N).fill(1.5), name);
+      assert.deepEqual([...b.slice(0, N), ...b.slice(2 * N)], [...a.slice(0, N), ...a.slice(2 * N)], name);
+      assert.ok(
+        a.slice(N, 2 * N).every((v) => v !== 1.5 && Math.abs(v) <= 1 / Math.sqrt(N)),
+        name,
+      );
+    }
+    // 0 is a value like any other (b_f = 0), not the uniform default
+    const zero = lstm({ forgetBias: 0 }).get('cell.b').value;
+    assert.deepEqual(Array.from(zero.slice(N, 2 * N)), new Array<number>(N).fill(0));
+  });
+
+  it('is refused for every other kind, naming the option and the model', () => {
+    for (const kind of ['roaf-rnn', 'rnn', 'gru', 'roaf-mlp'] as ModelKind[]) {
+      assert.throws(
+        () => validateModelConfig(config(kind, { forgetBias: 1 })),
+        (error: Error) =>
+          error instanceof UsageError &&
+          /--forget-bias applies to --model lstm only, got --model /.test(error.message) &&
+          error.message.includes(kind),
+        kind,
+      );
+    }
+    assert.equal(validateModelConfig(config('lstm', { forgetBias: 1 })).forgetBias, 1);
   });
 });
 

@@ -95,6 +95,7 @@ const LIBRARY_CHECKS: [OptionName, (value: number) => void][] = [
   ['inputScale', (v) => validateModelConfig({ ...baseModel, inputScale: v })],
   ['recurrentScale', (v) => validateModelConfig({ ...baseModel, recurrentScale: v })],
   ['biasInit', (v) => validateModelConfig({ ...baseModel, biasInit: v })],
+  ['forgetBias', (v) => validateModelConfig({ ...baseModel, model: 'lstm', forgetBias: v })],
   ['seed', (v) => validateModelConfig({ ...baseModel, seed: v })],
   ['epochs', (v) => validateTrainingConfig({ ...baseTraining, epochs: v })],
   ['batch', (v) => validateTrainingConfig({ ...baseTraining, batch: v })],

@@ -94,6 +94,7 @@ function freshRun(options: TrainCliOptions): {
     ...(options.biasSigns !== undefined && options.biasSigns !== 'constant'
       ? { biasSigns: checkOptionChoice(OPTIONS.biasSigns, options.biasSigns) }
       : {}),
+    ...(options.forgetBias !== undefined ? { forgetBias: checkOption(OPTIONS.forgetBias, options.forgetBias) } : {}),
     seed: training.seed,
     dtype: checkOptionChoice(OPTIONS.dtype, options.dtype),
     // Recorded only when not the default, so that float32 runs keep the configs they always had.

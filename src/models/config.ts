@@ -47,6 +47,8 @@ export interface ModelConfig {
   biasInit?: number;
   /** ROAF/Elman cells: how biasInit's signs are laid out over the units (nn/layers.ts); 'constant' when absent. */
   biasSigns?: BiasSigns;
+  /** LSTM cells: the forget gate's bias at init, b_f = forgetBias (the other gates keep their uniform init); absent: uniform like them. */
+  forgetBias?: number;
   /** Seed of every random draw of the model (weights and filters). */
   seed: number;
   dtype: DType;
@@ -77,6 +79,13 @@ export function validateModelConfig(config: ModelConfig): ModelConfig {
   if (config.recurrentScale !== undefined) checkOption(OPTIONS.recurrentScale, config.recurrentScale);
   if (config.biasInit !== undefined) checkOption(OPTIONS.biasInit, config.biasInit);
   if (config.biasSigns !== undefined) checkOptionChoice(OPTIONS.biasSigns, config.biasSigns);
+  if (config.forgetBias !== undefined) {
+    checkOption(OPTIONS.forgetBias, config.forgetBias);
+    // a value no other kind would read: refused rather than silently ignored
+    if (config.model !== 'lstm') {
+      throw new UsageError(`--forget-bias applies to --model lstm only, got --model ${config.model}`);
+    }
+  }
   checkOption(OPTIONS.seed, config.seed);
   checkRange('input dimension', config.inputDim, 1, 1e9, { integer: true });
   checkRange('outputs', config.outputs, 1, 1e9, { integer: true });

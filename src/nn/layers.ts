@@ -318,7 +318,7 @@ export class RoafCell implements SequenceCell {
   }
 }
 
-/** LSTM with PyTorch's equations, gate order [i, f, g, o] and initialisation uniform(±1/sqrt(N)). */
+/** LSTM with PyTorch's equations, gate order [i, f, g, o] and initialisation uniform(±1/sqrt(N)); optionally b_f = forgetBias. */
 export class LstmCell implements SequenceCell {
   readonly Wx: Parameter;
   readonly Wh: Parameter;
@@ -331,11 +331,23 @@ export class LstmCell implements SequenceCell {
     name: string,
     readonly inputDim: number,
     readonly units: number,
+    { forgetBias }: { forgetBias?: number } = {},
   ) {
     const bound = 1 / Math.sqrt(units);
     this.Wx = store.declare(`${name}.Wx`, [4 * units, inputDim], uniformInit(bound));
     this.Wh = store.declare(`${name}.Wh`, [4 * units, units], uniformInit(bound));
-    this.b = store.declare(`${name}.b`, [4 * units], uniformInit(bound));
+    const uniformBias = uniformInit(bound);
+    // The whole bias is drawn either way, so that a forget bias changes b_f and no other weight of the seed.
+    this.b = store.declare(
+      `${name}.b`,
+      [4 * units],
+      forgetBias === undefined
+        ? uniformBias
+        : (values, rng) => {
+            uniformBias(values, rng);
+            values.fill(forgetBias, units, 2 * units); // gate order [i, f, g, o]
+          },
+    );
     this.buffers = new SequenceBuffers(store, { hs: units, cs: units, gates: 4 * units, gGates: 4 * units });
   }
 

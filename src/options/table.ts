@@ -264,6 +264,16 @@ export const OPTIONS = {
       return BIAS_SIGNS;
     },
   },
+  forgetBias: {
+    type: 'number',
+    flag: '--forget-bias',
+    placeholder: 'c',
+    commands: TRAIN,
+    min: -1e3,
+    max: 1e3,
+    defaultText: "uniform ±1/√N like the other gates (PyTorch's init)",
+    help: 'lstm: forget-gate bias at init, b_f = c (c = 1 keeps the cell state longer from the start)',
+  },
   epochs: {
     type: 'integer',
     flag: '--epochs',

@@ -29,6 +29,7 @@ export interface RunSettings {
   recurrentScale?: number;
   biasInit?: number;
   biasSigns?: BiasSigns;
+  forgetBias?: number;
   seqLen?: number;
   trainLimit?: number;
   testLimit?: number;

@@ -70,6 +70,7 @@ export function expectedConfig(settings: RunSettings): ExpectedConfig {
       : {}),
     ...(settings.biasInit !== undefined && settings.biasInit !== 0 ? { biasInit: settings.biasInit } : {}),
     ...(settings.biasSigns !== undefined && settings.biasSigns !== 'constant' ? { biasSigns: settings.biasSigns } : {}),
+    ...(settings.forgetBias !== undefined ? { forgetBias: settings.forgetBias } : {}),
     seed,
     dtype: 'float32',
   };
@@ -106,6 +107,7 @@ const FLAGS: Array<[keyof RunSettings, string]> = [
   ['recurrentScale', '--recurrent-scale'],
   ['biasInit', '--bias-init'],
   ['biasSigns', '--bias-signs'],
+  ['forgetBias', '--forget-bias'],
   ['trainSize', '--train-size'],
   ['testSize', '--test-size'],
   ['trainLimit', '--train-limit'],

@@ -17,8 +17,8 @@ import type { CellKind } from './recurrent.js';
 export const lstmCellKind: CellKind<LstmCell> = {
   gates: 4,
   filtered: () => false,
-  // uniform(±1/sqrt(N)) on every layer, as PyTorch's nn.LSTM initialises a stack
-  create: (store, name, D, config) => new LstmCell(store, name, D, config.hidden),
+  // uniform(±1/sqrt(N)) on every layer, as PyTorch's nn.LSTM initialises a stack; b_f = forgetBias if given
+  create: (store, name, D, config) => new LstmCell(store, name, D, config.hidden, { forgetBias: config.forgetBias }),
   parameters: (D, N) => [
     ['Wx', [4 * N, D]],
     ['Wh', [4 * N, N]],
