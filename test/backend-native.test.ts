@@ -174,12 +174,16 @@ describe('native backend', { skip: nativeSkip }, () => {
   });
 
   it('measures the FMA peak of every instruction set (wider vectors are not slower) and checks its duration', () => {
+    // The best of five rounds, interleaved: on a shared machine one 20 ms window can lose the core to
+    // another process, which would make that instruction set look slow (a peak is the best measured).
     const peaks = new Map<NativeIsa, number>();
-    for (const isa of info!.available) {
-      setNativeIsa(isa);
-      const flops = nativeFmaPeak(0.02);
-      assert.ok(Number.isFinite(flops) && flops > 1e8, `${isa}: ${flops} FLOPS`);
-      peaks.set(isa, flops);
+    for (let round = 0; round < 5; round++) {
+      for (const isa of info!.available) {
+        setNativeIsa(isa);
+        const flops = nativeFmaPeak(0.02);
+        assert.ok(Number.isFinite(flops) && flops > 1e8, `${isa}: ${flops} FLOPS`);
+        peaks.set(isa, Math.max(peaks.get(isa) ?? 0, flops));
+      }
     }
     setNativeIsa(info!.isa);
     // The portable path's vectors are whatever the compiler makes of 4 floats: it cannot beat AVX2's 8.
